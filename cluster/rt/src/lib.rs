@@ -1,0 +1,94 @@
+//! The runtime seam: the only place where cluster code gets time, tasks and randomness.
+//!
+//! Every other cluster crate takes `tokio` from here (`cluster_rt::tokio`), which is
+//! `madsim-tokio`: real tokio in production, the madsim simulator under `--cfg madsim`.
+//! Randomness comes from [`rng`], which is seeded by madsim in simulation, so a failing
+//! seed replays exactly. [`OpenraftRuntime`] is openraft's `AsyncRuntime` over the same
+//! seam: openraft's own default runtime uses `rand::thread_rng`, which madsim cannot seed.
+//!
+//! This crate does not own the network: transports live in `cluster-rpc` and `cluster-p2p`.
+#![deny(missing_docs)]
+
+mod openraft_runtime;
+
+pub use openraft_runtime::{OpenraftRuntime, RtInstant};
+pub use tokio;
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+/// A random number generator that is deterministic under the simulator.
+///
+/// rand 0.9 reads its seed through `getrandom` 0.3, which madsim intercepts; do not use
+/// rand 0.8's `thread_rng` or `OsRng` (they escape the simulator).
+pub fn rng() -> rand::rngs::StdRng {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::rng().random();
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+/// A random `u64`, deterministic under the simulator.
+pub fn random_u64() -> u64 {
+    use rand::Rng;
+    rand::rng().random()
+}
+
+/// Fills `buf` with random bytes, deterministic under the simulator.
+pub fn fill_random(buf: &mut [u8]) {
+    use rand::RngCore;
+    rand::rng().fill_bytes(buf)
+}
+
+/// Wall-clock time (simulated under madsim).
+pub fn now_system() -> SystemTime {
+    SystemTime::now()
+}
+
+/// Monotonic time (simulated under madsim).
+pub fn now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
+/// Sleeps for `duration` (simulated time under madsim).
+pub async fn sleep(duration: Duration) {
+    tokio::time::sleep(duration).await
+}
+
+/// Spawns a task on the current runtime (a simulated node's runtime under madsim).
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(future)
+}
+
+/// Runs `future` with a deadline; `Err(Elapsed)` when it fires first.
+pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
+    tokio::time::timeout(duration, future).await.map_err(|_| Elapsed(duration))
+}
+
+/// A deadline passed before an operation finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(pub Duration);
+
+impl std::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "deadline of {:?} exceeded", self.0)
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_sources_produce_values() {
+        let mut a = [0u8; 32];
+        fill_random(&mut a);
+        assert_ne!(a, [0u8; 32], "32 random bytes all zero");
+        assert_ne!(random_u64(), random_u64());
+    }
+}

@@ -1,0 +1,171 @@
+//! Content identifiers, serialized as canonical strings: CIDv0 as base58btc `Qm…`, CIDv1 as
+//! base32 `b…`, whatever base the input used (go-cid `String()`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A CID. Two CIDs are equal when version, codec and multihash are equal; the text base is not kept.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cid(pub cid::Cid);
+
+/// A string that is not a CID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CidError(pub String);
+
+impl Cid {
+    /// Decodes a CID from its binary form.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Cid, CidError> {
+        cid::Cid::try_from(bytes).map(Cid).map_err(|e| CidError(e.to_string()))
+    }
+
+    /// The binary form (used as the state key: sorts by version, codec, multihash).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.0.to_bytes()
+    }
+
+    /// A CIDv1 raw-codec sha2-256 CID of `data`; handy for tests and fakes.
+    pub fn raw_sha256(data: &[u8]) -> Cid {
+        let digest = sha256(data);
+        let mh = multihash::Multihash::<64>::wrap(0x12, &digest).expect("32-byte digest fits");
+        Cid(cid::Cid::new_v1(0x55, mh))
+    }
+}
+
+impl fmt::Display for Cid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Cid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Cid({})", self.0)
+    }
+}
+
+impl FromStr for Cid {
+    type Err = CidError;
+    fn from_str(s: &str) -> Result<Cid, CidError> {
+        if s.is_empty() {
+            return Err(CidError("cid too short".into()));
+        }
+        cid::Cid::try_from(s).map(Cid).map_err(|e| CidError(e.to_string()))
+    }
+}
+
+impl Serialize for Cid {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cid {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Cid, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            // The pre-1.0 `{"/":"<cid>"}` form, still written by some clients.
+            Link {
+                #[serde(rename = "/")]
+                link: String,
+            },
+        }
+        let text = match Repr::deserialize(deserializer)? {
+            Repr::Text(text) => text,
+            Repr::Link { link } => link,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// SHA-256, small and dependency-free; used only for fakes and tests (not on a hot path).
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+        0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+        0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+        0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+        0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+        0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+        0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] =
+        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    let mut message = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&bit_len.to_be_bytes());
+    for chunk in message.chunks(64) {
+        let mut w = [0u32; 64];
+        for i in 0..16 {
+            w[i] = u32::from_be_bytes([chunk[4 * i], chunk[4 * i + 1], chunk[4 * i + 2], chunk[4 * i + 3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+        }
+        let mut v = h;
+        for i in 0..64 {
+            let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
+            let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
+            let t1 = v[7].wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+            let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
+            let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
+            let t2 = s0.wrapping_add(maj);
+            v = [t1.wrapping_add(t2), v[0], v[1], v[2], v[3].wrapping_add(t1), v[4], v[5], v[6]];
+        }
+        for i in 0..8 {
+            h[i] = h[i].wrapping_add(v[i]);
+        }
+    }
+    let mut out = [0u8; 32];
+    for i in 0..8 {
+        out[4 * i..4 * i + 4].copy_from_slice(&h[i].to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v0_stays_base58_and_v1_becomes_base32() {
+        let v0: Cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9".parse().unwrap();
+        assert_eq!(v0.to_string(), "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9");
+        // js-ipfs answers CIDv1 in base58btc; we re-encode it to base32 like go-cid.
+        let v1: Cid = "zb2rhaUZxZXRHcQYpzDT2zt3wtjba3U5LkZr91tXeaRbkFNBr".parse().unwrap();
+        assert!(v1.to_string().starts_with("bafkrei"), "{v1}");
+        let again: Cid = v1.to_string().parse().unwrap();
+        assert_eq!(again, v1);
+    }
+
+    #[test]
+    fn invalid_and_empty_strings_are_errors() {
+        assert!("".parse::<Cid>().is_err());
+        assert!("not-a-cid".parse::<Cid>().is_err());
+        assert!("Qm123".parse::<Cid>().is_err());
+    }
+
+    #[test]
+    fn sha256_matches_known_vector() {
+        let digest = sha256(b"abc");
+        assert_eq!(digest[0..4], [0xba, 0x78, 0x16, 0xbf]);
+        assert_eq!(digest[28..32], [0xf2, 0x00, 0x15, 0xad]);
+    }
+
+    #[test]
+    fn accepts_pre_1_0_link_form() {
+        let cid: Cid = serde_json::from_str(r#"{"/":"QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9"}"#).unwrap();
+        assert_eq!(serde_json::to_string(&cid).unwrap(), r#""QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9""#);
+    }
+}

@@ -1,0 +1,40 @@
+//! Wire and domain types of IPFS Cluster, with JSON exactly as the Go implementation (v1.1.6)
+//! writes it (reference §1.8): field names and order, CIDs as canonical strings, Go-style times.
+//!
+//! Layout, one type per file:
+//! - [`Cid`], [`PeerId`]: content and peer identifiers, serialized as strings.
+//! - [`Timestamp`], [`duration`]: Go `time.Time` (RFC3339Nano, zero = `0001-01-01T00:00:00Z`) and Go
+//!   duration strings (`"2m0s"`).
+//! - [`PinOptions`], [`Pin`], [`PinMode`], [`PinType`]: what the shared pinset holds.
+//! - [`TrackerStatus`], [`TrackerStatusFilter`], [`PinInfoShort`], [`PinInfo`], [`GlobalPinInfo`]:
+//!   what trackers report.
+//! - [`Id`], [`IpfsId`], [`Version`], [`ApiError`], [`Metric`], [`Alert`]: the rest of the REST surface.
+//!
+//! This crate does no IO.
+#![deny(missing_docs)]
+
+mod api_error;
+mod cid;
+pub mod duration;
+mod id;
+mod metric;
+mod peer_id;
+mod pin;
+mod pin_info;
+mod timestamp;
+mod tracker_status;
+mod version;
+
+pub use crate::api_error::ApiError;
+pub use crate::cid::{Cid, CidError};
+pub use crate::id::{Id, IpfsId};
+pub use crate::metric::{Alert, Metric};
+pub use crate::peer_id::{PeerId, PeerIdError};
+pub use crate::pin::{Pin, PinMode, PinOptions, PinOptionsError, PinType};
+pub use crate::pin_info::{GlobalPinInfo, PinInfo, PinInfoShort};
+pub use crate::timestamp::Timestamp;
+pub use crate::tracker_status::{TrackerStatus, TrackerStatusFilter};
+pub use crate::version::{Version, RPC_PROTOCOL_VERSION, VERSION};
+
+#[cfg(test)]
+mod proptest_strategies;

@@ -1,0 +1,248 @@
+//! Go `time.Time` on the wire: RFC3339 with nanoseconds (trailing zeros trimmed), and the zero
+//! time `0001-01-01T00:00:00Z` for "unset".
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Seconds from 0001-01-01T00:00:00Z to the unix epoch, negated.
+const ZERO_UNIX_SECONDS: i64 = -62_135_596_800;
+
+/// A UTC instant with nanosecond precision. `Timestamp::ZERO` is Go's zero time (unset).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp {
+    unix_seconds: i64,
+    nanos: u32,
+}
+
+impl Default for Timestamp {
+    fn default() -> Self {
+        Timestamp::ZERO
+    }
+}
+
+impl Timestamp {
+    /// Go's zero `time.Time`: means "unset".
+    pub const ZERO: Timestamp = Timestamp { unix_seconds: ZERO_UNIX_SECONDS, nanos: 0 };
+
+    /// A timestamp from unix seconds and nanoseconds (nanos must be < 1e9).
+    pub fn from_unix(unix_seconds: i64, nanos: u32) -> Timestamp {
+        assert!(nanos < 1_000_000_000, "nanos out of range: {nanos}");
+        Timestamp { unix_seconds, nanos }
+    }
+
+    /// From a `SystemTime` (under the simulator, the simulated clock).
+    pub fn from_system(time: SystemTime) -> Timestamp {
+        match time.duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp { unix_seconds: d.as_secs() as i64, nanos: d.subsec_nanos() },
+            Err(e) => {
+                let d = e.duration();
+                if d.subsec_nanos() == 0 {
+                    Timestamp { unix_seconds: -(d.as_secs() as i64), nanos: 0 }
+                } else {
+                    Timestamp { unix_seconds: -(d.as_secs() as i64) - 1, nanos: 1_000_000_000 - d.subsec_nanos() }
+                }
+            }
+        }
+    }
+
+    /// The current time from the runtime clock.
+    pub fn now() -> Timestamp {
+        Timestamp::from_system(SystemTime::now())
+    }
+
+    /// Whether this is the zero time (unset).
+    pub fn is_zero(&self) -> bool {
+        *self == Timestamp::ZERO
+    }
+
+    /// Unix seconds.
+    pub fn unix_seconds(&self) -> i64 {
+        self.unix_seconds
+    }
+
+    /// Sub-second nanoseconds.
+    pub fn subsec_nanos(&self) -> u32 {
+        self.nanos
+    }
+
+    /// Unix nanoseconds (saturating), as Go's `UnixNano`.
+    pub fn unix_nanos(&self) -> i64 {
+        self.unix_seconds.saturating_mul(1_000_000_000).saturating_add(self.nanos as i64)
+    }
+
+    /// This time plus `duration`.
+    pub fn add(&self, duration: Duration) -> Timestamp {
+        let total = self.nanos as u64 + duration.subsec_nanos() as u64;
+        Timestamp {
+            unix_seconds: self.unix_seconds.saturating_add(duration.as_secs() as i64 + (total / 1_000_000_000) as i64),
+            nanos: (total % 1_000_000_000) as u32,
+        }
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a count of days since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.unix_seconds.div_euclid(86_400);
+        let secs_of_day = self.unix_seconds.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            year,
+            month,
+            day,
+            secs_of_day / 3600,
+            secs_of_day / 60 % 60,
+            secs_of_day % 60
+        )?;
+        if self.nanos != 0 {
+            let digits = format!("{:09}", self.nanos);
+            write!(f, ".{}", digits.trim_end_matches('0'))?;
+        }
+        f.write_str("Z")
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({self})")
+    }
+}
+
+/// Text that is not an RFC3339 time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid RFC3339 time {0:?}")]
+pub struct TimestampError(pub String);
+
+fn parse_number(text: &str, what: &str) -> Result<u32, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("bad {what}"));
+    }
+    text.parse().map_err(|_| format!("bad {what}"))
+}
+
+fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !(bytes[10] == b'T' || bytes[10] == b't') {
+        return Err("expected YYYY-MM-DDTHH:MM:SS".into());
+    }
+    if bytes[13] != b':' || bytes[16] != b':' {
+        return Err("expected HH:MM:SS".into());
+    }
+    let year = parse_number(&text[0..4], "year")? as i64;
+    let month = parse_number(&text[5..7], "month")?;
+    let day = parse_number(&text[8..10], "day")?;
+    let hour = parse_number(&text[11..13], "hour")?;
+    let minute = parse_number(&text[14..16], "minute")?;
+    let second = parse_number(&text[17..19], "second")?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return Err("field out of range".into());
+    }
+    let mut rest = &text[19..];
+    let mut nanos = 0u32;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 9 {
+            return Err("bad fraction".into());
+        }
+        let padded = format!("{:0<9}", &fraction[..digits]);
+        nanos = parse_number(&padded, "fraction")?;
+        rest = &fraction[digits..];
+    }
+    let offset_seconds: i64 = if rest == "Z" || rest == "z" {
+        0
+    } else {
+        let sign = match rest.as_bytes().first() {
+            Some(b'+') => 1,
+            Some(b'-') => -1,
+            _ => return Err("bad zone".into()),
+        };
+        if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+            return Err("bad zone".into());
+        }
+        let zone_hours = parse_number(&rest[1..3], "zone hour")? as i64;
+        let zone_minutes = parse_number(&rest[4..6], "zone minute")? as i64;
+        sign * (zone_hours * 3600 + zone_minutes * 60)
+    };
+    let days = days_from_civil(year, month, day);
+    let unix_seconds =
+        days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second.min(59) as i64 - offset_seconds;
+    Ok(Timestamp { unix_seconds, nanos })
+}
+
+impl FromStr for Timestamp {
+    type Err = TimestampError;
+    fn from_str(text: &str) -> Result<Timestamp, TimestampError> {
+        parse_rfc3339(text).map_err(|_| TimestampError(text.to_string()))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_time_prints_like_go() {
+        assert_eq!(Timestamp::ZERO.to_string(), "0001-01-01T00:00:00Z");
+        assert_eq!("0001-01-01T00:00:00Z".parse::<Timestamp>().unwrap(), Timestamp::ZERO);
+        assert!(Timestamp::default().is_zero());
+    }
+
+    #[test]
+    fn nanoseconds_are_trimmed_and_offsets_normalized() {
+        let t: Timestamp = "2026-05-11T10:17:41.1+02:00".parse().unwrap();
+        assert_eq!(t.to_string(), "2026-05-11T08:17:41.1Z");
+        let t: Timestamp = "2026-11-26T18:51:50.507Z".parse().unwrap();
+        assert_eq!(t.to_string(), "2026-11-26T18:51:50.507Z");
+        assert_eq!(Timestamp::from_unix(0, 0).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp::from_unix(951_782_400, 5).to_string(), "2000-02-29T00:00:00.000000005Z");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T00:00:00", "2026-01-01T00:00:00.Z"] {
+            assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
+        }
+    }
+}
