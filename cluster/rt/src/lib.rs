@@ -65,7 +65,9 @@ where
 
 /// Runs `future` with a deadline; `Err(Elapsed)` when it fires first.
 pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
-    tokio::time::timeout(duration, future).await.map_err(|_| Elapsed(duration))
+    tokio::time::timeout(duration, future)
+        .await
+        .map_err(|_| Elapsed(duration))
 }
 
 /// A deadline passed before an operation finished.

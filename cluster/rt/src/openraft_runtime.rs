@@ -107,7 +107,6 @@ impl<T> Future for RtJoinHandle<T> {
     }
 }
 
-
 /// The sending half of a oneshot channel.
 pub struct RtOneshotSender<T>(tokio::sync::oneshot::Sender<T>);
 
@@ -173,7 +172,10 @@ impl AsyncRuntime for OpenraftRuntime {
     }
 
     fn timeout_at<R, F: Future<Output = R> + OptionalSend>(deadline: Self::Instant, future: F) -> Self::Timeout<R, F> {
-        RtTimeout { future: Box::pin(future), deadline: Box::pin(tokio::time::sleep_until(deadline.0)) }
+        RtTimeout {
+            future: Box::pin(future),
+            deadline: Box::pin(tokio::time::sleep_until(deadline.0)),
+        }
     }
 
     fn is_panic(join_error: &Self::JoinError) -> bool {

@@ -94,8 +94,9 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
         0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
         0xc67178f2,
     ];
-    let mut h: [u32; 8] =
-        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+    ];
     let mut message = data.to_vec();
     let bit_len = (data.len() as u64).wrapping_mul(8);
     message.push(0x80);
@@ -117,11 +118,24 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
         for i in 0..64 {
             let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
             let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
-            let t1 = v[7].wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+            let t1 = v[7]
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
             let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
             let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
             let t2 = s0.wrapping_add(maj);
-            v = [t1.wrapping_add(t2), v[0], v[1], v[2], v[3].wrapping_add(t1), v[4], v[5], v[6]];
+            v = [
+                t1.wrapping_add(t2),
+                v[0],
+                v[1],
+                v[2],
+                v[3].wrapping_add(t1),
+                v[4],
+                v[5],
+                v[6],
+            ];
         }
         for i in 0..8 {
             h[i] = h[i].wrapping_add(v[i]);
@@ -166,6 +180,9 @@ mod tests {
     #[test]
     fn accepts_pre_1_0_link_form() {
         let cid: Cid = serde_json::from_str(r#"{"/":"QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9"}"#).unwrap();
-        assert_eq!(serde_json::to_string(&cid).unwrap(), r#""QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9""#);
+        assert_eq!(
+            serde_json::to_string(&cid).unwrap(),
+            r#""QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9""#
+        );
     }
 }

@@ -26,7 +26,11 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         }
         let number: f64 = rest[..number_len].parse().map_err(|_| err())?;
         rest = &rest[number_len..];
-        let unit_len = rest.chars().take_while(|c| !(c.is_ascii_digit() || *c == '.')).map(|c| c.len_utf8()).sum();
+        let unit_len = rest
+            .chars()
+            .take_while(|c| !(c.is_ascii_digit() || *c == '.'))
+            .map(|c| c.len_utf8())
+            .sum();
         let unit_nanos: f64 = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,

@@ -9,12 +9,14 @@
 //! - [`TrackerStatus`], [`TrackerStatusFilter`], [`PinInfoShort`], [`PinInfo`], [`GlobalPinInfo`]:
 //!   what trackers report.
 //! - [`Id`], [`IpfsId`], [`Version`], [`ApiError`], [`Metric`], [`Alert`]: the rest of the REST surface.
+//! - [`ClusterError`]: why an operation failed, with its REST status code.
 //!
 //! This crate does no IO.
 #![deny(missing_docs)]
 
 mod api_error;
 mod cid;
+mod cluster_error;
 pub mod duration;
 mod id;
 mod metric;
@@ -27,6 +29,7 @@ mod version;
 
 pub use crate::api_error::ApiError;
 pub use crate::cid::{Cid, CidError};
+pub use crate::cluster_error::ClusterError;
 pub use crate::id::{Id, IpfsId};
 pub use crate::metric::{Alert, Metric};
 pub use crate::peer_id::{PeerId, PeerIdError};

@@ -30,7 +30,9 @@ impl PeerId {
 
     /// Decodes the binary form.
     pub fn from_bytes(bytes: &[u8]) -> Result<PeerId, PeerIdError> {
-        libp2p_identity::PeerId::from_bytes(bytes).map(PeerId).map_err(|e| PeerIdError(e.to_string()))
+        libp2p_identity::PeerId::from_bytes(bytes)
+            .map(PeerId)
+            .map_err(|e| PeerIdError(e.to_string()))
     }
 }
 
@@ -49,7 +51,9 @@ impl fmt::Debug for PeerId {
 impl FromStr for PeerId {
     type Err = PeerIdError;
     fn from_str(s: &str) -> Result<PeerId, PeerIdError> {
-        libp2p_identity::PeerId::from_str(s).map(PeerId).map_err(|e| PeerIdError(e.to_string()))
+        libp2p_identity::PeerId::from_str(s)
+            .map(PeerId)
+            .map_err(|e| PeerIdError(e.to_string()))
     }
 }
 
@@ -72,7 +76,10 @@ mod tests {
 
     #[test]
     fn round_trips_known_ids() {
-        for text in ["12D3KooWJfgts1mqaKhX4zN4j5f4K4rE9Ax9QrHHmU7bNuS3W4dC", "QmXZrtE5jQwXNqCJMfHUTQkvhQ4ZAnqMnmzFMJfLewuabc"] {
+        for text in [
+            "12D3KooWJfgts1mqaKhX4zN4j5f4K4rE9Ax9QrHHmU7bNuS3W4dC",
+            "QmXZrtE5jQwXNqCJMfHUTQkvhQ4ZAnqMnmzFMJfLewuabc",
+        ] {
             if let Ok(id) = text.parse::<PeerId>() {
                 assert_eq!(id.to_string(), text);
             }

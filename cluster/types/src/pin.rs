@@ -282,9 +282,9 @@ impl PinOptions {
 fn parse_replication(name: &str, value: Option<&str>) -> Result<i32, PinOptionsError> {
     match value {
         None | Some("") => Ok(0),
-        Some(text) => {
-            text.parse::<i32>().map_err(|_| PinOptionsError(format!("parameter {name} invalid: {text:?} is not an integer")))
-        }
+        Some(text) => text
+            .parse::<i32>()
+            .map_err(|_| PinOptionsError(format!("parameter {name} invalid: {text:?} is not an integer"))),
     }
 }
 
@@ -358,7 +358,14 @@ mod tests {
 
     #[test]
     fn pin_json_has_go_field_order() {
-        let mut pin = Pin::new(cid(), PinOptions { replication_factor_min: -1, replication_factor_max: -1, ..Default::default() });
+        let mut pin = Pin::new(
+            cid(),
+            PinOptions {
+                replication_factor_min: -1,
+                replication_factor_max: -1,
+                ..Default::default()
+            },
+        );
         pin.timestamp = "2026-05-11T10:17:41.1Z".parse().unwrap();
         let json = serde_json::to_string(&pin).unwrap();
         assert_eq!(
@@ -381,7 +388,16 @@ mod tests {
     fn query_parsing_follows_go() {
         let now = Timestamp::from_unix(1_000, 0);
         let options = PinOptions::from_query(
-            [("name", "n"), ("mode", "direct"), ("replication", "2"), ("replication-min", "9"), ("meta-a", "b"), ("expire-in", "1m"), ("shard-size", ""), ("user-allocations", "")],
+            [
+                ("name", "n"),
+                ("mode", "direct"),
+                ("replication", "2"),
+                ("replication-min", "9"),
+                ("meta-a", "b"),
+                ("expire-in", "1m"),
+                ("shard-size", ""),
+                ("user-allocations", ""),
+            ],
             now,
         )
         .unwrap();
@@ -392,7 +408,11 @@ mod tests {
         assert_eq!(options.expire_at, Timestamp::from_unix(1_060, 0));
         assert_eq!(options.user_allocations, None);
 
-        let go_client = PinOptions::from_query([("replication-min", "0"), ("replication-max", "0"), ("mode", "bogus")], now).unwrap();
+        let go_client = PinOptions::from_query(
+            [("replication-min", "0"), ("replication-max", "0"), ("mode", "bogus")],
+            now,
+        )
+        .unwrap();
         assert_eq!(go_client.replication_factor_min, 0);
         assert_eq!(go_client.mode, PinMode::Recursive);
     }
@@ -418,12 +438,18 @@ mod tests {
 
     #[test]
     fn to_query_round_trips() {
-        let mut options = PinOptions { name: "x".into(), replication_factor_min: 1, replication_factor_max: 3, ..Default::default() };
+        let mut options = PinOptions {
+            name: "x".into(),
+            replication_factor_min: 1,
+            replication_factor_max: 3,
+            ..Default::default()
+        };
         options.metadata.insert("k".into(), "v".into());
         options.pin_update = Some(cid());
         options.expire_at = Timestamp::from_unix(5, 0);
         let query = options.to_query();
-        let back = PinOptions::from_query(query.iter().map(|(k, v)| (k.as_str(), v.as_str())), Timestamp::ZERO).unwrap();
+        let back =
+            PinOptions::from_query(query.iter().map(|(k, v)| (k.as_str(), v.as_str())), Timestamp::ZERO).unwrap();
         assert_eq!(back, options);
     }
 }

@@ -166,7 +166,11 @@ mod tests {
     fn global_pin_info_json_shape() {
         let cid: Cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9".parse().unwrap();
         let peer = PeerId::from_ed25519_seed([1; 32]);
-        let short = PinInfoShort { peername: "a".into(), status: TrackerStatus::Pinned, ..Default::default() };
+        let short = PinInfoShort {
+            peername: "a".into(),
+            status: TrackerStatus::Pinned,
+            ..Default::default()
+        };
         let global = PinInfo::new(cid, peer, None, short).into_global();
         let json = serde_json::to_string(&global).unwrap();
         let expected = format!(
@@ -179,7 +183,15 @@ mod tests {
     fn pin_info_flattens_short() {
         let cid: Cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9".parse().unwrap();
         let peer = PeerId::from_ed25519_seed([2; 32]);
-        let info = PinInfo::new(cid, peer, None, PinInfoShort { ipfs_peer_id: "x".into(), ..Default::default() });
+        let info = PinInfo::new(
+            cid,
+            peer,
+            None,
+            PinInfoShort {
+                ipfs_peer_id: "x".into(),
+                ..Default::default()
+            },
+        );
         let value = serde_json::to_value(&info).unwrap();
         assert_eq!(value["ipfs_peer_id"], "x");
         assert_eq!(value["status"], "undefined");

@@ -7,16 +7,19 @@ use proptest::prelude::*;
 use crate::*;
 
 fn cid_strategy() -> impl Strategy<Value = Cid> {
-    (any::<[u8; 32]>(), any::<bool>(), prop_oneof![Just(0x55u64), Just(0x70u64), Just(0x71u64)]).prop_map(
-        |(digest, v0, codec)| {
+    (
+        any::<[u8; 32]>(),
+        any::<bool>(),
+        prop_oneof![Just(0x55u64), Just(0x70u64), Just(0x71u64)],
+    )
+        .prop_map(|(digest, v0, codec)| {
             let mh = multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
             if v0 {
                 Cid(::cid::Cid::new_v0(mh).unwrap())
             } else {
                 Cid(::cid::Cid::new_v1(codec, mh))
             }
-        },
-    )
+        })
 }
 
 fn peer_strategy() -> impl Strategy<Value = PeerId> {
@@ -41,26 +44,37 @@ fn options_strategy() -> impl Strategy<Value = PinOptions> {
         timestamp_strategy(),
         proptest::collection::btree_map(text(), text(), 0..3),
         proptest::option::of(cid_strategy()),
-        proptest::collection::vec(peer_strategy().prop_map(|p| format!("/ip4/127.0.0.1/tcp/4001/p2p/{p}")), 0..2),
+        proptest::collection::vec(
+            peer_strategy().prop_map(|p| format!("/ip4/127.0.0.1/tcp/4001/p2p/{p}")),
+            0..2,
+        ),
     )
-        .prop_map(|((min, max, name, direct, shard_size), user_allocations, expire_at, metadata, pin_update, origins)| {
-            PinOptions {
-                replication_factor_min: min,
-                replication_factor_max: max,
-                name,
-                mode: if direct { PinMode::Direct } else { PinMode::Recursive },
-                shard_size,
-                user_allocations,
-                expire_at,
-                metadata,
-                pin_update,
-                origins,
-            }
-        })
+        .prop_map(
+            |((min, max, name, direct, shard_size), user_allocations, expire_at, metadata, pin_update, origins)| {
+                PinOptions {
+                    replication_factor_min: min,
+                    replication_factor_max: max,
+                    name,
+                    mode: if direct { PinMode::Direct } else { PinMode::Recursive },
+                    shard_size,
+                    user_allocations,
+                    expire_at,
+                    metadata,
+                    pin_update,
+                    origins,
+                }
+            },
+        )
 }
 
 fn pin_type_strategy() -> impl Strategy<Value = PinType> {
-    prop_oneof![Just(PinType::Bad), Just(PinType::Data), Just(PinType::Meta), Just(PinType::ClusterDag), Just(PinType::Shard)]
+    prop_oneof![
+        Just(PinType::Bad),
+        Just(PinType::Data),
+        Just(PinType::Meta),
+        Just(PinType::ClusterDag),
+        Just(PinType::Shard)
+    ]
 }
 
 fn status_strategy() -> impl Strategy<Value = TrackerStatus> {
@@ -68,25 +82,55 @@ fn status_strategy() -> impl Strategy<Value = TrackerStatus> {
 }
 
 fn short_strategy() -> impl Strategy<Value = PinInfoShort> {
-    (text(), text(), proptest::collection::vec(text(), 0..2), status_strategy(), timestamp_strategy(), text(), any::<u32>(), any::<bool>())
-        .prop_map(|(peername, ipfs_peer_id, ipfs_peer_addresses, status, timestamp, error, attempt_count, priority_pin)| {
-            PinInfoShort { peername, ipfs_peer_id, ipfs_peer_addresses, status, timestamp, error, attempt_count, priority_pin }
-        })
+    (
+        text(),
+        text(),
+        proptest::collection::vec(text(), 0..2),
+        status_strategy(),
+        timestamp_strategy(),
+        text(),
+        any::<u32>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(peername, ipfs_peer_id, ipfs_peer_addresses, status, timestamp, error, attempt_count, priority_pin)| {
+                PinInfoShort {
+                    peername,
+                    ipfs_peer_id,
+                    ipfs_peer_addresses,
+                    status,
+                    timestamp,
+                    error,
+                    attempt_count,
+                    priority_pin,
+                }
+            },
+        )
 }
 
 fn metric_strategy() -> impl Strategy<Value = Metric> {
-    (text(), peer_strategy(), text(), any::<i64>(), any::<bool>(), any::<i64>(), any::<bool>(), any::<i64>()).prop_map(
-        |(name, peer, value, expire, valid, weight, partitionable, received_at)| Metric {
-            name,
-            peer,
-            value,
-            expire,
-            valid,
-            weight,
-            partitionable,
-            received_at,
-        },
+    (
+        text(),
+        peer_strategy(),
+        text(),
+        any::<i64>(),
+        any::<bool>(),
+        any::<i64>(),
+        any::<bool>(),
+        any::<i64>(),
     )
+        .prop_map(
+            |(name, peer, value, expire, valid, weight, partitionable, received_at)| Metric {
+                name,
+                peer,
+                value,
+                expire,
+                valid,
+                weight,
+                partitionable,
+                received_at,
+            },
+        )
 }
 
 fn round_trip<T>(value: &T)

@@ -25,7 +25,10 @@ impl Default for Timestamp {
 
 impl Timestamp {
     /// Go's zero `time.Time`: means "unset".
-    pub const ZERO: Timestamp = Timestamp { unix_seconds: ZERO_UNIX_SECONDS, nanos: 0 };
+    pub const ZERO: Timestamp = Timestamp {
+        unix_seconds: ZERO_UNIX_SECONDS,
+        nanos: 0,
+    };
 
     /// A timestamp from unix seconds and nanoseconds (nanos must be < 1e9).
     pub fn from_unix(unix_seconds: i64, nanos: u32) -> Timestamp {
@@ -36,13 +39,22 @@ impl Timestamp {
     /// From a `SystemTime` (under the simulator, the simulated clock).
     pub fn from_system(time: SystemTime) -> Timestamp {
         match time.duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp { unix_seconds: d.as_secs() as i64, nanos: d.subsec_nanos() },
+            Ok(d) => Timestamp {
+                unix_seconds: d.as_secs() as i64,
+                nanos: d.subsec_nanos(),
+            },
             Err(e) => {
                 let d = e.duration();
                 if d.subsec_nanos() == 0 {
-                    Timestamp { unix_seconds: -(d.as_secs() as i64), nanos: 0 }
+                    Timestamp {
+                        unix_seconds: -(d.as_secs() as i64),
+                        nanos: 0,
+                    }
                 } else {
-                    Timestamp { unix_seconds: -(d.as_secs() as i64) - 1, nanos: 1_000_000_000 - d.subsec_nanos() }
+                    Timestamp {
+                        unix_seconds: -(d.as_secs() as i64) - 1,
+                        nanos: 1_000_000_000 - d.subsec_nanos(),
+                    }
                 }
             }
         }
@@ -70,14 +82,18 @@ impl Timestamp {
 
     /// Unix nanoseconds (saturating), as Go's `UnixNano`.
     pub fn unix_nanos(&self) -> i64 {
-        self.unix_seconds.saturating_mul(1_000_000_000).saturating_add(self.nanos as i64)
+        self.unix_seconds
+            .saturating_mul(1_000_000_000)
+            .saturating_add(self.nanos as i64)
     }
 
     /// This time plus `duration`.
     pub fn add(&self, duration: Duration) -> Timestamp {
         let total = self.nanos as u64 + duration.subsec_nanos() as u64;
         Timestamp {
-            unix_seconds: self.unix_seconds.saturating_add(duration.as_secs() as i64 + (total / 1_000_000_000) as i64),
+            unix_seconds: self
+                .unix_seconds
+                .saturating_add(duration.as_secs() as i64 + (total / 1_000_000_000) as i64),
             nanos: (total % 1_000_000_000) as u32,
         }
     }
@@ -193,8 +209,7 @@ fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
         sign * (zone_hours * 3600 + zone_minutes * 60)
     };
     let days = days_from_civil(year, month, day);
-    let unix_seconds =
-        days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second.min(59) as i64 - offset_seconds;
+    let unix_seconds = days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second.min(59) as i64 - offset_seconds;
     Ok(Timestamp { unix_seconds, nanos })
 }
 
@@ -236,12 +251,22 @@ mod tests {
         let t: Timestamp = "2026-11-26T18:51:50.507Z".parse().unwrap();
         assert_eq!(t.to_string(), "2026-11-26T18:51:50.507Z");
         assert_eq!(Timestamp::from_unix(0, 0).to_string(), "1970-01-01T00:00:00Z");
-        assert_eq!(Timestamp::from_unix(951_782_400, 5).to_string(), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(
+            Timestamp::from_unix(951_782_400, 5).to_string(),
+            "2000-02-29T00:00:00.000000005Z"
+        );
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T00:00:00", "2026-01-01T00:00:00.Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01 00:00:00Z",
+            "2026-01-01T00:00:00",
+            "2026-01-01T00:00:00.Z",
+        ] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
         }
     }

@@ -113,7 +113,10 @@ pub struct UnknownStatus(pub String);
 impl FromStr for TrackerStatus {
     type Err = UnknownStatus;
     fn from_str(text: &str) -> Result<TrackerStatus, UnknownStatus> {
-        TrackerStatus::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| UnknownStatus(text.to_string()))
+        TrackerStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| UnknownStatus(text.to_string()))
     }
 }
 
@@ -198,7 +201,9 @@ mod tests {
         let q = TrackerStatusFilter::parse("queued").unwrap();
         assert!(q.matches(TrackerStatus::PinQueued) && q.matches(TrackerStatus::UnpinQueued));
         assert!(TrackerStatusFilter::parse("").unwrap().is_any());
-        assert!(TrackerStatusFilter::parse("pinned,bogus").unwrap().matches(TrackerStatus::Pinned));
+        assert!(TrackerStatusFilter::parse("pinned,bogus")
+            .unwrap()
+            .matches(TrackerStatus::Pinned));
         assert!(TrackerStatusFilter::parse("bogus").is_err());
         assert!(TrackerStatus::UnpinError.is_error());
         assert!(!TrackerStatus::Pinned.is_error());

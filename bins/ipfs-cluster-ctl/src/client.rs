@@ -1,0 +1,740 @@
+//! The HTTP side: where the API is (`--host` parsing), the request paths Go's REST client
+//! (`api/rest/client/methods.go`) builds, and sending requests with hyper, decoding JSON answers,
+//! NDJSON streams and the `X-Stream-Error` trailer as `api/rest/client/request.go` does.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use cluster_types::{ApiError, Cid, PinOptions};
+use http::header::{AUTHORIZATION, TE};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use multiaddr::{Multiaddr, Protocol};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::CtlError;
+
+/// Largest non-streamed response body we accept; real answers are a few KiB.
+const MAX_BODY_BYTES: usize = 64 << 20;
+/// Largest single NDJSON item we buffer while waiting for the rest of it.
+const MAX_ITEM_BYTES: usize = 16 << 20;
+/// How long to wait for a TCP connection (Go's default dialer uses 30 s too).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One API address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host:port` (IPv6 hosts in brackets).
+    pub authority: String,
+    /// Whether the address asked for HTTPS (`/https`, `/tls` or `https://`).
+    pub https: bool,
+}
+
+/// Parses `--host`: a comma-separated list of `/ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>[/http|/https]`
+/// multiaddresses or `http(s)://host:port` URLs.
+pub fn parse_hosts(text: &str) -> Result<Vec<Endpoint>, String> {
+    text.split(',').map(str::trim).map(parse_host).collect()
+}
+
+/// Parses one `--host` address.
+pub fn parse_host(text: &str) -> Result<Endpoint, String> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        let url = url::Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("no host in {text:?}"))?;
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| format!("no port in {text:?}"))?;
+        return Ok(Endpoint {
+            authority: format!("{host}:{port}"),
+            https: url.scheme() == "https",
+        });
+    }
+    let address: Multiaddr = text
+        .parse()
+        .map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
+    let mut parts = address.iter();
+    let host = match parts.next() {
+        Some(Protocol::Ip4(ip)) => ip.to_string(),
+        Some(Protocol::Ip6(ip)) => format!("[{ip}]"),
+        Some(Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name)) => name.to_string(),
+        Some(Protocol::Dnsaddr(_)) => return Err("/dnsaddr hosts are not supported yet".into()),
+        Some(Protocol::Unix(_)) => return Err("/unix socket hosts are not supported yet".into()),
+        _ => return Err(format!("{text:?} must start with /ip4, /ip6, /dns, /dns4 or /dns6")),
+    };
+    let port = match parts.next() {
+        Some(Protocol::Tcp(port)) => port,
+        _ => return Err(format!("{text:?} has no /tcp/<port> after the host")),
+    };
+    let mut https = false;
+    for part in parts {
+        match part {
+            Protocol::Http => {}
+            Protocol::Https | Protocol::Tls => https = true,
+            Protocol::P2p(_) => return Err("the libp2p-http endpoint (/p2p/ addresses) is not supported yet".into()),
+            other => return Err(format!("unsupported protocol {other} in {text:?}")),
+        }
+    }
+    Ok(Endpoint {
+        authority: format!("{host}:{port}"),
+        https,
+    })
+}
+
+/// Basic-auth credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub user: String,
+    /// Password, possibly empty.
+    pub password: String,
+}
+
+/// Parses `--basic-auth user[:password]`; an empty user means no credentials (as Go).
+pub fn parse_credentials(text: &str) -> Option<Credentials> {
+    let (user, password) = text.split_once(':').unwrap_or((text, ""));
+    (!user.is_empty()).then(|| Credentials {
+        user: user.to_string(),
+        password: password.to_string(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request paths, as the Go client builds them.
+
+/// Percent-encodes what may not appear raw in a URI path.
+fn escape_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        let keep = byte.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&byte);
+        if keep {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn escape_query(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+fn is_ipfs_path(path: &str) -> bool {
+    let mut segments = path.split('/');
+    if segments.next() != Some("") {
+        return false;
+    }
+    let namespace = segments.next().unwrap_or("");
+    let root = segments.next().unwrap_or("");
+    match namespace {
+        "ipfs" | "ipld" => root.parse::<Cid>().is_ok(),
+        "ipns" => !root.is_empty(),
+        _ => false,
+    }
+}
+
+/// The IPFS path for a `pin add|rm` argument: kept when it already is `/ipfs|ipns|ipld/...`,
+/// else prefixed with `/ipfs/` (Go's `PinPath`/`UnpinPath`).
+pub fn ipfs_path(arg: &str) -> Result<String, String> {
+    if is_ipfs_path(arg) {
+        return Ok(arg.to_string());
+    }
+    let prefixed = format!("/ipfs/{arg}");
+    if is_ipfs_path(&prefixed) {
+        Ok(prefixed)
+    } else {
+        Err(format!(
+            "invalid path {arg:?}: not a CID or an /ipfs/, /ipns/ or /ipld/ path"
+        ))
+    }
+}
+
+/// `POST` path of `pin add`: `/pins/ipfs/<cid>?<options>`, parameters sorted by name like Go's
+/// `url.Values.Encode`.
+pub fn pin_path(arg: &str, options: &PinOptions) -> Result<String, String> {
+    let path = ipfs_path(arg)?;
+    let mut query = options.to_query();
+    query.sort_by(|a, b| a.0.cmp(&b.0));
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query)
+        .finish();
+    Ok(format!("/pins{}?{}", escape_path(&path), encoded))
+}
+
+/// `DELETE` path of `pin rm`: `/pins/ipfs/<cid>`.
+pub fn unpin_path(arg: &str) -> Result<String, String> {
+    Ok(format!("/pins{}", escape_path(&ipfs_path(arg)?)))
+}
+
+/// The `filter` value `pin ls` sends, computed as Go does: every name maps to a type flag
+/// (unknown names to the bad-type flag), `all` when the result is exactly every type, else the
+/// selected type names in a fixed order.
+pub fn allocations_filter(text: &str) -> String {
+    const TYPES: [(&str, u32); 4] = [("pin", 2), ("meta-pin", 4), ("clusterdag-pin", 8), ("shard-pin", 16)];
+    const ALL: u32 = 2 | 4 | 8 | 16;
+    let mut mask = 0u32;
+    for name in text.split(',') {
+        mask |= match name {
+            "" | "all" => ALL,
+            other => TYPES.iter().find(|(n, _)| *n == other).map_or(1, |(_, flag)| *flag),
+        };
+    }
+    if mask == ALL {
+        return "all".into();
+    }
+    TYPES
+        .iter()
+        .filter(|(_, flag)| mask & flag != 0)
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `GET /allocations?filter=...` (`pin ls`).
+pub fn allocations_path(filter: &str) -> String {
+    format!("/allocations?filter={}", escape_query(&allocations_filter(filter)))
+}
+
+/// `GET /allocations/<cid>` (`pin ls <cid>`).
+pub fn allocation_path(cid: &Cid) -> String {
+    format!("/allocations/{cid}")
+}
+
+/// `GET /pins/<cid>?local=<bool>` (`status <cid>`, and the `--wait` poll).
+pub fn status_path(cid: &Cid, local: bool) -> String {
+    format!("/pins/{cid}?local={local}")
+}
+
+/// `GET /pins?local=<bool>&filter=<filter>&cids=<a,b>` (`status`, `status a b`).
+pub fn status_all_path(local: bool, filter: &str, cids: &[Cid]) -> String {
+    let cids: Vec<String> = cids.iter().map(ToString::to_string).collect();
+    format!(
+        "/pins?local={local}&filter={}&cids={}",
+        escape_query(filter),
+        cids.join(",")
+    )
+}
+
+/// `POST /pins/<cid>/recover?local=<bool>` (`recover <cid>`).
+pub fn recover_path(cid: &Cid, local: bool) -> String {
+    format!("/pins/{cid}/recover?local={local}")
+}
+
+/// `POST /pins/recover?local=<bool>` (`recover`).
+pub fn recover_all_path(local: bool) -> String {
+    format!("/pins/recover?local={local}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding.
+
+/// Drops `null` members everywhere, so Go's `null` slices and maps decode as empty and Go's
+/// `null` optional values as absent.
+fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// Decodes one API object, tolerating Go's `null`s.
+pub fn decode_value<T: DeserializeOwned>(mut value: Value) -> Result<T, serde_json::Error> {
+    strip_nulls(&mut value);
+    serde_json::from_value(value)
+}
+
+/// The error a 4xx/5xx answer carries: the `{"code","message"}` body, or the raw body text with
+/// the HTTP status when it is not JSON (as Go's client).
+pub fn api_error_from(status: StatusCode, body: &[u8]) -> ApiError {
+    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
+        if let Some(message) = map.get("message").and_then(Value::as_str) {
+            let code = map
+                .get("code")
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| *c != 0);
+            return ApiError {
+                code: code.unwrap_or(status.as_u16()),
+                message: message.to_string(),
+            };
+        }
+    }
+    ApiError {
+        code: status.as_u16(),
+        message: String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// Splits a byte stream of concatenated JSON values (NDJSON) into values, whatever the chunking.
+#[derive(Debug, Default)]
+pub struct NdjsonDecoder {
+    buffer: Vec<u8>,
+}
+
+impl NdjsonDecoder {
+    /// Adds a chunk and returns the values it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Value>, String> {
+        self.buffer.extend_from_slice(chunk);
+        let mut values = Vec::new();
+        let mut consumed = 0;
+        let mut items = serde_json::Deserializer::from_slice(&self.buffer).into_iter::<Value>();
+        loop {
+            match items.next() {
+                Some(Ok(value)) => {
+                    values.push(value);
+                    consumed = items.byte_offset();
+                }
+                Some(Err(e)) if e.is_eof() => break,
+                Some(Err(e)) => return Err(e.to_string()),
+                None => {
+                    consumed = items.byte_offset();
+                    break;
+                }
+            }
+        }
+        self.buffer.drain(..consumed);
+        if self.buffer.len() > MAX_ITEM_BYTES {
+            return Err(format!("stream item larger than {MAX_ITEM_BYTES} bytes"));
+        }
+        Ok(values)
+    }
+
+    /// Checks that the stream did not end in the middle of a value.
+    pub fn finish(&self) -> Result<(), String> {
+        if self.buffer.iter().all(u8::is_ascii_whitespace) {
+            Ok(())
+        } else {
+            Err("unexpected EOF".into())
+        }
+    }
+}
+
+/// The API error reported in `X-Stream-Error` trailers, if any (empty values mean "no error").
+pub fn trailer_error(trailers: Option<&HeaderMap>) -> Option<ApiError> {
+    let trailers = trailers?;
+    let messages: Vec<String> = trailers
+        .get_all("x-stream-error")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    // Go joins several errors with multierr: "a; b".
+    (!messages.is_empty()).then(|| ApiError {
+        code: 500,
+        message: messages.join("; "),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client.
+
+/// How to reach the API.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Addresses to try in order; the next one is tried only when connecting fails.
+    pub endpoints: Vec<Endpoint>,
+    /// Basic-auth credentials to send.
+    pub credentials: Option<Credentials>,
+    /// Deadline for each whole request, body included (`--timeout`); `None` = no deadline.
+    pub timeout: Option<Duration>,
+    /// Log requests and response codes on stderr (`--debug`).
+    pub debug: bool,
+}
+
+/// A REST API client.
+pub struct Client {
+    http: hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>,
+    config: ClientConfig,
+}
+
+/// Renders an error with its sources: `outer: inner: innermost`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+impl Client {
+    /// A client for `config`.
+    pub fn new(config: ClientConfig) -> Client {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
+        Client { http, config }
+    }
+
+    /// Sends a request and decodes a JSON object; `None` for 202/204 (no content).
+    pub async fn call<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<Option<T>, CtlError> {
+        self.with_timeout(self.call_inner(method, path)).await
+    }
+
+    /// Sends a request whose answer is an NDJSON stream and hands each decoded item to `on_item`
+    /// as it arrives.
+    pub async fn stream<T, F>(&self, method: Method, path: &str, on_item: F) -> Result<(), CtlError>
+    where
+        T: DeserializeOwned,
+        F: FnMut(T) -> Result<(), CtlError>,
+    {
+        self.with_timeout(self.stream_inner(method, path, on_item)).await
+    }
+
+    async fn with_timeout<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, CtlError>>,
+    ) -> Result<T, CtlError> {
+        match self.config.timeout {
+            Some(limit) => match tokio::time::timeout(limit, work).await {
+                Ok(result) => result,
+                Err(_) => Err(CtlError::Deadline {
+                    doing: format!("performing request (--timeout {}s)", limit.as_secs()),
+                }),
+            },
+            None => work.await,
+        }
+    }
+
+    async fn call_inner<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<Option<T>, CtlError> {
+        let response = self.send(&method, path, false).await?;
+        let status = response.status();
+        let body = read_body(response.into_body()).await?;
+        if status.is_client_error() || status.is_server_error() {
+            return Err(CtlError::Api(api_error_from(status, &body)));
+        }
+        if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let value: Value = serde_json::from_slice(&body).map_err(|e| CtlError::local("decoding response", e))?;
+        decode_value(value)
+            .map(Some)
+            .map_err(|e| CtlError::local("decoding response", e))
+    }
+
+    async fn stream_inner<T, F>(&self, method: Method, path: &str, mut on_item: F) -> Result<(), CtlError>
+    where
+        T: DeserializeOwned,
+        F: FnMut(T) -> Result<(), CtlError>,
+    {
+        let response = self.send(&method, path, true).await?;
+        let status = response.status();
+        if status.is_client_error() || status.is_server_error() {
+            let body = read_body(response.into_body()).await?;
+            return Err(CtlError::Api(api_error_from(status, &body)));
+        }
+        if status != StatusCode::OK && status != StatusCode::NO_CONTENT {
+            return Err(CtlError::Api(ApiError {
+                code: status.as_u16(),
+                message: "expected streaming response with code 200/204".into(),
+            }));
+        }
+        let mut body = response.into_body();
+        let mut decoder = NdjsonDecoder::default();
+        let mut trailers = None;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| CtlError::transport(error_chain(&e)))?;
+            let frame = match frame.into_data() {
+                Ok(data) => {
+                    let values = decoder.push(&data).map_err(|e| CtlError::local("decoding stream", e))?;
+                    for value in values {
+                        let item = decode_value(value).map_err(|e| CtlError::local("decoding stream", e))?;
+                        on_item(item)?;
+                    }
+                    continue;
+                }
+                Err(frame) => frame,
+            };
+            if let Ok(map) = frame.into_trailers() {
+                trailers = Some(map);
+            }
+        }
+        decoder.finish().map_err(|e| CtlError::local("decoding stream", e))?;
+        match trailer_error(trailers.as_ref()) {
+            Some(error) => Err(CtlError::Api(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends one request, trying the next endpoint only when the connection could not be made
+    /// (so a request is never sent twice).
+    async fn send(
+        &self,
+        method: &Method,
+        path: &str,
+        stream: bool,
+    ) -> Result<http::Response<hyper::body::Incoming>, CtlError> {
+        let mut last_error = String::from("no API endpoint configured");
+        for endpoint in &self.config.endpoints {
+            let uri = format!("http://{}{}", endpoint.authority, path);
+            let mut request = Request::builder().method(method.clone()).uri(&uri);
+            if let Some(credentials) = &self.config.credentials {
+                let token = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", credentials.user, credentials.password));
+                request = request.header(AUTHORIZATION, format!("Basic {token}"));
+            }
+            if stream {
+                // Without it a hyper server does not send the X-Stream-Error trailer.
+                request = request.header(TE, "trailers");
+            }
+            let request = request
+                .body(Empty::new())
+                .map_err(|e| CtlError::local("building request", e))?;
+            if self.config.debug {
+                eprintln!("DEBUG: {method} {uri}");
+            }
+            match self.http.request(request).await {
+                Ok(response) => {
+                    if self.config.debug {
+                        eprintln!("DEBUG: response status {}", response.status());
+                    }
+                    return Ok(response);
+                }
+                Err(e) if e.is_connect() => last_error = format!("{method} {uri:?}: {}", error_chain(&e)),
+                Err(e) => return Err(CtlError::transport(format!("{method} {uri:?}: {}", error_chain(&e)))),
+            }
+        }
+        Err(CtlError::transport(last_error))
+    }
+}
+
+async fn read_body(mut body: hyper::body::Incoming) -> Result<Vec<u8>, CtlError> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| CtlError::transport(error_chain(&e)))?;
+        if let Some(data) = frame.data_ref() {
+            if bytes.len() + data.len() > MAX_BODY_BYTES {
+                return Err(CtlError::local(
+                    "reading response",
+                    format!("body larger than {MAX_BODY_BYTES} bytes"),
+                ));
+            }
+            bytes.extend_from_slice(data);
+        }
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cluster_types::{GlobalPinInfo, Id, PeerId, PinMode};
+
+    use super::*;
+
+    const CID: &str = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
+
+    fn endpoint(authority: &str, https: bool) -> Endpoint {
+        Endpoint {
+            authority: authority.into(),
+            https,
+        }
+    }
+
+    #[test]
+    fn hosts_parse_from_multiaddrs_and_urls() {
+        assert_eq!(
+            parse_host("/ip4/127.0.0.1/tcp/9094").unwrap(),
+            endpoint("127.0.0.1:9094", false)
+        );
+        assert_eq!(parse_host("/ip6/::1/tcp/9094").unwrap(), endpoint("[::1]:9094", false));
+        assert_eq!(
+            parse_host("/dns4/cluster.example/tcp/80/http").unwrap(),
+            endpoint("cluster.example:80", false)
+        );
+        assert_eq!(
+            parse_host("/dns/cluster.example/tcp/443/https").unwrap(),
+            endpoint("cluster.example:443", true)
+        );
+        assert_eq!(parse_host("/dns6/h/tcp/1").unwrap(), endpoint("h:1", false));
+        assert_eq!(
+            parse_host("http://localhost:9094").unwrap(),
+            endpoint("localhost:9094", false)
+        );
+        assert_eq!(parse_host("http://[::1]:9094/").unwrap(), endpoint("[::1]:9094", false));
+        assert_eq!(parse_host("https://h").unwrap(), endpoint("h:443", true));
+        assert_eq!(
+            parse_hosts("/ip4/10.0.0.1/tcp/9094,/ip4/10.0.0.2/tcp/9094").unwrap(),
+            vec![endpoint("10.0.0.1:9094", false), endpoint("10.0.0.2:9094", false)]
+        );
+    }
+
+    #[test]
+    fn bad_hosts_are_refused() {
+        for bad in [
+            "",
+            "localhost:9094",
+            "/ip4/127.0.0.1",
+            "/ip4/127.0.0.1/udp/9094",
+            "/tcp/9094",
+            "/ip4/1.2.3.4/tcp/9096/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+            "/unix/tmp/api-socket",
+            "/ip4/127.0.0.1/tcp/9094,",
+        ] {
+            assert!(parse_hosts(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_split_like_go() {
+        assert_eq!(
+            parse_credentials("ann:se:cret"),
+            Some(Credentials {
+                user: "ann".into(),
+                password: "se:cret".into()
+            })
+        );
+        assert_eq!(
+            parse_credentials("ann"),
+            Some(Credentials {
+                user: "ann".into(),
+                password: String::new()
+            })
+        );
+        assert_eq!(parse_credentials(""), None);
+    }
+
+    #[test]
+    fn pin_paths_follow_the_go_client() {
+        let mut options = PinOptions {
+            name: "my pin".into(),
+            mode: PinMode::Direct,
+            replication_factor_min: 1,
+            replication_factor_max: 2,
+            user_allocations: Some(vec![]),
+            ..Default::default()
+        };
+        options.metadata.insert("k".into(), "v&w".into());
+        assert_eq!(
+            pin_path(CID, &options).unwrap(),
+            format!("/pins/ipfs/{CID}?meta-k=v%26w&mode=direct&name=my+pin&replication-max=2&replication-min=1&shard-size=0&user-allocations=")
+        );
+        let defaults = PinOptions::default();
+        assert!(pin_path(&format!("/ipfs/{CID}/a dir"), &defaults)
+            .unwrap()
+            .starts_with(&format!("/pins/ipfs/{CID}/a%20dir?")));
+        assert!(pin_path("/ipns/example.org", &defaults)
+            .unwrap()
+            .starts_with("/pins/ipns/example.org?"));
+        assert_eq!(unpin_path(CID).unwrap(), format!("/pins/ipfs/{CID}"));
+        assert_eq!(
+            unpin_path(&format!("{CID}/sub")).unwrap(),
+            format!("/pins/ipfs/{CID}/sub")
+        );
+        assert!(ipfs_path("not-a-cid").is_err());
+        assert!(ipfs_path("/ipfs/not-a-cid").is_err());
+        assert!(ipfs_path("").is_err());
+    }
+
+    #[test]
+    fn listing_paths_follow_the_go_client() {
+        let cid: Cid = CID.parse().unwrap();
+        assert_eq!(allocations_path("all"), "/allocations?filter=all");
+        assert_eq!(allocations_path("pin,shard-pin"), "/allocations?filter=pin%2Cshard-pin");
+        assert_eq!(allocations_filter("shard-pin,pin"), "pin,shard-pin");
+        assert_eq!(allocations_filter("pin,bogus"), "pin");
+        assert_eq!(allocations_filter("bogus"), "");
+        assert_eq!(allocations_filter(""), "all");
+        assert_eq!(allocations_filter("all,bogus"), "pin,meta-pin,clusterdag-pin,shard-pin");
+        assert_eq!(allocation_path(&cid), format!("/allocations/{CID}"));
+        assert_eq!(status_path(&cid, false), format!("/pins/{CID}?local=false"));
+        assert_eq!(
+            status_all_path(true, "pinned,error", &[]),
+            "/pins?local=true&filter=pinned%2Cerror&cids="
+        );
+        assert_eq!(
+            status_all_path(false, "", &[cid, cid]),
+            format!("/pins?local=false&filter=&cids={CID},{CID}")
+        );
+        assert_eq!(recover_path(&cid, true), format!("/pins/{CID}/recover?local=true"));
+        assert_eq!(recover_all_path(false), "/pins/recover?local=false");
+    }
+
+    #[test]
+    fn ndjson_decodes_across_chunk_boundaries() {
+        let stream = b"{\"a\":1}\n{\"a\":2}\n{\"a\":\"x y\"}\n";
+        for split in 0..stream.len() {
+            let mut decoder = NdjsonDecoder::default();
+            let mut values = decoder.push(&stream[..split]).unwrap();
+            values.extend(decoder.push(&stream[split..]).unwrap());
+            decoder.finish().unwrap();
+            assert_eq!(values.len(), 3, "split at {split}");
+            assert_eq!(values[2]["a"], "x y");
+        }
+        let mut truncated = NdjsonDecoder::default();
+        assert!(truncated.push(b"{\"a\":1}{\"a\"").unwrap().len() == 1);
+        assert!(truncated.finish().is_err());
+        assert!(NdjsonDecoder::default().push(b"{\"a\":1} garbage").is_err());
+    }
+
+    #[test]
+    fn go_nulls_decode_as_empty() {
+        let peer = PeerId::from_ed25519_seed([1; 32]);
+        let id: Id = decode_value(serde_json::json!({
+            "id": peer.to_string(), "addresses": null, "cluster_peers": null, "error": "down", "ipfs": null
+        }))
+        .unwrap();
+        assert!(id.addresses.is_empty());
+        assert_eq!(id.error, "down");
+        let info: GlobalPinInfo =
+            decode_value(serde_json::json!({"cid": CID, "allocations": null, "metadata": null, "peer_map": null}))
+                .unwrap();
+        assert_eq!(info.peer_map, BTreeMap::new());
+    }
+
+    #[test]
+    fn api_errors_come_from_json_or_raw_bodies() {
+        let json = api_error_from(
+            StatusCode::NOT_FOUND,
+            br#"{"code":404,"message":"pin is not part of the pinset"}"#,
+        );
+        assert_eq!(
+            json,
+            ApiError {
+                code: 404,
+                message: "pin is not part of the pinset".into()
+            }
+        );
+        let raw = api_error_from(StatusCode::BAD_GATEWAY, b"upstream down");
+        assert_eq!(
+            raw,
+            ApiError {
+                code: 502,
+                message: "upstream down".into()
+            }
+        );
+        let no_code = api_error_from(StatusCode::INTERNAL_SERVER_ERROR, br#"{"message":"boom"}"#);
+        assert_eq!(no_code.code, 500);
+    }
+
+    #[test]
+    fn stream_error_trailers() {
+        let mut trailers = HeaderMap::new();
+        trailers.append("X-Stream-Error", "".parse().unwrap());
+        assert_eq!(trailer_error(Some(&trailers)), None);
+        trailers.append("X-Stream-Error", "peer down".parse().unwrap());
+        trailers.append("X-Stream-Error", "disk full".parse().unwrap());
+        assert_eq!(
+            trailer_error(Some(&trailers)),
+            Some(ApiError {
+                code: 500,
+                message: "peer down; disk full".into()
+            })
+        );
+        assert_eq!(trailer_error(None), None);
+    }
+}

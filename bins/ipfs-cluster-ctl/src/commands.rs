@@ -1,0 +1,576 @@
+//! What each command does: turns parsed flags into requests (as Go's `main.go` actions do), prints
+//! the answers in the chosen encoding, and implements the after-pin status fetch and `--wait`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use cluster_types::{
+    Cid, GlobalPinInfo, Id, PeerId, Pin, PinMode, PinOptions, Timestamp, TrackerStatus, TrackerStatusFilter, Version,
+};
+use http::Method;
+use serde::Serialize;
+
+use crate::cli::{Cli, Command, Encoding, PeersCommand, PinAddArgs, PinCommand, PinRmArgs, WaitArgs};
+use crate::client::{self, Client, ClientConfig};
+use crate::error::CtlError;
+use crate::format::{self, TextFormat};
+
+/// How often `--wait` polls the status (Go's `defaultWaitCheckFreq`).
+const WAIT_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long to wait before fetching the status after a pin/unpin without `--wait` (Go sleeps 1 s).
+const STATUS_DELAY: Duration = Duration::from_secs(1);
+
+/// Where results go, in the chosen encoding.
+pub struct Output<W: Write> {
+    encoding: Encoding,
+    writer: W,
+}
+
+impl<W: Write> Output<W> {
+    /// Output in `encoding` to `writer`.
+    pub fn new(encoding: Encoding, writer: W) -> Output<W> {
+        Output { encoding, writer }
+    }
+
+    /// Prints one object: Go's text layout or indented JSON.
+    pub fn emit<T: Serialize + TextFormat>(&mut self, item: &T) -> Result<(), CtlError> {
+        let text = match self.encoding {
+            Encoding::Text => item.to_text(),
+            Encoding::Json => format::json_text(item).map_err(|e| CtlError::local("generating json output", e))?,
+        };
+        self.writer
+            .write_all(text.as_bytes())
+            .map_err(|e| CtlError::local("writing output", e))
+    }
+
+    /// Flushes what is buffered; call before exiting.
+    pub fn finish(&mut self) -> Result<(), CtlError> {
+        self.writer.flush().map_err(|e| CtlError::local("writing output", e))
+    }
+}
+
+/// Prints a failure where Go prints it: API errors on stdout in the chosen encoding, everything
+/// else as `error <doing>: <message>` on stderr. Returns the exit code.
+pub fn report<O: Write, E: Write>(error: &CtlError, encoding: Encoding, stdout: O, mut stderr: E) -> i32 {
+    match error {
+        CtlError::Api(api) => {
+            let mut out = Output::new(encoding, stdout);
+            if out.emit(api).is_err() {
+                let _ = writeln!(stderr, "{}", format::api_error_text(api).trim_end());
+            }
+        }
+        other => {
+            let _ = writeln!(stderr, "{other}");
+        }
+    }
+    error.exit_code()
+}
+
+/// Builds the client configuration from the global flags, refusing what is not supported.
+pub fn client_config(cli: &Cli) -> Result<ClientConfig, CtlError> {
+    let secret = cli.secret.as_deref().unwrap_or("");
+    // Accepted for compatibility and checked like Go, but only the libp2p endpoint would use it.
+    if !secret.len().is_multiple_of(2) || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CtlError::local(
+            "parsing secret",
+            "encoding/hex: invalid byte or odd length",
+        ));
+    }
+    let endpoints = client::parse_hosts(&cli.host).map_err(|e| CtlError::local("parsing host multiaddress", e))?;
+    let credentials = cli.basic_auth.as_deref().and_then(client::parse_credentials);
+    // As Go: credentials turn on HTTPS unless --force-http, so they are not sent in clear by accident.
+    let https = cli.https || endpoints.iter().any(|e| e.https) || (credentials.is_some() && !cli.force_http);
+    if https {
+        let hint = if credentials.is_some() && !cli.https && !cli.force_http {
+            " (basic auth implies --https; add --force-http to send the credentials over plain HTTP)"
+        } else {
+            ""
+        };
+        return Err(CtlError::local(
+            "creating API client",
+            format!("HTTPS is not supported yet{hint}"),
+        ));
+    }
+    let timeout = (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout));
+    Ok(ClientConfig {
+        endpoints,
+        credentials,
+        timeout,
+        debug: cli.debug,
+    })
+}
+
+/// Runs the command in `cli` against `client`, printing results to `out`.
+pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> Result<(), CtlError> {
+    let Some(command) = &cli.command else { return Ok(()) };
+    match command {
+        Command::Id => {
+            let id: Id = required(client.call(Method::GET, "/id").await?)?;
+            out.emit(&id)
+        }
+        Command::Version => {
+            let version: Version = required(client.call(Method::GET, "/version").await?)?;
+            out.emit(&version)
+        }
+        Command::Peers {
+            command: PeersCommand::Ls,
+        } => client.stream(Method::GET, "/peers", |id: Id| out.emit(&id)).await,
+        Command::Pin {
+            command: PinCommand::Add(args),
+        } => pin_add(client, out, args).await,
+        Command::Pin {
+            command: PinCommand::Rm(args),
+        } => pin_rm(client, out, args).await,
+        Command::Pin {
+            command: PinCommand::Ls(args),
+        } => match &args.cid {
+            Some(text) => {
+                let cid = parse_cid(text)?;
+                let pin: Pin = required(client.call(Method::GET, &client::allocation_path(&cid)).await?)?;
+                out.emit(&pin)
+            }
+            None => {
+                let path = client::allocations_path(&args.filter);
+                client.stream(Method::GET, &path, |pin: Pin| out.emit(&pin)).await
+            }
+        },
+        Command::Status(args) => {
+            let cids = args.cids.iter().map(|c| parse_cid(c)).collect::<Result<Vec<_>, _>>()?;
+            match cids.as_slice() {
+                [cid] => {
+                    let info: GlobalPinInfo =
+                        required(client.call(Method::GET, &client::status_path(cid, args.local)).await?)?;
+                    out.emit(&info)
+                }
+                [] => {
+                    let filter = status_filter(args.filter.as_deref().unwrap_or(""))?;
+                    let path = client::status_all_path(args.local, &filter, &[]);
+                    client
+                        .stream(Method::GET, &path, |info: GlobalPinInfo| out.emit(&info))
+                        .await
+                }
+                // Go's StatusCids ignores --filter.
+                many => {
+                    let path = client::status_all_path(args.local, "", many);
+                    client
+                        .stream(Method::GET, &path, |info: GlobalPinInfo| out.emit(&info))
+                        .await
+                }
+            }
+        }
+        Command::Recover(args) => match &args.cid {
+            Some(text) => {
+                let cid = parse_cid(text)?;
+                let info: GlobalPinInfo = required(
+                    client
+                        .call(Method::POST, &client::recover_path(&cid, args.local))
+                        .await?,
+                )?;
+                out.emit(&info)
+            }
+            None => {
+                let path = client::recover_all_path(args.local);
+                client
+                    .stream(Method::POST, &path, |info: GlobalPinInfo| out.emit(&info))
+                    .await
+            }
+        },
+    }
+}
+
+/// An answer that must have a body (a 204 here means a broken server).
+fn required<T>(answer: Option<T>) -> Result<T, CtlError> {
+    answer.ok_or_else(|| CtlError::local("decoding response", "the API answered without a body"))
+}
+
+fn parse_cid(text: &str) -> Result<Cid, CtlError> {
+    text.parse().map_err(|e| CtlError::local("parsing cid", e))
+}
+
+/// The `--filter` of `status` as sent: the recognized status names (Go drops unknown ones and
+/// refuses a filter that names none).
+pub fn status_filter(text: &str) -> Result<String, CtlError> {
+    let names: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|name| TrackerStatusFilter::parse(name).is_ok_and(|f| !f.is_any()))
+        .collect();
+    if names.is_empty() && !text.trim().is_empty() {
+        return Err(CtlError::local("parsing filter flag", "invalid filter name"));
+    }
+    Ok(names.join(","))
+}
+
+/// `--metadata k=v` values (Go's `parseMetadata`).
+pub fn parse_metadata(items: &[String]) -> Result<BTreeMap<String, String>, CtlError> {
+    let mut metadata = BTreeMap::new();
+    for item in items {
+        let (key, value) = item
+            .split_once('=')
+            .ok_or_else(|| CtlError::local("parsing metadata", "metadata were not in the format key=value"))?;
+        metadata.insert(key.to_string(), value.to_string());
+    }
+    Ok(metadata)
+}
+
+/// A `--wait-timeout` value: a Go duration (`30s`, `2m`) or a bare number of seconds; zero means
+/// no timeout.
+pub fn parse_wait_timeout(text: Option<&str>) -> Result<Option<Duration>, CtlError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let duration = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => cluster_types::duration::parse(text).map_err(|e| CtlError::local("parsing wait-timeout", e))?,
+    };
+    Ok((!duration.is_zero()).then_some(duration))
+}
+
+/// The pin options `pin add` sends, from its flags (Go's `pin add` action).
+pub fn pin_add_options(args: &PinAddArgs, now: Timestamp) -> Result<PinOptions, CtlError> {
+    let (mut min, mut max) = (args.replication_min, args.replication_max);
+    if args.replication != 0 {
+        (min, max) = (args.replication, args.replication);
+    }
+    // Go always sends `user-allocations`, empty when no peers were given.
+    let mut allocations = Vec::new();
+    if let Some(list) = args.allocations.as_deref().filter(|l| !l.is_empty()) {
+        for text in list.split(',').map(str::trim) {
+            let peer = text
+                .parse::<PeerId>()
+                .map_err(|_| CtlError::local("decoding allocations", "some peer IDs could not be decoded"))?;
+            allocations.push(peer);
+        }
+    }
+    let mut expire_at = Timestamp::ZERO;
+    if let Some(text) = args.expire_in.as_deref().filter(|t| !t.is_empty()) {
+        let duration = cluster_types::duration::parse(text).map_err(|e| CtlError::local("parsing expire-in", e))?;
+        expire_at = now.add(duration);
+    }
+    Ok(PinOptions {
+        replication_factor_min: min,
+        replication_factor_max: max,
+        name: args.name.clone(),
+        mode: PinMode::from_text(&args.mode),
+        user_allocations: Some(allocations),
+        expire_at,
+        metadata: parse_metadata(&args.metadata)?,
+        ..PinOptions::default()
+    })
+}
+
+async fn pin_add<W: Write>(client: &Client, out: &mut Output<W>, args: &PinAddArgs) -> Result<(), CtlError> {
+    let options = pin_add_options(args, Timestamp::now())?;
+    let wait_timeout = parse_wait_timeout(args.wait.wait_timeout.as_deref())?;
+    let path = client::pin_path(&args.target, &options).map_err(|e| CtlError::local("parsing path", e))?;
+    let pin: Pin = required(client.call(Method::POST, &path).await?)?;
+    after_pin(
+        client,
+        out,
+        pin,
+        TrackerStatus::Pinned,
+        args.no_status,
+        &args.wait,
+        wait_timeout,
+    )
+    .await
+}
+
+async fn pin_rm<W: Write>(client: &Client, out: &mut Output<W>, args: &PinRmArgs) -> Result<(), CtlError> {
+    let wait_timeout = parse_wait_timeout(args.wait.wait_timeout.as_deref())?;
+    let path = client::unpin_path(&args.target).map_err(|e| CtlError::local("parsing path", e))?;
+    let pin: Pin = required(client.call(Method::DELETE, &path).await?)?;
+    after_pin(
+        client,
+        out,
+        pin,
+        TrackerStatus::Unpinned,
+        args.no_status,
+        &args.wait,
+        wait_timeout,
+    )
+    .await
+}
+
+/// Go's `handlePinResponseFormatFlags`: optionally wait for the target status, then print the pin
+/// (`--no-status`) or the status (the one `--wait` ended with, or one fetched after 1 s).
+async fn after_pin<W: Write>(
+    client: &Client,
+    out: &mut Output<W>,
+    pin: Pin,
+    target: TrackerStatus,
+    no_status: bool,
+    wait: &WaitArgs,
+    wait_timeout: Option<Duration>,
+) -> Result<(), CtlError> {
+    let mut status = None;
+    if wait.wait {
+        let limit = wait.wait_limit.unwrap_or(match target {
+            TrackerStatus::Pinned => i64::from(pin.options.replication_factor_min),
+            _ => 0,
+        });
+        status = Some(wait_for(client, &pin.cid, target, wait_timeout, limit).await?);
+    }
+    if no_status {
+        return out.emit(&pin);
+    }
+    let status = match status {
+        Some(status) => status,
+        None => {
+            tokio::time::sleep(STATUS_DELAY).await;
+            required(client.call(Method::GET, &client::status_path(&pin.cid, false)).await?)?
+        }
+    };
+    out.emit(&status)
+}
+
+/// Polls `GET /pins/<cid>` every second until [`status_reached`] says so, or `timeout` passes.
+async fn wait_for(
+    client: &Client,
+    cid: &Cid,
+    target: TrackerStatus,
+    timeout: Option<Duration>,
+    limit: i64,
+) -> Result<GlobalPinInfo, CtlError> {
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let expired = || CtlError::Deadline {
+        doing: "waiting for pin status".into(),
+    };
+    loop {
+        let next_poll = tokio::time::Instant::now() + WAIT_CHECK_EVERY;
+        match deadline {
+            Some(deadline) if deadline <= next_poll => {
+                tokio::time::sleep_until(deadline).await;
+                return Err(expired());
+            }
+            _ => tokio::time::sleep_until(next_poll).await,
+        }
+        let path = client::status_path(cid, false);
+        let poll = client.call(Method::GET, &path);
+        let answer = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, poll).await.map_err(|_| expired())??,
+            None => poll.await?,
+        };
+        let info: GlobalPinInfo = required(answer)?;
+        if status_reached(target, &info, limit).map_err(|e| CtlError::local("waiting for pin status", e))? {
+            return Ok(info);
+        }
+    }
+}
+
+/// Go's `statusReached`: an error status anywhere fails; with a positive `limit` (capped at the
+/// number of peers), enough peers at `target` is success; otherwise every peer must be at `target`
+/// (`remote` counts as done when waiting for `pinned`).
+pub fn status_reached(target: TrackerStatus, info: &GlobalPinInfo, limit: i64) -> Result<bool, String> {
+    let failed = info.peer_map.values().any(|s| {
+        matches!(
+            s.status,
+            TrackerStatus::Undefined
+                | TrackerStatus::ClusterError
+                | TrackerStatus::PinError
+                | TrackerStatus::UnpinError
+        )
+    });
+    if failed {
+        return Err(format!("error has occurred while attempting to reach status: {target}"));
+    }
+    let limit = limit.min(info.peer_map.len() as i64);
+    if limit > 0 {
+        let reached = info.peer_map.values().filter(|s| s.status == target).count() as i64;
+        return Ok(reached >= limit);
+    }
+    Ok(info
+        .peer_map
+        .values()
+        .all(|s| s.status == target || (target == TrackerStatus::Pinned && s.status == TrackerStatus::Remote)))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use cluster_types::{ApiError, PinInfoShort};
+
+    use super::*;
+
+    fn info(statuses: &[TrackerStatus]) -> GlobalPinInfo {
+        let mut peer_map = BTreeMap::new();
+        for (i, status) in statuses.iter().enumerate() {
+            peer_map.insert(
+                format!("peer{i}"),
+                PinInfoShort {
+                    status: *status,
+                    ..Default::default()
+                },
+            );
+        }
+        GlobalPinInfo {
+            cid: "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9".parse().unwrap(),
+            name: String::new(),
+            allocations: vec![],
+            origins: vec![],
+            created: Timestamp::ZERO,
+            metadata: BTreeMap::new(),
+            peer_map,
+        }
+    }
+
+    #[test]
+    fn wait_conditions_follow_go() {
+        use TrackerStatus::*;
+        let pinned = TrackerStatus::Pinned;
+        assert_eq!(status_reached(pinned, &info(&[Pinned, Remote, Pinned]), 0), Ok(true));
+        assert_eq!(status_reached(pinned, &info(&[Pinned, Pinning]), 0), Ok(false));
+        assert_eq!(status_reached(pinned, &info(&[Pinned, Pinning]), 1), Ok(true));
+        assert_eq!(status_reached(pinned, &info(&[Pinned, Pinning]), 2), Ok(false));
+        // A limit above the peer count is capped; -1 means "all peers".
+        assert_eq!(status_reached(pinned, &info(&[Pinned, Pinned]), 5), Ok(true));
+        assert_eq!(status_reached(pinned, &info(&[Pinned, Remote]), -1), Ok(true));
+        assert!(status_reached(pinned, &info(&[Pinned, PinError]), 1).is_err());
+        assert!(status_reached(pinned, &info(&[Undefined]), 1).is_err());
+        let unpinned = TrackerStatus::Unpinned;
+        assert_eq!(status_reached(unpinned, &info(&[Unpinned, Remote]), 0), Ok(false));
+        assert_eq!(status_reached(unpinned, &info(&[Unpinned, Unpinned]), 0), Ok(true));
+    }
+
+    #[test]
+    fn pin_add_flags_become_options() {
+        let cli = Cli::try_parse_from([
+            "ipfs-cluster-ctl",
+            "pin",
+            "add",
+            "-r",
+            "3",
+            "--rmin",
+            "1",
+            "--mode",
+            "direct",
+            "--expire-in",
+            "1m",
+            "--metadata",
+            "a=b=c",
+            "--allocs",
+            &format!(" {} ", PeerId::from_ed25519_seed([1; 32])),
+            "cid",
+        ])
+        .unwrap();
+        let Some(Command::Pin {
+            command: PinCommand::Add(args),
+        }) = &cli.command
+        else {
+            panic!("not pin add")
+        };
+        let now = Timestamp::from_unix(1_000, 0);
+        let options = pin_add_options(args, now).unwrap();
+        assert_eq!((options.replication_factor_min, options.replication_factor_max), (3, 3));
+        assert_eq!(options.mode, PinMode::Direct);
+        assert_eq!(options.expire_at, Timestamp::from_unix(1_060, 0));
+        assert_eq!(options.metadata.get("a").map(String::as_str), Some("b=c"));
+        assert_eq!(options.user_allocations, Some(vec![PeerId::from_ed25519_seed([1; 32])]));
+    }
+
+    #[test]
+    fn bad_pin_add_flags_are_local_errors() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["ipfs-cluster-ctl", "pin", "add", "cid"];
+            argv.extend_from_slice(extra);
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let Some(Command::Pin {
+                command: PinCommand::Add(args),
+            }) = cli.command
+            else {
+                panic!("not pin add")
+            };
+            pin_add_options(&args, Timestamp::ZERO)
+        };
+        assert_eq!(
+            parse(&["--metadata", "novalue"]).unwrap_err().to_string(),
+            "error parsing metadata: metadata were not in the format key=value"
+        );
+        assert_eq!(
+            parse(&["--allocs", "x,y"]).unwrap_err().to_string(),
+            "error decoding allocations: some peer IDs could not be decoded"
+        );
+        assert!(parse(&["--expire-in", "soon"])
+            .unwrap_err()
+            .to_string()
+            .starts_with("error parsing expire-in"));
+        assert_eq!(parse(&[]).unwrap().user_allocations, Some(vec![]));
+    }
+
+    #[test]
+    fn filters_and_timeouts_parse() {
+        assert_eq!(status_filter("").unwrap(), "");
+        assert_eq!(status_filter("pinned, error,bogus").unwrap(), "pinned,error");
+        assert_eq!(
+            status_filter("bogus").unwrap_err().to_string(),
+            "error parsing filter flag: invalid filter name"
+        );
+        assert_eq!(parse_wait_timeout(None).unwrap(), None);
+        assert_eq!(parse_wait_timeout(Some("0")).unwrap(), None);
+        assert_eq!(parse_wait_timeout(Some("90")).unwrap(), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_wait_timeout(Some("1m30s")).unwrap(),
+            Some(Duration::from_secs(90))
+        );
+        assert!(parse_wait_timeout(Some("later")).is_err());
+    }
+
+    #[test]
+    fn config_refuses_https_and_bad_secrets() {
+        let config = |argv: &[&str]| {
+            let mut full = vec!["ipfs-cluster-ctl"];
+            full.extend_from_slice(argv);
+            full.push("id");
+            client_config(&Cli::try_parse_from(full).unwrap())
+        };
+        let plain = config(&["--timeout", "5"]).unwrap();
+        assert_eq!(plain.timeout, Some(Duration::from_secs(5)));
+        assert!(plain.credentials.is_none());
+        assert!(config(&["--https"]).is_err());
+        assert!(config(&["--host", "https://h:1"]).is_err());
+        let implied = config(&["--basic-auth", "u:p"]).unwrap_err().to_string();
+        assert!(implied.contains("--force-http"), "{implied}");
+        let forced = config(&["--basic-auth", "u:p", "--force-http"]).unwrap();
+        assert_eq!(forced.credentials.unwrap().password, "p");
+        assert!(config(&["--secret", "zz"]).is_err());
+        assert!(config(&["--secret", "00ff"]).is_ok());
+        assert!(config(&["--host", "nonsense"])
+            .unwrap_err()
+            .to_string()
+            .starts_with("error parsing host multiaddress"));
+    }
+
+    #[test]
+    fn report_prints_like_go() {
+        let api = CtlError::Api(ApiError {
+            code: 500,
+            message: "boom".into(),
+        });
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        assert_eq!(report(&api, Encoding::Text, &mut stdout, &mut stderr), 2);
+        assert_eq!(
+            String::from_utf8(stdout).unwrap(),
+            "An error occurred:\n  Code: 500\n  Message: boom\n"
+        );
+        assert!(stderr.is_empty());
+
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        assert_eq!(report(&api, Encoding::Json, &mut stdout, &mut stderr), 2);
+        assert_eq!(
+            String::from_utf8(stdout).unwrap(),
+            "{\n    \"code\": 500,\n    \"message\": \"boom\"\n}\n"
+        );
+
+        let local = CtlError::local("parsing cid", "bad");
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        assert_eq!(report(&local, Encoding::Text, &mut stdout, &mut stderr), 1);
+        assert!(stdout.is_empty());
+        assert_eq!(String::from_utf8(stderr).unwrap(), "error parsing cid: bad\n");
+
+        let deadline = CtlError::Deadline {
+            doing: "waiting for pin status".into(),
+        };
+        assert_eq!(report(&deadline, Encoding::Text, Vec::new(), Vec::new()), 62);
+    }
+}

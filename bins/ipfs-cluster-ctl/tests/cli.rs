@@ -1,0 +1,652 @@
+//! End-to-end tests of the built `ipfs-cluster-ctl` binary against a stub REST API: a tiny hyper
+//! server on 127.0.0.1 that answers canned JSON, NDJSON streams (with the `X-Stream-Error`
+//! trailer) and errors, and records every request so the tests can check what the client sent.
+#![cfg(not(madsim))]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin as StdPin;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cluster_types::{Cid, GlobalPinInfo, Id, IpfsId, PeerId, Pin, PinInfoShort, PinOptions, Timestamp, TrackerStatus};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+const CID_A: &str = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
+const CID_B: &str = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+
+// ---------------------------------------------------------------------------------------------
+// The stub server.
+
+/// A response body made of canned frames (data chunks, then optional trailers).
+struct CannedBody(VecDeque<Frame<Bytes>>);
+
+impl Body for CannedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: StdPin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
+/// One canned answer.
+#[derive(Clone)]
+struct Canned {
+    status: u16,
+    chunks: Vec<String>,
+    /// `Some` = declare and send an `X-Stream-Error` trailer with this value.
+    trailer: Option<String>,
+    delay: Duration,
+}
+
+fn json(status: u16, body: String) -> Canned {
+    Canned {
+        status,
+        chunks: vec![body],
+        trailer: None,
+        delay: Duration::ZERO,
+    }
+}
+
+fn stream(items: &[String], trailer: &str) -> Canned {
+    let chunks = items.iter().map(|item| format!("{item}\n")).collect();
+    Canned {
+        status: 200,
+        chunks,
+        trailer: Some(trailer.to_string()),
+        delay: Duration::ZERO,
+    }
+}
+
+/// What the client sent.
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    uri: String,
+    te: Option<String>,
+    authorization: Option<String>,
+}
+
+struct Stub {
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Stub {
+    /// Serves `routes`, keyed by `"METHOD /path"` (query excluded); anything else is a 404.
+    fn start(routes: Vec<(String, Canned)>) -> Stub {
+        let routes: Arc<HashMap<String, Canned>> = Arc::new(routes.into_iter().collect());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server_log = log.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let routes = routes.clone();
+                let log = server_log.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let routes = routes.clone();
+                        let log = log.clone();
+                        async move { Ok::<_, Infallible>(answer(&routes, &log, request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        Stub {
+            addr,
+            log,
+            _runtime: runtime,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.addr.port())
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Runs the binary against this stub.
+    fn ctl(&self, args: &[&str]) -> Output {
+        let mut full = vec!["--host".to_string(), self.host()];
+        full.extend(args.iter().map(|a| a.to_string()));
+        ctl(&full)
+    }
+}
+
+async fn answer(
+    routes: &HashMap<String, Canned>,
+    log: &Mutex<Vec<Recorded>>,
+    request: Request<Incoming>,
+) -> Response<CannedBody> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    log.lock().unwrap().push(Recorded {
+        method: request.method().to_string(),
+        uri: request.uri().to_string(),
+        te: header("te"),
+        authorization: header("authorization"),
+    });
+    let key = format!("{} {}", request.method(), request.uri().path());
+    let canned = routes
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| json(404, r#"{"code":404,"message":"not found"}"#.to_string()));
+    tokio::time::sleep(canned.delay).await;
+    let mut frames: VecDeque<Frame<Bytes>> = canned.chunks.into_iter().map(|c| Frame::data(Bytes::from(c))).collect();
+    let mut response = Response::builder()
+        .status(canned.status)
+        .header("content-type", "application/json");
+    if let Some(trailer) = canned.trailer {
+        response = response.header("trailer", "X-Stream-Error");
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-stream-error", trailer.parse().unwrap());
+        frames.push_back(Frame::trailers(trailers));
+    }
+    response.body(CannedBody(frames)).unwrap()
+}
+
+fn ctl(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ipfs-cluster-ctl"))
+        .args(args)
+        .env_remove("CLUSTER_CREDENTIALS")
+        .output()
+        .expect("run ipfs-cluster-ctl")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Canned data.
+
+fn peer(seed: u8) -> PeerId {
+    PeerId::from_ed25519_seed([seed; 32])
+}
+
+fn cid(text: &str) -> Cid {
+    text.parse().unwrap()
+}
+
+fn sample_id(seed: u8, name: &str) -> Id {
+    Id {
+        id: peer(seed),
+        addresses: vec![format!("/ip4/127.0.0.1/tcp/9096/p2p/{}", peer(seed))],
+        cluster_peers: vec![peer(1), peer(2)],
+        cluster_peers_addresses: vec![],
+        version: "1.1.6".into(),
+        commit: String::new(),
+        rpc_protocol_version: "/ipfscluster/1.0/rpc".into(),
+        error: String::new(),
+        ipfs: IpfsId {
+            id: "QmIpfsDaemon".into(),
+            addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+            error: String::new(),
+        },
+        peername: name.into(),
+    }
+}
+
+fn sample_pin(text: &str, name: &str) -> Pin {
+    let mut pin = Pin::new(
+        cid(text),
+        PinOptions {
+            name: name.into(),
+            replication_factor_min: 1,
+            replication_factor_max: 1,
+            ..Default::default()
+        },
+    );
+    pin.allocations = vec![peer(1)];
+    pin.timestamp = "2026-05-11T10:17:41Z".parse().unwrap();
+    pin
+}
+
+fn sample_status(text: &str, status: TrackerStatus) -> GlobalPinInfo {
+    let mut peer_map = BTreeMap::new();
+    peer_map.insert(
+        peer(1).to_string(),
+        PinInfoShort {
+            peername: "alpha".into(),
+            status,
+            timestamp: "2026-05-11T10:17:41Z".parse().unwrap(),
+            ..Default::default()
+        },
+    );
+    GlobalPinInfo {
+        cid: cid(text),
+        name: String::new(),
+        allocations: vec![peer(1)],
+        origins: vec![],
+        created: Timestamp::ZERO,
+        metadata: BTreeMap::new(),
+        peer_map,
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap()
+}
+
+fn status_line(text: &str, status: &str) -> String {
+    format!("{text}:\n    > alpha                : {status} | 2026-05-11T10:17:41Z | Attempts: 0 | Priority: false\n")
+}
+
+fn pin_line(text: &str, name: &str) -> String {
+    format!(
+        "{text} | {name} | PIN | Repl. Factor: 1--1 | Allocations: [{}] | Recursive | Metadata: no | Exp: ∞ | Added: 2026-05-11 10:17:41\n",
+        peer(1)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+#[test]
+fn id_prints_the_peer() {
+    let stub = Stub::start(vec![(
+        "GET /id".to_string(),
+        json(200, to_json(&sample_id(1, "alpha"))),
+    )]);
+    let output = stub.ctl(&["id"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "{p} | alpha | Sees 1 other peers\n  > Addresses:\n    - /ip4/127.0.0.1/tcp/9096/p2p/{p}\n  > IPFS: QmIpfsDaemon\n    - /ip4/127.0.0.1/tcp/4001\n",
+            p = peer(1)
+        )
+    );
+    assert_eq!(stub.requests()[0].uri, "/id");
+}
+
+#[test]
+fn version_in_text_and_json() {
+    let stub = Stub::start(vec![(
+        "GET /version".to_string(),
+        json(200, r#"{"version":"1.1.6"}"#.into()),
+    )]);
+    let text = stub.ctl(&["version"]);
+    assert_eq!((text.status.code(), stdout(&text)), (Some(0), "1.1.6\n".to_string()));
+    let json = stub.ctl(&["--enc", "json", "version"]);
+    assert_eq!(
+        (json.status.code(), stdout(&json)),
+        (Some(0), "{\n    \"version\": \"1.1.6\"\n}\n".to_string())
+    );
+}
+
+#[test]
+fn pin_add_no_status_sends_options_and_prints_the_pin() {
+    let stub = Stub::start(vec![(
+        format!("POST /pins/ipfs/{CID_A}"),
+        json(200, to_json(&sample_pin(CID_A, "photos"))),
+    )]);
+    let output = stub.ctl(&[
+        "pin",
+        "add",
+        "--rmin",
+        "2",
+        "--rmax",
+        "3",
+        "-n",
+        "photos",
+        "--metadata",
+        "k=v",
+        "--ns",
+        CID_A,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), pin_line(CID_A, "photos"));
+    let request = &stub.requests()[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(
+        request.uri,
+        format!("/pins/ipfs/{CID_A}?meta-k=v&mode=recursive&name=photos&replication-max=3&replication-min=2&shard-size=0&user-allocations=")
+    );
+}
+
+#[test]
+fn pin_rm_no_status_deletes_the_path() {
+    let stub = Stub::start(vec![(
+        format!("DELETE /pins/ipfs/{CID_A}"),
+        json(200, to_json(&sample_pin(CID_A, "photos"))),
+    )]);
+    let output = stub.ctl(&["pin", "rm", "--no-status", &format!("/ipfs/{CID_A}")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), pin_line(CID_A, "photos"));
+    assert_eq!(stub.requests()[0].uri, format!("/pins/ipfs/{CID_A}"));
+}
+
+#[test]
+fn pin_add_fetches_the_status_after_a_second() {
+    let stub = Stub::start(vec![
+        (
+            format!("POST /pins/ipfs/{CID_A}"),
+            json(200, to_json(&sample_pin(CID_A, "photos"))),
+        ),
+        (
+            format!("GET /pins/{CID_A}"),
+            json(200, to_json(&sample_status(CID_A, TrackerStatus::Pinning))),
+        ),
+    ]);
+    let output = stub.ctl(&["pin", "add", CID_A]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), status_line(CID_A, "PINNING"));
+    let uris: Vec<String> = stub.requests().into_iter().map(|r| r.uri).collect();
+    assert_eq!(uris[1], format!("/pins/{CID_A}?local=false"));
+}
+
+#[test]
+fn pin_add_wait_polls_until_pinned() {
+    let stub = Stub::start(vec![
+        (
+            format!("POST /pins/ipfs/{CID_A}"),
+            json(200, to_json(&sample_pin(CID_A, "photos"))),
+        ),
+        (
+            format!("GET /pins/{CID_A}"),
+            json(200, to_json(&sample_status(CID_A, TrackerStatus::Pinned))),
+        ),
+    ]);
+    let output = stub.ctl(&["pin", "add", "--wait", "--wt", "30s", CID_A]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), status_line(CID_A, "PINNED"));
+}
+
+#[test]
+fn pin_add_wait_timeout_exits_62() {
+    let stub = Stub::start(vec![
+        (
+            format!("POST /pins/ipfs/{CID_A}"),
+            json(200, to_json(&sample_pin(CID_A, "photos"))),
+        ),
+        (
+            format!("GET /pins/{CID_A}"),
+            json(200, to_json(&sample_status(CID_A, TrackerStatus::Pinning))),
+        ),
+    ]);
+    let output = stub.ctl(&["pin", "add", "-w", "--wt", "1500ms", CID_A]);
+    assert_eq!(output.status.code(), Some(62), "{}", stdout(&output));
+    assert_eq!(
+        stderr(&output),
+        "error waiting for pin status: context deadline exceeded\n"
+    );
+    assert!(stdout(&output).is_empty());
+}
+
+#[test]
+fn pin_ls_streams_allocations() {
+    let pins = [to_json(&sample_pin(CID_A, "a")), to_json(&sample_pin(CID_B, "b"))];
+    let stub = Stub::start(vec![("GET /allocations".to_string(), stream(&pins, ""))]);
+    let output = stub.ctl(&["pin", "ls"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!("{}{}", pin_line(CID_A, "a"), pin_line(CID_B, "b"))
+    );
+    let request = &stub.requests()[0];
+    assert_eq!(request.uri, "/allocations?filter=all");
+    assert_eq!(request.te.as_deref(), Some("trailers"));
+}
+
+#[test]
+fn pin_ls_one_cid_and_api_error_exits_2() {
+    let stub = Stub::start(vec![(
+        format!("GET /allocations/{CID_A}"),
+        json(404, r#"{"code":404,"message":"pin is not part of the pinset"}"#.into()),
+    )]);
+    let output = stub.ctl(&["pin", "ls", CID_A]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stdout(&output),
+        "An error occurred:\n  Code: 404\n  Message: pin is not part of the pinset\n"
+    );
+    let json = stub.ctl(&["--enc", "json", "pin", "ls", CID_A]);
+    assert_eq!(json.status.code(), Some(2));
+    assert_eq!(
+        stdout(&json),
+        "{\n    \"code\": 404,\n    \"message\": \"pin is not part of the pinset\"\n}\n"
+    );
+}
+
+#[test]
+fn status_of_one_cid() {
+    let stub = Stub::start(vec![(
+        format!("GET /pins/{CID_A}"),
+        json(200, to_json(&sample_status(CID_A, TrackerStatus::Pinned))),
+    )]);
+    let output = stub.ctl(&["status", "--local", CID_A]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), status_line(CID_A, "PINNED"));
+    assert_eq!(stub.requests()[0].uri, format!("/pins/{CID_A}?local=true"));
+}
+
+#[test]
+fn status_of_several_cids_streams() {
+    let items = [
+        to_json(&sample_status(CID_A, TrackerStatus::Pinned)),
+        to_json(&sample_status(CID_B, TrackerStatus::PinQueued)),
+    ];
+    let stub = Stub::start(vec![("GET /pins".to_string(), stream(&items, ""))]);
+    let output = stub.ctl(&["status", CID_A, CID_B]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!("{}{}", status_line(CID_A, "PINNED"), status_line(CID_B, "PIN_QUEUED"))
+    );
+    assert_eq!(
+        stub.requests()[0].uri,
+        format!("/pins?local=false&filter=&cids={CID_A},{CID_B}")
+    );
+}
+
+#[test]
+fn status_stream_error_trailer_exits_2_after_the_items() {
+    let items = [to_json(&sample_status(CID_A, TrackerStatus::PinError))];
+    let stub = Stub::start(vec![("GET /pins".to_string(), stream(&items, "peer unreachable"))]);
+    let output = stub.ctl(&["status", "--filter", "error"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "{}An error occurred:\n  Code: 500\n  Message: peer unreachable\n",
+            status_line(CID_A, "PIN_ERROR")
+        )
+    );
+    assert_eq!(stub.requests()[0].uri, "/pins?local=false&filter=error&cids=");
+}
+
+#[test]
+fn recover_one_and_all() {
+    let stub = Stub::start(vec![
+        (
+            format!("POST /pins/{CID_A}/recover"),
+            json(200, to_json(&sample_status(CID_A, TrackerStatus::Pinning))),
+        ),
+        (
+            "POST /pins/recover".to_string(),
+            Canned {
+                status: 204,
+                chunks: vec![],
+                trailer: None,
+                delay: Duration::ZERO,
+            },
+        ),
+    ]);
+    let one = stub.ctl(&["recover", "--local", CID_A]);
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert_eq!(stdout(&one), status_line(CID_A, "PINNING"));
+    let all = stub.ctl(&["recover"]);
+    assert_eq!(all.status.code(), Some(0), "{}", stderr(&all));
+    assert_eq!(stdout(&all), "");
+    let uris: Vec<String> = stub.requests().into_iter().map(|r| r.uri).collect();
+    assert_eq!(
+        uris,
+        vec![
+            format!("/pins/{CID_A}/recover?local=true"),
+            "/pins/recover?local=false".to_string()
+        ]
+    );
+}
+
+#[test]
+fn peers_ls_in_text_and_json() {
+    let mut down = sample_id(2, "beta");
+    down.error = "context deadline exceeded".into();
+    let items = [to_json(&sample_id(1, "alpha")), to_json(&down)];
+    let stub = Stub::start(vec![("GET /peers".to_string(), stream(&items, ""))]);
+    let text = stub.ctl(&["peers", "ls"]);
+    assert_eq!(text.status.code(), Some(0), "{}", stderr(&text));
+    let lines = stdout(&text);
+    assert!(
+        lines.starts_with(&format!("{} | alpha | Sees 1 other peers\n", peer(1))),
+        "{lines}"
+    );
+    assert!(
+        lines.ends_with(&format!("{} | ERROR: context deadline exceeded\n", peer(2))),
+        "{lines}"
+    );
+
+    let json = stub.ctl(&["--enc", "json", "peers", "ls"]);
+    assert_eq!(json.status.code(), Some(0));
+    let body = stdout(&json);
+    // Two indented objects back to back, not an array.
+    assert!(body.starts_with("{\n    \"id\": "), "{body}");
+    assert_eq!(body.matches("\n}\n").count(), 2, "{body}");
+    let values: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&body)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(values.len(), 2);
+    assert_eq!(values[1]["error"], "context deadline exceeded");
+}
+
+#[test]
+fn nothing_listening_exits_1() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let output = ctl(&["--host".into(), format!("/ip4/127.0.0.1/tcp/{port}"), "id".into()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).starts_with("An error occurred:\n  Code: 0\n  Message: GET "),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn request_timeout_exits_62() {
+    let slow = Canned {
+        delay: Duration::from_secs(10),
+        ..json(200, r#"{"version":"1.1.6"}"#.into())
+    };
+    let stub = Stub::start(vec![("GET /version".to_string(), slow)]);
+    let output = stub.ctl(&["--timeout", "1", "version"]);
+    assert_eq!(output.status.code(), Some(62));
+    assert!(
+        stderr(&output).contains("context deadline exceeded"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn basic_auth_needs_force_http_and_is_sent() {
+    let stub = Stub::start(vec![(
+        "GET /version".to_string(),
+        json(200, r#"{"version":"1.1.6"}"#.into()),
+    )]);
+    let refused = stub.ctl(&["--basic-auth", "ann:secret", "version"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("HTTPS is not supported yet"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stub.requests().is_empty());
+
+    let sent = stub.ctl(&["--basic-auth", "ann:secret", "--force-http", "version"]);
+    assert_eq!(sent.status.code(), Some(0), "{}", stderr(&sent));
+    // base64("ann:secret")
+    assert_eq!(
+        stub.requests()[0].authorization.as_deref(),
+        Some("Basic YW5uOnNlY3JldA==")
+    );
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let help = ctl(&["--help".into()]);
+    assert_eq!(help.status.code(), Some(0));
+    let text = stdout(&help);
+    for word in [
+        "id",
+        "peers",
+        "pin",
+        "status",
+        "recover",
+        "version",
+        "--host",
+        "--encoding",
+    ] {
+        assert!(text.contains(word), "{word} missing from help:\n{text}");
+    }
+    let pin_add = ctl(&["pin".into(), "add".into(), "--help".into()]);
+    assert_eq!(pin_add.status.code(), Some(0));
+    assert!(stdout(&pin_add).contains("--replication-min"), "{}", stdout(&pin_add));
+
+    let version = ctl(&["--version".into()]);
+    assert_eq!(
+        (version.status.code(), stdout(&version)),
+        (Some(0), "ipfs-cluster-ctl version 1.1.6\n".to_string())
+    );
+
+    let bad_flag = ctl(&["--no-such-flag".into(), "id".into()]);
+    assert_eq!(bad_flag.status.code(), Some(1));
+    let bad_cid = ctl(&[
+        "--host".into(),
+        "/ip4/127.0.0.1/tcp/1".into(),
+        "status".into(),
+        "nope".into(),
+    ]);
+    assert_eq!(bad_cid.status.code(), Some(1));
+    assert!(
+        stderr(&bad_cid).starts_with("error parsing cid: "),
+        "{}",
+        stderr(&bad_cid)
+    );
+}

@@ -1,0 +1,248 @@
+//! Command-line definitions and the `init` and `daemon` commands.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use cluster_api::{RestServer, RestServerConfig};
+use cluster_consensus::NoTransport;
+use cluster_ipfs::{KuboConnector, KuboConnectorConfig};
+use cluster_node::{Cluster, ClusterDeps, DataFolder, Identity, ServiceConfig};
+
+/// IPFS Cluster member daemon (Rust implementation, REST-compatible with ipfs-cluster 1.1.6).
+#[derive(Parser, Debug)]
+#[command(name = "ipfs-cluster-service", version = cluster_types::VERSION, about, long_about = None)]
+struct Cli {
+    /// Configuration and data folder.
+    #[arg(short = 'c', long = "config", env = "IPFS_CLUSTER_PATH", global = true)]
+    config: Option<PathBuf>,
+    /// Debug logging (same as --loglevel debug).
+    #[arg(short = 'd', long, global = true)]
+    debug: bool,
+    /// Log level, e.g. "info" or "info,cluster_tracker=debug".
+    #[arg(short = 'l', long = "loglevel", env = "IPFS_CLUSTER_LOG_LEVEL", default_value = "info", global = true)]
+    loglevel: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a configuration (service.json) and identity (identity.json).
+    Init(InitArgs),
+    /// Run the cluster member.
+    Daemon(DaemonArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum ConsensusKind {
+    Raft,
+    Crdt,
+}
+
+#[derive(Parser, Debug)]
+struct InitArgs {
+    /// Consensus component (only raft is supported).
+    #[arg(long, value_enum, default_value = "raft")]
+    consensus: ConsensusKind,
+    /// Overwrite an existing configuration.
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Initial cluster members (comma-separated multiaddresses with /p2p/<id>).
+    #[arg(long, value_delimiter = ',')]
+    peers: Vec<String>,
+    /// Use random free ports for the REST API and cluster listeners.
+    #[arg(long)]
+    randomports: bool,
+    /// Datastore (accepted for compatibility; the pinset store is always redb).
+    #[arg(long)]
+    datastore: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+struct DaemonArgs {
+    /// Join a running cluster through this member (not supported yet in a one-member build).
+    #[arg(short = 'j', long, value_delimiter = ',')]
+    bootstrap: Vec<String>,
+    /// Leave the cluster on shutdown.
+    #[arg(short = 'x', long)]
+    leave: bool,
+}
+
+fn config_dir(cli: &Cli) -> PathBuf {
+    if let Some(dir) = &cli.config {
+        return dir.clone();
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".ipfs-cluster")
+}
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.debug { "debug".to_string() } else { cli.loglevel.clone() };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs the command line; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let result = match &cli.command {
+        Command::Version => {
+            println!("{}", cluster_types::VERSION);
+            Ok(())
+        }
+        Command::Init(args) => init(&config_dir(&cli), args),
+        Command::Daemon(args) => daemon(&config_dir(&cli), args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
+    if args.consensus == ConsensusKind::Crdt {
+        bail!("crdt consensus is not supported by this implementation; use --consensus raft");
+    }
+    let service_file = dir.join("service.json");
+    let identity_file = dir.join("identity.json");
+    if !args.force && (service_file.exists() || identity_file.exists()) {
+        bail!("{} already has a configuration; use --force to overwrite it", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let secret = match std::env::var("CLUSTER_SECRET") {
+        Ok(text) if !text.is_empty() => text,
+        _ => {
+            let mut bytes = [0u8; 32];
+            cluster_rt::fill_random(&mut bytes);
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    };
+    let peername = std::env::var("CLUSTER_PEERNAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| "ipfs-cluster-peer".to_string());
+    let mut json = ServiceConfig::default_json(&peername, &secret);
+    if !args.peers.is_empty() {
+        json["consensus"]["raft"]["init_peerset"] = serde_json::json!(args.peers);
+    }
+    if args.randomports {
+        json["api"]["restapi"]["http_listen_multiaddress"] =
+            serde_json::json!(format!("/ip4/127.0.0.1/tcp/{}", free_port()?));
+        json["cluster"]["listen_multiaddress"] = serde_json::json!([format!("/ip4/0.0.0.0/tcp/{}", free_port()?)]);
+    }
+    // Validate what we are about to write, so init never produces a file that daemon refuses.
+    let text = serde_json::to_string_pretty(&json)?;
+    ServiceConfig::parse(&text, &service_file.display().to_string())?.validate()?;
+    let identity = Identity::generate();
+    write_file(&service_file, &text)?;
+    write_file(&identity_file, &identity.to_json())?;
+    println!("configuration written to {}", service_file.display());
+    println!("identity written to {} (peer id {})", identity_file.display(), identity.peer_id);
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    let temp = path.with_extension("tmp");
+    std::fs::write(&temp, format!("{text}\n")).with_context(|| format!("writing {}", temp.display()))?;
+    std::fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn daemon(dir: &Path, args: &DaemonArgs) -> anyhow::Result<()> {
+    if !args.bootstrap.is_empty() {
+        bail!("--bootstrap: joining other members needs the multi-member transport, which this build does not have yet");
+    }
+    let mut service = ServiceConfig::load(&dir.join("service.json"))?;
+    let applied = service.apply_env(std::env::vars())?;
+    for name in applied {
+        tracing::info!("configuration override from environment: {name}");
+    }
+    for warning in service.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let mut config = service.validate()?;
+    if args.leave {
+        config.leave_on_shutdown = true;
+    }
+    let identity = Identity::load(&dir.join("identity.json"))?;
+    let data = DataFolder::lock(dir)?;
+    let runtime = cluster_rt::tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_daemon(config, identity, data))
+}
+
+async fn run_daemon(config: cluster_node::NodeConfig, identity: Identity, data: DataFolder) -> anyhow::Result<()> {
+    let ipfs = Arc::new(KuboConnector::new(KuboConnectorConfig {
+        node_address: config.ipfs_node_address.clone(),
+        request_timeout: config.ipfs_request_timeout,
+        pin_timeout: config.ipfs_pin_timeout,
+        unpin_timeout: config.ipfs_unpin_timeout,
+    }));
+    let rest_listen = config.rest_listen.clone();
+    let rest_headers = config.rest_headers.clone();
+    tracing::info!("starting member {} ({})", identity.peer_id, config.peername);
+    let cluster = Cluster::start(ClusterDeps {
+        config,
+        identity,
+        data,
+        ipfs,
+        transport: Arc::new(NoTransport),
+        state: None,
+    })
+    .await?;
+    let (stop_tx, stop_rx) = cluster_rt::tokio::sync::watch::channel(false);
+    let mut server_task = None;
+    if let Some(listen) = rest_listen {
+        let address = listen.parse().with_context(|| format!("REST API listen address {listen}"))?;
+        let server = RestServer::bind(RestServerConfig { listen: address, headers: rest_headers }, cluster.clone())
+            .with_context(|| format!("binding the REST API on {listen}"))?;
+        tracing::info!("REST API listening on {}", server.local_addr());
+        let mut stop = stop_rx.clone();
+        server_task = Some(cluster_rt::spawn(server.serve(async move {
+            let _ = stop.changed().await;
+        })));
+    }
+    tracing::info!("IPFS Cluster member is READY");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    if let Some(task) = server_task {
+        let _ = task.await;
+    }
+    cluster.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use cluster_rt::tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = cluster_rt::tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    cluster_rt::tokio::select! {
+        _ = cluster_rt::tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

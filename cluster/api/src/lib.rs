@@ -1,0 +1,67 @@
+//! The REST API of a member (reference §1), served with hyper.
+//!
+//! Owns: routing, query parsing, JSON and NDJSON encoding (with the `X-Stream-Error` trailer),
+//! error bodies and status codes. Does not own cluster logic: every route calls a method of
+//! [`RestBackend`], which `cluster-node`'s `Cluster` implements (tests use a mock).
+//!
+//! The server needs real sockets, so it is compiled only outside the simulator.
+#![deny(missing_docs)]
+
+#[cfg(not(madsim))]
+mod rest_server;
+
+#[cfg(not(madsim))]
+pub use rest_server::{RestServer, RestServerConfig};
+
+use cluster_rt::tokio::sync::mpsc;
+use cluster_types::{Cid, ClusterError, GlobalPinInfo, Id, Pin, PinOptions, TrackerStatusFilter};
+
+/// A stream of results; the sender side ends the stream by dropping. Each item may be an error,
+/// which the REST layer reports in the `X-Stream-Error` trailer (or as a 500 before the first item).
+pub type ResultStream<T> = mpsc::Receiver<Result<T, ClusterError>>;
+
+/// What the REST API needs from the cluster.
+///
+/// To ensure correctness:
+/// - Streams are bounded channels: implementations must produce items as they are read, never
+///   collect a whole pinset first.
+/// - `pin` and `unpin` return only after the change is committed to the shared state.
+#[async_trait::async_trait]
+pub trait RestBackend: Send + Sync + 'static {
+    /// `GET /id`: this member's identity (asks the IPFS daemon each time).
+    async fn id(&self) -> Id;
+
+    /// `GET /peers`: the identity of every member.
+    async fn peers(&self) -> ResultStream<Id>;
+
+    /// `POST /pins/{cid}`: pins and returns the committed pin.
+    async fn pin(&self, cid: Cid, options: PinOptions) -> Result<Pin, ClusterError>;
+
+    /// `POST /pins/{ipfs|ipns|ipld}/{path}`: resolves the path, then pins.
+    async fn pin_path(&self, path: String, options: PinOptions) -> Result<Pin, ClusterError>;
+
+    /// `DELETE /pins/{cid}`: unpins and returns the removed pin.
+    async fn unpin(&self, cid: Cid) -> Result<Pin, ClusterError>;
+
+    /// `DELETE /pins/{ipfs|ipns|ipld}/{path}`: resolves the path, then unpins.
+    async fn unpin_path(&self, path: String) -> Result<Pin, ClusterError>;
+
+    /// `GET /allocations`: every pin in the shared state whose type flag is in `type_mask`.
+    async fn allocations(&self, type_mask: u32) -> ResultStream<Pin>;
+
+    /// `GET /allocations/{cid}`: the pin from the shared state.
+    async fn allocation(&self, cid: Cid) -> Result<Pin, ClusterError>;
+
+    /// `GET /pins/{cid}`: status on every allocated member (only this one if `local`).
+    async fn status(&self, cid: Cid, local: bool) -> Result<GlobalPinInfo, ClusterError>;
+
+    /// `GET /pins`: status of every pin that matches `filter`; only the listed CIDs when `cids`
+    /// is non-empty.
+    async fn status_all(&self, filter: TrackerStatusFilter, cids: Vec<Cid>, local: bool) -> ResultStream<GlobalPinInfo>;
+
+    /// `POST /pins/{cid}/recover`: re-queues a failed pin or unpin.
+    async fn recover(&self, cid: Cid, local: bool) -> Result<GlobalPinInfo, ClusterError>;
+
+    /// `POST /pins/recover`: re-queues every failed item; streams only those re-queued.
+    async fn recover_all(&self, local: bool) -> ResultStream<GlobalPinInfo>;
+}

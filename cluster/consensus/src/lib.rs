@@ -1,0 +1,33 @@
+//! Consensus: the shared pinset kept consistent across members by Raft (openraft 0.9).
+//!
+//! ```text
+//!  Consensus::log_pin ──► openraft (leader) ──► RedbLogStore::append (one fsync per batch)
+//!                                │ committed
+//!                                ▼
+//!                   PinsetStateMachine::apply ──► State::commit(ops + applied meta, atomically)
+//!                                │
+//!                                ▼
+//!                       ApplyObserver (the tracker queues pin/unpin on the daemon)
+//! ```
+//!
+//! Owns: the openraft type config ([`TypeConfig`], [`Command`]), the durable log store
+//! ([`RedbLogStore`]), the state machine over a [`cluster_state::State`] ([`PinsetStateMachine`]),
+//! and the [`Consensus`] facade the node uses. Does not own: what to pin where (the node
+//! allocates before logging), nor the network between members (a [`RaftTransport`] is given).
+#![deny(missing_docs)]
+
+mod config;
+mod consensus;
+mod error;
+mod log_store;
+mod network;
+mod state_machine;
+mod type_config;
+
+pub use config::RaftConfig;
+pub use consensus::Consensus;
+pub use error::ConsensusError;
+pub use log_store::RedbLogStore;
+pub use network::{NoTransport, RaftTransport, TransportFailure, TransportNetworkFactory};
+pub use state_machine::{AppliedChange, ApplyObserver, PinsetStateMachine};
+pub use type_config::{node_id_of, Command, CommandResponse, MemberNode, NodeId, TypeConfig};

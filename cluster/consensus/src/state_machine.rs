@@ -1,0 +1,315 @@
+//! The Raft state machine: applies committed [`Command`]s to a [`State`] and tells an
+//! [`ApplyObserver`] (the tracker) what changed.
+//!
+//! The last applied log id and the membership are stored in the State's meta blob, in the same
+//! atomic commit as the pins of the batch, so after a crash state and applied index agree and
+//! openraft re-applies exactly the entries after it.
+//!
+//! Snapshots are *fuzzy*: the builder reads the applied meta first, then pages through the pins
+//! while applies may continue. Every command sets or removes one key absolutely, so a receiver
+//! that installs the snapshot and then replays the entries after its index ends in exactly the
+//! leader's state. (The snapshot body is still one in-memory buffer, as openraft 0.9's default
+//! snapshot data type requires; streaming it is future work.)
+
+use std::collections::HashMap;
+use std::io::{BufRead, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use cluster_state::{PinIter, State, StateOp};
+use cluster_types::{Cid, Pin};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Command, CommandResponse, MemberNode, NodeId, TypeConfig};
+
+/// One change made to the pinset by an applied entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppliedChange {
+    /// A pin was added or replaced.
+    Pinned {
+        /// The pin as now in the state.
+        pin: Pin,
+        /// The pin it replaced, if any.
+        previous: Option<Pin>,
+    },
+    /// A pin was removed.
+    Unpinned {
+        /// The removed pin.
+        pin: Pin,
+    },
+}
+
+/// Told about every change after it is durable in the state.
+///
+/// To ensure correctness: implementations must not block or await (they run inside the state
+/// machine); they enqueue work and return.
+pub trait ApplyObserver: Send + Sync + 'static {
+    /// Changes applied, in log order.
+    fn applied(&self, changes: &[AppliedChange]);
+    /// A snapshot replaced the whole state; the observer should reconcile from scratch.
+    fn snapshot_installed(&self);
+}
+
+/// What the state machine stores beside the pins.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct AppliedMeta {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, MemberNode>,
+}
+
+/// The snapshot kept on disk: openraft's meta, then the body.
+#[derive(Debug, Clone)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, MemberNode>,
+    data: Vec<u8>,
+}
+
+/// The Raft state machine over a pinset store. Cheap to clone.
+#[derive(Clone)]
+pub struct PinsetStateMachine {
+    state: Arc<dyn State>,
+    observer: Arc<dyn ApplyObserver>,
+    snapshot_dir: PathBuf,
+    current_snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+fn sm_write_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+fn sm_read_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::read_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+fn snapshot_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
+}
+
+const SNAPSHOT_FILE: &str = "snapshot.ndjson";
+
+impl PinsetStateMachine {
+    /// A state machine over `state`, keeping its latest snapshot in `snapshot_dir`.
+    pub fn new(state: Arc<dyn State>, observer: Arc<dyn ApplyObserver>, snapshot_dir: &Path) -> PinsetStateMachine {
+        let current = load_snapshot(snapshot_dir);
+        PinsetStateMachine {
+            state,
+            observer,
+            snapshot_dir: snapshot_dir.to_path_buf(),
+            current_snapshot: Arc::new(Mutex::new(current)),
+        }
+    }
+
+    fn applied_meta(&self) -> Result<AppliedMeta, StorageError<NodeId>> {
+        match self.state.meta().map_err(sm_read_error)? {
+            None => Ok(AppliedMeta::default()),
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(sm_read_error),
+        }
+    }
+
+    fn save_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), StorageError<NodeId>> {
+        std::fs::create_dir_all(&self.snapshot_dir).map_err(snapshot_error)?;
+        let final_path = self.snapshot_dir.join(SNAPSHOT_FILE);
+        let temp_path = self.snapshot_dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+        let mut file = std::fs::File::create(&temp_path).map_err(snapshot_error)?;
+        let header = serde_json::to_vec(&snapshot.meta).map_err(snapshot_error)?;
+        file.write_all(&header).map_err(snapshot_error)?;
+        file.write_all(b"\n").map_err(snapshot_error)?;
+        file.write_all(&snapshot.data).map_err(snapshot_error)?;
+        file.sync_all().map_err(snapshot_error)?;
+        std::fs::rename(&temp_path, &final_path).map_err(snapshot_error)?;
+        Ok(())
+    }
+}
+
+fn load_snapshot(dir: &Path) -> Option<StoredSnapshot> {
+    let bytes = std::fs::read(dir.join(SNAPSHOT_FILE)).ok()?;
+    let newline = bytes.iter().position(|b| *b == b'\n')?;
+    match serde_json::from_slice(&bytes[..newline]) {
+        Ok(meta) => Some(StoredSnapshot {
+            meta,
+            data: bytes[newline + 1..].to_vec(),
+        }),
+        Err(e) => {
+            tracing::warn!("ignoring unreadable raft snapshot in {}: {e}", dir.display());
+            None
+        }
+    }
+}
+
+/// Encodes the snapshot body: the applied meta line, then one pin per line.
+fn encode_snapshot(state: &dyn State, meta: &AppliedMeta) -> Result<Vec<u8>, StorageError<NodeId>> {
+    let mut data = serde_json::to_vec(meta).map_err(snapshot_error)?;
+    data.push(b'\n');
+    for pin in PinIter::new(state, 1000) {
+        let pin = pin.map_err(snapshot_error)?;
+        serde_json::to_writer(&mut data, &pin).map_err(snapshot_error)?;
+        data.push(b'\n');
+    }
+    Ok(data)
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        // Meta first: see the module doc on fuzzy snapshots.
+        let meta = self.applied_meta()?;
+        let data = encode_snapshot(self.state.as_ref(), &meta)?;
+        let snapshot_id = match &meta.last_applied {
+            Some(log_id) => format!(
+                "{}-{}-{}",
+                log_id.leader_id,
+                log_id.index,
+                cluster_rt::random_u64() % 1_000_000
+            ),
+            None => format!("empty-{}", cluster_rt::random_u64() % 1_000_000),
+        };
+        let snapshot_meta = SnapshotMeta {
+            last_log_id: meta.last_applied,
+            last_membership: meta.membership.clone(),
+            snapshot_id,
+        };
+        let stored = StoredSnapshot {
+            meta: snapshot_meta.clone(),
+            data: data.clone(),
+        };
+        self.save_snapshot(&stored)?;
+        *self.current_snapshot.lock().expect("snapshot lock") = Some(stored);
+        Ok(Snapshot {
+            meta: snapshot_meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
+    type SnapshotBuilder = PinsetStateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, MemberNode>), StorageError<NodeId>> {
+        let meta = self.applied_meta()?;
+        Ok((meta.last_applied, meta.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let mut meta = self.applied_meta()?;
+        let mut ops = Vec::new();
+        let mut changes = Vec::new();
+        let mut responses = Vec::new();
+        // Pins changed earlier in this batch: later entries must see them as "previous".
+        let mut overlay: HashMap<Cid, Option<Pin>> = HashMap::new();
+        for entry in entries {
+            if let Some(last) = &meta.last_applied {
+                assert!(
+                    entry.log_id.index > last.index,
+                    "applied index must grow: {} after {}",
+                    entry.log_id,
+                    last
+                );
+            }
+            meta.last_applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => CommandResponse::Nothing,
+                EntryPayload::Membership(membership) => {
+                    meta.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    CommandResponse::Nothing
+                }
+                EntryPayload::Normal(Command::Pin(pin)) => {
+                    let previous = match overlay.get(&pin.cid) {
+                        Some(pending) => pending.clone(),
+                        None => self.state.get(&pin.cid).map_err(sm_read_error)?,
+                    };
+                    overlay.insert(pin.cid, Some(pin.clone()));
+                    ops.push(StateOp::Add(pin.clone()));
+                    changes.push(AppliedChange::Pinned {
+                        pin: pin.clone(),
+                        previous,
+                    });
+                    CommandResponse::Pinned(pin)
+                }
+                EntryPayload::Normal(Command::Unpin(cid)) => {
+                    let previous = match overlay.get(&cid) {
+                        Some(pending) => pending.clone(),
+                        None => self.state.get(&cid).map_err(sm_read_error)?,
+                    };
+                    overlay.insert(cid, None);
+                    if let Some(pin) = &previous {
+                        ops.push(StateOp::Rm(cid));
+                        changes.push(AppliedChange::Unpinned { pin: pin.clone() });
+                    }
+                    CommandResponse::Unpinned(previous)
+                }
+            };
+            responses.push(response);
+        }
+        let meta_bytes = serde_json::to_vec(&meta).map_err(sm_write_error)?;
+        self.state.commit(&ops, Some(&meta_bytes)).map_err(sm_write_error)?;
+        if !changes.is_empty() {
+            self.observer.applied(&changes);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, MemberNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let data = snapshot.into_inner();
+        let applied = AppliedMeta {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        let meta_bytes = serde_json::to_vec(&applied).map_err(snapshot_error)?;
+        // Validate the whole body before touching the state: a corrupt snapshot changes nothing.
+        let body_lines = || {
+            Cursor::new(&data)
+                .lines()
+                .skip(1)
+                .map_while(Result::ok)
+                .filter(|l| !l.is_empty())
+        };
+        for (number, line) in body_lines().enumerate() {
+            if let Err(e) = serde_json::from_str::<Pin>(&line) {
+                return Err(snapshot_error(format!(
+                    "corrupt snapshot {} at pin {number}: {e}",
+                    meta.snapshot_id
+                )));
+            }
+        }
+        // The first line is the sender's applied meta; openraft's `meta` is authoritative.
+        let mut pins = body_lines().filter_map(|line| serde_json::from_str::<Pin>(&line).ok());
+        self.state.replace_all(&mut pins, &meta_bytes).map_err(sm_write_error)?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        self.save_snapshot(&stored)?;
+        *self.current_snapshot.lock().expect("snapshot lock") = Some(stored);
+        self.observer.snapshot_installed();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        let current = self.current_snapshot.lock().expect("snapshot lock").clone();
+        Ok(current.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}

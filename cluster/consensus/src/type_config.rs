@@ -1,0 +1,68 @@
+//! The openraft type configuration: what a log entry carries and how members are named.
+
+use std::io::Cursor;
+
+use cluster_types::{Cid, PeerId, Pin};
+use serde::{Deserialize, Serialize};
+
+/// Raft node id: a 64-bit digest of the member's peer id (see [`node_id_of`]).
+pub type NodeId = u64;
+
+/// A member as Raft knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MemberNode {
+    /// The member's cluster peer id (base58).
+    pub peer_id: String,
+    /// An address the member listens on (multiaddr), empty if unknown.
+    pub address: String,
+}
+
+impl std::fmt::Display for MemberNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.peer_id, self.address)
+    }
+}
+
+/// A change to the shared pinset, one per Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Add or replace a pin (allocations already decided).
+    Pin(Pin),
+    /// Remove a pin.
+    Unpin(Cid),
+}
+
+/// The result of applying a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum CommandResponse {
+    /// Membership or blank entries.
+    #[default]
+    Nothing,
+    /// The pin as committed.
+    Pinned(Pin),
+    /// The removed pin, `None` if the CID was not in the pinset.
+    Unpinned(Option<Pin>),
+}
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for the cluster pinset.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResponse,
+        NodeId = NodeId,
+        Node = MemberNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = cluster_rt::OpenraftRuntime,
+);
+
+/// The Raft node id of a member: FNV-1a 64 of its peer id bytes. Collisions among the few dozen
+/// members of a cluster are vanishingly unlikely; joining checks for them anyway.
+pub fn node_id_of(peer: &PeerId) -> NodeId {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in peer.to_bytes() {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}

@@ -1,0 +1,147 @@
+//! The consensus component on real storage: openraft's own storage conformance suite against
+//! our log store and state machine, and a one-member cluster that commits, crashes (drop
+//! without shutdown) and recovers from disk.
+#![cfg(not(madsim))]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use cluster_consensus::{
+    node_id_of, AppliedChange, ApplyObserver, Consensus, MemberNode, NoTransport, PinsetStateMachine, RaftConfig,
+    RedbLogStore, TypeConfig,
+};
+use cluster_state::{MemoryState, RedbState, State};
+use cluster_types::{ClusterError, PeerId, Pin, PinOptions};
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::StorageError;
+
+#[derive(Default)]
+struct Recorder {
+    changes: Mutex<Vec<AppliedChange>>,
+}
+
+impl ApplyObserver for Recorder {
+    fn applied(&self, changes: &[AppliedChange]) {
+        self.changes.lock().unwrap().extend_from_slice(changes);
+    }
+    fn snapshot_installed(&self) {}
+}
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, RedbLogStore, PinsetStateMachine, tempfile::TempDir> for Builder {
+    async fn build(&self) -> Result<(tempfile::TempDir, RedbLogStore, PinsetStateMachine), StorageError<u64>> {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RedbLogStore::open(&dir.path().join("log.redb")).unwrap();
+        let state: Arc<dyn State> = Arc::new(MemoryState::new());
+        let machine = PinsetStateMachine::new(state, Arc::new(Recorder::default()), dir.path());
+        Ok((dir, log, machine))
+    }
+}
+
+#[test]
+fn openraft_storage_suite_passes() {
+    Suite::test_all(Builder).unwrap();
+}
+
+fn pin(i: u64) -> Pin {
+    cluster_state::testing::test_pin(i)
+}
+
+fn peer() -> PeerId {
+    PeerId::from_ed25519_seed([9; 32])
+}
+
+async fn start(dir: &std::path::Path, observer: Arc<Recorder>) -> (Consensus, Arc<dyn State>) {
+    // After a shutdown, openraft's tasks may take a moment to drop their store handles.
+    let mut attempts = 0;
+    let state: Arc<dyn State> = loop {
+        match RedbState::open(&dir.join("pinset.redb")) {
+            Ok(state) => break Arc::new(state),
+            Err(e) if attempts < 100 => {
+                attempts += 1;
+                let _ = e;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("reopening the state: {e}"),
+        }
+    };
+    let consensus = Consensus::start(
+        &peer(),
+        &dir.join("raft"),
+        state.clone(),
+        observer,
+        Arc::new(NoTransport),
+        RaftConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut members = BTreeMap::new();
+    members.insert(
+        node_id_of(&peer()),
+        MemberNode {
+            peer_id: peer().to_string(),
+            address: String::new(),
+        },
+    );
+    consensus.initialize_if_new(members).await.unwrap();
+    (consensus, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_member_commits_and_recovers_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let (consensus, state) = start(dir.path(), recorder.clone()).await;
+    for i in 0..50 {
+        let committed = consensus.log_pin(pin(i)).await.unwrap();
+        assert_eq!(committed, pin(i));
+    }
+    for i in 0..10 {
+        consensus.log_unpin(pin(i).cid).await.unwrap();
+    }
+    assert_eq!(consensus.log_unpin(pin(0).cid).await, Err(ClusterError::NotFound));
+    assert_eq!(state.len().unwrap(), 40);
+    let applied = consensus.last_applied_index().unwrap();
+    {
+        let changes = recorder.changes.lock().unwrap();
+        assert_eq!(changes.len(), 60, "50 pins and 10 unpins observed");
+        assert!(matches!(&changes[0], AppliedChange::Pinned { previous: None, .. }));
+        assert!(matches!(&changes[50], AppliedChange::Unpinned { .. }));
+    }
+    consensus.trigger_snapshot().await.unwrap();
+    // A "crash": stop Raft without any clean-up of ours, drop everything, reopen.
+    consensus.shutdown().await;
+    drop(consensus);
+    drop(state);
+
+    let recorder = Arc::new(Recorder::default());
+    let (consensus, state) = start(dir.path(), recorder.clone()).await;
+    assert_eq!(state.len().unwrap(), 40);
+    assert!(state.get(&pin(5).cid).unwrap().is_none());
+    assert!(state.get(&pin(45).cid).unwrap().is_some());
+    consensus
+        .wait_for_leader(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(consensus.last_applied_index().unwrap() >= applied);
+    // Writes work after recovery, and replacing a pin reports the previous one.
+    let mut renamed = pin(45);
+    renamed.options = PinOptions {
+        name: "renamed".into(),
+        ..renamed.options.clone()
+    };
+    consensus.log_pin(renamed.clone()).await.unwrap();
+    let changes = recorder.changes.lock().unwrap().clone();
+    assert!(matches!(changes.last(), Some(AppliedChange::Pinned { previous: Some(p), .. }) if *p == pin(45)));
+    assert_eq!(state.get(&pin(45).cid).unwrap().unwrap().options.name, "renamed");
+    consensus.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_store_is_locked_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = RedbLogStore::open(&dir.path().join("log.redb")).unwrap();
+    let err = RedbLogStore::open(&dir.path().join("log.redb")).unwrap_err();
+    assert!(err.to_string().contains("locked"), "{err}");
+}

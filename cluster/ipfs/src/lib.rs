@@ -1,0 +1,82 @@
+//! The IPFS daemon beside a member, behind the [`IpfsConnector`] trait.
+//!
+//! Owns: the trait and its error type; [`KuboConnector`], the Kubo RPC HTTP client used in
+//! production (`cfg(not(madsim))`, reference §8); [`FakeIpfs`], an in-process daemon with fault
+//! knobs for the simulator and unit tests; and [`FakeKuboServer`], a Kubo RPC HTTP server over
+//! a `FakeIpfs` (like Go's `test/ipfs_mock.go`) for fast tests of real processes.
+//! Does not own: deciding what to pin (the tracker does).
+#![deny(missing_docs)]
+
+mod error;
+mod fake_ipfs;
+#[cfg(not(madsim))]
+mod fake_kubo_server;
+#[cfg(not(madsim))]
+mod kubo_connector;
+
+pub use error::IpfsError;
+pub use fake_ipfs::{FakeIpfs, FakeIpfsKnobs};
+#[cfg(not(madsim))]
+pub use fake_kubo_server::FakeKuboServer;
+#[cfg(not(madsim))]
+pub use kubo_connector::{KuboConnector, KuboConnectorConfig};
+
+use cluster_types::{Cid, IpfsId};
+use futures::stream::BoxStream;
+
+/// How a CID is pinned on the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpfsPinType {
+    /// The whole DAG.
+    Recursive,
+    /// Only the root block.
+    Direct,
+    /// Pinned because a recursive pin includes it.
+    Indirect,
+}
+
+/// The daemon's repository usage (`repo/stat?size-only=true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RepoStat {
+    /// Bytes used.
+    pub repo_size: u64,
+    /// Bytes allowed.
+    pub storage_max: u64,
+}
+
+/// What the tracker and the cluster need from an IPFS daemon.
+///
+/// To ensure correctness:
+/// - Every call has a deadline: none may hang forever, whatever the daemon does.
+/// - `pin` returns only once the daemon reports the pin done; it fails with
+///   [`IpfsError::Timeout`] when the daemon stops making progress for the pin timeout (not when
+///   the pin merely takes long).
+/// - `unpin` of a CID that is not pinned succeeds (unpin is idempotent).
+/// - CIDs coming back from the daemon are returned decoded, so a base58 CIDv1 from js-ipfs
+///   equals the base32 one we sent.
+#[async_trait::async_trait]
+pub trait IpfsConnector: Send + Sync + 'static {
+    /// The daemon's identity (`id`).
+    async fn id(&self) -> Result<IpfsId, IpfsError>;
+
+    /// Pins `cid` with `max_depth` (-1 recursive, 0 direct, N limited).
+    async fn pin(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError>;
+
+    /// Unpins `cid`; succeeds if it was not pinned.
+    async fn unpin(&self, cid: &Cid) -> Result<(), IpfsError>;
+
+    /// How `cid` is pinned, `None` if not pinned.
+    async fn pin_ls_cid(&self, cid: &Cid) -> Result<Option<IpfsPinType>, IpfsError>;
+
+    /// Every recursive pin of the daemon, streamed (it may hold millions).
+    async fn pin_ls(&self) -> Result<BoxStream<'static, Result<Cid, IpfsError>>, IpfsError>;
+
+    /// Repository size and limit.
+    async fn repo_stat(&self) -> Result<RepoStat, IpfsError>;
+
+    /// Peer ids of the daemon's swarm peers.
+    async fn swarm_peers(&self) -> Result<Vec<String>, IpfsError>;
+
+    /// The daemon's version string.
+    async fn version(&self) -> Result<String, IpfsError>;
+}

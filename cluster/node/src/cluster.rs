@@ -1,0 +1,508 @@
+//! [`Cluster`]: one member. Validates and allocates pins, commits them through consensus,
+//! answers status from its tracker, and runs the periodic state sync and recover loops.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cluster_api::{RestBackend, ResultStream};
+use cluster_consensus::{node_id_of, AppliedChange, ApplyObserver, Consensus, MemberNode, RaftTransport};
+use cluster_ipfs::IpfsConnector;
+use cluster_rt::tokio::sync::{mpsc, watch};
+use cluster_state::{RedbState, State};
+use cluster_tracker::{PinTracker, TrackerConfig};
+use cluster_types::{
+    Cid, ClusterError, GlobalPinInfo, Id, IpfsId, PeerId, Pin, PinOptions, PinType, Timestamp, TrackerStatusFilter,
+    RPC_PROTOCOL_VERSION, VERSION,
+};
+
+use crate::config::validate_replication;
+use crate::{DataFolder, Identity, NodeConfig, NodeError};
+
+/// Items buffered between a stream's producer and the REST writer.
+const STREAM_BUFFER: usize = 256;
+/// Pins read from the state per page when streaming it.
+const STATE_PAGE: usize = 1000;
+
+/// What a member is built from.
+pub struct ClusterDeps {
+    /// The resolved configuration.
+    pub config: NodeConfig,
+    /// The member's key pair.
+    pub identity: Identity,
+    /// The locked data folder.
+    pub data: DataFolder,
+    /// The IPFS daemon.
+    pub ipfs: Arc<dyn IpfsConnector>,
+    /// How Raft reaches other members.
+    pub transport: Arc<dyn RaftTransport>,
+    /// The pinset store; `None` opens the redb store in the data folder.
+    pub state: Option<Arc<dyn State>>,
+}
+
+/// Forwards applied changes to the tracker without blocking the state machine.
+struct TrackerObserver {
+    tracker: Arc<PinTracker>,
+}
+
+impl ApplyObserver for TrackerObserver {
+    fn applied(&self, changes: &[AppliedChange]) {
+        for change in changes {
+            match change {
+                AppliedChange::Pinned { pin, previous } => self.tracker.track(pin, previous.as_ref()),
+                AppliedChange::Unpinned { pin } => self.tracker.untrack(&pin.cid),
+            }
+        }
+    }
+
+    fn snapshot_installed(&self) {
+        let tracker = self.tracker.clone();
+        cluster_rt::spawn(async move {
+            if let Err(e) = tracker.sync_state().await {
+                tracing::warn!("state sync after snapshot install failed: {e}");
+            }
+        });
+    }
+}
+
+/// One cluster member.
+pub struct Cluster {
+    config: NodeConfig,
+    identity: Identity,
+    state: Arc<dyn State>,
+    consensus: Consensus,
+    tracker: Arc<PinTracker>,
+    ipfs: Arc<dyn IpfsConnector>,
+    shutdown_tx: watch::Sender<bool>,
+    data: Mutex<Option<DataFolder>>,
+}
+
+impl Cluster {
+    /// Opens the state, starts consensus and the tracker, and the background loops. A member
+    /// starts even if its IPFS daemon is down: pins then fail and are retried.
+    pub async fn start(deps: ClusterDeps) -> Result<Arc<Cluster>, NodeError> {
+        let ClusterDeps { config, identity, data, ipfs, transport, state } = deps;
+        let state: Arc<dyn State> = match state {
+            Some(state) => state,
+            None => {
+                let file = data.state_file();
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| NodeError::Io { path: parent.display().to_string(), message: e.to_string() })?;
+                }
+                Arc::new(RedbState::open(&file)?)
+            }
+        };
+        let tracker_config = TrackerConfig {
+            concurrent_pins: config.concurrent_pins,
+            priority_pin_max_age: config.priority_pin_max_age,
+            priority_pin_max_retries: config.priority_pin_max_retries,
+            pin_queue_size_max: config.pin_queue_size_max,
+            ..TrackerConfig::default()
+        };
+        let tracker = PinTracker::new(
+            tracker_config,
+            identity.peer_id,
+            config.peername.clone(),
+            ipfs.clone(),
+            state.clone(),
+        );
+        let observer = Arc::new(TrackerObserver { tracker: tracker.clone() });
+        let consensus =
+            Consensus::start(&identity.peer_id, &data.raft_dir(), state.clone(), observer, transport, config.raft.clone())
+                .await?;
+        if config.init_peerset.is_empty() {
+            let mut members = BTreeMap::new();
+            members.insert(
+                node_id_of(&identity.peer_id),
+                MemberNode {
+                    peer_id: identity.peer_id.to_string(),
+                    address: config.listen_multiaddress.first().cloned().unwrap_or_default(),
+                },
+            );
+            consensus.initialize_if_new(members).await?;
+        }
+        tracker.start();
+        let (shutdown_tx, _) = watch::channel(false);
+        let cluster = Arc::new(Cluster {
+            config,
+            identity,
+            state,
+            consensus,
+            tracker,
+            ipfs,
+            shutdown_tx,
+            data: Mutex::new(Some(data)),
+        });
+        cluster.spawn_loops();
+        Ok(cluster)
+    }
+
+    fn spawn_loops(self: &Arc<Self>) {
+        // First sync once a leader exists: re-queues pins the daemon lost while we were down.
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            let wait = cluster.consensus.wait_for_leader(cluster.config.raft.wait_for_leader_timeout);
+            cluster_rt::tokio::select! {
+                _ = shutdown.changed() => return,
+                result = wait => if let Err(e) = result { tracing::warn!("startup: {e}") },
+            }
+            cluster.sync_once("startup").await;
+            loop {
+                cluster_rt::tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(cluster.config.state_sync_interval) => cluster.sync_once("periodic").await,
+                }
+            }
+        });
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            loop {
+                cluster_rt::tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(cluster.config.pin_recover_interval) => {
+                        let mut recovered = cluster.tracker.recover_all();
+                        let mut count = 0u64;
+                        while let Some(item) = recovered.recv().await {
+                            if item.is_ok() {
+                                count += 1;
+                            }
+                        }
+                        if count > 0 {
+                            tracing::info!("recover: re-queued {count} items");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    async fn sync_once(&self, why: &str) {
+        match self.tracker.sync_state().await {
+            Ok(report) => tracing::debug!("{why} state sync: {report:?}"),
+            Err(e) => tracing::warn!("{why} state sync failed: {e}"),
+        }
+    }
+
+    /// This member's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.identity.peer_id
+    }
+
+    /// The consensus component (tests and the simulator inspect it).
+    pub fn consensus(&self) -> &Consensus {
+        &self.consensus
+    }
+
+    /// The pinset store.
+    pub fn state(&self) -> &Arc<dyn State> {
+        &self.state
+    }
+
+    /// The tracker.
+    pub fn tracker(&self) -> &Arc<PinTracker> {
+        &self.tracker
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Stops the loops, the tracker and Raft, and releases the data folder lock.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown_tx.send(true);
+        self.tracker.shutdown();
+        self.consensus.shutdown().await;
+        self.data.lock().expect("data folder lock").take();
+    }
+
+    fn member_peers(&self) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> =
+            self.consensus.members().into_iter().filter_map(|(_, node)| node.peer_id.parse().ok()).collect();
+        if !peers.contains(&self.identity.peer_id) {
+            peers.push(self.identity.peer_id);
+        }
+        peers.sort();
+        peers
+    }
+
+    /// Checks the options and fills the defaults (Go `setupPin`).
+    fn prepare_pin(&self, cid: Cid, mut options: PinOptions, existing: Option<&Pin>) -> Result<Pin, ClusterError> {
+        if options.replication_factor_min == 0 && options.replication_factor_max == 0 {
+            options.replication_factor_min = self.config.replication_factor_min;
+            options.replication_factor_max = self.config.replication_factor_max;
+        } else if options.replication_factor_min == 0 {
+            options.replication_factor_min = options.replication_factor_max;
+        } else if options.replication_factor_max == 0 {
+            options.replication_factor_max = options.replication_factor_min;
+        }
+        validate_replication(options.replication_factor_min as i64, options.replication_factor_max as i64)
+            .map_err(ClusterError::InvalidArgument)?;
+        let now = Timestamp::now();
+        if !options.expire_at.is_zero() && options.expire_at <= now {
+            return Err(ClusterError::InvalidArgument(format!(
+                "pin expiration time {} is in the past",
+                options.expire_at
+            )));
+        }
+        let mut pin = Pin::new(cid, options);
+        // Go never stores user allocations: they only steer this allocation.
+        pin.options.user_allocations = None;
+        if let Some(existing) = existing {
+            if existing.pin_type != PinType::Data {
+                return Err(ClusterError::InvalidArgument(format!(
+                    "cannot repin {cid}: it is already pinned with type {:?}",
+                    existing.pin_type
+                )));
+            }
+            if existing.max_depth == -1 && pin.max_depth == 0 {
+                return Err(ClusterError::InvalidArgument(format!(
+                    "cannot repin {cid} as direct: it is pinned recursively; unpin it first"
+                )));
+            }
+        }
+        pin.timestamp = now;
+        Ok(pin)
+    }
+
+    /// Chooses the members that hold `pin` (Go `allocate`): everywhere for -1, else current valid
+    /// allocations first, then the user's, then the rest, up to the maximum.
+    fn allocate(&self, pin: &mut Pin, user_allocations: &[PeerId], existing: Option<&Pin>) -> Result<(), ClusterError> {
+        if pin.is_everywhere() {
+            pin.allocations.clear();
+            return Ok(());
+        }
+        let peers = self.member_peers();
+        let min = pin.options.replication_factor_min as usize;
+        let max = pin.options.replication_factor_max as usize;
+        let mut chosen: Vec<PeerId> = Vec::new();
+        if let Some(existing) = existing {
+            chosen.extend(existing.allocations.iter().filter(|p| peers.contains(p)).take(max));
+        }
+        for peer in user_allocations.iter().chain(peers.iter()) {
+            if chosen.len() >= max {
+                break;
+            }
+            if peers.contains(peer) && !chosen.contains(peer) {
+                chosen.push(*peer);
+            }
+        }
+        if chosen.len() < min {
+            return Err(ClusterError::NotEnoughPeers(format!(
+                "not enough peers to allocate CID. Needed at least: {min}. Wanted at most: {max}. Available candidates: {}. See logs for more info.",
+                peers.len()
+            )));
+        }
+        assert!(chosen.len() <= max, "allocated {} > replication_factor_max {max}", chosen.len());
+        pin.allocations = chosen;
+        Ok(())
+    }
+
+    /// Pins `cid` cluster-wide and returns the pin as committed.
+    pub async fn pin(&self, cid: Cid, options: PinOptions) -> Result<Pin, ClusterError> {
+        let user_allocations = options.user_allocations.clone().unwrap_or_default();
+        let existing = self.state.get(&cid).map_err(|e| ClusterError::Internal(e.to_string()))?;
+        // A pin update starts from the allocations of the pin it replaces.
+        let allocation_base = match &options.pin_update {
+            Some(from) if *from != cid && existing.is_none() => {
+                self.state.get(from).map_err(|e| ClusterError::Internal(e.to_string()))?
+            }
+            _ => existing.clone(),
+        };
+        let mut pin = self.prepare_pin(cid, options, existing.as_ref())?;
+        self.allocate(&mut pin, &user_allocations, allocation_base.as_ref())?;
+        self.consensus.log_pin(pin).await
+    }
+
+    /// Unpins `cid` cluster-wide and returns the removed pin.
+    pub async fn unpin(&self, cid: Cid) -> Result<Pin, ClusterError> {
+        let existing = self.state.get(&cid).map_err(|e| ClusterError::Internal(e.to_string()))?;
+        match existing {
+            None => Err(ClusterError::NotFound),
+            Some(pin) if pin.pin_type != PinType::Data => Err(ClusterError::InvalidArgument(format!(
+                "cannot unpin {cid} directly: it is a {:?} pin of a sharded upload",
+                pin.pin_type
+            ))),
+            Some(_) => self.consensus.log_unpin(cid).await,
+        }
+    }
+
+    /// This member's identity, asking the IPFS daemon for its own.
+    pub async fn id(&self) -> Id {
+        let ipfs = match self.ipfs.id().await {
+            Ok(id) => id,
+            Err(e) => IpfsId { id: String::new(), addresses: Vec::new(), error: e.to_string() },
+        };
+        let peer = self.identity.peer_id;
+        Id {
+            id: peer,
+            addresses: self.config.listen_multiaddress.iter().map(|a| format!("{a}/p2p/{peer}")).collect(),
+            cluster_peers: self.member_peers(),
+            cluster_peers_addresses: Vec::new(),
+            version: VERSION.to_string(),
+            commit: String::new(),
+            rpc_protocol_version: RPC_PROTOCOL_VERSION.to_string(),
+            error: String::new(),
+            ipfs,
+            peername: self.config.peername.clone(),
+        }
+    }
+}
+
+/// Parses `/ipfs/<cid>` paths; deeper paths need the daemon's `resolve`, not supported yet.
+fn cid_of_path(path: &str) -> Result<Cid, ClusterError> {
+    let trimmed = path.trim_end_matches('/');
+    let mut parts = trimmed.trim_start_matches('/').split('/');
+    let namespace = parts.next().unwrap_or_default();
+    let first = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    if namespace != "ipfs" && namespace != "ipld" {
+        return Err(ClusterError::InvalidArgument(format!(
+            "error parsing path: {path:?}: only /ipfs/<cid> paths are supported yet"
+        )));
+    }
+    if !rest.is_empty() {
+        return Err(ClusterError::InvalidArgument(format!(
+            "error parsing path: {path:?}: resolving sub-paths is not supported yet; pin the CID"
+        )));
+    }
+    first.parse::<Cid>().map_err(|e| ClusterError::InvalidArgument(format!("error decoding Cid: {e}")))
+}
+
+fn spawn_stream<T: Send + 'static>(
+    producer: impl FnOnce(mpsc::Sender<Result<T, ClusterError>>) -> futures::future::BoxFuture<'static, ()>,
+) -> ResultStream<T> {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    cluster_rt::spawn(producer(tx));
+    rx
+}
+
+#[async_trait::async_trait]
+impl RestBackend for Cluster {
+    async fn id(&self) -> Id {
+        Cluster::id(self).await
+    }
+
+    async fn peers(&self) -> ResultStream<Id> {
+        // One member for now; other members are asked over RPC in a multi-member cluster.
+        let id = Cluster::id(self).await;
+        let (tx, rx) = mpsc::channel(1);
+        let _ = tx.send(Ok(id)).await;
+        rx
+    }
+
+    async fn pin(&self, cid: Cid, options: PinOptions) -> Result<Pin, ClusterError> {
+        Cluster::pin(self, cid, options).await
+    }
+
+    async fn pin_path(&self, path: String, options: PinOptions) -> Result<Pin, ClusterError> {
+        let cid = cid_of_path(&path)?;
+        Cluster::pin(self, cid, options).await
+    }
+
+    async fn unpin(&self, cid: Cid) -> Result<Pin, ClusterError> {
+        Cluster::unpin(self, cid).await
+    }
+
+    async fn unpin_path(&self, path: String) -> Result<Pin, ClusterError> {
+        let cid = cid_of_path(&path)?;
+        Cluster::unpin(self, cid).await
+    }
+
+    async fn allocations(&self, type_mask: u32) -> ResultStream<Pin> {
+        let state = self.state.clone();
+        spawn_stream(move |tx| {
+            Box::pin(async move {
+                let mut after: Option<Cid> = None;
+                loop {
+                    let page = match state.list_page(after.as_ref(), STATE_PAGE) {
+                        Ok(page) => page,
+                        Err(e) => {
+                            let _ = tx.send(Err(ClusterError::Internal(e.to_string()))).await;
+                            return;
+                        }
+                    };
+                    let done = page.len() < STATE_PAGE;
+                    after = page.last().map(|p| p.cid);
+                    for pin in page {
+                        if pin.pin_type.flag() & type_mask != 0 && tx.send(Ok(pin)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if done {
+                        return;
+                    }
+                }
+            })
+        })
+    }
+
+    async fn allocation(&self, cid: Cid) -> Result<Pin, ClusterError> {
+        self.state.get(&cid).map_err(|e| ClusterError::Internal(e.to_string()))?.ok_or(ClusterError::NotFound)
+    }
+
+    async fn status(&self, cid: Cid, _local: bool) -> Result<GlobalPinInfo, ClusterError> {
+        // With one member, the local status is the global status.
+        Ok(self.tracker.status(&cid).await.into_global())
+    }
+
+    async fn status_all(&self, filter: TrackerStatusFilter, cids: Vec<Cid>, _local: bool) -> ResultStream<GlobalPinInfo> {
+        if cids.is_empty() {
+            let mut local = self.tracker.status_all(filter);
+            return spawn_stream(move |tx| {
+                Box::pin(async move {
+                    while let Some(item) = local.recv().await {
+                        if tx.send(item.map(|info| info.into_global())).await.is_err() {
+                            return;
+                        }
+                    }
+                })
+            });
+        }
+        let tracker = self.tracker.clone();
+        spawn_stream(move |tx| {
+            Box::pin(async move {
+                for cid in cids {
+                    let info = tracker.status(&cid).await.into_global();
+                    if info.matches(filter) && tx.send(Ok(info)).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+    }
+
+    async fn recover(&self, cid: Cid, _local: bool) -> Result<GlobalPinInfo, ClusterError> {
+        self.tracker.recover(&cid).await.map(|info| info.into_global())
+    }
+
+    async fn recover_all(&self, _local: bool) -> ResultStream<GlobalPinInfo> {
+        let mut local = self.tracker.recover_all();
+        spawn_stream(move |tx| {
+            Box::pin(async move {
+                while let Some(item) = local.recv().await {
+                    if tx.send(item.map(|info| info.into_global())).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_only_plain_cids() {
+        let cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
+        assert_eq!(cid_of_path(&format!("/ipfs/{cid}")).unwrap().to_string(), cid);
+        assert!(matches!(cid_of_path(&format!("/ipfs/{cid}/a")), Err(ClusterError::InvalidArgument(_))));
+        assert!(matches!(cid_of_path("/ipns/example.com"), Err(ClusterError::InvalidArgument(_))));
+        assert!(matches!(cid_of_path("/ipfs/nope"), Err(ClusterError::InvalidArgument(_))));
+    }
+}

@@ -1,0 +1,719 @@
+//! `service.json`, in two stages: [`ServiceConfig`] is the raw JSON (Go's sections and keys,
+//! reference §3.3) with `CLUSTER_*` environment overrides applied; [`ServiceConfig::validate`]
+//! turns it into a [`NodeConfig`] that builds the components. Every error names the file and
+//! the key. Keys we do not use (yet) are kept and reported as warnings, never as errors, so a
+//! Go deployment's file loads.
+
+use std::path::Path;
+use std::time::Duration;
+
+use cluster_consensus::RaftConfig;
+use cluster_types::duration;
+use serde_json::{json, Map, Value};
+
+use crate::NodeError;
+
+/// The resolved configuration of one member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// Human-readable member name.
+    pub peername: String,
+    /// The cluster secret (32 bytes), empty for none.
+    pub secret: Vec<u8>,
+    /// Leave the cluster on clean shutdown.
+    pub leave_on_shutdown: bool,
+    /// Cluster (libp2p) listen addresses.
+    pub listen_multiaddress: Vec<String>,
+    /// How often to reconcile the state with the IPFS daemon.
+    pub state_sync_interval: Duration,
+    /// How often to retry failed pins and unpins.
+    pub pin_recover_interval: Duration,
+    /// Default minimum replication (-1 everywhere).
+    pub replication_factor_min: i32,
+    /// Default maximum replication (-1 everywhere).
+    pub replication_factor_max: i32,
+    /// Whether pins of a dead member stay where they are.
+    pub disable_repinning: bool,
+    /// Raft settings.
+    pub raft: RaftConfig,
+    /// Members of a new cluster (multiaddrs with /p2p/), empty for a cluster of one.
+    pub init_peerset: Vec<String>,
+    /// REST API listen address (`host:port`), `None` when the `api.restapi` section is absent.
+    pub rest_listen: Option<String>,
+    /// Extra headers on every REST response.
+    pub rest_headers: Vec<(String, String)>,
+    /// IPFS daemon RPC address (`host:port`).
+    pub ipfs_node_address: String,
+    /// Deadline of an ordinary IPFS call.
+    pub ipfs_request_timeout: Duration,
+    /// A pin fails when it makes no progress for this long.
+    pub ipfs_pin_timeout: Duration,
+    /// Deadline of an unpin.
+    pub ipfs_unpin_timeout: Duration,
+    /// Pins the tracker runs at once.
+    pub concurrent_pins: usize,
+    /// Pins younger than this go to the priority queue.
+    pub priority_pin_max_age: Duration,
+    /// Pins retried more than this lose priority.
+    pub priority_pin_max_retries: u32,
+    /// Operation queue bound.
+    pub pin_queue_size_max: usize,
+}
+
+/// Keys of each section that we read, and Go keys that we accept but do not use yet.
+struct SectionKeys {
+    path: &'static [&'static str],
+    env_prefix: &'static str,
+    used: &'static [&'static str],
+    go_only: &'static [&'static str],
+}
+
+const SECTIONS: &[SectionKeys] = &[
+    SectionKeys {
+        path: &["cluster"],
+        env_prefix: "CLUSTER_",
+        used: &[
+            "peername",
+            "secret",
+            "leave_on_shutdown",
+            "listen_multiaddress",
+            "state_sync_interval",
+            "pin_recover_interval",
+            "replication_factor_min",
+            "replication_factor_max",
+            "disable_repinning",
+        ],
+        go_only: &[
+            "id",
+            "private_key",
+            "announce_multiaddress",
+            "no_announce_multiaddress",
+            "enable_relay_hop",
+            "connection_manager",
+            "resource_manager",
+            "pubsub",
+            "dial_peer_timeout",
+            "monitor_ping_interval",
+            "peer_watch_interval",
+            "mdns_interval",
+            "pin_only_on_trusted_peers",
+            "pin_only_on_untrusted_peers",
+            "follower_mode",
+            "peerstore_file",
+            "peer_addresses",
+        ],
+    },
+    SectionKeys {
+        path: &["consensus", "raft"],
+        env_prefix: "CLUSTER_RAFT_",
+        used: &[
+            "init_peerset",
+            "wait_for_leader_timeout",
+            "network_timeout",
+            "heartbeat_timeout",
+            "election_timeout",
+            "trailing_logs",
+            "snapshot_threshold",
+        ],
+        go_only: &[
+            "commit_retries",
+            "commit_retry_delay",
+            "backups_rotate",
+            "commit_timeout",
+            "max_append_entries",
+            "snapshot_interval",
+            "leader_lease_timeout",
+            "data_folder",
+            "datastore_namespace",
+        ],
+    },
+    SectionKeys {
+        path: &["api", "restapi"],
+        env_prefix: "CLUSTER_RESTAPI_",
+        used: &["http_listen_multiaddress", "headers"],
+        go_only: &[
+            "ssl_cert_file",
+            "ssl_key_file",
+            "read_timeout",
+            "read_header_timeout",
+            "write_timeout",
+            "idle_timeout",
+            "max_header_bytes",
+            "libp2p_listen_multiaddress",
+            "id",
+            "private_key",
+            "basic_auth_credentials",
+            "http_log_file",
+            "cors_allowed_origins",
+            "cors_allowed_methods",
+            "cors_allowed_headers",
+            "cors_exposed_headers",
+            "cors_allow_credentials",
+            "cors_max_age",
+        ],
+    },
+    SectionKeys {
+        path: &["ipfs_connector", "ipfshttp"],
+        env_prefix: "CLUSTER_IPFSHTTP_",
+        used: &["node_multiaddress", "ipfs_request_timeout", "pin_timeout", "unpin_timeout"],
+        go_only: &["connect_swarms_delay", "repogc_timeout", "informer_trigger_interval", "unpin_disable"],
+    },
+    SectionKeys {
+        path: &["pin_tracker", "stateless"],
+        env_prefix: "CLUSTER_STATELESS_",
+        used: &["concurrent_pins", "priority_pin_max_age", "priority_pin_max_retries", "max_pin_queue_size"],
+        go_only: &[],
+    },
+];
+
+/// Top-level sections we know (Go's); anything else is reported as unknown.
+const TOP_LEVEL: &[&str] = &[
+    "source",
+    "cluster",
+    "consensus",
+    "api",
+    "ipfs_connector",
+    "pin_tracker",
+    "monitor",
+    "allocator",
+    "informer",
+    "observations",
+    "datastore",
+];
+
+/// Sections that Go has and we do not implement yet: loaded, warned about once.
+const NOT_YET: &[(&str, &str)] = &[
+    ("api", "ipfsproxy"),
+    ("api", "pinsvcapi"),
+    ("monitor", ""),
+    ("allocator", ""),
+    ("informer", ""),
+    ("observations", ""),
+    ("datastore", ""),
+];
+
+/// The raw `service.json`, with environment overrides applied.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Where it was read from (for error messages).
+    pub file: String,
+    /// The JSON.
+    pub json: Value,
+}
+
+impl ServiceConfig {
+    /// Reads `path`. A missing, unreadable or non-JSON file is an error naming the file.
+    pub fn load(path: &Path) -> Result<ServiceConfig, NodeError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            NodeError::Config(format!("{file}: cannot read configuration: {e} (run `ipfs-cluster-service init` first)"))
+        })?;
+        ServiceConfig::parse(&text, &file)
+    }
+
+    /// Parses `service.json` text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<ServiceConfig, NodeError> {
+        let json: Value = serde_json::from_str(text)
+            .map_err(|e| NodeError::Config(format!("{file}: not valid JSON: {e} (is the file complete?)")))?;
+        if !json.is_object() {
+            return Err(NodeError::Config(format!("{file}: the top level must be a JSON object")));
+        }
+        if json.get("source").is_some() {
+            return Err(NodeError::Config(format!(
+                "{file}: source: remote configuration sources are not supported yet; copy the configuration into the file"
+            )));
+        }
+        Ok(ServiceConfig { file: file.to_string(), json })
+    }
+
+    /// A fresh configuration as `init` writes it.
+    pub fn default_json(peername: &str, secret_hex: &str) -> Value {
+        json!({
+            "cluster": {
+                "peername": peername,
+                "secret": secret_hex,
+                "leave_on_shutdown": false,
+                "listen_multiaddress": ["/ip4/0.0.0.0/tcp/9096"],
+                "state_sync_interval": "5m0s",
+                "pin_recover_interval": "12m0s",
+                "replication_factor_min": -1,
+                "replication_factor_max": -1,
+                "disable_repinning": true
+            },
+            "consensus": {
+                "raft": {
+                    "init_peerset": [],
+                    "wait_for_leader_timeout": "15s",
+                    "network_timeout": "10s",
+                    "heartbeat_timeout": "1s",
+                    "election_timeout": "1s",
+                    "trailing_logs": 10240,
+                    "snapshot_threshold": 8192
+                }
+            },
+            "api": {
+                "restapi": {
+                    "http_listen_multiaddress": "/ip4/127.0.0.1/tcp/9094",
+                    "headers": {}
+                }
+            },
+            "ipfs_connector": {
+                "ipfshttp": {
+                    "node_multiaddress": "/ip4/127.0.0.1/tcp/5001",
+                    "ipfs_request_timeout": "5m0s",
+                    "pin_timeout": "2m0s",
+                    "unpin_timeout": "3h0m0s"
+                }
+            },
+            "pin_tracker": {
+                "stateless": {
+                    "concurrent_pins": 10,
+                    "priority_pin_max_age": "24h0m0s",
+                    "priority_pin_max_retries": 5
+                }
+            }
+        })
+    }
+
+    /// Applies `CLUSTER_*` overrides from `vars` (Go envconfig naming: `CLUSTER_` + section key +
+    /// `_` + the key upper-cased without underscores, e.g. `CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS`;
+    /// the `cluster` section has no section key: `CLUSTER_PEERNAME`). Returns the names applied.
+    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) -> Result<Vec<String>, NodeError> {
+        let mut applied = Vec::new();
+        let vars: Vec<(String, String)> = vars.into_iter().filter(|(k, _)| k.starts_with("CLUSTER_")).collect();
+        for section in SECTIONS {
+            for key in section.used.iter().chain(section.go_only.iter()) {
+                let env_name = format!("{}{}", section.env_prefix, key.replace('_', "").to_uppercase());
+                let Some((_, text)) = vars.iter().find(|(k, _)| *k == env_name) else { continue };
+                let object = section_object_mut(&mut self.json, section.path);
+                let value = env_value(object.get(*key), text);
+                object.insert((*key).to_string(), value);
+                applied.push(env_name);
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Keys and sections that are present but not used: one warning each.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let Some(top) = self.json.as_object() else { return warnings };
+        for key in top.keys() {
+            if !TOP_LEVEL.contains(&key.as_str()) {
+                warnings.push(format!("{}: unknown section {key:?}; ignored", self.file));
+            }
+        }
+        for (section, sub) in NOT_YET {
+            let Some(value) = top.get(*section) else { continue };
+            if sub.is_empty() {
+                warnings.push(format!("{}: section {section:?} is not supported yet; ignored", self.file));
+            } else if value.get(*sub).is_some() {
+                warnings.push(format!("{}: section \"{section}.{sub}\" is not supported yet; ignored", self.file));
+            }
+        }
+        for section in SECTIONS {
+            let Some(object) = lookup(&self.json, section.path).and_then(Value::as_object) else { continue };
+            let name = section.path.join(".");
+            for key in object.keys() {
+                if section.go_only.contains(&key.as_str()) {
+                    warnings.push(format!("{}: {name}.{key} is not supported yet; ignored", self.file));
+                } else if !section.used.contains(&key.as_str()) {
+                    warnings.push(format!("{}: {name}.{key} is not a known key; ignored", self.file));
+                }
+            }
+        }
+        warnings
+    }
+
+    /// Checks every value and resolves the configuration.
+    pub fn validate(&self) -> Result<NodeConfig, NodeError> {
+        if let Some(consensus) = self.json.get("consensus").and_then(Value::as_object) {
+            if consensus.contains_key("crdt") && !consensus.contains_key("raft") {
+                return Err(NodeError::Config(format!(
+                    "{}: consensus.crdt: crdt consensus is not supported; use raft (`ipfs-cluster-service init --consensus raft`)",
+                    self.file
+                )));
+            }
+        }
+        let r = Reader { file: &self.file, json: &self.json };
+        let cluster = ["cluster"];
+        let raft = ["consensus", "raft"];
+        let rest = ["api", "restapi"];
+        let ipfs = ["ipfs_connector", "ipfshttp"];
+        let tracker = ["pin_tracker", "stateless"];
+
+        let secret_hex = r.string(&cluster, "secret", "")?;
+        let secret = if secret_hex.is_empty() {
+            Vec::new()
+        } else {
+            let bytes = hex::decode(secret_hex.trim())
+                .map_err(|e| r.error(&cluster, "secret", &format!("not hexadecimal: {e}")))?;
+            if bytes.len() != 32 {
+                return Err(r.error(&cluster, "secret", &format!("must be 32 bytes (64 hex characters), got {}", bytes.len())));
+            }
+            bytes
+        };
+        let replication_factor_min = r.i64(&cluster, "replication_factor_min", -1)?;
+        let replication_factor_max = r.i64(&cluster, "replication_factor_max", -1)?;
+        validate_replication(replication_factor_min, replication_factor_max)
+            .map_err(|m| r.error(&cluster, "replication_factor_min", &m))?;
+
+        let default_raft = RaftConfig::default();
+        let raft_config = RaftConfig {
+            wait_for_leader_timeout: r.duration(&raft, "wait_for_leader_timeout", default_raft.wait_for_leader_timeout)?,
+            network_timeout: r.duration(&raft, "network_timeout", default_raft.network_timeout)?,
+            heartbeat_timeout: r.duration(&raft, "heartbeat_timeout", default_raft.heartbeat_timeout)?,
+            election_timeout: r.duration(&raft, "election_timeout", default_raft.election_timeout)?,
+            trailing_logs: r.u64(&raft, "trailing_logs", default_raft.trailing_logs)?,
+            snapshot_threshold: r.u64(&raft, "snapshot_threshold", default_raft.snapshot_threshold)?,
+        };
+        for (key, value) in [
+            ("wait_for_leader_timeout", raft_config.wait_for_leader_timeout),
+            ("network_timeout", raft_config.network_timeout),
+            ("heartbeat_timeout", raft_config.heartbeat_timeout),
+            ("election_timeout", raft_config.election_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(r.error(&raft, key, "must be greater than 0"));
+            }
+        }
+        raft_config.to_openraft("check").map_err(|m| r.error(&raft, "election_timeout", &m))?;
+
+        let rest_listen = match lookup(&self.json, &rest) {
+            None => None,
+            Some(_) => {
+                let address = r.strings(&rest, "http_listen_multiaddress", &["/ip4/127.0.0.1/tcp/9094"])?;
+                let first = address.first().cloned().unwrap_or_default();
+                Some(tcp_address(&first).map_err(|m| r.error(&rest, "http_listen_multiaddress", &m))?)
+            }
+        };
+        let rest_headers = match lookup(&self.json, &rest).and_then(|v| v.get("headers")) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(map)) => {
+                let mut headers = Vec::new();
+                for (name, value) in map {
+                    // Go's config allows a string or a list of strings per header.
+                    match value {
+                        Value::String(text) => headers.push((name.clone(), text.clone())),
+                        Value::Array(items) => {
+                            for item in items {
+                                let text = item.as_str().ok_or_else(|| r.error(&rest, "headers", "values must be strings"))?;
+                                headers.push((name.clone(), text.to_string()));
+                            }
+                        }
+                        _ => return Err(r.error(&rest, "headers", "values must be strings")),
+                    }
+                }
+                headers
+            }
+            Some(_) => return Err(r.error(&rest, "headers", "must be an object")),
+        };
+        let ipfs_multiaddress = r.string(&ipfs, "node_multiaddress", "/ip4/127.0.0.1/tcp/5001")?;
+        let ipfs_node_address = tcp_address(&ipfs_multiaddress).map_err(|m| r.error(&ipfs, "node_multiaddress", &m))?;
+
+        let concurrent_pins = r.u64(&tracker, "concurrent_pins", 10)?;
+        if concurrent_pins == 0 {
+            return Err(r.error(&tracker, "concurrent_pins", "must be at least 1"));
+        }
+        let config = NodeConfig {
+            peername: r.string(&cluster, "peername", "")?,
+            secret,
+            leave_on_shutdown: r.bool(&cluster, "leave_on_shutdown", false)?,
+            listen_multiaddress: r.strings(&cluster, "listen_multiaddress", &["/ip4/0.0.0.0/tcp/9096"])?,
+            state_sync_interval: r.positive_duration(&cluster, "state_sync_interval", Duration::from_secs(300))?,
+            pin_recover_interval: r.positive_duration(&cluster, "pin_recover_interval", Duration::from_secs(720))?,
+            replication_factor_min: replication_factor_min as i32,
+            replication_factor_max: replication_factor_max as i32,
+            disable_repinning: r.bool(&cluster, "disable_repinning", true)?,
+            raft: raft_config,
+            init_peerset: r.strings(&raft, "init_peerset", &[])?,
+            rest_listen,
+            rest_headers,
+            ipfs_node_address,
+            ipfs_request_timeout: r.positive_duration(&ipfs, "ipfs_request_timeout", Duration::from_secs(300))?,
+            ipfs_pin_timeout: r.positive_duration(&ipfs, "pin_timeout", Duration::from_secs(120))?,
+            ipfs_unpin_timeout: r.positive_duration(&ipfs, "unpin_timeout", Duration::from_secs(3 * 3600))?,
+            concurrent_pins: concurrent_pins as usize,
+            priority_pin_max_age: r.duration(&tracker, "priority_pin_max_age", Duration::from_secs(86_400))?,
+            priority_pin_max_retries: r.u64(&tracker, "priority_pin_max_retries", 5)?.min(u32::MAX as u64) as u32,
+            pin_queue_size_max: r.u64(&tracker, "max_pin_queue_size", 1_000_000)?.max(1) as usize,
+        };
+        Ok(config)
+    }
+}
+
+/// Checks a replication pair as Go does: both -1, or 1 <= min <= max.
+pub fn validate_replication(min: i64, max: i64) -> Result<(), String> {
+    if min == 0 || max == 0 {
+        return Err(format!("replication factors must not be 0 (min {min}, max {max}); use -1 for everywhere"));
+    }
+    if min < -1 || max < -1 {
+        return Err(format!("replication factors must be -1 or positive (min {min}, max {max})"));
+    }
+    if (min == -1) != (max == -1) {
+        return Err(format!("replication factors must both be -1 or both be positive (min {min}, max {max})"));
+    }
+    if min > max {
+        return Err(format!("replication_factor_min ({min}) is larger than replication_factor_max ({max})"));
+    }
+    Ok(())
+}
+
+/// `host:port` of a TCP multiaddr (`/ip4/H/tcp/P`, `/ip6/H/tcp/P`, `/dns*/H/tcp/P`).
+pub fn tcp_address(text: &str) -> Result<String, String> {
+    let address: multiaddr::Multiaddr = text.parse().map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
+    let mut host = None;
+    let mut port = None;
+    for protocol in address.iter() {
+        match protocol {
+            multiaddr::Protocol::Ip4(ip) => host = Some(ip.to_string()),
+            multiaddr::Protocol::Ip6(ip) => host = Some(format!("[{ip}]")),
+            multiaddr::Protocol::Dns(name) | multiaddr::Protocol::Dns4(name) | multiaddr::Protocol::Dns6(name) => {
+                host = Some(name.to_string())
+            }
+            multiaddr::Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    match (host, port) {
+        (Some(host), Some(port)) => Ok(format!("{host}:{port}")),
+        _ => Err(format!("{text:?} is not a TCP address (expected /ip4/<host>/tcp/<port>)")),
+    }
+}
+
+fn lookup<'a>(json: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut value = json;
+    for key in path {
+        value = value.get(*key)?;
+    }
+    Some(value)
+}
+
+fn section_object_mut<'a>(json: &'a mut Value, path: &[&str]) -> &'a mut Map<String, Value> {
+    let mut value = json;
+    for key in path {
+        let object = value.as_object_mut().expect("sections are objects");
+        value = object.entry((*key).to_string()).or_insert_with(|| Value::Object(Map::new()));
+        if !value.is_object() {
+            *value = Value::Object(Map::new());
+        }
+    }
+    value.as_object_mut().expect("just made an object")
+}
+
+/// The JSON value of an environment override, shaped like the value it replaces.
+fn env_value(existing: Option<&Value>, text: &str) -> Value {
+    match existing {
+        Some(Value::Bool(_)) => text.parse::<bool>().map(Value::Bool).unwrap_or_else(|_| Value::String(text.into())),
+        Some(Value::Number(_)) => serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.into())),
+        Some(Value::Array(_)) => {
+            Value::Array(text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect())
+        }
+        Some(Value::Object(_)) | Some(Value::Null) => {
+            serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.into()))
+        }
+        _ => Value::String(text.into()),
+    }
+}
+
+/// Typed access to one key, with errors that name the file and the key.
+struct Reader<'a> {
+    file: &'a str,
+    json: &'a Value,
+}
+
+impl Reader<'_> {
+    fn error(&self, section: &[&str], key: &str, message: &str) -> NodeError {
+        NodeError::Config(format!("{}: {}.{key}: {message}", self.file, section.join(".")))
+    }
+
+    fn value(&self, section: &[&str], key: &str) -> Option<&Value> {
+        lookup(self.json, section).and_then(|s| s.get(key)).filter(|v| !v.is_null())
+    }
+
+    fn string(&self, section: &[&str], key: &str, default: &str) -> Result<String, NodeError> {
+        match self.value(section, key) {
+            None => Ok(default.to_string()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(self.error(section, key, &format!("expected a string, found {other}"))),
+        }
+    }
+
+    fn strings(&self, section: &[&str], key: &str, default: &[&str]) -> Result<Vec<String>, NodeError> {
+        match self.value(section, key) {
+            None => Ok(default.iter().map(|s| s.to_string()).collect()),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| self.error(section, key, &format!("expected strings, found {item}")))
+                })
+                .collect(),
+            Some(other) => Err(self.error(section, key, &format!("expected a string or a list, found {other}"))),
+        }
+    }
+
+    fn bool(&self, section: &[&str], key: &str, default: bool) -> Result<bool, NodeError> {
+        match self.value(section, key) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(self.error(section, key, &format!("expected true or false, found {other}"))),
+        }
+    }
+
+    fn i64(&self, section: &[&str], key: &str, default: i64) -> Result<i64, NodeError> {
+        match self.value(section, key) {
+            None => Ok(default),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .filter(|v| i32::try_from(*v).is_ok())
+                .ok_or_else(|| self.error(section, key, &format!("expected an integer, found {n}"))),
+            Some(other) => Err(self.error(section, key, &format!("expected an integer, found {other}"))),
+        }
+    }
+
+    fn u64(&self, section: &[&str], key: &str, default: u64) -> Result<u64, NodeError> {
+        match self.value(section, key) {
+            None => Ok(default),
+            Some(Value::Number(n)) => {
+                n.as_u64().ok_or_else(|| self.error(section, key, &format!("expected a non-negative integer, found {n}")))
+            }
+            Some(other) => Err(self.error(section, key, &format!("expected a non-negative integer, found {other}"))),
+        }
+    }
+
+    fn duration(&self, section: &[&str], key: &str, default: Duration) -> Result<Duration, NodeError> {
+        match self.value(section, key) {
+            None => Ok(default),
+            Some(Value::String(text)) => duration::parse(text)
+                .map_err(|_| self.error(section, key, &format!("invalid duration {text:?} (expected e.g. \"2m0s\")"))),
+            Some(other) => Err(self.error(section, key, &format!("expected a duration string, found {other}"))),
+        }
+    }
+
+    fn positive_duration(&self, section: &[&str], key: &str, default: Duration) -> Result<Duration, NodeError> {
+        let value = self.duration(section, key, default)?;
+        if value.is_zero() {
+            return Err(self.error(section, key, "must be greater than 0"));
+        }
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "2588b80d5cb05374fa142aed6cbb047d1f4ef8ef15e37eba68c65b9d30df67ed";
+
+    fn parse(json: &Value) -> Result<NodeConfig, NodeError> {
+        ServiceConfig::parse(&json.to_string(), "/x/service.json")?.validate()
+    }
+
+    #[test]
+    fn default_config_validates() {
+        let config = parse(&ServiceConfig::default_json("p", SECRET)).unwrap();
+        assert_eq!(config.peername, "p");
+        assert_eq!(config.secret.len(), 32);
+        assert_eq!(config.rest_listen.as_deref(), Some("127.0.0.1:9094"));
+        assert_eq!(config.ipfs_node_address, "127.0.0.1:5001");
+        assert_eq!(config.state_sync_interval, Duration::from_secs(300));
+        assert_eq!(config.raft.wait_for_leader_timeout, Duration::from_secs(15));
+        assert_eq!(config.concurrent_pins, 10);
+        let warnings = ServiceConfig::parse(&ServiceConfig::default_json("p", SECRET).to_string(), "f").unwrap().warnings();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let mut json = ServiceConfig::default_json("p", SECRET);
+        json["cluster"]["state_sync_interval"] = json!("5 minutes");
+        let err = parse(&json).unwrap_err().to_string();
+        assert!(err.contains("/x/service.json: cluster.state_sync_interval"), "{err}");
+
+        let mut json = ServiceConfig::default_json("p", SECRET);
+        json["cluster"]["replication_factor_min"] = json!(3);
+        json["cluster"]["replication_factor_max"] = json!(2);
+        let err = parse(&json).unwrap_err().to_string();
+        assert!(err.contains("cluster.replication_factor_min"), "{err}");
+
+        let mut json = ServiceConfig::default_json("p", SECRET);
+        json["cluster"]["secret"] = json!("abc");
+        assert!(parse(&json).unwrap_err().to_string().contains("cluster.secret"));
+
+        let mut json = ServiceConfig::default_json("p", SECRET);
+        json["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = json!("/ip4/127.0.0.1/udp/5001");
+        assert!(parse(&json).unwrap_err().to_string().contains("ipfs_connector.ipfshttp.node_multiaddress"));
+
+        let mut json = ServiceConfig::default_json("p", SECRET);
+        json["pin_tracker"]["stateless"]["concurrent_pins"] = json!("ten");
+        assert!(parse(&json).unwrap_err().to_string().contains("pin_tracker.stateless.concurrent_pins"));
+    }
+
+    #[test]
+    fn partial_or_corrupt_files_are_errors() {
+        let text = ServiceConfig::default_json("p", SECRET).to_string();
+        let err = ServiceConfig::parse(&text[..text.len() / 2], "/x/service.json").unwrap_err().to_string();
+        assert!(err.contains("/x/service.json: not valid JSON"), "{err}");
+        assert!(ServiceConfig::parse("[]", "f").is_err());
+        assert!(ServiceConfig::parse("", "f").is_err());
+        // A file with only some sections loads with defaults for the rest.
+        let config = parse(&json!({"cluster": {"peername": "x"}})).unwrap();
+        assert_eq!(config.peername, "x");
+        assert_eq!(config.rest_listen, None);
+    }
+
+    #[test]
+    fn crdt_is_refused_clearly() {
+        let err = parse(&json!({"consensus": {"crdt": {"cluster_name": "ipfs-cluster"}}})).unwrap_err().to_string();
+        assert!(err.contains("crdt consensus is not supported; use raft"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_follow_go_names() {
+        let mut config = ServiceConfig::parse(&ServiceConfig::default_json("p", SECRET).to_string(), "f").unwrap();
+        let applied = config
+            .apply_env([
+                ("CLUSTER_PEERNAME".to_string(), "from-env".to_string()),
+                ("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS".to_string(), "/ip4/127.0.0.1/tcp/19094".to_string()),
+                ("CLUSTER_IPFSHTTP_NODEMULTIADDRESS".to_string(), "/ip4/127.0.0.1/tcp/15001".to_string()),
+                ("CLUSTER_REPLICATIONFACTORMIN".to_string(), "2".to_string()),
+                ("CLUSTER_REPLICATIONFACTORMAX".to_string(), "3".to_string()),
+                ("CLUSTER_LEAVEONSHUTDOWN".to_string(), "true".to_string()),
+                ("HOME".to_string(), "/root".to_string()),
+            ])
+            .unwrap();
+        assert_eq!(applied.len(), 6, "{applied:?}");
+        let resolved = config.validate().unwrap();
+        assert_eq!(resolved.peername, "from-env");
+        assert_eq!(resolved.rest_listen.as_deref(), Some("127.0.0.1:19094"));
+        assert_eq!(resolved.ipfs_node_address, "127.0.0.1:15001");
+        assert_eq!((resolved.replication_factor_min, resolved.replication_factor_max), (2, 3));
+        assert!(resolved.leave_on_shutdown);
+    }
+
+    #[test]
+    fn go_keys_we_do_not_use_are_warnings() {
+        let mut json = ServiceConfig::default_json("p", SECRET);
+        json["cluster"]["enable_relay_hop"] = json!(true);
+        json["cluster"]["made_up"] = json!(1);
+        json["informer"] = json!({"disk": {"metric_ttl": "30s"}});
+        json["api"]["ipfsproxy"] = json!({});
+        let config = ServiceConfig::parse(&json.to_string(), "f").unwrap();
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn replication_rules() {
+        assert!(validate_replication(-1, -1).is_ok());
+        assert!(validate_replication(1, 3).is_ok());
+        assert!(validate_replication(0, 1).is_err());
+        assert!(validate_replication(2, 1).is_err());
+        assert!(validate_replication(-1, 2).is_err());
+        assert!(validate_replication(-2, -2).is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! The cluster member: [`Cluster`], the main component that wires the others together, and
+//! the configuration it is built from.
+//!
+//! ```text
+//!   REST API ──► Cluster ──► Consensus (Raft) ──► State
+//!                  │                 │ applied changes
+//!                  │                 ▼
+//!                  └──────────► PinTracker ──► IpfsConnector ──► IPFS daemon
+//! ```
+//!
+//! Owns: `service.json` and `identity.json` (two-stage: raw serde, then validated [`NodeConfig`]),
+//! the data folder and its lock, the member's Rust API (pin, unpin, status, recover, id, peers)
+//! and its background loops (state sync, recover). Does not own transport or HTTP serving.
+#![deny(missing_docs)]
+
+mod cluster;
+pub mod config;
+mod data_folder;
+mod error;
+mod identity;
+
+pub use cluster::{Cluster, ClusterDeps};
+pub use config::{NodeConfig, ServiceConfig};
+pub use data_folder::DataFolder;
+pub use error::NodeError;
+pub use identity::Identity;

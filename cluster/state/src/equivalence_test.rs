@@ -1,0 +1,69 @@
+//! Model check: random commit sequences leave [`RedbState`] exactly like [`MemoryState`].
+
+use proptest::prelude::*;
+
+use crate::testing::{full_listing, test_cid, test_pin};
+use crate::{MemoryState, RedbState, State, StateOp};
+
+/// Small CID space so adds, replaces and removes of the same pin collide often.
+const CID_SPACE: u64 = 12;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Add pin `index`, named with `version` so a re-add is a visible replacement.
+    Add {
+        index: u64,
+        version: u8,
+    },
+    Rm {
+        index: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..CID_SPACE, any::<u8>()).prop_map(|(index, version)| Op::Add { index, version }),
+        (0..CID_SPACE).prop_map(|index| Op::Rm { index }),
+    ]
+}
+
+fn commit() -> impl Strategy<Value = (Vec<Op>, Option<Vec<u8>>)> {
+    (
+        prop::collection::vec(op(), 0..6),
+        prop::option::of(prop::collection::vec(any::<u8>(), 0..8)),
+    )
+}
+
+fn to_state_op(op: &Op) -> StateOp {
+    match op {
+        Op::Add { index, version } => {
+            let mut pin = test_pin(*index);
+            pin.options.name = format!("pin-{index}-v{version}");
+            StateOp::Add(pin)
+        }
+        Op::Rm { index } => StateOp::Rm(test_cid(*index)),
+    }
+}
+
+proptest! {
+    // Each commit fsyncs, so fewer cases than the default keep the test quick.
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn redb_state_matches_memory_state(commits in prop::collection::vec(commit(), 1..12)) {
+        let dir = tempfile::tempdir().unwrap();
+        let redb = RedbState::open(&dir.path().join("pinset.redb")).unwrap();
+        let memory = MemoryState::new();
+        for (ops, meta) in &commits {
+            let ops: Vec<StateOp> = ops.iter().map(to_state_op).collect();
+            memory.commit(&ops, meta.as_deref()).unwrap();
+            redb.commit(&ops, meta.as_deref()).unwrap();
+            prop_assert_eq!(redb.len().unwrap(), memory.len().unwrap());
+        }
+        prop_assert_eq!(full_listing(&redb), full_listing(&memory));
+        prop_assert_eq!(redb.meta().unwrap(), memory.meta().unwrap());
+        for index in 0..CID_SPACE {
+            prop_assert_eq!(redb.get(&test_cid(index)).unwrap(), memory.get(&test_cid(index)).unwrap());
+        }
+    }
+}

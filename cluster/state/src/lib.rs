@@ -1,0 +1,130 @@
+//! The pinset [`State`]: the shared set of [`Pin`]s that consensus maintains, one per member.
+//!
+//! Owns: the `State` trait, the in-memory store ([`MemoryState`]), the durable redb store
+//! ([`RedbState`]) and the conformance suite every store must pass (module `testing`, for this crate's tests
+//! and behind the `testing` feature).
+//! Does not own: deciding what goes in (consensus applies committed log entries here).
+//!
+//! Stores also keep one small opaque blob, the consensus *applied meta* (last applied log id
+//! and membership), written in the same atomic commit as the pins it describes, so that a
+//! member that crashes recovers a state and an applied index that agree.
+#![deny(missing_docs)]
+
+#[cfg(test)]
+mod equivalence_test;
+mod error;
+mod memory_state;
+mod redb_state;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use error::StateError;
+pub use memory_state::MemoryState;
+pub use redb_state::RedbState;
+
+use cluster_types::{Cid, Pin};
+
+/// One change to the pinset.
+// A `Pin` is large next to a `Cid`, but ops are short-lived (built per log entry, applied, dropped)
+// and a `Box` would cost one allocation per pin on the hot apply path.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateOp {
+    /// Add the pin, or replace the pin with the same CID.
+    Add(Pin),
+    /// Remove the pin with this CID (no-op when absent).
+    Rm(Cid),
+}
+
+/// The pinset of one member.
+///
+/// To ensure correctness:
+/// - [`State::commit`] applies all its ops and its meta atomically: after a crash either all are
+///   visible or none is. Durable stores make the commit durable (fsync) before returning.
+/// - Pins are ordered by the CID's binary form ([`Cid::to_bytes`]); [`State::list_page`] walks that
+///   order, so paging with the last CID seen visits every pin exactly once while no writes happen.
+/// - Reads never block on a concurrent commit for longer than that commit takes.
+pub trait State: Send + Sync + 'static {
+    /// The pin with this CID, if present.
+    fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError>;
+
+    /// Whether the CID is in the pinset.
+    fn has(&self, cid: &Cid) -> Result<bool, StateError> {
+        Ok(self.get(cid)?.is_some())
+    }
+
+    /// Number of pins.
+    fn len(&self) -> Result<u64, StateError>;
+
+    /// Whether the pinset is empty.
+    fn is_empty(&self) -> Result<bool, StateError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Up to `limit` pins in CID order, starting strictly after `after` (from the start if `None`).
+    /// An empty page means the end.
+    fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError>;
+
+    /// Applies `ops` in order and, if given, replaces the applied meta; atomically and durably.
+    fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError>;
+
+    /// The applied meta last committed, if any.
+    fn meta(&self) -> Result<Option<Vec<u8>>, StateError>;
+
+    /// Replaces the whole pinset and the meta, atomically (installing a snapshot).
+    fn replace_all(&self, pins: &mut dyn Iterator<Item = Pin>, meta: &[u8]) -> Result<(), StateError>;
+}
+
+/// Iterates over every pin of a state page by page (constant memory), for exports and snapshots.
+pub struct PinIter<'a> {
+    state: &'a dyn State,
+    page: std::vec::IntoIter<Pin>,
+    last: Option<Cid>,
+    page_size: usize,
+    done: bool,
+}
+
+impl<'a> PinIter<'a> {
+    /// Starts at the first pin; `page_size` pins are read per store access.
+    pub fn new(state: &'a dyn State, page_size: usize) -> PinIter<'a> {
+        assert!(page_size > 0, "page_size must be positive");
+        PinIter {
+            state,
+            page: Vec::new().into_iter(),
+            last: None,
+            page_size,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for PinIter<'_> {
+    type Item = Result<Pin, StateError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(pin) = self.page.next() {
+                self.last = Some(pin.cid);
+                return Some(Ok(pin));
+            }
+            if self.done {
+                return None;
+            }
+            match self.state.list_page(self.last.as_ref(), self.page_size) {
+                Ok(page) => {
+                    if page.len() < self.page_size {
+                        self.done = true;
+                    }
+                    if page.is_empty() {
+                        return None;
+                    }
+                    self.page = page.into_iter();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}

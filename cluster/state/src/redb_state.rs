@@ -1,0 +1,325 @@
+//! [`RedbState`]: the durable pinset, one redb database file per member.
+//!
+//! Layout: table `pins` maps the CID's binary form to the encoded pin (so redb's key order is the
+//! CID byte order [`State::list_page`] promises); table `meta` holds the applied meta under one key.
+//! Every write transaction commits with immediate durability (fsync before returning), which is
+//! what lets consensus treat a returned commit as applied across a crash.
+//!
+//! Encoding: pins are stored as their serde JSON (the Go-compatible wire form). It is simple,
+//! self-describing and survives new optional fields; a compact binary form could replace it later,
+//! and only [`encode_pin`] / [`decode_pin`] would change (plus a migration of existing files).
+
+use std::fmt;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use cluster_types::{Cid, Pin};
+use redb::{
+    Database, DatabaseError, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+
+use crate::{State, StateError, StateOp};
+
+/// CID bytes -> encoded pin.
+const PINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pins");
+/// Name -> opaque blob; only [`META_KEY`] is used.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// The key of the consensus applied meta in [`META`].
+const META_KEY: &str = "applied";
+
+/// A pinset stored in a redb file. Reads run on MVCC snapshots and never wait for a writer;
+/// writers are serialized by redb (one write transaction at a time).
+pub struct RedbState {
+    db: Database,
+    path: PathBuf,
+}
+
+impl RedbState {
+    /// Opens the database at `path`, creating the file (not its folder) if missing.
+    ///
+    /// Fails with [`StateError::Locked`] when another process, or another open handle in this
+    /// process, holds the file.
+    pub fn open(path: &Path) -> Result<RedbState, StateError> {
+        let db = Database::builder().create(path).map_err(|e| open_error(path, e))?;
+        let state = RedbState {
+            db,
+            path: path.to_path_buf(),
+        };
+        // Creating both tables up front lets read transactions open them without handling
+        // "table does not exist" on a fresh file.
+        let txn = state.begin_write()?;
+        txn.open_table(PINS).map_err(storage)?;
+        txn.open_table(META).map_err(storage)?;
+        txn.commit().map_err(storage)?;
+        tracing::debug!(path = %path.display(), "opened pinset state");
+        Ok(state)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A write transaction that fsyncs on commit. Immediate is redb's default; it is set
+    /// explicitly because the [`State`] contract depends on it.
+    fn begin_write(&self) -> Result<WriteTransaction, StateError> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(Durability::Immediate).map_err(storage)?;
+        Ok(txn)
+    }
+}
+
+impl fmt::Debug for RedbState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbState").field("path", &self.path).finish()
+    }
+}
+
+impl State for RedbState {
+    fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError> {
+        let key = cid.to_bytes();
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(PINS).map_err(storage)?;
+        let value = table.get(key.as_slice()).map_err(storage)?;
+        value.map(|value| decode_pin(&key, value.value())).transpose()
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool, StateError> {
+        // Cheaper than the provided method: no decoding.
+        let key = cid.to_bytes();
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(PINS).map_err(storage)?;
+        Ok(table.get(key.as_slice()).map_err(storage)?.is_some())
+    }
+
+    fn len(&self) -> Result<u64, StateError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(PINS).map_err(storage)?;
+        table.len().map_err(storage)
+    }
+
+    fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
+        let after_key = after.map(Cid::to_bytes);
+        let start = match &after_key {
+            Some(key) => Bound::Excluded(key.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(PINS).map_err(storage)?;
+        let range = table.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?;
+        // Capped so a huge `limit` does not allocate up front.
+        let mut page = Vec::with_capacity(limit.min(1024));
+        for entry in range.take(limit) {
+            let (key, value) = entry.map_err(storage)?;
+            page.push(decode_pin(key.value(), value.value())?);
+        }
+        Ok(page)
+    }
+
+    fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
+        if ops.is_empty() && meta.is_none() {
+            // Nothing to make durable: skip the fsync.
+            return Ok(());
+        }
+        // An error below drops `txn`, which aborts it: nothing of this commit becomes visible.
+        let txn = self.begin_write()?;
+        {
+            let mut pins = txn.open_table(PINS).map_err(storage)?;
+            for op in ops {
+                match op {
+                    StateOp::Add(pin) => {
+                        let value = encode_pin(pin)?;
+                        pins.insert(pin.cid.to_bytes().as_slice(), value.as_slice())
+                            .map_err(storage)?;
+                    }
+                    StateOp::Rm(cid) => {
+                        pins.remove(cid.to_bytes().as_slice()).map_err(storage)?;
+                    }
+                }
+            }
+            if let Some(meta) = meta {
+                txn.open_table(META)
+                    .map_err(storage)?
+                    .insert(META_KEY, meta)
+                    .map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)
+    }
+
+    fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(META).map_err(storage)?;
+        let value = table.get(META_KEY).map_err(storage)?;
+        Ok(value.map(|value| value.value().to_vec()))
+    }
+
+    fn replace_all(&self, pins: &mut dyn Iterator<Item = Pin>, meta: &[u8]) -> Result<(), StateError> {
+        // One write transaction: readers see the old pinset until the commit, then the new one.
+        let txn = self.begin_write()?;
+        // Deleting the table frees its pages at once instead of removing keys one by one.
+        txn.delete_table(PINS).map_err(storage)?;
+        {
+            let mut table = txn.open_table(PINS).map_err(storage)?;
+            for pin in pins {
+                let value = encode_pin(&pin)?;
+                table
+                    .insert(pin.cid.to_bytes().as_slice(), value.as_slice())
+                    .map_err(storage)?;
+            }
+            txn.open_table(META)
+                .map_err(storage)?
+                .insert(META_KEY, meta)
+                .map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+}
+
+/// The stored form of a pin (see the module doc for why JSON).
+fn encode_pin(pin: &Pin) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(pin).map_err(|e| StateError::Storage(format!("encoding pin {}: {e}", pin.cid)))
+}
+
+/// Decodes a stored pin and checks it is stored under its own CID, so a mixed-up record is
+/// reported instead of silently breaking the CID order.
+fn decode_pin(key: &[u8], bytes: &[u8]) -> Result<Pin, StateError> {
+    let pin: Pin = serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(format!("{}: {e}", key_text(key))))?;
+    if pin.cid.to_bytes() != key {
+        return Err(StateError::Corrupt(format!(
+            "pin {} stored under key {}",
+            pin.cid,
+            key_text(key)
+        )));
+    }
+    Ok(pin)
+}
+
+/// A key for error messages: the CID when it parses, hex otherwise.
+fn key_text(key: &[u8]) -> String {
+    match Cid::from_bytes(key) {
+        Ok(cid) => cid.to_string(),
+        Err(_) => key.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+fn storage<E: Into<redb::Error>>(error: E) -> StateError {
+    StateError::Storage(error.into().to_string())
+}
+
+fn open_error(path: &Path, error: DatabaseError) -> StateError {
+    match error {
+        // Both mean another handle holds the file lock (the second: one running another redb
+        // locking protocol generation).
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => StateError::Locked {
+            path: path.display().to_string(),
+        },
+        other => StateError::Storage(format!("opening {}: {other}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, test_pin};
+    use std::cell::Cell;
+
+    #[test]
+    fn redb_state_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = Cell::new(0u32);
+        testing::run_conformance_suite(&|| {
+            counter.set(counter.get() + 1);
+            let path = dir.path().join(format!("state-{}.redb", counter.get()));
+            Box::new(RedbState::open(&path).unwrap())
+        });
+    }
+
+    #[test]
+    fn commits_survive_drop_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pinset.redb");
+        {
+            let state = RedbState::open(&path).unwrap();
+            state
+                .commit(&[StateOp::Add(test_pin(1)), StateOp::Add(test_pin(2))], Some(b"m1"))
+                .unwrap();
+            state.commit(&[StateOp::Rm(test_pin(1).cid)], Some(b"m2")).unwrap();
+            assert_eq!(state.path(), path.as_path());
+        }
+        let state = RedbState::open(&path).unwrap();
+        assert_eq!(state.len().unwrap(), 1);
+        assert_eq!(state.get(&test_pin(2).cid).unwrap(), Some(test_pin(2)));
+        assert!(!state.has(&test_pin(1).cid).unwrap());
+        assert_eq!(state.meta().unwrap().as_deref(), Some(&b"m2"[..]));
+    }
+
+    #[test]
+    fn replace_all_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pinset.redb");
+        {
+            let state = RedbState::open(&path).unwrap();
+            state.commit(&[StateOp::Add(test_pin(1))], Some(b"old")).unwrap();
+            state.replace_all(&mut (10..20).map(test_pin), b"new").unwrap();
+        }
+        let state = RedbState::open(&path).unwrap();
+        assert_eq!(testing::full_listing(&state), testing::sorted_pins(10..20));
+        assert_eq!(state.meta().unwrap().as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn second_open_of_the_same_file_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pinset.redb");
+        let first = RedbState::open(&path).unwrap();
+        match RedbState::open(&path) {
+            Err(StateError::Locked { path: locked }) => assert_eq!(locked, path.display().to_string()),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        // The first handle keeps working, and the lock goes away with it.
+        first.commit(&[StateOp::Add(test_pin(7))], None).unwrap();
+        drop(first);
+        let again = RedbState::open(&path).unwrap();
+        assert!(again.has(&test_pin(7).cid).unwrap());
+    }
+
+    #[test]
+    fn missing_folder_is_a_storage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-folder").join("pinset.redb");
+        assert!(matches!(RedbState::open(&path), Err(StateError::Storage(_))));
+    }
+
+    #[test]
+    fn undecodable_or_misplaced_pins_are_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pinset.redb");
+        let state = RedbState::open(&path).unwrap();
+        // Write bad records behind the store's back.
+        let txn = state.db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(PINS).unwrap();
+            table
+                .insert(test_pin(1).cid.to_bytes().as_slice(), &b"not json"[..])
+                .unwrap();
+            let misplaced = encode_pin(&test_pin(3)).unwrap();
+            table
+                .insert(test_pin(2).cid.to_bytes().as_slice(), misplaced.as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+        assert!(matches!(state.get(&test_pin(1).cid), Err(StateError::Corrupt(_))));
+        assert!(matches!(state.get(&test_pin(2).cid), Err(StateError::Corrupt(_))));
+        assert!(matches!(state.list_page(None, 10), Err(StateError::Corrupt(_))));
+        // Presence checks do not decode.
+        assert!(state.has(&test_pin(1).cid).unwrap());
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let pin = test_pin(42);
+        let bytes = encode_pin(&pin).unwrap();
+        assert_eq!(decode_pin(&pin.cid.to_bytes(), &bytes).unwrap(), pin);
+    }
+}

@@ -1,0 +1,78 @@
+# Every command a person runs. `just --list` shows them.
+# The simulator build lives in its own target dir: a RUSTFLAGS change rebuilds everything.
+
+sim_env := 'RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-sim'
+
+# Fixed seeds every CI run replays.
+sim_seed_start := "1"
+sim_seed_count := "8"
+
+default:
+    @just --list
+
+# Build every crate and binary (debug).
+build:
+    cargo build --workspace --bins
+
+# The whole test suite: lint, unit and process tests, the simulator, the real IPFS daemon test.
+test: lint test-unit sim sim-seeds-ci sim-determinism test-real-ipfs
+    @echo "all test suites passed"
+
+# Formatting, clippy (with the determinism guard of clippy.toml) in both builds.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    {{sim_env}} cargo clippy -p cluster-sim --all-targets -- -D warnings
+
+# Unit tests and real-process tests against the fake IPFS daemon.
+test-unit:
+    cargo build --workspace --bins
+    cargo test --workspace
+
+# The simulator's fixed seeds.
+sim:
+    MADSIM_TEST_SEED={{sim_seed_start}} MADSIM_TEST_NUM={{sim_seed_count}} {{sim_env}} cargo test -p cluster-sim -- --nocapture
+
+# N random seeds (prints the start seed; a failure prints the seed that replays it).
+sim-seeds N="50":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    start=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+    echo "sim-seeds: seeds $start .. $((start + {{N}} - 1))"
+    MADSIM_TEST_SEED=$start MADSIM_TEST_NUM={{N}} {{sim_env}} cargo test -p cluster-sim --release -- --nocapture 2>&1 | grep -vE '^\s*$' | tail -n 40
+
+# The random-seed batch CI runs.
+sim-seeds-ci:
+    just sim-seeds 50
+
+# Reruns one seed; prints its trace hash (the same seed always prints the same hash).
+sim-replay SEED:
+    MADSIM_TEST_SEED={{SEED}} MADSIM_TEST_NUM=1 {{sim_env}} cargo test -p cluster-sim -- --nocapture 2>&1 | grep -E 'seed=|panicked|replay|test result'
+
+# madsim runs each seed twice and fails on any divergence.
+sim-determinism:
+    MADSIM_TEST_SEED=7 MADSIM_TEST_NUM=3 MADSIM_TEST_CHECK_DETERMINISM=1 {{sim_env}} cargo test -p cluster-sim -- --nocapture
+
+# Installs the real IPFS daemon used by the tests (js-ipfs from npm, pinned by the lockfile).
+jsipfs-install:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd tests/jsipfs
+    if [ ! -x node_modules/.bin/jsipfs ]; then
+        npm ci --ignore-scripts --no-audit --no-fund
+    fi
+
+# A real IPFS daemon (Kubo if on PATH, else js-ipfs) driven through real processes, offline on
+# loopback, inside a network namespace with only `lo` when `unshare -n` is available.
+test-real-ipfs: jsipfs-install
+    cargo build --workspace --bins
+    cargo test -p cluster-tests --features real-ipfs --no-run
+    scripts/in-loopback-namespace.sh cargo test --offline -p cluster-tests --features real-ipfs --test real_ipfs -- --nocapture
+
+# Starts a one-member cluster beside a local IPFS daemon (see README).
+run:
+    bash scripts/quickstart.sh
+
+# Stops what `just run` started.
+stop:
+    bash scripts/quickstart.sh stop

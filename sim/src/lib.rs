@@ -1,0 +1,27 @@
+//! Whole-cluster scenarios under the madsim simulator.
+//!
+//! Owns: building members as simulated nodes (each with its own fake IPFS daemon and its own
+//! data folder that survives `kill`/`restart`), the trace hash that proves a seed replays, and
+//! the scenarios in `tests/`. Everything here is compiled only with `--cfg madsim`; run it with
+//! `just sim` (fixed seeds) or `just sim-replay SEED`.
+#![deny(missing_docs)]
+
+#[cfg(madsim)]
+mod member;
+mod trace_hash;
+
+#[cfg(madsim)]
+pub use member::{SimMember, SimMemberConfig};
+pub use trace_hash::TraceHash;
+
+/// The seed of the running simulation, for failure messages.
+#[cfg(madsim)]
+pub fn seed() -> u64 {
+    madsim::runtime::Handle::current().seed()
+}
+
+/// How to replay a failing seed; every scenario prints this on failure.
+#[cfg(madsim)]
+pub fn replay_hint() -> String {
+    format!("replay with: just sim-replay {}", seed())
+}

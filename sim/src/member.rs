@@ -1,0 +1,112 @@
+//! One cluster member as a simulated node: a madsim node whose init task starts a
+//! [`Cluster`] over a [`FakeIpfs`] and a data folder on disk. Killing the node drops every task
+//! and handle of the member (so the data folder lock and databases are released); restarting
+//! runs the init task again, which recovers from what was made durable.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use cluster_consensus::NoTransport;
+use cluster_ipfs::FakeIpfs;
+use cluster_node::{Cluster, ClusterDeps, DataFolder, Identity, ServiceConfig};
+use madsim::runtime::{Handle, NodeHandle};
+
+/// How to build a simulated member.
+#[derive(Debug, Clone)]
+pub struct SimMemberConfig {
+    /// Node name in the simulator.
+    pub name: String,
+    /// Simulated IP address.
+    pub ip: IpAddr,
+    /// Seed of the member's identity key.
+    pub identity_seed: [u8; 32],
+    /// The member's data folder (real disk; survives kill/restart).
+    pub data_dir: PathBuf,
+}
+
+/// A running simulated member.
+pub struct SimMember {
+    node: NodeHandle,
+    cluster: Arc<Mutex<Weak<Cluster>>>,
+    /// The member's IPFS daemon (outlives restarts, like a real daemon beside it).
+    pub ipfs: Arc<FakeIpfs>,
+    /// The member's identity.
+    pub identity: Identity,
+}
+
+impl SimMember {
+    /// Creates the node and starts the member on it.
+    pub fn start(handle: &Handle, config: SimMemberConfig) -> SimMember {
+        let identity = Identity::from_seed(config.identity_seed);
+        let ipfs = Arc::new(FakeIpfs::new(format!("ipfs-{}", config.name)));
+        let slot: Arc<Mutex<Weak<Cluster>>> = Arc::new(Mutex::new(Weak::new()));
+        let (init_identity, init_ipfs, init_slot, data_dir, name) =
+            (identity.clone(), ipfs.clone(), slot.clone(), config.data_dir.clone(), config.name.clone());
+        let node = handle
+            .create_node()
+            .name(config.name.clone())
+            .ip(config.ip)
+            .init(move || {
+                let (identity, ipfs, slot, data_dir, name) =
+                    (init_identity.clone(), init_ipfs.clone(), init_slot.clone(), data_dir.clone(), name.clone());
+                async move {
+                    let cluster = start_cluster(&name, identity, ipfs, &data_dir).await;
+                    *slot.lock().expect("member slot") = Arc::downgrade(&cluster);
+                    // Hold the member until the node is killed.
+                    std::future::pending::<()>().await;
+                    drop(cluster);
+                }
+            })
+            .build();
+        SimMember { node, cluster: slot, ipfs, identity }
+    }
+
+    /// The member's cluster, once its init task has started it (and while the node is alive).
+    pub fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster.lock().expect("member slot").upgrade()
+    }
+
+    /// Waits (in simulated time) until the member is up, at most `limit`.
+    pub async fn wait_up(&self, limit: Duration) -> Arc<Cluster> {
+        let deadline = cluster_rt::now() + limit;
+        loop {
+            if let Some(cluster) = self.cluster() {
+                return cluster;
+            }
+            assert!(cluster_rt::now() < deadline, "member did not start within {limit:?}; {}", crate::replay_hint());
+            cluster_rt::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The simulator node.
+    pub fn node(&self) -> &NodeHandle {
+        &self.node
+    }
+
+    /// Crashes the member: all its tasks stop at once.
+    pub fn kill(&self, handle: &Handle) {
+        *self.cluster.lock().expect("member slot") = Weak::new();
+        handle.kill(self.node.id());
+    }
+
+    /// Restarts a killed member: its init task runs again from the data folder.
+    pub fn restart(&self, handle: &Handle) {
+        handle.restart(self.node.id());
+    }
+}
+
+async fn start_cluster(name: &str, identity: Identity, ipfs: Arc<FakeIpfs>, data_dir: &std::path::Path) -> Arc<Cluster> {
+    let json = ServiceConfig::default_json(name, &"11".repeat(32));
+    let mut config = ServiceConfig::parse(&json.to_string(), "sim service.json")
+        .and_then(|c| c.validate())
+        .expect("the default configuration is valid");
+    config.state_sync_interval = Duration::from_secs(30);
+    config.pin_recover_interval = Duration::from_secs(60);
+    // The previous incarnation's lock dies with it; retry briefly in case the kill is still settling.
+    let data = DataFolder::lock(data_dir).expect("data folder of a killed member is unlocked");
+    Cluster::start(ClusterDeps { config, identity, data, ipfs, transport: Arc::new(NoTransport), state: None })
+        .await
+        .expect("member starts")
+}

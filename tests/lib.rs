@@ -1,0 +1,212 @@
+//! Helpers for tests that run the real binaries: where they are, free loopback ports, processes
+//! that are stopped by PID when a test ends, and waiting for them to answer.
+//!
+//! The binaries are the workspace's own debug builds (`cargo build --workspace --bins` first;
+//! `just test-unit` does it).
+
+// Real processes in real time: not simulator code, so OS threads and sleeps are fine.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary next to the running test executable's profile folder.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let path = profile_dir.join(name);
+    assert!(path.exists(), "{} not found: run `cargo build --workspace --bins` first (just test-unit does)", path.display());
+    path
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
+}
+
+/// A child process that is killed (by its PID) and reaped when dropped.
+pub struct Process {
+    child: Option<Child>,
+    name: String,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `command` with stdout and stderr going to `log`.
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Process {
+        let file = std::fs::File::create(log).expect("log file");
+        let err = file.try_clone().expect("log file clone");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Process { child: Some(child), name: name.to_string(), log: log.to_path_buf() }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for a clean exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self, limit: Duration) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Kills with SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process has exited; its exit code if so.
+    pub fn exit_code(&mut self) -> Option<Option<i32>> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).map(|s| s.code())
+    }
+
+    /// The process name given at spawn.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns true or `limit` passes.
+pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a command to completion (bounded by `limit`) and returns its output.
+pub fn run(mut command: Command, limit: Duration) -> Output {
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("output");
+            panic!("{command:?} did not finish within {limit:?}; stderr: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A member's config folder set up by `ipfs-cluster-service init` with loopback ports.
+pub struct MemberDir {
+    /// The temporary folder (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The REST API port.
+    pub rest_port: u16,
+}
+
+impl MemberDir {
+    /// Runs `init` in a new temporary folder and points the REST API at a free loopback port.
+    pub fn init() -> MemberDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rest_port = free_port();
+        let mut command = Command::new(bin_path("ipfs-cluster-service"));
+        command.arg("--config").arg(dir.path()).arg("init");
+        let output = run(command, Duration::from_secs(30));
+        assert!(output.status.success(), "init failed: {}", String::from_utf8_lossy(&output.stderr));
+        let path = dir.path().join("service.json");
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        json["api"]["restapi"]["http_listen_multiaddress"] = format!("/ip4/127.0.0.1/tcp/{rest_port}").into();
+        json["cluster"]["listen_multiaddress"] = serde_json::json!([format!("/ip4/127.0.0.1/tcp/{}", free_port())]);
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        MemberDir { dir, rest_port }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `--host` value for ipfs-cluster-ctl.
+    pub fn host(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.rest_port)
+    }
+
+    /// Starts `ipfs-cluster-service daemon` with extra environment variables.
+    pub fn start_daemon(&self, ipfs_api: &str, env: &[(&str, &str)], log_name: &str) -> Process {
+        let mut command = Command::new(bin_path("ipfs-cluster-service"));
+        command
+            .arg("--config")
+            .arg(self.path())
+            .arg("daemon")
+            .env("CLUSTER_IPFSHTTP_NODEMULTIADDRESS", ipfs_api)
+            .env("RUST_BACKTRACE", "1");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Process::spawn("ipfs-cluster-service", command, &self.path().join(log_name))
+    }
+
+    /// Runs ipfs-cluster-ctl against this member.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(bin_path("ipfs-cluster-ctl"));
+        command.arg("--host").arg(self.host()).args(args);
+        run(command, Duration::from_secs(60))
+    }
+
+    /// Waits until the REST API answers `ctl id`.
+    pub fn wait_ready(&self, daemon: &mut Process) {
+        wait_until(Duration::from_secs(30), "the REST API to answer", || {
+            if let Some(code) = daemon.exit_code() {
+                panic!("daemon exited with {code:?} before becoming ready; log:\n{}", daemon.log());
+            }
+            self.ctl(&["id"]).status.success()
+        });
+    }
+}
+
+/// stdout of a command as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// stderr of a command as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -1,0 +1,246 @@
+//! A real `ipfs-cluster-service` process beside a fake Kubo RPC daemon, driven with the real
+//! `ipfs-cluster-ctl`: pin, status, list, unpin, restart, and every bad input of the issue.
+#![cfg(not(madsim))]
+#![allow(clippy::disallowed_methods)]
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_ipfs::{FakeIpfs, FakeKuboServer};
+use cluster_tests::{bin_path, free_port, run, stderr, stdout, wait_until, MemberDir};
+use cluster_types::Cid;
+
+/// A fake daemon served over HTTP from a runtime owned by the test.
+struct FakeDaemon {
+    fake: Arc<FakeIpfs>,
+    server: Option<FakeKuboServer>,
+    runtime: cluster_rt::tokio::runtime::Runtime,
+}
+
+impl FakeDaemon {
+    fn start(port: u16) -> FakeDaemon {
+        let runtime = cluster_rt::tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let fake = Arc::new(FakeIpfs::new("12D3KooWFakeDaemonForClusterTests".into()));
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let server = runtime.block_on(FakeKuboServer::start(fake.clone(), address)).expect("fake daemon binds");
+        FakeDaemon { fake, server: Some(server), runtime }
+    }
+
+    fn multiaddr(&self) -> String {
+        let port = self.server.as_ref().unwrap().local_addr().port();
+        format!("/ip4/127.0.0.1/tcp/{port}")
+    }
+}
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            let _guard = self.runtime.enter();
+            server.shutdown();
+        }
+    }
+}
+
+fn cid(i: u32) -> String {
+    Cid::raw_sha256(format!("process test {i}").as_bytes()).to_string()
+}
+
+fn status_json(member: &MemberDir, cid: &str) -> serde_json::Value {
+    let output = member.ctl(&["--enc", "json", "status", cid]);
+    assert!(output.status.success(), "status failed: {}", stderr(&output));
+    serde_json::from_str(&stdout(&output)).unwrap_or_else(|e| panic!("status json: {e}: {}", stdout(&output)))
+}
+
+fn local_status(member: &MemberDir, cid: &str) -> String {
+    let json = status_json(member, cid);
+    let peer_map = json["peer_map"].as_object().expect("peer_map");
+    assert_eq!(peer_map.len(), 1, "one member: {json}");
+    peer_map.values().next().unwrap()["status"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn pin_status_unpin_and_restart_with_ctl() {
+    let daemon = FakeDaemon::start(0);
+    let member = MemberDir::init();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+
+    // id and version
+    let id = member.ctl(&["--enc", "json", "id"]);
+    assert!(id.status.success(), "{}", stderr(&id));
+    let id: serde_json::Value = serde_json::from_str(&stdout(&id)).unwrap();
+    assert_eq!(id["ipfs"]["id"], "12D3KooWFakeDaemonForClusterTests");
+    assert_eq!(id["rpc_protocol_version"], "/ipfscluster/1.0/rpc");
+    let version = member.ctl(&["version"]);
+    assert!(stdout(&version).contains("1.1.6"), "{}", stdout(&version));
+
+    // pin ten CIDs; they reach the daemon
+    for i in 0..10 {
+        let output = member.ctl(&["pin", "add", "--no-status", "--name", &format!("p{i}"), &cid(i)]);
+        assert!(output.status.success(), "pin add: {}", stderr(&output));
+    }
+    wait_until(Duration::from_secs(20), "10 pins on the daemon", || daemon.fake.pins().len() == 10);
+    for i in 0..10 {
+        wait_until(Duration::from_secs(10), "status pinned", || local_status(&member, &cid(i)) == "pinned");
+    }
+    let list = member.ctl(&["pin", "ls"]);
+    assert!(list.status.success());
+    assert_eq!(stdout(&list).lines().filter(|l| l.contains(" | ")).count(), 10, "{}", stdout(&list));
+
+    // unpin one
+    let output = member.ctl(&["pin", "rm", "--no-status", &cid(3)]);
+    assert!(output.status.success(), "pin rm: {}", stderr(&output));
+    wait_until(Duration::from_secs(10), "unpin on the daemon", || daemon.fake.pins().len() == 9);
+    assert_eq!(local_status(&member, &cid(3)), "unpinned");
+
+    // restart: the pinset is still there and still pinned
+    assert!(service.terminate(Duration::from_secs(20)), "clean shutdown; log:\n{}", service.log());
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon2.log");
+    member.wait_ready(&mut service);
+    let list = member.ctl(&["--enc", "json", "pin", "ls"]);
+    let text = stdout(&list);
+    assert_eq!(text.matches("\"cid\"").count(), 9, "{text}");
+    assert!(!text.contains(&cid(3)));
+    for i in [0, 5, 9] {
+        assert_eq!(local_status(&member, &cid(i)), "pinned");
+    }
+
+    // SIGKILL, then restart: nothing acknowledged is lost
+    let output = member.ctl(&["pin", "add", "--no-status", &cid(100)]);
+    assert!(output.status.success());
+    service.kill();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon3.log");
+    member.wait_ready(&mut service);
+    wait_until(Duration::from_secs(10), "pin survives SIGKILL", || local_status(&member, &cid(100)) == "pinned");
+    assert!(service.terminate(Duration::from_secs(20)));
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let daemon = FakeDaemon::start(0);
+    let member = MemberDir::init();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    let base = format!("http://127.0.0.1:{}", member.rest_port);
+
+    // invalid CID: ctl exits 2 with the API error; raw HTTP gets 400 and the Go message
+    let output = member.ctl(&["pin", "add", "--no-status", "not-a-cid"]);
+    assert_eq!(output.status.code(), Some(2), "{} {}", stdout(&output), stderr(&output));
+    let output = run(
+        {
+            let mut c = Command::new("curl");
+            c.args(["-s", "-w", "\n%{http_code}", "-X", "POST", &format!("{base}/pins/not-a-cid")]);
+            c
+        },
+        Duration::from_secs(10),
+    );
+    let text = stdout(&output);
+    assert!(text.ends_with("\n400"), "{text}");
+    assert!(text.contains("error decoding Cid"), "{text}");
+
+    // unknown status filter: 400
+    let output = run(
+        {
+            let mut c = Command::new("curl");
+            c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/pins?filter=nonsense")]);
+            c
+        },
+        Duration::from_secs(10),
+    );
+    assert_eq!(stdout(&output), "400");
+
+    // malformed PinOptions: 400 and no pin
+    for query in ["replication-min=two", "expire-at=tomorrow", "shard-size=-3", "user-allocations=xyz"] {
+        let output = run(
+            {
+                let mut c = Command::new("curl");
+                c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", &format!("{base}/pins/{}?{query}", cid(1))]);
+                c
+            },
+            Duration::from_secs(10),
+        );
+        assert_eq!(stdout(&output), "400", "{query}");
+    }
+    // invalid replication factors: clear errors, nothing pinned
+    for args in [vec!["--rmin", "3", "--rmax", "2"], vec!["--replication", "5"]] {
+        let mut all = vec!["pin", "add", "--no-status"];
+        all.extend(args.iter());
+        let c = cid(2);
+        all.push(&c);
+        let output = member.ctl(&all);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stdout(&output));
+    }
+    let list = member.ctl(&["--enc", "json", "pin", "ls"]);
+    assert!(stdout(&list).trim().is_empty(), "nothing pinned: {}", stdout(&list));
+    assert!(daemon.fake.pins().is_empty());
+
+    // unpin of an unknown CID: 404 from the API, exit 2
+    let output = member.ctl(&["pin", "rm", "--no-status", &cid(9)]);
+    assert_eq!(output.status.code(), Some(2));
+
+    // a second member on the same data folder refuses to start
+    let mut second = member.start_daemon(&daemon.multiaddr(), &[], "second.log");
+    wait_until(Duration::from_secs(20), "second daemon exits", || second.exit_code().is_some());
+    assert_eq!(second.exit_code(), Some(Some(1)));
+    assert!(second.log().contains("locked"), "{}", second.log());
+    assert!(service.terminate(Duration::from_secs(20)));
+}
+
+#[test]
+fn corrupt_config_names_the_file_and_key() {
+    let member = MemberDir::init();
+    let path = member.path().join("service.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+
+    let mut json: serde_json::Value = serde_json::from_str(&good).unwrap();
+    json["cluster"]["state_sync_interval"] = "often".into();
+    std::fs::write(&path, json.to_string()).unwrap();
+    let mut daemon = member.start_daemon("/ip4/127.0.0.1/tcp/1", &[], "bad1.log");
+    wait_until(Duration::from_secs(20), "daemon exits", || daemon.exit_code().is_some());
+    assert_eq!(daemon.exit_code(), Some(Some(1)));
+    let log = daemon.log();
+    assert!(log.contains("service.json: cluster.state_sync_interval"), "{log}");
+
+    std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+    let mut daemon = member.start_daemon("/ip4/127.0.0.1/tcp/1", &[], "bad2.log");
+    wait_until(Duration::from_secs(20), "daemon exits", || daemon.exit_code().is_some());
+    assert!(daemon.log().contains("service.json: not valid JSON"), "{}", daemon.log());
+
+    // init refuses to overwrite without --force
+    let mut command = Command::new(bin_path("ipfs-cluster-service"));
+    command.arg("--config").arg(member.path()).arg("init");
+    let output = run(command, Duration::from_secs(10));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--force"), "{}", stderr(&output));
+}
+
+#[test]
+fn unreachable_ipfs_daemon_is_reported_and_pins_recover_when_it_returns() {
+    let port = free_port();
+    let member = MemberDir::init();
+    let ipfs_address = format!("/ip4/127.0.0.1/tcp/{port}");
+    let mut service = member.start_daemon(
+        &ipfs_address,
+        &[("CLUSTER_PINRECOVERINTERVAL", "2s"), ("CLUSTER_STATESYNCINTERVAL", "3s")],
+        "daemon.log",
+    );
+    member.wait_ready(&mut service);
+    let id = member.ctl(&["--enc", "json", "id"]);
+    let id: serde_json::Value = serde_json::from_str(&stdout(&id)).unwrap();
+    assert!(!id["ipfs"]["error"].as_str().unwrap_or_default().is_empty(), "ipfs.error is set: {id}");
+
+    let output = member.ctl(&["pin", "add", "--no-status", &cid(1)]);
+    assert!(output.status.success(), "the pin is accepted into the pinset: {}", stderr(&output));
+    wait_until(Duration::from_secs(30), "pin_error", || local_status(&member, &cid(1)) == "pin_error");
+
+    let daemon = FakeDaemon::start(port);
+    wait_until(Duration::from_secs(60), "pinned after the daemon returns", || local_status(&member, &cid(1)) == "pinned");
+    assert!(daemon.fake.pins().len() == 1);
+    assert!(service.terminate(Duration::from_secs(20)));
+}
