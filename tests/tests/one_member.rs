@@ -129,9 +129,10 @@ fn bad_input_is_refused_and_changes_nothing() {
     member.wait_ready(&mut service);
     let base = format!("http://127.0.0.1:{}", member.rest_port);
 
-    // invalid CID: ctl exits 2 with the API error; raw HTTP gets 400 and the Go message
+    // invalid CID: ctl refuses it before sending (exit 1); raw HTTP gets 400 and the Go message
     let output = member.ctl(&["pin", "add", "--no-status", "not-a-cid"]);
-    assert_eq!(output.status.code(), Some(2), "{} {}", stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(1), "{} {}", stdout(&output), stderr(&output));
+    assert!(stderr(&output).contains("not-a-cid"), "{}", stderr(&output));
     let output = run(
         {
             let mut c = Command::new("curl");

@@ -57,7 +57,8 @@ pub trait RestBackend: Send + Sync + 'static {
 
     /// `GET /pins`: status of every pin that matches `filter`; only the listed CIDs when `cids`
     /// is non-empty.
-    async fn status_all(&self, filter: TrackerStatusFilter, cids: Vec<Cid>, local: bool) -> ResultStream<GlobalPinInfo>;
+    async fn status_all(&self, filter: TrackerStatusFilter, cids: Vec<Cid>, local: bool)
+        -> ResultStream<GlobalPinInfo>;
 
     /// `POST /pins/{cid}/recover`: re-queues a failed pin or unpin.
     async fn recover(&self, cid: Cid, local: bool) -> Result<GlobalPinInfo, ClusterError>;

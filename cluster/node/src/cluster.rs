@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use cluster_api::{RestBackend, ResultStream};
 use cluster_consensus::{node_id_of, AppliedChange, ApplyObserver, Consensus, MemberNode, RaftTransport};

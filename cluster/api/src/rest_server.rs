@@ -1,0 +1,856 @@
+//! The HTTP side of the REST API: listening, connection handling, graceful shutdown, routing,
+//! query parsing and response encoding (JSON, NDJSON with the `X-Stream-Error` trailer, error bodies).
+//!
+//! Owns the wire behaviour of reference §1.1–§1.5 for the routes [`RestBackend`] covers. Each route
+//! parses and validates all of its input first and calls the backend only when everything is valid.
+//!
+//! ## Trailers with hyper 1.x (read from `hyper-1.12.0/src/proto/h1/`)
+//!
+//! - `conn.rs`: when a request head is read, `allow_trailer_fields = headers::te_is_trailers(..)`, i.e.
+//!   the request carries `TE: trailers` (any case, possibly in a comma list). `write_trailers` on the
+//!   server side returns early ("trailers not allowed to be sent") when that flag is false; the body
+//!   then ends with a plain last chunk (`0\r\n\r\n`), so the trailer is silently dropped.
+//! - `role.rs`: the `Trailer` response header is written (and parsed into the list of allowed trailer
+//!   names) only when the response may be chunked (not HTTP/1.0, not 204/304/1xx, not HEAD).
+//! - `encode.rs`: `encode_trailers` only emits fields named in the `Trailer` response header and drops
+//!   forbidden names (`Content-Type`, `Content-Length`, ...); `X-Stream-Error` is allowed.
+//!
+//! So clients that send `TE: trailers` get `X-Stream-Error` (empty when the stream was fine), as Go
+//! sends it. hyper offers no way to force trailers for other clients. For them, a stream that saw an
+//! error is ended by failing the body instead: hyper then closes the connection without the final
+//! zero-length chunk, so the client sees an incomplete response rather than a clean but silently
+//! truncated one.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin as StdPin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cluster_rt::tokio;
+use cluster_types::{
+    ApiError, Cid, ClusterError, PinOptions, PinType, Timestamp, TrackerStatusFilter, Version, VERSION,
+};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, LOCATION, TE, TRAILER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::{RestBackend, ResultStream};
+
+/// How long in-flight requests may run after shutdown begins before their connections are dropped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a connection may take to send a request head. hyper also runs this timer while a
+/// keep-alive connection waits for its next request, so it doubles as the idle timeout.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// At most this many `X-Stream-Error` values are kept per stream; clients (hyper among them) reject
+/// trailer sections over 16 KiB, and a stream may fail on every item.
+const MAX_STREAM_ERRORS: usize = 10;
+
+/// Each `X-Stream-Error` value is cut to this many bytes, for the same reason.
+const MAX_STREAM_ERROR_LEN: usize = 1024;
+
+/// How many stream items one body poll may consume without producing a frame (only errors do
+/// that) before yielding to the runtime.
+const MAX_ITEMS_PER_POLL: usize = 256;
+
+/// The trailer that carries errors met after a stream started.
+const STREAM_ERROR_TRAILER: &str = "x-stream-error";
+
+/// Where the REST API listens and what it adds to every response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestServerConfig {
+    /// Listen address (Go default `/ip4/127.0.0.1/tcp/9094`).
+    pub listen: SocketAddr,
+    /// Extra headers set on every response (config `headers`), before `Content-Type`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Default for RestServerConfig {
+    fn default() -> Self {
+        RestServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9094)),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A bound, not yet serving, REST API server.
+pub struct RestServer {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestServer")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+/// What every connection's handler needs.
+struct Shared {
+    backend: Arc<dyn RestBackend>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Where the server is in its life; connections watch it to close gracefully, then forcibly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Draining,
+    Closing,
+}
+
+impl RestServer {
+    /// Binds the listen socket. Fails on a bind error or an invalid configured header; needs no
+    /// runtime (the socket is registered with the reactor in [`RestServer::serve`]).
+    pub fn bind(config: RestServerConfig, backend: Arc<dyn RestBackend>) -> io::Result<RestServer> {
+        let mut headers = Vec::with_capacity(config.headers.len());
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("invalid header name {name:?}: {e}"),
+                )
+            })?;
+            let value = HeaderValue::from_str(value).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("invalid value for header {name}: {e}"),
+                )
+            })?;
+            headers.push((name, value));
+        }
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        Ok(RestServer {
+            listener,
+            local_addr,
+            shared: Arc::new(Shared { backend, headers }),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish for up
+    /// to 5 s, and closes the remaining connections.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let listener = match TcpListener::from_std(self.listener) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!(error = %e, "REST API: cannot register the listener");
+                return;
+            }
+        };
+        tracing::info!(addr = %self.local_addr, "REST API (HTTP) listening");
+        let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+        // Every connection task holds a sender; `recv` returns `None` once all of them are gone.
+        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let shared = self.shared.clone();
+                        let phase = phase_rx.clone();
+                        let alive = alive_tx.clone();
+                        cluster_rt::spawn(async move {
+                            serve_connection(stream, peer, shared, phase).await;
+                            drop(alive);
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "REST API: accept failed");
+                        cluster_rt::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        drop(alive_tx);
+        tracing::info!("REST API: shutting down");
+        let _ = phase_tx.send(Phase::Draining);
+        if cluster_rt::timeout(SHUTDOWN_GRACE, alive_rx.recv()).await.is_err() {
+            tracing::warn!("REST API: requests still running after {SHUTDOWN_GRACE:?}; closing their connections");
+            let _ = phase_tx.send(Phase::Closing);
+            // Connections drop at their next poll; the bound only guards against a stuck task.
+            let _ = cluster_rt::timeout(Duration::from_secs(1), alive_rx.recv()).await;
+        }
+    }
+}
+
+/// Serves one TCP connection (HTTP/1.1 with keep-alive) until it ends or the server shuts down.
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, mut phase: watch::Receiver<Phase>) {
+    // Responses are small or streamed item by item: send each write at once.
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request: Request<Incoming>| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, request).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "REST API connection ended with an error");
+            }
+            return;
+        }
+        // An error means the server was dropped: fall through and close.
+        _ = phase.wait_for(|p| *p != Phase::Running) => {}
+    }
+    // Finish the request in flight (if any), then close instead of waiting for another one.
+    connection.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = phase.wait_for(|p| *p == Phase::Closing) => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+
+/// The path forms a pin route may take after `/pins/` (reference §1.5 `{keyType}`).
+const PATH_KEY_TYPES: [&str; 3] = ["ipfs", "ipns", "ipld"];
+
+/// A matched route and its path arguments (still undecoded as CIDs: that is each handler's job).
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Id,
+    Version,
+    Peers,
+    StatusAll,
+    RecoverAll,
+    Recover(String),
+    Status(String),
+    Pin(String),
+    Unpin(String),
+    PinPath(String),
+    UnpinPath(String),
+    Allocations,
+    Allocation(String),
+    Health,
+}
+
+/// Why no route matched.
+#[derive(Debug, PartialEq, Eq)]
+enum NoRoute {
+    NotFound,
+    /// The path exists but not with this method; the value lists the allowed methods.
+    MethodNotAllowed(&'static str),
+}
+
+/// Matches a request against the route table. `segments` are the percent-decoded path segments.
+fn route(method: &Method, segments: &[String]) -> Result<Route, NoRoute> {
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let only = |allowed: &'static str, m: &Method, r: Route| -> Result<Route, NoRoute> {
+        if allowed.split(", ").any(|a| a == m.as_str()) {
+            Ok(r)
+        } else {
+            Err(NoRoute::MethodNotAllowed(allowed))
+        }
+    };
+    match segs.as_slice() {
+        ["id"] => only("GET", method, Route::Id),
+        ["version"] => only("GET", method, Route::Version),
+        ["peers"] => only("GET", method, Route::Peers),
+        ["health"] => only("GET", method, Route::Health),
+        ["allocations"] => only("GET", method, Route::Allocations),
+        ["allocations", cid] => only("GET", method, Route::Allocation(cid.to_string())),
+        ["pins"] => only("GET", method, Route::StatusAll),
+        // Checked before `/pins/{cid}` so that `recover` is never taken for a CID.
+        ["pins", "recover"] => only("POST", method, Route::RecoverAll),
+        ["pins", key_type, rest @ ..] if !rest.is_empty() && PATH_KEY_TYPES.contains(key_type) => {
+            let path = format!("/{}/{}", key_type, rest.join("/"));
+            match *method {
+                Method::POST => Ok(Route::PinPath(path)),
+                Method::DELETE => Ok(Route::UnpinPath(path)),
+                _ => Err(NoRoute::MethodNotAllowed("POST, DELETE")),
+            }
+        }
+        ["pins", cid, "recover"] => only("POST", method, Route::Recover(cid.to_string())),
+        ["pins", cid] => match *method {
+            Method::GET => Ok(Route::Status(cid.to_string())),
+            Method::POST => Ok(Route::Pin(cid.to_string())),
+            Method::DELETE => Ok(Route::Unpin(cid.to_string())),
+            _ => Err(NoRoute::MethodNotAllowed("GET, POST, DELETE")),
+        },
+        _ => Err(NoRoute::NotFound),
+    }
+}
+
+/// Splits an absolute path into percent-decoded segments. `None` for a path that is not absolute
+/// or does not decode to UTF-8.
+fn path_segments(path: &str) -> Option<Vec<String>> {
+    let rest = path.strip_prefix('/')?;
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    rest.split('/')
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request handling
+
+/// A request rejected before reaching the backend, or a backend error: status and message.
+struct Failure {
+    status: StatusCode,
+    message: String,
+}
+
+impl Failure {
+    fn bad_request(message: impl Into<String>) -> Failure {
+        Failure {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ClusterError> for Failure {
+    fn from(error: ClusterError) -> Failure {
+        Failure {
+            status: StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Parsed query string: pairs in order, form-decoded (`+` is a space, as in Go's `url.ParseQuery`).
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        Query(
+            url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    /// The first value of `key` (Go's `Values.Get`); empty when absent.
+    fn get(&self, key: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn pin_options(&self) -> Result<PinOptions, Failure> {
+        PinOptions::from_query(self.pairs(), Timestamp::now()).map_err(|e| Failure::bad_request(e.to_string()))
+    }
+
+    /// `local`: Go `strconv.ParseBool` spellings; empty or absent = false.
+    fn local(&self) -> Result<bool, Failure> {
+        let text = self.get("local");
+        match text {
+            "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+            other => Err(Failure::bad_request(format!(
+                "parameter local invalid: {other:?} is not a boolean"
+            ))),
+        }
+    }
+}
+
+fn parse_cid(text: &str) -> Result<Cid, Failure> {
+    text.parse::<Cid>()
+        .map_err(|e| Failure::bad_request(format!("error decoding Cid: {e}")))
+}
+
+/// `/allocations?filter=`: empty selects everything; a list naming no known type is a 400, like Go.
+fn allocation_filter(text: &str) -> Result<u32, Failure> {
+    let mut names = text.split(',').map(str::trim).filter(|n| !n.is_empty()).peekable();
+    if names.peek().is_some()
+        && !names.any(|n| matches!(n, "pin" | "meta-pin" | "clusterdag-pin" | "shard-pin" | "all"))
+    {
+        return Err(Failure::bad_request("invalid filter value"));
+    }
+    Ok(PinType::filter_mask(text))
+}
+
+/// Whether the client accepts trailers (`TE: trailers`), the condition hyper applies (module docs).
+fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
+}
+
+/// Answers one request; never fails (errors become JSON error responses).
+async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<ResponseBody> {
+    let path = request.uri().path();
+    let raw_query = request.uri().query();
+
+    // Go's strictSlashHandler: `/pins/` -> 307 `/pins`, keeping the query.
+    if path.len() > 1 && path.ends_with('/') {
+        let mut location = path[..path.len() - 1].to_string();
+        if let Some(q) = raw_query {
+            location.push('?');
+            location.push_str(q);
+        }
+        return match HeaderValue::from_str(&location) {
+            Ok(location) => {
+                let mut response = shared.response(StatusCode::TEMPORARY_REDIRECT, ResponseBody::Empty);
+                response.headers_mut().insert(LOCATION, location);
+                response
+            }
+            Err(_) => shared.failure(Failure::bad_request("invalid path")),
+        };
+    }
+
+    let Some(segments) = path_segments(path) else {
+        return shared.failure(Failure::bad_request("error parsing path: invalid percent-encoding"));
+    };
+    let route = match route(request.method(), &segments) {
+        Ok(route) => route,
+        Err(NoRoute::NotFound) => {
+            return shared.failure(Failure {
+                status: StatusCode::NOT_FOUND,
+                message: "not found".into(),
+            })
+        }
+        Err(NoRoute::MethodNotAllowed(allowed)) => {
+            let mut response = shared.failure(Failure {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                message: "method not allowed".into(),
+            });
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
+            return response;
+        }
+    };
+    let query = Query::parse(raw_query);
+    let trailers = accepts_trailers(request.headers());
+    match dispatch(shared, route, &query, trailers).await {
+        Ok(response) => response,
+        Err(failure) => shared.failure(failure),
+    }
+}
+
+/// Validates the route's input, calls the backend and encodes its answer.
+async fn dispatch(
+    shared: &Shared,
+    route: Route,
+    query: &Query,
+    trailers: bool,
+) -> Result<Response<ResponseBody>, Failure> {
+    let backend = &shared.backend;
+    Ok(match route {
+        Route::Id => shared.json(StatusCode::OK, &backend.id().await),
+        Route::Version => shared.json(
+            StatusCode::OK,
+            &Version {
+                version: VERSION.to_string(),
+            },
+        ),
+        Route::Health => shared.response(StatusCode::NO_CONTENT, ResponseBody::Empty),
+        Route::Peers => shared.stream(backend.peers().await, trailers).await,
+        Route::StatusAll => {
+            let filter = TrackerStatusFilter::parse(query.get("filter"))
+                .map_err(|_| Failure::bad_request("invalid filter value"))?;
+            let cids = query
+                .get("cids")
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(parse_cid)
+                .collect::<Result<Vec<_>, _>>()?;
+            let local = query.local()?;
+            shared
+                .stream(backend.status_all(filter, cids, local).await, trailers)
+                .await
+        }
+        Route::RecoverAll => {
+            let local = query.local()?;
+            shared.stream(backend.recover_all(local).await, trailers).await
+        }
+        Route::Recover(cid) => {
+            let cid = parse_cid(&cid)?;
+            let local = query.local()?;
+            shared.json(StatusCode::OK, &backend.recover(cid, local).await?)
+        }
+        Route::Status(cid) => {
+            let cid = parse_cid(&cid)?;
+            let local = query.local()?;
+            shared.json(StatusCode::OK, &backend.status(cid, local).await?)
+        }
+        Route::Pin(cid) => {
+            let cid = parse_cid(&cid)?;
+            let options = query.pin_options()?;
+            shared.json(StatusCode::OK, &backend.pin(cid, options).await?)
+        }
+        Route::Unpin(cid) => {
+            let cid = parse_cid(&cid)?;
+            // Go parses (and ignores) pin options here; a malformed query is still refused.
+            query.pin_options()?;
+            shared.json(StatusCode::OK, &backend.unpin(cid).await?)
+        }
+        Route::PinPath(path) => {
+            let options = query.pin_options()?;
+            shared.json(StatusCode::OK, &backend.pin_path(path, options).await?)
+        }
+        Route::UnpinPath(path) => shared.json(StatusCode::OK, &backend.unpin_path(path).await?),
+        Route::Allocations => {
+            let mask = allocation_filter(query.get("filter"))?;
+            shared.stream(backend.allocations(mask).await, trailers).await
+        }
+        Route::Allocation(cid) => {
+            let cid = parse_cid(&cid)?;
+            shared.json(StatusCode::OK, &backend.allocation(cid).await?)
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response encoding
+
+impl Shared {
+    /// A response with the configured headers and `Content-Type: application/json` (which wins over
+    /// a configured one, as in Go where it is set last).
+    fn response(&self, status: StatusCode, body: ResponseBody) -> Response<ResponseBody> {
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
+
+    /// One JSON value followed by a newline (Go's `json.Encoder` output).
+    fn json<T: Serialize>(&self, status: StatusCode, value: &T) -> Response<ResponseBody> {
+        match encode_line(value) {
+            Ok(line) => self.response(status, ResponseBody::Full(Some(line))),
+            Err(message) => self.failure(Failure {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message,
+            }),
+        }
+    }
+
+    /// The `{"code","message"}` error body.
+    fn failure(&self, failure: Failure) -> Response<ResponseBody> {
+        let body = ApiError {
+            code: failure.status.as_u16(),
+            message: failure.message,
+        };
+        let line = encode_line(&body).unwrap_or_else(|_| Bytes::from_static(b"{\"code\":500,\"message\":\"\"}\n"));
+        self.response(failure.status, ResponseBody::Full(Some(line)))
+    }
+
+    /// An NDJSON stream response (reference §1.4). Waits for the first item to choose the status:
+    /// 204 when the stream is empty, 500 when it starts with an error, else 200 and the items as
+    /// they come.
+    async fn stream<T: Serialize + Send + 'static>(
+        &self,
+        mut items: ResultStream<T>,
+        trailers: bool,
+    ) -> Response<ResponseBody> {
+        let mut response = match items.recv().await {
+            None => self.response(StatusCode::NO_CONTENT, ResponseBody::Empty),
+            Some(Err(error)) => self.failure(Failure {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: error.to_string(),
+            }),
+            Some(Ok(item)) => match encode_line(&item) {
+                Ok(first) => self.response(
+                    StatusCode::OK,
+                    ResponseBody::Stream(Box::new(NdjsonBody {
+                        first: Some(first),
+                        source: Box::new(ChannelSource(items)),
+                        errors: Vec::new(),
+                        omitted_errors: 0,
+                        trailers,
+                        finished: false,
+                    })),
+                ),
+                Err(message) => self.failure(Failure {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message,
+                }),
+            },
+        };
+        response
+            .headers_mut()
+            .insert(TRAILER, HeaderValue::from_static("X-Stream-Error"));
+        response
+    }
+}
+
+/// Compact JSON plus `\n`.
+fn encode_line<T: Serialize>(value: &T) -> Result<Bytes, String> {
+    let mut line = serde_json::to_vec(value).map_err(|e| format!("error encoding response: {e}"))?;
+    line.push(b'\n');
+    Ok(Bytes::from(line))
+}
+
+/// Makes an error message a valid header value: control characters become spaces, and long
+/// messages are cut at a character boundary.
+fn header_safe(message: &str) -> HeaderValue {
+    let mut end = message.len().min(MAX_STREAM_ERROR_LEN);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cleaned: String = message[..end]
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    HeaderValue::from_str(&cleaned).unwrap_or_else(|_| HeaderValue::from_static("stream error"))
+}
+
+/// The body of every response.
+enum ResponseBody {
+    Empty,
+    Full(Option<Bytes>),
+    Stream(Box<NdjsonBody>),
+}
+
+/// Why a streamed body was cut short (see the module docs: no trailer could carry the error).
+#[derive(Debug, thiserror::Error)]
+#[error("stream failed and the client does not accept trailers: {0}")]
+struct StreamAborted(String);
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = StreamAborted;
+
+    fn poll_frame(
+        self: StdPin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.get_mut() {
+            ResponseBody::Empty => Poll::Ready(None),
+            ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBody::Stream(stream) => stream.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Empty => true,
+            ResponseBody::Full(data) => data.is_none(),
+            ResponseBody::Stream(stream) => stream.finished,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Empty | ResponseBody::Full(None) => SizeHint::with_exact(0),
+            ResponseBody::Full(Some(data)) => SizeHint::with_exact(data.len() as u64),
+            // Unknown length: hyper uses chunked encoding, which trailers need.
+            ResponseBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// Where NDJSON lines come from; object-safe so the body need not be generic.
+trait LineSource: Send {
+    /// The next encoded line, an error message, or `None` at the end.
+    fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, String>>>;
+}
+
+struct ChannelSource<T>(ResultStream<T>);
+
+impl<T: Serialize + Send> LineSource for ChannelSource<T> {
+    fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, String>>> {
+        self.0.poll_recv(cx).map(|item| {
+            item.map(|result| match result {
+                Ok(value) => encode_line(&value),
+                Err(error) => Err(error.to_string()),
+            })
+        })
+    }
+}
+
+/// An NDJSON body: one line per item, produced as the backend yields them (never buffered), then
+/// the `X-Stream-Error` trailer.
+struct NdjsonBody {
+    first: Option<Bytes>,
+    source: Box<dyn LineSource>,
+    errors: Vec<String>,
+    omitted_errors: usize,
+    /// Whether the client sent `TE: trailers`.
+    trailers: bool,
+    finished: bool,
+}
+
+impl NdjsonBody {
+    fn record_error(&mut self, message: String) {
+        tracing::warn!(error = %message, "REST API: error in a streamed response");
+        if self.errors.len() < MAX_STREAM_ERRORS {
+            self.errors.push(message);
+        } else {
+            self.omitted_errors += 1;
+        }
+    }
+
+    fn trailer_map(&self) -> HeaderMap {
+        let name = HeaderName::from_static(STREAM_ERROR_TRAILER);
+        let mut map = HeaderMap::new();
+        if self.errors.is_empty() {
+            // Always present, empty when fine (Go does this for browser clients).
+            map.insert(name.clone(), HeaderValue::from_static(""));
+        }
+        for error in &self.errors {
+            map.append(name.clone(), header_safe(error));
+        }
+        if self.omitted_errors > 0 {
+            map.append(
+                name,
+                header_safe(&format!("{} more errors omitted", self.omitted_errors)),
+            );
+        }
+        map
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        for _ in 0..MAX_ITEMS_PER_POLL {
+            match self.source.poll_line(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(line))) => return Poll::Ready(Some(Ok(Frame::data(line)))),
+                // Later items still go out; the error is reported at the end.
+                Poll::Ready(Some(Err(message))) => self.record_error(message),
+                Poll::Ready(None) => {
+                    self.finished = true;
+                    if !self.errors.is_empty() && !self.trailers {
+                        return Poll::Ready(Some(Err(StreamAborted(self.errors.join("; ")))));
+                    }
+                    return Poll::Ready(Some(Ok(Frame::trailers(self.trailer_map()))));
+                }
+            }
+        }
+        // Only errors so far in this poll: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(path: &str) -> Vec<String> {
+        path_segments(path).unwrap()
+    }
+
+    #[test]
+    fn routes_match_reference_table() {
+        let cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
+        assert_eq!(route(&Method::POST, &segs("/pins/recover")), Ok(Route::RecoverAll));
+        assert_eq!(
+            route(&Method::GET, &segs("/pins/recover")),
+            Err(NoRoute::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            route(&Method::POST, &segs(&format!("/pins/{cid}/recover"))),
+            Ok(Route::Recover(cid.into()))
+        );
+        assert_eq!(
+            route(&Method::POST, &segs(&format!("/pins/ipfs/{cid}/a/b"))),
+            Ok(Route::PinPath(format!("/ipfs/{cid}/a/b")))
+        );
+        assert_eq!(
+            route(&Method::DELETE, &segs("/pins/ipns/example.com")),
+            Ok(Route::UnpinPath("/ipns/example.com".into()))
+        );
+        assert_eq!(
+            route(&Method::GET, &segs("/pins/ipld")),
+            Ok(Route::Status("ipld".into()))
+        );
+        assert_eq!(route(&Method::GET, &segs("/")), Err(NoRoute::NotFound));
+        assert_eq!(route(&Method::GET, &segs("/pins/a/b/c")), Err(NoRoute::NotFound));
+        assert_eq!(
+            route(&Method::PUT, &segs("/health")),
+            Err(NoRoute::MethodNotAllowed("GET"))
+        );
+    }
+
+    #[test]
+    fn path_segments_decode_percent_escapes() {
+        assert_eq!(segs("/pins/ipns/a%20b+c"), vec!["pins", "ipns", "a b+c"]);
+        assert_eq!(path_segments("/pins/%FF"), None);
+        assert_eq!(path_segments("*"), None);
+        assert_eq!(segs("/"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn local_accepts_go_booleans_only() {
+        for (text, want) in [("", false), ("true", true), ("1", true), ("F", false), ("False", false)] {
+            let q = Query::parse(Some(&format!("local={text}")));
+            assert_eq!(q.local().ok(), Some(want), "{text}");
+        }
+        assert!(Query::parse(Some("local=yes")).local().is_err());
+        assert!(!Query::parse(None).local().unwrap_or(true));
+    }
+
+    #[test]
+    fn allocation_filter_rejects_only_unknown_lists() {
+        assert_eq!(allocation_filter("").ok(), Some(2 | 4 | 8 | 16));
+        assert_eq!(allocation_filter("pin").ok(), Some(2));
+        assert_eq!(allocation_filter("pin,bogus").ok(), Some(2));
+        assert!(allocation_filter("bogus").is_err());
+    }
+
+    #[test]
+    fn header_safe_strips_controls_and_truncates() {
+        assert_eq!(header_safe("a\nb\r\tc").to_str().unwrap(), "a b  c");
+        let long = "é".repeat(MAX_STREAM_ERROR_LEN);
+        assert!(header_safe(&long).len() <= MAX_STREAM_ERROR_LEN);
+    }
+
+    #[test]
+    fn accepts_trailers_reads_te_lists() {
+        let mut headers = HeaderMap::new();
+        assert!(!accepts_trailers(&headers));
+        headers.insert(TE, HeaderValue::from_static("gzip, Trailers"));
+        assert!(accepts_trailers(&headers));
+    }
+}

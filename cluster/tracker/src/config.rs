@@ -1,0 +1,63 @@
+//! [`TrackerConfig`]: how many pins run at once, how queues are sized and prioritized, and how
+//! failed operations are retried. Mirrors the `pin_tracker.stateless` section of `service.json`
+//! plus two Rust-only retry knobs.
+
+use std::time::Duration;
+
+/// Settings of a [`crate::PinTracker`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// Pin operations sent to the daemon at once (Go `concurrent_pins`, default 10). Values
+    /// below 1 are treated as 1, since zero workers would never pin anything.
+    pub concurrent_pins: usize,
+    /// A pin committed less than this long ago goes to the priority queue (Go
+    /// `priority_pin_max_age`, default 24 h): fresh pins overtake the backlog of old repins.
+    pub priority_pin_max_age: Duration,
+    /// A pin tried more than this many times loses its priority (Go `priority_pin_max_retries`,
+    /// default 5), so that a pin that keeps failing does not starve the others.
+    pub priority_pin_max_retries: u32,
+    /// Most operations waiting in the pin queues (priority and normal together), and separately
+    /// in the unpin queue (Go `max_pin_queue_size`, default 1 000 000). Past it an operation goes
+    /// straight to its error status.
+    pub pin_queue_size_max: usize,
+    /// A failed operation is retried automatically while its attempt count is below this
+    /// (default 3); afterwards it stays in error until `recover`.
+    pub retry_limit: u32,
+    /// Wait before the first automatic retry; doubles with every attempt, capped at
+    /// [`TrackerConfig::RETRY_BACKOFF_MAX`] (default 1 s).
+    pub retry_backoff_base: Duration,
+}
+
+impl TrackerConfig {
+    /// The longest wait between automatic retries.
+    pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(60);
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            concurrent_pins: 10,
+            priority_pin_max_age: Duration::from_secs(24 * 60 * 60),
+            priority_pin_max_retries: 5,
+            pin_queue_size_max: 1_000_000,
+            retry_limit: 3,
+            retry_backoff_base: Duration::from_secs(1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_go() {
+        let config = TrackerConfig::default();
+        assert_eq!(config.concurrent_pins, 10);
+        assert_eq!(config.priority_pin_max_age, Duration::from_secs(86_400));
+        assert_eq!(config.priority_pin_max_retries, 5);
+        assert_eq!(config.pin_queue_size_max, 1_000_000);
+        assert_eq!(config.retry_limit, 3);
+        assert_eq!(config.retry_backoff_base, Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,683 @@
+//! [`PinTracker`]: the async shell around the operation table and the decision functions.
+//!
+//! Owns: the worker tasks that call the daemon, automatic retries, status queries (one CID or
+//! the whole pinset, streamed), recovery and the periodic state sync. Does not own: what the
+//! pinset is (consensus applies it to the [`State`] and calls [`PinTracker::track`] /
+//! [`PinTracker::untrack`]) nor talking to the daemon (the [`IpfsConnector`]).
+//!
+//! Concurrency: everything mutable sits in one [`OpTable`] behind a std mutex that is held only
+//! for table updates, never across an `.await`. Workers wait on a [`Notify`] per queue kind.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use cluster_ipfs::{IpfsConnector, IpfsError, IpfsPinType};
+use cluster_rt::tokio::sync::{mpsc, watch, Notify};
+use cluster_rt::tokio::task::JoinHandle;
+use cluster_state::{PinIter, State};
+use cluster_types::{
+    Cid, ClusterError, IpfsId, PeerId, Pin, PinInfo, PinInfoShort, PinOptions, Timestamp, TrackerStatus,
+    TrackerStatusFilter,
+};
+use futures::StreamExt;
+
+use crate::config::TrackerConfig;
+use crate::decision::{
+    filter_is_op_only, local_status, needs_daemon, recover_action, retry_backoff, should_retry, track_action,
+    wants_pinned, DaemonView, LocalStatus, OpKind, TrackAction, QUEUE_FULL_ERROR,
+};
+use crate::operation::{Enqueued, Finished, Job, OpTable, Operation};
+
+/// Pins read from the state per store access during whole-pinset walks.
+const STATE_PAGE_SIZE: usize = 1000;
+
+/// Items buffered in a status/recover stream before the producer waits for the consumer.
+const STREAM_BUFFER: usize = 1024;
+
+/// What one [`PinTracker::sync_state`] found and did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Pins in the state.
+    pub pins_checked: u64,
+    /// Of those, pins this member must hold.
+    pub pins_allocated: u64,
+    /// Allocated pins skipped because an operation (queued, running or failed) exists for them.
+    pub with_operation: u64,
+    /// Allocated pins missing from the daemon for which a pin operation was queued.
+    pub pins_queued: u64,
+    /// Allocated pins missing from the daemon that could not be queued (queue full).
+    pub queue_full: u64,
+    /// Direct pins whose daemon lookup failed (left alone until the next sync).
+    pub daemon_errors: u64,
+    /// Recursive daemon pins that are not in the state (left alone: they may be the operator's).
+    pub daemon_only: u64,
+}
+
+/// Reconciles what the state allocates to this member with what its IPFS daemon holds.
+///
+/// Created with [`PinTracker::new`], started with [`PinTracker::start`], stopped with
+/// [`PinTracker::shutdown`] (also on drop).
+pub struct PinTracker {
+    shared: Arc<Shared>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What the tracker's tasks share.
+struct Shared {
+    config: TrackerConfig,
+    peer: PeerId,
+    peername: String,
+    ipfs: Arc<dyn IpfsConnector>,
+    state: Arc<dyn State>,
+    table: Mutex<OpTable>,
+    /// Wakes a pin worker when a pin ticket is queued.
+    pin_ready: Notify,
+    /// Wakes the unpin worker when an unpin ticket is queued.
+    unpin_ready: Notify,
+    /// The daemon's identity, for `ipfs_peer_id` in statuses; `None` until a fetch succeeds.
+    ipfs_id: Mutex<Option<IpfsId>>,
+    /// Whether an identity fetch is running (at most one at a time).
+    ipfs_id_fetching: AtomicBool,
+    /// Becomes `true` on shutdown; retry timers watch it.
+    shutdown: watch::Sender<bool>,
+}
+
+impl PinTracker {
+    /// A tracker for member `peer` (named `peername`) over its daemon `ipfs` and the pinset
+    /// `state`. Nothing runs until [`PinTracker::start`]; operations tracked before then wait in
+    /// the queues.
+    pub fn new(
+        config: TrackerConfig,
+        peer: PeerId,
+        peername: String,
+        ipfs: Arc<dyn IpfsConnector>,
+        state: Arc<dyn State>,
+    ) -> Arc<PinTracker> {
+        let table = Mutex::new(OpTable::new(config.pin_queue_size_max));
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config,
+            peer,
+            peername,
+            ipfs,
+            state,
+            table,
+            pin_ready: Notify::new(),
+            unpin_ready: Notify::new(),
+            ipfs_id: Mutex::new(None),
+            ipfs_id_fetching: AtomicBool::new(false),
+            shutdown,
+        });
+        Arc::new(PinTracker {
+            shared,
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Spawns `concurrent_pins` pin workers and one unpin worker, and fetches the daemon's
+    /// identity in the background. Idempotent; does nothing after [`PinTracker::shutdown`].
+    pub fn start(self: &Arc<Self>) {
+        let mut tasks = lock(&self.tasks);
+        if !tasks.is_empty() || *self.shared.shutdown.borrow() {
+            return;
+        }
+        for _ in 0..self.shared.config.concurrent_pins.max(1) {
+            tasks.push(cluster_rt::spawn(self.shared.clone().worker(OpKind::Pin)));
+        }
+        tasks.push(cluster_rt::spawn(self.shared.clone().worker(OpKind::Unpin)));
+        drop(tasks);
+        self.shared.refresh_ipfs_id();
+    }
+
+    /// Stops the workers and pending retries. In-flight daemon calls are dropped (the daemon
+    /// connection closes, which cancels the request); their operations stay in the table.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+
+    /// A pin was committed (replacing `previous`, if any). Never blocks on IO.
+    ///
+    /// Allocated here: a pin operation is queued (priority queue when fresh). Not allocated here
+    /// but it was (or a pin operation exists): an unpin is queued. Meta pins are ignored.
+    pub fn track(&self, pin: &Pin, previous: Option<&Pin>) {
+        let existing = lock(&self.shared.table).get(&pin.cid).map(|op| op.kind);
+        match track_action(pin, previous, &self.shared.peer, existing) {
+            TrackAction::Pin => {
+                self.shared.enqueue(OpKind::Pin, pin.clone());
+            }
+            TrackAction::Unpin => {
+                self.shared.enqueue(OpKind::Unpin, pin.clone());
+            }
+            TrackAction::Nothing => {}
+        }
+    }
+
+    /// An unpin was committed: queues an unpin of `cid` on the daemon (a no-op there when it is
+    /// not pinned), cancelling any pin operation for it. Never blocks on IO.
+    pub fn untrack(&self, cid: &Cid) {
+        let pin = lock(&self.shared.table)
+            .get(cid)
+            .map(|op| op.pin.clone())
+            .unwrap_or_else(|| bare_pin(*cid));
+        self.shared.enqueue(OpKind::Unpin, pin);
+    }
+
+    /// This member's status for `cid`: the operation's if one exists, else from the state and
+    /// the daemon (`pin/ls?arg=`). Daemon and state failures are reported as `cluster_error`.
+    pub async fn status(&self, cid: &Cid) -> PinInfo {
+        self.shared.status(cid).await
+    }
+
+    /// Streams this member's status of every item matching `filter`.
+    ///
+    /// Filters that only select operation statuses (queued, pinning, unpinning, errors) are
+    /// answered from the operation table. Otherwise the daemon's recursive pins are listed once
+    /// into memory (about 100 bytes per daemon pin: ~100 MB for a million pins), then the state
+    /// is walked page by page, then unpin operations for CIDs no longer in the state follow.
+    /// Direct pins, which the recursive listing omits, are looked up one by one.
+    ///
+    /// Errors: when the daemon cannot list its pins, or the state cannot be read, the stream
+    /// carries one `Err` and ends (as Go, where the whole call fails) rather than millions of
+    /// `cluster_error` items.
+    pub fn status_all(self: &Arc<Self>, filter: TrackerStatusFilter) -> mpsc::Receiver<Result<PinInfo, ClusterError>> {
+        self.shared.spawn_status_all(filter)
+    }
+
+    /// Re-queues `cid` if it is in `pin_error`, `unpin_error` or `unexpectedly_unpinned`, toward
+    /// what the state wants now; returns the new status (unchanged for other statuses).
+    ///
+    /// The attempt count keeps growing across recoveries (as Go), so a pin that keeps failing
+    /// stays out of the priority queue; a recovered operation that fails again once it is past
+    /// `retry_limit` attempts is not retried automatically, only by the next recover.
+    pub async fn recover(&self, cid: &Cid) -> Result<PinInfo, ClusterError> {
+        let current = self.shared.status(cid).await;
+        match self.shared.recover_from(current.short.status, cid).await? {
+            Some(info) => Ok(info),
+            None => Ok(current),
+        }
+    }
+
+    /// Re-queues every failed operation and every unexpectedly unpinned pin, streaming the new
+    /// status of each re-queued item only. A failure to list (see [`PinTracker::status_all`])
+    /// ends the stream with one `Err`; a failure to re-queue one item (queue full, state read
+    /// error) is sent as an `Err` for that item and the stream goes on.
+    pub fn recover_all(self: &Arc<Self>) -> mpsc::Receiver<Result<PinInfo, ClusterError>> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let shared = self.shared.clone();
+        cluster_rt::spawn(async move {
+            let filter = TrackerStatusFilter(
+                TrackerStatus::PinError.flag()
+                    | TrackerStatus::UnpinError.flag()
+                    | TrackerStatus::UnexpectedlyUnpinned.flag(),
+            );
+            let mut statuses = shared.spawn_status_all(filter);
+            while let Some(item) = statuses.recv().await {
+                let outcome = match item {
+                    Ok(info) => shared.recover_from(info.short.status, &info.cid).await.transpose(),
+                    Err(e) => Some(Err(e)),
+                };
+                if let Some(outcome) = outcome {
+                    if tx.send(outcome).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    /// The periodic state sync: queues a pin for every pin allocated here that the daemon lacks
+    /// and that has no operation (failed ones wait for `recover`). Daemon pins that are not in
+    /// the state are counted, never unpinned: they may be the operator's own.
+    pub async fn sync_state(&self) -> Result<SyncReport, ClusterError> {
+        self.shared.sync_state().await
+    }
+
+    /// Operations waiting in the queues (pins and unpins), for the pinqueue informer.
+    pub fn queued_count(&self) -> usize {
+        lock(&self.shared.table).queued_count()
+    }
+}
+
+impl Drop for PinTracker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for PinTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinTracker")
+            .field("peer", &self.shared.peer)
+            .field("peername", &self.shared.peername)
+            .field("operations", &lock(&self.shared.table).len())
+            .finish()
+    }
+}
+
+impl Shared {
+    /// Queues a `kind` operation for `pin` and wakes a worker.
+    fn enqueue(&self, kind: OpKind, pin: Pin) -> Enqueued {
+        let cid = pin.cid;
+        let outcome = lock(&self.table).enqueue(kind, pin, Timestamp::now(), &self.config);
+        self.after_enqueue(kind, &cid, outcome);
+        outcome
+    }
+
+    fn after_enqueue(&self, kind: OpKind, cid: &Cid, outcome: Enqueued) {
+        match outcome {
+            Enqueued::Queued { .. } => self.ready(kind).notify_one(),
+            Enqueued::QueueFull => tracing::error!(%cid, "{kind:?}: {QUEUE_FULL_ERROR}"),
+            Enqueued::AlreadyOngoing => {}
+        }
+    }
+
+    fn ready(&self, kind: OpKind) -> &Notify {
+        match kind {
+            OpKind::Pin => &self.pin_ready,
+            OpKind::Unpin => &self.unpin_ready,
+        }
+    }
+
+    /// A worker: takes tickets of `kind` forever (until aborted by shutdown).
+    async fn worker(self: Arc<Self>, kind: OpKind) {
+        loop {
+            let job = {
+                let mut table = lock(&self.table);
+                let job = table.next_job(kind, Timestamp::now());
+                // Pass the baton: a stored Notify permit wakes only one worker, so a worker that
+                // found work wakes another while work remains.
+                if job.is_some() && table.tickets(kind) > 0 {
+                    self.ready(kind).notify_one();
+                }
+                job
+            };
+            match job {
+                Some(job) => self.run(job).await,
+                None => self.ready(kind).notified().await,
+            }
+        }
+    }
+
+    /// Makes the daemon call of `job` and records the outcome.
+    async fn run(self: &Arc<Self>, job: Job) {
+        let call = async {
+            match job.kind {
+                OpKind::Pin => self.ipfs.pin(&job.cid, job.pin.max_depth).await,
+                OpKind::Unpin => self.ipfs.unpin(&job.cid).await,
+            }
+        };
+        // `biased`: check cancellation first, and keep the simulator's schedule deterministic.
+        let result = cluster_rt::tokio::select! {
+            biased;
+            _ = job.cancel.notified() => {
+                tracing::debug!(cid = %job.cid, "{:?} superseded: daemon call dropped", job.kind);
+                return;
+            }
+            result = call => result,
+        };
+        if result.is_ok() {
+            self.refresh_ipfs_id();
+        }
+        let finished = lock(&self.table).finish(&job, result.map_err(|e| e.to_string()), Timestamp::now());
+        if let Finished::Failed { attempt_count } = finished {
+            if should_retry(attempt_count, self.config.retry_limit) {
+                let delay = retry_backoff(attempt_count, self.config.retry_backoff_base);
+                tracing::info!(cid = %job.cid, attempt_count, ?delay, "{:?} failed; retrying", job.kind);
+                self.schedule_retry(job.cid, job.generation, delay);
+            } else {
+                tracing::warn!(cid = %job.cid, attempt_count, "{:?} failed; waiting for recover", job.kind);
+            }
+        }
+    }
+
+    /// Re-queues the failed operation `(cid, generation)` after `delay`, unless superseded.
+    fn schedule_retry(self: &Arc<Self>, cid: Cid, generation: u64, delay: std::time::Duration) {
+        let shared = self.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        cluster_rt::spawn(async move {
+            cluster_rt::tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stopped| *stopped) => return,
+                _ = cluster_rt::sleep(delay) => {}
+            }
+            let retried = lock(&shared.table).retry(&cid, generation, Timestamp::now(), &shared.config);
+            if let Some((kind, outcome)) = retried {
+                shared.after_enqueue(kind, &cid, outcome);
+            }
+        });
+    }
+
+    /// Fetches the daemon's identity in the background unless known or already being fetched.
+    fn refresh_ipfs_id(self: &Arc<Self>) {
+        if lock(&self.ipfs_id).is_some() || self.ipfs_id_fetching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.clone();
+        cluster_rt::spawn(async move {
+            match shared.ipfs.id().await {
+                Ok(id) => *lock(&shared.ipfs_id) = Some(id),
+                Err(e) => tracing::debug!("IPFS daemon identity unknown: {e}"),
+            }
+            shared.ipfs_id_fetching.store(false, Ordering::Release);
+        });
+    }
+
+    /// A status report with this member's identity.
+    fn info(&self, cid: Cid, pin: Option<&Pin>, short: PinInfoShort) -> PinInfo {
+        let mut short = short;
+        short.peername = self.peername.clone();
+        if let Some(id) = lock(&self.ipfs_id).as_ref() {
+            short.ipfs_peer_id = id.id.clone();
+            short.ipfs_peer_addresses = id.addresses.clone();
+        }
+        PinInfo::new(cid, self.peer, pin, short)
+    }
+
+    fn op_info(&self, cid: Cid, op: &Operation) -> PinInfo {
+        let short = PinInfoShort {
+            status: op.status(),
+            timestamp: op.timestamp,
+            error: op.error.clone(),
+            attempt_count: op.attempt_count,
+            priority_pin: op.priority_pin,
+            ..PinInfoShort::default()
+        };
+        self.info(cid, Some(&op.pin), short)
+    }
+
+    fn local_info(&self, cid: Cid, pin: Option<&Pin>, local: LocalStatus) -> PinInfo {
+        let short = PinInfoShort {
+            status: local.status,
+            error: local.error,
+            timestamp: Timestamp::now(),
+            ..Default::default()
+        };
+        self.info(cid, pin, short)
+    }
+
+    /// The operation's status for `cid`, if an operation exists.
+    fn op_status_of(&self, cid: &Cid) -> Option<PinInfo> {
+        let op = lock(&self.table).get(cid).cloned()?;
+        Some(self.op_info(*cid, &op))
+    }
+
+    async fn status(self: &Arc<Self>, cid: &Cid) -> PinInfo {
+        if let Some(info) = self.op_status_of(cid) {
+            return info;
+        }
+        let pin = match self.state.get(cid) {
+            Ok(pin) => pin,
+            Err(e) => {
+                let local = LocalStatus {
+                    status: TrackerStatus::ClusterError,
+                    error: e.to_string(),
+                };
+                return self.local_info(*cid, None, local);
+            }
+        };
+        let daemon = if needs_daemon(pin.as_ref(), &self.peer) {
+            DaemonOwned::from_answer(self.pin_ls_cid(cid).await)
+        } else {
+            DaemonOwned::NotAsked
+        };
+        // An operation may have started while the daemon answered: it is the newer truth.
+        if let Some(info) = self.op_status_of(cid) {
+            return info;
+        }
+        let local = local_status(pin.as_ref(), &self.peer, None, daemon.view());
+        self.local_info(*cid, pin.as_ref(), local)
+    }
+
+    async fn pin_ls_cid(self: &Arc<Self>, cid: &Cid) -> Result<Option<IpfsPinType>, IpfsError> {
+        let answer = self.ipfs.pin_ls_cid(cid).await;
+        if answer.is_ok() {
+            self.refresh_ipfs_id();
+        }
+        answer
+    }
+
+    /// The daemon's recursive pins, and a [`crate::operation::RecentPins`] mark taken before
+    /// listing (pins completed after it may be missing from the listing).
+    async fn daemon_pin_set(self: &Arc<Self>) -> Result<(HashSet<Cid>, u64), IpfsError> {
+        let mark = lock(&self.table).recent.mark();
+        let mut stream = self.ipfs.pin_ls().await?;
+        let mut pins = HashSet::new();
+        // Bounded: the daemon's listing is finite and the connector puts a deadline on it.
+        while let Some(item) = stream.next().await {
+            pins.insert(item?);
+        }
+        self.refresh_ipfs_id();
+        Ok((pins, mark))
+    }
+
+    /// Whether the daemon holds `pin`, given the listing and its mark: listed, or pinned by us
+    /// after the listing began; direct pins (not in the recursive listing) and pins the recent
+    /// log cannot vouch for are looked up.
+    async fn daemon_view_of(self: &Arc<Self>, pin: &Pin, listed: &HashSet<Cid>, mark: u64) -> DaemonOwned {
+        if pin.max_depth != 0 {
+            if listed.contains(&pin.cid) {
+                return DaemonOwned::Has(IpfsPinType::Recursive);
+            }
+            let pinned_since = lock(&self.table).recent.pinned_since(&pin.cid, mark);
+            match pinned_since {
+                Some(true) => return DaemonOwned::Has(IpfsPinType::Recursive),
+                Some(false) => return DaemonOwned::Missing,
+                None => {}
+            }
+        }
+        DaemonOwned::from_answer(self.pin_ls_cid(&pin.cid).await)
+    }
+
+    fn spawn_status_all(
+        self: &Arc<Self>,
+        filter: TrackerStatusFilter,
+    ) -> mpsc::Receiver<Result<PinInfo, ClusterError>> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let shared = self.clone();
+        cluster_rt::spawn(async move {
+            if filter_is_op_only(filter) {
+                shared.stream_operations(filter, &tx).await;
+            } else {
+                shared.stream_walk(filter, &tx).await;
+            }
+        });
+        rx
+    }
+
+    async fn stream_operations(&self, filter: TrackerStatusFilter, tx: &mpsc::Sender<Result<PinInfo, ClusterError>>) {
+        let operations = lock(&self.table).snapshot();
+        for (cid, op) in operations {
+            if filter.matches(op.status()) && tx.send(Ok(self.op_info(cid, &op))).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn stream_walk(
+        self: &Arc<Self>,
+        filter: TrackerStatusFilter,
+        tx: &mpsc::Sender<Result<PinInfo, ClusterError>>,
+    ) {
+        let (listed, mark) = match self.daemon_pin_set().await {
+            Ok(listing) => listing,
+            Err(e) => {
+                let _ = tx.send(Err(ClusterError::Ipfs(e.to_string()))).await;
+                return;
+            }
+        };
+        let mut reported_ops = HashSet::new();
+        for (index, item) in PinIter::new(&*self.state, STATE_PAGE_SIZE).enumerate() {
+            let pin = match item {
+                Ok(pin) => pin,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(ClusterError::Internal(format!("reading the pinset: {e}"))))
+                        .await;
+                    return;
+                }
+            };
+            let info = match self.op_status_of(&pin.cid) {
+                Some(info) => {
+                    reported_ops.insert(pin.cid);
+                    info
+                }
+                None => {
+                    let daemon = if needs_daemon(Some(&pin), &self.peer) {
+                        self.daemon_view_of(&pin, &listed, mark).await
+                    } else {
+                        DaemonOwned::NotAsked
+                    };
+                    let local = local_status(Some(&pin), &self.peer, None, daemon.view());
+                    self.local_info(pin.cid, Some(&pin), local)
+                }
+            };
+            if filter.matches(info.short.status) && tx.send(Ok(info)).await.is_err() {
+                return;
+            }
+            if index % STATE_PAGE_SIZE == STATE_PAGE_SIZE - 1 {
+                // Let other tasks run between pages when every item was filtered out.
+                cluster_rt::tokio::task::yield_now().await;
+            }
+        }
+        // Operations for CIDs no longer in the state (unpins in flight or failed).
+        let operations = lock(&self.table).snapshot();
+        for (cid, op) in operations {
+            if reported_ops.contains(&cid) || !filter.matches(op.status()) {
+                continue;
+            }
+            if matches!(self.state.has(&cid), Ok(false)) && tx.send(Ok(self.op_info(cid, &op))).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Re-queues `cid`, whose status is `status`, per [`recover_action`]; `None` if nothing was
+    /// re-queued.
+    async fn recover_from(self: &Arc<Self>, status: TrackerStatus, cid: &Cid) -> Result<Option<PinInfo>, ClusterError> {
+        let pin = self
+            .state
+            .get(cid)
+            .map_err(|e| ClusterError::Internal(format!("reading the pinset: {e}")))?;
+        let outcome = match recover_action(status, pin.as_ref(), &self.peer) {
+            TrackAction::Nothing => return Ok(None),
+            TrackAction::Pin => match pin {
+                Some(pin) => self.enqueue(OpKind::Pin, pin),
+                None => return Ok(None),
+            },
+            TrackAction::Unpin => {
+                let pin = pin
+                    .or_else(|| lock(&self.table).get(cid).map(|op| op.pin.clone()))
+                    .unwrap_or_else(|| bare_pin(*cid));
+                self.enqueue(OpKind::Unpin, pin)
+            }
+        };
+        if outcome == Enqueued::QueueFull {
+            return Err(ClusterError::Internal(QUEUE_FULL_ERROR.to_string()));
+        }
+        tracing::info!(%cid, "recover: re-queued ({status})");
+        Ok(Some(self.status(cid).await))
+    }
+
+    async fn sync_state(self: &Arc<Self>) -> Result<SyncReport, ClusterError> {
+        let (mut listed, mark) = self
+            .daemon_pin_set()
+            .await
+            .map_err(|e| ClusterError::Ipfs(e.to_string()))?;
+        let mut report = SyncReport::default();
+        for item in PinIter::new(&*self.state, STATE_PAGE_SIZE) {
+            let pin = item.map_err(|e| ClusterError::Internal(format!("reading the pinset: {e}")))?;
+            report.pins_checked += 1;
+            let on_daemon = listed.remove(&pin.cid);
+            if report.pins_checked % STATE_PAGE_SIZE as u64 == 0 {
+                cluster_rt::tokio::task::yield_now().await;
+            }
+            if !wants_pinned(Some(&pin), &self.peer) {
+                continue;
+            }
+            report.pins_allocated += 1;
+            if lock(&self.table).get(&pin.cid).is_some() {
+                report.with_operation += 1;
+                continue;
+            }
+            if on_daemon {
+                continue;
+            }
+            match self.daemon_view_of(&pin, &listed, mark).await {
+                DaemonOwned::Has(pin_type) if crate::decision::is_pinned_on_daemon(pin.max_depth, pin_type) => continue,
+                DaemonOwned::Failed(error) => {
+                    tracing::debug!(cid = %pin.cid, "state sync: daemon lookup failed: {error}");
+                    report.daemon_errors += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let cid = pin.cid;
+            let outcome = {
+                let mut table = lock(&self.table);
+                // Checked again under the lock: an operation may have started since.
+                if table.get(&cid).is_some() {
+                    report.with_operation += 1;
+                    continue;
+                }
+                table.enqueue(OpKind::Pin, pin, Timestamp::now(), &self.config)
+            };
+            self.after_enqueue(OpKind::Pin, &cid, outcome);
+            match outcome {
+                Enqueued::Queued { .. } => report.pins_queued += 1,
+                Enqueued::QueueFull => report.queue_full += 1,
+                Enqueued::AlreadyOngoing => report.with_operation += 1,
+            }
+        }
+        report.daemon_only = listed.len() as u64;
+        if report.pins_queued > 0 {
+            tracing::info!(
+                "state sync: re-queued {} pins missing from the daemon",
+                report.pins_queued
+            );
+        }
+        Ok(report)
+    }
+}
+
+/// An owned [`DaemonView`] (the error text outlives the lookup).
+enum DaemonOwned {
+    NotAsked,
+    Has(IpfsPinType),
+    Missing,
+    Failed(String),
+}
+
+impl DaemonOwned {
+    fn from_answer(answer: Result<Option<IpfsPinType>, IpfsError>) -> DaemonOwned {
+        match answer {
+            Ok(Some(pin_type)) => DaemonOwned::Has(pin_type),
+            Ok(None) => DaemonOwned::Missing,
+            Err(e) => DaemonOwned::Failed(e.to_string()),
+        }
+    }
+
+    fn view(&self) -> DaemonView<'_> {
+        match self {
+            DaemonOwned::NotAsked => DaemonView::NotAsked,
+            DaemonOwned::Has(pin_type) => DaemonView::Has(*pin_type),
+            DaemonOwned::Missing => DaemonView::Missing,
+            DaemonOwned::Failed(error) => DaemonView::Failed(error),
+        }
+    }
+}
+
+/// The pin recorded for an unpin of a CID whose pin is no longer known.
+fn bare_pin(cid: Cid) -> Pin {
+    Pin::new(cid, PinOptions::default())
+}
+
+/// Locks `mutex`, ignoring poisoning: every critical section leaves its data consistent before
+/// anything that could panic, so a poisoned lock still holds a valid table.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,705 @@
+//! End-to-end tests of [`PinTracker`] over [`MemoryState`] and a scripted fake daemon
+//! ([`TestIpfs`]: latency, per-CID faults, an unreachable switch, and in-flight counting).
+//! Real time on the tokio runtime, with latencies and backoffs of a few milliseconds.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cluster_ipfs::{IpfsConnector, IpfsError, IpfsPinType, RepoStat};
+use cluster_state::{MemoryState, State, StateOp};
+use cluster_types::{
+    Cid, IpfsId, PeerId, Pin, PinInfo, PinOptions, PinType, Timestamp, TrackerStatus, TrackerStatusFilter,
+};
+use futures::stream::BoxStream;
+
+use crate::{PinTracker, TrackerConfig, QUEUE_FULL_ERROR, UNEXPECTEDLY_UNPINNED_ERROR};
+
+const DAEMON_ID: &str = "12D3KooWFakeDaemon";
+
+/// A daemon with knobs. Pins take `latency`; a dropped pin call pins nothing.
+#[derive(Default)]
+struct TestIpfs {
+    inner: Mutex<TestIpfsInner>,
+}
+
+#[derive(Default)]
+struct TestIpfsInner {
+    pins: HashMap<Cid, IpfsPinType>,
+    latency: Duration,
+    failing_pins: HashMap<Cid, String>,
+    failing_unpins: HashMap<Cid, String>,
+    unreachable: bool,
+    in_flight: usize,
+    in_flight_max: usize,
+    pin_calls: Vec<Cid>,
+}
+
+/// Counts a call in flight until dropped (also when the tracker drops the call).
+struct InFlight<'a>(&'a TestIpfs);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.inner.lock().unwrap().in_flight -= 1;
+    }
+}
+
+impl TestIpfs {
+    fn with_latency(latency: Duration) -> Arc<TestIpfs> {
+        let ipfs = TestIpfs::default();
+        ipfs.inner.lock().unwrap().latency = latency;
+        Arc::new(ipfs)
+    }
+
+    fn set(&self, f: impl FnOnce(&mut TestIpfsInner)) {
+        f(&mut self.inner.lock().unwrap());
+    }
+
+    fn has(&self, cid: &Cid) -> bool {
+        self.inner.lock().unwrap().pins.contains_key(cid)
+    }
+
+    fn forget(&self, cid: &Cid) {
+        self.inner.lock().unwrap().pins.remove(cid);
+    }
+
+    fn pin_calls(&self) -> Vec<Cid> {
+        self.inner.lock().unwrap().pin_calls.clone()
+    }
+
+    fn check_reachable(&self, path: &str) -> Result<(), IpfsError> {
+        if self.inner.lock().unwrap().unreachable {
+            return Err(IpfsError::Unreachable {
+                address: "127.0.0.1:5001".into(),
+                message: format!("{path}: refused"),
+            });
+        }
+        Ok(())
+    }
+
+    fn begin(&self) -> (InFlight<'_>, Duration) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.in_flight += 1;
+        inner.in_flight_max = inner.in_flight_max.max(inner.in_flight);
+        (InFlight(self), inner.latency)
+    }
+}
+
+fn daemon_error(path: &str, message: &str) -> IpfsError {
+    IpfsError::Daemon {
+        path: path.into(),
+        code: 500,
+        message: message.into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl IpfsConnector for TestIpfs {
+    async fn id(&self) -> Result<IpfsId, IpfsError> {
+        self.check_reachable("id")?;
+        Ok(IpfsId {
+            id: DAEMON_ID.into(),
+            addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+            error: String::new(),
+        })
+    }
+
+    async fn pin(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError> {
+        self.check_reachable("pin/add")?;
+        self.inner.lock().unwrap().pin_calls.push(*cid);
+        let (_guard, latency) = self.begin();
+        cluster_rt::sleep(latency).await;
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(message) = inner.failing_pins.get(cid) {
+            return Err(daemon_error("pin/add", message));
+        }
+        let pin_type = if max_depth == 0 {
+            IpfsPinType::Direct
+        } else {
+            IpfsPinType::Recursive
+        };
+        inner.pins.insert(*cid, pin_type);
+        Ok(())
+    }
+
+    async fn unpin(&self, cid: &Cid) -> Result<(), IpfsError> {
+        self.check_reachable("pin/rm")?;
+        let (_guard, latency) = self.begin();
+        cluster_rt::sleep(latency).await;
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(message) = inner.failing_unpins.get(cid) {
+            return Err(daemon_error("pin/rm", message));
+        }
+        inner.pins.remove(cid);
+        Ok(())
+    }
+
+    async fn pin_ls_cid(&self, cid: &Cid) -> Result<Option<IpfsPinType>, IpfsError> {
+        self.check_reachable("pin/ls")?;
+        Ok(self.inner.lock().unwrap().pins.get(cid).copied())
+    }
+
+    async fn pin_ls(&self) -> Result<BoxStream<'static, Result<Cid, IpfsError>>, IpfsError> {
+        self.check_reachable("pin/ls")?;
+        let inner = self.inner.lock().unwrap();
+        let recursive: Vec<Result<Cid, IpfsError>> = inner
+            .pins
+            .iter()
+            .filter(|(_, t)| **t == IpfsPinType::Recursive)
+            .map(|(cid, _)| Ok(*cid))
+            .collect();
+        Ok(Box::pin(futures::stream::iter(recursive)))
+    }
+
+    async fn repo_stat(&self) -> Result<RepoStat, IpfsError> {
+        Ok(RepoStat::default())
+    }
+
+    async fn swarm_peers(&self) -> Result<Vec<String>, IpfsError> {
+        Ok(Vec::new())
+    }
+
+    async fn version(&self) -> Result<String, IpfsError> {
+        Ok("0.0.0-test".into())
+    }
+}
+
+fn me() -> PeerId {
+    PeerId::from_ed25519_seed([1; 32])
+}
+
+fn other() -> PeerId {
+    PeerId::from_ed25519_seed([2; 32])
+}
+
+/// A pin of CID number `n` allocated to `allocations`; fresh pins get the priority queue.
+fn pin(n: u32, allocations: Vec<PeerId>, fresh: bool) -> Pin {
+    let mut pin = Pin::new(Cid::raw_sha256(&n.to_be_bytes()), PinOptions::default());
+    pin.allocations = allocations;
+    pin.timestamp = if fresh {
+        Timestamp::now()
+    } else {
+        Timestamp::from_unix(1_000_000_000, 0)
+    };
+    pin
+}
+
+fn fast_config() -> TrackerConfig {
+    TrackerConfig {
+        retry_backoff_base: Duration::from_millis(10),
+        ..TrackerConfig::default()
+    }
+}
+
+struct Fixture {
+    tracker: Arc<PinTracker>,
+    ipfs: Arc<TestIpfs>,
+    state: Arc<MemoryState>,
+}
+
+impl Fixture {
+    fn new(config: TrackerConfig, latency: Duration) -> Fixture {
+        let ipfs = TestIpfs::with_latency(latency);
+        let state = Arc::new(MemoryState::new());
+        let tracker = PinTracker::new(config, me(), "peer-a".into(), ipfs.clone(), state.clone());
+        Fixture { tracker, ipfs, state }
+    }
+
+    /// Commits `pin` to the state and tracks it, as the consensus apply hook does.
+    fn commit(&self, pin: &Pin) {
+        let previous = self.state.get(&pin.cid).unwrap();
+        self.state.commit(&[StateOp::Add(pin.clone())], None).unwrap();
+        self.tracker.track(pin, previous.as_ref());
+    }
+
+    /// Removes `cid` from the state and untracks it.
+    fn remove(&self, cid: &Cid) {
+        self.state.commit(&[StateOp::Rm(*cid)], None).unwrap();
+        self.tracker.untrack(cid);
+    }
+
+    /// Polls the status until `accept` holds, failing after 5 s.
+    async fn wait_for(&self, cid: &Cid, what: &str, accept: impl Fn(&PinInfo) -> bool) -> PinInfo {
+        let deadline = cluster_rt::now() + Duration::from_secs(5);
+        loop {
+            let info = self.tracker.status(cid).await;
+            if accept(&info) {
+                return info;
+            }
+            assert!(
+                cluster_rt::now() < deadline,
+                "timed out waiting for {what}; last status {:?}",
+                info.short
+            );
+            cluster_rt::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn wait_status(&self, cid: &Cid, status: TrackerStatus) -> PinInfo {
+        self.wait_for(cid, status.as_str(), |info| info.short.status == status)
+            .await
+    }
+
+    async fn status_all(&self, filter: &str) -> Vec<Result<PinInfo, cluster_types::ClusterError>> {
+        let mut rx = self.tracker.status_all(TrackerStatusFilter::parse(filter).unwrap());
+        let mut items = Vec::new();
+        while let Some(item) = rx.recv().await {
+            items.push(item);
+        }
+        items
+    }
+
+    /// `status_all(filter)` as CID -> status; panics on a stream error.
+    async fn statuses(&self, filter: &str) -> BTreeMap<Cid, TrackerStatus> {
+        let items = self.status_all(filter).await;
+        let mut map = BTreeMap::new();
+        for item in items {
+            let info = item.expect("status_all item");
+            assert!(
+                map.insert(info.cid, info.short.status).is_none(),
+                "{} reported twice",
+                info.cid
+            );
+        }
+        map
+    }
+}
+
+#[cluster_rt::tokio::test]
+async fn pin_goes_queued_pinning_pinned() {
+    let f = Fixture::new(fast_config(), Duration::from_millis(100));
+    f.tracker.start();
+    let p = pin(1, vec![me()], true);
+    f.commit(&p);
+    let queued = f.tracker.status(&p.cid).await;
+    assert_eq!(queued.short.status, TrackerStatus::PinQueued);
+    assert!(queued.short.priority_pin);
+    assert_eq!(
+        (queued.short.attempt_count, queued.short.peername.as_str()),
+        (0, "peer-a")
+    );
+    assert_eq!(f.tracker.queued_count(), 1);
+    let pinning = f.wait_status(&p.cid, TrackerStatus::Pinning).await;
+    assert_eq!(pinning.short.attempt_count, 1);
+    assert!(pinning.short.timestamp >= queued.short.timestamp);
+    assert_eq!(f.tracker.queued_count(), 0);
+    let pinned = f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    assert!(f.ipfs.has(&p.cid));
+    assert_eq!(pinned.short.error, "");
+    assert_eq!(pinned.cid, p.cid);
+    assert_eq!(pinned.allocations, vec![me()]);
+    // The daemon identity was fetched at start and is reported once known.
+    let with_id = f
+        .wait_for(&p.cid, "ipfs_peer_id", |i| i.short.ipfs_peer_id == DAEMON_ID)
+        .await;
+    assert_eq!(
+        with_id.short.ipfs_peer_addresses,
+        vec!["/ip4/127.0.0.1/tcp/4001".to_string()]
+    );
+    f.tracker.shutdown();
+}
+
+#[cluster_rt::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pins_are_limited() {
+    let config = TrackerConfig {
+        concurrent_pins: 3,
+        ..fast_config()
+    };
+    let f = Fixture::new(config, Duration::from_millis(30));
+    f.tracker.start();
+    let pins: Vec<Pin> = (0..12).map(|n| pin(n, vec![me()], false)).collect();
+    for p in &pins {
+        f.commit(p);
+    }
+    for p in &pins {
+        f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    }
+    let max = f.ipfs.inner.lock().unwrap().in_flight_max;
+    assert_eq!(max, 3, "at most concurrent_pins calls at once, and that many used");
+}
+
+#[cluster_rt::tokio::test]
+async fn priority_pins_overtake_normal_ones() {
+    let config = TrackerConfig {
+        concurrent_pins: 1,
+        ..fast_config()
+    };
+    let f = Fixture::new(config, Duration::from_millis(1));
+    let old: Vec<Pin> = (0..3).map(|n| pin(n, vec![me()], false)).collect();
+    for p in &old {
+        f.commit(p);
+    }
+    let fresh = pin(10, vec![me()], true);
+    f.commit(&fresh);
+    assert!(!f.tracker.status(&old[0].cid).await.short.priority_pin);
+    f.tracker.start();
+    for p in old.iter().chain([&fresh]) {
+        f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    }
+    let calls = f.ipfs.pin_calls();
+    assert_eq!(calls, vec![fresh.cid, old[0].cid, old[1].cid, old[2].cid]);
+}
+
+#[cluster_rt::tokio::test]
+async fn failed_pin_is_retried_automatically() {
+    let config = TrackerConfig {
+        retry_backoff_base: Duration::from_millis(400),
+        ..fast_config()
+    };
+    let f = Fixture::new(config, Duration::from_millis(1));
+    f.tracker.start();
+    let p = pin(1, vec![me()], false);
+    f.ipfs.set(|d| {
+        d.failing_pins.insert(p.cid, "no space left on device".into());
+    });
+    f.commit(&p);
+    let failed = f.wait_status(&p.cid, TrackerStatus::PinError).await;
+    assert!(
+        failed.short.error.contains("no space left on device"),
+        "{}",
+        failed.short.error
+    );
+    assert_eq!(failed.short.attempt_count, 1);
+    // The op-only filter sees the error too.
+    assert_eq!(f.statuses("error").await.get(&p.cid), Some(&TrackerStatus::PinError));
+    f.ipfs.set(|d| d.failing_pins.clear());
+    let pinned = f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    assert_eq!(pinned.short.error, "");
+    assert_eq!(f.ipfs.pin_calls().len(), 2);
+}
+
+#[cluster_rt::tokio::test]
+async fn retry_limit_leaves_pin_error_until_recover() {
+    let config = TrackerConfig {
+        retry_limit: 2,
+        ..fast_config()
+    };
+    let f = Fixture::new(config, Duration::from_millis(1));
+    f.tracker.start();
+    let p = pin(1, vec![me()], false);
+    f.ipfs.set(|d| {
+        d.failing_pins.insert(p.cid, "boom".into());
+    });
+    f.commit(&p);
+    f.wait_for(&p.cid, "second failure", |i| {
+        i.short.status == TrackerStatus::PinError && i.short.attempt_count == 2
+    })
+    .await;
+    cluster_rt::sleep(Duration::from_millis(200)).await;
+    let still = f.tracker.status(&p.cid).await;
+    assert_eq!(
+        (still.short.status, still.short.attempt_count),
+        (TrackerStatus::PinError, 2)
+    );
+    assert_eq!(f.ipfs.pin_calls().len(), 2, "no retry past retry_limit");
+    f.ipfs.set(|d| d.failing_pins.clear());
+    let recovered = f.tracker.recover(&p.cid).await.unwrap();
+    assert!(
+        matches!(
+            recovered.short.status,
+            TrackerStatus::PinQueued | TrackerStatus::Pinning
+        ),
+        "{:?}",
+        recovered.short.status
+    );
+    // Go keeps counting attempts across recoveries.
+    assert_eq!(recovered.short.attempt_count, 2);
+    f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    // Recovering a healthy pin changes nothing.
+    assert_eq!(
+        f.tracker.recover(&p.cid).await.unwrap().short.status,
+        TrackerStatus::Pinned
+    );
+}
+
+#[cluster_rt::tokio::test]
+async fn unpin_while_pinning_cancels_the_pin() {
+    let f = Fixture::new(fast_config(), Duration::from_millis(200));
+    f.tracker.start();
+    let p = pin(1, vec![me()], false);
+    f.commit(&p);
+    f.wait_status(&p.cid, TrackerStatus::Pinning).await;
+    f.remove(&p.cid);
+    let status = f.tracker.status(&p.cid).await.short.status;
+    assert!(
+        matches!(status, TrackerStatus::UnpinQueued | TrackerStatus::Unpinning),
+        "{status:?}"
+    );
+    f.wait_status(&p.cid, TrackerStatus::Unpinned).await;
+    // The pin call was dropped before it completed: nothing is pinned, not even later.
+    cluster_rt::sleep(Duration::from_millis(300)).await;
+    assert!(!f.ipfs.has(&p.cid));
+    assert_eq!(f.tracker.status(&p.cid).await.short.status, TrackerStatus::Unpinned);
+    assert_eq!(f.ipfs.inner.lock().unwrap().in_flight, 0);
+}
+
+#[cluster_rt::tokio::test]
+async fn pin_after_unpin_replaces_it() {
+    let f = Fixture::new(fast_config(), Duration::from_millis(50));
+    f.tracker.start();
+    let p = pin(1, vec![me()], false);
+    f.commit(&p);
+    f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    f.remove(&p.cid);
+    f.commit(&p);
+    assert_eq!(f.tracker.status(&p.cid).await.short.status, TrackerStatus::PinQueued);
+    f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    cluster_rt::sleep(Duration::from_millis(100)).await;
+    assert!(f.ipfs.has(&p.cid));
+}
+
+#[cluster_rt::tokio::test]
+async fn remote_pins_are_not_pinned_and_moved_pins_are_unpinned() {
+    let f = Fixture::new(fast_config(), Duration::from_millis(1));
+    f.tracker.start();
+    let remote = pin(1, vec![other()], false);
+    f.commit(&remote);
+    let info = f.tracker.status(&remote.cid).await;
+    assert_eq!(
+        (info.short.status, info.short.peername.as_str()),
+        (TrackerStatus::Remote, "peer-a")
+    );
+    assert!(f.ipfs.pin_calls().is_empty());
+    // A pin moved from this member to another is unpinned here.
+    let moved = pin(2, vec![me()], false);
+    f.commit(&moved);
+    f.wait_status(&moved.cid, TrackerStatus::Pinned).await;
+    let mut elsewhere = moved.clone();
+    elsewhere.allocations = vec![other()];
+    f.commit(&elsewhere);
+    f.wait_for(&moved.cid, "unpinned and remote", |i| {
+        i.short.status == TrackerStatus::Remote
+    })
+    .await;
+    f.wait_for(&moved.cid, "daemon unpin", |_| !f.ipfs.has(&moved.cid))
+        .await;
+    // Meta pins are never pinned.
+    let mut meta = pin(3, vec![], false);
+    meta.pin_type = PinType::Meta;
+    f.commit(&meta);
+    assert_eq!(f.tracker.status(&meta.cid).await.short.status, TrackerStatus::Sharded);
+    // Not in the state at all.
+    assert_eq!(
+        f.tracker.status(&pin(4, vec![], false).cid).await.short.status,
+        TrackerStatus::Unpinned
+    );
+}
+
+#[cluster_rt::tokio::test]
+async fn unexpectedly_unpinned_then_recover_repins() {
+    let f = Fixture::new(fast_config(), Duration::from_millis(1));
+    f.tracker.start();
+    let p = pin(1, vec![me()], false);
+    f.commit(&p);
+    f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    f.ipfs.forget(&p.cid);
+    let lost = f.tracker.status(&p.cid).await;
+    assert_eq!(lost.short.status, TrackerStatus::UnexpectedlyUnpinned);
+    assert_eq!(lost.short.error, UNEXPECTEDLY_UNPINNED_ERROR);
+    let recovered = f.tracker.recover(&p.cid).await.unwrap();
+    assert!(matches!(
+        recovered.short.status,
+        TrackerStatus::PinQueued | TrackerStatus::Pinning | TrackerStatus::Pinned
+    ));
+    f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    assert!(f.ipfs.has(&p.cid));
+}
+
+#[cluster_rt::tokio::test]
+async fn daemon_failure_in_status_is_cluster_error() {
+    let f = Fixture::new(fast_config(), Duration::from_millis(1));
+    let p = pin(1, vec![me()], false);
+    f.state.commit(&[StateOp::Add(p.clone())], None).unwrap();
+    f.ipfs.set(|d| d.unreachable = true);
+    let info = f.tracker.status(&p.cid).await;
+    assert_eq!(info.short.status, TrackerStatus::ClusterError);
+    assert!(info.short.error.contains("unreachable"), "{}", info.short.error);
+    assert!(info.short.ipfs_peer_id.is_empty());
+    // status_all fails as a whole with one error; the op-only filters still answer.
+    let items = f.status_all("").await;
+    assert_eq!(items.len(), 1);
+    assert!(items[0].is_err());
+    assert!(f.status_all("queued").await.is_empty());
+    assert!(f.tracker.sync_state().await.is_err());
+}
+
+/// Builds: 1 pinned, 2 remote, 3 pin_error, 4 unexpectedly_unpinned, 5 direct pinned,
+/// 6 unpin_error (no longer in the state).
+async fn mixed_fixture() -> (Fixture, Vec<Pin>) {
+    let config = TrackerConfig {
+        retry_limit: 1,
+        ..fast_config()
+    };
+    let f = Fixture::new(config, Duration::from_millis(1));
+    f.tracker.start();
+    let mut pins: Vec<Pin> = vec![
+        pin(1, vec![me()], false),
+        pin(2, vec![other()], false),
+        pin(3, vec![me()], false),
+        pin(4, vec![me(), other()], false),
+        pin(5, vec![], false),
+        pin(6, vec![me()], false),
+    ];
+    pins[4].max_depth = 0;
+    f.ipfs.set(|d| {
+        d.failing_pins.insert(pins[2].cid, "pin failed".into());
+        d.failing_unpins.insert(pins[5].cid, "unpin failed".into());
+    });
+    for p in &pins {
+        f.commit(p);
+    }
+    for n in [0, 3, 4, 5] {
+        f.wait_status(&pins[n].cid, TrackerStatus::Pinned).await;
+    }
+    f.wait_status(&pins[2].cid, TrackerStatus::PinError).await;
+    f.ipfs.forget(&pins[3].cid);
+    f.remove(&pins[5].cid);
+    f.wait_status(&pins[5].cid, TrackerStatus::UnpinError).await;
+    (f, pins)
+}
+
+#[cluster_rt::tokio::test]
+async fn status_all_classifies_and_filters() {
+    let (f, pins) = mixed_fixture().await;
+    let all = f.statuses("").await;
+    let expected: BTreeMap<Cid, TrackerStatus> = [
+        (pins[0].cid, TrackerStatus::Pinned),
+        (pins[1].cid, TrackerStatus::Remote),
+        (pins[2].cid, TrackerStatus::PinError),
+        (pins[3].cid, TrackerStatus::UnexpectedlyUnpinned),
+        (pins[4].cid, TrackerStatus::Pinned),
+        (pins[5].cid, TrackerStatus::UnpinError),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(all, expected);
+    let only = |statuses: &[TrackerStatus]| -> BTreeMap<Cid, TrackerStatus> {
+        expected
+            .iter()
+            .filter(|(_, s)| statuses.contains(s))
+            .map(|(c, s)| (*c, *s))
+            .collect()
+    };
+    assert_eq!(
+        f.statuses("error").await,
+        only(&[TrackerStatus::PinError, TrackerStatus::UnpinError])
+    );
+    assert_eq!(f.statuses("pinned").await, only(&[TrackerStatus::Pinned]));
+    assert_eq!(
+        f.statuses("remote,unexpectedly_unpinned").await,
+        only(&[TrackerStatus::Remote, TrackerStatus::UnexpectedlyUnpinned])
+    );
+    assert_eq!(
+        f.statuses("unpin_error,pinned").await,
+        only(&[TrackerStatus::UnpinError, TrackerStatus::Pinned])
+    );
+    assert!(f.statuses("queued").await.is_empty());
+    let lost = f.status_all("unexpectedly_unpinned").await.pop().unwrap().unwrap();
+    assert_eq!(lost.short.error, UNEXPECTEDLY_UNPINNED_ERROR);
+    assert_eq!(lost.allocations, vec![me(), other()]);
+}
+
+#[cluster_rt::tokio::test]
+async fn recover_all_streams_only_requeued_items() {
+    let (f, pins) = mixed_fixture().await;
+    f.ipfs.set(|d| {
+        d.failing_pins.clear();
+        d.failing_unpins.clear();
+    });
+    let mut rx = f.tracker.recover_all();
+    let mut recovered = HashSet::new();
+    while let Some(item) = rx.recv().await {
+        let info = item.unwrap();
+        assert!(
+            matches!(
+                info.short.status,
+                TrackerStatus::PinQueued
+                    | TrackerStatus::Pinning
+                    | TrackerStatus::Pinned
+                    | TrackerStatus::UnpinQueued
+                    | TrackerStatus::Unpinning
+                    | TrackerStatus::Unpinned
+            ),
+            "{:?}",
+            info.short.status
+        );
+        assert!(recovered.insert(info.cid));
+    }
+    let expected: HashSet<Cid> = [pins[2].cid, pins[3].cid, pins[5].cid].into_iter().collect();
+    assert_eq!(recovered, expected);
+    f.wait_status(&pins[2].cid, TrackerStatus::Pinned).await;
+    f.wait_status(&pins[3].cid, TrackerStatus::Pinned).await;
+    f.wait_status(&pins[5].cid, TrackerStatus::Unpinned).await;
+    assert!(!f.ipfs.has(&pins[5].cid));
+    // Nothing left to recover.
+    let mut rx = f.tracker.recover_all();
+    assert!(rx.recv().await.is_none());
+}
+
+#[cluster_rt::tokio::test]
+async fn sync_state_repins_missing_pins_and_keeps_foreign_ones() {
+    let f = Fixture::new(fast_config(), Duration::from_millis(1));
+    f.tracker.start();
+    let mine = [pin(1, vec![me()], false), pin(2, vec![me()], false)];
+    let theirs = pin(3, vec![other()], false);
+    for p in mine.iter().chain([&theirs]) {
+        f.commit(p);
+    }
+    for p in &mine {
+        f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    }
+    let foreign = Cid::raw_sha256(b"operator's own pin");
+    f.ipfs.set(|d| {
+        d.pins.insert(foreign, IpfsPinType::Recursive);
+    });
+    f.ipfs.forget(&mine[0].cid);
+    let report = f.tracker.sync_state().await.unwrap();
+    assert_eq!(report.pins_checked, 3);
+    assert_eq!(report.pins_allocated, 2);
+    assert_eq!(report.pins_queued, 1);
+    assert_eq!(report.daemon_only, 1);
+    assert_eq!(
+        (report.queue_full, report.daemon_errors, report.with_operation),
+        (0, 0, 0)
+    );
+    f.wait_status(&mine[0].cid, TrackerStatus::Pinned).await;
+    assert!(f.ipfs.has(&foreign), "daemon pins outside the state are left alone");
+    let again = f.tracker.sync_state().await.unwrap();
+    assert_eq!(again.pins_queued, 0);
+}
+
+#[cluster_rt::tokio::test]
+async fn full_queue_goes_straight_to_pin_error() {
+    let config = TrackerConfig {
+        pin_queue_size_max: 2,
+        ..fast_config()
+    };
+    let f = Fixture::new(config, Duration::from_millis(1));
+    let pins: Vec<Pin> = (0..3).map(|n| pin(n, vec![me()], false)).collect();
+    for p in &pins {
+        f.commit(p);
+    }
+    assert_eq!(f.tracker.queued_count(), 2);
+    let refused = f.tracker.status(&pins[2].cid).await;
+    assert_eq!(refused.short.status, TrackerStatus::PinError);
+    assert_eq!(refused.short.error, QUEUE_FULL_ERROR);
+    // Once the queue drains, recover gets it pinned.
+    f.tracker.start();
+    f.wait_status(&pins[0].cid, TrackerStatus::Pinned).await;
+    f.wait_status(&pins[1].cid, TrackerStatus::Pinned).await;
+    f.tracker.recover(&pins[2].cid).await.unwrap();
+    f.wait_status(&pins[2].cid, TrackerStatus::Pinned).await;
+}
+
+#[cluster_rt::tokio::test]
+async fn shutdown_stops_the_workers() {
+    let f = Fixture::new(fast_config(), Duration::from_millis(1));
+    f.tracker.start();
+    f.tracker.shutdown();
+    f.tracker.start();
+    let p = pin(1, vec![me()], false);
+    f.commit(&p);
+    cluster_rt::sleep(Duration::from_millis(50)).await;
+    assert_eq!(f.tracker.status(&p.cid).await.short.status, TrackerStatus::PinQueued);
+    assert!(f.ipfs.pin_calls().is_empty());
+}
