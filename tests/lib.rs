@@ -19,13 +19,21 @@ pub fn bin_path(name: &str) -> PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>/<name>
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let path = profile_dir.join(name);
-    assert!(path.exists(), "{} not found: run `cargo build --workspace --bins` first (just test-unit does)", path.display());
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build --workspace --bins` first (just test-unit does)",
+        path.display()
+    );
     path
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 /// A child process that is killed (by its PID) and reaped when dropped.
@@ -46,7 +54,11 @@ impl Process {
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Process { child: Some(child), name: name.to_string(), log: log.to_path_buf() }
+        Process {
+            child: Some(child),
+            name: name.to_string(),
+            log: log.to_path_buf(),
+        }
     }
 
     /// The process id.
@@ -65,7 +77,9 @@ impl Process {
 
     /// Sends SIGTERM and waits up to `limit` for a clean exit; returns whether it exited cleanly.
     pub fn terminate(&mut self, limit: Duration) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
         let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
@@ -89,7 +103,10 @@ impl Process {
 
     /// Whether the process has exited; its exit code if so.
     pub fn exit_code(&mut self) -> Option<Option<i32>> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).map(|s| s.code())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+            .map(|s| s.code())
     }
 
     /// The process name given at spawn.
@@ -111,14 +128,22 @@ pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) 
         if check() {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// Runs a command to completion (bounded by `limit`) and returns its output.
 pub fn run(mut command: Command, limit: Duration) -> Output {
-    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let deadline = Instant::now() + limit;
     loop {
         if let Ok(Some(_)) = child.try_wait() {
@@ -127,7 +152,10 @@ pub fn run(mut command: Command, limit: Duration) -> Output {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let output = child.wait_with_output().expect("output");
-            panic!("{command:?} did not finish within {limit:?}; stderr: {}", String::from_utf8_lossy(&output.stderr));
+            panic!(
+                "{command:?} did not finish within {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -149,7 +177,11 @@ impl MemberDir {
         let mut command = Command::new(bin_path("ipfs-cluster-service"));
         command.arg("--config").arg(dir.path()).arg("init");
         let output = run(command, Duration::from_secs(30));
-        assert!(output.status.success(), "init failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let path = dir.path().join("service.json");
         let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         json["api"]["restapi"]["http_listen_multiaddress"] = format!("/ip4/127.0.0.1/tcp/{rest_port}").into();
@@ -194,7 +226,10 @@ impl MemberDir {
     pub fn wait_ready(&self, daemon: &mut Process) {
         wait_until(Duration::from_secs(30), "the REST API to answer", || {
             if let Some(code) = daemon.exit_code() {
-                panic!("daemon exited with {code:?} before becoming ready; log:\n{}", daemon.log());
+                panic!(
+                    "daemon exited with {code:?} before becoming ready; log:\n{}",
+                    daemon.log()
+                );
             }
             self.ctl(&["id"]).status.success()
         });

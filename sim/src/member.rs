@@ -42,15 +42,25 @@ impl SimMember {
         let identity = Identity::from_seed(config.identity_seed);
         let ipfs = Arc::new(FakeIpfs::new(format!("ipfs-{}", config.name)));
         let slot: Arc<Mutex<Weak<Cluster>>> = Arc::new(Mutex::new(Weak::new()));
-        let (init_identity, init_ipfs, init_slot, data_dir, name) =
-            (identity.clone(), ipfs.clone(), slot.clone(), config.data_dir.clone(), config.name.clone());
+        let (init_identity, init_ipfs, init_slot, data_dir, name) = (
+            identity.clone(),
+            ipfs.clone(),
+            slot.clone(),
+            config.data_dir.clone(),
+            config.name.clone(),
+        );
         let node = handle
             .create_node()
             .name(config.name.clone())
             .ip(config.ip)
             .init(move || {
-                let (identity, ipfs, slot, data_dir, name) =
-                    (init_identity.clone(), init_ipfs.clone(), init_slot.clone(), data_dir.clone(), name.clone());
+                let (identity, ipfs, slot, data_dir, name) = (
+                    init_identity.clone(),
+                    init_ipfs.clone(),
+                    init_slot.clone(),
+                    data_dir.clone(),
+                    name.clone(),
+                );
                 async move {
                     let cluster = start_cluster(&name, identity, ipfs, &data_dir).await;
                     *slot.lock().expect("member slot") = Arc::downgrade(&cluster);
@@ -60,7 +70,12 @@ impl SimMember {
                 }
             })
             .build();
-        SimMember { node, cluster: slot, ipfs, identity }
+        SimMember {
+            node,
+            cluster: slot,
+            ipfs,
+            identity,
+        }
     }
 
     /// The member's cluster, once its init task has started it (and while the node is alive).
@@ -75,7 +90,11 @@ impl SimMember {
             if let Some(cluster) = self.cluster() {
                 return cluster;
             }
-            assert!(cluster_rt::now() < deadline, "member did not start within {limit:?}; {}", crate::replay_hint());
+            assert!(
+                cluster_rt::now() < deadline,
+                "member did not start within {limit:?}; {}",
+                crate::replay_hint()
+            );
             cluster_rt::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -97,7 +116,12 @@ impl SimMember {
     }
 }
 
-async fn start_cluster(name: &str, identity: Identity, ipfs: Arc<FakeIpfs>, data_dir: &std::path::Path) -> Arc<Cluster> {
+async fn start_cluster(
+    name: &str,
+    identity: Identity,
+    ipfs: Arc<FakeIpfs>,
+    data_dir: &std::path::Path,
+) -> Arc<Cluster> {
     let json = ServiceConfig::default_json(name, &"11".repeat(32));
     let mut config = ServiceConfig::parse(&json.to_string(), "sim service.json")
         .and_then(|c| c.validate())
@@ -106,7 +130,14 @@ async fn start_cluster(name: &str, identity: Identity, ipfs: Arc<FakeIpfs>, data
     config.pin_recover_interval = Duration::from_secs(60);
     // The previous incarnation's lock dies with it; retry briefly in case the kill is still settling.
     let data = DataFolder::lock(data_dir).expect("data folder of a killed member is unlocked");
-    Cluster::start(ClusterDeps { config, identity, data, ipfs, transport: Arc::new(NoTransport), state: None })
-        .await
-        .expect("member starts")
+    Cluster::start(ClusterDeps {
+        config,
+        identity,
+        data,
+        ipfs,
+        transport: Arc::new(NoTransport),
+        state: None,
+    })
+    .await
+    .expect("member starts")
 }

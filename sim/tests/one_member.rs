@@ -50,7 +50,11 @@ async fn one_member_keeps_its_pins_across_a_crash() {
         },
     );
     let mut trace = TraceHash::default();
-    let client = handle.create_node().name("client").ip("10.0.0.100".parse().unwrap()).build();
+    let client = handle
+        .create_node()
+        .name("client")
+        .ip("10.0.0.100".parse().unwrap())
+        .build();
 
     tracing::info!("--- pin 100 CIDs");
     let cluster = member.wait_up(Duration::from_secs(30)).await;
@@ -58,7 +62,10 @@ async fn one_member_keeps_its_pins_across_a_crash() {
         .spawn(async move {
             let mut committed = Vec::new();
             for i in 0..100u64 {
-                let pin = cluster.pin(cid_of(i), PinOptions::default()).await.expect("pin accepted");
+                let pin = cluster
+                    .pin(cid_of(i), PinOptions::default())
+                    .await
+                    .expect("pin accepted");
                 committed.push(format!("{} {}", pin.cid, pin.timestamp));
             }
             committed
@@ -69,14 +76,24 @@ async fn one_member_keeps_its_pins_across_a_crash() {
         trace.record(line);
     }
     wait_all_pinned(&member, 100, Duration::from_secs(60)).await;
-    assert_eq!(member.ipfs.pins().len(), 100, "the daemon holds every pin; {}", replay_hint());
+    assert_eq!(
+        member.ipfs.pins().len(),
+        100,
+        "the daemon holds every pin; {}",
+        replay_hint()
+    );
 
     tracing::info!("--- crash and restart");
     member.kill(&handle);
     cluster_rt::sleep(Duration::from_secs(1)).await;
     member.restart(&handle);
     let cluster = member.wait_up(Duration::from_secs(30)).await;
-    assert_eq!(cluster.state().len().unwrap(), 100, "state survives the crash; {}", replay_hint());
+    assert_eq!(
+        cluster.state().len().unwrap(),
+        100,
+        "state survives the crash; {}",
+        replay_hint()
+    );
     wait_all_pinned(&member, 100, Duration::from_secs(60)).await;
 
     tracing::info!("--- the daemon loses pins: the state sync restores them");

@@ -28,8 +28,14 @@ impl FakeDaemon {
             .unwrap();
         let fake = Arc::new(FakeIpfs::new("12D3KooWFakeDaemonForClusterTests".into()));
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let server = runtime.block_on(FakeKuboServer::start(fake.clone(), address)).expect("fake daemon binds");
-        FakeDaemon { fake, server: Some(server), runtime }
+        let server = runtime
+            .block_on(FakeKuboServer::start(fake.clone(), address))
+            .expect("fake daemon binds");
+        FakeDaemon {
+            fake,
+            server: Some(server),
+            runtime,
+        }
     }
 
     fn multiaddr(&self) -> String {
@@ -61,7 +67,10 @@ fn local_status(member: &MemberDir, cid: &str) -> String {
     let json = status_json(member, cid);
     let peer_map = json["peer_map"].as_object().expect("peer_map");
     assert_eq!(peer_map.len(), 1, "one member: {json}");
-    peer_map.values().next().unwrap()["status"].as_str().unwrap().to_string()
+    peer_map.values().next().unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -85,22 +94,37 @@ fn pin_status_unpin_and_restart_with_ctl() {
         let output = member.ctl(&["pin", "add", "--no-status", "--name", &format!("p{i}"), &cid(i)]);
         assert!(output.status.success(), "pin add: {}", stderr(&output));
     }
-    wait_until(Duration::from_secs(20), "10 pins on the daemon", || daemon.fake.pins().len() == 10);
+    wait_until(Duration::from_secs(20), "10 pins on the daemon", || {
+        daemon.fake.pins().len() == 10
+    });
     for i in 0..10 {
-        wait_until(Duration::from_secs(10), "status pinned", || local_status(&member, &cid(i)) == "pinned");
+        wait_until(Duration::from_secs(10), "status pinned", || {
+            local_status(&member, &cid(i)) == "pinned"
+        });
     }
     let list = member.ctl(&["pin", "ls"]);
     assert!(list.status.success());
-    assert_eq!(stdout(&list).lines().filter(|l| l.contains(" | ")).count(), 10, "{}", stdout(&list));
+    assert_eq!(
+        stdout(&list).lines().filter(|l| l.contains(" | ")).count(),
+        10,
+        "{}",
+        stdout(&list)
+    );
 
     // unpin one
     let output = member.ctl(&["pin", "rm", "--no-status", &cid(3)]);
     assert!(output.status.success(), "pin rm: {}", stderr(&output));
-    wait_until(Duration::from_secs(10), "unpin on the daemon", || daemon.fake.pins().len() == 9);
+    wait_until(Duration::from_secs(10), "unpin on the daemon", || {
+        daemon.fake.pins().len() == 9
+    });
     assert_eq!(local_status(&member, &cid(3)), "unpinned");
 
     // restart: the pinset is still there and still pinned
-    assert!(service.terminate(Duration::from_secs(20)), "clean shutdown; log:\n{}", service.log());
+    assert!(
+        service.terminate(Duration::from_secs(20)),
+        "clean shutdown; log:\n{}",
+        service.log()
+    );
     let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon2.log");
     member.wait_ready(&mut service);
     let list = member.ctl(&["--enc", "json", "pin", "ls"]);
@@ -117,7 +141,9 @@ fn pin_status_unpin_and_restart_with_ctl() {
     service.kill();
     let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon3.log");
     member.wait_ready(&mut service);
-    wait_until(Duration::from_secs(10), "pin survives SIGKILL", || local_status(&member, &cid(100)) == "pinned");
+    wait_until(Duration::from_secs(10), "pin survives SIGKILL", || {
+        local_status(&member, &cid(100)) == "pinned"
+    });
     assert!(service.terminate(Duration::from_secs(20)));
 }
 
@@ -136,7 +162,14 @@ fn bad_input_is_refused_and_changes_nothing() {
     let output = run(
         {
             let mut c = Command::new("curl");
-            c.args(["-s", "-w", "\n%{http_code}", "-X", "POST", &format!("{base}/pins/not-a-cid")]);
+            c.args([
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                "POST",
+                &format!("{base}/pins/not-a-cid"),
+            ]);
             c
         },
         Duration::from_secs(10),
@@ -149,7 +182,14 @@ fn bad_input_is_refused_and_changes_nothing() {
     let output = run(
         {
             let mut c = Command::new("curl");
-            c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/pins?filter=nonsense")]);
+            c.args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("{base}/pins?filter=nonsense"),
+            ]);
             c
         },
         Duration::from_secs(10),
@@ -157,11 +197,25 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(stdout(&output), "400");
 
     // malformed PinOptions: 400 and no pin
-    for query in ["replication-min=two", "expire-at=tomorrow", "shard-size=-3", "user-allocations=xyz"] {
+    for query in [
+        "replication-min=two",
+        "expire-at=tomorrow",
+        "shard-size=-3",
+        "user-allocations=xyz",
+    ] {
         let output = run(
             {
                 let mut c = Command::new("curl");
-                c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", &format!("{base}/pins/{}?{query}", cid(1))]);
+                c.args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-X",
+                    "POST",
+                    &format!("{base}/pins/{}?{query}", cid(1)),
+                ]);
                 c
             },
             Duration::from_secs(10),
@@ -187,7 +241,9 @@ fn bad_input_is_refused_and_changes_nothing() {
 
     // a second member on the same data folder refuses to start
     let mut second = member.start_daemon(&daemon.multiaddr(), &[], "second.log");
-    wait_until(Duration::from_secs(20), "second daemon exits", || second.exit_code().is_some());
+    wait_until(Duration::from_secs(20), "second daemon exits", || {
+        second.exit_code().is_some()
+    });
     assert_eq!(second.exit_code(), Some(Some(1)));
     assert!(second.log().contains("locked"), "{}", second.log());
     assert!(service.terminate(Duration::from_secs(20)));
@@ -211,7 +267,11 @@ fn corrupt_config_names_the_file_and_key() {
     std::fs::write(&path, &good[..good.len() / 2]).unwrap();
     let mut daemon = member.start_daemon("/ip4/127.0.0.1/tcp/1", &[], "bad2.log");
     wait_until(Duration::from_secs(20), "daemon exits", || daemon.exit_code().is_some());
-    assert!(daemon.log().contains("service.json: not valid JSON"), "{}", daemon.log());
+    assert!(
+        daemon.log().contains("service.json: not valid JSON"),
+        "{}",
+        daemon.log()
+    );
 
     // init refuses to overwrite without --force
     let mut command = Command::new(bin_path("ipfs-cluster-service"));
@@ -228,20 +288,34 @@ fn unreachable_ipfs_daemon_is_reported_and_pins_recover_when_it_returns() {
     let ipfs_address = format!("/ip4/127.0.0.1/tcp/{port}");
     let mut service = member.start_daemon(
         &ipfs_address,
-        &[("CLUSTER_PINRECOVERINTERVAL", "2s"), ("CLUSTER_STATESYNCINTERVAL", "3s")],
+        &[
+            ("CLUSTER_PINRECOVERINTERVAL", "2s"),
+            ("CLUSTER_STATESYNCINTERVAL", "3s"),
+        ],
         "daemon.log",
     );
     member.wait_ready(&mut service);
     let id = member.ctl(&["--enc", "json", "id"]);
     let id: serde_json::Value = serde_json::from_str(&stdout(&id)).unwrap();
-    assert!(!id["ipfs"]["error"].as_str().unwrap_or_default().is_empty(), "ipfs.error is set: {id}");
+    assert!(
+        !id["ipfs"]["error"].as_str().unwrap_or_default().is_empty(),
+        "ipfs.error is set: {id}"
+    );
 
     let output = member.ctl(&["pin", "add", "--no-status", &cid(1)]);
-    assert!(output.status.success(), "the pin is accepted into the pinset: {}", stderr(&output));
-    wait_until(Duration::from_secs(30), "pin_error", || local_status(&member, &cid(1)) == "pin_error");
+    assert!(
+        output.status.success(),
+        "the pin is accepted into the pinset: {}",
+        stderr(&output)
+    );
+    wait_until(Duration::from_secs(30), "pin_error", || {
+        local_status(&member, &cid(1)) == "pin_error"
+    });
 
     let daemon = FakeDaemon::start(port);
-    wait_until(Duration::from_secs(60), "pinned after the daemon returns", || local_status(&member, &cid(1)) == "pinned");
+    wait_until(Duration::from_secs(60), "pinned after the daemon returns", || {
+        local_status(&member, &cid(1)) == "pinned"
+    });
     assert!(daemon.fake.pins().len() == 1);
     assert!(service.terminate(Duration::from_secs(20)));
 }

@@ -26,7 +26,12 @@ fn jsipfs_dir() -> PathBuf {
 }
 
 fn command_exists(name: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 impl RealDaemon {
@@ -35,20 +40,32 @@ impl RealDaemon {
         let (api_port, swarm_port, gateway_port, rpc_port) = (free_port(), free_port(), free_port(), free_port());
         let kubo = command_exists("ipfs");
         let jsipfs = jsipfs_dir().join("node_modules/.bin/jsipfs");
-        assert!(kubo || jsipfs.exists(), "no IPFS daemon: install js-ipfs with `just jsipfs-install` (or put Kubo on PATH)");
+        assert!(
+            kubo || jsipfs.exists(),
+            "no IPFS daemon: install js-ipfs with `just jsipfs-install` (or put Kubo on PATH)"
+        );
         let polyfill = format!("--require {}", jsipfs_dir().join("polyfill.cjs").display());
         let daemon_command = |args: &[&str]| {
-            let mut command = if kubo { Command::new("ipfs") } else { Command::new(&jsipfs) };
+            let mut command = if kubo {
+                Command::new("ipfs")
+            } else {
+                Command::new(&jsipfs)
+            };
             command.args(args).env("IPFS_PATH", repo.path());
             if !kubo {
                 command.env("NODE_OPTIONS", &polyfill);
             }
             command
         };
-        let output = run(daemon_command(&["init", "--profile", "test", "--empty-repo"]), Duration::from_secs(120));
+        let output = run(
+            daemon_command(&["init", "--profile", "test", "--empty-repo"]),
+            Duration::from_secs(120),
+        );
         assert!(output.status.success(), "ipfs init: {}", stderr(&output));
         let mut configure = Command::new("python3");
-        configure.arg(jsipfs_dir().join("configure-offline.py")).arg(repo.path().join("config"));
+        configure
+            .arg(jsipfs_dir().join("configure-offline.py"))
+            .arg(repo.path().join("config"));
         for port in [api_port, swarm_port, gateway_port, rpc_port] {
             configure.arg(port.to_string());
         }
@@ -65,7 +82,12 @@ impl RealDaemon {
             }
             rpc(api_port, "version", &[]).is_some()
         });
-        RealDaemon { process, api_port, _repo: repo, kind: if kubo { "kubo" } else { "js-ipfs" } }
+        RealDaemon {
+            process,
+            api_port,
+            _repo: repo,
+            kind: if kubo { "kubo" } else { "js-ipfs" },
+        }
     }
 
     fn multiaddr(&self) -> String {
@@ -114,7 +136,12 @@ fn rpc(port: u16, path: &str, args: &[(&str, &str)]) -> Option<serde_json::Value
 fn local_status(member: &MemberDir, cid: &str) -> String {
     let output = member.ctl(&["--enc", "json", "status", cid]);
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap_or(serde_json::Value::Null);
-    json["peer_map"].as_object().and_then(|m| m.values().next()).and_then(|v| v["status"].as_str()).unwrap_or("").to_string()
+    json["peer_map"]
+        .as_object()
+        .and_then(|m| m.values().next())
+        .and_then(|v| v["status"].as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 #[test]
@@ -128,7 +155,10 @@ fn pins_reach_a_real_ipfs_daemon() {
     let id = member.ctl(&["--enc", "json", "id"]);
     let id: serde_json::Value = serde_json::from_str(&stdout(&id)).unwrap();
     let daemon_id = rpc(daemon.api_port, "id", &[]).unwrap();
-    assert_eq!(id["ipfs"]["id"], daemon_id["ID"], "cluster /id reports the daemon's peer id");
+    assert_eq!(
+        id["ipfs"]["id"], daemon_id["ID"],
+        "cluster /id reports the daemon's peer id"
+    );
     assert_eq!(id["ipfs"]["error"], "");
 
     let v0 = daemon.add("hello ipfs cluster test\n", 0);
@@ -139,21 +169,31 @@ fn pins_reach_a_real_ipfs_daemon() {
         assert!(output.status.success(), "pin add {cid}: {}", stderr(&output));
     }
     for cid in [&v0, &v1] {
-        wait_until(Duration::from_secs(60), "pinned on the real daemon", || local_status(&member, cid) == "pinned");
+        wait_until(Duration::from_secs(60), "pinned on the real daemon", || {
+            local_status(&member, cid) == "pinned"
+        });
         assert!(daemon.has_recursive_pin(cid), "the daemon's own pin/ls shows {cid}");
     }
 
     let output = member.ctl(&["pin", "rm", "--no-status", &v0]);
     assert!(output.status.success(), "pin rm: {}", stderr(&output));
-    wait_until(Duration::from_secs(60), "unpinned on the real daemon", || !daemon.has_recursive_pin(&v0));
+    wait_until(Duration::from_secs(60), "unpinned on the real daemon", || {
+        !daemon.has_recursive_pin(&v0)
+    });
 
-    assert!(service.terminate(Duration::from_secs(30)), "clean shutdown:\n{}", service.log());
+    assert!(
+        service.terminate(Duration::from_secs(30)),
+        "clean shutdown:\n{}",
+        service.log()
+    );
     let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon2.log");
     member.wait_ready(&mut service);
     let list = member.ctl(&["--enc", "json", "pin", "ls"]);
     let text = stdout(&list);
     assert_eq!(text.matches("\"cid\"").count(), 1, "one pin left after restart: {text}");
-    wait_until(Duration::from_secs(60), "still pinned after restart", || local_status(&member, &v1) == "pinned");
+    wait_until(Duration::from_secs(60), "still pinned after restart", || {
+        local_status(&member, &v1) == "pinned"
+    });
     assert!(daemon.has_recursive_pin(&v1));
     assert!(service.terminate(Duration::from_secs(30)));
     daemon.process.terminate(Duration::from_secs(20));

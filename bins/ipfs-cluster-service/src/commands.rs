@@ -21,7 +21,13 @@ struct Cli {
     #[arg(short = 'd', long, global = true)]
     debug: bool,
     /// Log level, e.g. "info" or "info,cluster_tracker=debug".
-    #[arg(short = 'l', long = "loglevel", env = "IPFS_CLUSTER_LOG_LEVEL", default_value = "info", global = true)]
+    #[arg(
+        short = 'l',
+        long = "loglevel",
+        env = "IPFS_CLUSTER_LOG_LEVEL",
+        default_value = "info",
+        global = true
+    )]
     loglevel: String,
     #[command(subcommand)]
     command: Command,
@@ -76,15 +82,24 @@ fn config_dir(cli: &Cli) -> PathBuf {
     if let Some(dir) = &cli.config {
         return dir.clone();
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".ipfs-cluster")
 }
 
 fn init_logging(cli: &Cli) {
-    let level = if cli.debug { "debug".to_string() } else { cli.loglevel.clone() };
-    let filter = tracing_subscriber::EnvFilter::try_new(&level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let level = if cli.debug {
+        "debug".to_string()
+    } else {
+        cli.loglevel.clone()
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs the command line; returns the exit code.
@@ -120,7 +135,10 @@ fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
     let service_file = dir.join("service.json");
     let identity_file = dir.join("identity.json");
     if !args.force && (service_file.exists() || identity_file.exists()) {
-        bail!("{} already has a configuration; use --force to overwrite it", dir.display());
+        bail!(
+            "{} already has a configuration; use --force to overwrite it",
+            dir.display()
+        );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let secret = match std::env::var("CLUSTER_SECRET") {
@@ -134,7 +152,11 @@ fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
     let peername = std::env::var("CLUSTER_PEERNAME")
         .ok()
         .filter(|s| !s.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "ipfs-cluster-peer".to_string());
     let mut json = ServiceConfig::default_json(&peername, &secret);
     if !args.peers.is_empty() {
@@ -152,7 +174,11 @@ fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
     write_file(&service_file, &text)?;
     write_file(&identity_file, &identity.to_json())?;
     println!("configuration written to {}", service_file.display());
-    println!("identity written to {} (peer id {})", identity_file.display(), identity.peer_id);
+    println!(
+        "identity written to {} (peer id {})",
+        identity_file.display(),
+        identity.peer_id
+    );
     Ok(())
 }
 
@@ -165,7 +191,9 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
 
 fn daemon(dir: &Path, args: &DaemonArgs) -> anyhow::Result<()> {
     if !args.bootstrap.is_empty() {
-        bail!("--bootstrap: joining other members needs the multi-member transport, which this build does not have yet");
+        bail!(
+            "--bootstrap: joining other members needs the multi-member transport, which this build does not have yet"
+        );
     }
     let mut service = ServiceConfig::load(&dir.join("service.json"))?;
     let applied = service.apply_env(std::env::vars())?;
@@ -210,9 +238,17 @@ async fn run_daemon(config: cluster_node::NodeConfig, identity: Identity, data: 
     let (stop_tx, stop_rx) = cluster_rt::tokio::sync::watch::channel(false);
     let mut server_task = None;
     if let Some(listen) = rest_listen {
-        let address = listen.parse().with_context(|| format!("REST API listen address {listen}"))?;
-        let server = RestServer::bind(RestServerConfig { listen: address, headers: rest_headers }, cluster.clone())
-            .with_context(|| format!("binding the REST API on {listen}"))?;
+        let address = listen
+            .parse()
+            .with_context(|| format!("REST API listen address {listen}"))?;
+        let server = RestServer::bind(
+            RestServerConfig {
+                listen: address,
+                headers: rest_headers,
+            },
+            cluster.clone(),
+        )
+        .with_context(|| format!("binding the REST API on {listen}"))?;
         tracing::info!("REST API listening on {}", server.local_addr());
         let mut stop = stop_rx.clone();
         server_task = Some(cluster_rt::spawn(server.serve(async move {

@@ -91,9 +91,7 @@ impl RedbLogStore {
         let table = txn.open_table(META).map_err(read_error)?;
         match table.get(key).map_err(read_error)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(bytes.value())
-                .map(Some)
-                .map_err(|e| read_error(e)),
+            Some(bytes) => serde_json::from_slice(bytes.value()).map(Some).map_err(read_error),
         }
     }
 

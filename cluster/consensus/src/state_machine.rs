@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Command, CommandResponse, MemberNode, NodeId, TypeConfig};
 
 /// One change made to the pinset by an applied entry.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppliedChange {
     /// A pin was added or replaced.

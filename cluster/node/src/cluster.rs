@@ -80,14 +80,23 @@ impl Cluster {
     /// Opens the state, starts consensus and the tracker, and the background loops. A member
     /// starts even if its IPFS daemon is down: pins then fail and are retried.
     pub async fn start(deps: ClusterDeps) -> Result<Arc<Cluster>, NodeError> {
-        let ClusterDeps { config, identity, data, ipfs, transport, state } = deps;
+        let ClusterDeps {
+            config,
+            identity,
+            data,
+            ipfs,
+            transport,
+            state,
+        } = deps;
         let state: Arc<dyn State> = match state {
             Some(state) => state,
             None => {
                 let file = data.state_file();
                 if let Some(parent) = file.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| NodeError::Io { path: parent.display().to_string(), message: e.to_string() })?;
+                    std::fs::create_dir_all(parent).map_err(|e| NodeError::Io {
+                        path: parent.display().to_string(),
+                        message: e.to_string(),
+                    })?;
                 }
                 Arc::new(RedbState::open(&file)?)
             }
@@ -106,10 +115,18 @@ impl Cluster {
             ipfs.clone(),
             state.clone(),
         );
-        let observer = Arc::new(TrackerObserver { tracker: tracker.clone() });
-        let consensus =
-            Consensus::start(&identity.peer_id, &data.raft_dir(), state.clone(), observer, transport, config.raft.clone())
-                .await?;
+        let observer = Arc::new(TrackerObserver {
+            tracker: tracker.clone(),
+        });
+        let consensus = Consensus::start(
+            &identity.peer_id,
+            &data.raft_dir(),
+            state.clone(),
+            observer,
+            transport,
+            config.raft.clone(),
+        )
+        .await?;
         if config.init_peerset.is_empty() {
             let mut members = BTreeMap::new();
             members.insert(
@@ -142,7 +159,9 @@ impl Cluster {
         let cluster = self.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
         cluster_rt::spawn(async move {
-            let wait = cluster.consensus.wait_for_leader(cluster.config.raft.wait_for_leader_timeout);
+            let wait = cluster
+                .consensus
+                .wait_for_leader(cluster.config.raft.wait_for_leader_timeout);
             cluster_rt::tokio::select! {
                 _ = shutdown.changed() => return,
                 result = wait => if let Err(e) = result { tracing::warn!("startup: {e}") },
@@ -219,8 +238,12 @@ impl Cluster {
     }
 
     fn member_peers(&self) -> Vec<PeerId> {
-        let mut peers: Vec<PeerId> =
-            self.consensus.members().into_iter().filter_map(|(_, node)| node.peer_id.parse().ok()).collect();
+        let mut peers: Vec<PeerId> = self
+            .consensus
+            .members()
+            .into_iter()
+            .filter_map(|(_, node)| node.peer_id.parse().ok())
+            .collect();
         if !peers.contains(&self.identity.peer_id) {
             peers.push(self.identity.peer_id);
         }
@@ -238,8 +261,11 @@ impl Cluster {
         } else if options.replication_factor_max == 0 {
             options.replication_factor_max = options.replication_factor_min;
         }
-        validate_replication(options.replication_factor_min as i64, options.replication_factor_max as i64)
-            .map_err(ClusterError::InvalidArgument)?;
+        validate_replication(
+            options.replication_factor_min as i64,
+            options.replication_factor_max as i64,
+        )
+        .map_err(ClusterError::InvalidArgument)?;
         let now = Timestamp::now();
         if !options.expire_at.is_zero() && options.expire_at <= now {
             return Err(ClusterError::InvalidArgument(format!(
@@ -295,7 +321,11 @@ impl Cluster {
                 peers.len()
             )));
         }
-        assert!(chosen.len() <= max, "allocated {} > replication_factor_max {max}", chosen.len());
+        assert!(
+            chosen.len() <= max,
+            "allocated {} > replication_factor_max {max}",
+            chosen.len()
+        );
         pin.allocations = chosen;
         Ok(())
     }
@@ -303,12 +333,16 @@ impl Cluster {
     /// Pins `cid` cluster-wide and returns the pin as committed.
     pub async fn pin(&self, cid: Cid, options: PinOptions) -> Result<Pin, ClusterError> {
         let user_allocations = options.user_allocations.clone().unwrap_or_default();
-        let existing = self.state.get(&cid).map_err(|e| ClusterError::Internal(e.to_string()))?;
+        let existing = self
+            .state
+            .get(&cid)
+            .map_err(|e| ClusterError::Internal(e.to_string()))?;
         // A pin update starts from the allocations of the pin it replaces.
         let allocation_base = match &options.pin_update {
-            Some(from) if *from != cid && existing.is_none() => {
-                self.state.get(from).map_err(|e| ClusterError::Internal(e.to_string()))?
-            }
+            Some(from) if *from != cid && existing.is_none() => self
+                .state
+                .get(from)
+                .map_err(|e| ClusterError::Internal(e.to_string()))?,
             _ => existing.clone(),
         };
         let mut pin = self.prepare_pin(cid, options, existing.as_ref())?;
@@ -318,7 +352,10 @@ impl Cluster {
 
     /// Unpins `cid` cluster-wide and returns the removed pin.
     pub async fn unpin(&self, cid: Cid) -> Result<Pin, ClusterError> {
-        let existing = self.state.get(&cid).map_err(|e| ClusterError::Internal(e.to_string()))?;
+        let existing = self
+            .state
+            .get(&cid)
+            .map_err(|e| ClusterError::Internal(e.to_string()))?;
         match existing {
             None => Err(ClusterError::NotFound),
             Some(pin) if pin.pin_type != PinType::Data => Err(ClusterError::InvalidArgument(format!(
@@ -333,12 +370,21 @@ impl Cluster {
     pub async fn id(&self) -> Id {
         let ipfs = match self.ipfs.id().await {
             Ok(id) => id,
-            Err(e) => IpfsId { id: String::new(), addresses: Vec::new(), error: e.to_string() },
+            Err(e) => IpfsId {
+                id: String::new(),
+                addresses: Vec::new(),
+                error: e.to_string(),
+            },
         };
         let peer = self.identity.peer_id;
         Id {
             id: peer,
-            addresses: self.config.listen_multiaddress.iter().map(|a| format!("{a}/p2p/{peer}")).collect(),
+            addresses: self
+                .config
+                .listen_multiaddress
+                .iter()
+                .map(|a| format!("{a}/p2p/{peer}"))
+                .collect(),
             cluster_peers: self.member_peers(),
             cluster_peers_addresses: Vec::new(),
             version: VERSION.to_string(),
@@ -368,7 +414,9 @@ fn cid_of_path(path: &str) -> Result<Cid, ClusterError> {
             "error parsing path: {path:?}: resolving sub-paths is not supported yet; pin the CID"
         )));
     }
-    first.parse::<Cid>().map_err(|e| ClusterError::InvalidArgument(format!("error decoding Cid: {e}")))
+    first
+        .parse::<Cid>()
+        .map_err(|e| ClusterError::InvalidArgument(format!("error decoding Cid: {e}")))
 }
 
 fn spawn_stream<T: Send + 'static>(
@@ -440,7 +488,10 @@ impl RestBackend for Cluster {
     }
 
     async fn allocation(&self, cid: Cid) -> Result<Pin, ClusterError> {
-        self.state.get(&cid).map_err(|e| ClusterError::Internal(e.to_string()))?.ok_or(ClusterError::NotFound)
+        self.state
+            .get(&cid)
+            .map_err(|e| ClusterError::Internal(e.to_string()))?
+            .ok_or(ClusterError::NotFound)
     }
 
     async fn status(&self, cid: Cid, _local: bool) -> Result<GlobalPinInfo, ClusterError> {
@@ -448,7 +499,12 @@ impl RestBackend for Cluster {
         Ok(self.tracker.status(&cid).await.into_global())
     }
 
-    async fn status_all(&self, filter: TrackerStatusFilter, cids: Vec<Cid>, _local: bool) -> ResultStream<GlobalPinInfo> {
+    async fn status_all(
+        &self,
+        filter: TrackerStatusFilter,
+        cids: Vec<Cid>,
+        _local: bool,
+    ) -> ResultStream<GlobalPinInfo> {
         if cids.is_empty() {
             let mut local = self.tracker.status_all(filter);
             return spawn_stream(move |tx| {
@@ -500,8 +556,17 @@ mod tests {
     fn paths_resolve_only_plain_cids() {
         let cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
         assert_eq!(cid_of_path(&format!("/ipfs/{cid}")).unwrap().to_string(), cid);
-        assert!(matches!(cid_of_path(&format!("/ipfs/{cid}/a")), Err(ClusterError::InvalidArgument(_))));
-        assert!(matches!(cid_of_path("/ipns/example.com"), Err(ClusterError::InvalidArgument(_))));
-        assert!(matches!(cid_of_path("/ipfs/nope"), Err(ClusterError::InvalidArgument(_))));
+        assert!(matches!(
+            cid_of_path(&format!("/ipfs/{cid}/a")),
+            Err(ClusterError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            cid_of_path("/ipns/example.com"),
+            Err(ClusterError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            cid_of_path("/ipfs/nope"),
+            Err(ClusterError::InvalidArgument(_))
+        ));
     }
 }

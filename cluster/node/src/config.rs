@@ -155,13 +155,28 @@ const SECTIONS: &[SectionKeys] = &[
     SectionKeys {
         path: &["ipfs_connector", "ipfshttp"],
         env_prefix: "CLUSTER_IPFSHTTP_",
-        used: &["node_multiaddress", "ipfs_request_timeout", "pin_timeout", "unpin_timeout"],
-        go_only: &["connect_swarms_delay", "repogc_timeout", "informer_trigger_interval", "unpin_disable"],
+        used: &[
+            "node_multiaddress",
+            "ipfs_request_timeout",
+            "pin_timeout",
+            "unpin_timeout",
+        ],
+        go_only: &[
+            "connect_swarms_delay",
+            "repogc_timeout",
+            "informer_trigger_interval",
+            "unpin_disable",
+        ],
     },
     SectionKeys {
         path: &["pin_tracker", "stateless"],
         env_prefix: "CLUSTER_STATELESS_",
-        used: &["concurrent_pins", "priority_pin_max_age", "priority_pin_max_retries", "max_pin_queue_size"],
+        used: &[
+            "concurrent_pins",
+            "priority_pin_max_age",
+            "priority_pin_max_retries",
+            "max_pin_queue_size",
+        ],
         go_only: &[],
     },
 ];
@@ -206,7 +221,9 @@ impl ServiceConfig {
     pub fn load(path: &Path) -> Result<ServiceConfig, NodeError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            NodeError::Config(format!("{file}: cannot read configuration: {e} (run `ipfs-cluster-service init` first)"))
+            NodeError::Config(format!(
+                "{file}: cannot read configuration: {e} (run `ipfs-cluster-service init` first)"
+            ))
         })?;
         ServiceConfig::parse(&text, &file)
     }
@@ -216,14 +233,19 @@ impl ServiceConfig {
         let json: Value = serde_json::from_str(text)
             .map_err(|e| NodeError::Config(format!("{file}: not valid JSON: {e} (is the file complete?)")))?;
         if !json.is_object() {
-            return Err(NodeError::Config(format!("{file}: the top level must be a JSON object")));
+            return Err(NodeError::Config(format!(
+                "{file}: the top level must be a JSON object"
+            )));
         }
         if json.get("source").is_some() {
             return Err(NodeError::Config(format!(
                 "{file}: source: remote configuration sources are not supported yet; copy the configuration into the file"
             )));
         }
-        Ok(ServiceConfig { file: file.to_string(), json })
+        Ok(ServiceConfig {
+            file: file.to_string(),
+            json,
+        })
     }
 
     /// A fresh configuration as `init` writes it.
@@ -284,7 +306,9 @@ impl ServiceConfig {
         for section in SECTIONS {
             for key in section.used.iter().chain(section.go_only.iter()) {
                 let env_name = format!("{}{}", section.env_prefix, key.replace('_', "").to_uppercase());
-                let Some((_, text)) = vars.iter().find(|(k, _)| *k == env_name) else { continue };
+                let Some((_, text)) = vars.iter().find(|(k, _)| *k == env_name) else {
+                    continue;
+                };
                 let object = section_object_mut(&mut self.json, section.path);
                 let value = env_value(object.get(*key), text);
                 object.insert((*key).to_string(), value);
@@ -297,7 +321,9 @@ impl ServiceConfig {
     /// Keys and sections that are present but not used: one warning each.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        let Some(top) = self.json.as_object() else { return warnings };
+        let Some(top) = self.json.as_object() else {
+            return warnings;
+        };
         for key in top.keys() {
             if !TOP_LEVEL.contains(&key.as_str()) {
                 warnings.push(format!("{}: unknown section {key:?}; ignored", self.file));
@@ -306,13 +332,21 @@ impl ServiceConfig {
         for (section, sub) in NOT_YET {
             let Some(value) = top.get(*section) else { continue };
             if sub.is_empty() {
-                warnings.push(format!("{}: section {section:?} is not supported yet; ignored", self.file));
+                warnings.push(format!(
+                    "{}: section {section:?} is not supported yet; ignored",
+                    self.file
+                ));
             } else if value.get(*sub).is_some() {
-                warnings.push(format!("{}: section \"{section}.{sub}\" is not supported yet; ignored", self.file));
+                warnings.push(format!(
+                    "{}: section \"{section}.{sub}\" is not supported yet; ignored",
+                    self.file
+                ));
             }
         }
         for section in SECTIONS {
-            let Some(object) = lookup(&self.json, section.path).and_then(Value::as_object) else { continue };
+            let Some(object) = lookup(&self.json, section.path).and_then(Value::as_object) else {
+                continue;
+            };
             let name = section.path.join(".");
             for key in object.keys() {
                 if section.go_only.contains(&key.as_str()) {
@@ -335,7 +369,10 @@ impl ServiceConfig {
                 )));
             }
         }
-        let r = Reader { file: &self.file, json: &self.json };
+        let r = Reader {
+            file: &self.file,
+            json: &self.json,
+        };
         let cluster = ["cluster"];
         let raft = ["consensus", "raft"];
         let rest = ["api", "restapi"];
@@ -349,7 +386,11 @@ impl ServiceConfig {
             let bytes = hex::decode(secret_hex.trim())
                 .map_err(|e| r.error(&cluster, "secret", &format!("not hexadecimal: {e}")))?;
             if bytes.len() != 32 {
-                return Err(r.error(&cluster, "secret", &format!("must be 32 bytes (64 hex characters), got {}", bytes.len())));
+                return Err(r.error(
+                    &cluster,
+                    "secret",
+                    &format!("must be 32 bytes (64 hex characters), got {}", bytes.len()),
+                ));
             }
             bytes
         };
@@ -360,7 +401,11 @@ impl ServiceConfig {
 
         let default_raft = RaftConfig::default();
         let raft_config = RaftConfig {
-            wait_for_leader_timeout: r.duration(&raft, "wait_for_leader_timeout", default_raft.wait_for_leader_timeout)?,
+            wait_for_leader_timeout: r.duration(
+                &raft,
+                "wait_for_leader_timeout",
+                default_raft.wait_for_leader_timeout,
+            )?,
             network_timeout: r.duration(&raft, "network_timeout", default_raft.network_timeout)?,
             heartbeat_timeout: r.duration(&raft, "heartbeat_timeout", default_raft.heartbeat_timeout)?,
             election_timeout: r.duration(&raft, "election_timeout", default_raft.election_timeout)?,
@@ -377,7 +422,9 @@ impl ServiceConfig {
                 return Err(r.error(&raft, key, "must be greater than 0"));
             }
         }
-        raft_config.to_openraft("check").map_err(|m| r.error(&raft, "election_timeout", &m))?;
+        raft_config
+            .to_openraft("check")
+            .map_err(|m| r.error(&raft, "election_timeout", &m))?;
 
         let rest_listen = match lookup(&self.json, &rest) {
             None => None,
@@ -397,7 +444,9 @@ impl ServiceConfig {
                         Value::String(text) => headers.push((name.clone(), text.clone())),
                         Value::Array(items) => {
                             for item in items {
-                                let text = item.as_str().ok_or_else(|| r.error(&rest, "headers", "values must be strings"))?;
+                                let text = item
+                                    .as_str()
+                                    .ok_or_else(|| r.error(&rest, "headers", "values must be strings"))?;
                                 headers.push((name.clone(), text.to_string()));
                             }
                         }
@@ -445,23 +494,33 @@ impl ServiceConfig {
 /// Checks a replication pair as Go does: both -1, or 1 <= min <= max.
 pub fn validate_replication(min: i64, max: i64) -> Result<(), String> {
     if min == 0 || max == 0 {
-        return Err(format!("replication factors must not be 0 (min {min}, max {max}); use -1 for everywhere"));
+        return Err(format!(
+            "replication factors must not be 0 (min {min}, max {max}); use -1 for everywhere"
+        ));
     }
     if min < -1 || max < -1 {
-        return Err(format!("replication factors must be -1 or positive (min {min}, max {max})"));
+        return Err(format!(
+            "replication factors must be -1 or positive (min {min}, max {max})"
+        ));
     }
     if (min == -1) != (max == -1) {
-        return Err(format!("replication factors must both be -1 or both be positive (min {min}, max {max})"));
+        return Err(format!(
+            "replication factors must both be -1 or both be positive (min {min}, max {max})"
+        ));
     }
     if min > max {
-        return Err(format!("replication_factor_min ({min}) is larger than replication_factor_max ({max})"));
+        return Err(format!(
+            "replication_factor_min ({min}) is larger than replication_factor_max ({max})"
+        ));
     }
     Ok(())
 }
 
 /// `host:port` of a TCP multiaddr (`/ip4/H/tcp/P`, `/ip6/H/tcp/P`, `/dns*/H/tcp/P`).
 pub fn tcp_address(text: &str) -> Result<String, String> {
-    let address: multiaddr::Multiaddr = text.parse().map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
+    let address: multiaddr::Multiaddr = text
+        .parse()
+        .map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
     let mut host = None;
     let mut port = None;
     for protocol in address.iter() {
@@ -477,7 +536,9 @@ pub fn tcp_address(text: &str) -> Result<String, String> {
     }
     match (host, port) {
         (Some(host), Some(port)) => Ok(format!("{host}:{port}")),
-        _ => Err(format!("{text:?} is not a TCP address (expected /ip4/<host>/tcp/<port>)")),
+        _ => Err(format!(
+            "{text:?} is not a TCP address (expected /ip4/<host>/tcp/<port>)"
+        )),
     }
 }
 
@@ -493,7 +554,9 @@ fn section_object_mut<'a>(json: &'a mut Value, path: &[&str]) -> &'a mut Map<Str
     let mut value = json;
     for key in path {
         let object = value.as_object_mut().expect("sections are objects");
-        value = object.entry((*key).to_string()).or_insert_with(|| Value::Object(Map::new()));
+        value = object
+            .entry((*key).to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
         if !value.is_object() {
             *value = Value::Object(Map::new());
         }
@@ -504,11 +567,18 @@ fn section_object_mut<'a>(json: &'a mut Value, path: &[&str]) -> &'a mut Map<Str
 /// The JSON value of an environment override, shaped like the value it replaces.
 fn env_value(existing: Option<&Value>, text: &str) -> Value {
     match existing {
-        Some(Value::Bool(_)) => text.parse::<bool>().map(Value::Bool).unwrap_or_else(|_| Value::String(text.into())),
+        Some(Value::Bool(_)) => text
+            .parse::<bool>()
+            .map(Value::Bool)
+            .unwrap_or_else(|_| Value::String(text.into())),
         Some(Value::Number(_)) => serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.into())),
-        Some(Value::Array(_)) => {
-            Value::Array(text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect())
-        }
+        Some(Value::Array(_)) => Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.into()))
+                .collect(),
+        ),
         Some(Value::Object(_)) | Some(Value::Null) => {
             serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.into()))
         }
@@ -528,7 +598,9 @@ impl Reader<'_> {
     }
 
     fn value(&self, section: &[&str], key: &str) -> Option<&Value> {
-        lookup(self.json, section).and_then(|s| s.get(key)).filter(|v| !v.is_null())
+        lookup(self.json, section)
+            .and_then(|s| s.get(key))
+            .filter(|v| !v.is_null())
     }
 
     fn string(&self, section: &[&str], key: &str, default: &str) -> Result<String, NodeError> {
@@ -577,9 +649,9 @@ impl Reader<'_> {
     fn u64(&self, section: &[&str], key: &str, default: u64) -> Result<u64, NodeError> {
         match self.value(section, key) {
             None => Ok(default),
-            Some(Value::Number(n)) => {
-                n.as_u64().ok_or_else(|| self.error(section, key, &format!("expected a non-negative integer, found {n}")))
-            }
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .ok_or_else(|| self.error(section, key, &format!("expected a non-negative integer, found {n}"))),
             Some(other) => Err(self.error(section, key, &format!("expected a non-negative integer, found {other}"))),
         }
     }
@@ -587,8 +659,13 @@ impl Reader<'_> {
     fn duration(&self, section: &[&str], key: &str, default: Duration) -> Result<Duration, NodeError> {
         match self.value(section, key) {
             None => Ok(default),
-            Some(Value::String(text)) => duration::parse(text)
-                .map_err(|_| self.error(section, key, &format!("invalid duration {text:?} (expected e.g. \"2m0s\")"))),
+            Some(Value::String(text)) => duration::parse(text).map_err(|_| {
+                self.error(
+                    section,
+                    key,
+                    &format!("invalid duration {text:?} (expected e.g. \"2m0s\")"),
+                )
+            }),
             Some(other) => Err(self.error(section, key, &format!("expected a duration string, found {other}"))),
         }
     }
@@ -622,7 +699,9 @@ mod tests {
         assert_eq!(config.state_sync_interval, Duration::from_secs(300));
         assert_eq!(config.raft.wait_for_leader_timeout, Duration::from_secs(15));
         assert_eq!(config.concurrent_pins, 10);
-        let warnings = ServiceConfig::parse(&ServiceConfig::default_json("p", SECRET).to_string(), "f").unwrap().warnings();
+        let warnings = ServiceConfig::parse(&ServiceConfig::default_json("p", SECRET).to_string(), "f")
+            .unwrap()
+            .warnings();
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 
@@ -645,17 +724,25 @@ mod tests {
 
         let mut json = ServiceConfig::default_json("p", SECRET);
         json["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = json!("/ip4/127.0.0.1/udp/5001");
-        assert!(parse(&json).unwrap_err().to_string().contains("ipfs_connector.ipfshttp.node_multiaddress"));
+        assert!(parse(&json)
+            .unwrap_err()
+            .to_string()
+            .contains("ipfs_connector.ipfshttp.node_multiaddress"));
 
         let mut json = ServiceConfig::default_json("p", SECRET);
         json["pin_tracker"]["stateless"]["concurrent_pins"] = json!("ten");
-        assert!(parse(&json).unwrap_err().to_string().contains("pin_tracker.stateless.concurrent_pins"));
+        assert!(parse(&json)
+            .unwrap_err()
+            .to_string()
+            .contains("pin_tracker.stateless.concurrent_pins"));
     }
 
     #[test]
     fn partial_or_corrupt_files_are_errors() {
         let text = ServiceConfig::default_json("p", SECRET).to_string();
-        let err = ServiceConfig::parse(&text[..text.len() / 2], "/x/service.json").unwrap_err().to_string();
+        let err = ServiceConfig::parse(&text[..text.len() / 2], "/x/service.json")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/x/service.json: not valid JSON"), "{err}");
         assert!(ServiceConfig::parse("[]", "f").is_err());
         assert!(ServiceConfig::parse("", "f").is_err());
@@ -667,7 +754,9 @@ mod tests {
 
     #[test]
     fn crdt_is_refused_clearly() {
-        let err = parse(&json!({"consensus": {"crdt": {"cluster_name": "ipfs-cluster"}}})).unwrap_err().to_string();
+        let err = parse(&json!({"consensus": {"crdt": {"cluster_name": "ipfs-cluster"}}}))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("crdt consensus is not supported; use raft"), "{err}");
     }
 
@@ -677,8 +766,14 @@ mod tests {
         let applied = config
             .apply_env([
                 ("CLUSTER_PEERNAME".to_string(), "from-env".to_string()),
-                ("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS".to_string(), "/ip4/127.0.0.1/tcp/19094".to_string()),
-                ("CLUSTER_IPFSHTTP_NODEMULTIADDRESS".to_string(), "/ip4/127.0.0.1/tcp/15001".to_string()),
+                (
+                    "CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS".to_string(),
+                    "/ip4/127.0.0.1/tcp/19094".to_string(),
+                ),
+                (
+                    "CLUSTER_IPFSHTTP_NODEMULTIADDRESS".to_string(),
+                    "/ip4/127.0.0.1/tcp/15001".to_string(),
+                ),
                 ("CLUSTER_REPLICATIONFACTORMIN".to_string(), "2".to_string()),
                 ("CLUSTER_REPLICATIONFACTORMAX".to_string(), "3".to_string()),
                 ("CLUSTER_LEAVEONSHUTDOWN".to_string(), "true".to_string()),
@@ -690,7 +785,10 @@ mod tests {
         assert_eq!(resolved.peername, "from-env");
         assert_eq!(resolved.rest_listen.as_deref(), Some("127.0.0.1:19094"));
         assert_eq!(resolved.ipfs_node_address, "127.0.0.1:15001");
-        assert_eq!((resolved.replication_factor_min, resolved.replication_factor_max), (2, 3));
+        assert_eq!(
+            (resolved.replication_factor_min, resolved.replication_factor_max),
+            (2, 3)
+        );
         assert!(resolved.leave_on_shutdown);
     }
 

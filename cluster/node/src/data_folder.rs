@@ -16,24 +16,33 @@ pub struct DataFolder {
 impl DataFolder {
     /// Creates the folder if needed and takes its lock (`cluster.lock`).
     pub fn lock(path: &Path) -> Result<DataFolder, NodeError> {
-        std::fs::create_dir_all(path)
-            .map_err(|e| NodeError::Io { path: path.display().to_string(), message: e.to_string() })?;
+        std::fs::create_dir_all(path).map_err(|e| NodeError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         let lock_path = path.join("cluster.lock");
         let lock = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| NodeError::Io { path: lock_path.display().to_string(), message: e.to_string() })?;
+            .map_err(|e| NodeError::Io {
+                path: lock_path.display().to_string(),
+                message: e.to_string(),
+            })?;
         match lock.try_lock() {
-            Ok(()) => Ok(DataFolder { path: path.to_path_buf(), _lock: lock }),
+            Ok(()) => Ok(DataFolder {
+                path: path.to_path_buf(),
+                _lock: lock,
+            }),
             Err(std::fs::TryLockError::WouldBlock) => Err(NodeError::Locked {
                 path: path.display().to_string(),
                 lock: lock_path.display().to_string(),
             }),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(NodeError::Io { path: lock_path.display().to_string(), message: e.to_string() })
-            }
+            Err(std::fs::TryLockError::Error(e)) => Err(NodeError::Io {
+                path: lock_path.display().to_string(),
+                message: e.to_string(),
+            }),
         }
     }
 

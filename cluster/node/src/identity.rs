@@ -50,7 +50,10 @@ impl Identity {
     pub fn to_json(&self) -> String {
         let private_key = base64::engine::general_purpose::STANDARD
             .encode(self.keypair.to_protobuf_encoding().expect("ed25519 keys encode"));
-        let json = IdentityJson { id: self.peer_id.to_string(), private_key };
+        let json = IdentityJson {
+            id: self.peer_id.to_string(),
+            private_key,
+        };
         serde_json::to_string_pretty(&json).expect("identity serializes")
     }
 
@@ -76,7 +79,10 @@ impl Identity {
     /// Loads `identity.json` from `path`.
     pub fn load(path: &Path) -> Result<Identity, NodeError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| NodeError::Io { path: file.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| NodeError::Io {
+            path: file.clone(),
+            message: e.to_string(),
+        })?;
         Identity::from_json(&text, &file)
     }
 }
