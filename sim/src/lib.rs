@@ -11,7 +11,7 @@ mod member;
 mod trace_hash;
 
 #[cfg(madsim)]
-pub use member::{SimMember, SimMemberConfig};
+pub use member::{SimMember, SimMemberConfig, MEMBER_PORT};
 pub use trace_hash::TraceHash;
 
 /// The seed of the running simulation, for failure messages.

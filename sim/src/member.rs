@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use cluster_consensus::NoTransport;
+use std::net::SocketAddr;
+
+use cluster_rpc::SimTransport;
 use cluster_ipfs::FakeIpfs;
 use cluster_node::{Cluster, ClusterDeps, DataFolder, Identity, ServiceConfig};
 use madsim::runtime::{Handle, NodeHandle};
@@ -24,7 +26,12 @@ pub struct SimMemberConfig {
     pub identity_seed: [u8; 32],
     /// The member's data folder (real disk; survives kill/restart).
     pub data_dir: PathBuf,
+    /// The other members of the initial cluster: (identity seed, ip). Empty for a cluster of one.
+    pub peers: Vec<([u8; 32], IpAddr)>,
 }
+
+/// The port members listen on in the simulated network.
+pub const MEMBER_PORT: u16 = 9096;
 
 /// A running simulated member.
 pub struct SimMember {
@@ -42,27 +49,17 @@ impl SimMember {
         let identity = Identity::from_seed(config.identity_seed);
         let ipfs = Arc::new(FakeIpfs::new(format!("ipfs-{}", config.name)));
         let slot: Arc<Mutex<Weak<Cluster>>> = Arc::new(Mutex::new(Weak::new()));
-        let (init_identity, init_ipfs, init_slot, data_dir, name) = (
-            identity.clone(),
-            ipfs.clone(),
-            slot.clone(),
-            config.data_dir.clone(),
-            config.name.clone(),
-        );
+        let (init_identity, init_ipfs, init_slot) = (identity.clone(), ipfs.clone(), slot.clone());
+        let init_config = config.clone();
         let node = handle
             .create_node()
             .name(config.name.clone())
             .ip(config.ip)
             .init(move || {
-                let (identity, ipfs, slot, data_dir, name) = (
-                    init_identity.clone(),
-                    init_ipfs.clone(),
-                    init_slot.clone(),
-                    data_dir.clone(),
-                    name.clone(),
-                );
+                let (identity, ipfs, slot, config) =
+                    (init_identity.clone(), init_ipfs.clone(), init_slot.clone(), init_config.clone());
                 async move {
-                    let cluster = start_cluster(&name, identity, ipfs, &data_dir).await;
+                    let cluster = start_cluster(&config, identity, ipfs).await;
                     *slot.lock().expect("member slot") = Arc::downgrade(&cluster);
                     // Hold the member until the node is killed.
                     std::future::pending::<()>().await;
@@ -116,28 +113,32 @@ impl SimMember {
     }
 }
 
-async fn start_cluster(
-    name: &str,
-    identity: Identity,
-    ipfs: Arc<FakeIpfs>,
-    data_dir: &std::path::Path,
-) -> Arc<Cluster> {
-    let json = ServiceConfig::default_json(name, &"11".repeat(32));
+async fn start_cluster(member: &SimMemberConfig, identity: Identity, ipfs: Arc<FakeIpfs>) -> Arc<Cluster> {
+    let json = ServiceConfig::default_json(&member.name, &"11".repeat(32));
     let mut config = ServiceConfig::parse(&json.to_string(), "sim service.json")
         .and_then(|c| c.validate())
         .expect("the default configuration is valid");
     config.state_sync_interval = Duration::from_secs(30);
     config.pin_recover_interval = Duration::from_secs(60);
-    // The previous incarnation's lock dies with it; retry briefly in case the kill is still settling.
-    let data = DataFolder::lock(data_dir).expect("data folder of a killed member is unlocked");
-    Cluster::start(ClusterDeps {
-        config,
-        identity,
-        data,
-        ipfs,
-        transport: Arc::new(NoTransport),
-        state: None,
-    })
-    .await
-    .expect("member starts")
+    config.listen_multiaddress = vec![format!("/ip4/{}/tcp/{MEMBER_PORT}", member.ip)];
+    config.init_peerset = member
+        .peers
+        .iter()
+        .map(|(seed, ip)| format!("/ip4/{ip}/tcp/{MEMBER_PORT}/p2p/{}", Identity::from_seed(*seed).peer_id))
+        .collect();
+    let data = DataFolder::lock(&member.data_dir).expect("data folder of a killed member is unlocked");
+    let sim_transport = if member.peers.is_empty() {
+        None
+    } else {
+        Some(SimTransport::bind(SocketAddr::new(member.ip, MEMBER_PORT)).await.expect("bind member port"))
+    };
+    let rpc = sim_transport.clone().map(|t| t as Arc<dyn cluster_rpc::Transport>);
+    let cluster = Cluster::start(ClusterDeps { config, identity, data, ipfs, rpc, state: None })
+        .await
+        .expect("member starts");
+    if let Some(transport) = sim_transport {
+        // Serve only once the cluster exists; earlier calls from peers fail and are retried.
+        transport.serve(cluster.rpc_handler());
+    }
+    cluster
 }

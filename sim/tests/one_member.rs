@@ -47,6 +47,7 @@ async fn one_member_keeps_its_pins_across_a_crash() {
             ip: "10.0.0.1".parse().unwrap(),
             identity_seed: [1; 32],
             data_dir: dir.path().join("member-0"),
+            peers: Vec::new(),
         },
     );
     let mut trace = TraceHash::default();

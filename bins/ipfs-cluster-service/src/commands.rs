@@ -6,7 +6,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use cluster_api::{RestServer, RestServerConfig};
-use cluster_consensus::NoTransport;
 use cluster_ipfs::{KuboConnector, KuboConnectorConfig};
 use cluster_node::{Cluster, ClusterDeps, DataFolder, Identity, ServiceConfig};
 
@@ -231,7 +230,7 @@ async fn run_daemon(config: cluster_node::NodeConfig, identity: Identity, data: 
         identity,
         data,
         ipfs,
-        transport: Arc::new(NoTransport),
+        rpc: None,
         state: None,
     })
     .await?;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster_state::State;
@@ -13,11 +13,19 @@ use openraft::{Raft, ServerState};
 
 use crate::{
     node_id_of, ApplyObserver, Command, CommandResponse, ConsensusError, MemberNode, NodeId, PinsetStateMachine,
-    RaftConfig, RaftTransport, RedbLogStore, TransportNetworkFactory, TypeConfig,
+    RaftConfig, RaftTransport, RedbLogStore, TransportFailure, TransportNetworkFactory, TypeConfig,
 };
 
 /// How often a write retries while there is no leader.
 const LEADER_POLL: Duration = Duration::from_millis(50);
+
+/// Sends a write to the leader when this member is not it (the RPC layer implements it).
+#[async_trait::async_trait]
+pub trait LeaderForwarder: Send + Sync + 'static {
+    /// Asks `leader` to commit `command`. `Err(TransportFailure::Unreachable)` means it was
+    /// not delivered; any other failure leaves the outcome unknown.
+    async fn forward(&self, leader: &MemberNode, command: Command) -> Result<Result<CommandResponse, ClusterError>, TransportFailure>;
+}
 
 /// The consensus component of one member.
 #[derive(Clone)]
@@ -25,6 +33,7 @@ pub struct Consensus {
     raft: Raft<TypeConfig>,
     node_id: NodeId,
     config: RaftConfig,
+    forwarder: Arc<Mutex<Option<Arc<dyn LeaderForwarder>>>>,
 }
 
 impl Consensus {
@@ -51,7 +60,7 @@ impl Consensus {
         )
         .await
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-        Ok(Consensus { raft, node_id, config })
+        Ok(Consensus { raft, node_id, config, forwarder: Arc::new(Mutex::new(None)) })
     }
 
     /// Starts a new cluster with `members` unless this member already belongs to one (has a
@@ -105,7 +114,22 @@ impl Consensus {
         }
     }
 
+    /// Sets who forwards writes to a remote leader (without one, writes need the local leader).
+    pub fn set_forwarder(&self, forwarder: Arc<dyn LeaderForwarder>) {
+        *self.forwarder.lock().expect("forwarder lock") = Some(forwarder);
+    }
+
+    /// Commits `command` only if this member is the leader (serves forwarded writes: never
+    /// forwards again, so a write cannot loop between members).
+    pub async fn commit_local(&self, command: Command) -> Result<CommandResponse, ClusterError> {
+        self.write_with(command, false).await
+    }
+
     async fn write(&self, command: Command) -> Result<CommandResponse, ClusterError> {
+        self.write_with(command, true).await
+    }
+
+    async fn write_with(&self, command: Command, may_forward: bool) -> Result<CommandResponse, ClusterError> {
         let deadline = cluster_rt::now() + self.config.wait_for_leader_timeout;
         loop {
             let attempt = cluster_rt::timeout(
@@ -121,13 +145,26 @@ impl Consensus {
                 }
                 Ok(Ok(response)) => return Ok(response.data),
                 Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                    if let Some(leader) = forward.leader_id {
-                        if leader != self.node_id {
-                            // Forwarding writes to a remote leader comes with the multi-member RPC layer.
-                            return Err(ClusterError::NoLeader(format!(
-                                "this member is not the raft leader (leader is node {leader}) and cannot forward writes"
-                            )));
+                    let forwarder = self.forwarder.lock().expect("forwarder lock").clone();
+                    match (forward.leader_id, forward.leader_node, forwarder) {
+                        (Some(leader), Some(node), Some(forwarder)) if leader != self.node_id && may_forward => {
+                            match forwarder.forward(&node, command.clone()).await {
+                                Ok(result) => return result,
+                                // Not delivered: the leader may be gone; wait for the next one.
+                                Err(TransportFailure::Unreachable(e)) => {
+                                    tracing::debug!("forwarding to leader {node} failed: {e}")
+                                }
+                                Err(TransportFailure::Network(e)) => {
+                                    return Err(ClusterError::Timeout(format!(
+                                        "forwarded write to leader {node} got no answer ({e}); it may or may not be committed"
+                                    )))
+                                }
+                            }
                         }
+                        (Some(leader), _, _) if leader != self.node_id && !may_forward => {
+                            return Err(ClusterError::NoLeader(format!("this member is not the leader (node {leader} is)")));
+                        }
+                        _ => {}
                     }
                 }
                 Ok(Err(RaftError::APIError(e))) => return Err(ClusterError::Consensus(e.to_string())),

@@ -200,7 +200,12 @@ impl FakeIpfs {
     /// (which can filter by any type, where the trait lists recursive pins only).
     pub(crate) async fn pin_ls_typed(&self) -> Result<Vec<(Cid, IpfsPinType)>, IpfsError> {
         self.enter("pin_ls").await?;
-        Ok(self.lock().pins.iter().map(|(cid, pin_type)| (*cid, *pin_type)).collect())
+        Ok(self
+            .lock()
+            .pins
+            .iter()
+            .map(|(cid, pin_type)| (*cid, *pin_type))
+            .collect())
     }
 
     fn lock(&self) -> MutexGuard<'_, FakeState> {
@@ -281,7 +286,11 @@ impl IpfsConnector for FakeIpfs {
 
     async fn pin(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError> {
         self.enter("pin").await?;
-        let pin_type = if max_depth == 0 { IpfsPinType::Direct } else { IpfsPinType::Recursive };
+        let pin_type = if max_depth == 0 {
+            IpfsPinType::Direct
+        } else {
+            IpfsPinType::Recursive
+        };
         let (knobs, pin_timeout, already, local) = {
             let state = self.lock();
             (
@@ -396,7 +405,13 @@ mod tests {
             ipfs.pin(&cid(i), -1).await.unwrap();
         }
         let stat = ipfs.repo_stat().await.unwrap();
-        assert_eq!(stat, RepoStat { repo_size: 7000, storage_max: 10_000_000_000 });
+        assert_eq!(
+            stat,
+            RepoStat {
+                repo_size: 7000,
+                storage_max: 10_000_000_000
+            }
+        );
         ipfs.update_knobs(|k| k.storage_max = 5000);
         assert_eq!(ipfs.repo_stat().await.unwrap().storage_max, 5000);
     }
@@ -406,7 +421,10 @@ mod tests {
         let ipfs = fake();
         ipfs.update_knobs(|k| k.down = true);
         assert!(matches!(ipfs.id().await, Err(IpfsError::Unreachable { .. })));
-        assert!(matches!(ipfs.pin(&cid(1), -1).await, Err(IpfsError::Unreachable { .. })));
+        assert!(matches!(
+            ipfs.pin(&cid(1), -1).await,
+            Err(IpfsError::Unreachable { .. })
+        ));
         assert!(matches!(ipfs.unpin(&cid(1)).await, Err(IpfsError::Unreachable { .. })));
         assert!(matches!(ipfs.pin_ls().await, Err(IpfsError::Unreachable { .. })));
         assert!(matches!(ipfs.version().await, Err(IpfsError::Unreachable { .. })));
@@ -422,7 +440,10 @@ mod tests {
         let ipfs = fake();
         ipfs.update_knobs(|k| k.error_rate = 1.0);
         let err = ipfs.version().await.unwrap_err();
-        assert!(matches!(&err, IpfsError::Daemon { path, code: 500, .. } if path == "version"), "{err}");
+        assert!(
+            matches!(&err, IpfsError::Daemon { path, code: 500, .. } if path == "version"),
+            "{err}"
+        );
 
         ipfs.update_knobs(|k| k.error_rate = 0.5);
         let mut failures = 0;

@@ -1,260 +1,761 @@
-//! [`FakeKuboServer`]: a Kubo RPC HTTP server over a [`FakeIpfs`] (like Go's
-//! `test/ipfs_mock.go`), so real `ipfs-cluster-service` processes can be tested in
-//! milliseconds. `add` and `block/put` hash the uploaded bytes as one raw block (CIDv1, raw,
-//! sha2-256): not UnixFS, which is fine for a fake.
+//! [`FakeKuboServer`]: a Kubo RPC HTTP server over a [`FakeIpfs`] (like Go's `test/ipfs_mock.go`),
+//! so real `ipfs-cluster-service` processes and the [`KuboConnector`](crate::KuboConnector) can
+//! be tested in milliseconds without a real daemon.
+//!
+//! Owns: the HTTP side (hyper 1, HTTP/1.1, `POST /api/v0/<path>`), Kubo's reply shapes, status
+//! codes and error bodies (`500 {"Message","Code":0,"Type":"error"}`), progress streaming of
+//! `pin/add`, NDJSON streaming of `pin/ls`, and multipart uploads of `add` and `block/put`.
+//! Does not own: the daemon's behaviour; every endpoint calls the `FakeIpfs`, so its knobs act
+//! over HTTP too. `down` closes the connection without an answer (the client sees a transport
+//! error); `hang` stops the progress lines of `pin/add`.
+//!
+//! Differences from Kubo, on purpose: `add` does **not** build UnixFS; it stores each uploaded
+//! file as one raw block and answers its CIDv1 (raw codec, sha2-256) as `Hash`, and `block/put`
+//! does the same whatever `cid-codec`/`mhtype` say. Good enough for a fake: the CIDs are valid
+//! and the same bytes always give the same CID.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use cluster_rt::tokio::net::{TcpListener, TcpStream};
+use cluster_rt::tokio::task::{JoinHandle, JoinSet};
 use cluster_types::Cid;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 
+use crate::fake_ipfs::FAKE_VERSION;
 use crate::{FakeIpfs, IpfsConnector, IpfsError, IpfsPinType};
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-/// A running fake daemon; stops when shut down or dropped.
+/// The largest upload accepted by `add` and `block/put`.
+const UPLOAD_BYTES_MAX: usize = 64 << 20;
+/// How often a running `pin/add?progress=true` reports one more fetched block.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(50);
+/// Lines per body chunk of a streamed `pin/ls`.
+const PIN_LS_LINES_PER_CHUNK: usize = 1000;
+/// The endpoints served; any other path is a 404.
+const ENDPOINTS: [&str; 9] = [
+    "id",
+    "version",
+    "pin/add",
+    "pin/rm",
+    "pin/ls",
+    "repo/stat",
+    "swarm/peers",
+    "add",
+    "block/put",
+];
+
+/// A running fake Kubo daemon; stops on [`FakeKuboServer::shutdown`] or when dropped.
+#[derive(Debug)]
 pub struct FakeKuboServer {
     local_addr: SocketAddr,
-    stop: Option<cluster_rt::tokio::sync::oneshot::Sender<()>>,
+    /// The accept loop; it owns every connection task, so aborting it closes them all.
+    task: JoinHandle<()>,
 }
 
 impl FakeKuboServer {
-    /// Binds `address` (e.g. `127.0.0.1:0`) and serves `fake` until shut down.
-    pub async fn start(fake: Arc<FakeIpfs>, address: SocketAddr) -> std::io::Result<FakeKuboServer> {
-        let listener = cluster_rt::tokio::net::TcpListener::bind(address).await?;
+    /// Binds `addr` (e.g. `127.0.0.1:0`) and serves `fake` until shut down. Must be called
+    /// inside a tokio runtime, which then runs the server.
+    pub async fn start(fake: Arc<FakeIpfs>, addr: SocketAddr) -> io::Result<FakeKuboServer> {
+        let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let (stop_tx, mut stop_rx) = cluster_rt::tokio::sync::oneshot::channel::<()>();
-        cluster_rt::spawn(async move {
-            loop {
-                let accepted = cluster_rt::tokio::select! {
-                    _ = &mut stop_rx => return,
-                    accepted = listener.accept() => accepted,
-                };
-                let Ok((stream, _)) = accepted else { continue };
-                let fake = fake.clone();
-                cluster_rt::spawn(async move {
-                    let service = service_fn(move |request| handle(fake.clone(), request));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Ok(FakeKuboServer { local_addr, stop: Some(stop_tx) })
+        let task = cluster_rt::spawn(accept_loop(listener, fake));
+        Ok(FakeKuboServer { local_addr, task })
     }
 
-    /// The bound address.
+    /// The bound address (with the real port when started on port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// Stops accepting connections.
-    pub fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+    /// The bound address as a multiaddress, e.g. `/ip4/127.0.0.1/tcp/40123`.
+    pub fn multiaddr(&self) -> String {
+        match self.local_addr {
+            SocketAddr::V4(a) => format!("/ip4/{}/tcp/{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("/ip6/{}/tcp/{}", a.ip(), a.port()),
         }
+    }
+
+    /// Stops accepting and closes every open connection (idempotent; needs no runtime context).
+    pub fn shutdown(&self) {
+        self.task.abort();
     }
 }
 
 impl Drop for FakeKuboServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        self.shutdown();
+    }
+}
+
+/// Accepts connections until aborted (the server's lifetime is its owner's, hence no bound).
+async fn accept_loop(listener: TcpListener, fake: Arc<FakeIpfs>) {
+    let mut connections = JoinSet::new();
+    loop {
+        cluster_rt::tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, fake.clone()));
+                }
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!("fake kubo server: accept failed: {e}");
+                    cluster_rt::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            // Reap finished connections so the set does not grow without bound.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
 }
 
-fn full(status: StatusCode, value: Value) -> Response<Body> {
+async fn serve_connection(stream: TcpStream, fake: Arc<FakeIpfs>) {
+    let service = service_fn(move |request| handle(fake.clone(), request));
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = result {
+        // Expected when the fake is `down` (the service refuses) or a client hangs up.
+        tracing::debug!("fake kubo server: connection ended: {e}");
+    }
+}
+
+/// The service's error: the daemon is "down", so hyper closes the connection unanswered.
+#[derive(Debug)]
+struct DaemonDown(String);
+
+impl std::fmt::Display for DaemonDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fake daemon down: {}", self.0)
+    }
+}
+
+impl std::error::Error for DaemonDown {}
+
+type Reply = Result<Response<Body>, DaemonDown>;
+
+async fn handle(fake: Arc<FakeIpfs>, request: Request<Incoming>) -> Reply {
+    let endpoint = request
+        .uri()
+        .path()
+        .strip_prefix("/api/v0/")
+        .unwrap_or("")
+        .trim_end_matches('/');
+    let Some(endpoint) = ENDPOINTS.iter().copied().find(|e| *e == endpoint) else {
+        return Ok(error_reply(StatusCode::NOT_FOUND, 3, "Not Found"));
+    };
+    if request.method() != Method::POST {
+        return Ok(error_reply(StatusCode::METHOD_NOT_ALLOWED, 1, "Method Not Allowed"));
+    }
+    let query = Query::parse(request.uri().query().unwrap_or(""));
+    match endpoint {
+        "id" => id(&fake).await,
+        "version" => version(&fake).await,
+        "pin/add" => pin_add(fake, &query).await,
+        "pin/rm" => pin_rm(&fake, &query).await,
+        "pin/ls" => pin_ls(&fake, &query).await,
+        "repo/stat" => repo_stat(&fake, &query).await,
+        "swarm/peers" => swarm_peers(&fake).await,
+        "add" | "block/put" => upload(&fake, endpoint, &query, request).await,
+        _ => Ok(error_reply(StatusCode::NOT_FOUND, 3, "Not Found")),
+    }
+}
+
+/// A request refused before reaching the fake (bad option, missing or invalid argument); boxed
+/// because a response is large and this is the error side of a `Result`.
+struct Refusal(Box<Response<Body>>);
+
+impl Refusal {
+    fn new(response: Response<Body>) -> Refusal {
+        Refusal(Box::new(response))
+    }
+}
+
+/// The query string, decoded; `arg` may repeat.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(text: &str) -> Query {
+        Query(url::form_urlencoded::parse(text.as_bytes()).into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// A boolean option as Go's `strconv.ParseBool` reads it; a bare `?flag` means true.
+    fn flag(&self, name: &str, default: bool) -> Result<bool, Refusal> {
+        match self.get(name) {
+            None => Ok(default),
+            Some("" | "1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+            Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+            Some(other) => Err(Refusal::new(error_reply(
+                StatusCode::BAD_REQUEST,
+                1,
+                &format!("invalid value {other:?} for option {name:?}: not a bool"),
+            ))),
+        }
+    }
+
+    /// The `arg` values, at least one, each a CID.
+    fn cids(&self) -> Result<Vec<(String, Cid)>, Refusal> {
+        let args = self.all("arg");
+        if args.is_empty() {
+            return Err(Refusal::new(error_reply(
+                StatusCode::BAD_REQUEST,
+                1,
+                "argument \"ipfs-path\" is required",
+            )));
+        }
+        args.into_iter()
+            .map(|arg| {
+                let text = arg.strip_prefix("/ipfs/").unwrap_or(arg);
+                match text.parse::<Cid>() {
+                    Ok(cid) => Ok((arg.to_string(), cid)),
+                    Err(e) => Err(Refusal::new(daemon_error(&format!("invalid path {arg:?}: {e}")))),
+                }
+            })
+            .collect()
+    }
+}
+
+fn json_reply(value: &Value) -> Response<Body> {
     let mut text = value.to_string();
     text.push('\n');
-    Response::builder()
-        .status(status)
-        .header("Content-Type", "application/json")
-        .body(Full::new(Bytes::from(text)).boxed_unsync())
-        .expect("valid response")
+    let mut response = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
+    set_common_headers(response.headers_mut());
+    response
 }
 
-fn error(status: StatusCode, message: &str, code: u32) -> Response<Body> {
-    full(status, json!({"Message": message, "Code": code, "Type": "error"}))
+fn set_common_headers(headers: &mut HeaderMap) {
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("server", HeaderValue::from_static("fake-kubo"));
 }
 
-fn ipfs_error(e: IpfsError) -> Response<Body> {
-    match e {
-        IpfsError::Daemon { message, .. } => error(StatusCode::INTERNAL_SERVER_ERROR, &message, 0),
-        other => error(StatusCode::INTERNAL_SERVER_ERROR, &other.to_string(), 0),
-    }
+/// Kubo's error body: `{"Message","Code","Type":"error"}` (Code 0 = normal, 1 = client, 3 = not found).
+fn error_reply(status: StatusCode, code: u32, message: &str) -> Response<Body> {
+    let mut response = json_reply(&json!({"Message": message, "Code": code, "Type": "error"}));
+    *response.status_mut() = status;
+    response
 }
 
-fn args(request: &Request<Incoming>) -> Vec<(String, String)> {
-    request
-        .uri()
-        .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
+/// A daemon-side failure as Kubo reports it: HTTP 500, Code 0.
+fn daemon_error(message: &str) -> Response<Body> {
+    error_reply(StatusCode::INTERNAL_SERVER_ERROR, 0, message)
 }
 
-fn arg<'a>(args: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    args.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-/// The first part's content of a multipart/form-data body.
-fn first_part(body: &[u8]) -> Option<&[u8]> {
-    let start = body.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let rest = &body[start..];
-    let end = rest.windows(4).rposition(|w| w == b"\r\n--").unwrap_or(rest.len());
-    Some(&rest[..end])
-}
-
-async fn handle(fake: Arc<FakeIpfs>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    if request.method() != Method::POST {
-        return Ok(error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", 1));
-    }
-    let path = request.uri().path().trim_start_matches("/api/v0/").to_string();
-    let args = args(&request);
-    let cid_arg = || -> Result<Cid, Response<Body>> {
-        let text = arg(&args, "arg").unwrap_or_default();
-        text.parse::<Cid>().map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &format!("invalid path {text:?}: {e}"), 0))
-    };
-    let response = match path.as_str() {
-        "id" => match fake.id().await {
-            Ok(id) => full(StatusCode::OK, json!({"ID": id.id, "Addresses": id.addresses, "AgentVersion": "fake-kubo"})),
-            Err(e) => ipfs_error(e),
-        },
-        "version" => match fake.version().await {
-            Ok(v) => full(StatusCode::OK, json!({"Version": v, "Commit": "", "Repo": "15", "System": "fake", "Golang": "none"})),
-            Err(e) => ipfs_error(e),
-        },
-        "pin/add" => match cid_arg() {
-            Err(r) => r,
-            Ok(cid) => {
-                let depth = if arg(&args, "recursive") == Some("false") { 0 } else { -1 };
-                let progress = arg(&args, "progress") == Some("true");
-                let fake = fake.clone();
-                if progress {
-                    // Stream a progress line first, then the result (or an error object), like Kubo.
-                    let lines = futures::stream::once(async { json!({"Progress": 1}) }).chain(futures::stream::once(
-                        async move {
-                            match fake.pin(&cid, depth).await {
-                                Ok(()) => json!({"Pins": [cid.to_string()]}),
-                                Err(IpfsError::Daemon { message, .. }) => json!({"Message": message, "Code": 0, "Type": "error"}),
-                                Err(e) => json!({"Message": e.to_string(), "Code": 0, "Type": "error"}),
-                            }
-                        },
-                    ));
-                    let frames = lines.map(|v| Ok::<_, Infallible>(Frame::data(Bytes::from(format!("{v}\n")))));
-                    Response::builder()
-                        .header("Content-Type", "application/json")
-                        .header("X-Chunked-Output", "1")
-                        .body(BodyExt::boxed_unsync(StreamBody::new(frames)))
-                        .expect("valid response")
-                } else {
-                    match fake.pin(&cid, depth).await {
-                        Ok(()) => full(StatusCode::OK, json!({"Pins": [cid.to_string()]})),
-                        Err(e) => ipfs_error(e),
-                    }
-                }
-            }
-        },
-        "pin/rm" => match cid_arg() {
-            Err(r) => r,
-            Ok(cid) => {
-                if !fake.has_pin(&cid) {
-                    error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{cid} is not pinned or pinned indirectly"), 0)
-                } else {
-                    match fake.unpin(&cid).await {
-                        Ok(()) => full(StatusCode::OK, json!({"Pins": [cid.to_string()]})),
-                        Err(e) => ipfs_error(e),
-                    }
-                }
-            }
-        },
-        "pin/ls" => pin_ls(&fake, &args).await,
-        "repo/stat" => match fake.repo_stat().await {
-            Ok(stat) => full(StatusCode::OK, json!({"RepoSize": stat.repo_size, "StorageMax": stat.storage_max, "NumObjects": 0})),
-            Err(e) => ipfs_error(e),
-        },
-        "swarm/peers" => match fake.swarm_peers().await {
-            Ok(peers) => full(StatusCode::OK, json!({"Peers": peers.iter().map(|p| json!({"Peer": p})).collect::<Vec<_>>()})),
-            Err(e) => ipfs_error(e),
-        },
-        "add" | "block/put" => {
-            let body = match request.into_body().collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(e) => return Ok(error(StatusCode::BAD_REQUEST, &e.to_string(), 0)),
-            };
-            let data = first_part(&body).unwrap_or(&body);
-            let cid = fake.add_block_data(data);
-            if path == "add" {
-                full(StatusCode::OK, json!({"Name": "file", "Hash": cid.to_string(), "Size": data.len().to_string()}))
-            } else {
-                full(StatusCode::OK, json!({"Key": cid.to_string(), "Size": data.len()}))
-            }
+/// Maps a `FakeIpfs` error to the wire: `down` drops the connection, the rest are 500s.
+fn fake_error(error: IpfsError) -> Reply {
+    match error {
+        IpfsError::Unreachable { message, .. } => Err(DaemonDown(message)),
+        IpfsError::Daemon { message, .. } | IpfsError::Timeout { message, .. } | IpfsError::Decode { message, .. } => {
+            Ok(daemon_error(&message))
         }
-        _ => error(StatusCode::NOT_FOUND, "404 page not found", 0),
-    };
-    Ok(response)
+    }
 }
 
-async fn pin_ls(fake: &FakeIpfs, args: &[(String, String)]) -> Response<Body> {
-    let stream = arg(args, "stream") == Some("true");
-    let wanted = arg(args, "type").unwrap_or("all");
-    let matches = |t: IpfsPinType| match wanted {
-        "recursive" => t == IpfsPinType::Recursive,
-        "direct" => t == IpfsPinType::Direct,
-        "indirect" => t == IpfsPinType::Indirect,
-        _ => true,
-    };
-    let name = |t: IpfsPinType| match t {
+/// A streamed reply: Kubo announces chunked output and the error trailer up front.
+fn stream_reply<S>(frames: S) -> Response<Body>
+where
+    S: Stream<Item = Frame<Bytes>> + Send + 'static,
+{
+    let body = StreamBody::new(frames.map(Ok::<_, Infallible>)).boxed_unsync();
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    set_common_headers(headers);
+    headers.insert("x-chunked-output", HeaderValue::from_static("1"));
+    headers.insert("trailer", HeaderValue::from_static("X-Stream-Error"));
+    response
+}
+
+fn line(value: &Value) -> Bytes {
+    let mut text = value.to_string();
+    text.push('\n');
+    Bytes::from(text)
+}
+
+/// The frames that end a stream with an error: Kubo's error object, then the trailer.
+fn stream_error_frames(message: &str) -> Vec<Frame<Bytes>> {
+    let mut trailers = HeaderMap::new();
+    let value = HeaderValue::from_str(message).unwrap_or_else(|_| HeaderValue::from_static("error"));
+    trailers.insert("x-stream-error", value);
+    vec![
+        Frame::data(line(&json!({"Message": message, "Code": 0, "Type": "error"}))),
+        Frame::trailers(trailers),
+    ]
+}
+
+fn pin_type_name(pin_type: IpfsPinType) -> &'static str {
+    match pin_type {
         IpfsPinType::Recursive => "recursive",
         IpfsPinType::Direct => "direct",
         IpfsPinType::Indirect => "indirect",
+    }
+}
+
+async fn id(fake: &FakeIpfs) -> Reply {
+    match fake.id().await {
+        Ok(id) => Ok(json_reply(&json!({
+            "ID": id.id,
+            "PublicKey": "",
+            "Addresses": id.addresses,
+            "AgentVersion": format!("kubo/{FAKE_VERSION}/"),
+            "ProtocolVersion": "ipfs/0.1.0",
+            "Protocols": [],
+        }))),
+        Err(e) => fake_error(e),
+    }
+}
+
+async fn version(fake: &FakeIpfs) -> Reply {
+    match fake.version().await {
+        Ok(version) => Ok(json_reply(&json!({
+            "Version": version, "Commit": "", "Repo": "16", "System": "amd64/linux", "Golang": "go1.22.0",
+        }))),
+        Err(e) => fake_error(e),
+    }
+}
+
+async fn repo_stat(fake: &FakeIpfs, query: &Query) -> Reply {
+    let size_only = match query.flag("size-only", false) {
+        Ok(flag) => flag,
+        Err(refusal) => return Ok(*refusal.0),
     };
-    let mut found: Vec<(Cid, IpfsPinType)> = Vec::new();
-    if let Some(text) = arg(args, "arg") {
-        let Ok(cid) = text.parse::<Cid>() else {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("invalid path {text:?}"), 0);
-        };
-        match fake.pin_ls_cid(&cid).await {
-            Err(e) => return ipfs_error(e),
-            Ok(Some(t)) if matches(t) => found.push((cid, t)),
-            Ok(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("path '{text}' is not pinned"), 0),
+    match fake.repo_stat().await {
+        Ok(stat) => {
+            let objects = if size_only { 0 } else { fake.pins().len() };
+            Ok(json_reply(&json!({
+                "RepoSize": stat.repo_size,
+                "StorageMax": stat.storage_max,
+                "NumObjects": objects,
+                "RepoPath": "/fake-kubo",
+                "Version": "fs-repo@16",
+            })))
+        }
+        Err(e) => fake_error(e),
+    }
+}
+
+async fn swarm_peers(fake: &FakeIpfs) -> Reply {
+    match fake.swarm_peers().await {
+        // Kubo writes `null` for no peers (js-ipfs writes `[]`).
+        Ok(peers) if peers.is_empty() => Ok(json_reply(&json!({"Peers": null}))),
+        Ok(peers) => {
+            let peers: Vec<Value> = peers
+                .iter()
+                .map(|peer| json!({"Addr": "/ip4/127.0.0.1/tcp/4001", "Peer": peer, "Latency": "", "Muxer": "", "Direction": 0, "Streams": null}))
+                .collect();
+            Ok(json_reply(&json!({"Peers": peers})))
+        }
+        Err(e) => fake_error(e),
+    }
+}
+
+async fn pin_rm(fake: &FakeIpfs, query: &Query) -> Reply {
+    let cids = match query.cids() {
+        Ok(cids) => cids,
+        Err(refusal) => return Ok(*refusal.0),
+    };
+    let mut removed = Vec::new();
+    for (arg, cid) in cids {
+        match fake.unpin_reporting(&cid).await {
+            Ok(true) => removed.push(arg),
+            Ok(false) => return Ok(daemon_error(&format!("{arg} is not pinned or pinned indirectly"))),
+            Err(e) => return fake_error(e),
+        }
+    }
+    Ok(json_reply(&json!({"Pins": removed})))
+}
+
+async fn pin_ls(fake: &FakeIpfs, query: &Query) -> Reply {
+    let stream = match query.flag("stream", false) {
+        Ok(flag) => flag,
+        Err(refusal) => return Ok(*refusal.0),
+    };
+    let wanted = query.get("type").unwrap_or("all");
+    let matches: fn(IpfsPinType) -> bool = match wanted {
+        "all" => |_| true,
+        "recursive" => |t| t == IpfsPinType::Recursive,
+        "direct" => |t| t == IpfsPinType::Direct,
+        // The fake models no DAGs, so nothing is pinned indirectly.
+        "indirect" => |t| t == IpfsPinType::Indirect,
+        other => {
+            return Ok(daemon_error(&format!(
+                "invalid type '{other}', must be one of {{direct, indirect, recursive, all}}"
+            )))
+        }
+    };
+    let entries: Vec<(String, IpfsPinType)> = if query.all("arg").is_empty() {
+        match fake.pin_ls_typed().await {
+            Ok(pins) => pins
+                .into_iter()
+                .filter(|(_, t)| matches(*t))
+                .map(|(cid, t)| (cid.to_string(), t))
+                .collect(),
+            Err(e) => return fake_error(e),
         }
     } else {
-        if let Err(e) = fake.pin_ls_cid(&Cid::raw_sha256(b"")).await {
-            return ipfs_error(e);
+        let cids = match query.cids() {
+            Ok(cids) => cids,
+            Err(refusal) => return Ok(*refusal.0),
+        };
+        let mut found = Vec::new();
+        for (arg, cid) in cids {
+            match fake.pin_ls_cid(&cid).await {
+                Ok(Some(t)) if matches(t) => found.push((arg, t)),
+                Ok(_) => return Ok(daemon_error(&format!("path '{arg}' is not pinned"))),
+                Err(e) => return fake_error(e),
+            }
         }
-        for cid in fake.pins() {
-            if let Ok(Some(t)) = fake.pin_ls_cid(&cid).await {
-                if matches(t) {
-                    found.push((cid, t));
+        found
+    };
+    if !stream {
+        let keys: serde_json::Map<String, Value> = entries
+            .into_iter()
+            .map(|(cid, t)| (cid, json!({"Type": pin_type_name(t)})))
+            .collect();
+        return Ok(json_reply(&json!({"Keys": keys})));
+    }
+    // Streamed in chunks of lines, built lazily as the client reads.
+    let frames = futures::stream::iter(entries)
+        .chunks(PIN_LS_LINES_PER_CHUNK)
+        .map(|chunk| {
+            let mut text = String::new();
+            for (cid, t) in chunk {
+                text.push_str(&json!({"Cid": cid, "Type": pin_type_name(t)}).to_string());
+                text.push('\n');
+            }
+            Frame::data(Bytes::from(text))
+        });
+    Ok(stream_reply(frames))
+}
+
+/// What a running fake pin reports: one more block fetched, or the end.
+enum PinEvent {
+    Progress(u64),
+    Done(Result<(), IpfsError>),
+}
+
+/// Drives a `FakeIpfs::pin` and reports a progress step every [`PROGRESS_INTERVAL`] while it
+/// runs, except while the `hang` knob is on (a hung pin fetches nothing).
+struct PinProgress {
+    fake: Arc<FakeIpfs>,
+    pin: Pin<Box<dyn Future<Output = Result<(), IpfsError>> + Send>>,
+    blocks: u64,
+    done: bool,
+}
+
+impl PinProgress {
+    fn start(fake: Arc<FakeIpfs>, cid: Cid, max_depth: i32) -> PinProgress {
+        let pinning = fake.clone();
+        let pin = Box::pin(async move { pinning.pin(&cid, max_depth).await });
+        PinProgress {
+            fake,
+            pin,
+            blocks: 0,
+            done: false,
+        }
+    }
+
+    async fn next(&mut self) -> Option<PinEvent> {
+        if self.done {
+            return None;
+        }
+        // Bounded by the pin future itself: every fake pin ends (a hung one after its pin timeout).
+        loop {
+            cluster_rt::tokio::select! {
+                biased;
+                result = &mut self.pin => {
+                    self.done = true;
+                    return Some(PinEvent::Done(result));
+                }
+                () = cluster_rt::sleep(PROGRESS_INTERVAL) => {
+                    if self.fake.knobs().hang {
+                        continue;
+                    }
+                    self.blocks += 1;
+                    return Some(PinEvent::Progress(self.blocks));
                 }
             }
         }
     }
-    if stream {
-        let mut text = String::new();
-        for (cid, t) in found {
-            text.push_str(&json!({"Cid": cid.to_string(), "Type": name(t)}).to_string());
-            text.push('\n');
+}
+
+async fn pin_add(fake: Arc<FakeIpfs>, query: &Query) -> Reply {
+    let cids = match query.cids() {
+        Ok(cids) => cids,
+        Err(refusal) => return Ok(*refusal.0),
+    };
+    let (recursive, progress) = match (query.flag("recursive", true), query.flag("progress", false)) {
+        (Ok(r), Ok(p)) => (r, p),
+        (Err(refusal), _) | (_, Err(refusal)) => return Ok(*refusal.0),
+    };
+    let max_depth = match (recursive, query.get("max-depth")) {
+        (false, _) => 0,
+        (true, None) => -1,
+        (true, Some(text)) => match text.parse::<i32>() {
+            Ok(depth) => depth,
+            Err(_) => {
+                return Ok(error_reply(
+                    StatusCode::BAD_REQUEST,
+                    1,
+                    &format!("invalid max-depth {text:?}"),
+                ))
+            }
+        },
+    };
+    let args: Vec<String> = cids.iter().map(|(arg, _)| arg.clone()).collect();
+    if !progress || cids.len() != 1 {
+        for (_, cid) in &cids {
+            if let Err(e) = fake.pin(cid, max_depth).await {
+                return fake_error(e);
+            }
         }
-        Response::builder()
-            .header("Content-Type", "application/json")
-            .header("X-Chunked-Output", "1")
-            .body(Full::new(Bytes::from(text)).boxed_unsync())
-            .expect("valid response")
-    } else {
-        let keys: serde_json::Map<String, Value> =
-            found.into_iter().map(|(cid, t)| (cid.to_string(), json!({"Type": name(t)}))).collect();
-        full(StatusCode::OK, json!({"Keys": keys}))
+        return Ok(json_reply(&json!({"Pins": args})));
+    }
+    let cid = cids[0].1;
+    let mut events = PinProgress::start(fake, cid, max_depth);
+    // Like Kubo, answer the status only with the first output: a pin that fails before any
+    // progress is a plain 500, one that fails later ends the 200 stream with an error.
+    let first = match events.next().await {
+        Some(PinEvent::Progress(blocks)) => blocks,
+        Some(PinEvent::Done(Ok(()))) | None => return Ok(json_reply(&json!({"Pins": args}))),
+        Some(PinEvent::Done(Err(e))) => return fake_error(e),
+    };
+    let rest = futures::stream::unfold(events, |mut events| async move {
+        let event = events.next().await?;
+        Some((event, events))
+    });
+    let frames = futures::stream::once(async move { PinEvent::Progress(first) })
+        .chain(rest)
+        .flat_map(move |event| {
+            let frames: VecDeque<Frame<Bytes>> = match event {
+                PinEvent::Progress(blocks) => [Frame::data(line(&json!({"Progress": blocks})))].into(),
+                PinEvent::Done(Ok(())) => [Frame::data(line(&json!({"Pins": args})))].into(),
+                PinEvent::Done(Err(e)) => stream_error_frames(&e.to_string()).into(),
+            };
+            futures::stream::iter(frames)
+        });
+    Ok(stream_reply(frames))
+}
+
+/// `add` and `block/put`: every file part of the multipart body becomes one raw block.
+async fn upload(fake: &FakeIpfs, endpoint: &'static str, query: &Query, request: Request<Incoming>) -> Reply {
+    let is_add = endpoint == "add";
+    // Kubo pins what `add` adds unless told not to; `block/put` pins only when asked.
+    let pin = match query.flag("pin", is_add) {
+        Ok(pin) => pin,
+        Err(refusal) => return Ok(*refusal.0),
+    };
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = match Limited::new(request.into_body(), UPLOAD_BYTES_MAX).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => return Ok(daemon_error(&format!("reading the upload: {e}"))),
+    };
+    let parts = match multipart_files(&content_type, &body) {
+        Ok(parts) if !parts.is_empty() => parts,
+        Ok(_) => {
+            return Ok(error_reply(
+                StatusCode::BAD_REQUEST,
+                1,
+                "file argument 'data' is required",
+            ))
+        }
+        Err(message) => return Ok(error_reply(StatusCode::BAD_REQUEST, 1, &message)),
+    };
+    let method = if is_add { "add" } else { "block_put" };
+    let mut text = String::new();
+    for part in parts {
+        let cid = match fake.put_block(method, &part.data, pin).await {
+            Ok(cid) => cid,
+            Err(e) => return fake_error(e),
+        };
+        let value = if is_add {
+            let name = part
+                .filename
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| cid.to_string());
+            // Kubo writes the add Size as a string.
+            json!({"Name": name, "Hash": cid.to_string(), "Size": part.data.len().to_string()})
+        } else {
+            json!({"Key": cid.to_string(), "Size": part.data.len()})
+        };
+        text.push_str(&value.to_string());
+        text.push('\n');
+    }
+    let mut response = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
+    set_common_headers(response.headers_mut());
+    Ok(response)
+}
+
+/// One uploaded file of a multipart/form-data body.
+#[derive(Debug, PartialEq)]
+struct FilePart {
+    filename: Option<String>,
+    data: Vec<u8>,
+}
+
+/// The file parts of a `multipart/form-data` body; directory parts
+/// (`Content-Type: application/x-directory`) are skipped.
+fn multipart_files(content_type: &str, body: &[u8]) -> Result<Vec<FilePart>, String> {
+    let boundary = content_type
+        .split(';')
+        .map(str::trim)
+        .find_map(|param| param.strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"'))
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| format!("not a multipart body (Content-Type {content_type:?})"))?;
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut position = find(body, &delimiter, 0).ok_or("multipart body without its boundary")?;
+    let mut parts = Vec::new();
+    // Bounded: every pass moves `position` forward past a delimiter.
+    loop {
+        position += delimiter.len();
+        if body[position..].starts_with(b"--") {
+            return Ok(parts);
+        }
+        let headers_start = position + if body[position..].starts_with(b"\r\n") { 2 } else { 0 };
+        let headers_end = find(body, b"\r\n\r\n", headers_start).ok_or("multipart part without headers end")?;
+        let headers = String::from_utf8_lossy(&body[headers_start..headers_end]);
+        let data_start = headers_end + 4;
+        let mut closing = b"\r\n".to_vec();
+        closing.extend_from_slice(&delimiter);
+        let data_end = find(body, &closing, data_start).ok_or("multipart part without closing boundary")?;
+        let mut filename = None;
+        let mut directory = false;
+        for header in headers.lines() {
+            let Some((name, value)) = header.split_once(':') else {
+                continue;
+            };
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-disposition" => filename = disposition_filename(value),
+                "content-type" => directory = value.trim() == "application/x-directory",
+                _ => {}
+            }
+        }
+        if !directory {
+            parts.push(FilePart {
+                filename,
+                data: body[data_start..data_end].to_vec(),
+            });
+        }
+        position = data_end + 2;
+    }
+}
+
+/// `filename` (else `name`) of a `Content-Disposition: form-data; name="file"; filename="a.txt"`.
+fn disposition_filename(value: &str) -> Option<String> {
+    let mut name = None;
+    for param in value.split(';').map(str::trim) {
+        if let Some(filename) = param.strip_prefix("filename=") {
+            return Some(filename.trim_matches('"').to_string());
+        }
+        if let Some(n) = param.strip_prefix("name=") {
+            name = Some(n.trim_matches('"').to_string());
+        }
+    }
+    name
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || from > haystack.len() {
+        return None;
+    }
+    haystack[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_parses_files_and_skips_directories() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"dir\"\r\n\
+Content-Type: application/x-directory\r\n\r\n\r\n--XyZ\r\n\
+Content-Disposition: form-data; name=\"file\"; filename=\"dir/a.txt\"\r\n\r\nhello\r\n--XyZ--\r\n";
+        let parts = multipart_files("multipart/form-data; boundary=\"XyZ\"", body).unwrap();
+        assert_eq!(
+            parts,
+            vec![FilePart {
+                filename: Some("dir/a.txt".into()),
+                data: b"hello".to_vec()
+            }]
+        );
+
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhel\r\nlo\r\n\
+--XyZ\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\nbin\r\n--XyZ--\r\n";
+        let parts = multipart_files("multipart/form-data; boundary=XyZ", body).unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                FilePart {
+                    filename: Some("a.txt".into()),
+                    data: b"hel\r\nlo".to_vec()
+                },
+                FilePart {
+                    filename: Some("data".into()),
+                    data: b"bin".to_vec()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn multipart_refuses_bad_bodies() {
+        assert!(multipart_files("application/json", b"{}").is_err());
+        assert!(multipart_files("multipart/form-data; boundary=B", b"no boundary here").is_err());
+        assert!(multipart_files(
+            "multipart/form-data; boundary=B",
+            b"--B\r\nContent-Disposition: x\r\n\r\nunterminated"
+        )
+        .is_err());
+        assert_eq!(
+            multipart_files("multipart/form-data; boundary=B", b"--B--\r\n").unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn query_flags_read_like_go() {
+        let query = Query::parse("a=true&b=0&c&d=maybe&arg=x&arg=y");
+        assert!(query.flag("a", false).unwrap());
+        assert!(!query.flag("b", true).unwrap());
+        assert!(query.flag("c", false).unwrap());
+        assert!(query.flag("missing", true).unwrap());
+        assert!(query.flag("d", true).is_err());
+        assert_eq!(query.all("arg"), vec!["x", "y"]);
     }
 }

@@ -1,425 +1,946 @@
-//! [`KuboConnector`]: the Kubo RPC HTTP client (reference §8). Every call is
-//! `POST http://<node>/api/v0/<path>?<args>`; error replies `{"Message",...}` become
-//! [`IpfsError::Daemon`]. Copes with js-ipfs: numbers as strings, base58 CIDv1, `{"Peers":[]}`,
-//! and a `pin/add` that answers once instead of streaming progress.
+//! [`KuboConnector`]: the Kubo RPC HTTP client of the IPFS daemon beside a member (reference §8).
+//!
+//! Owns: the requests (`POST http://<node>/api/v0/<path>?<args>`, hyper 1 over plain HTTP/1.1),
+//! their deadlines, retries of idempotent reads, the rate limit after repeated transport
+//! failures, and decoding of Kubo's and js-ipfs's reply shapes into typed values and
+//! [`IpfsError`]s. Does not own: deciding what to pin or when to retry a failed pin (the tracker).
+//!
+//! ```text
+//! call ──rate limit (after >10 transport failures: 1/s)──> POST ──> status 200? ──> JSON values
+//!                                                             │            └─ no: {"Message"} -> Daemon
+//!                                                             └─ refused/reset -> Unreachable
+//! ```
+//! Deadlines: ordinary calls must finish within `request_timeout`; `unpin` within
+//! `unpin_timeout`; `pin` only needs to show new progress every `pin_timeout`; a `pin_ls`
+//! stream must deliver a chunk every `request_timeout` (its total time follows the consumer).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use cluster_rt::tokio::time::Instant;
 use cluster_types::{Cid, IpfsId};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
-use serde_json::Value;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Deserializer};
 
+use crate::json_stream::JsonStreamDecoder;
 use crate::{IpfsConnector, IpfsError, IpfsPinType, RepoStat};
 
-/// Retries of idempotent reads that could not reach the daemon.
+/// Retries of an idempotent read that could not reach the daemon (so at most 4 attempts).
 const READ_RETRIES: u32 = 3;
-/// First backoff between those retries (doubles).
-const RETRY_BACKOFF: Duration = Duration::from_millis(100);
-/// After this many consecutive transport failures, calls are spaced one second apart (as Go).
-const FAILURES_BEFORE_RATE_LIMIT: u32 = 10;
-/// Largest non-streamed reply we read (a pin/ls of one CID, an id, a repo/stat).
-const SMALL_REPLY_MAX: usize = 16 * 1024 * 1024;
+/// The first pause between those retries; it doubles each time.
+const READ_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// More consecutive transport failures than this rate-limit requests to one per second (Go).
+const FAILURES_BEFORE_RATE_LIMIT: u64 = 10;
+/// The spacing of requests while rate-limited.
+const RATE_LIMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// The largest reply read whole (id, version, repo/stat, swarm/peers, pin/ls of one CID).
+const REPLY_BYTES_MAX: usize = 16 << 20;
+/// The largest error reply read: only its `Message` is needed.
+const ERROR_REPLY_BYTES_MAX: usize = 1 << 20;
+/// The largest single JSON value of a streamed reply. A streamed `pin/ls` line is ~100 bytes;
+/// the cap is this large for daemons that ignore `stream=true` and answer one
+/// `{"Keys":{..}}` object for the whole pinset (~80 bytes per pin).
+const STREAM_VALUE_BYTES_MAX: usize = 256 << 20;
+/// The longest daemon error message kept (bodies that are not Kubo JSON are quoted verbatim).
+const ERROR_MESSAGE_CHARS_MAX: usize = 1000;
+/// TCP connect deadline: a daemon that does not accept within this is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the daemon is and how long calls may take.
+/// Where the daemon's RPC API is and how long calls may take (Go's `ipfs_connector.ipfshttp`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KuboConnectorConfig {
-    /// `host:port` of the RPC API.
+    /// `host:port` of the RPC API, e.g. `127.0.0.1:5001` (see [`Self::address_from_multiaddr`]).
     pub node_address: String,
-    /// Deadline of ordinary calls (`ipfs_request_timeout`).
+    /// Deadline of every call but `pin` and `unpin` (`ipfs_request_timeout`, default 5 min).
     pub request_timeout: Duration,
-    /// A pin fails when no progress arrives for this long (`pin_timeout`).
+    /// A pin fails when the daemon reports no new progress for this long (`pin_timeout`,
+    /// default 2 min). A slow pin that keeps progressing never times out.
     pub pin_timeout: Duration,
-    /// Deadline of an unpin (`unpin_timeout`).
+    /// Deadline of an unpin (`unpin_timeout`, default 3 h: unpinning a huge DAG is slow).
     pub unpin_timeout: Duration,
 }
 
 impl Default for KuboConnectorConfig {
-    fn default() -> Self {
+    fn default() -> KuboConnectorConfig {
         KuboConnectorConfig {
             node_address: "127.0.0.1:5001".into(),
-            request_timeout: Duration::from_secs(300),
-            pin_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(5 * 60),
+            pin_timeout: Duration::from_secs(2 * 60),
             unpin_timeout: Duration::from_secs(3 * 3600),
         }
     }
 }
 
 impl KuboConnectorConfig {
-    /// `host:port` of `/ip4/H/tcp/P`, `/ip6/H/tcp/P` or `/dns*/H/tcp/P`.
+    /// The `host:port` of a TCP multiaddress: `/ip4/H/tcp/P`, `/ip6/H/tcp/P` (bracketed) or
+    /// `/dns4|dns6|dns/H/tcp/P`. Unix sockets and other transports are refused.
     pub fn address_from_multiaddr(text: &str) -> Result<String, String> {
-        let address: multiaddr::Multiaddr = text.parse().map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
-        let mut host = None;
-        let mut port = None;
-        for protocol in address.iter() {
-            match protocol {
-                multiaddr::Protocol::Ip4(ip) => host = Some(ip.to_string()),
-                multiaddr::Protocol::Ip6(ip) => host = Some(format!("[{ip}]")),
-                multiaddr::Protocol::Dns(n) | multiaddr::Protocol::Dns4(n) | multiaddr::Protocol::Dns6(n) => {
-                    host = Some(n.to_string())
-                }
-                multiaddr::Protocol::Tcp(p) => port = Some(p),
-                _ => {}
+        use multiaddr::Protocol;
+        let address: multiaddr::Multiaddr = text
+            .parse()
+            .map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
+        let mut protocols = address.iter();
+        let host = match protocols.next() {
+            Some(Protocol::Ip4(ip)) => ip.to_string(),
+            Some(Protocol::Ip6(ip)) => format!("[{ip}]"),
+            Some(Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name)) => name.to_string(),
+            _ => {
+                return Err(format!(
+                    "{text:?}: the IPFS node address must start with /ip4, /ip6 or /dns"
+                ))
             }
-        }
-        match (host, port) {
-            (Some(h), Some(p)) => Ok(format!("{h}:{p}")),
-            _ => Err(format!("{text:?} is not a TCP address")),
+        };
+        match protocols.next() {
+            Some(Protocol::Tcp(port)) => Ok(format!("{host}:{port}")),
+            _ => Err(format!(
+                "{text:?}: the IPFS node address must be a TCP address (…/tcp/PORT)"
+            )),
         }
     }
 }
 
-/// The Kubo RPC client.
+/// The Kubo RPC client; cheap to share behind an `Arc` (calls take `&self`).
 pub struct KuboConnector {
     config: KuboConnectorConfig,
     client: Client<HttpConnector, Empty<Bytes>>,
-    consecutive_failures: AtomicU32,
+    /// Transport failures since the last request that got an answer.
+    consecutive_failures: AtomicU64,
+    /// While rate-limited: the earliest time the next request may go out. Each request
+    /// reserves its slot under the lock and sleeps outside it.
+    next_request_at: Mutex<Option<Instant>>,
 }
 
-fn number(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f as u64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+impl std::fmt::Debug for KuboConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KuboConnector")
+            .field("config", &self.config)
+            .field("consecutive_failures", &self.consecutive_failures())
+            .finish_non_exhaustive()
     }
-}
-
-fn pin_type_of(text: &str) -> Option<IpfsPinType> {
-    match text {
-        "recursive" => Some(IpfsPinType::Recursive),
-        "direct" => Some(IpfsPinType::Direct),
-        "indirect" => Some(IpfsPinType::Indirect),
-        _ => None,
-    }
-}
-
-fn is_not_pinned(message: &str) -> bool {
-    message.to_lowercase().contains("not pinned")
-}
-
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 impl KuboConnector {
     /// A client for the daemon at `config.node_address`. Does not contact it.
     pub fn new(config: KuboConnectorConfig) -> KuboConnector {
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http();
-        KuboConnector { config, client, consecutive_failures: AtomicU32::new(0) }
-    }
-
-    fn url(&self, path: &str, args: &[(&str, &str)]) -> String {
-        let query: Vec<String> = args.iter().map(|(k, v)| format!("{}={}", k, encode(v))).collect();
-        format!("http://{}/api/v0/{path}?{}", self.config.node_address, query.join("&"))
-    }
-
-    fn unreachable(&self, message: impl std::fmt::Display) -> IpfsError {
-        IpfsError::Unreachable { address: self.config.node_address.clone(), message: message.to_string() }
-    }
-
-    /// Sends the request and returns the response once its head arrived; error statuses are
-    /// turned into `Daemon` errors here.
-    async fn send(&self, path: &str, args: &[(&str, &str)], deadline: Duration) -> Result<hyper::Response<Incoming>, IpfsError> {
-        if self.consecutive_failures.load(Ordering::Relaxed) > FAILURES_BEFORE_RATE_LIMIT {
-            cluster_rt::sleep(Duration::from_secs(1)).await;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT.min(config.request_timeout)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            // Without a timer idle pooled connections are never reaped.
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        KuboConnector {
+            config,
+            client,
+            consecutive_failures: AtomicU64::new(0),
+            next_request_at: Mutex::new(None),
         }
-        let request = hyper::Request::post(self.url(path, args))
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| IpfsError::Decode { path: path.into(), message: e.to_string() })?;
-        let response = match cluster_rt::timeout(deadline, self.client.request(request)).await {
-            Err(_) => return Err(IpfsError::Timeout { path: path.into(), message: format!("no answer within {deadline:?}") }),
-            Ok(Err(e)) => {
-                self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
-                let mut message = e.to_string();
-                if let Some(source) = std::error::Error::source(&e) {
-                    message = format!("{message}: {source}");
-                }
-                return Err(self.unreachable(message));
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KuboConnectorConfig {
+        &self.config
+    }
+
+    /// Transport failures since the daemon last answered (above 10, requests are rate-limited).
+    pub fn consecutive_failures(&self) -> u64 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    fn unreachable(&self, message: String) -> IpfsError {
+        IpfsError::Unreachable {
+            address: self.config.node_address.clone(),
+            message,
+        }
+    }
+
+    /// Sends `POST /api/v0/<path>?<query>` and returns the reply head, whatever its status.
+    /// Transport errors become [`IpfsError::Unreachable`]. No deadline here: callers bound it.
+    async fn send(&self, path: &str, query: &[(&str, &str)]) -> Result<Response<Incoming>, IpfsError> {
+        self.wait_rate_limit().await;
+        // The serializer is not `Send`: finish it before any `.await`.
+        let query_string = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        let uri = format!("http://{}/api/v0/{path}?{query_string}", self.config.node_address);
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(&uri)
+            .body(Empty::new())
+            .map_err(|e| self.unreachable(format!("invalid request URI {uri:?}: {e}")))?;
+        match self.client.request(request).await {
+            Ok(response) => {
+                self.consecutive_failures.store(0, Ordering::Relaxed);
+                Ok(response)
             }
-            Ok(Ok(response)) => response,
+            Err(e) => {
+                let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let message = error_chain(&e);
+                tracing::debug!(path, failures, "IPFS daemon unreachable: {message}");
+                Err(self.unreachable(message))
+            }
+        }
+    }
+
+    /// After more than [`FAILURES_BEFORE_RATE_LIMIT`] consecutive transport failures, spaces
+    /// requests [`RATE_LIMIT_INTERVAL`] apart so a dead daemon is not hammered (Go does this).
+    async fn wait_rate_limit(&self) {
+        let failures = self.consecutive_failures();
+        if failures <= FAILURES_BEFORE_RATE_LIMIT {
+            *self.next_request_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return;
+        }
+        let now = cluster_rt::now();
+        let slot = {
+            let mut next = self.next_request_at.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = next.map_or(now, |at| at.max(now));
+            *next = Some(slot + RATE_LIMIT_INTERVAL);
+            slot
         };
-        self.consecutive_failures.store(0, Ordering::Relaxed);
+        if slot > now {
+            tracing::warn!("rate-limiting IPFS requests to 1/s after {failures} failed requests");
+            cluster_rt::sleep(slot - now).await;
+        }
+    }
+
+    /// Turns a non-2xx reply into [`IpfsError::Daemon`], reading Kubo's `{"Message"}`.
+    async fn check_status(&self, path: &str, response: Response<Incoming>) -> Result<Response<Incoming>, IpfsError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        let body = read_limited(response.into_body(), 64 * 1024).await.unwrap_or_default();
-        let message = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("Message").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-        Err(IpfsError::Daemon { path: path.into(), code: status.as_u16(), message })
+        let body = read_body(
+            &self.config.node_address,
+            path,
+            response.into_body(),
+            ERROR_REPLY_BYTES_MAX,
+        )
+        .await
+        .unwrap_or_default();
+        #[derive(Deserialize)]
+        struct ErrorReply {
+            #[serde(rename = "Message")]
+            message: String,
+        }
+        let message = match serde_json::from_slice::<ErrorReply>(&body) {
+            Ok(reply) => reply.message,
+            Err(_) => {
+                let text = String::from_utf8_lossy(&body);
+                let text = text.trim();
+                if text.is_empty() {
+                    status.canonical_reason().unwrap_or("no message").to_string()
+                } else {
+                    text.chars().take(ERROR_MESSAGE_CHARS_MAX).collect()
+                }
+            }
+        };
+        Err(IpfsError::Daemon {
+            path: path.into(),
+            code: status.as_u16(),
+            message,
+        })
     }
 
-    /// One call with a small JSON reply.
-    async fn call(&self, path: &str, args: &[(&str, &str)], deadline: Duration) -> Result<Bytes, IpfsError> {
-        let start = cluster_rt::now();
-        let response = self.send(path, args, deadline).await?;
-        let remaining = deadline.saturating_sub(cluster_rt::now() - start);
-        match cluster_rt::timeout(remaining, read_limited(response.into_body(), SMALL_REPLY_MAX)).await {
-            Err(_) => Err(IpfsError::Timeout { path: path.into(), message: "reply body too slow".into() }),
-            Ok(Err(message)) => Err(IpfsError::Decode { path: path.into(), message }),
-            Ok(Ok(body)) => Ok(body),
+    /// One call whose whole reply is read and decoded as a sequence of JSON values, within
+    /// `deadline`.
+    async fn call_values<T: DeserializeOwned + StreamLine>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        deadline: Duration,
+    ) -> Result<Vec<T>, IpfsError> {
+        let call = async {
+            let response = self.send(path, query).await?;
+            let response = self.check_status(path, response).await?;
+            let body = read_body(&self.config.node_address, path, response.into_body(), REPLY_BYTES_MAX).await?;
+            let mut decoder = JsonStreamDecoder::new(REPLY_BYTES_MAX);
+            let mut values = decoder.push(&body).map_err(|m| decode_error(path, m))?;
+            values.extend(decoder.finish().map_err(|m| decode_error(path, m))?);
+            for value in &values {
+                daemon_error_in_stream(path, value)?;
+            }
+            Ok(values)
+        };
+        match cluster_rt::timeout(deadline, call).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(IpfsError::Timeout {
+                path: path.into(),
+                message: elapsed.to_string(),
+            }),
         }
     }
 
-    /// An idempotent read: retried when the daemon cannot be reached.
-    async fn read(&self, path: &str, args: &[(&str, &str)]) -> Result<Bytes, IpfsError> {
-        let mut backoff = RETRY_BACKOFF;
-        let mut attempt = 0;
-        loop {
-            match self.call(path, args, self.config.request_timeout).await {
-                Err(IpfsError::Unreachable { .. }) if attempt < READ_RETRIES => {
-                    attempt += 1;
+    /// One call with a single JSON object reply.
+    async fn call_one<T: DeserializeOwned + StreamLine>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        deadline: Duration,
+    ) -> Result<T, IpfsError> {
+        self.call_values::<T>(path, query, deadline)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| decode_error(path, "empty reply".into()))
+    }
+
+    /// An idempotent read: retried with backoff while the daemon cannot be reached.
+    async fn read_one<T: DeserializeOwned + StreamLine>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, IpfsError> {
+        self.retrying(|| self.call_one::<T>(path, query, self.config.request_timeout))
+            .await
+    }
+
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, IpfsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, IpfsError>>,
+    {
+        let mut backoff = READ_RETRY_BACKOFF;
+        for _ in 0..READ_RETRIES {
+            match attempt().await {
+                Err(IpfsError::Unreachable { .. }) => {
                     cluster_rt::sleep(backoff).await;
                     backoff *= 2;
                 }
                 other => return other,
             }
         }
+        attempt().await
     }
 
-    fn json(path: &str, body: &[u8]) -> Result<Value, IpfsError> {
-        serde_json::from_slice(body).map_err(|e| IpfsError::Decode { path: path.into(), message: e.to_string() })
-    }
-}
-
-async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, String> {
-    let mut buffer = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| e.to_string())?;
-        if let Some(data) = frame.data_ref() {
-            if buffer.len() + data.len() > limit {
-                return Err(format!("reply larger than {limit} bytes"));
-            }
-            buffer.extend_from_slice(data);
+    /// `pin/ls?stream=true&arg=<cid>&type=<mode>`: how `cid` is pinned, `None` when the daemon
+    /// says it is not pinned (in `mode`).
+    async fn pin_ls_arg(&self, cid: &Cid, mode: &str) -> Result<Option<IpfsPinType>, IpfsError> {
+        let path = "pin/ls";
+        let arg = cid.to_string();
+        let query = [("stream", "true"), ("arg", arg.as_str()), ("type", mode)];
+        let lines = match self
+            .retrying(|| self.call_values::<PinLsLine>(path, &query, self.config.request_timeout))
+            .await
+        {
+            Ok(lines) => lines,
+            Err(IpfsError::Daemon { message, .. }) if is_not_pinned(&message) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut entries = Vec::new();
+        for line in lines {
+            line.entries(path, &mut entries)?;
         }
-    }
-    Ok(buffer.freeze())
-}
-
-/// Splits a body into JSON values as they arrive (NDJSON, or one object).
-struct JsonLines {
-    body: Incoming,
-    buffer: BytesMut,
-    done: bool,
-}
-
-impl JsonLines {
-    fn new(body: Incoming) -> JsonLines {
-        JsonLines { body, buffer: BytesMut::new(), done: false }
+        // The daemon answers for our argument only, but may spell the CID differently (base58
+        // CIDv1 from js-ipfs, CIDv0 for a v1 argument): match by multihash, else take the first.
+        let found = entries
+            .iter()
+            .find(|(other, _)| other.0.hash() == cid.0.hash())
+            .or(entries.first())
+            .map(|(_, pin_type)| *pin_type);
+        Ok(found.flatten())
     }
 
-    /// The next complete value; `Ok(None)` at the end.
-    async fn next(&mut self) -> Result<Option<Value>, String> {
+    /// `pin/add` with progress: succeeds when the daemon reports the pins (or ends the reply
+    /// cleanly); fails with a timeout only when no *new* progress arrives for `pin_timeout`.
+    async fn pin_add(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError> {
+        let path = "pin/add";
+        let arg = cid.to_string();
+        let depth = max_depth.to_string();
+        let mut query = vec![("arg", arg.as_str())];
+        match max_depth {
+            0 => query.push(("recursive", "false")),
+            d if d > 0 => query.extend([("recursive", "true"), ("max-depth", depth.as_str())]),
+            _ => query.push(("recursive", "true")),
+        }
+        query.push(("progress", "true"));
+        let pin_timeout = self.config.pin_timeout;
+        let stalled = |progress: Option<u64>| IpfsError::Timeout {
+            path: path.into(),
+            message: match progress {
+                Some(p) => format!("pin of {arg} made no progress for {pin_timeout:?} (stuck at {p} blocks)"),
+                None => format!("pin of {arg} made no progress for {pin_timeout:?}"),
+            },
+        };
+
+        // A daemon that does not even start answering makes no progress either.
+        let mut deadline = cluster_rt::now() + pin_timeout;
+        let response = match within(deadline, async {
+            let response = self.send(path, &query).await?;
+            self.check_status(path, response).await
+        })
+        .await
+        {
+            Some(result) => result?,
+            None => return Err(stalled(None)),
+        };
+        let mut body = response.into_body();
+        let mut decoder = JsonStreamDecoder::new(STREAM_VALUE_BYTES_MAX);
+        let mut progress: Option<u64> = None;
+        // Bounded by the deadline: every pass either extends it (new progress) or moves towards it.
         loop {
-            if let Some(newline) = self.buffer.iter().position(|b| *b == b'\n') {
-                let line = self.buffer.split_to(newline + 1);
-                let text = std::str::from_utf8(&line).map_err(|e| e.to_string())?.trim();
-                if text.is_empty() {
+            let frame = match within(deadline, body.frame()).await {
+                None => return Err(stalled(progress)),
+                Some(None) => break,
+                Some(Some(Err(e))) => return Err(self.unreachable(format!("reply of {path} cut: {}", error_chain(&e)))),
+                Some(Some(Ok(frame))) => frame,
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    check_trailers(path, frame.trailers_ref())?;
                     continue;
                 }
-                return serde_json::from_str(text).map(Some).map_err(|e| format!("{e}: {text}"));
-            }
-            if self.done {
-                let text = std::str::from_utf8(&self.buffer).map_err(|e| e.to_string())?.trim().to_string();
-                self.buffer.clear();
-                if text.is_empty() {
-                    return Ok(None);
+            };
+            for line in decoder.push::<PinAddLine>(&data).map_err(|m| decode_error(path, m))? {
+                daemon_error_in_stream(path, &line)?;
+                if line.pins.is_some() {
+                    // Kubo's last object; js-ipfs's only one.
+                    return Ok(());
                 }
-                return serde_json::from_str(&text).map(Some).map_err(|e| format!("{e}: {text}"));
-            }
-            match self.body.frame().await {
-                None => self.done = true,
-                Some(Err(e)) => return Err(e.to_string()),
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        if self.buffer.len() + data.len() > SMALL_REPLY_MAX {
-                            return Err("line too long".into());
-                        }
-                        self.buffer.extend_from_slice(data);
+                if let Some(p) = line.progress {
+                    if progress.is_none_or(|last| p > last) {
+                        progress = Some(p);
+                        deadline = cluster_rt::now() + pin_timeout;
                     }
                 }
             }
         }
+        for line in decoder.finish::<PinAddLine>().map_err(|m| decode_error(path, m))? {
+            daemon_error_in_stream(path, &line)?;
+        }
+        // A clean end of a 200 reply means done (Go's connector reads to EOF the same way).
+        Ok(())
+    }
+}
+
+/// Runs `future` until `deadline`; `None` when the deadline came first.
+async fn within<F: std::future::Future>(deadline: Instant, future: F) -> Option<F::Output> {
+    let remaining = deadline.saturating_duration_since(cluster_rt::now());
+    cluster_rt::timeout(remaining, future).await.ok()
+}
+
+/// Reads a whole body of at most `limit` bytes.
+async fn read_body(address: &str, path: &str, mut body: Incoming, limit: usize) -> Result<Vec<u8>, IpfsError> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| IpfsError::Unreachable {
+            address: address.into(),
+            message: format!("reply of {path} cut: {}", error_chain(&e)),
+        })?;
+        match frame.into_data() {
+            Ok(data) => {
+                if bytes.len() + data.len() > limit {
+                    return Err(decode_error(path, format!("reply larger than {limit} bytes")));
+                }
+                bytes.extend_from_slice(&data);
+            }
+            Err(frame) => check_trailers(path, frame.trailers_ref())?,
+        }
+    }
+    Ok(bytes)
+}
+
+/// Kubo reports an error that happens after a streamed reply started in the `X-Stream-Error` trailer.
+fn check_trailers(path: &str, trailers: Option<&http::HeaderMap>) -> Result<(), IpfsError> {
+    let Some(value) = trailers.and_then(|t| t.get("x-stream-error")) else {
+        return Ok(());
+    };
+    let message = String::from_utf8_lossy(value.as_bytes()).trim().to_string();
+    if message.is_empty() {
+        return Ok(());
+    }
+    Err(IpfsError::Daemon {
+        path: path.into(),
+        code: 500,
+        message,
+    })
+}
+
+/// The message of an error and all its sources (hyper's own message alone is "client error (Connect)").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    // Bounded: error chains are short, but do not trust a cyclic one.
+    for _ in 0..8 {
+        let Some(cause) = source else { break };
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn decode_error(path: &str, message: String) -> IpfsError {
+    IpfsError::Decode {
+        path: path.into(),
+        message,
+    }
+}
+
+fn is_not_pinned(message: &str) -> bool {
+    message.contains("not pinned")
+}
+
+/// A streamed reply line that may instead be Kubo's error object
+/// `{"Message","Code","Type":"error"}` (written when a stream fails after it started).
+trait StreamLine {
+    /// The error message if this line is an error object.
+    fn stream_error(&self) -> Option<&str>;
+}
+
+fn daemon_error_in_stream<T: StreamLine>(path: &str, line: &T) -> Result<(), IpfsError> {
+    match line.stream_error() {
+        // The HTTP status was already 200; 500 is what Kubo sends for the same error up front.
+        Some(message) => Err(IpfsError::Daemon {
+            path: path.into(),
+            code: 500,
+            message: message.into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn error_of<'a>(kind: &Option<String>, message: &'a Option<String>) -> Option<&'a str> {
+    match (kind.as_deref(), message) {
+        (Some("error"), Some(message)) => Some(message),
+        _ => None,
+    }
+}
+
+/// A JSON number, or a string holding one (js-ipfs sends `"RepoSize":"1326"`).
+fn number_or_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(u64),
+        Float(f64),
+        Text(String),
+    }
+    match Repr::deserialize(deserializer)? {
+        Repr::Number(n) => Ok(n),
+        // Some daemons write large values in exponent form; sizes need no more precision.
+        Repr::Float(f) if f.is_finite() && f >= 0.0 => Ok(f as u64),
+        Repr::Float(f) => Err(serde::de::Error::custom(format!("not a size: {f}"))),
+        Repr::Text(text) => text.trim().parse().map_err(serde::de::Error::custom),
     }
 }
 
 #[derive(Deserialize)]
 struct IdReply {
-    #[serde(rename = "ID", default)]
+    #[serde(rename = "ID")]
     id: String,
     #[serde(rename = "Addresses", default)]
     addresses: Option<Vec<String>>,
+    #[serde(rename = "Type", default)]
+    kind: Option<String>,
+    #[serde(rename = "Message", default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct VersionReply {
+    #[serde(rename = "Version")]
+    version: String,
+    #[serde(rename = "Type", default)]
+    kind: Option<String>,
+    #[serde(rename = "Message", default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RepoStatReply {
+    #[serde(rename = "RepoSize", deserialize_with = "number_or_string")]
+    repo_size: u64,
+    #[serde(rename = "StorageMax", deserialize_with = "number_or_string")]
+    storage_max: u64,
+}
+
+#[derive(Deserialize)]
+struct SwarmPeersReply {
+    /// `null` from Kubo when there are no peers, `[]` from js-ipfs.
+    #[serde(rename = "Peers", default)]
+    peers: Option<Vec<SwarmPeer>>,
+}
+
+#[derive(Deserialize)]
+struct SwarmPeer {
+    #[serde(rename = "Peer")]
+    peer: String,
+}
+
+/// Any reply whose content is ignored (pin/rm's `{"Pins":[..]}`), still checked for errors.
+#[derive(Deserialize)]
+struct IgnoredReply {
+    #[serde(rename = "Type", default)]
+    kind: Option<IgnoredOrString>,
+    #[serde(rename = "Message", default)]
+    message: Option<String>,
+}
+
+/// `Type` of an ignored reply may be anything; only the string "error" matters.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IgnoredOrString {
+    Text(String),
+    Other(IgnoredAny),
+}
+
+/// One value of a `pin/add?progress=true` reply: `{"Progress":N}` ... then `{"Pins":[..]}`.
+#[derive(Deserialize)]
+struct PinAddLine {
+    #[serde(rename = "Pins", default)]
+    pins: Option<Vec<IgnoredAny>>,
+    #[serde(rename = "Progress", default)]
+    progress: Option<u64>,
+    #[serde(rename = "Type", default)]
+    kind: Option<String>,
+    #[serde(rename = "Message", default)]
+    message: Option<String>,
+}
+
+/// One value of a `pin/ls` reply: `{"Cid","Type"}` when streamed, `{"Keys":{cid:{"Type"}}}` when not.
+#[derive(Deserialize)]
+struct PinLsLine {
+    #[serde(rename = "Cid", default)]
+    cid: Option<String>,
+    #[serde(rename = "Type", default)]
+    kind: Option<String>,
+    #[serde(rename = "Keys", default)]
+    keys: Option<BTreeMap<String, PinLsKey>>,
+    #[serde(rename = "Message", default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PinLsKey {
+    #[serde(rename = "Type", default)]
+    kind: String,
+}
+
+impl StreamLine for IdReply {
+    fn stream_error(&self) -> Option<&str> {
+        error_of(&self.kind, &self.message)
+    }
+}
+
+impl StreamLine for VersionReply {
+    fn stream_error(&self) -> Option<&str> {
+        error_of(&self.kind, &self.message)
+    }
+}
+
+impl StreamLine for RepoStatReply {
+    fn stream_error(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl StreamLine for SwarmPeersReply {
+    fn stream_error(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl StreamLine for IgnoredReply {
+    fn stream_error(&self) -> Option<&str> {
+        match (&self.kind, &self.message) {
+            (Some(IgnoredOrString::Text(kind)), Some(message)) if kind == "error" => Some(message),
+            _ => None,
+        }
+    }
+}
+
+impl StreamLine for PinAddLine {
+    fn stream_error(&self) -> Option<&str> {
+        error_of(&self.kind, &self.message)
+    }
+}
+
+impl StreamLine for PinLsLine {
+    fn stream_error(&self) -> Option<&str> {
+        error_of(&self.kind, &self.message)
+    }
+}
+
+/// Kubo's pin type names; `indirect through <cid>` is how Kubo reports an indirect pin of an arg.
+fn parse_pin_type(text: &str) -> Option<IpfsPinType> {
+    match text {
+        "recursive" => Some(IpfsPinType::Recursive),
+        "direct" => Some(IpfsPinType::Direct),
+        t if t.starts_with("indirect") => Some(IpfsPinType::Indirect),
+        _ => None,
+    }
+}
+
+fn parse_cid(path: &str, text: &str) -> Result<Cid, IpfsError> {
+    text.parse()
+        .map_err(|e| decode_error(path, format!("invalid CID {text:?}: {e}")))
+}
+
+impl PinLsLine {
+    /// Appends this line's `(cid, type)` entries (`None` type when the daemon sent none).
+    fn entries(self, path: &str, out: &mut Vec<(Cid, Option<IpfsPinType>)>) -> Result<(), IpfsError> {
+        daemon_error_in_stream(path, &self)?;
+        let type_of = |kind: &str| -> Result<Option<IpfsPinType>, IpfsError> {
+            if kind.is_empty() {
+                return Ok(None);
+            }
+            parse_pin_type(kind)
+                .map(Some)
+                .ok_or_else(|| decode_error(path, format!("unknown pin type {kind:?}")))
+        };
+        if let Some(cid) = &self.cid {
+            out.push((parse_cid(path, cid)?, type_of(self.kind.as_deref().unwrap_or(""))?));
+        }
+        for (cid, key) in self.keys.into_iter().flatten() {
+            out.push((parse_cid(path, &cid)?, type_of(&key.kind)?));
+        }
+        Ok(())
+    }
+}
+
+/// The state of a streamed `pin/ls`: the body, the decoder, and CIDs decoded but not yet yielded.
+struct PinLsStream {
+    address: String,
+    body: Incoming,
+    decoder: JsonStreamDecoder,
+    pending: VecDeque<Cid>,
+    /// The body ended or failed: yield what is pending, then stop.
+    finished: bool,
+    idle_timeout: Duration,
+}
+
+impl PinLsStream {
+    const PATH: &'static str = "pin/ls";
+
+    /// The next CID; `None` at the end. After an error the stream ends.
+    async fn next(&mut self) -> Option<Result<Cid, IpfsError>> {
+        // Bounded: each pass consumes a frame of a finite body or ends the stream.
+        loop {
+            if let Some(cid) = self.pending.pop_front() {
+                return Some(Ok(cid));
+            }
+            if self.finished {
+                return None;
+            }
+            if let Err(e) = self.fill().await {
+                self.finished = true;
+                return Some(Err(e));
+            }
+        }
+    }
+
+    async fn fill(&mut self) -> Result<(), IpfsError> {
+        let path = Self::PATH;
+        let frame = match cluster_rt::timeout(self.idle_timeout, self.body.frame()).await {
+            Err(elapsed) => {
+                return Err(IpfsError::Timeout {
+                    path: path.into(),
+                    message: format!("pin list stalled: {elapsed}"),
+                })
+            }
+            Ok(None) => {
+                self.finished = true;
+                let lines = self.decoder.finish::<PinLsLine>().map_err(|m| decode_error(path, m))?;
+                return self.queue(lines);
+            }
+            Ok(Some(Err(e))) => {
+                return Err(IpfsError::Unreachable {
+                    address: self.address.clone(),
+                    message: format!("reply of {path} cut: {}", error_chain(&e)),
+                })
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                let lines = self
+                    .decoder
+                    .push::<PinLsLine>(&data)
+                    .map_err(|m| decode_error(path, m))?;
+                self.queue(lines)
+            }
+            Err(frame) => check_trailers(path, frame.trailers_ref()),
+        }
+    }
+
+    fn queue(&mut self, lines: Vec<PinLsLine>) -> Result<(), IpfsError> {
+        let mut entries = Vec::new();
+        for line in lines {
+            line.entries(Self::PATH, &mut entries)?;
+        }
+        // We asked for recursive pins; drop anything a daemon that ignores `type` adds.
+        let recursive = entries
+            .into_iter()
+            .filter(|(_, kind)| matches!(kind, None | Some(IpfsPinType::Recursive)))
+            .map(|(cid, _)| cid);
+        self.pending.extend(recursive);
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
 impl IpfsConnector for KuboConnector {
     async fn id(&self) -> Result<IpfsId, IpfsError> {
-        let body = self.read("id", &[]).await?;
-        let reply: IdReply =
-            serde_json::from_slice(&body).map_err(|e| IpfsError::Decode { path: "id".into(), message: e.to_string() })?;
-        Ok(IpfsId { id: reply.id, addresses: reply.addresses.unwrap_or_default(), error: String::new() })
+        let reply: IdReply = self.read_one("id", &[]).await?;
+        Ok(IpfsId {
+            id: reply.id,
+            addresses: reply.addresses.unwrap_or_default(),
+            error: String::new(),
+        })
     }
 
     async fn pin(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError> {
-        let text = cid.to_string();
-        let mode = if max_depth == 0 { "direct" } else { "recursive" };
-        if let Ok(Some(found)) = self.pin_ls_typed(&text, mode).await {
-            if found == IpfsPinType::Recursive || max_depth == 0 {
-                return Ok(());
-            }
+        let (mode, wanted) = if max_depth == 0 {
+            ("direct", IpfsPinType::Direct)
+        } else {
+            // Kubo cannot tell a depth-limited pin from a recursive one.
+            ("recursive", IpfsPinType::Recursive)
+        };
+        if self.pin_ls_arg(cid, mode).await? == Some(wanted) {
+            tracing::debug!(%cid, "already pinned {mode}");
+            return Ok(());
         }
-        let depth = max_depth.to_string();
-        let mut args = vec![("arg", text.as_str()), ("progress", "true")];
-        match max_depth {
-            0 => args.push(("recursive", "false")),
-            d if d > 0 => {
-                args.push(("recursive", "true"));
-                args.push(("max-depth", depth.as_str()));
-            }
-            _ => args.push(("recursive", "true")),
-        }
-        let path = "pin/add";
-        // The deadline for the reply head is the stall timeout too: a daemon that does not even
-        // start answering makes no progress.
-        let response = self.send(path, &args, self.config.pin_timeout).await?;
-        let mut lines = JsonLines::new(response.into_body());
-        let mut last_progress: Option<u64> = None;
-        loop {
-            let next = match cluster_rt::timeout(self.config.pin_timeout, lines.next()).await {
-                Err(_) => {
-                    return Err(IpfsError::Timeout {
-                        path: path.into(),
-                        message: format!(
-                            "no progress pinning {text} for {} (last progress {last_progress:?})",
-                            cluster_types::duration::format(self.config.pin_timeout)
-                        ),
-                    })
-                }
-                Ok(Err(message)) => return Err(IpfsError::Decode { path: path.into(), message }),
-                Ok(Ok(next)) => next,
-            };
-            let Some(value) = next else {
-                return Err(IpfsError::Decode { path: path.into(), message: "reply ended without Pins".into() });
-            };
-            if let Some(message) = value.get("Message").and_then(Value::as_str) {
-                return Err(IpfsError::Daemon { path: path.into(), code: 500, message: message.to_string() });
-            }
-            if value.get("Pins").is_some_and(|p| !p.is_null()) {
-                return Ok(());
-            }
-            if let Some(progress) = value.get("Progress").and_then(number) {
-                last_progress = Some(progress);
-            }
-        }
+        self.pin_add(cid, max_depth).await
     }
 
     async fn unpin(&self, cid: &Cid) -> Result<(), IpfsError> {
-        let text = cid.to_string();
-        match self.call("pin/rm", &[("arg", &text)], self.config.unpin_timeout).await {
+        let arg = cid.to_string();
+        match self
+            .call_values::<IgnoredReply>("pin/rm", &[("arg", arg.as_str())], self.config.unpin_timeout)
+            .await
+        {
             Ok(_) => Ok(()),
+            // Kubo: "not pinned or pinned indirectly"; js-ipfs: "... is not pinned".
             Err(IpfsError::Daemon { message, .. }) if is_not_pinned(&message) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     async fn pin_ls_cid(&self, cid: &Cid) -> Result<Option<IpfsPinType>, IpfsError> {
-        self.pin_ls_typed(&cid.to_string(), "all").await
+        // Kubo and js-ipfs both accept type=all (their default) and name the type found.
+        self.pin_ls_arg(cid, "all").await
     }
 
     async fn pin_ls(&self) -> Result<BoxStream<'static, Result<Cid, IpfsError>>, IpfsError> {
-        let response = self.send("pin/ls", &[("stream", "true"), ("type", "recursive")], self.config.request_timeout).await?;
-        let lines = JsonLines::new(response.into_body());
-        let stream = futures::stream::unfold((lines, Vec::<Cid>::new()), |(mut lines, mut pending)| async move {
-            loop {
-                if let Some(cid) = pending.pop() {
-                    return Some((Ok(cid), (lines, pending)));
-                }
-                let value = match lines.next().await {
-                    Ok(Some(value)) => value,
-                    Ok(None) => return None,
-                    Err(message) => {
-                        lines.done = true;
-                        lines.buffer.clear();
-                        return Some((Err(IpfsError::Decode { path: "pin/ls".into(), message }), (lines, pending)));
-                    }
-                };
-                if let Some(text) = value.get("Cid").and_then(Value::as_str) {
-                    match text.parse::<Cid>() {
-                        Ok(cid) => return Some((Ok(cid), (lines, pending))),
-                        Err(e) => {
-                            let error = IpfsError::Decode { path: "pin/ls".into(), message: format!("{text}: {e}") };
-                            return Some((Err(error), (lines, pending)));
-                        }
-                    }
-                }
-                // A daemon that ignored stream=true answers {"Keys":{cid:{"Type"}}} once.
-                if let Some(keys) = value.get("Keys").and_then(Value::as_object) {
-                    pending = keys.keys().filter_map(|k| k.parse::<Cid>().ok()).collect();
-                    pending.reverse();
-                }
+        let path = PinLsStream::PATH;
+        let query = [("stream", "true"), ("type", "recursive")];
+        let response = match cluster_rt::timeout(self.config.request_timeout, async {
+            let response = self.send(path, &query).await?;
+            self.check_status(path, response).await
+        })
+        .await
+        {
+            Ok(result) => result?,
+            Err(elapsed) => {
+                return Err(IpfsError::Timeout {
+                    path: path.into(),
+                    message: elapsed.to_string(),
+                })
             }
+        };
+        let state = PinLsStream {
+            address: self.config.node_address.clone(),
+            body: response.into_body(),
+            decoder: JsonStreamDecoder::new(STREAM_VALUE_BYTES_MAX),
+            pending: VecDeque::new(),
+            finished: false,
+            idle_timeout: self.config.request_timeout,
+        };
+        let stream = futures::stream::unfold(state, |mut state| async move {
+            let item = state.next().await?;
+            Some((item, state))
         });
         Ok(stream.boxed())
     }
 
     async fn repo_stat(&self) -> Result<RepoStat, IpfsError> {
-        let body = self.read("repo/stat", &[("size-only", "true")]).await?;
-        let value = Self::json("repo/stat", &body)?;
-        let field = |name: &str| {
-            value.get(name).and_then(number).ok_or_else(|| IpfsError::Decode {
-                path: "repo/stat".into(),
-                message: format!("missing {name}"),
-            })
-        };
-        Ok(RepoStat { repo_size: field("RepoSize")?, storage_max: field("StorageMax")? })
+        let reply: RepoStatReply = self.read_one("repo/stat", &[("size-only", "true")]).await?;
+        Ok(RepoStat {
+            repo_size: reply.repo_size,
+            storage_max: reply.storage_max,
+        })
     }
 
     async fn swarm_peers(&self) -> Result<Vec<String>, IpfsError> {
-        let body = self.read("swarm/peers", &[]).await?;
-        let value = Self::json("swarm/peers", &body)?;
-        Ok(value
-            .get("Peers")
-            .and_then(Value::as_array)
-            .map(|peers| peers.iter().filter_map(|p| p.get("Peer").and_then(Value::as_str).map(str::to_string)).collect())
-            .unwrap_or_default())
+        let reply: SwarmPeersReply = self.read_one("swarm/peers", &[]).await?;
+        Ok(reply.peers.unwrap_or_default().into_iter().map(|p| p.peer).collect())
     }
 
     async fn version(&self) -> Result<String, IpfsError> {
-        let body = self.read("version", &[]).await?;
-        let value = Self::json("version", &body)?;
-        Ok(value.get("Version").and_then(Value::as_str).unwrap_or_default().to_string())
+        let reply: VersionReply = self.read_one("version", &[]).await?;
+        Ok(reply.version)
     }
 }
 
-impl KuboConnector {
-    /// `pin/ls?arg=<cid>&type=<mode>&stream=true`; "not pinned" answers are `None`.
-    async fn pin_ls_typed(&self, cid: &str, mode: &str) -> Result<Option<IpfsPinType>, IpfsError> {
-        let body = match self.read("pin/ls", &[("arg", cid), ("type", mode), ("stream", "true")]).await {
-            Ok(body) => body,
-            Err(IpfsError::Daemon { message, .. }) if is_not_pinned(&message) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let text = String::from_utf8_lossy(&body);
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let value = Self::json("pin/ls", line.as_bytes())?;
-            if let Some(found) = value.get("Type").and_then(Value::as_str).and_then(pin_type_of) {
-                return Ok(Some(found));
-            }
-            if let Some(keys) = value.get("Keys").and_then(Value::as_object) {
-                let found = keys.values().find_map(|v| v.get("Type").and_then(Value::as_str).and_then(pin_type_of));
-                return Ok(found);
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiaddresses_become_host_port() {
+        let ok = |text: &str| KuboConnectorConfig::address_from_multiaddr(text).unwrap();
+        assert_eq!(ok("/ip4/127.0.0.1/tcp/5001"), "127.0.0.1:5001");
+        assert_eq!(ok("/ip6/::1/tcp/5001"), "[::1]:5001");
+        assert_eq!(ok("/dns4/ipfs.example/tcp/5001"), "ipfs.example:5001");
+        assert_eq!(ok("/dns6/ipfs.example/tcp/5001"), "ipfs.example:5001");
+        assert_eq!(ok("/dns/ipfs/tcp/80"), "ipfs:80");
+        for bad in [
+            "",
+            "127.0.0.1:5001",
+            "/ip4/127.0.0.1",
+            "/ip4/127.0.0.1/udp/5001",
+            "/unix/tmp/ipfs.sock",
+            "/tcp/5001",
+        ] {
+            assert!(
+                KuboConnectorConfig::address_from_multiaddr(bad).is_err(),
+                "{bad:?} accepted"
+            );
         }
-        Ok(None)
+    }
+
+    #[test]
+    fn defaults_match_go() {
+        let config = KuboConnectorConfig::default();
+        assert_eq!(config.node_address, "127.0.0.1:5001");
+        assert_eq!(config.request_timeout, Duration::from_secs(300));
+        assert_eq!(config.pin_timeout, Duration::from_secs(120));
+        assert_eq!(config.unpin_timeout, Duration::from_secs(10800));
+    }
+
+    #[test]
+    fn numbers_may_be_strings() {
+        let kubo: RepoStatReply = serde_json::from_str(r#"{"RepoSize":1326,"StorageMax":10000000000}"#).unwrap();
+        assert_eq!((kubo.repo_size, kubo.storage_max), (1326, 10_000_000_000));
+        let js: RepoStatReply =
+            serde_json::from_str(r#"{"RepoSize":"1326","StorageMax":"9007199254740991","NumObjects":"2"}"#).unwrap();
+        assert_eq!((js.repo_size, js.storage_max), (1326, 9_007_199_254_740_991));
+        assert!(serde_json::from_str::<RepoStatReply>(r#"{"RepoSize":"lots","StorageMax":1}"#).is_err());
+        assert!(serde_json::from_str::<RepoStatReply>(r#"{"RepoSize":-1,"StorageMax":1}"#).is_err());
+    }
+
+    #[test]
+    fn pin_types_and_error_lines() {
+        assert_eq!(parse_pin_type("recursive"), Some(IpfsPinType::Recursive));
+        assert_eq!(parse_pin_type("direct"), Some(IpfsPinType::Direct));
+        assert_eq!(parse_pin_type("indirect through QmX"), Some(IpfsPinType::Indirect));
+        assert_eq!(parse_pin_type("weird"), None);
+        let line: PinLsLine = serde_json::from_str(r#"{"Message":"boom","Code":0,"Type":"error"}"#).unwrap();
+        let mut entries = Vec::new();
+        let err = line.entries("pin/ls", &mut entries).unwrap_err();
+        assert!(matches!(err, IpfsError::Daemon { code: 500, .. }), "{err}");
     }
 }

@@ -12,6 +12,8 @@ mod fake_ipfs;
 #[cfg(not(madsim))]
 mod fake_kubo_server;
 #[cfg(not(madsim))]
+mod json_stream;
+#[cfg(not(madsim))]
 mod kubo_connector;
 
 pub use error::IpfsError;

@@ -3,15 +3,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cluster_api::{RestBackend, ResultStream};
-use cluster_consensus::{node_id_of, AppliedChange, ApplyObserver, Consensus, MemberNode, RaftTransport};
+use cluster_consensus::{
+    Command, CommandResponse, LeaderForwarder, NoTransport, TransportFailure,node_id_of, AppliedChange, ApplyObserver, Consensus, MemberNode, RaftTransport};
 use cluster_ipfs::IpfsConnector;
+use cluster_rpc::{RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Transport};
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{RedbState, State};
 use cluster_tracker::{PinTracker, TrackerConfig};
 use cluster_types::{
-    Cid, ClusterError, GlobalPinInfo, Id, IpfsId, PeerId, Pin, PinOptions, PinType, Timestamp, TrackerStatusFilter,
+    Cid, ClusterError, GlobalPinInfo, Id, IpfsId, PeerId, Pin, PinInfoShort, PinOptions, PinType, Timestamp, TrackerStatus,
+    TrackerStatusFilter,
     RPC_PROTOCOL_VERSION, VERSION,
 };
 
@@ -20,6 +24,15 @@ use crate::{DataFolder, Identity, NodeConfig, NodeError};
 
 /// Items buffered between a stream's producer and the REST writer.
 const STREAM_BUFFER: usize = 256;
+/// Deadline of one member's status answer (Go: 15 s).
+const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn cluster_error(message: String) -> PinInfoShort {
+    PinInfoShort { status: TrackerStatus::ClusterError, timestamp: Timestamp::now(), error: message, ..Default::default() }
+}
+
+/// How often the daemon is polled until it first answers.
+const IPFS_POLL: Duration = Duration::from_secs(1);
 /// Pins read from the state per page when streaming it.
 const STATE_PAGE: usize = 1000;
 
@@ -33,8 +46,8 @@ pub struct ClusterDeps {
     pub data: DataFolder,
     /// The IPFS daemon.
     pub ipfs: Arc<dyn IpfsConnector>,
-    /// How Raft reaches other members.
-    pub transport: Arc<dyn RaftTransport>,
+    /// How this member reaches the others; `None` for a cluster of one.
+    pub rpc: Option<Arc<dyn Transport>>,
     /// The pinset store; `None` opens the redb store in the data folder.
     pub state: Option<Arc<dyn State>>,
 }
@@ -74,6 +87,7 @@ pub struct Cluster {
     ipfs: Arc<dyn IpfsConnector>,
     shutdown_tx: watch::Sender<bool>,
     data: Mutex<Option<DataFolder>>,
+    rpc: Option<Arc<dyn Transport>>,
 }
 
 impl Cluster {
@@ -85,9 +99,13 @@ impl Cluster {
             identity,
             data,
             ipfs,
-            transport,
+            rpc,
             state,
         } = deps;
+        let raft_transport: Arc<dyn RaftTransport> = match &rpc {
+            Some(rpc) => Arc::new(RaftOverRpc::new(rpc.clone())),
+            None => Arc::new(NoTransport),
+        };
         let state: Arc<dyn State> = match state {
             Some(state) => state,
             None => {
@@ -123,21 +141,32 @@ impl Cluster {
             &data.raft_dir(),
             state.clone(),
             observer,
-            transport,
+            raft_transport,
             config.raft.clone(),
         )
         .await?;
-        if config.init_peerset.is_empty() {
-            let mut members = BTreeMap::new();
-            members.insert(
-                node_id_of(&identity.peer_id),
-                MemberNode {
-                    peer_id: identity.peer_id.to_string(),
-                    address: config.listen_multiaddress.first().cloned().unwrap_or_default(),
-                },
-            );
-            consensus.initialize_if_new(members).await?;
+        if let Some(rpc) = &rpc {
+            consensus.set_forwarder(Arc::new(RpcForwarder {
+                rpc: rpc.clone(),
+                timeout: config.raft.network_timeout,
+            }));
         }
+        let mut members = BTreeMap::new();
+        members.insert(
+            node_id_of(&identity.peer_id),
+            MemberNode {
+                peer_id: identity.peer_id.to_string(),
+                address: config.listen_multiaddress.first().cloned().unwrap_or_default(),
+            },
+        );
+        for address in &config.init_peerset {
+            let member = member_of_address(address)?;
+            let peer: PeerId = member.peer_id.parse().expect("checked by member_of_address");
+            members.insert(node_id_of(&peer), member);
+        }
+        // Every member of a fixed initial set initializes with the same membership (allowed by
+        // Raft: the first election decides); a member that already has a log skips this.
+        consensus.initialize_if_new(members).await?;
         tracker.start();
         let (shutdown_tx, _) = watch::channel(false);
         let cluster = Arc::new(Cluster {
@@ -149,12 +178,14 @@ impl Cluster {
             ipfs,
             shutdown_tx,
             data: Mutex::new(Some(data)),
+            rpc,
         });
         cluster.spawn_loops();
         Ok(cluster)
     }
 
     fn spawn_loops(self: &Arc<Self>) {
+        self.spawn_ipfs_watch();
         // First sync once a leader exists: re-queues pins the daemon lost while we were down.
         let cluster = self.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
@@ -197,6 +228,39 @@ impl Cluster {
         });
     }
 
+    /// Polls the IPFS daemon's `id` every second until it answers (Go waits for it at start; we
+    /// start anyway and report the error in `/id`). When it comes back after failures, failed
+    /// pins are re-queued at once instead of at the next recover interval.
+    fn spawn_ipfs_watch(self: &Arc<Self>) {
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            let mut failures: u64 = 0;
+            loop {
+                match cluster.ipfs.id().await {
+                    Ok(id) => {
+                        tracing::info!("IPFS daemon is ready (peer id {})", id.id);
+                        break;
+                    }
+                    Err(e) => {
+                        if failures % 30 == 0 {
+                            tracing::warn!("IPFS daemon not reachable yet: {e}");
+                        }
+                        failures += 1;
+                    }
+                }
+                cluster_rt::tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(IPFS_POLL) => {}
+                }
+            }
+            if failures > 0 {
+                let mut recovered = cluster.tracker.recover_all();
+                while recovered.recv().await.is_some() {}
+            }
+        });
+    }
+
     async fn sync_once(&self, why: &str) {
         match self.tracker.sync_state().await {
             Ok(report) => tracing::debug!("{why} state sync: {report:?}"),
@@ -207,6 +271,68 @@ impl Cluster {
     /// This member's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.identity.peer_id
+    }
+
+    /// The handler that answers other members' requests (the transport serves it).
+    pub fn rpc_handler(self: &Arc<Self>) -> Arc<dyn RpcHandler> {
+        Arc::new(ClusterRpcHandler { cluster: self.clone() })
+    }
+
+    /// Every member with its address.
+    fn members(&self) -> Vec<MemberNode> {
+        let mut members: Vec<MemberNode> = self.consensus.members().into_iter().map(|(_, node)| node).collect();
+        members.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        members
+    }
+
+    /// The status of `cid` on every member: allocated members are asked (over RPC when remote),
+    /// the others are `remote` without asking (Go `globalPinInfoCid`).
+    pub async fn global_status(&self, cid: Cid) -> Result<GlobalPinInfo, ClusterError> {
+        let local = self.tracker.status(&cid).await;
+        let pin = self.state.get(&cid).map_err(|e| ClusterError::Internal(e.to_string()))?;
+        let mut global = GlobalPinInfo {
+            cid,
+            name: String::new(),
+            allocations: Vec::new(),
+            origins: Vec::new(),
+            created: Timestamp::ZERO,
+            metadata: Default::default(),
+            peer_map: Default::default(),
+        };
+        global.add(local);
+        let Some(rpc) = &self.rpc else { return Ok(global) };
+        for member in self.members() {
+            let Ok(peer) = member.peer_id.parse::<PeerId>() else { continue };
+            if peer == self.identity.peer_id {
+                continue;
+            }
+            let status = match &pin {
+                None => TrackerStatus::Unpinned,
+                Some(pin) if !pin.is_allocated_to(&peer) => TrackerStatus::Remote,
+                Some(_) => {
+                    let answer = rpc.call(&member.address, RpcRequest::Status(cid), STATUS_TIMEOUT).await;
+                    match answer {
+                        Ok(RpcResponse::Status(info)) => {
+                            global.add(info);
+                            continue;
+                        }
+                        Ok(other) => {
+                            global.peer_map.insert(peer.to_string(), cluster_error(format!("unexpected answer {other:?}")));
+                            continue;
+                        }
+                        Err(e) => {
+                            global.peer_map.insert(peer.to_string(), cluster_error(format!("{e:?}")));
+                            continue;
+                        }
+                    }
+                }
+            };
+            global.peer_map.insert(
+                peer.to_string(),
+                PinInfoShort { status, timestamp: Timestamp::now(), ..Default::default() },
+            );
+        }
+        Ok(global)
     }
 
     /// The consensus component (tests and the simulator inspect it).
@@ -307,7 +433,12 @@ impl Cluster {
         if let Some(existing) = existing {
             chosen.extend(existing.allocations.iter().filter(|p| peers.contains(p)).take(max));
         }
-        for peer in user_allocations.iter().chain(peers.iter()) {
+        // Rendezvous order: each CID ranks the members by a hash of (CID, member), so pins spread
+        // evenly and the same CID always prefers the same members (until free-space metrics
+        // steer the choice).
+        let mut ranked = peers.clone();
+        ranked.sort_by_key(|peer| rendezvous_rank(&pin.cid, peer));
+        for peer in user_allocations.iter().chain(ranked.iter()) {
             if chosen.len() >= max {
                 break;
             }
@@ -393,6 +524,78 @@ impl Cluster {
             error: String::new(),
             ipfs,
             peername: self.config.peername.clone(),
+        }
+    }
+}
+
+/// FNV-1a 64 of the CID and member bytes: the member's rank for this CID.
+fn rendezvous_rank(cid: &Cid, peer: &PeerId) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in cid.to_bytes().into_iter().chain(peer.to_bytes()) {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// A member record from an `init_peerset` address (`/ip4/../tcp/../p2p/<peer id>`).
+fn member_of_address(address: &str) -> Result<MemberNode, NodeError> {
+    let parsed: multiaddr::Multiaddr = address
+        .parse()
+        .map_err(|e| NodeError::Config(format!("consensus.raft.init_peerset: {address:?}: {e}")))?;
+    let peer = parsed
+        .iter()
+        .find_map(|p| match p {
+            multiaddr::Protocol::P2p(peer) => Some(peer.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| NodeError::Config(format!("consensus.raft.init_peerset: {address:?} has no /p2p/<peer id>")))?;
+    peer.parse::<PeerId>()
+        .map_err(|e| NodeError::Config(format!("consensus.raft.init_peerset: {address:?}: {e}")))?;
+    let without_peer: multiaddr::Multiaddr =
+        parsed.iter().filter(|p| !matches!(p, multiaddr::Protocol::P2p(_))).collect();
+    Ok(MemberNode { peer_id: peer, address: without_peer.to_string() })
+}
+
+/// Forwards writes to the leader over RPC.
+struct RpcForwarder {
+    rpc: Arc<dyn Transport>,
+    timeout: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl LeaderForwarder for RpcForwarder {
+    async fn forward(
+        &self,
+        leader: &MemberNode,
+        command: Command,
+    ) -> Result<Result<CommandResponse, ClusterError>, TransportFailure> {
+        match self.rpc.call(&leader.address, RpcRequest::Commit(command), self.timeout).await? {
+            RpcResponse::Commit(result) => Ok(result),
+            other => Err(TransportFailure::Network(format!("unexpected answer to a forwarded write: {other:?}"))),
+        }
+    }
+}
+
+/// Serves other members' requests.
+struct ClusterRpcHandler {
+    cluster: Arc<Cluster>,
+}
+
+#[async_trait::async_trait]
+impl RpcHandler for ClusterRpcHandler {
+    async fn handle(&self, request: RpcRequest) -> RpcResponse {
+        let raft = self.cluster.consensus.raft();
+        match request {
+            RpcRequest::AppendEntries(r) => RpcResponse::AppendEntries(raft.append_entries(r).await.map_err(|e| e.to_string())),
+            RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await.map_err(|e| e.to_string())),
+            RpcRequest::InstallSnapshot(r) => {
+                RpcResponse::InstallSnapshot(raft.install_snapshot(r).await.map_err(|e| e.to_string()))
+            }
+            RpcRequest::Commit(command) => RpcResponse::Commit(self.cluster.consensus.commit_local(command).await),
+            RpcRequest::Status(cid) => RpcResponse::Status(self.cluster.tracker.status(&cid).await),
+            RpcRequest::Recover(cid) => RpcResponse::Recover(self.cluster.tracker.recover(&cid).await),
+            RpcRequest::Id => RpcResponse::Id(Cluster::id(&self.cluster).await),
         }
     }
 }
@@ -494,9 +697,11 @@ impl RestBackend for Cluster {
             .ok_or(ClusterError::NotFound)
     }
 
-    async fn status(&self, cid: Cid, _local: bool) -> Result<GlobalPinInfo, ClusterError> {
-        // With one member, the local status is the global status.
-        Ok(self.tracker.status(&cid).await.into_global())
+    async fn status(&self, cid: Cid, local: bool) -> Result<GlobalPinInfo, ClusterError> {
+        if local {
+            return Ok(self.tracker.status(&cid).await.into_global());
+        }
+        self.global_status(cid).await
     }
 
     async fn status_all(

@@ -248,53 +248,14 @@ impl ServiceConfig {
         })
     }
 
-    /// A fresh configuration as `init` writes it.
+    /// A fresh configuration as `init` writes it: every section and key of Go's `service.json`
+    /// (reference §3.3), so operators find the file they know. Keys we do not use yet hold Go's
+    /// defaults and are ignored silently while they keep them.
     pub fn default_json(peername: &str, secret_hex: &str) -> Value {
-        json!({
-            "cluster": {
-                "peername": peername,
-                "secret": secret_hex,
-                "leave_on_shutdown": false,
-                "listen_multiaddress": ["/ip4/0.0.0.0/tcp/9096"],
-                "state_sync_interval": "5m0s",
-                "pin_recover_interval": "12m0s",
-                "replication_factor_min": -1,
-                "replication_factor_max": -1,
-                "disable_repinning": true
-            },
-            "consensus": {
-                "raft": {
-                    "init_peerset": [],
-                    "wait_for_leader_timeout": "15s",
-                    "network_timeout": "10s",
-                    "heartbeat_timeout": "1s",
-                    "election_timeout": "1s",
-                    "trailing_logs": 10240,
-                    "snapshot_threshold": 8192
-                }
-            },
-            "api": {
-                "restapi": {
-                    "http_listen_multiaddress": "/ip4/127.0.0.1/tcp/9094",
-                    "headers": {}
-                }
-            },
-            "ipfs_connector": {
-                "ipfshttp": {
-                    "node_multiaddress": "/ip4/127.0.0.1/tcp/5001",
-                    "ipfs_request_timeout": "5m0s",
-                    "pin_timeout": "2m0s",
-                    "unpin_timeout": "3h0m0s"
-                }
-            },
-            "pin_tracker": {
-                "stateless": {
-                    "concurrent_pins": 10,
-                    "priority_pin_max_age": "24h0m0s",
-                    "priority_pin_max_retries": 5
-                }
-            }
-        })
+        let mut json = go_defaults();
+        json["cluster"]["peername"] = json!(peername);
+        json["cluster"]["secret"] = json!(secret_hex);
+        json
     }
 
     /// Applies `CLUSTER_*` overrides from `vars` (Go envconfig naming: `CLUSTER_` + section key +
@@ -318,12 +279,13 @@ impl ServiceConfig {
         Ok(applied)
     }
 
-    /// Keys and sections that are present but not used: one warning each.
+    /// Keys and sections that are present but not used: one warning each. A key or section we
+    /// do not use yet is only reported when its value differs from Go's default (ignoring a
+    /// default changes nothing).
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        let Some(top) = self.json.as_object() else {
-            return warnings;
-        };
+        let Some(top) = self.json.as_object() else { return warnings };
+        let defaults = go_defaults();
         for key in top.keys() {
             if !TOP_LEVEL.contains(&key.as_str()) {
                 warnings.push(format!("{}: unknown section {key:?}; ignored", self.file));
@@ -331,26 +293,26 @@ impl ServiceConfig {
         }
         for (section, sub) in NOT_YET {
             let Some(value) = top.get(*section) else { continue };
-            if sub.is_empty() {
-                warnings.push(format!(
-                    "{}: section {section:?} is not supported yet; ignored",
-                    self.file
-                ));
-            } else if value.get(*sub).is_some() {
-                warnings.push(format!(
-                    "{}: section \"{section}.{sub}\" is not supported yet; ignored",
-                    self.file
-                ));
+            let (name, value, default) = if sub.is_empty() {
+                (section.to_string(), Some(value), defaults.get(*section))
+            } else {
+                (format!("{section}.{sub}"), value.get(*sub), defaults.get(*section).and_then(|d| d.get(*sub)))
+            };
+            if let Some(value) = value {
+                if Some(value) != default {
+                    warnings.push(format!("{}: section \"{name}\" is not supported yet; ignored", self.file));
+                }
             }
         }
         for section in SECTIONS {
-            let Some(object) = lookup(&self.json, section.path).and_then(Value::as_object) else {
-                continue;
-            };
+            let Some(object) = lookup(&self.json, section.path).and_then(Value::as_object) else { continue };
             let name = section.path.join(".");
-            for key in object.keys() {
+            let section_defaults = lookup(&defaults, section.path);
+            for (key, value) in object {
                 if section.go_only.contains(&key.as_str()) {
-                    warnings.push(format!("{}: {name}.{key} is not supported yet; ignored", self.file));
+                    if section_defaults.and_then(|d| d.get(key)) != Some(value) {
+                        warnings.push(format!("{}: {name}.{key} is not supported yet; ignored", self.file));
+                    }
                 } else if !section.used.contains(&key.as_str()) {
                     warnings.push(format!("{}: {name}.{key} is not a known key; ignored", self.file));
                 }
@@ -489,6 +451,146 @@ impl ServiceConfig {
         };
         Ok(config)
     }
+}
+
+/// Go's `service.json` as `ipfs-cluster-service init` (v1.1.6) writes it, with raft consensus.
+fn go_defaults() -> Value {
+    json!({
+        "cluster": {
+            "peername": "",
+            "secret": "",
+            "leave_on_shutdown": false,
+            "listen_multiaddress": ["/ip4/0.0.0.0/tcp/9096", "/ip4/0.0.0.0/udp/9096/quic"],
+            "announce_multiaddress": [],
+            "no_announce_multiaddress": [],
+            "enable_relay_hop": true,
+            "connection_manager": {"high_water": 400, "low_water": 100, "grace_period": "2m0s"},
+            "resource_manager": {"enabled": true, "memory_limit_bytes": 0, "file_descriptors_limit": 0},
+            "pubsub": {
+                "seen_messages_ttl": "30m0s",
+                "heartbeat_interval": "10s",
+                "d_factor": 4,
+                "history_gossip": 2,
+                "history_length": 6,
+                "flood_publish": false
+            },
+            "dial_peer_timeout": "3s",
+            "state_sync_interval": "5m0s",
+            "pin_recover_interval": "12m0s",
+            "replication_factor_min": -1,
+            "replication_factor_max": -1,
+            "monitor_ping_interval": "15s",
+            "peer_watch_interval": "5s",
+            "mdns_interval": "10s",
+            "pin_only_on_trusted_peers": false,
+            "pin_only_on_untrusted_peers": false,
+            "disable_repinning": true,
+            "peer_addresses": []
+        },
+        "consensus": {
+            "raft": {
+                "init_peerset": [],
+                "wait_for_leader_timeout": "15s",
+                "network_timeout": "10s",
+                "commit_retries": 1,
+                "commit_retry_delay": "200ms",
+                "backups_rotate": 6,
+                "heartbeat_timeout": "1s",
+                "election_timeout": "1s",
+                "commit_timeout": "50ms",
+                "max_append_entries": 64,
+                "trailing_logs": 10240,
+                "snapshot_interval": "2m0s",
+                "snapshot_threshold": 8192,
+                "leader_lease_timeout": "500ms"
+            }
+        },
+        "api": {
+            "ipfsproxy": {
+                "listen_multiaddress": "/ip4/127.0.0.1/tcp/9095",
+                "node_multiaddress": "/ip4/127.0.0.1/tcp/5001",
+                "log_file": "",
+                "read_timeout": "0s",
+                "read_header_timeout": "5s",
+                "write_timeout": "0s",
+                "idle_timeout": "1m0s",
+                "max_header_bytes": 4096
+            },
+            "pinsvcapi": {
+                "http_listen_multiaddress": "/ip4/127.0.0.1/tcp/9097",
+                "read_timeout": "0s",
+                "read_header_timeout": "5s",
+                "write_timeout": "0s",
+                "idle_timeout": "2m0s",
+                "max_header_bytes": 4096,
+                "basic_auth_credentials": null,
+                "http_log_file": "",
+                "headers": {},
+                "cors_allowed_origins": ["*"],
+                "cors_allowed_methods": ["GET"],
+                "cors_allowed_headers": [],
+                "cors_exposed_headers": ["Content-Type", "X-Stream-Output", "X-Chunked-Output", "X-Content-Length"],
+                "cors_allow_credentials": true,
+                "cors_max_age": "0s"
+            },
+            "restapi": {
+                "http_listen_multiaddress": "/ip4/127.0.0.1/tcp/9094",
+                "read_timeout": "0s",
+                "read_header_timeout": "5s",
+                "write_timeout": "0s",
+                "idle_timeout": "2m0s",
+                "max_header_bytes": 4096,
+                "basic_auth_credentials": null,
+                "http_log_file": "",
+                "headers": {},
+                "cors_allowed_origins": ["*"],
+                "cors_allowed_methods": ["GET"],
+                "cors_allowed_headers": [],
+                "cors_exposed_headers": ["Content-Type", "X-Stream-Output", "X-Chunked-Output", "X-Content-Length"],
+                "cors_allow_credentials": true,
+                "cors_max_age": "0s"
+            }
+        },
+        "ipfs_connector": {
+            "ipfshttp": {
+                "node_multiaddress": "/ip4/127.0.0.1/tcp/5001",
+                "connect_swarms_delay": "30s",
+                "ipfs_request_timeout": "5m0s",
+                "pin_timeout": "2m0s",
+                "unpin_timeout": "3h0m0s",
+                "repogc_timeout": "24h0m0s",
+                "informer_trigger_interval": 0
+            }
+        },
+        "pin_tracker": {
+            "stateless": {
+                "concurrent_pins": 10,
+                "priority_pin_max_age": "24h0m0s",
+                "priority_pin_max_retries": 5
+            }
+        },
+        "monitor": {"pubsubmon": {"check_interval": "15s"}},
+        "allocator": {"balanced": {"allocate_by": ["tag:group", "freespace"]}},
+        "informer": {
+            "disk": {"metric_ttl": "30s", "metric_type": "freespace"},
+            "pinqueue": {"metric_ttl": "30s", "weight_bucket_size": 100000},
+            "tags": {"metric_ttl": "30s", "tags": {"group": "default"}}
+        },
+        "observations": {
+            "metrics": {
+                "enable_stats": false,
+                "prometheus_endpoint": "/ip4/127.0.0.1/tcp/8888",
+                "reporting_interval": "30s"
+            },
+            "tracing": {
+                "enable_tracing": false,
+                "jaeger_agent_endpoint": "/ip4/0.0.0.0/udp/6831",
+                "sampling_prob": 0.3,
+                "service_name": "cluster-daemon"
+            }
+        },
+        "datastore": {"pebble": {"folder": "pebble"}}
+    })
 }
 
 /// Checks a replication pair as Go does: both -1, or 1 <= min <= max.
@@ -795,7 +897,7 @@ mod tests {
     #[test]
     fn go_keys_we_do_not_use_are_warnings() {
         let mut json = ServiceConfig::default_json("p", SECRET);
-        json["cluster"]["enable_relay_hop"] = json!(true);
+        json["cluster"]["enable_relay_hop"] = json!(false);
         json["cluster"]["made_up"] = json!(1);
         json["informer"] = json!({"disk": {"metric_ttl": "30s"}});
         json["api"]["ipfsproxy"] = json!({});

@@ -1,0 +1,116 @@
+//! The RPC API between members (Go's `rpc_api.go`): typed [`RpcRequest`]s and
+//! [`RpcResponse`]s, the [`Transport`] that carries them, the [`RpcHandler`] each member
+//! serves, and [`RaftOverRpc`], which carries Raft's messages over any transport.
+//!
+//! Owns: the request and response types and their routing. Does not own: what a member does
+//! with a request (cluster-node implements [`RpcHandler`]) nor production networking (libp2p,
+//! a later crate). [`SimTransport`] carries requests over madsim's simulated network.
+#![deny(missing_docs)]
+
+mod raft_over_rpc;
+#[cfg(madsim)]
+mod sim_transport;
+
+pub use raft_over_rpc::RaftOverRpc;
+#[cfg(madsim)]
+pub use sim_transport::SimTransport;
+
+use std::time::Duration;
+
+use cluster_consensus::{Command, CommandResponse, NodeId, TransportFailure, TypeConfig};
+use cluster_types::{Cid, ClusterError, Id, PinInfo};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+
+/// A request from one member to another.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum RpcRequest {
+    /// Raft AppendEntries.
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    /// Raft RequestVote.
+    Vote(VoteRequest<NodeId>),
+    /// Raft InstallSnapshot (one chunk).
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A write forwarded to the leader (Go `Consensus.LogPin/LogUnpin`).
+    Commit(Command),
+    /// The member's tracker status of one CID (Go `PinTracker.Status`).
+    Status(Cid),
+    /// Re-queue a failed operation on the member (Go `PinTracker.Recover`).
+    Recover(Cid),
+    /// The member's identity (Go `Cluster.ID`).
+    Id,
+}
+
+/// The answer to an [`RpcRequest`], variant for variant.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum RpcResponse {
+    /// Raft AppendEntries result.
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, String>),
+    /// Raft RequestVote result.
+    Vote(Result<VoteResponse<NodeId>, String>),
+    /// Raft InstallSnapshot result.
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, String>),
+    /// The committed result of a forwarded write.
+    Commit(Result<CommandResponse, ClusterError>),
+    /// A tracker status.
+    Status(PinInfo),
+    /// The status after a recover.
+    Recover(Result<PinInfo, ClusterError>),
+    /// A member's identity.
+    Id(Id),
+}
+
+/// Serves requests from other members.
+///
+/// To ensure correctness: `handle` must answer with the response variant of the request.
+#[async_trait::async_trait]
+pub trait RpcHandler: Send + Sync + 'static {
+    /// Answers one request.
+    async fn handle(&self, request: RpcRequest) -> RpcResponse;
+}
+
+/// Carries requests to other members, addressed by the address in their Raft member record.
+///
+/// To ensure correctness: every call returns within `timeout`. A request may be lost (the
+/// outcome is then unknown to the caller); it is never delivered twice.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `request` to the member at `address` and waits for its answer.
+    async fn call(&self, address: &str, request: RpcRequest, timeout: Duration) -> Result<RpcResponse, TransportFailure>;
+}
+
+/// `ip:port` of a `/ip4/<ip>/tcp/<port>[/p2p/<id>]` member address.
+pub fn socket_address(address: &str) -> Result<std::net::SocketAddr, TransportFailure> {
+    let parsed: multiaddr::Multiaddr =
+        address.parse().map_err(|e| TransportFailure::Unreachable(format!("bad member address {address:?}: {e}")))?;
+    let mut ip = None;
+    let mut port = None;
+    for protocol in parsed.iter() {
+        match protocol {
+            multiaddr::Protocol::Ip4(v4) => ip = Some(std::net::IpAddr::V4(v4)),
+            multiaddr::Protocol::Ip6(v6) => ip = Some(std::net::IpAddr::V6(v6)),
+            multiaddr::Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) => Ok(std::net::SocketAddr::new(ip, port)),
+        _ => Err(TransportFailure::Unreachable(format!("member address {address:?} has no /ip4|ip6/../tcp/..."))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_addresses_parse() {
+        assert_eq!(socket_address("/ip4/10.0.0.2/tcp/9096").unwrap().to_string(), "10.0.0.2:9096");
+        assert!(socket_address("/ip4/10.0.0.2/udp/9096").is_err());
+        assert!(socket_address("nonsense").is_err());
+    }
+}
