@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
-use cluster_rpc::SimTransport;
 use cluster_ipfs::FakeIpfs;
 use cluster_node::{Cluster, ClusterDeps, DataFolder, Identity, ServiceConfig};
+use cluster_rpc::SimTransport;
 use madsim::runtime::{Handle, NodeHandle};
 
 /// How to build a simulated member.
@@ -56,8 +56,12 @@ impl SimMember {
             .name(config.name.clone())
             .ip(config.ip)
             .init(move || {
-                let (identity, ipfs, slot, config) =
-                    (init_identity.clone(), init_ipfs.clone(), init_slot.clone(), init_config.clone());
+                let (identity, ipfs, slot, config) = (
+                    init_identity.clone(),
+                    init_ipfs.clone(),
+                    init_slot.clone(),
+                    init_config.clone(),
+                );
                 async move {
                     let cluster = start_cluster(&config, identity, ipfs).await;
                     *slot.lock().expect("member slot") = Arc::downgrade(&cluster);
@@ -130,12 +134,23 @@ async fn start_cluster(member: &SimMemberConfig, identity: Identity, ipfs: Arc<F
     let sim_transport = if member.peers.is_empty() {
         None
     } else {
-        Some(SimTransport::bind(SocketAddr::new(member.ip, MEMBER_PORT)).await.expect("bind member port"))
+        Some(
+            SimTransport::bind(SocketAddr::new(member.ip, MEMBER_PORT))
+                .await
+                .expect("bind member port"),
+        )
     };
     let rpc = sim_transport.clone().map(|t| t as Arc<dyn cluster_rpc::Transport>);
-    let cluster = Cluster::start(ClusterDeps { config, identity, data, ipfs, rpc, state: None })
-        .await
-        .expect("member starts");
+    let cluster = Cluster::start(ClusterDeps {
+        config,
+        identity,
+        data,
+        ipfs,
+        rpc,
+        state: None,
+    })
+    .await
+    .expect("member starts");
     if let Some(transport) = sim_transport {
         // Serve only once the cluster exists; earlier calls from peers fail and are retried.
         transport.serve(cluster.rpc_handler());

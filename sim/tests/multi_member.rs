@@ -48,8 +48,16 @@ impl TestCluster {
                 )
             })
             .collect();
-        let client = handle.create_node().name("client").ip("10.0.1.1".parse().unwrap()).build();
-        TestCluster { members, client, _dir: dir }
+        let client = handle
+            .create_node()
+            .name("client")
+            .ip("10.0.1.1".parse().unwrap())
+            .build();
+        TestCluster {
+            members,
+            client,
+            _dir: dir,
+        }
     }
 
     /// Waits until every live member agrees on one leader; returns the leader's index.
@@ -63,23 +71,40 @@ impl TestCluster {
             if let Some(Some(leader)) = leaders.first() {
                 if leaders.iter().all(|l| *l == Some(*leader)) {
                     if let Some(index) = alive.iter().copied().find(|i| {
-                        self.members[*i].cluster().is_some_and(|c| c.consensus().node_id() == *leader && c.consensus().is_leader())
+                        self.members[*i]
+                            .cluster()
+                            .is_some_and(|c| c.consensus().node_id() == *leader && c.consensus().is_leader())
                     }) {
                         return index;
                     }
                 }
             }
-            assert!(cluster_rt::now() < deadline, "no agreed leader within {limit:?}: {leaders:?}; {}", replay_hint());
+            assert!(
+                cluster_rt::now() < deadline,
+                "no agreed leader within {limit:?}: {leaders:?}; {}",
+                replay_hint()
+            );
             cluster_rt::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Pins through member `via`, from the client node.
-    async fn pin(&self, via: usize, cid: Cid, replication: i32) -> Result<cluster_types::Pin, cluster_types::ClusterError> {
+    async fn pin(
+        &self,
+        via: usize,
+        cid: Cid,
+        replication: i32,
+    ) -> Result<cluster_types::Pin, cluster_types::ClusterError> {
         let cluster = self.members[via].wait_up(Duration::from_secs(30)).await;
-        let options =
-            PinOptions { replication_factor_min: replication, replication_factor_max: replication, ..Default::default() };
-        self.client.spawn(async move { cluster.pin(cid, options).await }).await.unwrap()
+        let options = PinOptions {
+            replication_factor_min: replication,
+            replication_factor_max: replication,
+            ..Default::default()
+        };
+        self.client
+            .spawn(async move { cluster.pin(cid, options).await })
+            .await
+            .unwrap()
     }
 
     /// Waits until `cid` is pinned on exactly its allocated members' daemons.
@@ -89,11 +114,20 @@ impl TestCluster {
             let cluster: Arc<Cluster> = self.members[alive[0]].cluster().expect("member up");
             // Followers apply a committed entry a heartbeat later.
             let Some(pin) = cluster.state().get(&cid).unwrap() else {
-                assert!(cluster_rt::now() < deadline, "{cid} never applied on member {}; {}", alive[0], replay_hint());
+                assert!(
+                    cluster_rt::now() < deadline,
+                    "{cid} never applied on member {}; {}",
+                    alive[0],
+                    replay_hint()
+                );
                 cluster_rt::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let holders: Vec<usize> = alive.iter().copied().filter(|i| self.members[*i].ipfs.has_pin(&cid)).collect();
+            let holders: Vec<usize> = alive
+                .iter()
+                .copied()
+                .filter(|i| self.members[*i].ipfs.has_pin(&cid))
+                .collect();
             let allocated: Vec<usize> = alive
                 .iter()
                 .copied()
@@ -125,7 +159,10 @@ async fn replication_and_failover(size: usize) {
     tracing::info!("--- pins with replication 2 through the last member land on exactly 2 members");
     let via = size - 1;
     for i in 0..20 {
-        let pin = cluster.pin(via, cid_of(i), 2).await.unwrap_or_else(|e| panic!("pin {i}: {e}; {}", replay_hint()));
+        let pin = cluster
+            .pin(via, cid_of(i), 2)
+            .await
+            .unwrap_or_else(|e| panic!("pin {i}: {e}; {}", replay_hint()));
         assert_eq!(pin.allocations.len(), 2, "{pin:?}");
         trace.record(&format!("{} {:?}", pin.cid, pin.allocations));
     }
@@ -134,14 +171,30 @@ async fn replication_and_failover(size: usize) {
     }
     let spread: Vec<usize> = cluster.members.iter().map(|m| m.ipfs.pins().len()).collect();
     assert_eq!(spread.iter().sum::<usize>(), 40, "20 pins × 2 replicas: {spread:?}");
-    assert!(spread.iter().filter(|n| **n > 0).count() >= 2.min(size), "pins spread over members: {spread:?}");
+    assert!(
+        spread.iter().filter(|n| **n > 0).count() >= 2.min(size),
+        "pins spread over members: {spread:?}"
+    );
 
     tracing::info!("--- status: pinned on the allocated members, remote elsewhere");
     let member = cluster.members[0].cluster().unwrap();
-    let global = cluster.client.spawn(async move { member.global_status(cid_of(3)).await }).await.unwrap().unwrap();
+    let global = cluster
+        .client
+        .spawn(async move { member.global_status(cid_of(3)).await })
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(global.peer_map.len(), size, "{global:?}");
-    let pinned = global.peer_map.values().filter(|s| s.status == TrackerStatus::Pinned).count();
-    let remote = global.peer_map.values().filter(|s| s.status == TrackerStatus::Remote).count();
+    let pinned = global
+        .peer_map
+        .values()
+        .filter(|s| s.status == TrackerStatus::Pinned)
+        .count();
+    let remote = global
+        .peer_map
+        .values()
+        .filter(|s| s.status == TrackerStatus::Remote)
+        .count();
     assert_eq!((pinned, remote), (2, size - 2), "{global:?}; {}", replay_hint());
 
     tracing::info!("--- not enough members for the replication factor");
@@ -155,10 +208,17 @@ async fn replication_and_failover(size: usize) {
     let new_leader = cluster.wait_leader(&survivors, Duration::from_secs(10)).await;
     let election = cluster_rt::now() - killed_at;
     assert_ne!(new_leader, leader);
-    assert!(election <= Duration::from_secs(5), "new leader after {election:?}; {}", replay_hint());
+    assert!(
+        election <= Duration::from_secs(5),
+        "new leader after {election:?}; {}",
+        replay_hint()
+    );
     trace.record(&format!("new leader {new_leader}"));
     let via = survivors[0];
-    let pin = cluster.pin(via, cid_of(100), 1).await.unwrap_or_else(|e| panic!("pin after failover: {e}; {}", replay_hint()));
+    let pin = cluster
+        .pin(via, cid_of(100), 1)
+        .await
+        .unwrap_or_else(|e| panic!("pin after failover: {e}; {}", replay_hint()));
     trace.record(&format!("{} {:?}", pin.cid, pin.allocations));
 
     tracing::info!("--- restart the old leader: it catches up");
@@ -166,7 +226,11 @@ async fn replication_and_failover(size: usize) {
     let restarted = cluster.members[leader].wait_up(Duration::from_secs(30)).await;
     let deadline = cluster_rt::now() + Duration::from_secs(30);
     while restarted.state().len().unwrap() != 21 {
-        assert!(cluster_rt::now() < deadline, "restarted member did not catch up; {}", replay_hint());
+        assert!(
+            cluster_rt::now() < deadline,
+            "restarted member did not catch up; {}",
+            replay_hint()
+        );
         cluster_rt::sleep(Duration::from_millis(100)).await;
     }
     for i in all.iter() {

@@ -24,7 +24,11 @@ const LEADER_POLL: Duration = Duration::from_millis(50);
 pub trait LeaderForwarder: Send + Sync + 'static {
     /// Asks `leader` to commit `command`. `Err(TransportFailure::Unreachable)` means it was
     /// not delivered; any other failure leaves the outcome unknown.
-    async fn forward(&self, leader: &MemberNode, command: Command) -> Result<Result<CommandResponse, ClusterError>, TransportFailure>;
+    async fn forward(
+        &self,
+        leader: &MemberNode,
+        command: Command,
+    ) -> Result<Result<CommandResponse, ClusterError>, TransportFailure>;
 }
 
 /// The consensus component of one member.
@@ -60,7 +64,12 @@ impl Consensus {
         )
         .await
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-        Ok(Consensus { raft, node_id, config, forwarder: Arc::new(Mutex::new(None)) })
+        Ok(Consensus {
+            raft,
+            node_id,
+            config,
+            forwarder: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// Starts a new cluster with `members` unless this member already belongs to one (has a
@@ -162,7 +171,9 @@ impl Consensus {
                             }
                         }
                         (Some(leader), _, _) if leader != self.node_id && !may_forward => {
-                            return Err(ClusterError::NoLeader(format!("this member is not the leader (node {leader} is)")));
+                            return Err(ClusterError::NoLeader(format!(
+                                "this member is not the leader (node {leader} is)"
+                            )));
                         }
                         _ => {}
                     }

@@ -177,6 +177,7 @@ impl FakeIpfs {
 
     /// `add_block_data` as a daemon call (counted, subject to the knobs): used by the HTTP
     /// server's `add` and `block/put`. `pin` also pins the block recursively.
+    #[cfg(not(madsim))]
     pub(crate) async fn put_block(&self, method: &'static str, data: &[u8], pin: bool) -> Result<Cid, IpfsError> {
         self.enter(method).await?;
         if pin && self.knobs().repo_full {
@@ -198,6 +199,7 @@ impl FakeIpfs {
 
     /// A counted `pin_ls` call returning every pin with its type, for the HTTP server's `pin/ls`
     /// (which can filter by any type, where the trait lists recursive pins only).
+    #[cfg(not(madsim))]
     pub(crate) async fn pin_ls_typed(&self) -> Result<Vec<(Cid, IpfsPinType)>, IpfsError> {
         self.enter("pin_ls").await?;
         Ok(self

@@ -180,6 +180,7 @@ async fn handle(fake: Arc<FakeIpfs>, request: Request<Incoming>) -> Reply {
 
 /// A request refused before reaching the fake (bad option, missing or invalid argument); boxed
 /// because a response is large and this is the error side of a `Result`.
+#[derive(Debug)]
 struct Refusal(Box<Response<Body>>);
 
 impl Refusal {

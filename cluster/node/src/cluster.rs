@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use cluster_api::{RestBackend, ResultStream};
 use cluster_consensus::{
-    Command, CommandResponse, LeaderForwarder, NoTransport, TransportFailure,node_id_of, AppliedChange, ApplyObserver, Consensus, MemberNode, RaftTransport};
+    node_id_of, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, LeaderForwarder, MemberNode,
+    NoTransport, RaftTransport, TransportFailure,
+};
 use cluster_ipfs::IpfsConnector;
 use cluster_rpc::{RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Transport};
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{RedbState, State};
 use cluster_tracker::{PinTracker, TrackerConfig};
 use cluster_types::{
-    Cid, ClusterError, GlobalPinInfo, Id, IpfsId, PeerId, Pin, PinInfoShort, PinOptions, PinType, Timestamp, TrackerStatus,
-    TrackerStatusFilter,
-    RPC_PROTOCOL_VERSION, VERSION,
+    Cid, ClusterError, GlobalPinInfo, Id, IpfsId, PeerId, Pin, PinInfoShort, PinOptions, PinType, Timestamp,
+    TrackerStatus, TrackerStatusFilter, RPC_PROTOCOL_VERSION, VERSION,
 };
 
 use crate::config::validate_replication;
@@ -28,7 +29,12 @@ const STREAM_BUFFER: usize = 256;
 const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn cluster_error(message: String) -> PinInfoShort {
-    PinInfoShort { status: TrackerStatus::ClusterError, timestamp: Timestamp::now(), error: message, ..Default::default() }
+    PinInfoShort {
+        status: TrackerStatus::ClusterError,
+        timestamp: Timestamp::now(),
+        error: message,
+        ..Default::default()
+    }
 }
 
 /// How often the daemon is polled until it first answers.
@@ -243,7 +249,7 @@ impl Cluster {
                         break;
                     }
                     Err(e) => {
-                        if failures % 30 == 0 {
+                        if failures.is_multiple_of(30) {
                             tracing::warn!("IPFS daemon not reachable yet: {e}");
                         }
                         failures += 1;
@@ -289,7 +295,10 @@ impl Cluster {
     /// the others are `remote` without asking (Go `globalPinInfoCid`).
     pub async fn global_status(&self, cid: Cid) -> Result<GlobalPinInfo, ClusterError> {
         let local = self.tracker.status(&cid).await;
-        let pin = self.state.get(&cid).map_err(|e| ClusterError::Internal(e.to_string()))?;
+        let pin = self
+            .state
+            .get(&cid)
+            .map_err(|e| ClusterError::Internal(e.to_string()))?;
         let mut global = GlobalPinInfo {
             cid,
             name: String::new(),
@@ -302,7 +311,9 @@ impl Cluster {
         global.add(local);
         let Some(rpc) = &self.rpc else { return Ok(global) };
         for member in self.members() {
-            let Ok(peer) = member.peer_id.parse::<PeerId>() else { continue };
+            let Ok(peer) = member.peer_id.parse::<PeerId>() else {
+                continue;
+            };
             if peer == self.identity.peer_id {
                 continue;
             }
@@ -317,11 +328,15 @@ impl Cluster {
                             continue;
                         }
                         Ok(other) => {
-                            global.peer_map.insert(peer.to_string(), cluster_error(format!("unexpected answer {other:?}")));
+                            global
+                                .peer_map
+                                .insert(peer.to_string(), cluster_error(format!("unexpected answer {other:?}")));
                             continue;
                         }
                         Err(e) => {
-                            global.peer_map.insert(peer.to_string(), cluster_error(format!("{e:?}")));
+                            global
+                                .peer_map
+                                .insert(peer.to_string(), cluster_error(format!("{e:?}")));
                             continue;
                         }
                     }
@@ -329,7 +344,11 @@ impl Cluster {
             };
             global.peer_map.insert(
                 peer.to_string(),
-                PinInfoShort { status, timestamp: Timestamp::now(), ..Default::default() },
+                PinInfoShort {
+                    status,
+                    timestamp: Timestamp::now(),
+                    ..Default::default()
+                },
             );
         }
         Ok(global)
@@ -549,12 +568,21 @@ fn member_of_address(address: &str) -> Result<MemberNode, NodeError> {
             multiaddr::Protocol::P2p(peer) => Some(peer.to_string()),
             _ => None,
         })
-        .ok_or_else(|| NodeError::Config(format!("consensus.raft.init_peerset: {address:?} has no /p2p/<peer id>")))?;
+        .ok_or_else(|| {
+            NodeError::Config(format!(
+                "consensus.raft.init_peerset: {address:?} has no /p2p/<peer id>"
+            ))
+        })?;
     peer.parse::<PeerId>()
         .map_err(|e| NodeError::Config(format!("consensus.raft.init_peerset: {address:?}: {e}")))?;
-    let without_peer: multiaddr::Multiaddr =
-        parsed.iter().filter(|p| !matches!(p, multiaddr::Protocol::P2p(_))).collect();
-    Ok(MemberNode { peer_id: peer, address: without_peer.to_string() })
+    let without_peer: multiaddr::Multiaddr = parsed
+        .iter()
+        .filter(|p| !matches!(p, multiaddr::Protocol::P2p(_)))
+        .collect();
+    Ok(MemberNode {
+        peer_id: peer,
+        address: without_peer.to_string(),
+    })
 }
 
 /// Forwards writes to the leader over RPC.
@@ -570,9 +598,15 @@ impl LeaderForwarder for RpcForwarder {
         leader: &MemberNode,
         command: Command,
     ) -> Result<Result<CommandResponse, ClusterError>, TransportFailure> {
-        match self.rpc.call(&leader.address, RpcRequest::Commit(command), self.timeout).await? {
+        match self
+            .rpc
+            .call(&leader.address, RpcRequest::Commit(command), self.timeout)
+            .await?
+        {
             RpcResponse::Commit(result) => Ok(result),
-            other => Err(TransportFailure::Network(format!("unexpected answer to a forwarded write: {other:?}"))),
+            other => Err(TransportFailure::Network(format!(
+                "unexpected answer to a forwarded write: {other:?}"
+            ))),
         }
     }
 }
@@ -587,7 +621,9 @@ impl RpcHandler for ClusterRpcHandler {
     async fn handle(&self, request: RpcRequest) -> RpcResponse {
         let raft = self.cluster.consensus.raft();
         match request {
-            RpcRequest::AppendEntries(r) => RpcResponse::AppendEntries(raft.append_entries(r).await.map_err(|e| e.to_string())),
+            RpcRequest::AppendEntries(r) => {
+                RpcResponse::AppendEntries(raft.append_entries(r).await.map_err(|e| e.to_string()))
+            }
             RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await.map_err(|e| e.to_string())),
             RpcRequest::InstallSnapshot(r) => {
                 RpcResponse::InstallSnapshot(raft.install_snapshot(r).await.map_err(|e| e.to_string()))

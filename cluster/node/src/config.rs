@@ -284,7 +284,9 @@ impl ServiceConfig {
     /// default changes nothing).
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        let Some(top) = self.json.as_object() else { return warnings };
+        let Some(top) = self.json.as_object() else {
+            return warnings;
+        };
         let defaults = go_defaults();
         for key in top.keys() {
             if !TOP_LEVEL.contains(&key.as_str()) {
@@ -296,16 +298,25 @@ impl ServiceConfig {
             let (name, value, default) = if sub.is_empty() {
                 (section.to_string(), Some(value), defaults.get(*section))
             } else {
-                (format!("{section}.{sub}"), value.get(*sub), defaults.get(*section).and_then(|d| d.get(*sub)))
+                (
+                    format!("{section}.{sub}"),
+                    value.get(*sub),
+                    defaults.get(*section).and_then(|d| d.get(*sub)),
+                )
             };
             if let Some(value) = value {
                 if Some(value) != default {
-                    warnings.push(format!("{}: section \"{name}\" is not supported yet; ignored", self.file));
+                    warnings.push(format!(
+                        "{}: section \"{name}\" is not supported yet; ignored",
+                        self.file
+                    ));
                 }
             }
         }
         for section in SECTIONS {
-            let Some(object) = lookup(&self.json, section.path).and_then(Value::as_object) else { continue };
+            let Some(object) = lookup(&self.json, section.path).and_then(Value::as_object) else {
+                continue;
+            };
             let name = section.path.join(".");
             let section_defaults = lookup(&defaults, section.path);
             for (key, value) in object {

@@ -80,13 +80,19 @@ pub trait RpcHandler: Send + Sync + 'static {
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync + 'static {
     /// Sends `request` to the member at `address` and waits for its answer.
-    async fn call(&self, address: &str, request: RpcRequest, timeout: Duration) -> Result<RpcResponse, TransportFailure>;
+    async fn call(
+        &self,
+        address: &str,
+        request: RpcRequest,
+        timeout: Duration,
+    ) -> Result<RpcResponse, TransportFailure>;
 }
 
 /// `ip:port` of a `/ip4/<ip>/tcp/<port>[/p2p/<id>]` member address.
 pub fn socket_address(address: &str) -> Result<std::net::SocketAddr, TransportFailure> {
-    let parsed: multiaddr::Multiaddr =
-        address.parse().map_err(|e| TransportFailure::Unreachable(format!("bad member address {address:?}: {e}")))?;
+    let parsed: multiaddr::Multiaddr = address
+        .parse()
+        .map_err(|e| TransportFailure::Unreachable(format!("bad member address {address:?}: {e}")))?;
     let mut ip = None;
     let mut port = None;
     for protocol in parsed.iter() {
@@ -99,7 +105,9 @@ pub fn socket_address(address: &str) -> Result<std::net::SocketAddr, TransportFa
     }
     match (ip, port) {
         (Some(ip), Some(port)) => Ok(std::net::SocketAddr::new(ip, port)),
-        _ => Err(TransportFailure::Unreachable(format!("member address {address:?} has no /ip4|ip6/../tcp/..."))),
+        _ => Err(TransportFailure::Unreachable(format!(
+            "member address {address:?} has no /ip4|ip6/../tcp/..."
+        ))),
     }
 }
 
@@ -109,7 +117,10 @@ mod tests {
 
     #[test]
     fn member_addresses_parse() {
-        assert_eq!(socket_address("/ip4/10.0.0.2/tcp/9096").unwrap().to_string(), "10.0.0.2:9096");
+        assert_eq!(
+            socket_address("/ip4/10.0.0.2/tcp/9096").unwrap().to_string(),
+            "10.0.0.2:9096"
+        );
         assert!(socket_address("/ip4/10.0.0.2/udp/9096").is_err());
         assert!(socket_address("nonsense").is_err());
     }

@@ -37,7 +37,11 @@ impl RaftTransport for RaftOverRpc {
         request: AppendEntriesRequest<TypeConfig>,
         timeout: Duration,
     ) -> Result<AppendEntriesResponse<NodeId>, TransportFailure> {
-        match self.transport.call(&node.address, RpcRequest::AppendEntries(request), timeout).await? {
+        match self
+            .transport
+            .call(&node.address, RpcRequest::AppendEntries(request), timeout)
+            .await?
+        {
             RpcResponse::AppendEntries(result) => result.map_err(TransportFailure::Network),
             _ => Err(mismatch("append_entries")),
         }
@@ -50,7 +54,11 @@ impl RaftTransport for RaftOverRpc {
         request: VoteRequest<NodeId>,
         timeout: Duration,
     ) -> Result<VoteResponse<NodeId>, TransportFailure> {
-        match self.transport.call(&node.address, RpcRequest::Vote(request), timeout).await? {
+        match self
+            .transport
+            .call(&node.address, RpcRequest::Vote(request), timeout)
+            .await?
+        {
             RpcResponse::Vote(result) => result.map_err(TransportFailure::Network),
             _ => Err(mismatch("vote")),
         }
@@ -63,7 +71,11 @@ impl RaftTransport for RaftOverRpc {
         request: InstallSnapshotRequest<TypeConfig>,
         timeout: Duration,
     ) -> Result<InstallSnapshotResponse<NodeId>, TransportFailure> {
-        match self.transport.call(&node.address, RpcRequest::InstallSnapshot(request), timeout).await? {
+        match self
+            .transport
+            .call(&node.address, RpcRequest::InstallSnapshot(request), timeout)
+            .await?
+        {
             RpcResponse::InstallSnapshot(result) => result.map_err(TransportFailure::Network),
             _ => Err(mismatch("install_snapshot")),
         }

@@ -20,7 +20,9 @@ pub struct SimTransport {
 impl SimTransport {
     /// Binds `address` on the current simulated node.
     pub async fn bind(address: SocketAddr) -> std::io::Result<Arc<SimTransport>> {
-        Ok(Arc::new(SimTransport { endpoint: Endpoint::bind(address).await? }))
+        Ok(Arc::new(SimTransport {
+            endpoint: Endpoint::bind(address).await?,
+        }))
     }
 
     /// Answers requests with `handler` until the node dies.
@@ -28,11 +30,15 @@ impl SimTransport {
         let this = self.clone();
         cluster_rt::spawn(async move {
             loop {
-                let Ok((sender, mut receiver, _from)) = this.endpoint.accept1().await else { continue };
+                let Ok((sender, mut receiver, _from)) = this.endpoint.accept1().await else {
+                    continue;
+                };
                 let handler = handler.clone();
                 cluster_rt::spawn(async move {
                     let Ok(payload) = receiver.recv().await else { return };
-                    let Ok(request) = payload.downcast::<RpcRequest>() else { return };
+                    let Ok(request) = payload.downcast::<RpcRequest>() else {
+                        return;
+                    };
                     let response = handler.handle(*request).await;
                     let _ = sender.send(Box::new(response)).await;
                 });
@@ -43,13 +49,27 @@ impl SimTransport {
 
 #[async_trait::async_trait]
 impl Transport for SimTransport {
-    async fn call(&self, address: &str, request: RpcRequest, timeout: Duration) -> Result<RpcResponse, TransportFailure> {
+    async fn call(
+        &self,
+        address: &str,
+        request: RpcRequest,
+        timeout: Duration,
+    ) -> Result<RpcResponse, TransportFailure> {
         let target = socket_address(address)?;
         let exchange = async {
-            let (sender, mut receiver) =
-                self.endpoint.connect1(target).await.map_err(|e| TransportFailure::Unreachable(e.to_string()))?;
-            sender.send(Box::new(request)).await.map_err(|e| TransportFailure::Unreachable(e.to_string()))?;
-            let payload = receiver.recv().await.map_err(|e| TransportFailure::Network(e.to_string()))?;
+            let (sender, mut receiver) = self
+                .endpoint
+                .connect1(target)
+                .await
+                .map_err(|e| TransportFailure::Unreachable(e.to_string()))?;
+            sender
+                .send(Box::new(request))
+                .await
+                .map_err(|e| TransportFailure::Unreachable(e.to_string()))?;
+            let payload = receiver
+                .recv()
+                .await
+                .map_err(|e| TransportFailure::Network(e.to_string()))?;
             payload
                 .downcast::<RpcResponse>()
                 .map(|r| *r)
@@ -57,7 +77,9 @@ impl Transport for SimTransport {
         };
         match cluster_rt::timeout(timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(TransportFailure::Network(format!("no answer from {address} within {timeout:?}"))),
+            Err(_) => Err(TransportFailure::Network(format!(
+                "no answer from {address} within {timeout:?}"
+            ))),
         }
     }
 }
