@@ -249,3 +249,46 @@ async fn three_members_replicate_and_survive_leader_loss() {
 async fn five_members_replicate_and_survive_leader_loss() {
     replication_and_failover(5).await;
 }
+
+#[madsim::test]
+async fn partitioned_minority_cannot_commit_and_heals() {
+    let handle = Handle::current();
+    let cluster = TestCluster::start(&handle, 3);
+    let all = [0, 1, 2];
+    let leader = cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    cluster.pin(leader, cid_of(1), 2).await.expect("pin before the partition");
+
+    tracing::info!("--- isolate one follower: it cannot commit, the majority can");
+    let isolated = (leader + 1) % 3;
+    let net = madsim::net::NetSim::current();
+    let isolated_node = cluster.members[isolated].node().id();
+    net.clog_node(isolated_node);
+    let err = cluster.pin(isolated, cid_of(2), 1).await.expect_err("a minority must not commit");
+    tracing::info!("minority write refused: {err}");
+    let majority: Vec<usize> = all.iter().copied().filter(|i| *i != isolated).collect();
+    let majority_leader = cluster.wait_leader(&majority, Duration::from_secs(10)).await;
+    cluster.pin(majority_leader, cid_of(3), 1).await.expect("the majority commits");
+    let minority_state = cluster.members[isolated].cluster().unwrap().state().clone();
+    assert!(minority_state.get(&cid_of(3)).unwrap().is_none(), "the isolated member cannot have learned it");
+
+    tracing::info!("--- heal: every member ends with the same pinset");
+    net.unclog_node(isolated_node);
+    let deadline = cluster_rt::now() + Duration::from_secs(30);
+    loop {
+        let listings: Vec<Vec<Cid>> = all
+            .iter()
+            .map(|i| {
+                let state = cluster.members[*i].cluster().unwrap().state().clone();
+                state.list_page(None, 100).unwrap().into_iter().map(|p| p.cid).collect()
+            })
+            .collect();
+        if listings.iter().all(|l| *l == listings[0]) && listings[0].contains(&cid_of(3)) {
+            // The refused write never reached the leader: it must not appear anywhere.
+            assert!(!listings[0].contains(&cid_of(2)), "{listings:?}");
+            break;
+        }
+        assert!(cluster_rt::now() < deadline, "pinsets differ after heal: {listings:?}; {}", replay_hint());
+        cluster_rt::sleep(Duration::from_millis(100)).await;
+    }
+    println!("seed={} partition healed", seed());
+}

@@ -52,6 +52,8 @@ const ERROR_REPLY_BYTES_MAX: usize = 1 << 20;
 /// the cap is this large for daemons that ignore `stream=true` and answer one
 /// `{"Keys":{..}}` object for the whole pinset (~80 bytes per pin).
 const STREAM_VALUE_BYTES_MAX: usize = 256 << 20;
+/// The largest single JSON value of a `pin/add` progress reply (each is a few dozen bytes).
+const PIN_ADD_VALUE_BYTES_MAX: usize = 1 << 20;
 /// The longest daemon error message kept (bodies that are not Kubo JSON are quoted verbatim).
 const ERROR_MESSAGE_CHARS_MAX: usize = 1000;
 /// TCP connect deadline: a daemon that does not accept within this is unreachable.
@@ -386,7 +388,7 @@ impl KuboConnector {
             None => return Err(stalled(None)),
         };
         let mut body = response.into_body();
-        let mut decoder = JsonStreamDecoder::new(STREAM_VALUE_BYTES_MAX);
+        let mut decoder = JsonStreamDecoder::new(PIN_ADD_VALUE_BYTES_MAX);
         let mut progress: Option<u64> = None;
         // Bounded by the deadline: every pass either extends it (new progress) or moves towards it.
         loop {
