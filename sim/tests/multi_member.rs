@@ -256,20 +256,32 @@ async fn partitioned_minority_cannot_commit_and_heals() {
     let cluster = TestCluster::start(&handle, 3);
     let all = [0, 1, 2];
     let leader = cluster.wait_leader(&all, Duration::from_secs(30)).await;
-    cluster.pin(leader, cid_of(1), 2).await.expect("pin before the partition");
+    cluster
+        .pin(leader, cid_of(1), 2)
+        .await
+        .expect("pin before the partition");
 
     tracing::info!("--- isolate one follower: it cannot commit, the majority can");
     let isolated = (leader + 1) % 3;
     let net = madsim::net::NetSim::current();
     let isolated_node = cluster.members[isolated].node().id();
     net.clog_node(isolated_node);
-    let err = cluster.pin(isolated, cid_of(2), 1).await.expect_err("a minority must not commit");
+    let err = cluster
+        .pin(isolated, cid_of(2), 1)
+        .await
+        .expect_err("a minority must not commit");
     tracing::info!("minority write refused: {err}");
     let majority: Vec<usize> = all.iter().copied().filter(|i| *i != isolated).collect();
     let majority_leader = cluster.wait_leader(&majority, Duration::from_secs(10)).await;
-    cluster.pin(majority_leader, cid_of(3), 1).await.expect("the majority commits");
+    cluster
+        .pin(majority_leader, cid_of(3), 1)
+        .await
+        .expect("the majority commits");
     let minority_state = cluster.members[isolated].cluster().unwrap().state().clone();
-    assert!(minority_state.get(&cid_of(3)).unwrap().is_none(), "the isolated member cannot have learned it");
+    assert!(
+        minority_state.get(&cid_of(3)).unwrap().is_none(),
+        "the isolated member cannot have learned it"
+    );
 
     tracing::info!("--- heal: every member ends with the same pinset");
     net.unclog_node(isolated_node);
@@ -287,7 +299,11 @@ async fn partitioned_minority_cannot_commit_and_heals() {
             assert!(!listings[0].contains(&cid_of(2)), "{listings:?}");
             break;
         }
-        assert!(cluster_rt::now() < deadline, "pinsets differ after heal: {listings:?}; {}", replay_hint());
+        assert!(
+            cluster_rt::now() < deadline,
+            "pinsets differ after heal: {listings:?}; {}",
+            replay_hint()
+        );
         cluster_rt::sleep(Duration::from_millis(100)).await;
     }
     println!("seed={} partition healed", seed());

@@ -213,6 +213,11 @@ impl Consensus {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 
+    /// The current Raft term of this member.
+    pub fn current_term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
     /// The current leader, if known.
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader

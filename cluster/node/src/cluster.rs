@@ -94,6 +94,7 @@ pub struct Cluster {
     shutdown_tx: watch::Sender<bool>,
     data: Mutex<Option<DataFolder>>,
     rpc: Option<Arc<dyn Transport>>,
+    bug_ack_before_commit: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -185,6 +186,7 @@ impl Cluster {
             shutdown_tx,
             data: Mutex::new(Some(data)),
             rpc,
+            bug_ack_before_commit: std::sync::atomic::AtomicBool::new(false),
         });
         cluster.spawn_loops();
         Ok(cluster)
@@ -497,7 +499,23 @@ impl Cluster {
         };
         let mut pin = self.prepare_pin(cid, options, existing.as_ref())?;
         self.allocate(&mut pin, &user_allocations, allocation_base.as_ref())?;
+        if self.bug_ack_before_commit.load(std::sync::atomic::Ordering::Relaxed) {
+            // The deliberate bug (see `inject_bug_ack_before_commit`): answer first, commit later.
+            let consensus = self.consensus.clone();
+            let committing = pin.clone();
+            cluster_rt::spawn(async move {
+                let _ = consensus.log_pin(committing).await;
+            });
+            return Ok(pin);
+        }
         self.consensus.log_pin(pin).await
+    }
+
+    /// Switches on a deliberate bug: pins are acknowledged before they are committed. Only the
+    /// simulator's self-test uses it, to prove its invariants catch a lost acknowledged pin.
+    pub fn inject_bug_ack_before_commit(&self, on: bool) {
+        self.bug_ack_before_commit
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Unpins `cid` cluster-wide and returns the removed pin.
