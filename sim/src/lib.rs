@@ -7,11 +7,23 @@
 #![deny(missing_docs)]
 
 #[cfg(madsim)]
+pub mod invariants;
+#[cfg(madsim)]
 mod member;
+mod oracle;
+#[cfg(madsim)]
+mod sim_cluster;
+#[cfg(madsim)]
+mod snapshot;
 mod trace_hash;
 
 #[cfg(madsim)]
 pub use member::{SimMember, SimMemberConfig, MEMBER_PORT};
+pub use oracle::{OpKind, OpRecord, Oracle, Outcome};
+#[cfg(madsim)]
+pub use sim_cluster::{member_ip, member_seed, SimCluster};
+#[cfg(madsim)]
+pub use snapshot::MemberSnapshot;
 pub use trace_hash::TraceHash;
 
 /// The seed of the running simulation, for failure messages.

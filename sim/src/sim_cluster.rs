@@ -1,0 +1,157 @@
+//! [`SimCluster`]: N members with a fixed initial peerset, a client node, and the snapshots
+//! that invariants read.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_node::Cluster;
+use cluster_types::{Cid, ClusterError, Pin, PinOptions};
+use madsim::runtime::{Handle, NodeHandle};
+
+use crate::{replay_hint, MemberSnapshot, SimMember, SimMemberConfig};
+
+/// The simulated IP of member `i`.
+pub fn member_ip(i: usize) -> IpAddr {
+    format!("10.0.0.{}", i + 1).parse().expect("valid ip")
+}
+
+/// The identity seed of member `i`.
+pub fn member_seed(i: usize) -> [u8; 32] {
+    [i as u8 + 1; 32]
+}
+
+/// A cluster of simulated members and one client node.
+pub struct SimCluster {
+    /// The members, by index.
+    pub members: Vec<SimMember>,
+    /// The node client calls run on (so they cross the simulated network's clock, not a member's).
+    pub client: NodeHandle,
+    alive: Vec<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl SimCluster {
+    /// Starts `size` members that all know each other from the start.
+    pub fn start(handle: &Handle, size: usize) -> SimCluster {
+        assert!((1..=7).contains(&size), "1 to 7 members, not {size}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let members = (0..size)
+            .map(|i| {
+                let peers = (0..size)
+                    .filter(|j| *j != i)
+                    .map(|j| (member_seed(j), member_ip(j)))
+                    .collect();
+                SimMember::start(
+                    handle,
+                    SimMemberConfig {
+                        name: format!("member-{i}"),
+                        ip: member_ip(i),
+                        identity_seed: member_seed(i),
+                        data_dir: dir.path().join(format!("member-{i}")),
+                        peers,
+                    },
+                )
+            })
+            .collect();
+        let client = handle
+            .create_node()
+            .name("client")
+            .ip("10.0.1.1".parse().expect("ip"))
+            .build();
+        SimCluster {
+            members,
+            client,
+            alive: vec![true; size],
+            _dir: dir,
+        }
+    }
+
+    /// Indexes of members not killed.
+    pub fn alive(&self) -> Vec<usize> {
+        (0..self.members.len()).filter(|i| self.alive[*i]).collect()
+    }
+
+    /// Crashes member `i`.
+    pub fn kill(&mut self, handle: &Handle, i: usize) {
+        self.members[i].kill(handle);
+        self.alive[i] = false;
+    }
+
+    /// Restarts member `i` from its data folder.
+    pub fn restart(&mut self, handle: &Handle, i: usize) {
+        self.members[i].restart(handle);
+        self.alive[i] = true;
+    }
+
+    /// Waits until the given members agree on one leader among them; returns its index.
+    pub async fn wait_leader(&self, among: &[usize], limit: Duration) -> usize {
+        let deadline = cluster_rt::now() + limit;
+        loop {
+            let leaders: Vec<Option<u64>> = among
+                .iter()
+                .map(|i| self.members[*i].cluster().and_then(|c| c.consensus().leader()))
+                .collect();
+            if let Some(Some(leader)) = leaders.first() {
+                if leaders.iter().all(|l| *l == Some(*leader)) {
+                    let found = among.iter().copied().find(|i| {
+                        self.members[*i]
+                            .cluster()
+                            .is_some_and(|c| c.consensus().node_id() == *leader && c.consensus().is_leader())
+                    });
+                    if let Some(index) = found {
+                        return index;
+                    }
+                }
+            }
+            assert!(
+                cluster_rt::now() < deadline,
+                "no agreed leader within {limit:?}: {leaders:?}; {}",
+                replay_hint()
+            );
+            cluster_rt::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `f` on member `via`'s own node (so its tasks and network calls are the member's and
+    /// die with it). `None` if the member is down (nothing was sent); a member killed during the
+    /// call gives `Some(Err(Timeout))`: the outcome is unknown.
+    pub async fn call<T, F, Fut>(&self, via: usize, f: F) -> Option<Result<T, ClusterError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Cluster>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, ClusterError>> + Send + 'static,
+    {
+        let cluster = self.members[via].cluster()?;
+        match self.members[via].node().spawn(async move { f(cluster).await }).await {
+            Ok(result) => Some(result),
+            Err(_) => Some(Err(ClusterError::Timeout(format!(
+                "member {via} crashed during the call"
+            )))),
+        }
+    }
+
+    /// Pins through member `via` with `replication` (min = max).
+    pub async fn pin(&self, via: usize, cid: Cid, replication: i32) -> Option<Result<Pin, ClusterError>> {
+        let options = PinOptions {
+            replication_factor_min: replication,
+            replication_factor_max: replication,
+            ..Default::default()
+        };
+        self.call(via, move |c| async move { c.pin(cid, options).await }).await
+    }
+
+    /// Unpins through member `via`.
+    pub async fn unpin(&self, via: usize, cid: Cid) -> Option<Result<Pin, ClusterError>> {
+        self.call(via, move |c| async move { c.unpin(cid).await }).await
+    }
+
+    /// What every member looks like now (down members have `cluster: None` fields empty).
+    pub fn snapshots(&self) -> Vec<MemberSnapshot> {
+        self.members
+            .iter()
+            .enumerate()
+            .map(|(i, member)| MemberSnapshot::take(i, member, self.alive[i]))
+            .collect()
+    }
+}

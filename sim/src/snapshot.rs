@@ -1,0 +1,59 @@
+//! [`MemberSnapshot`]: what an invariant may look at of one member, taken between steps.
+
+use cluster_state::PinIter;
+use cluster_types::{Cid, PeerId, Pin};
+
+use crate::SimMember;
+
+/// One member's observable state at one instant.
+#[derive(Debug, Clone)]
+pub struct MemberSnapshot {
+    /// Member index.
+    pub index: usize,
+    /// Its cluster peer id.
+    pub peer_id: PeerId,
+    /// Whether it is running (not killed).
+    pub alive: bool,
+    /// Its Raft term, if running.
+    pub term: Option<u64>,
+    /// Whether it believes it is the leader.
+    pub is_leader: bool,
+    /// Its last applied log index.
+    pub applied_index: Option<u64>,
+    /// Its pinset, in CID order (empty if down).
+    pub pins: Vec<Pin>,
+    /// The CIDs its IPFS daemon holds (the daemon outlives the member).
+    pub daemon_pins: Vec<Cid>,
+}
+
+impl MemberSnapshot {
+    /// Reads member `index`.
+    pub fn take(index: usize, member: &SimMember, alive: bool) -> MemberSnapshot {
+        let cluster = if alive { member.cluster() } else { None };
+        let (term, is_leader, applied_index, pins) = match &cluster {
+            Some(cluster) => {
+                let consensus = cluster.consensus();
+                let pins = PinIter::new(cluster.state().as_ref(), 1000)
+                    .map(|p| p.expect("state readable"))
+                    .collect();
+                (
+                    Some(consensus.current_term()),
+                    consensus.is_leader(),
+                    consensus.last_applied_index(),
+                    pins,
+                )
+            }
+            None => (None, false, None, Vec::new()),
+        };
+        MemberSnapshot {
+            index,
+            peer_id: member.identity.peer_id,
+            alive: cluster.is_some(),
+            term,
+            is_leader,
+            applied_index,
+            pins,
+            daemon_pins: member.ipfs.pins(),
+        }
+    }
+}
