@@ -69,7 +69,10 @@ jsipfs-install:
     set -euo pipefail
     cd tests/jsipfs
     if [ ! -x node_modules/.bin/jsipfs ]; then
-        npm ci --ignore-scripts --no-audit --no-fund
+        # Not `npm ci`: npm 11 refuses this lockfile over an optional dependency ("Missing:
+        # headless@"), while `npm install` installs exactly the locked versions and leaves it unchanged.
+        # --ignore-scripts: electron and wrtc install scripts would download binaries we do not need.
+        npm install --ignore-scripts --no-audit --no-fund
     fi
 
 # Real processes against a real IPFS daemon (Kubo if on PATH, else js-ipfs), offline, loopback-only namespace.

@@ -58,7 +58,7 @@ elif command -v ipfs >/dev/null; then
     echo $! >"$DATA/ipfs.pid"
     echo "Kubo started (pid $!, log $DATA/ipfs.log)"
 else
-    (cd "$ROOT/tests/jsipfs" && { [ -x node_modules/.bin/jsipfs ] || npm ci --ignore-scripts --no-audit --no-fund; })
+    (cd "$ROOT/tests/jsipfs" && { [ -x node_modules/.bin/jsipfs ] || npm install --ignore-scripts --no-audit --no-fund; })
     export IPFS_PATH="$DATA/jsipfs"
     JSIPFS="$ROOT/tests/jsipfs/node_modules/.bin/jsipfs"
     if [ ! -f "$IPFS_PATH/config" ]; then
