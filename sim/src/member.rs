@@ -130,7 +130,20 @@ async fn start_cluster(member: &SimMemberConfig, identity: Identity, ipfs: Arc<F
         .iter()
         .map(|(seed, ip)| format!("/ip4/{ip}/tcp/{MEMBER_PORT}/p2p/{}", Identity::from_seed(*seed).peer_id))
         .collect();
-    let data = DataFolder::lock(&member.data_dir).expect("data folder of a killed member is unlocked");
+    // A killed node's tasks are dropped by the simulator shortly after the kill, not at once:
+    // wait (in simulated time) for the previous incarnation to release the folder.
+    let mut attempts = 0;
+    let data = loop {
+        match DataFolder::lock(&member.data_dir) {
+            Ok(data) => break data,
+            Err(e) if attempts < 100 => {
+                attempts += 1;
+                tracing::debug!("{}: waiting for the data folder: {e}", member.name);
+                cluster_rt::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{}: data folder still locked after a restart: {e}", member.name),
+        }
+    };
     let sim_transport = if member.peers.is_empty() {
         None
     } else {

@@ -1,6 +1,7 @@
 //! The seeded workload: every parameter (members, operation mix, replication factors, faults and
 //! their timing) comes from the seed. A safety phase runs client operations under crashes,
-//! restarts and partitions, checking the safety invariants after every step; a liveness phase
+//! restarts, pauses, partitions, one-way link losses and slow, failing, down or full IPFS
+//! daemons, checking the safety invariants after every step; a liveness phase
 //! removes all faults and requires the cluster to converge within a bound, then checks that no
 //! acknowledged pin was lost, no acknowledged unpin undone, and every pin sits on exactly its
 //! allocated daemons. A failure prints the seed and the fault plan.
@@ -8,10 +9,14 @@
 
 use std::time::Duration;
 
+use cluster_ipfs::FakeIpfsKnobs;
 use cluster_sim::invariants::{self, Violation};
 use cluster_sim::{replay_hint, seed, MemberSnapshot, OpKind, Oracle, SimCluster, TraceHash};
 use cluster_types::Cid;
 use madsim::runtime::Handle;
+
+/// How long a paused member stays paused.
+const PAUSE: Duration = Duration::from_secs(3);
 
 /// Simulated time the cluster gets to converge once faults stop.
 const LIVENESS_BOUND: Duration = Duration::from_secs(120);
@@ -26,6 +31,7 @@ struct Run {
     plan: Vec<String>,
     trace: TraceHash,
     clogged: Option<usize>,
+    clogged_links: Vec<(usize, usize)>,
 }
 
 impl Run {
@@ -58,9 +64,10 @@ impl Run {
         let alive = self.cluster.alive();
         let majority = size / 2 + 1;
         let net = madsim::net::NetSim::current();
-        match random(4) {
+        let pick = |list: &[usize]| list[random(list.len() as u64) as usize];
+        match random(9) {
             0 if alive.len() > majority => {
-                let victim = alive[random(alive.len() as u64) as usize];
+                let victim = pick(&alive);
                 self.plan.push(format!("{} kill {victim}", self.now()));
                 self.cluster.kill(handle, victim);
                 if self.clogged == Some(victim) {
@@ -75,7 +82,7 @@ impl Run {
                 }
             }
             2 if self.clogged.is_none() && alive.len() > majority => {
-                let victim = alive[random(alive.len() as u64) as usize];
+                let victim = pick(&alive);
                 self.plan.push(format!("{} partition {victim}", self.now()));
                 net.clog_node(self.cluster.members[victim].node().id());
                 self.clogged = Some(victim);
@@ -85,6 +92,48 @@ impl Run {
                     self.plan.push(format!("{} heal {victim}", self.now()));
                     net.unclog_node(self.cluster.members[victim].node().id());
                 }
+            }
+            4 if size >= 2 => {
+                // One-way: messages from a to b are lost, b to a still arrive.
+                let a = random(size as u64) as usize;
+                let b = (a + 1 + random(size as u64 - 1) as usize) % size;
+                self.plan.push(format!("{} clog link {a}->{b}", self.now()));
+                net.clog_link(self.cluster.members[a].node().id(), self.cluster.members[b].node().id());
+                self.clogged_links.push((a, b));
+            }
+            5 => {
+                if let Some((a, b)) = self.clogged_links.pop() {
+                    self.plan.push(format!("{} unclog link {a}->{b}", self.now()));
+                    net.unclog_link(self.cluster.members[a].node().id(), self.cluster.members[b].node().id());
+                }
+            }
+            6 => {
+                let member = random(size as u64) as usize;
+                let (what, change): (&str, fn(&mut FakeIpfsKnobs)) = match random(4) {
+                    0 => ("slow", |k| k.latency = Duration::from_secs(3)),
+                    1 => ("failing", |k| k.error_rate = 0.5),
+                    2 => ("down", |k| k.down = true),
+                    _ => ("full", |k| k.repo_full = true),
+                };
+                self.plan.push(format!("{} daemon {member} {what}", self.now()));
+                self.cluster.members[member].ipfs.update_knobs(change);
+            }
+            7 => {
+                let member = random(size as u64) as usize;
+                self.plan.push(format!("{} daemon {member} ok", self.now()));
+                self.cluster.members[member].ipfs.set_knobs(FakeIpfsKnobs::default());
+            }
+            8 if alive.len() > majority => {
+                // A long GC pause or a stalled VM: the member stops, then resumes as if nothing happened.
+                let victim = pick(&alive);
+                self.plan.push(format!("{} pause {victim} 3s", self.now()));
+                let id = self.cluster.members[victim].node().id();
+                handle.pause(id);
+                let resumer = handle.clone();
+                cluster_rt::spawn(async move {
+                    cluster_rt::sleep(PAUSE).await;
+                    resumer.resume(id);
+                });
             }
             _ => {}
         }
@@ -123,6 +172,14 @@ impl Run {
         let net = madsim::net::NetSim::current();
         if let Some(victim) = self.clogged.take() {
             net.unclog_node(self.cluster.members[victim].node().id());
+        }
+        for (a, b) in self.clogged_links.drain(..) {
+            net.unclog_link(self.cluster.members[a].node().id(), self.cluster.members[b].node().id());
+        }
+        // Paused members resume on their own after PAUSE.
+        cluster_rt::sleep(PAUSE).await;
+        for member in &self.cluster.members {
+            member.ipfs.set_knobs(FakeIpfsKnobs::default());
         }
         for i in 0..self.cluster.members.len() {
             if !self.cluster.alive().contains(&i) {
@@ -166,6 +223,7 @@ async fn run_workload(handle: &Handle) -> Run {
         plan: vec![format!("members={size} operations={operations}")],
         trace: TraceHash::default(),
         clogged: None,
+        clogged_links: Vec::new(),
     };
     run.cluster
         .wait_leader(&run.cluster.alive(), Duration::from_secs(30))

@@ -229,6 +229,13 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
                     };
                     overlay.insert(pin.cid, Some(pin.clone()));
                     ops.push(StateOp::Add(pin.clone()));
+                    if let Some(previous) = &previous {
+                        // Allocations moved: a member that held it must unpin even if it crashes
+                        // before doing so (its tracker re-queues tombstones at every state sync).
+                        if previous.allocations != pin.allocations || previous.is_everywhere() != pin.is_everywhere() {
+                            ops.push(StateOp::Tombstone(pin.cid));
+                        }
+                    }
                     changes.push(AppliedChange::Pinned {
                         pin: pin.clone(),
                         previous,
@@ -243,6 +250,9 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
                     overlay.insert(cid, None);
                     if let Some(pin) = &previous {
                         ops.push(StateOp::Rm(cid));
+                        // Durable with the removal: the daemon unpin happens later and may be
+                        // lost to a crash; the tombstone makes the tracker finish it.
+                        ops.push(StateOp::Tombstone(cid));
                         changes.push(AppliedChange::Unpinned { pin: pin.clone() });
                     }
                     CommandResponse::Unpinned(previous)

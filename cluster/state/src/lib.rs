@@ -34,6 +34,12 @@ pub enum StateOp {
     Add(Pin),
     /// Remove the pin with this CID (no-op when absent).
     Rm(Cid),
+    /// Remember that this member's daemon may still hold `cid` although the state no longer
+    /// allocates it here (an unpin, or allocations that moved). Local to the member: not part
+    /// of the pinset, not in snapshots, untouched by `replace_all`.
+    Tombstone(Cid),
+    /// The daemon no longer holds `cid` (or should again): forget its tombstone.
+    ClearTombstone(Cid),
 }
 
 /// The pinset of one member.
@@ -71,8 +77,12 @@ pub trait State: Send + Sync + 'static {
     /// The applied meta last committed, if any.
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError>;
 
-    /// Replaces the whole pinset and the meta, atomically (installing a snapshot).
+    /// Replaces the whole pinset and the meta, atomically (installing a snapshot). Tombstones
+    /// are kept.
     fn replace_all(&self, pins: &mut dyn Iterator<Item = Pin>, meta: &[u8]) -> Result<(), StateError>;
+
+    /// Up to `limit` tombstoned CIDs, in CID order, starting strictly after `after`.
+    fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError>;
 }
 
 /// Iterates over every pin of a state page by page (constant memory), for exports and snapshots.

@@ -23,6 +23,7 @@ pub struct MemoryState {
 struct Inner {
     pins: BTreeMap<Vec<u8>, Pin>,
     meta: Option<Vec<u8>>,
+    tombstones: BTreeMap<Vec<u8>, Cid>,
 }
 
 impl MemoryState {
@@ -96,7 +97,7 @@ impl State for MemoryState {
             .iter()
             .map(|op| match op {
                 StateOp::Add(pin) => (pin.cid.to_bytes(), op),
-                StateOp::Rm(cid) => (cid.to_bytes(), op),
+                StateOp::Rm(cid) | StateOp::Tombstone(cid) | StateOp::ClearTombstone(cid) => (cid.to_bytes(), op),
             })
             .collect();
         let mut inner = self.write()?;
@@ -107,6 +108,12 @@ impl State for MemoryState {
                 }
                 StateOp::Rm(_) => {
                     inner.pins.remove(&key);
+                }
+                StateOp::Tombstone(cid) => {
+                    inner.tombstones.insert(key, *cid);
+                }
+                StateOp::ClearTombstone(_) => {
+                    inner.tombstones.remove(&key);
                 }
             }
         }
@@ -128,6 +135,20 @@ impl State for MemoryState {
         inner.pins = fresh;
         inner.meta = Some(meta.to_vec());
         Ok(())
+    }
+
+    fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {
+        let inner = self.read()?;
+        let start = match after {
+            Some(cid) => std::ops::Bound::Excluded(cid.to_bytes()),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(inner
+            .tombstones
+            .range((start, std::ops::Bound::Unbounded))
+            .take(limit)
+            .map(|(_, cid)| *cid)
+            .collect())
     }
 }
 

@@ -24,6 +24,8 @@ use crate::{State, StateError, StateOp};
 const PINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pins");
 /// Name -> opaque blob; only [`META_KEY`] is used.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// CIDs this member's daemon may still hold though no longer allocated here (see `StateOp::Tombstone`).
+const TOMBSTONES: TableDefinition<&[u8], ()> = TableDefinition::new("tombstones");
 /// The key of the consensus applied meta in [`META`].
 const META_KEY: &str = "applied";
 
@@ -50,6 +52,7 @@ impl RedbState {
         let txn = state.begin_write()?;
         txn.open_table(PINS).map_err(storage)?;
         txn.open_table(META).map_err(storage)?;
+        txn.open_table(TOMBSTONES).map_err(storage)?;
         txn.commit().map_err(storage)?;
         tracing::debug!(path = %path.display(), "opened pinset state");
         Ok(state)
@@ -125,6 +128,7 @@ impl State for RedbState {
         let txn = self.begin_write()?;
         {
             let mut pins = txn.open_table(PINS).map_err(storage)?;
+            let mut tombstones = txn.open_table(TOMBSTONES).map_err(storage)?;
             for op in ops {
                 match op {
                     StateOp::Add(pin) => {
@@ -134,6 +138,12 @@ impl State for RedbState {
                     }
                     StateOp::Rm(cid) => {
                         pins.remove(cid.to_bytes().as_slice()).map_err(storage)?;
+                    }
+                    StateOp::Tombstone(cid) => {
+                        tombstones.insert(cid.to_bytes().as_slice(), ()).map_err(storage)?;
+                    }
+                    StateOp::ClearTombstone(cid) => {
+                        tombstones.remove(cid.to_bytes().as_slice()).map_err(storage)?;
                     }
                 }
             }
@@ -173,6 +183,23 @@ impl State for RedbState {
                 .map_err(storage)?;
         }
         txn.commit().map_err(storage)
+    }
+
+    fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TOMBSTONES).map_err(storage)?;
+        let start_key = after.map(|cid| cid.to_bytes());
+        let range = match &start_key {
+            Some(key) => table.range::<&[u8]>((std::ops::Bound::Excluded(key.as_slice()), std::ops::Bound::Unbounded)),
+            None => table.range::<&[u8]>(..),
+        }
+        .map_err(storage)?;
+        let mut cids = Vec::new();
+        for item in range.take(limit) {
+            let (key, _) = item.map_err(storage)?;
+            cids.push(Cid::from_bytes(key.value()).map_err(|e| StateError::Corrupt(format!("tombstone key: {e}")))?);
+        }
+        Ok(cids)
     }
 }
 

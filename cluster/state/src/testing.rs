@@ -63,7 +63,7 @@ type Check = fn(&dyn State);
 
 /// Runs every check below, each against a fresh, empty store from `make`.
 pub fn run_conformance_suite(make: &dyn Fn() -> Box<dyn State>) {
-    let checks: [(&str, Check); 10] = [
+    let checks: [(&str, Check); 11] = [
         ("empty", check_empty),
         ("add_then_get", check_add_then_get),
         ("add_same_cid_replaces", check_add_same_cid_replaces),
@@ -74,6 +74,7 @@ pub fn run_conformance_suite(make: &dyn Fn() -> Box<dyn State>) {
         ("pin_iter", check_pin_iter),
         ("replace_all", check_replace_all),
         ("replace_all_empty", check_replace_all_empty),
+        ("tombstones", check_tombstones),
     ];
     for (name, check) in checks {
         tracing::info!("--- conformance check {name}");
@@ -318,4 +319,34 @@ mod tests {
         assert_eq!(cids.len(), 1000);
         assert_eq!(test_pin(5).cid, test_cid(5));
     }
+}
+
+/// Tombstones are set and cleared with commits, listed in CID order with paging, never
+/// visible as pins, and kept across `replace_all`.
+pub fn check_tombstones(state: &dyn State) {
+    assert!(state.tombstones(None, 10).unwrap().is_empty());
+    let cids: Vec<Cid> = (0..5).map(test_cid).collect();
+    let ops: Vec<StateOp> = cids.iter().map(|c| StateOp::Tombstone(*c)).collect();
+    state.commit(&ops, None).unwrap();
+    assert!(state.is_empty().unwrap(), "tombstones are not pins");
+    let mut sorted = cids.clone();
+    sorted.sort_by_key(|c| c.to_bytes());
+    assert_eq!(state.tombstones(None, 10).unwrap(), sorted);
+    assert_eq!(state.tombstones(Some(&sorted[1]), 2).unwrap(), sorted[2..4].to_vec());
+    state
+        .commit(
+            &[
+                StateOp::ClearTombstone(sorted[0]),
+                StateOp::ClearTombstone(test_cid(99)),
+            ],
+            None,
+        )
+        .unwrap();
+    assert_eq!(state.tombstones(None, 10).unwrap(), sorted[1..].to_vec());
+    state.replace_all(&mut vec![test_pin(7)].into_iter(), b"m").unwrap();
+    assert_eq!(
+        state.tombstones(None, 10).unwrap(),
+        sorted[1..].to_vec(),
+        "replace_all keeps tombstones"
+    );
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use cluster_ipfs::{IpfsConnector, IpfsError, IpfsPinType};
 use cluster_rt::tokio::sync::{mpsc, watch, Notify};
 use cluster_rt::tokio::task::JoinHandle;
-use cluster_state::{PinIter, State};
+use cluster_state::{PinIter, State, StateOp};
 use cluster_types::{
     Cid, ClusterError, IpfsId, PeerId, Pin, PinInfo, PinInfoShort, PinOptions, Timestamp, TrackerStatus,
     TrackerStatusFilter,
@@ -52,6 +52,8 @@ pub struct SyncReport {
     pub daemon_errors: u64,
     /// Recursive daemon pins that are not in the state (left alone: they may be the operator's).
     pub daemon_only: u64,
+    /// Unpins queued for tombstones (unpins committed but maybe never done on the daemon).
+    pub unpins_queued: u64,
 }
 
 /// Reconciles what the state allocates to this member with what its IPFS daemon holds.
@@ -322,6 +324,12 @@ impl Shared {
         };
         if result.is_ok() {
             self.refresh_ipfs_id();
+            if job.kind == OpKind::Unpin {
+                // The daemon no longer holds it: the unpin the state machine asked for is done.
+                if let Err(e) = self.state.commit(&[StateOp::ClearTombstone(job.cid)], None) {
+                    tracing::warn!(cid = %job.cid, "clearing the unpin tombstone failed: {e}");
+                }
+            }
         }
         let finished = lock(&self.table).finish(&job, result.map_err(|e| e.to_string()), Timestamp::now());
         if let Finished::Failed { attempt_count } = finished {
@@ -633,6 +641,7 @@ impl Shared {
                 Enqueued::AlreadyOngoing => report.with_operation += 1,
             }
         }
+        self.sync_tombstones(&mut report).await?;
         report.daemon_only = listed.len() as u64;
         if report.pins_queued > 0 {
             tracing::info!(
@@ -641,6 +650,44 @@ impl Shared {
             );
         }
         Ok(report)
+    }
+}
+
+impl Shared {
+    /// Finishes unpins that the state machine recorded but that may never have reached the
+    /// daemon (a crash, a daemon that was down): every tombstone whose CID is not allocated here
+    /// any more gets an unpin queued; tombstones of CIDs allocated here again are dropped.
+    async fn sync_tombstones(self: &Arc<Self>, report: &mut SyncReport) -> Result<(), ClusterError> {
+        let read_error = |e: cluster_state::StateError| ClusterError::Internal(format!("reading tombstones: {e}"));
+        let mut after: Option<Cid> = None;
+        loop {
+            let page = self
+                .state
+                .tombstones(after.as_ref(), STATE_PAGE_SIZE)
+                .map_err(read_error)?;
+            let Some(last) = page.last().copied() else {
+                return Ok(());
+            };
+            for cid in page {
+                let pin = self.state.get(&cid).map_err(read_error)?;
+                if pin.as_ref().is_some_and(|p| wants_pinned(Some(p), &self.peer)) {
+                    if let Err(e) = self.state.commit(&[StateOp::ClearTombstone(cid)], None) {
+                        tracing::warn!(%cid, "clearing a tombstone failed: {e}");
+                    }
+                    continue;
+                }
+                if lock(&self.table).get(&cid).is_some() {
+                    continue;
+                }
+                let outcome = lock(&self.table).enqueue(OpKind::Unpin, bare_pin(cid), Timestamp::now(), &self.config);
+                self.after_enqueue(OpKind::Unpin, &cid, outcome);
+                if matches!(outcome, Enqueued::Queued { .. }) {
+                    report.unpins_queued += 1;
+                }
+            }
+            after = Some(last);
+            cluster_rt::tokio::task::yield_now().await;
+        }
     }
 }
 
