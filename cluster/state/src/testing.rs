@@ -308,19 +308,6 @@ pub fn check_replace_all_empty(state: &dyn State) {
     assert_eq!(state.meta().unwrap().as_deref(), Some(&b"snapshot"[..]));
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_pins_are_distinct_and_deterministic() {
-        assert_eq!(test_pin(5), test_pin(5));
-        let cids: std::collections::BTreeSet<Vec<u8>> = (0..1000).map(|i| test_cid(i).to_bytes()).collect();
-        assert_eq!(cids.len(), 1000);
-        assert_eq!(test_pin(5).cid, test_cid(5));
-    }
-}
-
 /// Tombstones are set and cleared with commits, listed in CID order with paging, never
 /// visible as pins, and kept across `replace_all`.
 pub fn check_tombstones(state: &dyn State) {
@@ -349,4 +336,17 @@ pub fn check_tombstones(state: &dyn State) {
         sorted[1..].to_vec(),
         "replace_all keeps tombstones"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_pins_are_distinct_and_deterministic() {
+        assert_eq!(test_pin(5), test_pin(5));
+        let cids: std::collections::BTreeSet<Vec<u8>> = (0..1000).map(|i| test_cid(i).to_bytes()).collect();
+        assert_eq!(cids.len(), 1000);
+        assert_eq!(test_pin(5).cid, test_cid(5));
+    }
 }
