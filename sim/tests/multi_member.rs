@@ -3,152 +3,59 @@
 //! leader crash and recovery.
 #![cfg(madsim)]
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_node::Cluster;
-use cluster_sim::{replay_hint, seed, SimMember, SimMemberConfig, TraceHash};
-use cluster_types::{Cid, PinOptions, TrackerStatus};
+use cluster_sim::{replay_hint, seed, SimCluster, TraceHash};
+use cluster_types::{Cid, TrackerStatus};
 use madsim::runtime::Handle;
 
 fn cid_of(i: u64) -> Cid {
     Cid::raw_sha256(format!("multi pin {i}").as_bytes())
 }
 
-fn ip_of(i: usize) -> IpAddr {
-    format!("10.0.0.{}", i + 1).parse().unwrap()
-}
-
-fn seed_of(i: usize) -> [u8; 32] {
-    [i as u8 + 1; 32]
-}
-
-struct TestCluster {
-    members: Vec<SimMember>,
-    client: madsim::runtime::NodeHandle,
-    _dir: tempfile::TempDir,
-}
-
-impl TestCluster {
-    fn start(handle: &Handle, size: usize) -> TestCluster {
-        let dir = tempfile::tempdir().unwrap();
-        let members = (0..size)
-            .map(|i| {
-                let peers = (0..size).filter(|j| *j != i).map(|j| (seed_of(j), ip_of(j))).collect();
-                SimMember::start(
-                    handle,
-                    SimMemberConfig {
-                        name: format!("member-{i}"),
-                        ip: ip_of(i),
-                        identity_seed: seed_of(i),
-                        data_dir: dir.path().join(format!("member-{i}")),
-                        peers,
-                    },
-                )
-            })
-            .collect();
-        let client = handle
-            .create_node()
-            .name("client")
-            .ip("10.0.1.1".parse().unwrap())
-            .build();
-        TestCluster {
-            members,
-            client,
-            _dir: dir,
-        }
-    }
-
-    /// Waits until every live member agrees on one leader; returns the leader's index.
-    async fn wait_leader(&self, alive: &[usize], limit: Duration) -> usize {
-        let deadline = cluster_rt::now() + limit;
-        loop {
-            let leaders: Vec<Option<u64>> = alive
-                .iter()
-                .map(|i| self.members[*i].cluster().and_then(|c| c.consensus().leader()))
-                .collect();
-            if let Some(Some(leader)) = leaders.first() {
-                if leaders.iter().all(|l| *l == Some(*leader)) {
-                    if let Some(index) = alive.iter().copied().find(|i| {
-                        self.members[*i]
-                            .cluster()
-                            .is_some_and(|c| c.consensus().node_id() == *leader && c.consensus().is_leader())
-                    }) {
-                        return index;
-                    }
-                }
-            }
+/// Waits until `cid` is pinned on exactly its allocated members' daemons.
+async fn wait_placed(cluster: &SimCluster, cid: Cid, alive: &[usize], limit: Duration) {
+    let deadline = cluster_rt::now() + limit;
+    loop {
+        let member: Arc<Cluster> = cluster.members[alive[0]].cluster().expect("member up");
+        // Followers apply a committed entry a heartbeat later.
+        let Some(pin) = member.state().get(&cid).unwrap() else {
             assert!(
                 cluster_rt::now() < deadline,
-                "no agreed leader within {limit:?}: {leaders:?}; {}",
-                replay_hint()
-            );
-            cluster_rt::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Pins through member `via`, from the client node.
-    async fn pin(
-        &self,
-        via: usize,
-        cid: Cid,
-        replication: i32,
-    ) -> Result<cluster_types::Pin, cluster_types::ClusterError> {
-        let cluster = self.members[via].wait_up(Duration::from_secs(30)).await;
-        let options = PinOptions {
-            replication_factor_min: replication,
-            replication_factor_max: replication,
-            ..Default::default()
-        };
-        self.client
-            .spawn(async move { cluster.pin(cid, options).await })
-            .await
-            .unwrap()
-    }
-
-    /// Waits until `cid` is pinned on exactly its allocated members' daemons.
-    async fn wait_placed(&self, cid: Cid, alive: &[usize], limit: Duration) {
-        let deadline = cluster_rt::now() + limit;
-        loop {
-            let cluster: Arc<Cluster> = self.members[alive[0]].cluster().expect("member up");
-            // Followers apply a committed entry a heartbeat later.
-            let Some(pin) = cluster.state().get(&cid).unwrap() else {
-                assert!(
-                    cluster_rt::now() < deadline,
-                    "{cid} never applied on member {}; {}",
-                    alive[0],
-                    replay_hint()
-                );
-                cluster_rt::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            let holders: Vec<usize> = alive
-                .iter()
-                .copied()
-                .filter(|i| self.members[*i].ipfs.has_pin(&cid))
-                .collect();
-            let allocated: Vec<usize> = alive
-                .iter()
-                .copied()
-                .filter(|i| pin.allocations.contains(&self.members[*i].identity.peer_id))
-                .collect();
-            if holders == allocated {
-                return;
-            }
-            assert!(
-                cluster_rt::now() < deadline,
-                "{cid}: held by {holders:?}, allocated to {allocated:?}; {}",
+                "{cid} never applied on member {}; {}",
+                alive[0],
                 replay_hint()
             );
             cluster_rt::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let holders: Vec<usize> = alive
+            .iter()
+            .copied()
+            .filter(|i| cluster.members[*i].ipfs.has_pin(&cid))
+            .collect();
+        let allocated: Vec<usize> = alive
+            .iter()
+            .copied()
+            .filter(|i| pin.allocations.contains(&cluster.members[*i].identity.peer_id))
+            .collect();
+        if holders == allocated {
+            return;
         }
+        assert!(
+            cluster_rt::now() < deadline,
+            "{cid}: held by {holders:?}, allocated to {allocated:?}; {}",
+            replay_hint()
+        );
+        cluster_rt::sleep(Duration::from_millis(100)).await;
     }
 }
 
 async fn replication_and_failover(size: usize) {
     let handle = Handle::current();
-    let cluster = TestCluster::start(&handle, size);
+    let mut cluster = SimCluster::start(&handle, size);
     let all: Vec<usize> = (0..size).collect();
     let mut trace = TraceHash::default();
 
@@ -162,12 +69,13 @@ async fn replication_and_failover(size: usize) {
         let pin = cluster
             .pin(via, cid_of(i), 2)
             .await
+            .expect("member up")
             .unwrap_or_else(|e| panic!("pin {i}: {e}; {}", replay_hint()));
         assert_eq!(pin.allocations.len(), 2, "{pin:?}");
         trace.record(&format!("{} {:?}", pin.cid, pin.allocations));
     }
     for i in 0..20 {
-        cluster.wait_placed(cid_of(i), &all, Duration::from_secs(30)).await;
+        wait_placed(&cluster, cid_of(i), &all, Duration::from_secs(30)).await;
     }
     let spread: Vec<usize> = cluster.members.iter().map(|m| m.ipfs.pins().len()).collect();
     assert_eq!(spread.iter().sum::<usize>(), 40, "20 pins × 2 replicas: {spread:?}");
@@ -198,11 +106,15 @@ async fn replication_and_failover(size: usize) {
     assert_eq!((pinned, remote), (2, size - 2), "{global:?}; {}", replay_hint());
 
     tracing::info!("--- not enough members for the replication factor");
-    let err = cluster.pin(0, cid_of(999), size as i32 + 1).await.unwrap_err();
+    let err = cluster
+        .pin(0, cid_of(999), size as i32 + 1)
+        .await
+        .expect("member up")
+        .unwrap_err();
     assert!(err.to_string().contains("not enough peers"), "{err}");
 
     tracing::info!("--- kill the leader: a new one is elected and writes work again");
-    cluster.members[leader].kill(&handle);
+    cluster.kill(&handle, leader);
     let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != leader).collect();
     let killed_at = cluster_rt::now();
     let new_leader = cluster.wait_leader(&survivors, Duration::from_secs(10)).await;
@@ -218,11 +130,12 @@ async fn replication_and_failover(size: usize) {
     let pin = cluster
         .pin(via, cid_of(100), 1)
         .await
+        .expect("member up")
         .unwrap_or_else(|e| panic!("pin after failover: {e}; {}", replay_hint()));
     trace.record(&format!("{} {:?}", pin.cid, pin.allocations));
 
     tracing::info!("--- restart the old leader: it catches up");
-    cluster.members[leader].restart(&handle);
+    cluster.restart(&handle, leader);
     let restarted = cluster.members[leader].wait_up(Duration::from_secs(30)).await;
     let deadline = cluster_rt::now() + Duration::from_secs(30);
     while restarted.state().len().unwrap() != 21 {
@@ -253,12 +166,13 @@ async fn five_members_replicate_and_survive_leader_loss() {
 #[madsim::test]
 async fn partitioned_minority_cannot_commit_and_heals() {
     let handle = Handle::current();
-    let cluster = TestCluster::start(&handle, 3);
+    let cluster = SimCluster::start(&handle, 3);
     let all = [0, 1, 2];
     let leader = cluster.wait_leader(&all, Duration::from_secs(30)).await;
     cluster
         .pin(leader, cid_of(1), 2)
         .await
+        .expect("member up")
         .expect("pin before the partition");
 
     tracing::info!("--- isolate one follower: it cannot commit, the majority can");
@@ -269,6 +183,7 @@ async fn partitioned_minority_cannot_commit_and_heals() {
     let err = cluster
         .pin(isolated, cid_of(2), 1)
         .await
+        .expect("member up")
         .expect_err("a minority must not commit");
     tracing::info!("minority write refused: {err}");
     let majority: Vec<usize> = all.iter().copied().filter(|i| *i != isolated).collect();
@@ -276,6 +191,7 @@ async fn partitioned_minority_cannot_commit_and_heals() {
     cluster
         .pin(majority_leader, cid_of(3), 1)
         .await
+        .expect("member up")
         .expect("the majority commits");
     let minority_state = cluster.members[isolated].cluster().unwrap().state().clone();
     assert!(
