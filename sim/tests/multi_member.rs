@@ -105,6 +105,15 @@ async fn replication_and_failover(size: usize) {
         .count();
     assert_eq!((pinned, remote), (2, size - 2), "{global:?}; {}", replay_hint());
 
+    tracing::info!("--- every member is listed by any member");
+    let ids = cluster
+        .call(size - 1, |c| async move { Ok(c.peers_list().await) })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids.len(), size, "{ids:?}");
+    assert!(ids.iter().all(|id| id.error.is_empty()), "{ids:?}");
+
     tracing::info!("--- not enough members for the replication factor");
     let err = cluster
         .pin(0, cid_of(999), size as i32 + 1)
@@ -126,6 +135,16 @@ async fn replication_and_failover(size: usize) {
         replay_hint()
     );
     trace.record(&format!("new leader {new_leader}"));
+    let ids = cluster
+        .call(new_leader, |c| async move { Ok(c.peers_list().await) })
+        .await
+        .unwrap()
+        .unwrap();
+    let dead = cluster.members[leader].identity.peer_id;
+    assert!(
+        ids.iter().any(|id| id.id == dead && !id.error.is_empty()),
+        "the killed member is listed with an error: {ids:?}"
+    );
     let via = survivors[0];
     let pin = cluster
         .pin(via, cid_of(100), 1)

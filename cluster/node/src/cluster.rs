@@ -356,6 +356,71 @@ impl Cluster {
         Ok(global)
     }
 
+    /// The identity of every member: this one directly, the others over RPC; an unreachable
+    /// member is listed with its peer id and the error (Go `IDStream`).
+    pub async fn peers_list(&self) -> Vec<Id> {
+        let mut ids = Vec::new();
+        for member in self.members() {
+            let Ok(peer) = member.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            if peer == self.identity.peer_id {
+                ids.push(self.id().await);
+                continue;
+            }
+            let answer = match &self.rpc {
+                Some(rpc) => rpc.call(&member.address, RpcRequest::Id, STATUS_TIMEOUT).await,
+                None => Err(TransportFailure::Unreachable("no transport".into())),
+            };
+            match answer {
+                Ok(RpcResponse::Id(id)) => ids.push(id),
+                other => ids.push(Id {
+                    id: peer,
+                    addresses: vec![format!("{}/p2p/{peer}", member.address)],
+                    cluster_peers: Vec::new(),
+                    cluster_peers_addresses: Vec::new(),
+                    version: String::new(),
+                    commit: String::new(),
+                    rpc_protocol_version: String::new(),
+                    error: match other {
+                        Err(e) => format!("{e:?}"),
+                        Ok(answer) => format!("unexpected answer {answer:?}"),
+                    },
+                    ipfs: IpfsId::default(),
+                    peername: String::new(),
+                }),
+            }
+        }
+        ids
+    }
+
+    /// Re-queues a failed `cid` on every member allocated to it, then reports the global status.
+    pub async fn recover_everywhere(&self, cid: Cid) -> Result<GlobalPinInfo, ClusterError> {
+        let pin = self
+            .state
+            .get(&cid)
+            .map_err(|e| ClusterError::Internal(e.to_string()))?;
+        for member in self.members() {
+            let Ok(peer) = member.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            if pin.as_ref().is_some_and(|p| !p.is_allocated_to(&peer)) {
+                continue;
+            }
+            if peer == self.identity.peer_id {
+                self.tracker.recover(&cid).await?;
+            } else if let Some(rpc) = &self.rpc {
+                if let Err(e) = rpc
+                    .call(&member.address, RpcRequest::Recover(cid), STATUS_TIMEOUT)
+                    .await
+                {
+                    tracing::debug!(%cid, "recover on {} failed: {e:?}", member.peer_id);
+                }
+            }
+        }
+        self.global_status(cid).await
+    }
+
     /// The consensus component (tests and the simulator inspect it).
     pub fn consensus(&self) -> &Consensus {
         &self.consensus
@@ -691,10 +756,12 @@ impl RestBackend for Cluster {
     }
 
     async fn peers(&self) -> ResultStream<Id> {
-        // One member for now; other members are asked over RPC in a multi-member cluster.
-        let id = Cluster::id(self).await;
-        let (tx, rx) = mpsc::channel(1);
-        let _ = tx.send(Ok(id)).await;
+        // Members are few (Raft clusters stay small); ask them one by one as Go's IDStream does.
+        let ids = self.peers_list().await;
+        let (tx, rx) = mpsc::channel(ids.len().max(1));
+        for id in ids {
+            let _ = tx.send(Ok(id)).await;
+        }
         rx
     }
 
@@ -789,8 +856,11 @@ impl RestBackend for Cluster {
         })
     }
 
-    async fn recover(&self, cid: Cid, _local: bool) -> Result<GlobalPinInfo, ClusterError> {
-        self.tracker.recover(&cid).await.map(|info| info.into_global())
+    async fn recover(&self, cid: Cid, local: bool) -> Result<GlobalPinInfo, ClusterError> {
+        if local || self.rpc.is_none() {
+            return self.tracker.recover(&cid).await.map(|info| info.into_global());
+        }
+        self.recover_everywhere(cid).await
     }
 
     async fn recover_all(&self, _local: bool) -> ResultStream<GlobalPinInfo> {
