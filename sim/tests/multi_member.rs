@@ -169,7 +169,12 @@ async fn replication_and_failover(size: usize) {
         let state = cluster.members[*i].cluster().unwrap();
         assert_eq!(state.state().len().unwrap(), 21, "member {i} has the whole pinset");
     }
-    println!("seed={} members={size} trace_hash={}", seed(), trace.hex());
+    println!(
+        "seed={} members={size} simulated={:.1}s trace_hash={}",
+        seed(),
+        madsim::time::TimeHandle::current().elapsed().as_secs_f64(),
+        trace.hex()
+    );
 }
 
 #[madsim::test]
