@@ -105,6 +105,32 @@ async fn replication_and_failover(size: usize) {
         .count();
     assert_eq!((pinned, remote), (2, size - 2), "{global:?}; {}", replay_hint());
 
+    tracing::info!("--- the status of every pin, merged across members");
+    let pinned_total = cluster
+        .call(size - 1, |c| async move {
+            let mut stream = c.global_status_stream(cluster_types::TrackerStatusFilter::ANY, Vec::new());
+            let mut pinned = 0;
+            let mut pins = 0;
+            while let Some(info) = stream.recv().await {
+                pins += 1;
+                pinned += info?
+                    .peer_map
+                    .values()
+                    .filter(|s| s.status == TrackerStatus::Pinned)
+                    .count();
+            }
+            Ok((pins, pinned))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        pinned_total,
+        (20, 40),
+        "20 pins, each pinned on 2 members; {}",
+        replay_hint()
+    );
+
     tracing::info!("--- every member is listed by any member");
     let ids = cluster
         .call(size - 1, |c| async move { Ok(c.peers_list().await) })

@@ -95,6 +95,8 @@ pub struct Cluster {
     data: Mutex<Option<DataFolder>>,
     rpc: Option<Arc<dyn Transport>>,
     bug_ack_before_commit: std::sync::atomic::AtomicBool,
+    /// This cluster, for streams that outlive a `&self` call.
+    me: std::sync::Weak<Cluster>,
 }
 
 impl Cluster {
@@ -176,7 +178,8 @@ impl Cluster {
         consensus.initialize_if_new(members).await?;
         tracker.start();
         let (shutdown_tx, _) = watch::channel(false);
-        let cluster = Arc::new(Cluster {
+        let cluster = Arc::new_cyclic(|me| Cluster {
+            me: me.clone(),
             config,
             identity,
             state,
@@ -392,6 +395,50 @@ impl Cluster {
             }
         }
         ids
+    }
+
+    /// Every member's status of every pin (or of `cids`), one [`Cluster::global_status`] per CID,
+    /// streamed in state order. Costs one status call per allocated remote member per pin: fine
+    /// for the small Raft clusters this serves; a per-member streaming merge is the scalable form.
+    pub fn global_status_stream(
+        self: Arc<Self>,
+        filter: TrackerStatusFilter,
+        cids: Vec<Cid>,
+    ) -> ResultStream<GlobalPinInfo> {
+        spawn_stream(move |tx| {
+            Box::pin(async move {
+                let send = |info: Result<GlobalPinInfo, ClusterError>| {
+                    let keep = info.as_ref().map(|i| i.matches(filter)).unwrap_or(true);
+                    let tx = tx.clone();
+                    async move { !keep || tx.send(info).await.is_ok() }
+                };
+                if !cids.is_empty() {
+                    for cid in cids {
+                        if !send(self.global_status(cid).await).await {
+                            return;
+                        }
+                    }
+                    return;
+                }
+                let mut after: Option<Cid> = None;
+                loop {
+                    let page = match self.state.list_page(after.as_ref(), STATE_PAGE) {
+                        Ok(page) => page,
+                        Err(e) => {
+                            let _ = tx.send(Err(ClusterError::Internal(e.to_string()))).await;
+                            return;
+                        }
+                    };
+                    let Some(last) = page.last().map(|p| p.cid) else { return };
+                    for pin in page {
+                        if !send(self.global_status(pin.cid).await).await {
+                            return;
+                        }
+                    }
+                    after = Some(last);
+                }
+            })
+        })
     }
 
     /// Re-queues a failed `cid` on every member allocated to it, then reports the global status.
@@ -829,8 +876,13 @@ impl RestBackend for Cluster {
         &self,
         filter: TrackerStatusFilter,
         cids: Vec<Cid>,
-        _local: bool,
+        local: bool,
     ) -> ResultStream<GlobalPinInfo> {
+        if !local && self.rpc.is_some() {
+            if let Some(me) = self.me.upgrade() {
+                return me.global_status_stream(filter, cids);
+            }
+        }
         if cids.is_empty() {
             let mut local = self.tracker.status_all(filter);
             return spawn_stream(move |tx| {
