@@ -1,5 +1,7 @@
-//! [`Cluster`]: one member. Validates and allocates pins, commits them through consensus,
-//! answers status from its tracker, and runs the periodic state sync and recover loops.
+//! [`Cluster`]: one member. Validates and allocates pins, commits them through consensus
+//! (forwarding to the leader over RPC when there are other members), answers status from its
+//! tracker and the allocated members' trackers, serves other members' RPC requests, and runs
+//! the periodic state sync and recover loops.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +30,12 @@ const STREAM_BUFFER: usize = 256;
 /// Deadline of one member's status answer (Go: 15 s).
 const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How often the daemon is polled until it first answers.
+const IPFS_POLL: Duration = Duration::from_secs(1);
+/// Pins read from the state per page when streaming it.
+const STATE_PAGE: usize = 1000;
+
+/// The status reported for a member that could not be asked.
 fn cluster_error(message: String) -> PinInfoShort {
     PinInfoShort {
         status: TrackerStatus::ClusterError,
@@ -36,11 +44,6 @@ fn cluster_error(message: String) -> PinInfoShort {
         ..Default::default()
     }
 }
-
-/// How often the daemon is polled until it first answers.
-const IPFS_POLL: Duration = Duration::from_secs(1);
-/// Pins read from the state per page when streaming it.
-const STATE_PAGE: usize = 1000;
 
 /// What a member is built from.
 pub struct ClusterDeps {
