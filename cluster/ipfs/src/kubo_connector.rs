@@ -88,27 +88,7 @@ impl KuboConnectorConfig {
     /// The `host:port` of a TCP multiaddress: `/ip4/H/tcp/P`, `/ip6/H/tcp/P` (bracketed) or
     /// `/dns4|dns6|dns/H/tcp/P`. Unix sockets and other transports are refused.
     pub fn address_from_multiaddr(text: &str) -> Result<String, String> {
-        use multiaddr::Protocol;
-        let address: multiaddr::Multiaddr = text
-            .parse()
-            .map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
-        let mut protocols = address.iter();
-        let host = match protocols.next() {
-            Some(Protocol::Ip4(ip)) => ip.to_string(),
-            Some(Protocol::Ip6(ip)) => format!("[{ip}]"),
-            Some(Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name)) => name.to_string(),
-            _ => {
-                return Err(format!(
-                    "{text:?}: the IPFS node address must start with /ip4, /ip6 or /dns"
-                ))
-            }
-        };
-        match protocols.next() {
-            Some(Protocol::Tcp(port)) => Ok(format!("{host}:{port}")),
-            _ => Err(format!(
-                "{text:?}: the IPFS node address must be a TCP address (…/tcp/PORT)"
-            )),
-        }
+        cluster_types::tcp_address(text)
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cluster_consensus::RaftConfig;
-use cluster_types::duration;
+use cluster_types::{duration, tcp_address};
 use serde_json::{json, Map, Value};
 
 use crate::NodeError;
@@ -627,32 +627,6 @@ pub fn validate_replication(min: i64, max: i64) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// `host:port` of a TCP multiaddr (`/ip4/H/tcp/P`, `/ip6/H/tcp/P`, `/dns*/H/tcp/P`).
-pub fn tcp_address(text: &str) -> Result<String, String> {
-    let address: multiaddr::Multiaddr = text
-        .parse()
-        .map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
-    let mut host = None;
-    let mut port = None;
-    for protocol in address.iter() {
-        match protocol {
-            multiaddr::Protocol::Ip4(ip) => host = Some(ip.to_string()),
-            multiaddr::Protocol::Ip6(ip) => host = Some(format!("[{ip}]")),
-            multiaddr::Protocol::Dns(name) | multiaddr::Protocol::Dns4(name) | multiaddr::Protocol::Dns6(name) => {
-                host = Some(name.to_string())
-            }
-            multiaddr::Protocol::Tcp(p) => port = Some(p),
-            _ => {}
-        }
-    }
-    match (host, port) {
-        (Some(host), Some(port)) => Ok(format!("{host}:{port}")),
-        _ => Err(format!(
-            "{text:?} is not a TCP address (expected /ip4/<host>/tcp/<port>)"
-        )),
-    }
 }
 
 fn lookup<'a>(json: &'a Value, path: &[&str]) -> Option<&'a Value> {
