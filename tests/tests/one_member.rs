@@ -57,6 +57,15 @@ fn cid(i: u32) -> String {
     Cid::raw_sha256(format!("process test {i}").as_bytes()).to_string()
 }
 
+/// `(status code, body)` of one request made with curl.
+fn curl(method: &str, url: &str) -> (String, String) {
+    let mut command = Command::new("curl");
+    command.args(["-s", "-w", "\n%{http_code}", "-X", method, url]);
+    let text = stdout(&run(command, Duration::from_secs(10)));
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    (code.to_string(), body.to_string())
+}
+
 fn status_json(member: &MemberDir, cid: &str) -> serde_json::Value {
     let output = member.ctl(&["--enc", "json", "status", cid]);
     assert!(output.status.success(), "status failed: {}", stderr(&output));
@@ -159,42 +168,12 @@ fn bad_input_is_refused_and_changes_nothing() {
     let output = member.ctl(&["pin", "add", "--no-status", "not-a-cid"]);
     assert_eq!(output.status.code(), Some(1), "{} {}", stdout(&output), stderr(&output));
     assert!(stderr(&output).contains("not-a-cid"), "{}", stderr(&output));
-    let output = run(
-        {
-            let mut c = Command::new("curl");
-            c.args([
-                "-s",
-                "-w",
-                "\n%{http_code}",
-                "-X",
-                "POST",
-                &format!("{base}/pins/not-a-cid"),
-            ]);
-            c
-        },
-        Duration::from_secs(10),
-    );
-    let text = stdout(&output);
-    assert!(text.ends_with("\n400"), "{text}");
-    assert!(text.contains("error decoding Cid"), "{text}");
+    let (code, body) = curl("POST", &format!("{base}/pins/not-a-cid"));
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("error decoding Cid"), "{body}");
 
     // unknown status filter: 400
-    let output = run(
-        {
-            let mut c = Command::new("curl");
-            c.args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &format!("{base}/pins?filter=nonsense"),
-            ]);
-            c
-        },
-        Duration::from_secs(10),
-    );
-    assert_eq!(stdout(&output), "400");
+    assert_eq!(curl("GET", &format!("{base}/pins?filter=nonsense")).0, "400");
 
     // malformed PinOptions: 400 and no pin
     for query in [
@@ -203,24 +182,11 @@ fn bad_input_is_refused_and_changes_nothing() {
         "shard-size=-3",
         "user-allocations=xyz",
     ] {
-        let output = run(
-            {
-                let mut c = Command::new("curl");
-                c.args([
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "-X",
-                    "POST",
-                    &format!("{base}/pins/{}?{query}", cid(1)),
-                ]);
-                c
-            },
-            Duration::from_secs(10),
+        assert_eq!(
+            curl("POST", &format!("{base}/pins/{}?{query}", cid(1))).0,
+            "400",
+            "{query}"
         );
-        assert_eq!(stdout(&output), "400", "{query}");
     }
     // invalid replication factors: clear errors, nothing pinned
     for args in [vec!["--rmin", "3", "--rmax", "2"], vec!["--replication", "5"]] {
