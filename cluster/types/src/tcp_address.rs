@@ -1,0 +1,48 @@
+//! `host:port` of a TCP multiaddress, the form every listen and node address in `service.json`
+//! takes (`/ip4/H/tcp/P`, `/ip6/H/tcp/P`, `/dns|dns4|dns6/H/tcp/P`).
+
+/// `host:port` (IPv6 hosts in brackets) of a `/<host protocol>/<host>/tcp/<port>` multiaddress.
+pub fn tcp_address(text: &str) -> Result<String, String> {
+    use multiaddr::Protocol;
+    let address: multiaddr::Multiaddr = text
+        .parse()
+        .map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
+    let mut protocols = address.iter();
+    let host = match protocols.next() {
+        Some(Protocol::Ip4(ip)) => ip.to_string(),
+        Some(Protocol::Ip6(ip)) => format!("[{ip}]"),
+        Some(Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name)) => name.to_string(),
+        _ => {
+            return Err(format!(
+                "{text:?} must start with /ip4, /ip6 or /dns (expected /ip4/<host>/tcp/<port>)"
+            ))
+        }
+    };
+    match protocols.next() {
+        Some(Protocol::Tcp(port)) => Ok(format!("{host}:{port}")),
+        _ => Err(format!(
+            "{text:?} is not a TCP address (expected /ip4/<host>/tcp/<port>)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiaddresses_become_host_port() {
+        assert_eq!(tcp_address("/ip4/127.0.0.1/tcp/9094").unwrap(), "127.0.0.1:9094");
+        assert_eq!(tcp_address("/ip6/::1/tcp/5001").unwrap(), "[::1]:5001");
+        assert_eq!(tcp_address("/dns4/ipfs.example/tcp/5001").unwrap(), "ipfs.example:5001");
+        for bad in [
+            "",
+            "127.0.0.1:5001",
+            "/ip4/127.0.0.1",
+            "/ip4/127.0.0.1/udp/5001",
+            "/tcp/5001",
+        ] {
+            assert!(tcp_address(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
