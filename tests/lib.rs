@@ -8,10 +8,14 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::io::Read;
+use std::net::SocketAddr;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use cluster_ipfs::{FakeIpfs, FakeKuboServer};
 
 /// Path of a workspace binary next to the running test executable's profile folder.
 pub fn bin_path(name: &str) -> PathBuf {
@@ -167,6 +171,8 @@ pub struct MemberDir {
     pub dir: tempfile::TempDir,
     /// The REST API port.
     pub rest_port: u16,
+    /// The cluster (libp2p) port.
+    pub cluster_port: u16,
 }
 
 impl MemberDir {
@@ -185,9 +191,34 @@ impl MemberDir {
         let path = dir.path().join("service.json");
         let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         json["api"]["restapi"]["http_listen_multiaddress"] = format!("/ip4/127.0.0.1/tcp/{rest_port}").into();
-        json["cluster"]["listen_multiaddress"] = serde_json::json!([format!("/ip4/127.0.0.1/tcp/{}", free_port())]);
+        let cluster_port = free_port();
+        json["cluster"]["listen_multiaddress"] = serde_json::json!([format!("/ip4/127.0.0.1/tcp/{cluster_port}")]);
         std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
-        MemberDir { dir, rest_port }
+        MemberDir {
+            dir,
+            rest_port,
+            cluster_port,
+        }
+    }
+
+    /// Sets `cluster.secret` (64 hex characters) in service.json.
+    pub fn set_secret(&self, secret_hex: &str) {
+        let path = self.path().join("service.json");
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        json["cluster"]["secret"] = secret_hex.into();
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    }
+
+    /// The member's peer id, from identity.json.
+    pub fn peer_id(&self) -> String {
+        let text = std::fs::read_to_string(self.path().join("identity.json")).expect("identity.json");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("identity.json is JSON");
+        json["id"].as_str().expect("id").to_string()
+    }
+
+    /// The member's cluster address with its peer id, for `--bootstrap`.
+    pub fn cluster_address(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", self.cluster_port, self.peer_id())
     }
 
     /// The folder.
@@ -202,11 +233,23 @@ impl MemberDir {
 
     /// Starts `ipfs-cluster-service daemon` with extra environment variables.
     pub fn start_daemon(&self, ipfs_api: &str, env: &[(&str, &str)], log_name: &str) -> Process {
+        self.start_daemon_with(ipfs_api, &[], env, log_name)
+    }
+
+    /// Starts `ipfs-cluster-service daemon <daemon_args>` with extra environment variables.
+    pub fn start_daemon_with(
+        &self,
+        ipfs_api: &str,
+        daemon_args: &[&str],
+        env: &[(&str, &str)],
+        log_name: &str,
+    ) -> Process {
         let mut command = Command::new(bin_path("ipfs-cluster-service"));
         command
             .arg("--config")
             .arg(self.path())
             .arg("daemon")
+            .args(daemon_args)
             .env("CLUSTER_IPFSHTTP_NODEMULTIADDRESS", ipfs_api)
             .env("RUST_BACKTRACE", "1");
         for (key, value) in env {
@@ -244,4 +287,57 @@ pub fn stdout(output: &Output) -> String {
 /// stderr of a command as text.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A fake daemon served over HTTP from a runtime owned by the test.
+pub struct FakeDaemon {
+    /// The daemon's pinset and fault knobs.
+    pub fake: Arc<FakeIpfs>,
+    server: Option<FakeKuboServer>,
+    runtime: cluster_rt::tokio::runtime::Runtime,
+}
+
+impl FakeDaemon {
+    /// Serves a new fake daemon on 127.0.0.1:`port` (0 for any free port).
+    pub fn start(port: u16) -> FakeDaemon {
+        let runtime = cluster_rt::tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let fake = Arc::new(FakeIpfs::new("12D3KooWFakeDaemonForClusterTests".into()));
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let server = runtime
+            .block_on(FakeKuboServer::start(fake.clone(), address))
+            .expect("fake daemon binds");
+        FakeDaemon {
+            fake,
+            server: Some(server),
+            runtime,
+        }
+    }
+
+    /// The daemon's API multiaddress, for `ipfshttp.node_multiaddress`.
+    pub fn multiaddr(&self) -> String {
+        let port = self.server.as_ref().unwrap().local_addr().port();
+        format!("/ip4/127.0.0.1/tcp/{port}")
+    }
+}
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            let _guard = self.runtime.enter();
+            server.shutdown();
+        }
+    }
+}
+
+/// `(status code, body)` of one request made with curl.
+pub fn curl(method: &str, url: &str) -> (String, String) {
+    let mut command = Command::new("curl");
+    command.args(["-s", "-w", "\n%{http_code}", "-X", method, url]);
+    let text = stdout(&run(command, Duration::from_secs(10)));
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    (code.to_string(), body.to_string())
 }

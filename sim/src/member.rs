@@ -28,6 +28,12 @@ pub struct SimMemberConfig {
     pub data_dir: PathBuf,
     /// The other members of the initial cluster: (identity seed, ip). Empty for a cluster of one.
     pub peers: Vec<([u8; 32], IpAddr)>,
+    /// A member to join through (`--bootstrap`) instead of an initial peerset: (identity seed, ip).
+    pub bootstrap: Option<([u8; 32], IpAddr)>,
+}
+
+fn member_address(seed: &[u8; 32], ip: &IpAddr) -> String {
+    format!("/ip4/{ip}/tcp/{MEMBER_PORT}/p2p/{}", Identity::from_seed(*seed).peer_id)
 }
 
 /// The port members listen on in the simulated network.
@@ -125,11 +131,7 @@ async fn start_cluster(member: &SimMemberConfig, identity: Identity, ipfs: Arc<F
     config.state_sync_interval = Duration::from_secs(30);
     config.pin_recover_interval = Duration::from_secs(60);
     config.listen_multiaddress = vec![format!("/ip4/{}/tcp/{MEMBER_PORT}", member.ip)];
-    config.init_peerset = member
-        .peers
-        .iter()
-        .map(|(seed, ip)| format!("/ip4/{ip}/tcp/{MEMBER_PORT}/p2p/{}", Identity::from_seed(*seed).peer_id))
-        .collect();
+    config.init_peerset = member.peers.iter().map(|(seed, ip)| member_address(seed, ip)).collect();
     // A killed node's tasks are dropped by the simulator shortly after the kill, not at once:
     // wait (in simulated time) for the previous incarnation to release the folder.
     let mut attempts = 0;
@@ -144,7 +146,7 @@ async fn start_cluster(member: &SimMemberConfig, identity: Identity, ipfs: Arc<F
             Err(e) => panic!("{}: data folder still locked after a restart: {e}", member.name),
         }
     };
-    let sim_transport = if member.peers.is_empty() {
+    let sim_transport = if member.peers.is_empty() && member.bootstrap.is_none() {
         None
     } else {
         Some(
@@ -161,12 +163,25 @@ async fn start_cluster(member: &SimMemberConfig, identity: Identity, ipfs: Arc<F
         ipfs,
         rpc,
         state: None,
+        bootstrap: member
+            .bootstrap
+            .iter()
+            .map(|(seed, ip)| member_address(seed, ip))
+            .collect(),
+        advertised_address: None,
     })
     .await
     .expect("member starts");
     if let Some(transport) = sim_transport {
         // Serve only once the cluster exists; earlier calls from peers fail and are retried.
         transport.serve(cluster.rpc_handler());
+    }
+    // An operator whose join failed starts the daemon again; the simulated one retries.
+    let mut attempt = 0u32;
+    while let Err(e) = cluster.join().await {
+        attempt += 1;
+        tracing::info!("{}: join attempt {attempt} failed: {e}", member.name);
+        cluster_rt::sleep(Duration::from_secs(1)).await;
     }
     cluster
 }

@@ -50,6 +50,7 @@ impl SimCluster {
                         identity_seed: member_seed(i),
                         data_dir: dir.path().join(format!("member-{i}")),
                         peers,
+                        bootstrap: None,
                     },
                 )
             })
@@ -65,6 +66,33 @@ impl SimCluster {
             alive: vec![true; size],
             _dir: dir,
         }
+    }
+
+    /// Starts a new member (index = the current member count) that joins through member `via`
+    /// as `daemon --bootstrap` does; returns its index. At most 7 members in all.
+    pub fn join_new_member(&mut self, handle: &Handle, via: usize) -> usize {
+        let i = self.members.len();
+        assert!(i < 7, "at most 7 members");
+        let member = SimMember::start(
+            handle,
+            SimMemberConfig {
+                name: format!("member-{i}"),
+                ip: member_ip(i),
+                identity_seed: member_seed(i),
+                data_dir: self._dir.path().join(format!("member-{i}")),
+                peers: Vec::new(),
+                bootstrap: Some((member_seed(via), member_ip(via))),
+            },
+        );
+        self.members.push(member);
+        self.alive.push(true);
+        i
+    }
+
+    /// Removes member `removed` from the cluster (`peers rm`) through member `via`.
+    pub async fn remove_member(&self, via: usize, removed: usize) -> Option<Result<(), ClusterError>> {
+        let peer = self.members[removed].identity.peer_id;
+        self.call(via, move |c| async move { c.peer_remove(peer).await }).await
     }
 
     /// Indexes of members not killed.

@@ -274,3 +274,145 @@ async fn partitioned_minority_cannot_commit_and_heals() {
     }
     println!("seed={} partition healed", seed());
 }
+
+/// Every alive member in `of` has `expected` pins applied.
+async fn wait_pin_count(cluster: &SimCluster, of: &[usize], expected: usize, limit: Duration) {
+    let deadline = cluster_rt::now() + limit;
+    loop {
+        let counts: Vec<usize> = of
+            .iter()
+            .map(|i| {
+                cluster.members[*i]
+                    .cluster()
+                    .map_or(0, |c| c.state().len().unwrap() as usize)
+            })
+            .collect();
+        if counts.iter().all(|n| *n == expected) {
+            return;
+        }
+        assert!(
+            cluster_rt::now() < deadline,
+            "members {of:?} have {counts:?} pins, expected {expected}; {}",
+            replay_hint()
+        );
+        cluster_rt::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[madsim::test]
+async fn a_member_joins_from_a_snapshot_and_a_removed_member_stops_holding_pins() {
+    let handle = Handle::current();
+    let mut cluster = SimCluster::start(&handle, 3);
+    let founders = [0, 1, 2];
+    let leader = cluster.wait_leader(&founders, Duration::from_secs(30)).await;
+    for i in 0..10 {
+        cluster
+            .pin(0, cid_of(i), 2)
+            .await
+            .expect("member up")
+            .unwrap_or_else(|e| panic!("pin {i}: {e}; {}", replay_hint()));
+    }
+    wait_pin_count(&cluster, &founders, 10, Duration::from_secs(10)).await;
+
+    tracing::info!("--- compact the leader's log, so a newcomer must start from a snapshot");
+    let leading = cluster.members[leader].cluster().unwrap();
+    let purged_up_to = leading.consensus().compact_log().await.expect("snapshot and purge");
+    assert!(purged_up_to.is_some(), "a snapshot covers the log");
+
+    tracing::info!("--- a fourth member joins through a follower (the request is forwarded)");
+    let follower = founders.iter().copied().find(|i| *i != leader).unwrap();
+    let newcomer = cluster.join_new_member(&handle, follower);
+    let joined = cluster.members[newcomer].wait_up(Duration::from_secs(60)).await;
+    wait_pin_count(&cluster, &[newcomer], 10, Duration::from_secs(30)).await;
+    // The leader's log no longer has those entries: only a snapshot can have brought them.
+    assert!(
+        joined.consensus().snapshot_index() >= purged_up_to,
+        "the newcomer caught up from a snapshot: {:?} < {purged_up_to:?}",
+        joined.consensus().snapshot_index()
+    );
+    let newcomer_node = joined.consensus().node_id();
+    for i in founders {
+        let member = cluster.members[i].cluster().unwrap();
+        let deadline = cluster_rt::now() + Duration::from_secs(10);
+        while !member.consensus().is_voter(newcomer_node) {
+            assert!(
+                cluster_rt::now() < deadline,
+                "member {i} never saw the newcomer as voter; {}",
+                replay_hint()
+            );
+            cluster_rt::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let all: Vec<usize> = (0..4).collect();
+    for i in 10..30 {
+        cluster
+            .pin(newcomer, cid_of(i), 2)
+            .await
+            .expect("member up")
+            .unwrap_or_else(|e| panic!("pin {i} through the newcomer: {e}; {}", replay_hint()));
+    }
+    for i in 0..30 {
+        wait_placed(&cluster, cid_of(i), &all, Duration::from_secs(30)).await;
+    }
+    let held_by_newcomer = cluster.members[newcomer].ipfs.pins().len();
+    assert!(
+        held_by_newcomer > 0,
+        "20 new pins over 4 members: some land on the newcomer"
+    );
+
+    tracing::info!("--- removing an unknown peer is refused and changes nothing");
+    let stranger = cluster_node::Identity::from_seed([99; 32]).peer_id;
+    let err = cluster
+        .call(0, move |c| async move { c.peer_remove(stranger).await })
+        .await
+        .expect("member up")
+        .unwrap_err();
+    assert!(matches!(err, cluster_types::ClusterError::PeerNotFound(_)), "{err:?}");
+
+    tracing::info!("--- peers rm the newcomer: its pins move, its daemon ends up holding none");
+    cluster
+        .remove_member(0, newcomer)
+        .await
+        .expect("member up")
+        .unwrap_or_else(|e| panic!("peers rm: {e}; {}", replay_hint()));
+    let removed_peer = cluster.members[newcomer].identity.peer_id;
+    for i in founders {
+        let member = cluster.members[i].cluster().unwrap();
+        let deadline = cluster_rt::now() + Duration::from_secs(10);
+        while member.consensus().members().iter().any(|(id, _)| *id == newcomer_node) {
+            assert!(
+                cluster_rt::now() < deadline,
+                "member {i} still lists the removed member; {}",
+                replay_hint()
+            );
+            cluster_rt::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let state = cluster.members[0].cluster().unwrap().state().clone();
+    for pin in state.list_page(None, 100).unwrap() {
+        assert!(
+            !pin.allocations.contains(&removed_peer),
+            "{pin:?} still allocated to the removed member"
+        );
+        assert_eq!(pin.allocations.len(), 2, "{pin:?} keeps its replication factor");
+    }
+    for i in 0..30 {
+        wait_placed(&cluster, cid_of(i), &founders, Duration::from_secs(30)).await;
+    }
+    let deadline = cluster_rt::now() + Duration::from_secs(30);
+    while !cluster.members[newcomer].ipfs.pins().is_empty() {
+        assert!(
+            cluster_rt::now() < deadline,
+            "the removed member still holds {:?}; {}",
+            cluster.members[newcomer].ipfs.pins(),
+            replay_hint()
+        );
+        cluster_rt::sleep(Duration::from_millis(100)).await;
+    }
+    cluster
+        .pin(follower, cid_of(100), 3)
+        .await
+        .expect("member up")
+        .unwrap_or_else(|e| panic!("pin on the three remaining members: {e}; {}", replay_hint()));
+    println!("seed={} join and remove done", seed());
+}

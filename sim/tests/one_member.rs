@@ -48,6 +48,7 @@ async fn one_member_keeps_its_pins_across_a_crash() {
             identity_seed: [1; 32],
             data_dir: dir.path().join("member-0"),
             peers: Vec::new(),
+            bootstrap: None,
         },
     );
     let mut trace = TraceHash::default();

@@ -3,67 +3,14 @@
 #![cfg(not(madsim))]
 #![allow(clippy::disallowed_methods)]
 
-use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_ipfs::{FakeIpfs, FakeKuboServer};
-use cluster_tests::{bin_path, free_port, run, stderr, stdout, wait_until, MemberDir};
+use cluster_tests::{bin_path, curl, free_port, run, stderr, stdout, wait_until, FakeDaemon, MemberDir};
 use cluster_types::Cid;
-
-/// A fake daemon served over HTTP from a runtime owned by the test.
-struct FakeDaemon {
-    fake: Arc<FakeIpfs>,
-    server: Option<FakeKuboServer>,
-    runtime: cluster_rt::tokio::runtime::Runtime,
-}
-
-impl FakeDaemon {
-    fn start(port: u16) -> FakeDaemon {
-        let runtime = cluster_rt::tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let fake = Arc::new(FakeIpfs::new("12D3KooWFakeDaemonForClusterTests".into()));
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let server = runtime
-            .block_on(FakeKuboServer::start(fake.clone(), address))
-            .expect("fake daemon binds");
-        FakeDaemon {
-            fake,
-            server: Some(server),
-            runtime,
-        }
-    }
-
-    fn multiaddr(&self) -> String {
-        let port = self.server.as_ref().unwrap().local_addr().port();
-        format!("/ip4/127.0.0.1/tcp/{port}")
-    }
-}
-
-impl Drop for FakeDaemon {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            let _guard = self.runtime.enter();
-            server.shutdown();
-        }
-    }
-}
 
 fn cid(i: u32) -> String {
     Cid::raw_sha256(format!("process test {i}").as_bytes()).to_string()
-}
-
-/// `(status code, body)` of one request made with curl.
-fn curl(method: &str, url: &str) -> (String, String) {
-    let mut command = Command::new("curl");
-    command.args(["-s", "-w", "\n%{http_code}", "-X", method, url]);
-    let text = stdout(&run(command, Duration::from_secs(10)));
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
-    (code.to_string(), body.to_string())
 }
 
 fn status_json(member: &MemberDir, cid: &str) -> serde_json::Value {

@@ -128,6 +128,15 @@ pub enum PeersCommand {
         long_about = "list the nodes participating in the IPFS Cluster.\n\nThis command provides a list of the ID information of all the peers in the Cluster."
     )]
     Ls,
+    /// remove a peer from the Cluster
+    #[command(
+        long_about = "remove a peer from the Cluster.\n\nThis command removes a peer from the cluster. If the peer is online, it will\nautomatically shut down. All other cluster peers should be online for the\noperation to succeed, otherwise some nodes may be left with an outdated list of\ncluster peers."
+    )]
+    Rm {
+        /// The peer ID to remove.
+        #[arg(value_name = "peer ID")]
+        peer: String,
+    },
 }
 
 /// `pin` subcommands.

@@ -116,6 +116,13 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
         Command::Peers {
             command: PeersCommand::Ls,
         } => client.stream(Method::GET, "/peers", |id: Id| out.emit(&id)).await,
+        Command::Peers {
+            command: PeersCommand::Rm { peer },
+        } => {
+            let peer: cluster_types::PeerId = peer.parse().map_err(|e| CtlError::local("parsing peer ID", e))?;
+            let _: Option<serde_json::Value> = client.call(Method::DELETE, &format!("/peers/{peer}")).await?;
+            Ok(())
+        }
         Command::Pin {
             command: PinCommand::Add(args),
         } => pin_add(client, out, args).await,

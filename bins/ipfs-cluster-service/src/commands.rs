@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use cluster_api::{RestServer, RestServerConfig};
 use cluster_ipfs::{KuboConnector, KuboConnectorConfig};
 use cluster_node::{Cluster, ClusterDeps, DataFolder, Identity, ServiceConfig};
+use cluster_p2p::{P2pConfig, P2pTransport};
 
 /// IPFS Cluster member daemon (Rust implementation, REST-compatible with ipfs-cluster 1.1.6).
 #[derive(Parser, Debug)]
@@ -69,7 +70,8 @@ struct InitArgs {
 
 #[derive(Parser, Debug)]
 struct DaemonArgs {
-    /// Join a running cluster through this member (not supported yet in a one-member build).
+    /// Join a running cluster through these members (multiaddresses ending in /p2p/<peer id>).
+    /// Ignored when this member already belongs to a cluster.
     #[arg(short = 'j', long, value_delimiter = ',')]
     bootstrap: Vec<String>,
     /// Leave the cluster on shutdown.
@@ -189,11 +191,6 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 fn daemon(dir: &Path, args: &DaemonArgs) -> anyhow::Result<()> {
-    if !args.bootstrap.is_empty() {
-        bail!(
-            "--bootstrap: joining other members needs the multi-member transport, which this build does not have yet"
-        );
-    }
     let mut service = ServiceConfig::load(&dir.join("service.json"))?;
     let applied = service.apply_env(std::env::vars())?;
     for name in applied {
@@ -212,10 +209,46 @@ fn daemon(dir: &Path, args: &DaemonArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_daemon(config, identity, data))
+    runtime.block_on(run_daemon(config, identity, data, args.bootstrap.clone()))
 }
 
-async fn run_daemon(config: cluster_node::NodeConfig, identity: Identity, data: DataFolder) -> anyhow::Result<()> {
+/// The address other members should dial: a concrete listen address (libp2p expands 0.0.0.0 to
+/// each interface), loopback when the members we know are on loopback, otherwise not.
+fn advertised_address(listening: &[multiaddr::Multiaddr], known_members: &[String]) -> Option<String> {
+    use multiaddr::Protocol;
+    let is_loopback = |address: &multiaddr::Multiaddr| {
+        address.iter().any(|p| match p {
+            Protocol::Ip4(ip) => ip.is_loopback(),
+            Protocol::Ip6(ip) => ip.is_loopback(),
+            _ => false,
+        })
+    };
+    let members_on_loopback = known_members
+        .iter()
+        .filter_map(|text| text.parse::<multiaddr::Multiaddr>().ok())
+        .any(|address| is_loopback(&address));
+    let concrete: Vec<&multiaddr::Multiaddr> = listening
+        .iter()
+        .filter(|a| !a.iter().any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_unspecified())))
+        .collect();
+    concrete
+        .iter()
+        .find(|a| is_loopback(a) == members_on_loopback)
+        .or(concrete.first())
+        .map(|a| {
+            a.iter()
+                .filter(|p| !matches!(p, Protocol::P2p(_)))
+                .collect::<multiaddr::Multiaddr>()
+                .to_string()
+        })
+}
+
+async fn run_daemon(
+    config: cluster_node::NodeConfig,
+    identity: Identity,
+    data: DataFolder,
+    bootstrap: Vec<String>,
+) -> anyhow::Result<()> {
     let ipfs = Arc::new(KuboConnector::new(KuboConnectorConfig {
         node_address: config.ipfs_node_address.clone(),
         request_timeout: config.ipfs_request_timeout,
@@ -225,15 +258,33 @@ async fn run_daemon(config: cluster_node::NodeConfig, identity: Identity, data: 
     let rest_listen = config.rest_listen.clone();
     let rest_headers = config.rest_headers.clone();
     tracing::info!("starting member {} ({})", identity.peer_id, config.peername);
+    let transport = P2pTransport::start(P2pConfig {
+        keypair: identity.keypair.clone(),
+        secret: config.secret.clone(),
+        listen: config.listen_multiaddress.clone(),
+    })
+    .await
+    .context("starting the cluster peer-to-peer host")?;
+    let known_members: Vec<String> = bootstrap.iter().chain(&config.init_peerset).cloned().collect();
+    let advertised = advertised_address(transport.listen_addresses(), &known_members);
+    tracing::info!("other members reach this one at {advertised:?}");
     let cluster = Cluster::start(ClusterDeps {
         config,
         identity,
         data,
         ipfs,
-        rpc: None,
+        rpc: Some(transport.clone()),
         state: None,
+        bootstrap,
+        advertised_address: advertised,
     })
     .await?;
+    transport.serve(cluster.rpc_handler());
+    if let Err(e) = cluster.join().await {
+        cluster.shutdown().await;
+        transport.stop();
+        bail!("{e}");
+    }
     let (stop_tx, stop_rx) = cluster_rt::tokio::sync::watch::channel(false);
     let mut server_task = None;
     if let Some(listen) = rest_listen {
@@ -255,13 +306,17 @@ async fn run_daemon(config: cluster_node::NodeConfig, identity: Identity, data: 
         })));
     }
     tracing::info!("IPFS Cluster member is READY");
-    wait_for_signal().await;
+    cluster_rt::tokio::select! {
+        _ = wait_for_signal() => {}
+        _ = cluster.removed() => tracing::warn!("removed from the cluster: shutting down"),
+    }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     if let Some(task) = server_task {
         let _ = task.await;
     }
     cluster.shutdown().await;
+    transport.stop();
     tracing::info!("stopped");
     Ok(())
 }

@@ -14,7 +14,7 @@ mod rest_server;
 pub use rest_server::{RestServer, RestServerConfig};
 
 use cluster_rt::tokio::sync::mpsc;
-use cluster_types::{Cid, ClusterError, GlobalPinInfo, Id, Pin, PinOptions, TrackerStatusFilter};
+use cluster_types::{Cid, ClusterError, GlobalPinInfo, Id, PeerId, Pin, PinOptions, TrackerStatusFilter};
 
 /// A stream of results; the sender side ends the stream by dropping. Each item may be an error,
 /// which the REST layer reports in the `X-Stream-Error` trailer (or as a 500 before the first item).
@@ -65,4 +65,21 @@ pub trait RestBackend: Send + Sync + 'static {
 
     /// `POST /pins/recover`: re-queues every failed item; streams only those re-queued.
     async fn recover_all(&self, local: bool) -> ResultStream<GlobalPinInfo>;
+
+    /// `POST /peers`: adds `peer` as a voting member and returns its identity. `addresses`
+    /// (an extension of Go's body) says where to reach a peer the cluster has not met.
+    async fn peer_add(&self, peer: PeerId, addresses: Vec<String>) -> Result<Id, ClusterError> {
+        let _ = (peer, addresses);
+        Err(ClusterError::Internal(
+            "adding peers is not supported by this backend".into(),
+        ))
+    }
+
+    /// `DELETE /peers/{peer}`: moves the peer's pins elsewhere and removes it from the cluster.
+    async fn peer_remove(&self, peer: PeerId) -> Result<(), ClusterError> {
+        let _ = peer;
+        Err(ClusterError::Internal(
+            "removing peers is not supported by this backend".into(),
+        ))
+    }
 }

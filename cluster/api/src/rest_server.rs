@@ -33,7 +33,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cluster_rt::tokio;
 use cluster_types::{
-    ApiError, Cid, ClusterError, PinOptions, PinType, Timestamp, TrackerStatusFilter, Version, VERSION,
+    ApiError, Cid, ClusterError, PeerId, PinOptions, PinType, Timestamp, TrackerStatusFilter, Version, VERSION,
 };
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, LOCATION, TE, TRAILER};
@@ -257,6 +257,8 @@ enum Route {
     Allocations,
     Allocation(String),
     Health,
+    PeerAdd,
+    PeerRemove(String),
 }
 
 /// Why no route matched.
@@ -280,7 +282,12 @@ fn route(method: &Method, segments: &[String]) -> Result<Route, NoRoute> {
     match segs.as_slice() {
         ["id"] => only("GET", method, Route::Id),
         ["version"] => only("GET", method, Route::Version),
-        ["peers"] => only("GET", method, Route::Peers),
+        ["peers"] => match *method {
+            Method::GET => Ok(Route::Peers),
+            Method::POST => Ok(Route::PeerAdd),
+            _ => Err(NoRoute::MethodNotAllowed("GET, POST")),
+        },
+        ["peers", peer] => only("DELETE", method, Route::PeerRemove(peer.to_string())),
         ["health"] => only("GET", method, Route::Health),
         ["allocations"] => only("GET", method, Route::Allocations),
         ["allocations", cid] => only("GET", method, Route::Allocation(cid.to_string())),
@@ -462,7 +469,15 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Respons
     };
     let query = Query::parse(raw_query);
     let trailers = accepts_trailers(request.headers());
-    match dispatch(shared, route, &query, trailers).await {
+    let body = if matches!(route, Route::PeerAdd) {
+        match read_small_body(request.into_body()).await {
+            Ok(body) => body,
+            Err(failure) => return shared.failure(failure),
+        }
+    } else {
+        Bytes::new()
+    };
+    match dispatch(shared, route, &query, &body, trailers).await {
         Ok(response) => response,
         Err(failure) => shared.failure(failure),
     }
@@ -473,6 +488,7 @@ async fn dispatch(
     shared: &Shared,
     route: Route,
     query: &Query,
+    body: &[u8],
     trailers: bool,
 ) -> Result<Response<ResponseBody>, Failure> {
     let backend = &shared.backend;
@@ -539,7 +555,42 @@ async fn dispatch(
             let cid = parse_cid(&cid)?;
             shared.json(StatusCode::OK, &backend.allocation(cid).await?)
         }
+        Route::PeerAdd => {
+            let request: PeerAddBody = serde_json::from_slice(body)
+                .map_err(|e| Failure::bad_request(format!("error decoding request body: {e}")))?;
+            let peer = parse_peer(&request.peer_id)?;
+            shared.json(StatusCode::OK, &backend.peer_add(peer, request.addresses).await?)
+        }
+        Route::PeerRemove(peer) => {
+            let peer = parse_peer(&peer)?;
+            backend.peer_remove(peer).await?;
+            shared.response(StatusCode::NO_CONTENT, ResponseBody::Empty)
+        }
     })
+}
+
+/// The body of `POST /peers`: Go's `{"peer_id": ..}`, plus optional addresses to dial.
+#[derive(serde::Deserialize)]
+struct PeerAddBody {
+    peer_id: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+fn parse_peer(text: &str) -> Result<PeerId, Failure> {
+    text.parse::<PeerId>()
+        .map_err(|e| Failure::bad_request(format!("error decoding peer ID {text:?}: {e}")))
+}
+
+/// Request bodies of routes that take JSON are small; larger ones are refused, not buffered.
+const SMALL_BODY_LIMIT: usize = 64 * 1024;
+
+async fn read_small_body(body: Incoming) -> Result<Bytes, Failure> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, SMALL_BODY_LIMIT).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => Err(Failure::bad_request(format!("error reading request body: {e}"))),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -35,15 +35,21 @@ impl Default for RaftConfig {
 impl RaftConfig {
     /// The openraft configuration these settings give.
     pub fn to_openraft(&self, cluster_name: &str) -> Result<openraft::Config, String> {
-        // openraft needs heartbeat < election timeout; hashicorp raft (Go) sends heartbeats far more
-        // often than its heartbeat_timeout, so send them at a fifth of it.
-        let heartbeat_ms = (self.heartbeat_timeout.as_millis() as u64 / 5).max(20);
-        let election_min_ms = (self.election_timeout.as_millis() as u64).max(heartbeat_ms * 3);
+        // hashicorp raft (Go) sends heartbeats far more often than its heartbeat_timeout; send
+        // them at a tenth of it.
+        let heartbeat_ms = (self.heartbeat_timeout.as_millis() as u64 / 10).max(20);
+        // A follower of openraft 0.9 starts an election only after the leader lease
+        // (= election_timeout_max) plus a random timeout in [min, max) have passed without news
+        // from the leader. Go's follower waits election_timeout to twice it. Half and three
+        // quarters of election_timeout make the whole wait 1.25 to 1.5 times it: leader loss to
+        // a new leader stays under 2 s with Go's default of 1 s.
+        let election_min_ms = (self.election_timeout.as_millis() as u64 / 2).max(heartbeat_ms * 3);
+        let election_max_ms = (election_min_ms * 3 / 2).max(election_min_ms + 1);
         let config = openraft::Config {
             cluster_name: cluster_name.to_string(),
             heartbeat_interval: heartbeat_ms,
             election_timeout_min: election_min_ms,
-            election_timeout_max: election_min_ms * 2,
+            election_timeout_max: election_max_ms,
             install_snapshot_timeout: self.network_timeout.as_millis() as u64,
             max_in_snapshot_log_to_keep: self.trailing_logs,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_threshold.max(1)),

@@ -16,6 +16,17 @@ use crate::{
     RaftConfig, RaftTransport, RedbLogStore, TransportFailure, TransportNetworkFactory, TypeConfig,
 };
 
+/// A failed membership change as a cluster error: "not the leader" stays distinguishable.
+fn membership_error(error: RaftError<NodeId, ClientWriteError<NodeId, MemberNode>>) -> ClusterError {
+    match error {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => ClusterError::NoLeader(format!(
+            "this member is not the leader (node {:?} is)",
+            forward.leader_id
+        )),
+        other => ClusterError::Consensus(other.to_string()),
+    }
+}
+
 /// How often a write retries while there is no leader.
 const LEADER_POLL: Duration = Duration::from_millis(50);
 
@@ -240,6 +251,62 @@ impl Consensus {
         self.raft.metrics().borrow().last_applied.map(|l| l.index)
     }
 
+    /// Whether `node` is a voter in the current membership.
+    pub fn is_voter(&self, node: NodeId) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.membership_config.membership().voter_ids().any(|id| id == node)
+    }
+
+    /// Adds a member (on the leader): as a learner first, which returns once it has caught up
+    /// (from a snapshot if the log was compacted), then promoted to voter. Idempotent.
+    pub async fn add_voter(&self, member: MemberNode) -> Result<(), ClusterError> {
+        let peer: PeerId = member
+            .peer_id
+            .parse()
+            .map_err(|e| ClusterError::InvalidArgument(format!("peer id {:?}: {e}", member.peer_id)))?;
+        let node = node_id_of(&peer);
+        if let Some((_, known)) = self.members().into_iter().find(|(id, _)| *id == node) {
+            if known.peer_id != member.peer_id {
+                return Err(ClusterError::InvalidArgument(format!(
+                    "peer {} collides with member {} (same raft node id); use another identity",
+                    member.peer_id, known.peer_id
+                )));
+            }
+            if self.is_voter(node) {
+                return Ok(());
+            }
+        }
+        self.raft
+            .add_learner(node, member, true)
+            .await
+            .map_err(membership_error)?;
+        let voters: std::collections::BTreeSet<NodeId> = [node].into_iter().collect();
+        self.raft
+            .change_membership(openraft::ChangeMembers::AddVoterIds(voters), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Removes a member (on the leader) from voters and from the member list.
+    pub async fn remove_member(&self, node: NodeId) -> Result<(), ClusterError> {
+        let ids: std::collections::BTreeSet<NodeId> = [node].into_iter().collect();
+        // Without `retain`, a removed voter leaves the node list in the same change.
+        let change = if self.is_voter(node) {
+            openraft::ChangeMembers::RemoveVoters(ids)
+        } else if self.members().iter().any(|(id, _)| *id == node) {
+            openraft::ChangeMembers::RemoveNodes(ids)
+        } else {
+            return Ok(());
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
     /// Asks openraft to build a snapshot now (tests, and `state` commands).
     pub async fn trigger_snapshot(&self) -> Result<(), ClusterError> {
         self.raft
@@ -247,6 +314,36 @@ impl Consensus {
             .snapshot()
             .await
             .map_err(|e| ClusterError::Consensus(e.to_string()))
+    }
+
+    /// Builds a snapshot and purges the log it covers; returns the purged-up-to index. Raft does
+    /// this by itself every `snapshot_interval` entries; tests and `state` commands force it.
+    pub async fn compact_log(&self) -> Result<Option<u64>, ClusterError> {
+        let applied = self.last_applied_index();
+        self.trigger_snapshot().await?;
+        let mut metrics = self.raft.metrics();
+        let deadline = cluster_rt::now() + Duration::from_secs(30);
+        loop {
+            let snapshot = metrics.borrow().snapshot.map(|l| l.index);
+            if let Some(upto) = snapshot.filter(|index| Some(*index) >= applied) {
+                self.raft
+                    .trigger()
+                    .purge_log(upto)
+                    .await
+                    .map_err(|e| ClusterError::Consensus(e.to_string()))?;
+                return Ok(Some(upto));
+            }
+            if cluster_rt::now() >= deadline {
+                return Err(ClusterError::Timeout("no snapshot within 30s".into()));
+            }
+            let _ = cluster_rt::timeout(Duration::from_millis(100), metrics.changed()).await;
+        }
+    }
+
+    /// The last log index covered by this member's snapshot (built here or installed from the
+    /// leader), if it has one.
+    pub fn snapshot_index(&self) -> Option<u64> {
+        self.raft.metrics().borrow().snapshot.map(|l| l.index)
     }
 
     /// Stops Raft. Pending writes fail.

@@ -32,6 +32,10 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How often the daemon is polled until it first answers.
 const IPFS_POLL: Duration = Duration::from_secs(1);
+/// Deadline of a membership change (a joining member catches up before it is answered).
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a member checks whether it is still in the member list.
+const MEMBERSHIP_WATCH: Duration = Duration::from_secs(1);
 /// Pins read from the state per page when streaming it.
 const STATE_PAGE: usize = 1000;
 
@@ -59,6 +63,12 @@ pub struct ClusterDeps {
     pub rpc: Option<Arc<dyn Transport>>,
     /// The pinset store; `None` opens the redb store in the data folder.
     pub state: Option<Arc<dyn State>>,
+    /// Members to join through (`daemon --bootstrap`): a member that has no Raft state yet does
+    /// not start a cluster of its own but waits for [`Cluster::join`].
+    pub bootstrap: Vec<String>,
+    /// The address other members reach this one at (`/ip4/../tcp/..`); `None` uses the first
+    /// `listen_multiaddress`.
+    pub advertised_address: Option<String>,
 }
 
 /// Forwards applied changes to the tracker without blocking the state machine.
@@ -95,8 +105,14 @@ pub struct Cluster {
     tracker: Arc<PinTracker>,
     ipfs: Arc<dyn IpfsConnector>,
     shutdown_tx: watch::Sender<bool>,
+    /// Becomes true when this member sees itself removed from the cluster.
+    removed_tx: watch::Sender<bool>,
     data: Mutex<Option<DataFolder>>,
     rpc: Option<Arc<dyn Transport>>,
+    /// This member's own record (peer id and advertised address).
+    me_member: MemberNode,
+    /// Where to join from, if this member started with `--bootstrap`.
+    bootstrap: Vec<MemberNode>,
     bug_ack_before_commit: std::sync::atomic::AtomicBool,
     /// This cluster, for streams that outlive a `&self` call.
     me: std::sync::Weak<Cluster>,
@@ -113,7 +129,12 @@ impl Cluster {
             ipfs,
             rpc,
             state,
+            bootstrap,
+            advertised_address,
         } = deps;
+        let advertised_address = advertised_address
+            .or_else(|| config.listen_multiaddress.first().cloned())
+            .unwrap_or_default();
         let raft_transport: Arc<dyn RaftTransport> = match &rpc {
             Some(rpc) => Arc::new(RaftOverRpc::new(rpc.clone())),
             None => Arc::new(NoTransport),
@@ -163,22 +184,28 @@ impl Cluster {
                 timeout: config.raft.network_timeout,
             }));
         }
+        let me_member = MemberNode {
+            peer_id: identity.peer_id.to_string(),
+            address: advertised_address,
+        };
         let mut members = BTreeMap::new();
-        members.insert(
-            node_id_of(&identity.peer_id),
-            MemberNode {
-                peer_id: identity.peer_id.to_string(),
-                address: config.listen_multiaddress.first().cloned().unwrap_or_default(),
-            },
-        );
+        members.insert(node_id_of(&identity.peer_id), me_member.clone());
         for address in &config.init_peerset {
             let member = member_of_address(address)?;
             let peer: PeerId = member.peer_id.parse().expect("checked by member_of_address");
-            members.insert(node_id_of(&peer), member);
+            if peer != identity.peer_id {
+                members.insert(node_id_of(&peer), member);
+            }
         }
-        // Every member of a fixed initial set initializes with the same membership (allowed by
-        // Raft: the first election decides); a member that already has a log skips this.
-        consensus.initialize_if_new(members).await?;
+        let bootstrap = bootstrap
+            .iter()
+            .map(|address| member_of_address(address).map_err(|e| NodeError::Config(format!("--bootstrap: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if bootstrap.is_empty() {
+            // Every member of a fixed initial set initializes with the same membership (allowed
+            // by Raft: the first election decides); a member that already has a log skips this.
+            consensus.initialize_if_new(members).await?;
+        }
         tracker.start();
         let (shutdown_tx, _) = watch::channel(false);
         let cluster = Arc::new_cyclic(|me| Cluster {
@@ -190,8 +217,11 @@ impl Cluster {
             tracker,
             ipfs,
             shutdown_tx,
+            removed_tx: watch::channel(false).0,
             data: Mutex::new(Some(data)),
             rpc,
+            me_member,
+            bootstrap,
             bug_ack_before_commit: std::sync::atomic::AtomicBool::new(false),
         });
         cluster.spawn_loops();
@@ -200,6 +230,7 @@ impl Cluster {
 
     fn spawn_loops(self: &Arc<Self>) {
         self.spawn_ipfs_watch();
+        self.spawn_membership_watch();
         // First sync once a leader exists: re-queues pins the daemon lost while we were down.
         let cluster = self.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
@@ -240,6 +271,52 @@ impl Cluster {
                 }
             }
         });
+    }
+
+    /// Watches the member list: once this member has been in it and then is not, it was
+    /// removed (`peers rm`); [`Cluster::removed`] tells the daemon to stop (Go `watchPeers`).
+    /// Also logs when this member becomes the leader.
+    fn spawn_membership_watch(self: &Arc<Self>) {
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            let me = cluster.consensus.node_id();
+            let mut was_member = false;
+            let mut was_leader = false;
+            loop {
+                let is_leader = cluster.consensus.is_leader();
+                if is_leader && !was_leader {
+                    // Operators (and the process tests) find the leader in the logs.
+                    tracing::info!(
+                        "this member is now the raft leader (term {})",
+                        cluster.consensus.current_term()
+                    );
+                }
+                was_leader = is_leader;
+                let is_member = cluster.consensus.members().iter().any(|(id, _)| *id == me);
+                if was_member && !is_member {
+                    tracing::warn!("this member was removed from the cluster");
+                    let _ = cluster.removed_tx.send(true);
+                    return;
+                }
+                was_member |= is_member;
+                cluster_rt::tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(MEMBERSHIP_WATCH) => {}
+                }
+            }
+        });
+    }
+
+    /// Resolves once this member has been removed from the cluster.
+    pub async fn removed(&self) {
+        let mut removed = self.removed_tx.subscribe();
+        let _ = removed.wait_for(|r| *r).await;
+    }
+
+    /// Whether this member has been removed from the cluster.
+    pub fn is_removed(&self) -> bool {
+        *self.removed_tx.borrow()
     }
 
     /// Polls the IPFS daemon's `id` every second until it answers (Go waits for it at start; we
@@ -329,7 +406,7 @@ impl Cluster {
                 None => TrackerStatus::Unpinned,
                 Some(pin) if !pin.is_allocated_to(&peer) => TrackerStatus::Remote,
                 Some(_) => {
-                    let answer = rpc.call(&member.address, RpcRequest::Status(cid), STATUS_TIMEOUT).await;
+                    let answer = rpc.call(&member, RpcRequest::Status(cid), STATUS_TIMEOUT).await;
                     match answer {
                         Ok(RpcResponse::Status(info)) => {
                             global.add(info);
@@ -375,7 +452,7 @@ impl Cluster {
                 continue;
             }
             let answer = match &self.rpc {
-                Some(rpc) => rpc.call(&member.address, RpcRequest::Id, STATUS_TIMEOUT).await,
+                Some(rpc) => rpc.call(&member, RpcRequest::Id, STATUS_TIMEOUT).await,
                 None => Err(TransportFailure::Unreachable("no transport".into())),
             };
             match answer {
@@ -460,10 +537,7 @@ impl Cluster {
             if peer == self.identity.peer_id {
                 self.tracker.recover(&cid).await?;
             } else if let Some(rpc) = &self.rpc {
-                if let Err(e) = rpc
-                    .call(&member.address, RpcRequest::Recover(cid), STATUS_TIMEOUT)
-                    .await
-                {
+                if let Err(e) = rpc.call(&member, RpcRequest::Recover(cid), STATUS_TIMEOUT).await {
                     tracing::debug!(%cid, "recover on {} failed: {e:?}", member.peer_id);
                 }
             }
@@ -491,8 +565,21 @@ impl Cluster {
         &self.config
     }
 
-    /// Stops the loops, the tracker and Raft, and releases the data folder lock.
+    /// Stops the loops, the tracker and Raft, and releases the data folder lock. With
+    /// `leave_on_shutdown`, first removes this member from the cluster.
     pub async fn shutdown(&self) {
+        if self.config.leave_on_shutdown && self.rpc.is_some() && !self.is_removed() {
+            let leaving = cluster_rt::timeout(
+                self.config.raft.wait_for_leader_timeout * 2,
+                self.peer_remove(self.identity.peer_id),
+            )
+            .await;
+            match leaving {
+                Ok(Ok(())) => tracing::info!("left the cluster"),
+                Ok(Err(e)) => tracing::warn!("leaving the cluster failed: {e}"),
+                Err(_) => tracing::warn!("leaving the cluster timed out"),
+            }
+        }
         let _ = self.shutdown_tx.send(true);
         self.tracker.shutdown();
         self.consensus.shutdown().await;
@@ -557,12 +644,19 @@ impl Cluster {
 
     /// Chooses the members that hold `pin` (Go `allocate`): everywhere for -1, else current valid
     /// allocations first, then the user's, then the rest, up to the maximum.
-    fn allocate(&self, pin: &mut Pin, user_allocations: &[PeerId], existing: Option<&Pin>) -> Result<(), ClusterError> {
+    fn allocate(
+        &self,
+        pin: &mut Pin,
+        user_allocations: &[PeerId],
+        existing: Option<&Pin>,
+        excluded: Option<&PeerId>,
+    ) -> Result<(), ClusterError> {
         if pin.is_everywhere() {
             pin.allocations.clear();
             return Ok(());
         }
-        let peers = self.member_peers();
+        let mut peers = self.member_peers();
+        peers.retain(|p| Some(p) != excluded);
         let min = pin.options.replication_factor_min as usize;
         let max = pin.options.replication_factor_max as usize;
         let mut chosen: Vec<PeerId> = Vec::new();
@@ -613,7 +707,7 @@ impl Cluster {
             _ => existing.clone(),
         };
         let mut pin = self.prepare_pin(cid, options, existing.as_ref())?;
-        self.allocate(&mut pin, &user_allocations, allocation_base.as_ref())?;
+        self.allocate(&mut pin, &user_allocations, allocation_base.as_ref(), None)?;
         if self.bug_ack_before_commit.load(std::sync::atomic::Ordering::Relaxed) {
             // The deliberate bug (see `inject_bug_ack_before_commit`): answer first, commit later.
             let consensus = self.consensus.clone();
@@ -647,6 +741,167 @@ impl Cluster {
             ))),
             Some(_) => self.consensus.log_unpin(cid).await,
         }
+    }
+
+    /// The leader's record, waiting up to `wait_for_leader_timeout` for one; `None` when this
+    /// member is the leader.
+    async fn leader_member(&self) -> Result<Option<MemberNode>, ClusterError> {
+        let leader = self
+            .consensus
+            .wait_for_leader(self.config.raft.wait_for_leader_timeout)
+            .await?;
+        if leader == self.consensus.node_id() {
+            return Ok(None);
+        }
+        self.consensus
+            .members()
+            .into_iter()
+            .find(|(id, _)| *id == leader)
+            .map(|(_, node)| Some(node))
+            .ok_or_else(|| ClusterError::NoLeader(format!("the leader (node {leader}) is not in the member list")))
+    }
+
+    /// Sends a membership request to the leader (or serves it here when this member leads).
+    async fn to_leader(&self, request: RpcRequest, timeout: Duration) -> Result<RpcResponse, ClusterError> {
+        let Some(leader) = self.leader_member().await? else {
+            return Ok(ClusterRpcHandler::serve_membership(self, request).await);
+        };
+        let rpc = self
+            .rpc
+            .as_ref()
+            .ok_or_else(|| ClusterError::Internal("no transport to reach the leader".into()))?;
+        rpc.call(&leader, request, timeout).await.map_err(|e| match e {
+            TransportFailure::Unreachable(e) => ClusterError::NoLeader(format!("leader {leader} unreachable: {e}")),
+            TransportFailure::Network(e) => ClusterError::Timeout(format!(
+                "no answer from leader {leader} ({e}); the change may or may not be done"
+            )),
+        })
+    }
+
+    /// Adds `member` to the cluster (Go `PeerAdd`): as a learner until it has caught up, then
+    /// as a voter. Served by the leader; other members forward it.
+    pub async fn peer_add(&self, member: MemberNode) -> Result<MemberNode, ClusterError> {
+        let peer: PeerId = member
+            .peer_id
+            .parse()
+            .map_err(|e| ClusterError::InvalidArgument(format!("peer id {:?}: {e}", member.peer_id)))?;
+        if member.address.is_empty() {
+            if let Some((_, known)) = self
+                .consensus
+                .members()
+                .into_iter()
+                .find(|(_, n)| n.peer_id == member.peer_id)
+            {
+                return Ok(known);
+            }
+            return Err(ClusterError::InvalidArgument(format!(
+                "peer {peer} is not a member and no address is known for it: start it with --bootstrap <an address of this cluster>"
+            )));
+        }
+        match self.to_leader(RpcRequest::PeerAdd(member), MEMBERSHIP_TIMEOUT).await? {
+            RpcResponse::PeerAdd(result) => result,
+            other => Err(ClusterError::Internal(format!(
+                "unexpected answer to peer add: {other:?}"
+            ))),
+        }
+    }
+
+    /// Removes `peer` from the cluster (Go `PeerRemove`): first moves the pins allocated to it
+    /// to other members, then removes it from Raft. Served by the leader.
+    pub async fn peer_remove(&self, peer: PeerId) -> Result<(), ClusterError> {
+        if !self
+            .consensus
+            .members()
+            .iter()
+            .any(|(_, n)| n.peer_id == peer.to_string())
+        {
+            return Err(ClusterError::PeerNotFound(format!(
+                "peer {peer} is not a cluster member"
+            )));
+        }
+        match self.to_leader(RpcRequest::PeerRemove(peer), MEMBERSHIP_TIMEOUT).await? {
+            RpcResponse::PeerRemove(result) => result,
+            other => Err(ClusterError::Internal(format!(
+                "unexpected answer to peer rm: {other:?}"
+            ))),
+        }
+    }
+
+    /// Joins the cluster through the `--bootstrap` members, in order, unless this member
+    /// already belongs to one. Call it once the transport serves this member's handler: the
+    /// leader sends it the log (or a snapshot) before answering.
+    pub async fn join(&self) -> Result<(), ClusterError> {
+        if self.bootstrap.is_empty() {
+            return Ok(());
+        }
+        if self
+            .consensus
+            .raft()
+            .is_initialized()
+            .await
+            .map_err(|e| ClusterError::Consensus(e.to_string()))?
+        {
+            tracing::info!("already a cluster member; --bootstrap ignored");
+            return Ok(());
+        }
+        let rpc = self
+            .rpc
+            .as_ref()
+            .ok_or_else(|| ClusterError::Internal("no transport to join with".into()))?;
+        let mut failures = Vec::new();
+        for through in &self.bootstrap {
+            tracing::info!("joining the cluster through {through}");
+            let answer = rpc
+                .call(through, RpcRequest::PeerAdd(self.me_member.clone()), MEMBERSHIP_TIMEOUT)
+                .await;
+            match answer {
+                Ok(RpcResponse::PeerAdd(Ok(_))) => {
+                    self.consensus
+                        .wait_for_leader(self.config.raft.wait_for_leader_timeout)
+                        .await?;
+                    tracing::info!("joined the cluster through {through}");
+                    return Ok(());
+                }
+                Ok(RpcResponse::PeerAdd(Err(e))) => failures.push(format!("{through}: {e}")),
+                Ok(other) => failures.push(format!("{through}: unexpected answer {other:?}")),
+                Err(e) => failures.push(format!("{through}: {e:?}")),
+            }
+        }
+        Err(ClusterError::Internal(format!(
+            "could not join the cluster: {}",
+            failures.join("; ")
+        )))
+    }
+
+    /// The leader's side of `peer rm`: re-allocates every pin held by `peer`, then removes it.
+    async fn remove_member_as_leader(&self, peer: PeerId) -> Result<(), ClusterError> {
+        let mut after: Option<Cid> = None;
+        let mut moved = 0u64;
+        loop {
+            let page = self
+                .state
+                .list_page(after.as_ref(), STATE_PAGE)
+                .map_err(|e| ClusterError::Internal(e.to_string()))?;
+            let Some(last) = page.last().map(|p| p.cid) else { break };
+            for existing in page {
+                if existing.is_everywhere() || !existing.allocations.contains(&peer) {
+                    continue;
+                }
+                let mut pin = existing.clone();
+                let kept: Vec<PeerId> = existing.allocations.iter().copied().filter(|p| *p != peer).collect();
+                if let Err(e) = self.allocate(&mut pin, &[], Some(&existing), Some(&peer)) {
+                    // Fewer members than the minimum: keep what is left rather than the peer
+                    // that is leaving.
+                    tracing::warn!(cid = %existing.cid, "re-allocating away from {peer}: {e}");
+                    pin.allocations = kept;
+                }
+                self.consensus.log_pin(pin).await?;
+                moved += 1;
+            }
+            after = Some(last);
+        }
+        tracing::info!("moved {moved} pins away from {peer}; removing it from the cluster");
+        self.consensus.remove_member(node_id_of(&peer)).await
     }
 
     /// This member's identity, asking the IPFS daemon for its own.
@@ -731,11 +986,7 @@ impl LeaderForwarder for RpcForwarder {
         leader: &MemberNode,
         command: Command,
     ) -> Result<Result<CommandResponse, ClusterError>, TransportFailure> {
-        match self
-            .rpc
-            .call(&leader.address, RpcRequest::Commit(command), self.timeout)
-            .await?
-        {
+        match self.rpc.call(leader, RpcRequest::Commit(command), self.timeout).await? {
             RpcResponse::Commit(result) => Ok(result),
             other => Err(TransportFailure::Network(format!(
                 "unexpected answer to a forwarded write: {other:?}"
@@ -765,6 +1016,30 @@ impl RpcHandler for ClusterRpcHandler {
             RpcRequest::Status(cid) => RpcResponse::Status(self.cluster.tracker.status(&cid).await),
             RpcRequest::Recover(cid) => RpcResponse::Recover(self.cluster.tracker.recover(&cid).await),
             RpcRequest::Id => RpcResponse::Id(Cluster::id(&self.cluster).await),
+            request @ (RpcRequest::PeerAdd(_) | RpcRequest::PeerRemove(_)) => {
+                ClusterRpcHandler::serve_membership(&self.cluster, request).await
+            }
+        }
+    }
+}
+
+impl ClusterRpcHandler {
+    /// Membership requests: served on the leader, forwarded once by any other member.
+    async fn serve_membership(cluster: &Cluster, request: RpcRequest) -> RpcResponse {
+        let leading = cluster.consensus.is_leader();
+        match request {
+            RpcRequest::PeerAdd(member) if leading => {
+                let added = cluster.consensus.add_voter(member.clone()).await.map(|()| member);
+                RpcResponse::PeerAdd(added)
+            }
+            RpcRequest::PeerAdd(member) => RpcResponse::PeerAdd(Box::pin(cluster.peer_add(member)).await),
+            RpcRequest::PeerRemove(peer) if leading => {
+                RpcResponse::PeerRemove(cluster.remove_member_as_leader(peer).await)
+            }
+            RpcRequest::PeerRemove(peer) => RpcResponse::PeerRemove(Box::pin(cluster.peer_remove(peer)).await),
+            other => RpcResponse::PeerRemove(Err(ClusterError::Internal(format!(
+                "not a membership request: {other:?}"
+            )))),
         }
     }
 }
@@ -803,6 +1078,41 @@ fn spawn_stream<T: Send + 'static>(
 impl RestBackend for Cluster {
     async fn id(&self) -> Id {
         Cluster::id(self).await
+    }
+
+    async fn peer_add(&self, peer: PeerId, addresses: Vec<String>) -> Result<Id, ClusterError> {
+        let address = match addresses.first() {
+            None => String::new(),
+            Some(text) => {
+                let with_peer = format!("{}/p2p/{peer}", text.trim_end_matches(&format!("/p2p/{peer}")));
+                member_of_address(&with_peer)
+                    .map_err(|e| ClusterError::InvalidArgument(format!("address {text:?}: {e}")))?
+                    .address
+            }
+        };
+        let member = self
+            .peer_add(MemberNode {
+                peer_id: peer.to_string(),
+                address,
+            })
+            .await?;
+        if peer == self.identity.peer_id {
+            return Ok(Cluster::id(self).await);
+        }
+        let rpc = self
+            .rpc
+            .as_ref()
+            .ok_or_else(|| ClusterError::Internal("no transport".into()))?;
+        match rpc.call(&member, RpcRequest::Id, STATUS_TIMEOUT).await {
+            Ok(RpcResponse::Id(id)) => Ok(id),
+            other => Err(ClusterError::Internal(format!(
+                "peer {peer} was added but did not answer: {other:?}"
+            ))),
+        }
+    }
+
+    async fn peer_remove(&self, peer: PeerId) -> Result<(), ClusterError> {
+        Cluster::peer_remove(self, peer).await
     }
 
     async fn peers(&self) -> ResultStream<Id> {
@@ -881,7 +1191,8 @@ impl RestBackend for Cluster {
         cids: Vec<Cid>,
         local: bool,
     ) -> ResultStream<GlobalPinInfo> {
-        if !local && self.rpc.is_some() {
+        // A cluster of one answers from its tracker's stream, not pin by pin.
+        if !local && self.rpc.is_some() && self.consensus.members().len() > 1 {
             if let Some(me) = self.me.upgrade() {
                 return me.global_status_stream(filter, cids);
             }

@@ -10,6 +10,7 @@
 mod raft_over_rpc;
 #[cfg(madsim)]
 mod sim_transport;
+pub mod wire;
 
 pub use raft_over_rpc::RaftOverRpc;
 #[cfg(madsim)]
@@ -17,15 +18,15 @@ pub use sim_transport::SimTransport;
 
 use std::time::Duration;
 
-use cluster_consensus::{Command, CommandResponse, NodeId, TransportFailure, TypeConfig};
-use cluster_types::{Cid, ClusterError, Id, PinInfo};
+use cluster_consensus::{Command, CommandResponse, MemberNode, NodeId, TransportFailure, TypeConfig};
+use cluster_types::{Cid, ClusterError, Id, PeerId, PinInfo};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
 
 /// A request from one member to another.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[allow(clippy::large_enum_variant)]
 pub enum RpcRequest {
     /// Raft AppendEntries.
@@ -42,10 +43,16 @@ pub enum RpcRequest {
     Recover(Cid),
     /// The member's identity (Go `Cluster.ID`).
     Id,
+    /// Adds a member to the cluster: learner, caught up, then voter (Go `Cluster.PeerAdd`).
+    /// Served by the leader; other members forward it.
+    PeerAdd(MemberNode),
+    /// Removes a member from the cluster after moving its pins (Go `Cluster.PeerRemove`).
+    /// Served by the leader; other members forward it.
+    PeerRemove(PeerId),
 }
 
 /// The answer to an [`RpcRequest`], variant for variant.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[allow(clippy::large_enum_variant)]
 pub enum RpcResponse {
     /// Raft AppendEntries result.
@@ -62,6 +69,10 @@ pub enum RpcResponse {
     Recover(Result<PinInfo, ClusterError>),
     /// A member's identity.
     Id(Id),
+    /// The added member's record as the cluster now knows it.
+    PeerAdd(Result<MemberNode, ClusterError>),
+    /// Whether the member was removed.
+    PeerRemove(Result<(), ClusterError>),
 }
 
 /// Serves requests from other members.
@@ -73,16 +84,18 @@ pub trait RpcHandler: Send + Sync + 'static {
     async fn handle(&self, request: RpcRequest) -> RpcResponse;
 }
 
-/// Carries requests to other members, addressed by the address in their Raft member record.
+/// Carries requests to other members, addressed by their Raft member record (peer id and
+/// address).
 ///
 /// To ensure correctness: every call returns within `timeout`. A request may be lost (the
-/// outcome is then unknown to the caller); it is never delivered twice.
+/// outcome is then unknown to the caller); it is never delivered twice. A transport must
+/// authenticate the peer it reaches: the answer comes from `to.peer_id` or the call fails.
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync + 'static {
-    /// Sends `request` to the member at `address` and waits for its answer.
+    /// Sends `request` to the member `to` and waits for its answer.
     async fn call(
         &self,
-        address: &str,
+        to: &MemberNode,
         request: RpcRequest,
         timeout: Duration,
     ) -> Result<RpcResponse, TransportFailure>;

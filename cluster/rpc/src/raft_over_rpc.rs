@@ -39,7 +39,7 @@ impl RaftTransport for RaftOverRpc {
     ) -> Result<AppendEntriesResponse<NodeId>, TransportFailure> {
         match self
             .transport
-            .call(&node.address, RpcRequest::AppendEntries(request), timeout)
+            .call(node, RpcRequest::AppendEntries(request), timeout)
             .await?
         {
             RpcResponse::AppendEntries(result) => result.map_err(TransportFailure::Network),
@@ -54,11 +54,7 @@ impl RaftTransport for RaftOverRpc {
         request: VoteRequest<NodeId>,
         timeout: Duration,
     ) -> Result<VoteResponse<NodeId>, TransportFailure> {
-        match self
-            .transport
-            .call(&node.address, RpcRequest::Vote(request), timeout)
-            .await?
-        {
+        match self.transport.call(node, RpcRequest::Vote(request), timeout).await? {
             RpcResponse::Vote(result) => result.map_err(TransportFailure::Network),
             _ => Err(mismatch("vote")),
         }
@@ -73,7 +69,7 @@ impl RaftTransport for RaftOverRpc {
     ) -> Result<InstallSnapshotResponse<NodeId>, TransportFailure> {
         match self
             .transport
-            .call(&node.address, RpcRequest::InstallSnapshot(request), timeout)
+            .call(node, RpcRequest::InstallSnapshot(request), timeout)
             .await?
         {
             RpcResponse::InstallSnapshot(result) => result.map_err(TransportFailure::Network),

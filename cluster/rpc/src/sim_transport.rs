@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_consensus::TransportFailure;
+use cluster_consensus::{MemberNode, TransportFailure};
 use madsim::net::Endpoint;
 
 use crate::{socket_address, RpcHandler, RpcRequest, RpcResponse, Transport};
@@ -51,10 +51,11 @@ impl SimTransport {
 impl Transport for SimTransport {
     async fn call(
         &self,
-        address: &str,
+        to: &MemberNode,
         request: RpcRequest,
         timeout: Duration,
     ) -> Result<RpcResponse, TransportFailure> {
+        let address = &to.address;
         let target = socket_address(address)?;
         let exchange = async {
             let (sender, mut receiver) = self

@@ -9,6 +9,9 @@ pub enum ClusterError {
     /// The CID is not in the shared pinset (REST 404).
     #[error("pin is not part of the pinset")]
     NotFound,
+    /// The peer is not a cluster member (REST 404); the text names it.
+    #[error("{0}")]
+    PeerNotFound(String),
     /// The request was malformed (REST 400); the text says which argument.
     #[error("{0}")]
     InvalidArgument(String),
@@ -39,7 +42,7 @@ impl ClusterError {
     /// The REST status code for this error (reference §1.3).
     pub fn http_status(&self) -> u16 {
         match self {
-            ClusterError::NotFound => 404,
+            ClusterError::NotFound | ClusterError::PeerNotFound(_) => 404,
             ClusterError::InvalidArgument(_) => 400,
             _ => 500,
         }

@@ -1,0 +1,17 @@
+//! The production transport between members: a libp2p host (TCP, the private network keyed by
+//! the cluster `secret`, noise, yamux) carrying [`cluster_rpc`] requests with libp2p's
+//! request-response protocol, one length-prefixed JSON frame each way.
+//!
+//! Owns: the libp2p swarm task, dialing by peer id and address, and mapping libp2p failures to
+//! [`TransportFailure`] (never delivered → `Unreachable`; outcome unknown → `Network`). Does not
+//! own: what requests mean (cluster-node's handler) nor their encoding (cluster-rpc's `wire`).
+//! Compiled only without `cfg(madsim)`: the simulator uses cluster-rpc's `SimTransport`.
+#![deny(missing_docs)]
+
+#[cfg(not(madsim))]
+mod codec;
+#[cfg(not(madsim))]
+mod host;
+
+#[cfg(not(madsim))]
+pub use host::{P2pConfig, P2pError, P2pTransport};

@@ -1,0 +1,256 @@
+//! Three real `ipfs-cluster-service` processes on 127.0.0.1, each with its own config folder,
+//! ports and fake IPFS daemon: they join with `--bootstrap`, replicate, survive the leader's
+//! SIGKILL, and refuse a member with another secret and bad membership or replication input.
+#![cfg(not(madsim))]
+#![allow(clippy::disallowed_methods)]
+
+use std::time::{Duration, Instant};
+
+use cluster_tests::{free_port, stderr, stdout, wait_until, FakeDaemon, MemberDir, Process};
+use cluster_types::Cid;
+
+const SECRET: &str = "2588b80d5cb05374fa142aed6cbb047d1f4ef8ef15e37eba68c65b9d30df67ed";
+
+fn cid(i: u32) -> String {
+    Cid::raw_sha256(format!("multi-process test {i}").as_bytes()).to_string()
+}
+
+/// A member folder, its fake daemon, and its process while running.
+struct Member {
+    dir: MemberDir,
+    daemon: FakeDaemon,
+    process: Option<Process>,
+    runs: u32,
+}
+
+impl Member {
+    fn new(secret: &str) -> Member {
+        let dir = MemberDir::init();
+        dir.set_secret(secret);
+        Member {
+            dir,
+            daemon: FakeDaemon::start(0),
+            process: None,
+            runs: 0,
+        }
+    }
+
+    /// Starts the daemon (joining through `bootstrap` if given) and waits for its REST API.
+    fn start(&mut self, bootstrap: Option<&Member>) {
+        let process = self.spawn(bootstrap);
+        self.process = Some(process);
+        self.dir.wait_ready(self.process.as_mut().unwrap());
+    }
+
+    fn spawn(&mut self, bootstrap: Option<&Member>) -> Process {
+        self.runs += 1;
+        let address = bootstrap.map(|m| m.dir.cluster_address());
+        let mut args = Vec::new();
+        if let Some(address) = &address {
+            args.extend(["--bootstrap", address.as_str()]);
+        }
+        self.dir.start_daemon_with(
+            &self.daemon.multiaddr(),
+            &args,
+            &[("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", "10s")],
+            &format!("daemon-{}.log", self.runs),
+        )
+    }
+
+    fn log(&self) -> String {
+        self.process.as_ref().map(|p| p.log()).unwrap_or_default()
+    }
+
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        self.dir.ctl(args)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--enc", "json"];
+        all.extend_from_slice(args);
+        let output = self.ctl(&all);
+        assert!(output.status.success(), "ctl {args:?} failed: {}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).unwrap_or_else(|e| panic!("ctl {args:?}: {e}: {}", stdout(&output)))
+    }
+
+    /// CIDs in this member's copy of the shared pinset.
+    fn pinset(&self) -> Vec<String> {
+        let output = self.ctl(&["--enc", "json", "pin", "ls"]);
+        assert!(output.status.success(), "pin ls: {}", stderr(&output));
+        json_values(&stdout(&output))
+            .iter()
+            .map(|pin| pin["cid"].as_str().expect("cid").to_string())
+            .collect()
+    }
+
+    fn is_leader(&self) -> bool {
+        self.log().contains("this member is now the raft leader")
+    }
+}
+
+/// Every JSON value in ctl's `--enc json` output (one indented value per item).
+fn json_values(text: &str) -> Vec<serde_json::Value> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<serde_json::Value>()
+        .map(|v| v.unwrap_or_else(|e| panic!("ctl output is not JSON: {e}: {text}")))
+        .collect()
+}
+
+/// (pinned, remote) counts in `ctl status CID` through `via`.
+fn status_counts(via: &Member, cid: &str) -> (usize, usize) {
+    let json = via.json(&["status", cid]);
+    let peer_map = json["peer_map"].as_object().expect("peer_map");
+    let count = |status: &str| peer_map.values().filter(|v| v["status"] == status).count();
+    (count("pinned"), count("remote"))
+}
+
+#[test]
+fn three_processes_join_replicate_and_survive_the_leader_being_killed() {
+    let mut members: Vec<Member> = (0..3).map(|_| Member::new(SECRET)).collect();
+    members[0].start(None);
+    let (first, rest) = members.split_at_mut(1);
+    rest[0].start(Some(&first[0]));
+    rest[1].start(Some(&first[0]));
+
+    // Every member lists the three, with no errors.
+    for (i, member) in members.iter().enumerate() {
+        let output = member.ctl(&["--enc", "json", "peers", "ls"]);
+        assert!(output.status.success(), "peers ls on {i}: {}", stderr(&output));
+        let ids = json_values(&stdout(&output));
+        assert_eq!(ids.len(), 3, "member {i} lists {ids:?}");
+        assert!(ids.iter().all(|id| id["error"] == ""), "member {i}: {ids:?}");
+    }
+
+    // Pin through member 3 with replication 2: pinned on two, remote on one.
+    let first_cid = cid(1);
+    let output = members[2].ctl(&["pin", "add", "--replication", "2", &first_cid]);
+    assert!(output.status.success(), "pin add: {}", stderr(&output));
+    wait_until(Duration::from_secs(30), "the pin on two members", || {
+        status_counts(&members[2], &first_cid) == (2, 1)
+    });
+    let holders = members.iter().filter(|m| m.daemon.fake.pins().len() == 1).count();
+    assert_eq!(holders, 2, "exactly two daemons hold the pin");
+
+    // SIGKILL the leader; a survivor accepts a pin within 5 s.
+    let leaders: Vec<usize> = (0..3).filter(|i| members[*i].is_leader()).collect();
+    assert_eq!(leaders.len(), 1, "one leader in the logs: {leaders:?}");
+    let leader = leaders[0];
+    members[leader].process.as_mut().unwrap().kill();
+    let killed_at = Instant::now();
+    let survivor = (0..3).find(|i| *i != leader).unwrap();
+    let second_cid = cid(2);
+    let output = members[survivor].ctl(&["pin", "add", "--replication", "2", &second_cid]);
+    let took = killed_at.elapsed();
+    assert!(
+        output.status.success(),
+        "pin after the leader was killed: {}\nsurvivor log:\n{}",
+        stderr(&output),
+        members[survivor].log()
+    );
+    assert!(took <= Duration::from_secs(5), "the pin after failover took {took:?}");
+    println!("leader killed -> pin accepted by a survivor in {took:?}");
+
+    // Restart the killed member: it catches up with the pin made while it was down.
+    members[leader].start(None);
+    wait_until(Duration::from_secs(30), "the restarted member to catch up", || {
+        members[leader].pinset().contains(&second_cid)
+    });
+    wait_until(Duration::from_secs(30), "the second pin on two members", || {
+        status_counts(&members[leader], &second_cid) == (2, 1)
+    });
+
+    bad_input(&members);
+    stranger_with_another_secret(&members);
+}
+
+/// Joining nowhere, removing a stranger, and invalid replication factors: clear errors, non-zero
+/// exit codes, nothing changed.
+fn bad_input(members: &[Member]) {
+    let pinset_before = members[0].pinset();
+
+    // A --bootstrap address where nobody listens: the daemon exits with an error.
+    let mut lonely = Member::new(SECRET);
+    let nowhere = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", free_port(), members[0].dir.peer_id());
+    lonely.runs += 1;
+    let mut process = lonely.dir.start_daemon_with(
+        &lonely.daemon.multiaddr(),
+        &["--bootstrap", &nowhere],
+        &[],
+        "daemon-nowhere.log",
+    );
+    wait_until(Duration::from_secs(60), "the joining daemon to give up", || {
+        process.exit_code().is_some()
+    });
+    assert_eq!(process.exit_code(), Some(Some(1)), "log:\n{}", process.log());
+    assert!(
+        process.log().contains("could not join the cluster"),
+        "log:\n{}",
+        process.log()
+    );
+
+    // Removing a peer that is not a member.
+    let stranger_id = MemberDir::init().peer_id();
+    let output = members[0].ctl(&["peers", "rm", &stranger_id]);
+    assert!(!output.status.success());
+    assert!(
+        stdout(&output).contains("not a cluster member") || stderr(&output).contains("not a cluster member"),
+        "stdout: {} stderr: {}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let output = members[0].ctl(&["peers", "rm", "not-a-peer-id"]);
+    assert!(!output.status.success());
+
+    // Replication factors: min > max, negative other than -1, larger than the cluster.
+    for (args, expected) in [
+        (vec!["--rmin", "3", "--rmax", "2"], "replication_factor_min"),
+        (vec!["--rmin", "-2", "--rmax", "-2"], "replication"),
+        (vec!["--replication", "4"], "not enough peers"),
+    ] {
+        let mut all = vec!["pin", "add"];
+        all.extend(args.iter().copied());
+        let target = cid(99);
+        all.push(&target);
+        let output = members[0].ctl(&all);
+        let text = format!("{}{}", stdout(&output), stderr(&output));
+        assert!(!output.status.success(), "{args:?} was accepted: {text}");
+        assert!(text.to_lowercase().contains(expected), "{args:?}: {text}");
+    }
+    for member in members {
+        let ids = member.ctl(&["--enc", "json", "peers", "ls"]);
+        assert_eq!(json_values(&stdout(&ids)).len(), 3);
+    }
+    assert_eq!(members[0].pinset(), pinset_before, "bad input changed the pinset");
+}
+
+/// A member with another secret cannot join, and the cluster does not list it.
+fn stranger_with_another_secret(members: &[Member]) {
+    let other_secret = "ff".repeat(32);
+    let mut stranger = Member::new(&other_secret);
+    stranger.runs += 1;
+    let address = members[0].dir.cluster_address();
+    let mut process = stranger.dir.start_daemon_with(
+        &stranger.daemon.multiaddr(),
+        &["--bootstrap", &address],
+        &[],
+        "daemon-stranger.log",
+    );
+    wait_until(Duration::from_secs(60), "the stranger to give up joining", || {
+        process.exit_code().is_some()
+    });
+    assert_eq!(process.exit_code(), Some(Some(1)), "log:\n{}", process.log());
+    assert!(
+        process.log().contains("could not join the cluster"),
+        "log:\n{}",
+        process.log()
+    );
+    for member in members {
+        let ids = member.ctl(&["--enc", "json", "peers", "ls"]);
+        assert_eq!(json_values(&stdout(&ids)).len(), 3);
+    }
+    // The members saw the stranger's connection fail at the private network handshake.
+    assert!(
+        members.iter().any(|m| m.log().contains("refused a connection")),
+        "no member logged the refused connection"
+    );
+}
