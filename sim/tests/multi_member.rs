@@ -416,3 +416,69 @@ async fn a_member_joins_from_a_snapshot_and_a_removed_member_stops_holding_pins(
         .unwrap_or_else(|e| panic!("pin on the three remaining members: {e}; {}", replay_hint()));
     println!("seed={} join and remove done", seed());
 }
+
+/// Makes every alive member in `of` publish its free space now and waits until member `at`
+/// has a fresh metric from each.
+async fn exchange_metrics(cluster: &SimCluster, of: &[usize], at: usize) {
+    let since = cluster_types::Timestamp::now().unix_nanos();
+    for i in of {
+        cluster.call(*i, |c| async move { Ok(c.publish_metrics().await) }).await;
+    }
+    let deadline = cluster_rt::now() + Duration::from_secs(10);
+    let observer = cluster.members[at].cluster().unwrap();
+    let new_ones = || {
+        observer
+            .fresh_metrics(cluster_allocator::FREESPACE)
+            .iter()
+            .filter(|m| m.received_at >= since)
+            .count()
+    };
+    while new_ones() < of.len() {
+        assert!(cluster_rt::now() < deadline, "metrics never arrived; {}", replay_hint());
+        cluster_rt::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[madsim::test]
+async fn pins_go_to_members_with_most_free_space_and_not_to_dead_or_full_ones() {
+    let handle = Handle::current();
+    let mut cluster = SimCluster::start(&handle, 3);
+    let all = [0, 1, 2];
+    cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    const GB: u64 = 1 << 30;
+    for (i, size) in [(0, 20 * GB), (1, 10 * GB), (2, 5 * GB)] {
+        cluster.members[i].ipfs.update_knobs(|k| k.storage_max = size);
+    }
+    exchange_metrics(&cluster, &all, 2).await;
+    let peers: Vec<cluster_types::PeerId> = cluster.members.iter().map(|m| m.identity.peer_id).collect();
+    let peer = |i: usize| peers[i];
+
+    tracing::info!("--- replication 1 goes to the most free space, 2 to the two largest");
+    for i in 0..5 {
+        let pin = cluster.pin(2, cid_of(200 + i), 1).await.expect("up").expect("pin");
+        assert_eq!(pin.allocations, vec![peer(0)], "{pin:?}; {}", replay_hint());
+        let pin = cluster.pin(2, cid_of(300 + i), 2).await.expect("up").expect("pin");
+        assert_eq!(pin.allocations, vec![peer(0), peer(1)], "{pin:?}; {}", replay_hint());
+    }
+
+    tracing::info!("--- a full repository (no free space) takes no new pins");
+    cluster.members[0].ipfs.update_knobs(|k| k.storage_max = 0);
+    exchange_metrics(&cluster, &all, 2).await;
+    let pin = cluster.pin(2, cid_of(400), 2).await.expect("up").expect("pin");
+    assert_eq!(pin.allocations, vec![peer(1), peer(2)], "{pin:?}; {}", replay_hint());
+    cluster.members[0].ipfs.update_knobs(|k| k.storage_max = 20 * GB);
+    exchange_metrics(&cluster, &all, 2).await;
+
+    tracing::info!("--- a dead member's metric expires: it gets no new pins");
+    cluster.kill(&handle, 0);
+    madsim::time::sleep(Duration::from_secs(31)).await;
+    let pin = cluster
+        .pin(2, cid_of(500), 2)
+        .await
+        .expect("up")
+        .unwrap_or_else(|e| panic!("pin with a dead member: {e}; {}", replay_hint()));
+    assert_eq!(pin.allocations, vec![peer(1), peer(2)], "{pin:?}; {}", replay_hint());
+    let err = cluster.pin(2, cid_of(501), 3).await.expect("up").unwrap_err();
+    assert!(err.to_string().contains("Available candidates: 2"), "{err}");
+    println!("seed={} free space steers allocation", seed());
+}

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cluster_allocator::{Candidate, MetricStore, FREESPACE};
 use cluster_api::{RestBackend, ResultStream};
 use cluster_consensus::{
     node_id_of, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, LeaderForwarder, MemberNode,
@@ -18,7 +19,7 @@ use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{RedbState, State};
 use cluster_tracker::{PinTracker, TrackerConfig};
 use cluster_types::{
-    Cid, ClusterError, GlobalPinInfo, Id, IpfsId, PeerId, Pin, PinInfoShort, PinOptions, PinType, Timestamp,
+    Cid, ClusterError, GlobalPinInfo, Id, IpfsId, Metric, PeerId, Pin, PinInfoShort, PinOptions, PinType, Timestamp,
     TrackerStatus, TrackerStatusFilter, RPC_PROTOCOL_VERSION, VERSION,
 };
 
@@ -107,6 +108,8 @@ pub struct Cluster {
     shutdown_tx: watch::Sender<bool>,
     /// Becomes true when this member sees itself removed from the cluster.
     removed_tx: watch::Sender<bool>,
+    /// The latest metrics of every member, this one included.
+    metrics: Mutex<MetricStore>,
     data: Mutex<Option<DataFolder>>,
     rpc: Option<Arc<dyn Transport>>,
     /// This member's own record (peer id and advertised address).
@@ -218,6 +221,7 @@ impl Cluster {
             ipfs,
             shutdown_tx,
             removed_tx: watch::channel(false).0,
+            metrics: Mutex::new(MetricStore::default()),
             data: Mutex::new(Some(data)),
             rpc,
             me_member,
@@ -231,6 +235,7 @@ impl Cluster {
     fn spawn_loops(self: &Arc<Self>) {
         self.spawn_ipfs_watch();
         self.spawn_membership_watch();
+        self.spawn_informer();
         // First sync once a leader exists: re-queues pins the daemon lost while we were down.
         let cluster = self.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
@@ -306,6 +311,69 @@ impl Cluster {
                 }
             }
         });
+    }
+
+    /// Publishes this member's free space every half `metric_ttl` (a quarter after a failure),
+    /// as Go's disk informer does.
+    fn spawn_informer(self: &Arc<Self>) {
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            loop {
+                let next = if cluster.publish_metrics().await {
+                    cluster.config.metric_ttl / 2
+                } else {
+                    cluster.config.metric_ttl / 4
+                };
+                cluster_rt::tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(next) => {}
+                }
+            }
+        });
+    }
+
+    /// Measures free space (`repo/stat`: StorageMax - RepoSize), records it and sends it to
+    /// every other member without waiting for them. Returns whether it could be measured.
+    pub async fn publish_metrics(&self) -> bool {
+        let stat = match self.ipfs.repo_stat().await {
+            Ok(stat) => stat,
+            Err(e) => {
+                tracing::debug!("freespace informer: {e}");
+                return false;
+            }
+        };
+        let free = stat.storage_max.saturating_sub(stat.repo_size);
+        let now = Timestamp::now();
+        let metric = Metric {
+            name: FREESPACE.to_string(),
+            peer: self.identity.peer_id,
+            value: free.to_string(),
+            expire: now.add(self.config.metric_ttl).unix_nanos(),
+            valid: free > 0,
+            weight: free.min(i64::MAX as u64) as i64,
+            partitionable: false,
+            received_at: now.unix_nanos(),
+        };
+        self.metrics.lock().expect("metrics lock").record(metric.clone());
+        let Some(rpc) = &self.rpc else { return true };
+        for member in self.members() {
+            if member.peer_id == self.me_member.peer_id {
+                continue;
+            }
+            let (rpc, metric, timeout) = (rpc.clone(), metric.clone(), self.config.raft.network_timeout);
+            cluster_rt::spawn(async move {
+                if let Err(e) = rpc.call(&member, RpcRequest::PushMetric(metric), timeout).await {
+                    tracing::debug!("sending metrics to {member}: {e:?}");
+                }
+            });
+        }
+        true
+    }
+
+    /// Every member's latest metric named `name` that has not expired.
+    pub fn fresh_metrics(&self, name: &str) -> Vec<Metric> {
+        self.metrics.lock().expect("metrics lock").fresh(name, Timestamp::now())
     }
 
     /// Resolves once this member has been removed from the cluster.
@@ -643,7 +711,9 @@ impl Cluster {
     }
 
     /// Chooses the members that hold `pin` (Go `allocate`): everywhere for -1, else current valid
-    /// allocations first, then the user's, then the rest, up to the maximum.
+    /// allocations first, then the user's, then the members with most free space (from the
+    /// freespace metrics members publish), up to the maximum. Members whose metric expired or
+    /// says the repository is full are left out; members that have not reported yet come last.
     fn allocate(
         &self,
         pin: &mut Pin,
@@ -657,36 +727,36 @@ impl Cluster {
         }
         let mut peers = self.member_peers();
         peers.retain(|p| Some(p) != excluded);
-        let min = pin.options.replication_factor_min as usize;
-        let max = pin.options.replication_factor_max as usize;
-        let mut chosen: Vec<PeerId> = Vec::new();
-        if let Some(existing) = existing {
-            chosen.extend(existing.allocations.iter().filter(|p| peers.contains(p)).take(max));
-        }
-        // Rendezvous order: each CID ranks the members by a hash of (CID, member), so pins spread
-        // evenly and the same CID always prefers the same members (until free-space metrics
-        // steer the choice).
-        let mut ranked = peers.clone();
-        ranked.sort_by_key(|peer| rendezvous_rank(&pin.cid, peer));
-        for peer in user_allocations.iter().chain(ranked.iter()) {
-            if chosen.len() >= max {
-                break;
-            }
-            if peers.contains(peer) && !chosen.contains(peer) {
-                chosen.push(*peer);
-            }
-        }
-        if chosen.len() < min {
-            return Err(ClusterError::NotEnoughPeers(format!(
-                "not enough peers to allocate CID. Needed at least: {min}. Wanted at most: {max}. Available candidates: {}. See logs for more info.",
-                peers.len()
-            )));
-        }
-        assert!(
-            chosen.len() <= max,
-            "allocated {} > replication_factor_max {max}",
-            chosen.len()
-        );
+        let now = Timestamp::now();
+        let candidates: Vec<Candidate> = {
+            let metrics = self.metrics.lock().expect("metrics lock");
+            peers
+                .iter()
+                .filter_map(|peer| {
+                    let free_space = match metrics.latest(FREESPACE, peer) {
+                        // Never reported (just started or joined): a candidate after the others.
+                        None => None,
+                        // Expired (likely down) or full: not a candidate, as in Go.
+                        Some(m) if m.is_expired(now) || !m.valid => return None,
+                        Some(m) => Some(m.value.parse::<u64>().unwrap_or(0)),
+                    };
+                    Some(Candidate {
+                        peer: *peer,
+                        free_space,
+                        tie_break: rendezvous_rank(&pin.cid, peer),
+                    })
+                })
+                .collect()
+        };
+        let current = existing.map(|p| p.allocations.as_slice()).unwrap_or_default();
+        let request = cluster_allocator::Request {
+            min: pin.options.replication_factor_min as usize,
+            max: pin.options.replication_factor_max as usize,
+            current,
+            priority: user_allocations,
+        };
+        let chosen = cluster_allocator::allocate(&candidates, &request)
+            .map_err(|e| ClusterError::NotEnoughPeers(e.to_string()))?;
         pin.allocations = chosen;
         Ok(())
     }
@@ -860,6 +930,7 @@ impl Cluster {
                         .wait_for_leader(self.config.raft.wait_for_leader_timeout)
                         .await?;
                     tracing::info!("joined the cluster through {through}");
+                    self.publish_metrics().await;
                     return Ok(());
                 }
                 Ok(RpcResponse::PeerAdd(Err(e))) => failures.push(format!("{through}: {e}")),
@@ -901,6 +972,7 @@ impl Cluster {
             after = Some(last);
         }
         tracing::info!("moved {moved} pins away from {peer}; removing it from the cluster");
+        self.metrics.lock().expect("metrics lock").forget(&peer);
         self.consensus.remove_member(node_id_of(&peer)).await
     }
 
@@ -935,7 +1007,8 @@ impl Cluster {
     }
 }
 
-/// FNV-1a 64 of the CID and member bytes: the member's rank for this CID.
+/// FNV-1a 64 of the CID and member bytes: the member's rank for this CID among members with equal
+/// free space, so equal members share pins evenly (rendezvous hashing).
 fn rendezvous_rank(cid: &Cid, peer: &PeerId) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in cid.to_bytes().into_iter().chain(peer.to_bytes()) {
@@ -1016,6 +1089,10 @@ impl RpcHandler for ClusterRpcHandler {
             RpcRequest::Status(cid) => RpcResponse::Status(self.cluster.tracker.status(&cid).await),
             RpcRequest::Recover(cid) => RpcResponse::Recover(self.cluster.tracker.recover(&cid).await),
             RpcRequest::Id => RpcResponse::Id(Cluster::id(&self.cluster).await),
+            RpcRequest::PushMetric(metric) => {
+                self.cluster.metrics.lock().expect("metrics lock").record(metric);
+                RpcResponse::PushMetric
+            }
             request @ (RpcRequest::PeerAdd(_) | RpcRequest::PeerRemove(_)) => {
                 ClusterRpcHandler::serve_membership(&self.cluster, request).await
             }
@@ -1029,6 +1106,10 @@ impl ClusterRpcHandler {
         let leading = cluster.consensus.is_leader();
         match request {
             RpcRequest::PeerAdd(member) if leading => {
+                // Forget what an earlier incarnation of this peer reported.
+                if let Ok(peer) = member.peer_id.parse::<PeerId>() {
+                    cluster.metrics.lock().expect("metrics lock").forget(&peer);
+                }
                 let added = cluster.consensus.add_voter(member.clone()).await.map(|()| member);
                 RpcResponse::PeerAdd(added)
             }

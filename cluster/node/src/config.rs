@@ -58,6 +58,9 @@ pub struct NodeConfig {
     pub priority_pin_max_retries: u32,
     /// Operation queue bound.
     pub pin_queue_size_max: usize,
+    /// How long a member's free-space metric stays valid (`informer.disk.metric_ttl`); members
+    /// publish it every half of it.
+    pub metric_ttl: Duration,
 }
 
 /// Keys of each section that we read, and Go keys that we accept but do not use yet.
@@ -169,6 +172,12 @@ const SECTIONS: &[SectionKeys] = &[
         ],
     },
     SectionKeys {
+        path: &["informer", "disk"],
+        env_prefix: "CLUSTER_DISK_",
+        used: &["metric_ttl"],
+        go_only: &["metric_type"],
+    },
+    SectionKeys {
         path: &["pin_tracker", "stateless"],
         env_prefix: "CLUSTER_STATELESS_",
         used: &[
@@ -202,7 +211,9 @@ const NOT_YET: &[(&str, &str)] = &[
     ("api", "pinsvcapi"),
     ("monitor", ""),
     ("allocator", ""),
-    ("informer", ""),
+    ("informer", "tags"),
+    ("informer", "pinqueue"),
+    ("informer", "numpin"),
     ("observations", ""),
     ("datastore", ""),
 ];
@@ -459,6 +470,7 @@ impl ServiceConfig {
             priority_pin_max_age: r.duration(&tracker, "priority_pin_max_age", Duration::from_secs(86_400))?,
             priority_pin_max_retries: r.u64(&tracker, "priority_pin_max_retries", 5)?.min(u32::MAX as u64) as u32,
             pin_queue_size_max: r.u64(&tracker, "max_pin_queue_size", 1_000_000)?.max(1) as usize,
+            metric_ttl: r.positive_duration(&["informer", "disk"], "metric_ttl", Duration::from_secs(30))?,
         };
         Ok(config)
     }
@@ -884,7 +896,7 @@ mod tests {
         let mut json = ServiceConfig::default_json("p", SECRET);
         json["cluster"]["enable_relay_hop"] = json!(false);
         json["cluster"]["made_up"] = json!(1);
-        json["informer"] = json!({"disk": {"metric_ttl": "30s"}});
+        json["informer"] = json!({"disk": {"metric_ttl": "30s", "metric_type": "reposize"}});
         json["api"]["ipfsproxy"] = json!({});
         let config = ServiceConfig::parse(&json.to_string(), "f").unwrap();
         let warnings = config.warnings();

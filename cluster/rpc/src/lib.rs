@@ -19,7 +19,7 @@ pub use sim_transport::SimTransport;
 use std::time::Duration;
 
 use cluster_consensus::{Command, CommandResponse, MemberNode, NodeId, TransportFailure, TypeConfig};
-use cluster_types::{Cid, ClusterError, Id, PeerId, PinInfo};
+use cluster_types::{Cid, ClusterError, Id, Metric, PeerId, PinInfo};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
@@ -49,6 +49,8 @@ pub enum RpcRequest {
     /// Removes a member from the cluster after moving its pins (Go `Cluster.PeerRemove`).
     /// Served by the leader; other members forward it.
     PeerRemove(PeerId),
+    /// A member's metric about itself (Go publishes them on pubsub; we send them to each member).
+    PushMetric(Metric),
 }
 
 /// The answer to an [`RpcRequest`], variant for variant.
@@ -73,6 +75,8 @@ pub enum RpcResponse {
     PeerAdd(Result<MemberNode, ClusterError>),
     /// Whether the member was removed.
     PeerRemove(Result<(), ClusterError>),
+    /// The metric was recorded.
+    PushMetric,
 }
 
 /// Serves requests from other members.
