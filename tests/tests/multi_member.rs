@@ -254,3 +254,36 @@ fn stranger_with_another_secret(members: &[Member]) {
         "no member logged the refused connection"
     );
 }
+
+/// `init --peers` writes Go's layout: peer ids in `init_peerset`, addresses in `peerstore`.
+#[test]
+fn init_peers_writes_peer_ids_and_a_peerstore() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = MemberDir::init();
+    let address = other.cluster_address();
+    let mut command = std::process::Command::new(cluster_tests::bin_path("ipfs-cluster-service"));
+    command
+        .arg("--config")
+        .arg(dir.path())
+        .args(["init", "--peers", &address]);
+    let output = cluster_tests::run(command, Duration::from_secs(30));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("service.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["consensus"]["raft"]["init_peerset"],
+        serde_json::json!([other.peer_id()])
+    );
+    let peerstore = std::fs::read_to_string(dir.path().join("peerstore")).unwrap();
+    assert_eq!(peerstore.trim(), address);
+
+    let mut command = std::process::Command::new(cluster_tests::bin_path("ipfs-cluster-service"));
+    command.arg("--config").arg(tempfile::tempdir().unwrap().path()).args([
+        "init",
+        "--peers",
+        "/ip4/127.0.0.1/tcp/9096",
+    ]);
+    let output = cluster_tests::run(command, Duration::from_secs(30));
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("no /p2p/"), "{}", stderr(&output));
+}

@@ -160,8 +160,22 @@ fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
         })
         .unwrap_or_else(|| "ipfs-cluster-peer".to_string());
     let mut json = ServiceConfig::default_json(&peername, &secret);
-    if !args.peers.is_empty() {
-        json["consensus"]["raft"]["init_peerset"] = serde_json::json!(args.peers);
+    // As Go: peer ids in init_peerset, their addresses in the peerstore file.
+    let mut peer_ids = Vec::new();
+    for address in &args.peers {
+        let parsed: multiaddr::Multiaddr = address
+            .parse()
+            .with_context(|| format!("--peers: {address:?} is not a multiaddress"))?;
+        let Some(peer) = parsed.iter().find_map(|p| match p {
+            multiaddr::Protocol::P2p(peer) => Some(peer.to_string()),
+            _ => None,
+        }) else {
+            bail!("--peers: {address:?} has no /p2p/<peer id>");
+        };
+        peer_ids.push(peer);
+    }
+    if !peer_ids.is_empty() {
+        json["consensus"]["raft"]["init_peerset"] = serde_json::json!(peer_ids);
     }
     if args.randomports {
         json["api"]["restapi"]["http_listen_multiaddress"] =
@@ -174,6 +188,9 @@ fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
     let identity = Identity::generate();
     write_file(&service_file, &text)?;
     write_file(&identity_file, &identity.to_json())?;
+    if !args.peers.is_empty() {
+        write_file(&dir.join(cluster_node::PEERSTORE_FILE), &args.peers.join("\n"))?;
+    }
     println!("configuration written to {}", service_file.display());
     println!(
         "identity written to {} (peer id {})",

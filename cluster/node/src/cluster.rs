@@ -193,8 +193,24 @@ impl Cluster {
         };
         let mut members = BTreeMap::new();
         members.insert(node_id_of(&identity.peer_id), me_member.clone());
-        for address in &config.init_peerset {
-            let member = member_of_address(address)?;
+        let peerstore = read_peerstore(&data.path().join(PEERSTORE_FILE));
+        for entry in &config.init_peerset {
+            if entry.parse::<PeerId>().is_ok_and(|peer| peer == identity.peer_id) {
+                continue;
+            }
+            let member = match entry.parse::<PeerId>() {
+                // Go's form: a bare peer id, its address in the `peerstore` file.
+                Ok(peer) => peerstore
+                    .iter()
+                    .find(|m| m.peer_id == peer.to_string())
+                    .cloned()
+                    .ok_or_else(|| {
+                        NodeError::Config(format!(
+                            "consensus.raft.init_peerset: no address for {peer} in {PEERSTORE_FILE}; list it there as /ip4/<ip>/tcp/<port>/p2p/{peer}"
+                        ))
+                    })?,
+                Err(_) => member_of_address(entry)?,
+            };
             let peer: PeerId = member.peer_id.parse().expect("checked by member_of_address");
             if peer != identity.peer_id {
                 members.insert(node_id_of(&peer), member);
@@ -1018,6 +1034,28 @@ fn rendezvous_rank(cid: &Cid, peer: &PeerId) -> u64 {
     hash
 }
 
+/// The file of known member addresses beside service.json (Go's `peerstore`: one multiaddress
+/// with `/p2p/<peer id>` per line).
+pub const PEERSTORE_FILE: &str = "peerstore";
+
+/// The member records in a peerstore file; a missing file or bad lines give nothing (warned).
+fn read_peerstore(path: &std::path::Path) -> Vec<MemberNode> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| match member_of_address(line) {
+            Ok(member) => Some(member),
+            Err(e) => {
+                tracing::warn!("{}: ignoring {line:?}: {e}", path.display());
+                None
+            }
+        })
+        .collect()
+}
+
 /// A member record from an `init_peerset` address (`/ip4/../tcp/../p2p/<peer id>`).
 fn member_of_address(address: &str) -> Result<MemberNode, NodeError> {
     let parsed: multiaddr::Multiaddr = address
@@ -1327,6 +1365,23 @@ impl RestBackend for Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peerstore_lines_become_member_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(PEERSTORE_FILE);
+        let peer = PeerId::from_ed25519_seed([4; 32]);
+        std::fs::write(&path, format!("/ip4/10.0.0.4/tcp/9096/p2p/{peer}\n\nnot an address\n")).unwrap();
+        let members = read_peerstore(&path);
+        assert_eq!(
+            members,
+            vec![MemberNode {
+                peer_id: peer.to_string(),
+                address: "/ip4/10.0.0.4/tcp/9096".into()
+            }]
+        );
+        assert!(read_peerstore(&dir.path().join("missing")).is_empty());
+    }
 
     #[test]
     fn paths_resolve_only_plain_cids() {

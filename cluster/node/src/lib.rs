@@ -19,7 +19,7 @@ mod data_folder;
 mod error;
 mod identity;
 
-pub use cluster::{Cluster, ClusterDeps};
+pub use cluster::{Cluster, ClusterDeps, PEERSTORE_FILE};
 pub use config::{NodeConfig, ServiceConfig};
 pub use data_folder::DataFolder;
 pub use error::NodeError;
