@@ -335,9 +335,22 @@ impl Drop for FakeDaemon {
 
 /// `(status code, body)` of one request made with curl.
 pub fn curl(method: &str, url: &str) -> (String, String) {
+    curl_request(method, url, None)
+}
+
+/// `(status code, body)` of one request with a body, made with curl.
+pub fn curl_with_body(method: &str, url: &str, body: &str) -> (String, String) {
+    curl_request(method, url, Some(body))
+}
+
+fn curl_request(method: &str, url: &str, body: Option<&str>) -> (String, String) {
     let mut command = Command::new("curl");
-    command.args(["-s", "-w", "\n%{http_code}", "-X", method, url]);
-    let text = stdout(&run(command, Duration::from_secs(10)));
+    command.args(["-s", "-w", "\n%{http_code}", "-X", method]);
+    if let Some(body) = body {
+        command.args(["-d", body]);
+    }
+    command.arg(url);
+    let text = stdout(&run(command, Duration::from_secs(60)));
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
     (code.to_string(), body.to_string())
 }

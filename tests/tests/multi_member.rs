@@ -287,3 +287,69 @@ fn init_peers_writes_peer_ids_and_a_peerstore() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("no /p2p/"), "{}", stderr(&output));
 }
+
+/// `daemon --leave` removes the member on a clean shutdown; `POST /peers` adds it back.
+#[test]
+fn a_member_leaves_on_shutdown_and_post_peers_adds_it_back() {
+    let mut first = Member::new(SECRET);
+    first.start(None);
+    let mut second = Member::new(SECRET);
+    let address = first.dir.cluster_address();
+    second.runs += 1;
+    let mut process = second.dir.start_daemon_with(
+        &second.daemon.multiaddr(),
+        &["--bootstrap", &address, "--leave"],
+        &[],
+        "daemon-leave.log",
+    );
+    second.dir.wait_ready(&mut process);
+    let member_count = |via: &Member| json_values(&stdout(&via.ctl(&["--enc", "json", "peers", "ls"]))).len();
+    assert_eq!(member_count(&first), 2);
+
+    assert!(
+        process.terminate(Duration::from_secs(30)),
+        "clean exit; log:\n{}",
+        process.log()
+    );
+    assert!(process.log().contains("left the cluster"), "log:\n{}", process.log());
+    wait_until(Duration::from_secs(10), "the first member to list only itself", || {
+        member_count(&first) == 1
+    });
+
+    // The member that left starts again (it keeps its state, outside the cluster) and is added
+    // back through the REST API of the first.
+    second.start(None);
+    let body = serde_json::json!({
+        "peer_id": second.dir.peer_id(),
+        "addresses": [format!("/ip4/127.0.0.1/tcp/{}", second.dir.cluster_port)],
+    });
+    let (code, answer) = cluster_tests::curl_with_body(
+        "POST",
+        &format!("http://127.0.0.1:{}/peers", first.dir.rest_port),
+        &body.to_string(),
+    );
+    assert_eq!(code, "200", "{answer}");
+    let id: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(id["id"], second.dir.peer_id(), "{answer}");
+    wait_until(Duration::from_secs(10), "both members listed again", || {
+        member_count(&first) == 2 && member_count(&second) == 2
+    });
+    let pin = cid(7);
+    let output = second.ctl(&["pin", "add", "--replication", "2", &pin]);
+    assert!(
+        output.status.success(),
+        "pin through the re-added member: {}",
+        stderr(&output)
+    );
+
+    // A peer id nobody knows, without addresses: a clear 400-class error, nothing added.
+    let stranger = MemberDir::init().peer_id();
+    let (code, body) = cluster_tests::curl_with_body(
+        "POST",
+        &format!("http://127.0.0.1:{}/peers", first.dir.rest_port),
+        &serde_json::json!({ "peer_id": stranger }).to_string(),
+    );
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("--bootstrap"), "{body}");
+    assert_eq!(member_count(&first), 2);
+}

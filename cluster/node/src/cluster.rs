@@ -479,6 +479,8 @@ impl Cluster {
         };
         global.add(local);
         let Some(rpc) = &self.rpc else { return Ok(global) };
+        // Allocated members are asked at once; a slow one costs its own timeout, not the sum.
+        let mut asks = Vec::new();
         for member in self.members() {
             let Ok(peer) = member.peer_id.parse::<PeerId>() else {
                 continue;
@@ -490,25 +492,11 @@ impl Cluster {
                 None => TrackerStatus::Unpinned,
                 Some(pin) if !pin.is_allocated_to(&peer) => TrackerStatus::Remote,
                 Some(_) => {
-                    let answer = rpc.call(&member, RpcRequest::Status(cid), STATUS_TIMEOUT).await;
-                    match answer {
-                        Ok(RpcResponse::Status(info)) => {
-                            global.add(info);
-                            continue;
-                        }
-                        Ok(other) => {
-                            global
-                                .peer_map
-                                .insert(peer.to_string(), cluster_error(format!("unexpected answer {other:?}")));
-                            continue;
-                        }
-                        Err(e) => {
-                            global
-                                .peer_map
-                                .insert(peer.to_string(), cluster_error(format!("{e:?}")));
-                            continue;
-                        }
-                    }
+                    asks.push(async move {
+                        let answer = rpc.call(&member, RpcRequest::Status(cid), STATUS_TIMEOUT).await;
+                        (peer, answer)
+                    });
+                    continue;
                 }
             };
             global.peer_map.insert(
@@ -520,45 +508,59 @@ impl Cluster {
                 },
             );
         }
+        for (peer, answer) in futures::future::join_all(asks).await {
+            match answer {
+                Ok(RpcResponse::Status(info)) => global.add(info),
+                Ok(other) => {
+                    global
+                        .peer_map
+                        .insert(peer.to_string(), cluster_error(format!("unexpected answer {other:?}")));
+                }
+                Err(e) => {
+                    global
+                        .peer_map
+                        .insert(peer.to_string(), cluster_error(format!("{e:?}")));
+                }
+            }
+        }
         Ok(global)
     }
 
     /// The identity of every member: this one directly, the others over RPC; an unreachable
     /// member is listed with its peer id and the error (Go `IDStream`).
     pub async fn peers_list(&self) -> Vec<Id> {
-        let mut ids = Vec::new();
-        for member in self.members() {
-            let Ok(peer) = member.peer_id.parse::<PeerId>() else {
-                continue;
-            };
-            if peer == self.identity.peer_id {
-                ids.push(self.id().await);
-                continue;
-            }
-            let answer = match &self.rpc {
-                Some(rpc) => rpc.call(&member, RpcRequest::Id, STATUS_TIMEOUT).await,
-                None => Err(TransportFailure::Unreachable("no transport".into())),
-            };
-            match answer {
-                Ok(RpcResponse::Id(id)) => ids.push(id),
-                other => ids.push(Id {
-                    id: peer,
-                    addresses: vec![format!("{}/p2p/{peer}", member.address)],
-                    cluster_peers: Vec::new(),
-                    cluster_peers_addresses: Vec::new(),
-                    version: String::new(),
-                    commit: String::new(),
-                    rpc_protocol_version: String::new(),
-                    error: match other {
-                        Err(e) => format!("{e:?}"),
-                        Ok(answer) => format!("unexpected answer {answer:?}"),
+        // Every member is asked at once; the list keeps the member order.
+        let asks = self.members().into_iter().filter_map(|member| {
+            let peer = member.peer_id.parse::<PeerId>().ok()?;
+            Some(async move {
+                if peer == self.identity.peer_id {
+                    return self.id().await;
+                }
+                let answer = match &self.rpc {
+                    Some(rpc) => rpc.call(&member, RpcRequest::Id, STATUS_TIMEOUT).await,
+                    None => Err(TransportFailure::Unreachable("no transport".into())),
+                };
+                match answer {
+                    Ok(RpcResponse::Id(id)) => id,
+                    other => Id {
+                        id: peer,
+                        addresses: vec![format!("{}/p2p/{peer}", member.address)],
+                        cluster_peers: Vec::new(),
+                        cluster_peers_addresses: Vec::new(),
+                        version: String::new(),
+                        commit: String::new(),
+                        rpc_protocol_version: String::new(),
+                        error: match other {
+                            Err(e) => format!("{e:?}"),
+                            Ok(answer) => format!("unexpected answer {answer:?}"),
+                        },
+                        ipfs: IpfsId::default(),
+                        peername: String::new(),
                     },
-                    ipfs: IpfsId::default(),
-                    peername: String::new(),
-                }),
-            }
-        }
-        ids
+                }
+            })
+        });
+        futures::future::join_all(asks).await
     }
 
     /// Every member's status of every pin (or of `cids`), one [`Cluster::global_status`] per CID,
