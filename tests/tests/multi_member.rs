@@ -352,4 +352,15 @@ fn a_member_leaves_on_shutdown_and_post_peers_adds_it_back() {
     assert_eq!(code, "400", "{body}");
     assert!(body.contains("--bootstrap"), "{body}");
     assert_eq!(member_count(&first), 2);
+
+    // `ctl peers rm` through the first: the member is gone and the pin moved off it.
+    let output = first.ctl(&["peers", "rm", &second.dir.peer_id()]);
+    assert!(output.status.success(), "peers rm: {}", stderr(&output));
+    assert_eq!(member_count(&first), 1);
+    let allocations = first.json(&["pin", "ls", &pin]);
+    assert_eq!(
+        allocations["allocations"],
+        serde_json::json!([first.dir.peer_id()]),
+        "{allocations}"
+    );
 }
