@@ -2,9 +2,10 @@
 //! [`RpcResponse`]s, the [`Transport`] that carries them, the [`RpcHandler`] each member
 //! serves, and [`RaftOverRpc`], which carries Raft's messages over any transport.
 //!
-//! Owns: the request and response types and their routing. Does not own: what a member does
-//! with a request (cluster-node implements [`RpcHandler`]) nor production networking (libp2p,
-//! a later crate). [`SimTransport`] carries requests over madsim's simulated network.
+//! Owns: the request and response types, their wire encoding ([`wire`]) and their routing.
+//! Does not own: what a member does with a request (cluster-node implements [`RpcHandler`]) nor
+//! production networking (cluster-p2p's libp2p transport). [`SimTransport`] carries requests
+//! over madsim's simulated network.
 #![deny(missing_docs)]
 
 mod raft_over_rpc;
