@@ -169,24 +169,8 @@ fn bad_input(members: &[Member]) {
     let pinset_before = members[0].pinset();
 
     // A --bootstrap address where nobody listens: the daemon exits with an error.
-    let mut lonely = Member::new(SECRET);
     let nowhere = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", free_port(), members[0].dir.peer_id());
-    lonely.runs += 1;
-    let mut process = lonely.dir.start_daemon_with(
-        &lonely.daemon.multiaddr(),
-        &["--bootstrap", &nowhere],
-        &[],
-        "daemon-nowhere.log",
-    );
-    wait_until(Duration::from_secs(60), "the joining daemon to give up", || {
-        process.exit_code().is_some()
-    });
-    assert_eq!(process.exit_code(), Some(Some(1)), "log:\n{}", process.log());
-    assert!(
-        process.log().contains("could not join the cluster"),
-        "log:\n{}",
-        process.log()
-    );
+    assert_join_refused(Member::new(SECRET), &nowhere);
 
     // Removing a peer that is not a member.
     let stranger_id = MemberDir::init().peer_id();
@@ -223,19 +207,17 @@ fn bad_input(members: &[Member]) {
     assert_eq!(members[0].pinset(), pinset_before, "bad input changed the pinset");
 }
 
-/// A member with another secret cannot join, and the cluster does not list it.
-fn stranger_with_another_secret(members: &[Member]) {
-    let other_secret = "ff".repeat(32);
-    let mut stranger = Member::new(&other_secret);
-    stranger.runs += 1;
-    let address = members[0].dir.cluster_address();
-    let mut process = stranger.dir.start_daemon_with(
-        &stranger.daemon.multiaddr(),
-        &["--bootstrap", &address],
+/// Starts `member` with `--bootstrap address` and checks that it gives up: exit code 1 and
+/// "could not join the cluster" in its log.
+fn assert_join_refused(mut member: Member, address: &str) {
+    member.runs += 1;
+    let mut process = member.dir.start_daemon_with(
+        &member.daemon.multiaddr(),
+        &["--bootstrap", address],
         &[],
-        "daemon-stranger.log",
+        "daemon-join.log",
     );
-    wait_until(Duration::from_secs(60), "the stranger to give up joining", || {
+    wait_until(Duration::from_secs(60), "the joining daemon to give up", || {
         process.exit_code().is_some()
     });
     assert_eq!(process.exit_code(), Some(Some(1)), "log:\n{}", process.log());
@@ -244,6 +226,12 @@ fn stranger_with_another_secret(members: &[Member]) {
         "log:\n{}",
         process.log()
     );
+}
+
+/// A member with another secret cannot join, and the cluster does not list it.
+fn stranger_with_another_secret(members: &[Member]) {
+    let other_secret = "ff".repeat(32);
+    assert_join_refused(Member::new(&other_secret), &members[0].dir.cluster_address());
     for member in members {
         let ids = member.ctl(&["--enc", "json", "peers", "ls"]);
         assert_eq!(json_values(&stdout(&ids)).len(), 3);
