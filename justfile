@@ -63,6 +63,10 @@ sim-replay-check:
     [ -n "$first" ] && [ "$first" = "$second" ] || { echo "seed 11 did not replay to the same trace hash"; exit 1; }
     [ "$first" != "$other" ] || { echo "seeds 11 and 12 gave the same trace hash"; exit 1; }
 
+# How many times faster than real time the simulator runs a busy 5-member cluster (target ≥ 100×).
+sim-speed SEEDS="5":
+    SIM_SPEED_SEEDS={{SEEDS}} {{sim_env}} cargo bench -p cluster-sim --bench sim_speed
+
 # Installs the real IPFS daemon used by the tests (js-ipfs from npm, pinned by the lockfile).
 jsipfs-install:
     #!/usr/bin/env bash

@@ -1,9 +1,10 @@
 //! Whole-cluster scenarios under the madsim simulator.
 //!
-//! Owns: building members as simulated nodes (each with its own fake IPFS daemon and its own
-//! data folder that survives `kill`/`restart`), the trace hash that proves a seed replays, and
-//! the scenarios in `tests/`. Everything here is compiled only with `--cfg madsim`; run it with
-//! `just sim` (fixed seeds) or `just sim-replay SEED`.
+//! Owns: building members as simulated nodes (each with its own fake IPFS daemon, a data folder
+//! and a memory disk, [`SimDisk`], that keeps across `kill`/`restart` only what was synced), the
+//! trace hash that proves a seed replays, and the scenarios in `tests/`. The members and the
+//! scenarios are compiled only with `--cfg madsim`; run them with `just sim` (fixed seeds) or
+//! `just sim-replay SEED`, and measure the simulator's speed with `just sim-speed`.
 #![deny(missing_docs)]
 
 #[cfg(madsim)]
@@ -13,6 +14,7 @@ mod member;
 mod oracle;
 #[cfg(madsim)]
 mod sim_cluster;
+mod sim_disk;
 #[cfg(madsim)]
 mod snapshot;
 mod trace_hash;
@@ -22,6 +24,7 @@ pub use member::{SimMember, SimMemberConfig, MEMBER_PORT};
 pub use oracle::{OpKind, OpRecord, Oracle, Outcome};
 #[cfg(madsim)]
 pub use sim_cluster::{member_ip, member_seed, SimCluster};
+pub use sim_disk::SimDisk;
 #[cfg(madsim)]
 pub use snapshot::MemberSnapshot;
 pub use trace_hash::TraceHash;

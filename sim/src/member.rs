@@ -1,7 +1,7 @@
 //! One cluster member as a simulated node: a madsim node whose init task starts a
-//! [`Cluster`] over a [`FakeIpfs`] and a data folder on disk. Killing the node drops every task
-//! and handle of the member (so the data folder lock and databases are released); restarting
-//! runs the init task again, which recovers from what was made durable.
+//! [`Cluster`] over a [`FakeIpfs`], a data folder and a [`SimDisk`] for its databases. Killing
+//! the node drops every task of the member and throws away what its disk had not synced;
+//! restarting runs the init task again, which recovers from what was made durable.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use cluster_ipfs::FakeIpfs;
 use cluster_node::{Cluster, ClusterDeps, DataFolder, Identity, ServiceConfig};
 use cluster_rpc::SimTransport;
+
+use crate::SimDisk;
 use madsim::runtime::{Handle, NodeHandle};
 
 /// How to build a simulated member.
@@ -47,6 +49,8 @@ pub struct SimMember {
     pub ipfs: Arc<FakeIpfs>,
     /// The member's identity.
     pub identity: Identity,
+    /// The member's databases (outlive restarts; a kill keeps only what was synced).
+    pub disk: Arc<SimDisk>,
 }
 
 impl SimMember {
@@ -54,22 +58,25 @@ impl SimMember {
     pub fn start(handle: &Handle, config: SimMemberConfig) -> SimMember {
         let identity = Identity::from_seed(config.identity_seed);
         let ipfs = Arc::new(FakeIpfs::new(format!("ipfs-{}", config.name)));
+        let disk = Arc::new(SimDisk::new());
         let slot: Arc<Mutex<Weak<Cluster>>> = Arc::new(Mutex::new(Weak::new()));
-        let (init_identity, init_ipfs, init_slot) = (identity.clone(), ipfs.clone(), slot.clone());
+        let (init_identity, init_ipfs, init_slot, init_disk) =
+            (identity.clone(), ipfs.clone(), slot.clone(), disk.clone());
         let init_config = config.clone();
         let node = handle
             .create_node()
             .name(config.name.clone())
             .ip(config.ip)
             .init(move || {
-                let (identity, ipfs, slot, config) = (
+                let (identity, ipfs, slot, config, disk) = (
                     init_identity.clone(),
                     init_ipfs.clone(),
                     init_slot.clone(),
                     init_config.clone(),
+                    init_disk.clone(),
                 );
                 async move {
-                    let cluster = start_cluster(&config, identity, ipfs).await;
+                    let cluster = start_cluster(&config, identity, ipfs, disk).await;
                     *slot.lock().expect("member slot") = Arc::downgrade(&cluster);
                     // Hold the member until the node is killed.
                     std::future::pending::<()>().await;
@@ -82,6 +89,7 @@ impl SimMember {
             cluster: slot,
             ipfs,
             identity,
+            disk,
         }
     }
 
@@ -115,15 +123,24 @@ impl SimMember {
     pub fn kill(&self, handle: &Handle) {
         *self.cluster.lock().expect("member slot") = Weak::new();
         handle.kill(self.node.id());
+        self.disk.crash();
     }
 
-    /// Restarts a killed member: its init task runs again from the data folder.
+    /// Restarts the member from what its disk made durable (crashing it first if it runs).
     pub fn restart(&self, handle: &Handle) {
+        *self.cluster.lock().expect("member slot") = Weak::new();
+        handle.kill(self.node.id());
+        self.disk.crash();
         handle.restart(self.node.id());
     }
 }
 
-async fn start_cluster(member: &SimMemberConfig, identity: Identity, ipfs: Arc<FakeIpfs>) -> Arc<Cluster> {
+async fn start_cluster(
+    member: &SimMemberConfig,
+    identity: Identity,
+    ipfs: Arc<FakeIpfs>,
+    disk: Arc<SimDisk>,
+) -> Arc<Cluster> {
     let json = ServiceConfig::default_json(&member.name, &"11".repeat(32));
     let mut config = ServiceConfig::parse(&json.to_string(), "sim service.json")
         .and_then(|c| c.validate())
@@ -163,6 +180,7 @@ async fn start_cluster(member: &SimMemberConfig, identity: Identity, ipfs: Arc<F
         ipfs,
         rpc,
         state: None,
+        disk,
         bootstrap: member
             .bootstrap
             .iter()

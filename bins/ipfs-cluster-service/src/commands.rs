@@ -292,6 +292,7 @@ async fn run_daemon(
         ipfs,
         rpc: Some(transport.clone()),
         state: None,
+        disk: Arc::new(cluster_node::RealDisk),
         bootstrap,
         advertised_address: advertised,
     })

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster_state::State;
+use cluster_state::{Disk, State};
 use cluster_types::{Cid, ClusterError, PeerId, Pin};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, ServerState};
@@ -57,13 +57,14 @@ impl Consensus {
     pub async fn start(
         peer: &PeerId,
         raft_dir: &Path,
+        disk: &dyn Disk,
         state: Arc<dyn State>,
         observer: Arc<dyn ApplyObserver>,
         transport: Arc<dyn RaftTransport>,
         config: RaftConfig,
     ) -> Result<Consensus, ConsensusError> {
         let node_id = node_id_of(peer);
-        let log_store = RedbLogStore::open(&raft_dir.join("log.redb"))?;
+        let log_store = RedbLogStore::open_on(disk, &raft_dir.join("log.redb"))?;
         let state_machine = PinsetStateMachine::new(state, observer, raft_dir);
         let openraft_config = config.to_openraft("ipfs-cluster").map_err(ConsensusError::Raft)?;
         let raft = Raft::new(

@@ -1,6 +1,7 @@
 //! The durable Raft log: entries, vote, committed id and last purged id in one redb file.
 //!
-//! Every write commits with immediate durability (fsync) before openraft is told it is done:
+//! Every write but the committed-index hint commits with immediate durability (fsync) before
+//! openraft is told it is done:
 //! the vote is durable before we answer a vote request, and entries are durable before we
 //! acknowledge an append. All entries of one `append` call share one transaction, so
 //! concurrent proposals that openraft batches cost one fsync (group commit).
@@ -13,6 +14,8 @@ use std::sync::Arc;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use cluster_state::{Disk, RealDisk};
 
 use crate::{ConsensusError, NodeId, TypeConfig};
 
@@ -46,6 +49,11 @@ fn read_error(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
 impl RedbLogStore {
     /// Opens or creates the log database at `path`.
     pub fn open(path: &Path) -> Result<RedbLogStore, ConsensusError> {
+        RedbLogStore::open_on(&RealDisk, path)
+    }
+
+    /// Opens or creates the log database at `path` on `disk`.
+    pub fn open_on(disk: &dyn Disk, path: &Path) -> Result<RedbLogStore, ConsensusError> {
         let display = path.display().to_string();
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| ConsensusError::LogStore {
@@ -53,7 +61,7 @@ impl RedbLogStore {
                 message: e.to_string(),
             })?;
         }
-        let database = Database::create(path).map_err(|e| match e {
+        let database = disk.open_database(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => ConsensusError::Locked { path: display.clone() },
             other => ConsensusError::LogStore {
                 path: display.clone(),
@@ -78,8 +86,16 @@ impl RedbLogStore {
     }
 
     fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T, redb::Error> {
+        self.write_with(Durability::Immediate, f)
+    }
+
+    fn write_with<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, redb::Error> {
         let mut txn = self.database.begin_write()?;
-        txn.set_durability(Durability::Immediate)
+        txn.set_durability(durability)
             .map_err(|e| redb::Error::from(redb::StorageError::Io(std::io::Error::other(e.to_string()))))?;
         let value = f(&txn)?;
         txn.commit()?;
@@ -96,8 +112,17 @@ impl RedbLogStore {
     }
 
     fn write_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError<NodeId>> {
+        self.write_meta_with(Durability::Immediate, key, value)
+    }
+
+    fn write_meta_with<T: serde::Serialize>(
+        &self,
+        durability: Durability,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(value).map_err(write_error)?;
-        self.write(|txn| {
+        self.write_with(durability, |txn| {
             txn.open_table(META)?.insert(key, bytes.as_slice())?;
             Ok(())
         })
@@ -170,8 +195,11 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
         self.read_meta(KEY_VOTE)
     }
 
+    /// A hint, not a promise: without an fsync of its own it reaches the disk with the next
+    /// durable write. Losing it in a crash only means re-learning the commit index from the
+    /// leader; the applied index lives with the state. This saves one fsync per commit.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
-        self.write_meta(KEY_COMMITTED, &committed)
+        self.write_meta_with(Durability::None, KEY_COMMITTED, &committed)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {

@@ -69,6 +69,7 @@ async fn start(dir: &std::path::Path, observer: Arc<Recorder>) -> (Consensus, Ar
     let consensus = Consensus::start(
         &peer(),
         &dir.join("raft"),
+        &cluster_state::RealDisk,
         state.clone(),
         observer,
         Arc::new(NoTransport),

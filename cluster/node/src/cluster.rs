@@ -16,7 +16,7 @@ use cluster_consensus::{
 use cluster_ipfs::IpfsConnector;
 use cluster_rpc::{RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Transport};
 use cluster_rt::tokio::sync::{mpsc, watch};
-use cluster_state::{RedbState, State};
+use cluster_state::{Disk, RedbState, State};
 use cluster_tracker::{PinTracker, TrackerConfig};
 use cluster_types::{
     Cid, ClusterError, GlobalPinInfo, Id, IpfsId, Metric, PeerId, Pin, PinInfoShort, PinOptions, PinType, Timestamp,
@@ -64,6 +64,9 @@ pub struct ClusterDeps {
     pub rpc: Option<Arc<dyn Transport>>,
     /// The pinset store; `None` opens the redb store in the data folder.
     pub state: Option<Arc<dyn State>>,
+    /// Where the pinset and Raft log databases are opened: the real disk, or the simulator's
+    /// memory disk that loses unsynced writes in a crash.
+    pub disk: Arc<dyn Disk>,
     /// Members to join through (`daemon --bootstrap`): a member that has no Raft state yet does
     /// not start a cluster of its own but waits for [`Cluster::join`].
     pub bootstrap: Vec<String>,
@@ -132,6 +135,7 @@ impl Cluster {
             ipfs,
             rpc,
             state,
+            disk,
             bootstrap,
             advertised_address,
         } = deps;
@@ -152,7 +156,7 @@ impl Cluster {
                         message: e.to_string(),
                     })?;
                 }
-                Arc::new(RedbState::open(&file)?)
+                Arc::new(RedbState::open_on(disk.as_ref(), &file)?)
             }
         };
         let tracker_config = TrackerConfig {
@@ -175,6 +179,7 @@ impl Cluster {
         let consensus = Consensus::start(
             &identity.peer_id,
             &data.raft_dir(),
+            disk.as_ref(),
             state.clone(),
             observer,
             raft_transport,

@@ -20,6 +20,8 @@ mod error;
 mod identity;
 
 pub use cluster::{Cluster, ClusterDeps, PEERSTORE_FILE};
+/// Where the member's databases are opened (see [`ClusterDeps::disk`]).
+pub use cluster_state::{Disk, RealDisk};
 pub use config::{NodeConfig, ServiceConfig};
 pub use data_folder::DataFolder;
 pub use error::NodeError;

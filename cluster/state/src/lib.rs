@@ -1,6 +1,6 @@
 //! The pinset [`State`]: the shared set of [`Pin`]s that consensus maintains, one per member.
 //!
-//! Owns: the `State` trait, the in-memory store ([`MemoryState`]), the durable redb store
+//! Owns: the `State` trait, the [`Disk`] seam its files are opened through, the in-memory store ([`MemoryState`]), the durable redb store
 //! ([`RedbState`]) and the conformance suite every store must pass (module `testing`, for this crate's tests
 //! and behind the `testing` feature).
 //! Does not own: deciding what goes in (consensus applies committed log entries here).
@@ -10,6 +10,7 @@
 //! member that crashes recovers a state and an applied index that agree.
 #![deny(missing_docs)]
 
+mod disk;
 #[cfg(test)]
 mod equivalence_test;
 mod error;
@@ -18,6 +19,7 @@ mod redb_state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use disk::{Disk, RealDisk};
 pub use error::StateError;
 pub use memory_state::MemoryState;
 pub use redb_state::RedbState;

@@ -18,7 +18,7 @@ use redb::{
     Database, DatabaseError, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 
-use crate::{State, StateError, StateOp};
+use crate::{Disk, RealDisk, State, StateError, StateOp};
 
 /// CID bytes -> encoded pin.
 const PINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pins");
@@ -42,7 +42,12 @@ impl RedbState {
     /// Fails with [`StateError::Locked`] when another process, or another open handle in this
     /// process, holds the file.
     pub fn open(path: &Path) -> Result<RedbState, StateError> {
-        let db = Database::builder().create(path).map_err(|e| open_error(path, e))?;
+        RedbState::open_on(&RealDisk, path)
+    }
+
+    /// Opens the database at `path` on `disk` (the simulator's memory disk, or the real one).
+    pub fn open_on(disk: &dyn Disk, path: &Path) -> Result<RedbState, StateError> {
+        let db = disk.open_database(path).map_err(|e| open_error(path, e))?;
         let state = RedbState {
             db,
             path: path.to_path_buf(),
