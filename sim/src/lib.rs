@@ -18,6 +18,8 @@ mod sim_disk;
 #[cfg(madsim)]
 mod snapshot;
 mod trace_hash;
+#[cfg(madsim)]
+pub mod workload;
 
 #[cfg(madsim)]
 pub use member::{SimMember, SimMemberConfig, MEMBER_PORT};
@@ -39,4 +41,15 @@ pub fn seed() -> u64 {
 #[cfg(madsim)]
 pub fn replay_hint() -> String {
     format!("replay with: just sim-replay {}", seed())
+}
+
+/// Prints the members' logs when `RUST_LOG` is set (for example `RUST_LOG=info just sim-replay S`);
+/// every scenario calls it first. Log lines carry simulated time, so a replay prints the same.
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
 }

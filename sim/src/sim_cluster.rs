@@ -28,6 +28,8 @@ pub struct SimCluster {
     /// The node client calls run on (so they cross the simulated network's clock, not a member's).
     pub client: NodeHandle,
     alive: Vec<bool>,
+    /// Members removed from the cluster (`peers rm`) and stopped for good.
+    departed: Vec<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -64,6 +66,7 @@ impl SimCluster {
             members,
             client,
             alive: vec![true; size],
+            departed: vec![false; size],
             _dir: dir,
         }
     }
@@ -86,6 +89,7 @@ impl SimCluster {
         );
         self.members.push(member);
         self.alive.push(true);
+        self.departed.push(false);
         i
     }
 
@@ -95,9 +99,51 @@ impl SimCluster {
         self.call(via, move |c| async move { c.peer_remove(peer).await }).await
     }
 
-    /// Indexes of members not killed.
+    /// Indexes of members not killed (and not departed).
     pub fn alive(&self) -> Vec<usize> {
         (0..self.members.len()).filter(|i| self.alive[*i]).collect()
+    }
+
+    /// Indexes of members that belong to the cluster (running or not): all but the departed.
+    pub fn in_cluster(&self) -> Vec<usize> {
+        (0..self.members.len()).filter(|i| !self.departed[*i]).collect()
+    }
+
+    /// Marks member `i` as removed from the cluster and stops it for good, as an operator
+    /// stops a peer after `peers rm`. Its daemon keeps whatever it held.
+    pub fn depart(&mut self, handle: &Handle, i: usize) {
+        if self.alive[i] {
+            self.kill(handle, i);
+        }
+        self.departed[i] = true;
+    }
+
+    /// Whether member `i` was removed from the cluster.
+    pub fn is_departed(&self, i: usize) -> bool {
+        self.departed[i]
+    }
+
+    /// Whether every other running member of the cluster sees member `i` outside the Raft
+    /// membership (a `peers rm` whose answer was lost may still have been done).
+    pub fn removed_by_consensus(&self, i: usize) -> bool {
+        let node = cluster_consensus::node_id_of(&self.members[i].identity.peer_id);
+        // Members still starting (a joining member's start waits for its join) have no view.
+        let views: Vec<bool> = self
+            .alive()
+            .into_iter()
+            .filter(|j| *j != i && !self.departed[*j])
+            .filter_map(|j| self.members[j].cluster())
+            .map(|c| c.consensus().members().iter().all(|(id, _)| *id != node))
+            .collect();
+        !views.is_empty() && views.iter().all(|removed| *removed)
+    }
+
+    /// Whether every running member sees member `i` as a voter (it has finished joining).
+    pub fn is_voter_everywhere(&self, i: usize) -> bool {
+        let node = cluster_consensus::node_id_of(&self.members[i].identity.peer_id);
+        self.alive()
+            .into_iter()
+            .all(|j| self.members[j].cluster().is_some_and(|c| c.consensus().is_voter(node)))
     }
 
     /// Crashes member `i`.
@@ -106,8 +152,9 @@ impl SimCluster {
         self.alive[i] = false;
     }
 
-    /// Restarts member `i` from its data folder.
+    /// Restarts member `i` from its data folder (never a departed one).
     pub fn restart(&mut self, handle: &Handle, i: usize) {
+        assert!(!self.departed[i], "member {i} left the cluster; it is not restarted");
         self.members[i].restart(handle);
         self.alive[i] = true;
     }
@@ -166,6 +213,11 @@ impl SimCluster {
             replication_factor_max: replication,
             ..Default::default()
         };
+        self.pin_with(via, cid, options).await
+    }
+
+    /// Pins through member `via` with any options (a pin update sets `pin_update`).
+    pub async fn pin_with(&self, via: usize, cid: Cid, options: PinOptions) -> Option<Result<Pin, ClusterError>> {
         self.call(via, move |c| async move { c.pin(cid, options).await }).await
     }
 
@@ -174,12 +226,12 @@ impl SimCluster {
         self.call(via, move |c| async move { c.unpin(cid).await }).await
     }
 
-    /// What every member looks like now (down members have `cluster: None` fields empty).
+    /// What every member of the cluster looks like now (down members have empty fields;
+    /// departed members are left out).
     pub fn snapshots(&self) -> Vec<MemberSnapshot> {
-        self.members
-            .iter()
-            .enumerate()
-            .map(|(i, member)| MemberSnapshot::take(i, member, self.alive[i]))
+        self.in_cluster()
+            .into_iter()
+            .map(|i| MemberSnapshot::take(i, &self.members[i], self.alive[i]))
             .collect()
     }
 }

@@ -18,6 +18,10 @@ pub struct MemberSnapshot {
     pub term: Option<u64>,
     /// Whether it believes it is the leader.
     pub is_leader: bool,
+    /// Its Raft node id.
+    pub node_id: u64,
+    /// The node its current vote is for (term in `term`), if running and it voted.
+    pub voted_for: Option<u64>,
     /// Its last applied log index.
     pub applied_index: Option<u64>,
     /// Its pinset, in CID order (empty if down).
@@ -30,6 +34,7 @@ impl MemberSnapshot {
     /// Reads member `index`.
     pub fn take(index: usize, member: &SimMember, alive: bool) -> MemberSnapshot {
         let cluster = if alive { member.cluster() } else { None };
+        let voted_for = cluster.as_ref().and_then(|c| c.consensus().voted_for());
         let (term, is_leader, applied_index, pins) = match &cluster {
             Some(cluster) => {
                 let consensus = cluster.consensus();
@@ -51,6 +56,8 @@ impl MemberSnapshot {
             alive: cluster.is_some(),
             term,
             is_leader,
+            node_id: cluster_consensus::node_id_of(&member.identity.peer_id),
+            voted_for,
             applied_index,
             pins,
             daemon_pins: member.ipfs.pins(),

@@ -106,6 +106,19 @@ async fn replication_and_failover(size: usize) {
     assert_eq!((pinned, remote), (2, size - 2), "{global:?}; {}", replay_hint());
 
     tracing::info!("--- the status of every pin, merged across members");
+    // Status reads the asked member's own state: wait until it has applied every pin (a
+    // follower learns the commit index with the leader's next message).
+    let asked = cluster.members[size - 1].cluster().unwrap();
+    let deadline = cluster_rt::now() + Duration::from_secs(10);
+    while asked.state().len().unwrap() < 20 {
+        assert!(
+            cluster_rt::now() < deadline,
+            "member {} did not apply 20 pins; {}",
+            size - 1,
+            replay_hint()
+        );
+        cluster_rt::sleep(Duration::from_millis(50)).await;
+    }
     let pinned_total = cluster
         .call(size - 1, |c| async move {
             let mut stream = c.global_status_stream(cluster_types::TrackerStatusFilter::ANY, Vec::new());
@@ -205,16 +218,19 @@ async fn replication_and_failover(size: usize) {
 
 #[madsim::test]
 async fn three_members_replicate_and_survive_leader_loss() {
+    cluster_sim::init_logging();
     replication_and_failover(3).await;
 }
 
 #[madsim::test]
 async fn five_members_replicate_and_survive_leader_loss() {
+    cluster_sim::init_logging();
     replication_and_failover(5).await;
 }
 
 #[madsim::test]
 async fn partitioned_minority_cannot_commit_and_heals() {
+    cluster_sim::init_logging();
     let handle = Handle::current();
     let cluster = SimCluster::start(&handle, 3);
     let all = [0, 1, 2];
@@ -301,6 +317,7 @@ async fn wait_pin_count(cluster: &SimCluster, of: &[usize], expected: usize, lim
 
 #[madsim::test]
 async fn a_member_joins_from_a_snapshot_and_a_removed_member_stops_holding_pins() {
+    cluster_sim::init_logging();
     let handle = Handle::current();
     let mut cluster = SimCluster::start(&handle, 3);
     let founders = [0, 1, 2];
@@ -441,6 +458,7 @@ async fn exchange_metrics(cluster: &SimCluster, of: &[usize], at: usize) {
 
 #[madsim::test]
 async fn pins_go_to_members_with_most_free_space_and_not_to_dead_or_full_ones() {
+    cluster_sim::init_logging();
     let handle = Handle::current();
     let mut cluster = SimCluster::start(&handle, 3);
     let all = [0, 1, 2];

@@ -124,6 +124,18 @@ impl Consensus {
         }
     }
 
+    /// Commits `pin` in place of `previous` if the pinset still holds exactly `previous`;
+    /// returns whether it did.
+    pub async fn log_reallocation(&self, pin: Pin, previous: Pin) -> Result<bool, ClusterError> {
+        match self.write(Command::Reallocate { pin, previous }).await? {
+            CommandResponse::Pinned(_) => Ok(true),
+            CommandResponse::Unchanged => Ok(false),
+            other => Err(ClusterError::Internal(format!(
+                "unexpected response to a re-allocation: {other:?}"
+            ))),
+        }
+    }
+
     /// Commits the removal of a pin and returns the removed pin; `NotFound` if it was absent.
     pub async fn log_unpin(&self, cid: Cid) -> Result<Pin, ClusterError> {
         match self.write(Command::Unpin(cid)).await? {
@@ -223,6 +235,11 @@ impl Consensus {
     /// Whether this member is the leader now.
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// The node this member's current vote is for (itself when it leads), if it voted.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().vote.leader_id().voted_for()
     }
 
     /// The current Raft term of this member.

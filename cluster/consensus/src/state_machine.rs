@@ -82,6 +82,30 @@ fn sm_write_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
 }
 
+/// Adds or replaces a pin in the batch being applied.
+fn apply_pin(
+    pin: Pin,
+    previous: Option<Pin>,
+    overlay: &mut HashMap<Cid, Option<Pin>>,
+    ops: &mut Vec<StateOp>,
+    changes: &mut Vec<AppliedChange>,
+) -> CommandResponse {
+    overlay.insert(pin.cid, Some(pin.clone()));
+    ops.push(StateOp::Add(pin.clone()));
+    if let Some(previous) = &previous {
+        // Allocations moved: a member that held it must unpin even if it crashes before doing
+        // so (its tracker re-queues tombstones at every state sync).
+        if previous.allocations != pin.allocations || previous.is_everywhere() != pin.is_everywhere() {
+            ops.push(StateOp::Tombstone(pin.cid));
+        }
+    }
+    changes.push(AppliedChange::Pinned {
+        pin: pin.clone(),
+        previous,
+    });
+    CommandResponse::Pinned(pin)
+}
+
 fn sm_read_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::read_state_machine(&std::io::Error::other(e.to_string())).into()
 }
@@ -227,20 +251,21 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
                         Some(pending) => pending.clone(),
                         None => self.state.get(&pin.cid).map_err(sm_read_error)?,
                     };
-                    overlay.insert(pin.cid, Some(pin.clone()));
-                    ops.push(StateOp::Add(pin.clone()));
-                    if let Some(previous) = &previous {
-                        // Allocations moved: a member that held it must unpin even if it crashes
-                        // before doing so (its tracker re-queues tombstones at every state sync).
-                        if previous.allocations != pin.allocations || previous.is_everywhere() != pin.is_everywhere() {
-                            ops.push(StateOp::Tombstone(pin.cid));
-                        }
+                    apply_pin(pin, previous, &mut overlay, &mut ops, &mut changes)
+                }
+                EntryPayload::Normal(Command::Reallocate {
+                    pin,
+                    previous: expected,
+                }) => {
+                    let previous = match overlay.get(&pin.cid) {
+                        Some(pending) => pending.clone(),
+                        None => self.state.get(&pin.cid).map_err(sm_read_error)?,
+                    };
+                    if previous.as_ref() == Some(&expected) {
+                        apply_pin(pin, previous, &mut overlay, &mut ops, &mut changes)
+                    } else {
+                        CommandResponse::Unchanged
                     }
-                    changes.push(AppliedChange::Pinned {
-                        pin: pin.clone(),
-                        previous,
-                    });
-                    CommandResponse::Pinned(pin)
                 }
                 EntryPayload::Normal(Command::Unpin(cid)) => {
                     let previous = match overlay.get(&cid) {

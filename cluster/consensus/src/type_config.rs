@@ -32,6 +32,15 @@ pub enum Command {
     Pin(Pin),
     /// Remove a pin.
     Unpin(Cid),
+    /// Replace `previous` by `pin` only if the pinset still holds exactly `previous`: the
+    /// leader's re-allocations (peers rm, repair) read a pin, then write it back; a blind write
+    /// would resurrect a pin unpinned in between, or undo a re-pin's new options.
+    Reallocate {
+        /// The pin with its new allocations.
+        pin: Pin,
+        /// The pin as read before re-allocating.
+        previous: Pin,
+    },
 }
 
 /// The result of applying a [`Command`].
@@ -44,6 +53,8 @@ pub enum CommandResponse {
     Pinned(Pin),
     /// The removed pin, `None` if the CID was not in the pinset.
     Unpinned(Option<Pin>),
+    /// A [`Command::Reallocate`] that found the pin changed or gone and did nothing.
+    Unchanged,
 }
 
 openraft::declare_raft_types!(

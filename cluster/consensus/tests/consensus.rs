@@ -146,3 +146,28 @@ async fn log_store_is_locked_while_open() {
     let err = RedbLogStore::open(&dir.path().join("log.redb")).unwrap_err();
     assert!(err.to_string().contains("locked"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reallocation_applies_only_to_the_pin_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (consensus, state) = start(dir.path(), Arc::new(Recorder::default())).await;
+    let read = consensus.log_pin(pin(1)).await.unwrap();
+    let mut moved = read.clone();
+    moved.allocations = vec![PeerId::from_ed25519_seed([7; 32])];
+    // Unpinned after it was read: the re-allocation must not bring it back.
+    consensus.log_unpin(read.cid).await.unwrap();
+    assert!(!consensus.log_reallocation(moved.clone(), read.clone()).await.unwrap());
+    assert!(state.get(&read.cid).unwrap().is_none());
+    // Re-pinned with other options after it was read: those stay.
+    let mut renamed = read.clone();
+    renamed.options.name = "renamed".into();
+    consensus.log_pin(renamed.clone()).await.unwrap();
+    assert!(!consensus.log_reallocation(moved.clone(), read.clone()).await.unwrap());
+    assert_eq!(state.get(&read.cid).unwrap().unwrap(), renamed);
+    // Unchanged since it was read: applied.
+    let mut moved = renamed.clone();
+    moved.allocations = vec![PeerId::from_ed25519_seed([7; 32])];
+    assert!(consensus.log_reallocation(moved.clone(), renamed).await.unwrap());
+    assert_eq!(state.get(&read.cid).unwrap().unwrap(), moved);
+    consensus.shutdown().await;
+}

@@ -256,6 +256,7 @@ impl Cluster {
     fn spawn_loops(self: &Arc<Self>) {
         self.spawn_ipfs_watch();
         self.spawn_membership_watch();
+        self.spawn_allocation_repair();
         self.spawn_informer();
         // First sync once a leader exists: re-queues pins the daemon lost while we were down.
         let cluster = self.clone();
@@ -332,6 +333,88 @@ impl Cluster {
                 }
             }
         });
+    }
+
+    /// On the leader: repairs allocations to peers that left the cluster, and of pins short of
+    /// their minimum replication, when it becomes the leader, when the membership changes, and
+    /// every `state_sync_interval`. `peers rm` moves pins away before it removes the member,
+    /// but a pin allocated meanwhile by a member with an older member list (or a leader that
+    /// crashed in between) would otherwise keep a departed member; and a removal while too few
+    /// members were healthy leaves pins short until candidates come back.
+    fn spawn_allocation_repair(self: &Arc<Self>) {
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            let mut was_leader = false;
+            let mut last_members = Vec::new();
+            let mut last_repair = cluster_rt::now();
+            loop {
+                cluster_rt::tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(MEMBERSHIP_WATCH) => {}
+                }
+                let is_leader = cluster.consensus.is_leader();
+                let members = cluster.member_peers();
+                let due = cluster_rt::now() - last_repair >= cluster.config.state_sync_interval;
+                if is_leader && (!was_leader || members != last_members || due) {
+                    last_repair = cluster_rt::now();
+                    match cluster.repair_allocations().await {
+                        Ok(0) => {}
+                        Ok(moved) => {
+                            tracing::info!("re-allocated {moved} pins of departed members or short of replicas")
+                        }
+                        Err(e) => tracing::warn!("re-allocating pins of departed members or short of replicas: {e}"),
+                    }
+                }
+                was_leader = is_leader;
+                last_members = members;
+            }
+        });
+    }
+
+    /// Gives new allocations to every pin allocated to a peer outside the membership or short
+    /// of its minimum replication (when candidates allow); returns how many pins changed.
+    async fn repair_allocations(&self) -> Result<u64, ClusterError> {
+        let members = self.member_peers();
+        let mut after: Option<Cid> = None;
+        let mut moved = 0u64;
+        loop {
+            let page = self
+                .state
+                .list_page(after.as_ref(), STATE_PAGE)
+                .map_err(|e| ClusterError::Internal(e.to_string()))?;
+            let Some(last) = page.last().map(|p| p.cid) else { break };
+            for existing in page {
+                if existing.is_everywhere() {
+                    continue;
+                }
+                let departed = existing.allocations.iter().any(|p| !members.contains(p));
+                let short = existing.allocations.len() < existing.options.replication_factor_min.max(0) as usize;
+                if !departed && !short {
+                    continue;
+                }
+                let mut current = existing.clone();
+                current.allocations.retain(|p| members.contains(p));
+                let mut pin = existing.clone();
+                if let Err(e) = self.allocate(&mut pin, &[], Some(&current), None) {
+                    if !departed {
+                        // Still not enough candidates for a short pin: try again next round.
+                        tracing::debug!(cid = %existing.cid, "under-replicated pin stays so: {e}");
+                        continue;
+                    }
+                    tracing::warn!(cid = %existing.cid, "re-allocating away from departed members: {e}");
+                    pin.allocations = current.allocations;
+                }
+                if pin.allocations == existing.allocations {
+                    continue;
+                }
+                if self.consensus.log_reallocation(pin, existing).await? {
+                    moved += 1;
+                }
+            }
+            after = Some(last);
+        }
+        Ok(moved)
     }
 
     /// Publishes this member's free space every half `metric_ttl` (a quarter after a failure),
@@ -927,13 +1010,10 @@ impl Cluster {
         if self.bootstrap.is_empty() {
             return Ok(());
         }
-        if self
-            .consensus
-            .raft()
-            .is_initialized()
-            .await
-            .map_err(|e| ClusterError::Consensus(e.to_string()))?
-        {
+        // A voter in its own log's membership. Not openraft's `is_initialized`: that is true as
+        // soon as any leader's heartbeat set our vote, and a join cut short after the learner
+        // step must be sent again to be promoted.
+        if self.consensus.is_voter(self.consensus.node_id()) {
             tracing::info!("already a cluster member; --bootstrap ignored");
             return Ok(());
         }
@@ -989,14 +1069,21 @@ impl Cluster {
                     tracing::warn!(cid = %existing.cid, "re-allocating away from {peer}: {e}");
                     pin.allocations = kept;
                 }
-                self.consensus.log_pin(pin).await?;
-                moved += 1;
+                if self.consensus.log_reallocation(pin, existing).await? {
+                    moved += 1;
+                }
             }
             after = Some(last);
         }
         tracing::info!("moved {moved} pins away from {peer}; removing it from the cluster");
         self.metrics.lock().expect("metrics lock").forget(&peer);
-        self.consensus.remove_member(node_id_of(&peer)).await
+        self.consensus.remove_member(node_id_of(&peer)).await?;
+        // Pins allocated to the peer while it was leaving.
+        let late = self.repair_allocations().await?;
+        if late > 0 {
+            tracing::info!("moved {late} more pins allocated to {peer} while it was leaving");
+        }
+        Ok(())
     }
 
     /// This member's identity, asking the IPFS daemon for its own.

@@ -18,25 +18,41 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 /// A random number generator that is deterministic under the simulator.
-///
-/// rand 0.9 reads its seed through `getrandom` 0.3, which madsim intercepts; do not use
-/// rand 0.8's `thread_rng` or `OsRng` (they escape the simulator).
 pub fn rng() -> rand::rngs::StdRng {
-    use rand::{Rng, SeedableRng};
-    let seed: u64 = rand::rng().random();
-    rand::rngs::StdRng::seed_from_u64(seed)
+    use rand::SeedableRng;
+    rand::rngs::StdRng::seed_from_u64(random_u64())
 }
 
 /// A random `u64`, deterministic under the simulator.
+///
+/// Under madsim it comes from the running simulation's own generator, so a seed's run does
+/// not depend on what ran before it on the same thread (rand's thread-local generator would
+/// carry its state from one simulation to the next). In production it is rand 0.9's
+/// thread-local generator; never rand 0.8's `thread_rng` or `OsRng`, which escape madsim.
 pub fn random_u64() -> u64 {
-    use rand::Rng;
-    rand::rng().random()
+    #[cfg(madsim)]
+    {
+        madsim::rand::random()
+    }
+    #[cfg(not(madsim))]
+    {
+        use rand::Rng;
+        rand::rng().random()
+    }
 }
 
 /// Fills `buf` with random bytes, deterministic under the simulator.
 pub fn fill_random(buf: &mut [u8]) {
-    use rand::RngCore;
-    rand::rng().fill_bytes(buf)
+    #[cfg(madsim)]
+    {
+        use madsim::rand::RngCore;
+        madsim::rand::thread_rng().fill_bytes(buf)
+    }
+    #[cfg(not(madsim))]
+    {
+        use rand::RngCore;
+        rand::rng().fill_bytes(buf)
+    }
 }
 
 /// Wall-clock time (simulated under madsim).
