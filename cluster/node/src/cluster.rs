@@ -358,7 +358,7 @@ impl Cluster {
                 let due = cluster_rt::now() - last_repair >= cluster.config.state_sync_interval;
                 if is_leader && (!was_leader || members != last_members || due) {
                     last_repair = cluster_rt::now();
-                    match cluster.repair_allocations().await {
+                    match cluster.repair_allocations(None).await {
                         Ok(0) => {}
                         Ok(moved) => {
                             tracing::info!("re-allocated {moved} pins of departed members or short of replicas")
@@ -372,10 +372,12 @@ impl Cluster {
         });
     }
 
-    /// Gives new allocations to every pin allocated to a peer outside the membership or short
-    /// of its minimum replication (when candidates allow); returns how many pins changed.
-    async fn repair_allocations(&self) -> Result<u64, ClusterError> {
-        let members = self.member_peers();
+    /// Gives new allocations to every pin allocated to a peer outside the membership (or to
+    /// `leaving`, about to be removed) or short of its minimum replication (when candidates
+    /// allow); returns how many pins changed.
+    async fn repair_allocations(&self, leaving: Option<&PeerId>) -> Result<u64, ClusterError> {
+        let mut members = self.member_peers();
+        members.retain(|p| Some(p) != leaving);
         let mut after: Option<Cid> = None;
         let mut moved = 0u64;
         loop {
@@ -396,7 +398,7 @@ impl Cluster {
                 let mut current = existing.clone();
                 current.allocations.retain(|p| members.contains(p));
                 let mut pin = existing.clone();
-                if let Err(e) = self.allocate(&mut pin, &[], Some(&current), None) {
+                if let Err(e) = self.allocate(&mut pin, &[], Some(&current), leaving) {
                     if !departed {
                         // Still not enough candidates for a short pin: try again next round.
                         tracing::debug!(cid = %existing.cid, "under-replicated pin stays so: {e}");
@@ -1049,37 +1051,12 @@ impl Cluster {
 
     /// The leader's side of `peer rm`: re-allocates every pin held by `peer`, then removes it.
     async fn remove_member_as_leader(&self, peer: PeerId) -> Result<(), ClusterError> {
-        let mut after: Option<Cid> = None;
-        let mut moved = 0u64;
-        loop {
-            let page = self
-                .state
-                .list_page(after.as_ref(), STATE_PAGE)
-                .map_err(|e| ClusterError::Internal(e.to_string()))?;
-            let Some(last) = page.last().map(|p| p.cid) else { break };
-            for existing in page {
-                if existing.is_everywhere() || !existing.allocations.contains(&peer) {
-                    continue;
-                }
-                let mut pin = existing.clone();
-                let kept: Vec<PeerId> = existing.allocations.iter().copied().filter(|p| *p != peer).collect();
-                if let Err(e) = self.allocate(&mut pin, &[], Some(&existing), Some(&peer)) {
-                    // Fewer members than the minimum: keep what is left rather than the peer
-                    // that is leaving.
-                    tracing::warn!(cid = %existing.cid, "re-allocating away from {peer}: {e}");
-                    pin.allocations = kept;
-                }
-                if self.consensus.log_reallocation(pin, existing).await? {
-                    moved += 1;
-                }
-            }
-            after = Some(last);
-        }
+        let moved = self.repair_allocations(Some(&peer)).await?;
         tracing::info!("moved {moved} pins away from {peer}; removing it from the cluster");
         self.metrics.lock().expect("metrics lock").forget(&peer);
         self.consensus.remove_member(node_id_of(&peer)).await?;
         // Pins allocated to the peer while it was leaving.
-        let late = self.repair_allocations().await?;
+        let late = self.repair_allocations(None).await?;
         if late > 0 {
             tracing::info!("moved {late} more pins allocated to {peer} while it was leaving");
         }
