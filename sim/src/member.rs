@@ -58,6 +58,8 @@ impl SimMember {
     pub fn start(handle: &Handle, config: SimMemberConfig) -> SimMember {
         let identity = Identity::from_seed(config.identity_seed);
         let ipfs = Arc::new(FakeIpfs::new(format!("ipfs-{}", config.name)));
+        // A hanging daemon gives up well inside the liveness bound.
+        ipfs.set_pin_timeout(Duration::from_secs(20));
         let disk = Arc::new(SimDisk::new());
         let slot: Arc<Mutex<Weak<Cluster>>> = Arc::new(Mutex::new(Weak::new()));
         let (init_identity, init_ipfs, init_slot, init_disk) =

@@ -44,7 +44,9 @@ impl MemberSnapshot {
                 (
                     Some(consensus.current_term()),
                     consensus.is_leader(),
-                    consensus.last_applied_index(),
+                    // From the state, not openraft's metrics: those lag the apply a little, and
+                    // the pins read here are the state's.
+                    cluster_consensus::applied_index_in(cluster.state().as_ref()),
                     pins,
                 )
             }

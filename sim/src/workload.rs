@@ -2,7 +2,8 @@
 //! their timing) comes from the seed. Operations: pin, unpin, re-pin with new replication
 //! factors, pin update (`pin-update`), status, recover, `peers rm` and a new member joining.
 //! A safety phase runs them under crashes, restarts, pauses, partitions, one-way link losses,
-//! message loss and delay, clock jumps and slow, failing, down or full IPFS daemons, checking
+//! message loss and delay, clock jumps, slow, failing, down, full, hanging or lying IPFS daemons
+//! and daemons whose pins silently disappear, checking
 //! the safety invariants after every step; a liveness phase removes all faults and requires the
 //! cluster to converge within a bound, then checks that no acknowledged pin was lost, no
 //! acknowledged unpin undone, and every pin sits on exactly its allocated daemons. A failure
@@ -83,7 +84,7 @@ impl Run {
         let majority = members.len() / 2 + 1;
         let net = madsim::net::NetSim::current();
         let pick = |list: &[usize]| list[random(list.len() as u64) as usize];
-        match random(11) {
+        match random(12) {
             0 if alive.len() > majority => {
                 let victim = pick(&alive);
                 self.plan.push(format!("{} kill {victim}", self.now()));
@@ -127,11 +128,13 @@ impl Run {
             }
             6 => {
                 let member = pick(&members);
-                let (what, change): (&str, fn(&mut FakeIpfsKnobs)) = match random(4) {
+                let (what, change): (&str, fn(&mut FakeIpfsKnobs)) = match random(6) {
                     0 => ("slow", |k| k.latency = Duration::from_secs(3)),
                     1 => ("failing", |k| k.error_rate = 0.5),
                     2 => ("down", |k| k.down = true),
-                    _ => ("full", |k| k.repo_full = true),
+                    3 => ("full", |k| k.repo_full = true),
+                    4 => ("hanging", |k| k.hang = true),
+                    _ => ("lying", |k| k.lying = true),
                 };
                 self.plan.push(format!("{} daemon {member} {what}", self.now()));
                 self.cluster.members[member].ipfs.update_knobs(change);
@@ -176,6 +179,18 @@ impl Run {
                 let jump = Duration::from_millis(1000 + random(9000));
                 self.plan.push(format!("{} clock jump {jump:?}", self.now()));
                 madsim::time::advance(jump);
+            }
+            11 => {
+                // Pins silently disappear from one daemon (an operator's `ipfs pin rm`, a
+                // repo restored from an old backup): about half of what it holds.
+                let member = pick(&members);
+                let daemon = &self.cluster.members[member].ipfs;
+                let lost: Vec<Cid> = daemon.pins().into_iter().filter(|_| random(2) == 0).collect();
+                self.plan
+                    .push(format!("{} daemon {member} loses {} pins", self.now(), lost.len()));
+                for cid in &lost {
+                    daemon.forget(cid);
+                }
             }
             _ => {}
         }

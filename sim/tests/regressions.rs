@@ -65,38 +65,38 @@ async fn unpin_lost_to_a_crash_while_the_daemon_was_down_is_finished_after_resta
     );
 }
 
-/// Found by `random_workload` seeds 17 and 31 of an earlier workload (seeds 9 and 34 of this
-/// one fail without the fix): `peers rm` while too few members were healthy left pins with fewer allocations than
+/// Found by `random_workload` seeds 17 and 31 of an earlier workload (seeds 42 and 57 of the
+/// current one fail without the fix): `peers rm` while too few members were healthy left pins with fewer allocations than
 /// their minimum, and a pin allocated to a member while it was being removed kept the departed
 /// member; nothing re-allocated them afterwards. Fixed by the leader's allocation repair: after
 /// every removal, when it becomes the leader, on membership changes and every state sync
 /// interval it re-allocates pins with departed members or short of their minimum.
 #[test]
 fn pins_short_of_replicas_after_a_removal_are_re_allocated() {
-    for seed in [9, 34] {
+    for seed in [42, 57] {
         println!("{}", cluster_sim::workload::run_seed(seed));
     }
 }
 
-/// Found by `random_workload` seeds 288 and 302 of an earlier workload (seeds 144 and 284 of
-/// this one fail without the fix): re-allocations (of `peers rm` and of the
+/// Found by `random_workload` seeds 288 and 302 of an earlier workload (seeds 59 and 136 of
+/// the current one fail without the fix): re-allocations (of `peers rm` and of the
 /// repair) read a pin, then wrote it back blindly; a client's unpin committed in between was
 /// undone and the acknowledged unpin came back. Fixed by `Command::Reallocate`, applied only
 /// if the pinset still holds the pin as it was read.
 #[test]
 fn a_re_allocation_does_not_resurrect_a_pin_unpinned_meanwhile() {
-    for seed in [144, 284] {
+    for seed in [59, 136] {
         println!("{}", cluster_sim::workload::run_seed(seed));
     }
 }
 
-/// Found by `random_workload` seed 5 of an earlier workload (seeds 118 and 128 of this one
-/// fail without the fix): a joining member whose first `PeerAdd` failed after a
+/// Found by `random_workload` seed 5 of an earlier workload (seeds 49 and 349 of the
+/// current one fail without the fix): a joining member whose first `PeerAdd` failed after a
 /// leader's heartbeat had set its vote took itself for a member ("--bootstrap ignored") and
 /// never joined. Fixed: only a voter in its own membership skips the join.
 #[test]
 fn a_join_cut_short_after_a_leader_heartbeat_is_retried() {
-    for seed in [118, 128] {
+    for seed in [49, 349] {
         println!("{}", cluster_sim::workload::run_seed(seed));
     }
 }

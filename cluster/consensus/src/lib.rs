@@ -31,5 +31,5 @@ pub use consensus::{Consensus, LeaderForwarder};
 pub use error::ConsensusError;
 pub use log_store::RedbLogStore;
 pub use network::{NoTransport, RaftTransport, TransportFailure, TransportNetworkFactory};
-pub use state_machine::{AppliedChange, ApplyObserver, PinsetStateMachine};
+pub use state_machine::{applied_index_in, AppliedChange, ApplyObserver, PinsetStateMachine};
 pub use type_config::{node_id_of, Command, CommandResponse, MemberNode, NodeId, TypeConfig};

@@ -62,6 +62,14 @@ struct AppliedMeta {
     membership: StoredMembership<NodeId, MemberNode>,
 }
 
+/// The index of the last entry applied to `state`, read from the state itself (openraft's
+/// metrics report it a moment later, after the apply returns).
+pub fn applied_index_in(state: &dyn State) -> Option<u64> {
+    let bytes = state.meta().ok()??;
+    let meta: AppliedMeta = serde_json::from_slice(&bytes).ok()?;
+    meta.last_applied.map(|log_id| log_id.index)
+}
+
 /// The snapshot kept on disk: openraft's meta, then the body.
 #[derive(Debug, Clone)]
 struct StoredSnapshot {

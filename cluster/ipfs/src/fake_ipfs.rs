@@ -1,7 +1,7 @@
 //! [`FakeIpfs`]: an in-process IPFS daemon with fault knobs, for the simulator and unit tests.
 //!
 //! Owns: a pinset (`BTreeMap<Cid, IpfsPinType>`), a block set, per-method call counters and the
-//! [`FakeIpfsKnobs`] (latency, error rate, down, hang, full repo, storage limit) that tests and
+//! [`FakeIpfsKnobs`] (latency, error rate, down, hang, full repo, lying, storage limit) that tests and
 //! the simulator's fault plan turn at runtime. It runs under madsim: time and randomness come
 //! only from `cluster_rt`, and no lock is held across an `.await`.
 //! Does not own: HTTP (see `FakeKuboServer`, which serves a `FakeIpfs` over the Kubo RPC API)
@@ -45,6 +45,9 @@ pub struct FakeIpfsKnobs {
     pub hang: bool,
     /// The repository is full: new pins fail with a daemon error containing "no space left".
     pub repo_full: bool,
+    /// The daemon lies: `pin` answers success but keeps nothing, so only a later `pin/ls`
+    /// (the tracker's recover pass) can notice.
+    pub lying: bool,
     /// The `StorageMax` reported by `repo_stat`, in bytes.
     pub storage_max: u64,
 }
@@ -57,6 +60,7 @@ impl Default for FakeIpfsKnobs {
             down: false,
             hang: false,
             repo_full: false,
+            lying: false,
             storage_max: STORAGE_MAX_DEFAULT,
         }
     }
@@ -315,7 +319,9 @@ impl IpfsConnector for FakeIpfs {
         if knobs.repo_full {
             return Err(repo_full_error("pin/add"));
         }
-        self.lock().pins.insert(*cid, pin_type);
+        if !knobs.lying {
+            self.lock().pins.insert(*cid, pin_type);
+        }
         Ok(())
     }
 
@@ -486,6 +492,15 @@ mod tests {
         assert!(ipfs.has_block(&local));
         ipfs.pin(&local, -1).await.unwrap();
         assert!(ipfs.has_pin(&local));
+    }
+
+    #[tokio::test]
+    async fn a_lying_daemon_acknowledges_pins_it_does_not_keep() {
+        let ipfs = fake();
+        ipfs.update_knobs(|k| k.lying = true);
+        ipfs.pin(&cid(1), -1).await.unwrap();
+        assert!(!ipfs.has_pin(&cid(1)));
+        assert_eq!(ipfs.pin_ls_cid(&cid(1)).await.unwrap(), None);
     }
 
     #[tokio::test]
