@@ -500,3 +500,80 @@ async fn pins_go_to_members_with_most_free_space_and_not_to_dead_or_full_ones() 
     assert!(err.to_string().contains("Available candidates: 2"), "{err}");
     println!("seed={} free space steers allocation", seed());
 }
+
+/// The maintenance and health views reach every member over RPC: a cluster-wide repository GC
+/// collects on each daemon, the graph links every member and its daemon, and the metric
+/// names list what the members publish.
+#[madsim::test]
+async fn repo_gc_graph_and_metrics_cover_every_member() {
+    cluster_sim::init_logging();
+    let handle = Handle::current();
+    let cluster = SimCluster::start(&handle, 3);
+    let all = [0, 1, 2];
+    cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    let pinned = cid_of(1);
+    cluster
+        .pin(0, pinned, -1)
+        .await
+        .expect("member up")
+        .unwrap_or_else(|e| panic!("pin: {e}; {}", replay_hint()));
+    wait_pin_count(&cluster, &all, 1, Duration::from_secs(10)).await;
+    // An unpinned block on each daemon for the GC to collect; the pinned CID's block stays.
+    let garbage: Vec<Cid> = all
+        .iter()
+        .map(|i| {
+            let ipfs = &cluster.members[*i].ipfs;
+            assert_eq!(ipfs.add_block_data(b"multi pin 1"), pinned);
+            ipfs.add_block_data(format!("garbage {i}").as_bytes())
+        })
+        .collect();
+
+    let via = cluster.members[1].cluster().unwrap();
+    let gc = via.repo_gc_everywhere().await;
+    assert_eq!(gc.peer_map.len(), 3, "{gc:?}");
+    for (i, garbage_cid) in garbage.iter().enumerate() {
+        let peer = cluster.members[i].identity.peer_id.to_string();
+        let result = &gc.peer_map[&peer];
+        assert!(result.error.is_empty(), "member {i}: {result:?}");
+        assert!(
+            result.keys.iter().any(|k| k.key == Some(*garbage_cid)),
+            "member {i} collected its garbage: {result:?}"
+        );
+        assert!(!cluster.members[i].ipfs.has_block(garbage_cid));
+        assert!(cluster.members[i].ipfs.has_block(&pinned), "pinned blocks survive a GC");
+    }
+
+    tracing::info!("--- one daemon down: its member reports the error, the others still collect");
+    cluster.members[2].ipfs.update_knobs(|k| k.down = true);
+    let gc = via.repo_gc_everywhere().await;
+    let down = &gc.peer_map[&cluster.members[2].identity.peer_id.to_string()];
+    assert!(down.error.contains("down"), "{down:?}");
+    assert_eq!(gc.peer_map.len(), 3);
+    cluster.members[2].ipfs.update_knobs(|k| k.down = false);
+
+    let graph = via.connect_graph().await;
+    assert_eq!(graph.cluster_id, cluster.members[1].identity.peer_id);
+    assert_eq!(graph.cluster_links.len(), 3, "{graph:?}");
+    for i in all {
+        let peer = cluster.members[i].identity.peer_id.to_string();
+        assert_eq!(
+            graph.cluster_links[&peer].len(),
+            2,
+            "member {i} links to the two others"
+        );
+        assert_eq!(graph.cluster_to_ipfs[&peer], format!("ipfs-member-{i}"));
+        assert!(graph.cluster_trust_links[&peer]);
+        assert!(graph.ipfs_links.contains_key(&format!("ipfs-member-{i}")));
+    }
+
+    let deadline = cluster_rt::now() + Duration::from_secs(30);
+    while via.metric_names().is_empty() || via.fresh_metrics("freespace").len() < 3 {
+        assert!(
+            cluster_rt::now() < deadline,
+            "freespace metrics of all members; {}",
+            replay_hint()
+        );
+        cluster_rt::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(via.metric_names(), ["freespace"]);
+}

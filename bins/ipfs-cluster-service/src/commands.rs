@@ -274,6 +274,8 @@ async fn run_daemon(
     }));
     let rest_listen = config.rest_listen.clone();
     let rest_headers = config.rest_headers.clone();
+    let rest_credentials = config.rest_credentials.clone();
+    let rest_cors = config.rest_cors.clone();
     tracing::info!("starting member {} ({})", identity.peer_id, config.peername);
     let transport = P2pTransport::start(P2pConfig {
         keypair: identity.keypair.clone(),
@@ -313,6 +315,8 @@ async fn run_daemon(
             RestServerConfig {
                 listen: address,
                 headers: rest_headers,
+                credentials: rest_credentials,
+                cors: rest_cors,
             },
             cluster.clone(),
         )

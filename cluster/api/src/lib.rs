@@ -1,20 +1,30 @@
 //! The REST API of a member (reference §1), served with hyper.
 //!
 //! Owns: routing, query parsing, JSON and NDJSON encoding (with the `X-Stream-Error` trailer),
-//! error bodies and status codes. Does not own cluster logic: every route calls a method of
+//! error bodies and status codes, Basic/Bearer authentication with `POST /token` ([`Credentials`])
+//! and CORS ([`CorsConfig`]). Does not own cluster logic: every route calls a method of
 //! [`RestBackend`], which `cluster-node`'s `Cluster` implements (tests use a mock).
 //!
 //! The server needs real sockets, so it is compiled only outside the simulator.
 #![deny(missing_docs)]
 
+mod auth;
+mod cors;
 #[cfg(not(madsim))]
 mod rest_server;
 
+pub use auth::Credentials;
+pub use cors::CorsConfig;
 #[cfg(not(madsim))]
 pub use rest_server::{RestServer, RestServerConfig};
 
 use cluster_rt::tokio::sync::mpsc;
-use cluster_types::{Cid, ClusterError, GlobalPinInfo, Id, PeerId, Pin, PinOptions, TrackerStatusFilter};
+use std::collections::BTreeMap;
+
+use cluster_types::{
+    Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, PeerId, Pin,
+    PinOptions, TrackerStatusFilter,
+};
 
 /// A stream of results; the sender side ends the stream by dropping. Each item may be an error,
 /// which the REST layer reports in the `X-Stream-Error` trailer (or as a 500 before the first item).
@@ -80,6 +90,42 @@ pub trait RestBackend: Send + Sync + 'static {
         let _ = peer;
         Err(ClusterError::Internal(
             "removing peers is not supported by this backend".into(),
+        ))
+    }
+
+    /// `GET /monitor/metrics`: the names of the metrics the monitor holds, sorted.
+    async fn metric_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// `GET /monitor/metrics/{name}`: the latest unexpired metric `name` of every member.
+    async fn metrics(&self, name: String) -> Vec<Metric> {
+        let _ = name;
+        Vec::new()
+    }
+
+    /// `GET /health/alerts`: alerts raised for expired metrics, newest first.
+    async fn alerts(&self) -> Vec<Alert> {
+        Vec::new()
+    }
+
+    /// `GET /health/graph`: who is connected to whom.
+    async fn connect_graph(&self) -> Result<ConnectGraph, ClusterError> {
+        Err(ClusterError::Internal(
+            "the connectivity graph is not supported by this backend".into(),
+        ))
+    }
+
+    /// `GET /health/bandwidth`: traffic per protocol.
+    async fn bandwidth(&self) -> BTreeMap<String, Bandwidth> {
+        BTreeMap::new()
+    }
+
+    /// `POST /ipfs/gc`: runs the IPFS daemons' repository GC (only this member's if `local`).
+    async fn repo_gc(&self, local: bool) -> Result<GlobalRepoGc, ClusterError> {
+        let _ = local;
+        Err(ClusterError::Internal(
+            "repository GC is not supported by this backend".into(),
         ))
     }
 }

@@ -45,6 +45,8 @@ use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::auth::{Credentials, Denied};
+use crate::cors::CorsConfig;
 use crate::{RestBackend, ResultStream};
 
 /// How long in-flight requests may run after shutdown begins before their connections are dropped.
@@ -78,6 +80,11 @@ pub struct RestServerConfig {
     pub listen: SocketAddr,
     /// Extra headers set on every response (config `headers`), before `Content-Type`.
     pub headers: Vec<(String, String)>,
+    /// `basic_auth_credentials`: when set, every request but `OPTIONS` and `GET /health` must
+    /// authenticate (Basic, or a Bearer token from `POST /token`).
+    pub credentials: Option<Credentials>,
+    /// The `cors_*` keys.
+    pub cors: CorsConfig,
 }
 
 impl Default for RestServerConfig {
@@ -85,6 +92,8 @@ impl Default for RestServerConfig {
         RestServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9094)),
             headers: Vec::new(),
+            credentials: None,
+            cors: CorsConfig::default(),
         }
     }
 }
@@ -108,6 +117,8 @@ impl std::fmt::Debug for RestServer {
 struct Shared {
     backend: Arc<dyn RestBackend>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    credentials: Option<Credentials>,
+    cors: CorsConfig,
 }
 
 /// Where the server is in its life; connections watch it to close gracefully, then forcibly.
@@ -144,7 +155,12 @@ impl RestServer {
         Ok(RestServer {
             listener,
             local_addr,
-            shared: Arc::new(Shared { backend, headers }),
+            shared: Arc::new(Shared {
+                backend,
+                headers,
+                credentials: config.credentials,
+                cors: config.cors,
+            }),
         })
     }
 
@@ -259,6 +275,13 @@ enum Route {
     Health,
     PeerAdd,
     PeerRemove(String),
+    MetricNames,
+    Metrics(String),
+    Alerts,
+    Graph,
+    Bandwidth,
+    RepoGc,
+    Token,
 }
 
 /// Why no route matched.
@@ -289,6 +312,13 @@ fn route(method: &Method, segments: &[String]) -> Result<Route, NoRoute> {
         },
         ["peers", peer] => only("DELETE", method, Route::PeerRemove(peer.to_string())),
         ["health"] => only("GET", method, Route::Health),
+        ["health", "graph"] => only("GET", method, Route::Graph),
+        ["health", "alerts"] => only("GET", method, Route::Alerts),
+        ["health", "bandwidth"] => only("GET", method, Route::Bandwidth),
+        ["monitor", "metrics"] => only("GET", method, Route::MetricNames),
+        ["monitor", "metrics", name] => only("GET", method, Route::Metrics(name.to_string())),
+        ["ipfs", "gc"] => only("POST", method, Route::RepoGc),
+        ["token"] => only("POST", method, Route::Token),
         ["allocations"] => only("GET", method, Route::Allocations),
         ["allocations", cid] => only("GET", method, Route::Allocation(cid.to_string())),
         ["pins"] => only("GET", method, Route::StatusAll),
@@ -425,8 +455,69 @@ fn accepts_trailers(headers: &HeaderMap) -> bool {
         .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
 }
 
-/// Answers one request; never fails (errors become JSON error responses).
+/// Answers one request; never fails (errors become JSON error responses). CORS comes first
+/// (preflights stop there), then authentication, then routing, as Go layers its handlers.
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<ResponseBody> {
+    let origin = header_text(request.headers(), "origin");
+    let method = request.method().clone();
+    let preflight_method = header_text(request.headers(), "access-control-request-method");
+    if method == Method::OPTIONS {
+        if let Some(wanted) = preflight_method {
+            let requested_headers = header_text(request.headers(), "access-control-request-headers");
+            let mut response = shared.response(StatusCode::NO_CONTENT, ResponseBody::Empty);
+            response.headers_mut().remove(CONTENT_TYPE);
+            for (name, value) in shared
+                .cors
+                .preflight(origin.as_deref(), &wanted, requested_headers.as_deref())
+            {
+                append_header(&mut response, name, &value);
+            }
+            return response;
+        }
+    }
+    let mut response = match authenticate(shared, &request) {
+        Ok(user) => route_request(shared, request, user).await,
+        Err(denied) => {
+            let mut response = shared.failure(Failure {
+                status: StatusCode::UNAUTHORIZED,
+                message: denied.message().into(),
+            });
+            for challenge in denied.challenges() {
+                append_header(&mut response, "www-authenticate", &challenge);
+            }
+            response
+        }
+    };
+    for (name, value) in shared.cors.actual(origin.as_deref(), method.as_str()) {
+        append_header(&mut response, name, &value);
+    }
+    response
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn append_header(response: &mut Response<ResponseBody>, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().append(HeaderName::from_static(name), value);
+    }
+}
+
+/// The authenticated user (`None` when auth is off or the request is exempt).
+fn authenticate(shared: &Shared, request: &Request<Incoming>) -> Result<Option<String>, Denied> {
+    let Some(credentials) = &shared.credentials else {
+        return Ok(None);
+    };
+    if request.method() == Method::OPTIONS || (request.method() == Method::GET && request.uri().path() == "/health") {
+        return Ok(None);
+    }
+    let authorization = header_text(request.headers(), "authorization");
+    credentials.check(authorization.as_deref()).map(Some)
+}
+
+/// Routes an authenticated request.
+async fn route_request(shared: &Shared, request: Request<Incoming>, user: Option<String>) -> Response<ResponseBody> {
     let path = request.uri().path();
     let raw_query = request.uri().query();
 
@@ -477,7 +568,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Respons
     } else {
         Bytes::new()
     };
-    match dispatch(shared, route, &query, &body, trailers).await {
+    match dispatch(shared, route, &query, &body, trailers, user).await {
         Ok(response) => response,
         Err(failure) => shared.failure(failure),
     }
@@ -490,6 +581,7 @@ async fn dispatch(
     query: &Query,
     body: &[u8],
     trailers: bool,
+    user: Option<String>,
 ) -> Result<Response<ResponseBody>, Failure> {
     let backend = &shared.backend;
     Ok(match route {
@@ -566,6 +658,25 @@ async fn dispatch(
             backend.peer_remove(peer).await?;
             shared.response(StatusCode::NO_CONTENT, ResponseBody::Empty)
         }
+        Route::MetricNames => shared.json(StatusCode::OK, &backend.metric_names().await),
+        Route::Metrics(name) => shared.json(StatusCode::OK, &backend.metrics(name).await),
+        Route::Alerts => shared.json(StatusCode::OK, &backend.alerts().await),
+        Route::Graph => shared.json(StatusCode::OK, &backend.connect_graph().await?),
+        Route::Bandwidth => shared.json(StatusCode::OK, &backend.bandwidth().await),
+        Route::RepoGc => {
+            let local = query.local()?;
+            shared.json(StatusCode::OK, &backend.repo_gc(local).await?)
+        }
+        Route::Token => match user.and_then(|u| shared.credentials.as_ref()?.issue_token(&u)) {
+            Some(token) => shared.json(StatusCode::OK, &serde_json::json!({ "token": token })),
+            // Tokens exist only with basic auth configured (Go answers the same).
+            None => {
+                return Err(Failure {
+                    status: StatusCode::UNAUTHORIZED,
+                    message: "unauthorized".into(),
+                })
+            }
+        },
     })
 }
 

@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cluster_api::{RestBackend, RestServer, RestServerConfig, ResultStream};
+use cluster_api::{CorsConfig, Credentials, RestBackend, RestServer, RestServerConfig, ResultStream};
 use cluster_rt::tokio;
 use cluster_types::{
-    Cid, ClusterError, GlobalPinInfo, Id, IpfsId, PeerId, Pin, PinInfoShort, PinOptions, Timestamp, TrackerStatus,
-    TrackerStatusFilter, RPC_PROTOCOL_VERSION, VERSION,
+    Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
+    PinInfoShort, PinOptions, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter, RPC_PROTOCOL_VERSION,
+    VERSION,
 };
 use http_body_util::{BodyExt, Empty};
 use hyper::header::HeaderMap;
@@ -135,6 +136,19 @@ fn make_id(i: usize) -> Id {
     }
 }
 
+fn make_metric(name: &str, i: usize) -> Metric {
+    Metric {
+        name: name.to_string(),
+        peer: peer(i),
+        value: format!("{}", 1000 * (i + 1)),
+        expire: 1_700_000_030_000_000_000,
+        valid: true,
+        weight: 1000 * (i as i64 + 1),
+        partitionable: false,
+        received_at: 1_700_000_000_000_000_000,
+    }
+}
+
 fn make_pin(i: usize) -> Pin {
     Pin::new(cid(i), PinOptions::default())
 }
@@ -165,6 +179,69 @@ impl RestBackend for Mock {
     async fn id(&self) -> Id {
         self.record("id".into());
         make_id(0)
+    }
+
+    async fn metric_names(&self) -> Vec<String> {
+        self.record("metric_names".into());
+        vec!["freespace".into(), "ping".into()]
+    }
+
+    async fn metrics(&self, name: String) -> Vec<Metric> {
+        self.record(format!("metrics {name}"));
+        vec![make_metric(&name, 0), make_metric(&name, 1)]
+    }
+
+    async fn alerts(&self) -> Vec<Alert> {
+        self.record("alerts".into());
+        vec![Alert {
+            metric: make_metric("ping", 2),
+            triggered_at: Timestamp::from_unix(1_700_000_000, 0),
+        }]
+    }
+
+    async fn connect_graph(&self) -> Result<ConnectGraph, ClusterError> {
+        self.record("graph".into());
+        self.take_failure()?;
+        Ok(ConnectGraph {
+            cluster_id: peer(0),
+            id_to_peername: BTreeMap::from([(peer(0).to_string(), "a".into())]),
+            ipfs_links: BTreeMap::from([("ipfs-0".into(), vec!["ipfs-1".into()])]),
+            cluster_links: BTreeMap::from([(peer(0).to_string(), vec![peer(1)])]),
+            cluster_trust_links: BTreeMap::from([(peer(0).to_string(), true)]),
+            cluster_to_ipfs: BTreeMap::from([(peer(0).to_string(), "ipfs-0".into())]),
+        })
+    }
+
+    async fn bandwidth(&self) -> BTreeMap<String, Bandwidth> {
+        self.record("bandwidth".into());
+        BTreeMap::from([(
+            "/ipfscluster/1.0/rpc".into(),
+            Bandwidth {
+                total_in: 10,
+                total_out: 20,
+                rate_in: 1.5,
+                rate_out: 2.5,
+            },
+        )])
+    }
+
+    async fn repo_gc(&self, local: bool) -> Result<GlobalRepoGc, ClusterError> {
+        self.record(format!("repo_gc local={local}"));
+        self.take_failure()?;
+        Ok(GlobalRepoGc {
+            peer_map: BTreeMap::from([(
+                peer(0).to_string(),
+                RepoGc {
+                    peer: peer(0),
+                    peername: "a".into(),
+                    keys: vec![RepoGcKey {
+                        key: Some(cid(3)),
+                        error: String::new(),
+                    }],
+                    error: String::new(),
+                },
+            )]),
+        })
     }
 
     async fn peers(&self) -> ResultStream<Id> {
@@ -292,14 +369,18 @@ impl Running {
 }
 
 fn start() -> Running {
-    let mock = Mock::new();
-    let config = RestServerConfig {
+    start_with(RestServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         headers: vec![
             ("X-Custom".into(), "yes".into()),
             ("Access-Control-Allow-Origin".into(), "*".into()),
         ],
-    };
+        ..RestServerConfig::default()
+    })
+}
+
+fn start_with(config: RestServerConfig) -> Running {
+    let mock = Mock::new();
     let server = RestServer::bind(config, mock.clone()).expect("bind");
     let addr = server.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
@@ -884,6 +965,7 @@ async fn invalid_configured_header_fails_bind() {
     let config = RestServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         headers: vec![("Bad Header".into(), "x".into())],
+        ..RestServerConfig::default()
     };
     let error = RestServer::bind(config, Mock::new()).unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
@@ -916,4 +998,268 @@ async fn shutdown_is_bounded_when_a_stream_never_ends() {
         .unwrap()
         .is_err());
     drop(tx);
+}
+
+#[tokio::test]
+async fn monitor_and_health_routes_have_go_shapes() {
+    let server = start();
+    let reply = send(server.addr, Method::GET, "/monitor/metrics").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json(), serde_json::json!(["freespace", "ping"]));
+
+    let reply = send(server.addr, Method::GET, "/monitor/metrics/freespace").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let metrics = reply.json();
+    assert_eq!(metrics.as_array().unwrap().len(), 2);
+    // Go's field order, checked on the raw text (serde_json's Value sorts keys).
+    let text = String::from_utf8(reply.body.to_vec()).unwrap();
+    let first = &text[..text.find('}').unwrap()];
+    let positions: Vec<usize> = [
+        "name",
+        "peer",
+        "value",
+        "expire",
+        "valid",
+        "weight",
+        "partitionable",
+        "received_at",
+    ]
+    .iter()
+    .map(|k| {
+        first
+            .find(&format!("\"{k}\":"))
+            .unwrap_or_else(|| panic!("{k} missing in {first}"))
+    })
+    .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "field order of {first}");
+    assert_eq!(metrics[0]["expire"], 1_700_000_030_000_000_000i64);
+
+    let reply = send(server.addr, Method::GET, "/health/alerts").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let alert = &reply.json()[0];
+    assert_eq!(alert["name"], "ping");
+    assert!(alert["triggered_at"].as_str().unwrap().starts_with("2023-11-14T"));
+
+    let reply = send(server.addr, Method::GET, "/health/graph").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let graph = reply.json();
+    assert_eq!(graph["cluster_id"], peer(0).to_string());
+    assert_eq!(graph["cluster_links"][peer(0).to_string()][0], peer(1).to_string());
+    assert_eq!(graph["cluster_to_ipfs"][peer(0).to_string()], "ipfs-0");
+    assert_eq!(graph["ipfs_links"]["ipfs-0"][0], "ipfs-1");
+
+    let reply = send(server.addr, Method::GET, "/health/bandwidth").await;
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"/ipfscluster/1.0/rpc": {"total_in": 10, "total_out": 20, "rate_in": 1.5, "rate_out": 2.5}})
+    );
+
+    let reply = send(server.addr, Method::POST, "/ipfs/gc?local=true").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json()["peer_map"][peer(0).to_string()]["keys"][0]["key"],
+        cid(3).to_string()
+    );
+    let reply = send(server.addr, Method::GET, "/ipfs/gc").await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    let reply = send(server.addr, Method::POST, "/ipfs/gc?local=maybe").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    server.mock.fail_next(ClusterError::Internal("daemon gone".into()));
+    let reply = send(server.addr, Method::POST, "/ipfs/gc").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.json()["message"], "daemon gone");
+
+    assert_eq!(
+        server.mock.calls(),
+        vec![
+            "metric_names",
+            "metrics freespace",
+            "alerts",
+            "graph",
+            "bandwidth",
+            "repo_gc local=true",
+            "repo_gc local=false"
+        ]
+    );
+    server.stop().await;
+}
+
+fn with_auth() -> RestServerConfig {
+    RestServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        credentials: Some(Credentials(BTreeMap::from([(
+            "admin".to_string(),
+            "s3cret".to_string(),
+        )]))),
+        ..RestServerConfig::default()
+    }
+}
+
+fn basic(user_pass: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_pass))
+}
+
+#[tokio::test]
+async fn basic_auth_guards_every_route_but_health_and_options() {
+    let server = start_with(with_auth());
+    let reply = send(server.addr, Method::GET, "/id").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"code": 401, "message": "unauthorized: no auth provided"})
+    );
+    let challenges: Vec<&str> = reply
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        challenges,
+        [
+            r#"Basic realm="Restricted IPFS Cluster API""#,
+            r#"Bearer realm="Restricted IPFS Cluster API", error="invalid_token""#
+        ]
+    );
+
+    let wrong = basic("admin:nope");
+    let reply = try_send(server.addr, Method::GET, "/id", &[("authorization", &wrong)])
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.json()["message"], "unauthorized: access denied");
+
+    let good = basic("admin:s3cret");
+    let reply = try_send(server.addr, Method::GET, "/id", &[("authorization", &good)])
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+
+    // Open without credentials.
+    assert_eq!(
+        send(server.addr, Method::GET, "/health").await.status,
+        StatusCode::NO_CONTENT
+    );
+    // Unknown routes are guarded too (no probing without credentials).
+    assert_eq!(
+        send(server.addr, Method::GET, "/nope").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(server.mock.calls(), vec!["id"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn token_from_basic_auth_works_as_bearer() {
+    let server = start_with(with_auth());
+    let good = basic("admin:s3cret");
+    let reply = try_send(server.addr, Method::POST, "/token", &[("authorization", &good)])
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    let token = reply.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
+    let bearer = format!("Bearer {token}");
+    let reply = try_send(server.addr, Method::GET, "/version", &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+
+    let reply = try_send(
+        server.addr,
+        Method::GET,
+        "/version",
+        &[("authorization", "Bearer e30.e30.AAAA")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.json()["message"], "unauthorized: invalid token");
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some(r#"Bearer realm="Restricted IPFS Cluster API", error="invalid_token""#)
+    );
+    server.stop().await;
+
+    // Without configured credentials there is nothing to issue tokens for.
+    let open = start();
+    let reply = send(open.addr, Method::POST, "/token").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.json()["message"], "unauthorized");
+    open.stop().await;
+}
+
+#[tokio::test]
+async fn cors_preflight_and_exposed_headers() {
+    let mut config = with_auth();
+    config.cors = CorsConfig {
+        allowed_methods: vec!["GET".into(), "POST".into()],
+        allowed_headers: vec!["Authorization".into()],
+        max_age: Duration::from_secs(60),
+        ..CorsConfig::default()
+    };
+    let server = start_with(config);
+    // Preflights carry no credentials and are answered before authentication.
+    let reply = try_send(
+        server.addr,
+        Method::OPTIONS,
+        "/pins/abc",
+        &[
+            ("origin", "https://ui.example"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "authorization"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(reply.header("access-control-allow-origin"), Some("https://ui.example"));
+    assert_eq!(reply.header("access-control-allow-methods"), Some("POST"));
+    assert_eq!(reply.header("access-control-allow-headers"), Some("authorization"));
+    assert_eq!(reply.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(reply.header("access-control-max-age"), Some("60"));
+
+    // A method that is not allowed gets no allow headers.
+    let reply = try_send(
+        server.addr,
+        Method::OPTIONS,
+        "/pins/abc",
+        &[
+            ("origin", "https://ui.example"),
+            ("access-control-request-method", "DELETE"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+
+    let good = basic("admin:s3cret");
+    let reply = try_send(
+        server.addr,
+        Method::GET,
+        "/version",
+        &[("origin", "https://ui.example"), ("authorization", &good)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("access-control-allow-origin"), Some("https://ui.example"));
+    assert_eq!(
+        reply.header("access-control-expose-headers"),
+        Some("Content-Type, X-Stream-Output, X-Chunked-Output, X-Content-Length")
+    );
+    // A 401 still carries CORS headers, so the browser can show why.
+    let reply = try_send(
+        server.addr,
+        Method::GET,
+        "/version",
+        &[("origin", "https://ui.example")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.header("access-control-allow-origin"), Some("https://ui.example"));
+    server.stop().await;
 }

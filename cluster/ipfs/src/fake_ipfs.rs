@@ -16,7 +16,7 @@ use cluster_types::{Cid, IpfsId};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-use crate::{IpfsConnector, IpfsError, IpfsPinType, RepoStat};
+use crate::{GcEntry, IpfsConnector, IpfsError, IpfsPinType, RepoStat};
 
 /// The version string the fake reports (`version`); a valid semver pre-release.
 pub(crate) const FAKE_VERSION: &str = "0.29.0-fake";
@@ -363,6 +363,18 @@ impl IpfsConnector for FakeIpfs {
     async fn version(&self) -> Result<String, IpfsError> {
         self.enter("version").await?;
         Ok(FAKE_VERSION.into())
+    }
+
+    async fn repo_gc(&self) -> Result<Vec<GcEntry>, IpfsError> {
+        self.enter("repo_gc").await?;
+        // Blocks of pinned CIDs stay; everything else the fake holds goes.
+        let mut state = self.lock();
+        let pinned: BTreeSet<Cid> = state.pins.keys().copied().collect();
+        let removed: Vec<Cid> = state.blocks.iter().filter(|c| !pinned.contains(c)).copied().collect();
+        for cid in &removed {
+            state.blocks.remove(cid);
+        }
+        Ok(removed.into_iter().map(GcEntry::Removed).collect())
     }
 }
 

@@ -38,7 +38,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 
 use crate::fake_ipfs::FAKE_VERSION;
-use crate::{FakeIpfs, IpfsConnector, IpfsError, IpfsPinType};
+use crate::{FakeIpfs, GcEntry, IpfsConnector, IpfsError, IpfsPinType};
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -49,7 +49,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(50);
 /// Lines per body chunk of a streamed `pin/ls`.
 const PIN_LS_LINES_PER_CHUNK: usize = 1000;
 /// The endpoints served; any other path is a 404.
-const ENDPOINTS: [&str; 9] = [
+const ENDPOINTS: [&str; 10] = [
     "id",
     "version",
     "pin/add",
@@ -59,6 +59,7 @@ const ENDPOINTS: [&str; 9] = [
     "swarm/peers",
     "add",
     "block/put",
+    "repo/gc",
 ];
 
 /// A running fake Kubo daemon; stops on [`FakeKuboServer::shutdown`] or when dropped.
@@ -173,6 +174,7 @@ async fn handle(fake: Arc<FakeIpfs>, request: Request<Incoming>) -> Reply {
         "pin/ls" => pin_ls(&fake, &query).await,
         "repo/stat" => repo_stat(&fake, &query).await,
         "swarm/peers" => swarm_peers(&fake).await,
+        "repo/gc" => repo_gc(&fake).await,
         "add" | "block/put" => upload(&fake, endpoint, &query, request).await,
         _ => Ok(error_reply(StatusCode::NOT_FOUND, 3, "Not Found")),
     }
@@ -357,6 +359,23 @@ async fn repo_stat(fake: &FakeIpfs, query: &Query) -> Reply {
                 "RepoPath": "/fake-kubo",
                 "Version": "fs-repo@16",
             })))
+        }
+        Err(e) => fake_error(e),
+    }
+}
+
+/// `repo/gc`: one `{"Key":{"/":cid}}` line per removed block, as Kubo streams them.
+async fn repo_gc(fake: &FakeIpfs) -> Reply {
+    match fake.repo_gc().await {
+        Ok(entries) => {
+            let frames: Vec<Frame<Bytes>> = entries
+                .into_iter()
+                .map(|entry| match entry {
+                    GcEntry::Removed(cid) => Frame::data(line(&json!({"Key": {"/": cid.to_string()}}))),
+                    GcEntry::Error(message) => Frame::data(line(&json!({"Error": message}))),
+                })
+                .collect();
+            Ok(stream_reply(futures::stream::iter(frames)))
         }
         Err(e) => fake_error(e),
     }

@@ -34,7 +34,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer};
 
 use crate::json_stream::JsonStreamDecoder;
-use crate::{IpfsConnector, IpfsError, IpfsPinType, RepoStat};
+use crate::{GcEntry, IpfsConnector, IpfsError, IpfsPinType, RepoStat};
 
 /// Retries of an idempotent read that could not reach the daemon (so at most 4 attempts).
 const READ_RETRIES: u32 = 3;
@@ -864,6 +864,49 @@ impl IpfsConnector for KuboConnector {
     async fn version(&self) -> Result<String, IpfsError> {
         let reply: VersionReply = self.read_one("version", &[]).await?;
         Ok(reply.version)
+    }
+
+    async fn repo_gc(&self) -> Result<Vec<GcEntry>, IpfsError> {
+        // Not retried: a GC is not idempotent in what it reports. Go's `repogc_timeout` is 24 h.
+        let lines = self.call_values::<RepoGcLine>("repo/gc", &[], REPO_GC_TIMEOUT).await?;
+        lines
+            .into_iter()
+            .filter_map(|line| match (line.key, line.error) {
+                (_, Some(error)) if !error.is_empty() => Some(Ok(GcEntry::Error(error))),
+                (Some(key), _) => Some(
+                    key.cid
+                        .parse::<Cid>()
+                        .map(GcEntry::Removed)
+                        .map_err(|e| decode_error("repo/gc", format!("bad key {:?}: {e}", key.cid))),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Deadline of a repository GC (Go `repogc_timeout`).
+const REPO_GC_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// One line of `repo/gc`: `{"Key":{"/":"<cid>"}}` or `{"Error":"..."}`.
+#[derive(Deserialize)]
+struct RepoGcLine {
+    #[serde(rename = "Key", default)]
+    key: Option<CidLink>,
+    #[serde(rename = "Error", default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CidLink {
+    #[serde(rename = "/")]
+    cid: String,
+}
+
+impl StreamLine for RepoGcLine {
+    fn stream_error(&self) -> Option<&str> {
+        // Per-block errors are results, not a failed call.
+        None
     }
 }
 

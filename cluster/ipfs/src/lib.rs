@@ -81,4 +81,16 @@ pub trait IpfsConnector: Send + Sync + 'static {
 
     /// The daemon's version string.
     async fn version(&self) -> Result<String, IpfsError>;
+
+    /// Runs the repository garbage collector; one entry per removed block or per error met.
+    async fn repo_gc(&self) -> Result<Vec<GcEntry>, IpfsError>;
+}
+
+/// One line of a repository GC: a removed block, or an error the daemon reported for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GcEntry {
+    /// The block was removed.
+    Removed(Cid),
+    /// The daemon's error text.
+    Error(String),
 }

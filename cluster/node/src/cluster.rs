@@ -13,14 +13,15 @@ use cluster_consensus::{
     node_id_of, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, LeaderForwarder, MemberNode,
     NoTransport, RaftTransport, TransportFailure,
 };
-use cluster_ipfs::IpfsConnector;
+use cluster_ipfs::{GcEntry, IpfsConnector};
 use cluster_rpc::{RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Transport};
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};
 use cluster_tracker::{PinTracker, TrackerConfig};
 use cluster_types::{
-    Cid, ClusterError, GlobalPinInfo, Id, IpfsId, Metric, PeerId, Pin, PinInfoShort, PinOptions, PinType, Timestamp,
-    TrackerStatus, TrackerStatusFilter, RPC_PROTOCOL_VERSION, VERSION,
+    Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin, PinInfoShort,
+    PinOptions, PinType, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter, RPC_PROTOCOL_VERSION,
+    VERSION,
 };
 
 use crate::config::validate_replication;
@@ -30,6 +31,9 @@ use crate::{DataFolder, Identity, NodeConfig, NodeError};
 const STREAM_BUFFER: usize = 256;
 /// Deadline of one member's status answer (Go: 15 s).
 const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a member's repository GC may take when asked by another (Go `repogc_timeout`).
+const REPO_GC_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// How often the daemon is polled until it first answers.
 const IPFS_POLL: Duration = Duration::from_secs(1);
@@ -480,6 +484,118 @@ impl Cluster {
     /// Every member's latest metric named `name` that has not expired.
     pub fn fresh_metrics(&self, name: &str) -> Vec<Metric> {
         self.metrics.lock().expect("metrics lock").fresh(name, Timestamp::now())
+    }
+
+    /// The names of every metric this member has received, sorted.
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metrics.lock().expect("metrics lock").names()
+    }
+
+    /// Runs this member's daemon's repository GC; failures are reported inside the result.
+    pub async fn repo_gc_local(&self) -> RepoGc {
+        let mut result = RepoGc {
+            peer: self.identity.peer_id,
+            peername: self.config.peername.clone(),
+            keys: Vec::new(),
+            error: String::new(),
+        };
+        match self.ipfs.repo_gc().await {
+            Ok(entries) => {
+                result.keys = entries
+                    .into_iter()
+                    .map(|entry| match entry {
+                        GcEntry::Removed(cid) => RepoGcKey {
+                            key: Some(cid),
+                            error: String::new(),
+                        },
+                        GcEntry::Error(error) => RepoGcKey { key: None, error },
+                    })
+                    .collect();
+            }
+            Err(e) => result.error = e.to_string(),
+        }
+        result
+    }
+
+    /// Runs the repository GC on every member's daemon at once (Go `RepoGC`); a member that
+    /// cannot be reached is reported with its error.
+    pub async fn repo_gc_everywhere(&self) -> GlobalRepoGc {
+        let asks = self.members().into_iter().filter_map(|member| {
+            let peer = member.peer_id.parse::<PeerId>().ok()?;
+            Some(async move {
+                if peer == self.identity.peer_id {
+                    return self.repo_gc_local().await;
+                }
+                let answer = match &self.rpc {
+                    Some(rpc) => rpc.call(&member, RpcRequest::RepoGc, REPO_GC_TIMEOUT).await,
+                    None => Err(TransportFailure::Unreachable("no transport".into())),
+                };
+                match answer {
+                    Ok(RpcResponse::RepoGc(gc)) => gc,
+                    other => RepoGc {
+                        peer,
+                        peername: String::new(),
+                        keys: Vec::new(),
+                        error: match other {
+                            Err(e) => format!("{e:?}"),
+                            Ok(answer) => format!("unexpected answer {answer:?}"),
+                        },
+                    },
+                }
+            })
+        });
+        let results = futures::future::join_all(asks).await;
+        GlobalRepoGc {
+            peer_map: results.into_iter().map(|gc| (gc.peer.to_string(), gc)).collect(),
+        }
+    }
+
+    /// Who is connected to whom (Go `ConnectGraph`): every member answering `id` is linked to the
+    /// members it lists, and each daemon to its swarm peers.
+    pub async fn connect_graph(&self) -> ConnectGraph {
+        let ids = self.peers_list().await;
+        let mut graph = ConnectGraph {
+            cluster_id: self.identity.peer_id,
+            id_to_peername: BTreeMap::new(),
+            ipfs_links: BTreeMap::new(),
+            cluster_links: BTreeMap::new(),
+            cluster_trust_links: BTreeMap::new(),
+            cluster_to_ipfs: BTreeMap::new(),
+        };
+        let members = self.members();
+        for id in &ids {
+            let key = id.id.to_string();
+            graph.id_to_peername.insert(key.clone(), id.peername.clone());
+            // Every Raft member is trusted.
+            graph.cluster_trust_links.insert(key.clone(), true);
+            if !id.error.is_empty() {
+                continue;
+            }
+            let links: Vec<PeerId> = id.cluster_peers.iter().filter(|p| **p != id.id).copied().collect();
+            graph.cluster_links.insert(key.clone(), links);
+            if id.ipfs.id.is_empty() {
+                continue;
+            }
+            graph.cluster_to_ipfs.insert(key.clone(), id.ipfs.id.clone());
+            let swarm = if id.id == self.identity.peer_id {
+                self.ipfs.swarm_peers().await.map_err(|e| e.to_string())
+            } else {
+                match (&self.rpc, members.iter().find(|m| m.peer_id == key)) {
+                    (Some(rpc), Some(member)) => match rpc.call(member, RpcRequest::SwarmPeers, STATUS_TIMEOUT).await {
+                        Ok(RpcResponse::SwarmPeers(peers)) => peers,
+                        other => Err(format!("{other:?}")),
+                    },
+                    _ => Err("no transport".into()),
+                }
+            };
+            match swarm {
+                Ok(peers) => {
+                    graph.ipfs_links.insert(id.ipfs.id.clone(), peers);
+                }
+                Err(e) => tracing::debug!(peer = %key, "swarm peers for the graph: {e}"),
+            }
+        }
+        graph
     }
 
     /// Resolves once this member has been removed from the cluster.
@@ -1202,6 +1318,10 @@ impl RpcHandler for ClusterRpcHandler {
                 self.cluster.metrics.lock().expect("metrics lock").record(metric);
                 RpcResponse::PushMetric
             }
+            RpcRequest::RepoGc => RpcResponse::RepoGc(self.cluster.repo_gc_local().await),
+            RpcRequest::SwarmPeers => {
+                RpcResponse::SwarmPeers(self.cluster.ipfs.swarm_peers().await.map_err(|e| e.to_string()))
+            }
             request @ (RpcRequest::PeerAdd(_) | RpcRequest::PeerRemove(_)) => {
                 ClusterRpcHandler::serve_membership(&self.cluster, request).await
             }
@@ -1303,6 +1423,28 @@ impl RestBackend for Cluster {
 
     async fn peer_remove(&self, peer: PeerId) -> Result<(), ClusterError> {
         Cluster::peer_remove(self, peer).await
+    }
+
+    async fn metric_names(&self) -> Vec<String> {
+        Cluster::metric_names(self)
+    }
+
+    async fn metrics(&self, name: String) -> Vec<Metric> {
+        self.fresh_metrics(&name)
+    }
+
+    async fn connect_graph(&self) -> Result<ConnectGraph, ClusterError> {
+        Ok(Cluster::connect_graph(self).await)
+    }
+
+    async fn repo_gc(&self, local: bool) -> Result<GlobalRepoGc, ClusterError> {
+        if local {
+            let gc = self.repo_gc_local().await;
+            return Ok(GlobalRepoGc {
+                peer_map: BTreeMap::from([(gc.peer.to_string(), gc)]),
+            });
+        }
+        Ok(self.repo_gc_everywhere().await)
     }
 
     async fn peers(&self) -> ResultStream<Id> {

@@ -4,9 +4,11 @@
 //! the key. Keys we do not use (yet) are kept and reported as warnings, never as errors, so a
 //! Go deployment's file loads.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use cluster_api::{CorsConfig, Credentials};
 use cluster_consensus::RaftConfig;
 use cluster_types::{duration, tcp_address};
 use serde_json::{json, Map, Value};
@@ -42,6 +44,10 @@ pub struct NodeConfig {
     pub rest_listen: Option<String>,
     /// Extra headers on every REST response.
     pub rest_headers: Vec<(String, String)>,
+    /// `basic_auth_credentials`: users and passwords, `None` for no authentication.
+    pub rest_credentials: Option<Credentials>,
+    /// The REST API's `cors_*` keys.
+    pub rest_cors: CorsConfig,
     /// IPFS daemon RPC address (`host:port`).
     pub ipfs_node_address: String,
     /// Deadline of an ordinary IPFS call.
@@ -133,7 +139,17 @@ const SECTIONS: &[SectionKeys] = &[
     SectionKeys {
         path: &["api", "restapi"],
         env_prefix: "CLUSTER_RESTAPI_",
-        used: &["http_listen_multiaddress", "headers"],
+        used: &[
+            "http_listen_multiaddress",
+            "headers",
+            "basic_auth_credentials",
+            "cors_allowed_origins",
+            "cors_allowed_methods",
+            "cors_allowed_headers",
+            "cors_exposed_headers",
+            "cors_allow_credentials",
+            "cors_max_age",
+        ],
         go_only: &[
             "ssl_cert_file",
             "ssl_key_file",
@@ -145,14 +161,7 @@ const SECTIONS: &[SectionKeys] = &[
             "libp2p_listen_multiaddress",
             "id",
             "private_key",
-            "basic_auth_credentials",
             "http_log_file",
-            "cors_allowed_origins",
-            "cors_allowed_methods",
-            "cors_allowed_headers",
-            "cors_exposed_headers",
-            "cors_allow_credentials",
-            "cors_max_age",
         ],
     },
     SectionKeys {
@@ -441,6 +450,36 @@ impl ServiceConfig {
             }
             Some(_) => return Err(r.error(&rest, "headers", "must be an object")),
         };
+        let rest_credentials = match lookup(&self.json, &rest).and_then(|v| v.get("basic_auth_credentials")) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) if map.is_empty() => {
+                return Err(r.error(
+                    &rest,
+                    "basic_auth_credentials",
+                    "is empty: list users and passwords, or set it to null to turn authentication off",
+                ))
+            }
+            Some(Value::Object(map)) => {
+                let mut users = BTreeMap::new();
+                for (user, password) in map {
+                    let password = password
+                        .as_str()
+                        .ok_or_else(|| r.error(&rest, "basic_auth_credentials", "passwords must be strings"))?;
+                    users.insert(user.clone(), password.to_string());
+                }
+                Some(Credentials(users))
+            }
+            Some(_) => return Err(r.error(&rest, "basic_auth_credentials", "must be an object or null")),
+        };
+        let cors_defaults = CorsConfig::default();
+        let rest_cors = CorsConfig {
+            allowed_origins: r.strings(&rest, "cors_allowed_origins", &as_strs(&cors_defaults.allowed_origins))?,
+            allowed_methods: r.strings(&rest, "cors_allowed_methods", &as_strs(&cors_defaults.allowed_methods))?,
+            allowed_headers: r.strings(&rest, "cors_allowed_headers", &[])?,
+            exposed_headers: r.strings(&rest, "cors_exposed_headers", &as_strs(&cors_defaults.exposed_headers))?,
+            allow_credentials: r.bool(&rest, "cors_allow_credentials", true)?,
+            max_age: r.duration(&rest, "cors_max_age", Duration::ZERO)?,
+        };
         let ipfs_multiaddress = r.string(&ipfs, "node_multiaddress", "/ip4/127.0.0.1/tcp/5001")?;
         let ipfs_node_address = tcp_address(&ipfs_multiaddress).map_err(|m| r.error(&ipfs, "node_multiaddress", &m))?;
 
@@ -462,6 +501,8 @@ impl ServiceConfig {
             init_peerset: r.strings(&raft, "init_peerset", &[])?,
             rest_listen,
             rest_headers,
+            rest_credentials,
+            rest_cors,
             ipfs_node_address,
             ipfs_request_timeout: r.positive_duration(&ipfs, "ipfs_request_timeout", Duration::from_secs(300))?,
             ipfs_pin_timeout: r.positive_duration(&ipfs, "pin_timeout", Duration::from_secs(120))?,
@@ -778,6 +819,10 @@ impl Reader<'_> {
     }
 }
 
+fn as_strs(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -902,6 +947,31 @@ mod tests {
         let warnings = config.warnings();
         assert_eq!(warnings.len(), 4, "{warnings:?}");
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn rest_auth_and_cors_keys_are_read() {
+        let config = parse(&ServiceConfig::default_json("p", SECRET)).unwrap();
+        assert!(config.rest_credentials.is_none());
+        assert_eq!(config.rest_cors, CorsConfig::default());
+
+        let mut json = ServiceConfig::default_json("p", SECRET);
+        json["api"]["restapi"]["basic_auth_credentials"] = json!({"admin": "pw"});
+        json["api"]["restapi"]["cors_allowed_methods"] = json!(["GET", "POST"]);
+        json["api"]["restapi"]["cors_max_age"] = json!("10m0s");
+        let config = parse(&json).unwrap();
+        assert_eq!(
+            config.rest_credentials.unwrap().0.get("admin").map(String::as_str),
+            Some("pw")
+        );
+        assert_eq!(config.rest_cors.allowed_methods, ["GET", "POST"]);
+        assert_eq!(config.rest_cors.max_age, Duration::from_secs(600));
+
+        json["api"]["restapi"]["basic_auth_credentials"] = json!({});
+        let err = parse(&json).unwrap_err().to_string();
+        assert!(err.contains("api.restapi.basic_auth_credentials"), "{err}");
+        json["api"]["restapi"]["basic_auth_credentials"] = json!({"admin": 5});
+        assert!(parse(&json).is_err());
     }
 
     #[test]

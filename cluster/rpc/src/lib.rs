@@ -20,7 +20,7 @@ pub use sim_transport::SimTransport;
 use std::time::Duration;
 
 use cluster_consensus::{Command, CommandResponse, MemberNode, NodeId, TransportFailure, TypeConfig};
-use cluster_types::{Cid, ClusterError, Id, Metric, PeerId, PinInfo};
+use cluster_types::{Cid, ClusterError, Id, Metric, PeerId, PinInfo, RepoGc};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
@@ -52,6 +52,10 @@ pub enum RpcRequest {
     PeerRemove(PeerId),
     /// A member's metric about itself (Go publishes them on pubsub; we send them to each member).
     PushMetric(Metric),
+    /// Run the repository GC of the member's IPFS daemon (Go `IPFSConnector.RepoGC`).
+    RepoGc,
+    /// The IPFS peers the member's daemon is connected to (Go `IPFSConnector.SwarmPeers`).
+    SwarmPeers,
 }
 
 /// The answer to an [`RpcRequest`], variant for variant.
@@ -78,6 +82,10 @@ pub enum RpcResponse {
     PeerRemove(Result<(), ClusterError>),
     /// The metric was recorded.
     PushMetric,
+    /// The member's GC result (errors inside).
+    RepoGc(RepoGc),
+    /// The daemon's swarm peers, or why they could not be listed.
+    SwarmPeers(Result<Vec<String>, String>),
 }
 
 /// Serves requests from other members.

@@ -162,6 +162,10 @@ impl IpfsConnector for TestIpfs {
     async fn version(&self) -> Result<String, IpfsError> {
         Ok("0.0.0-test".into())
     }
+
+    async fn repo_gc(&self) -> Result<Vec<cluster_ipfs::GcEntry>, IpfsError> {
+        Ok(Vec::new())
+    }
 }
 
 fn me() -> PeerId {

@@ -8,7 +8,8 @@
 //! - [`PinOptions`], [`Pin`], [`PinMode`], [`PinType`]: what the shared pinset holds.
 //! - [`TrackerStatus`], [`TrackerStatusFilter`], [`PinInfoShort`], [`PinInfo`], [`GlobalPinInfo`]:
 //!   what trackers report.
-//! - [`Id`], [`IpfsId`], [`Version`], [`ApiError`], [`Metric`], [`Alert`]: the rest of the REST surface.
+//! - [`Id`], [`IpfsId`], [`Version`], [`ApiError`], [`Metric`], [`Alert`], [`ConnectGraph`],
+//!   [`GlobalRepoGc`], [`Bandwidth`]: the rest of the REST surface.
 //! - [`ClusterError`]: why an operation failed, with its REST status code.
 //!
 //! This crate does no IO.
@@ -18,6 +19,7 @@ mod api_error;
 mod cid;
 mod cluster_error;
 pub mod duration;
+mod health;
 mod id;
 mod metric;
 mod peer_id;
@@ -31,6 +33,7 @@ mod version;
 pub use crate::api_error::ApiError;
 pub use crate::cid::{Cid, CidError};
 pub use crate::cluster_error::ClusterError;
+pub use crate::health::{Bandwidth, ConnectGraph, GlobalRepoGc, RepoGc, RepoGcKey};
 pub use crate::id::{Id, IpfsId};
 pub use crate::metric::{Alert, Metric};
 pub use crate::peer_id::{PeerId, PeerIdError};
