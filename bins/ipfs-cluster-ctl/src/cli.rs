@@ -77,7 +77,9 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = GLOBAL, env = "CLUSTER_CREDENTIALS", hide_env_values = true)]
     pub basic_auth: Option<String>,
     /// force HTTP. only valid when using BasicAuth
-    #[arg(short = 'f', long, global = true, help_heading = GLOBAL)]
+    // Not global (Go's global flags come before the command too): `health graph -f <file>`
+    // needs the short name.
+    #[arg(short = 'f', long, help_heading = GLOBAL)]
     pub force_http: bool,
     /// print the version
     #[arg(short = 'v', long)]
@@ -118,6 +120,74 @@ pub enum Command {
         long_about = "Retrieve cluster version.\n\nThis command retrieves the IPFS Cluster version and can be used\nto check that it matches the CLI version (shown by -v)."
     )]
     Version,
+    /// Cluster monitoring information
+    Health {
+        /// What to show.
+        #[command(subcommand)]
+        command: HealthCommand,
+    },
+    /// Manage IPFS daemon
+    Ipfs {
+        /// What to do.
+        #[command(subcommand)]
+        command: IpfsCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
+    #[command(
+        long_about = "Print a shell completion script.\n\nFor bash: ipfs-cluster-ctl completion bash > /etc/bash_completion.d/ipfs-cluster-ctl\nFor zsh: ipfs-cluster-ctl completion zsh > \"${fpath[1]}/_ipfs-cluster-ctl\"\nFor fish: ipfs-cluster-ctl completion fish > ~/.config/fish/completions/ipfs-cluster-ctl.fish"
+    )]
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `health` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HealthCommand {
+    /// create a graph displaying connectivity of cluster peers
+    #[command(
+        long_about = "create a graph displaying connectivity of cluster peers.\n\nThis command queries all connected cluster peers and their ipfs peers to generate a\ngraph of the connections. Output is a dot file encoding the cluster's connection state."
+    )]
+    Graph {
+        /// writes to an output file instead of stdout
+        #[arg(short = 'f', long, default_value = "")]
+        file: String,
+        /// causes the graph to mark nodes for ipfs peers not directly in the cluster
+        #[arg(long = "all-ipfs-peers")]
+        all_ipfs_peers: bool,
+    },
+    /// List latest metrics logged by this peer
+    #[command(
+        long_about = "List latest metrics logged by this peer.\n\nThis commands displays the latest valid metrics of the given type logged\nby this peer for all current cluster peers. If no argument is given, the\nnames of the available metrics are listed."
+    )]
+    Metrics {
+        /// The metric name; none lists the names.
+        #[arg(value_name = "metric name")]
+        name: Option<String>,
+    },
+    /// List the latest expired metric alerts
+    #[command(
+        long_about = "List the latest expired metric alerts.\n\nThis command provides a list of \"alerts\" that the cluster has seen.\n\nAn alert is triggered when one of the metrics seen for a peer expires, and no\nnew metrics have been received."
+    )]
+    Alerts,
+    /// Show bandwidth statistics
+    Bandwidth,
+}
+
+/// `ipfs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IpfsCommand {
+    /// run garbage collection on IPFS repos of cluster peers
+    #[command(
+        long_about = "run garbage collection on IPFS repos of cluster peers.\n\nThis command will instruct current Cluster peers to run \"repo gc\" on their\nrespective IPFS daemons.\n\nWhen --local flag is passed, it will garbage collect only on the local IPFS\ndeamon, otherwise on all IPFS daemons."
+    )]
+    Gc {
+        /// run garbage collection only on the local ipfs daemon
+        #[arg(long)]
+        local: bool,
+    },
 }
 
 /// `peers` subcommands.
@@ -151,6 +221,41 @@ pub enum PinCommand {
     /// List items in the cluster pinset
     #[command(long_about = PIN_LS_DESCRIPTION)]
     Ls(PinLsArgs),
+    /// Pin a new item based on an existing one
+    #[command(long_about = PIN_UPDATE_DESCRIPTION)]
+    Update(PinUpdateArgs),
+}
+
+const PIN_UPDATE_DESCRIPTION: &str = "\
+Pin a new item based on an existing one.
+
+This command will pin a new item to the cluster, using the same options
+(replication factors, allocations, ...) as an existing pin. The new item
+is allocated to the same peers as the existing one, which makes the
+update fast when the two share most of their blocks. The existing pin
+is not removed.";
+
+/// Flags of `pin update`.
+#[derive(Debug, Args)]
+pub struct PinUpdateArgs {
+    /// The CID of the existing pin.
+    #[arg(value_name = "from-CID")]
+    pub from: String,
+    /// The CID or IPFS path to pin in its place.
+    #[arg(value_name = "to-CID|Path")]
+    pub to: String,
+    /// Sets a name for this updated pin
+    #[arg(short = 'n', long, default_value = "")]
+    pub name: String,
+    /// Duration after which the pin should be unpinned automatically after updating
+    #[arg(long)]
+    pub expire_in: Option<String>,
+    /// Prevents fetching pin status after updating (faster, quieter)
+    #[arg(long = "no-status", visible_alias = "ns")]
+    pub no_status: bool,
+    /// The --wait family.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 const PIN_ADD_DESCRIPTION: &str = "\

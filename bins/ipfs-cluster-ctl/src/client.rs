@@ -122,6 +122,11 @@ fn escape_path(path: &str) -> String {
     out
 }
 
+/// Percent-encodes one path segment (a metric name may hold `/` or `:`).
+pub fn escape_segment(segment: &str) -> String {
+    escape_path(segment).replace('/', "%2F")
+}
+
 fn escape_query(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

@@ -6,12 +6,16 @@ use std::io::Write;
 use std::time::Duration;
 
 use cluster_types::{
-    Cid, GlobalPinInfo, Id, PeerId, Pin, PinMode, PinOptions, Timestamp, TrackerStatus, TrackerStatusFilter, Version,
+    Alert, Bandwidth, Cid, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, PeerId, Pin, PinMode, PinOptions,
+    Timestamp, TrackerStatus, TrackerStatusFilter, Version,
 };
 use http::Method;
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, Encoding, PeersCommand, PinAddArgs, PinCommand, PinRmArgs, WaitArgs};
+use crate::cli::{
+    Cli, Command, Encoding, HealthCommand, IpfsCommand, PeersCommand, PinAddArgs, PinCommand, PinRmArgs, PinUpdateArgs,
+    WaitArgs,
+};
 use crate::client::{self, Client, ClientConfig};
 use crate::error::CtlError;
 use crate::format::{self, TextFormat};
@@ -39,6 +43,13 @@ impl<W: Write> Output<W> {
             Encoding::Text => item.to_text(),
             Encoding::Json => format::json_text(item).map_err(|e| CtlError::local("generating json output", e))?,
         };
+        self.writer
+            .write_all(text.as_bytes())
+            .map_err(|e| CtlError::local("writing output", e))
+    }
+
+    /// Writes text as is, whatever the encoding (`health graph` prints a dot file).
+    pub fn write_raw(&mut self, text: &str) -> Result<(), CtlError> {
         self.writer
             .write_all(text.as_bytes())
             .map_err(|e| CtlError::local("writing output", e))
@@ -129,6 +140,54 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
         Command::Pin {
             command: PinCommand::Rm(args),
         } => pin_rm(client, out, args).await,
+        Command::Pin {
+            command: PinCommand::Update(args),
+        } => pin_update(client, out, args).await,
+        Command::Health {
+            command: HealthCommand::Metrics { name: None },
+        } => {
+            let names: Vec<String> = client.call(Method::GET, "/monitor/metrics").await?.unwrap_or_default();
+            out.emit(&names)
+        }
+        Command::Health {
+            command: HealthCommand::Metrics { name: Some(name) },
+        } => {
+            let path = format!("/monitor/metrics/{}", client::escape_segment(name));
+            let metrics: Vec<Metric> = client.call(Method::GET, &path).await?.unwrap_or_default();
+            metrics.iter().try_for_each(|m| out.emit(m))
+        }
+        Command::Health {
+            command: HealthCommand::Alerts,
+        } => {
+            let alerts: Vec<Alert> = client.call(Method::GET, "/health/alerts").await?.unwrap_or_default();
+            alerts.iter().try_for_each(|a| out.emit(a))
+        }
+        Command::Health {
+            command: HealthCommand::Bandwidth,
+        } => {
+            let bandwidth: BTreeMap<String, Bandwidth> =
+                client.call(Method::GET, "/health/bandwidth").await?.unwrap_or_default();
+            out.emit(&bandwidth)
+        }
+        Command::Health {
+            command: HealthCommand::Graph { file, all_ipfs_peers },
+        } => {
+            let graph: ConnectGraph = required(client.call(Method::GET, "/health/graph").await?)?;
+            let dot = format::graph_dot(&graph, *all_ipfs_peers);
+            if file.is_empty() {
+                out.write_raw(&dot)
+            } else {
+                std::fs::write(file, dot).map_err(|e| CtlError::local(&format!("writing {file}"), e))
+            }
+        }
+        Command::Ipfs {
+            command: IpfsCommand::Gc { local },
+        } => {
+            let gc: GlobalRepoGc = required(client.call(Method::POST, &format!("/ipfs/gc?local={local}")).await?)?;
+            out.emit(&gc)
+        }
+        // Printed before any client exists (see main.rs).
+        Command::Completion { .. } => Ok(()),
         Command::Pin {
             command: PinCommand::Ls(args),
         } => match &args.cid {
@@ -282,6 +341,44 @@ async fn pin_add<W: Write>(client: &Client, out: &mut Output<W>, args: &PinAddAr
         wait_timeout,
     )
     .await
+}
+
+/// `pin update <from> <to>`: pins `to` with `pin-update=<from>`, so the cluster copies the
+/// existing pin's options and allocations (Go's `pin update` action).
+async fn pin_update<W: Write>(client: &Client, out: &mut Output<W>, args: &PinUpdateArgs) -> Result<(), CtlError> {
+    let from = parse_cid(&args.from)?;
+    let wait_timeout = parse_wait_timeout(args.wait.wait_timeout.as_deref())?;
+    let mut expire_at = Timestamp::ZERO;
+    if let Some(text) = args.expire_in.as_deref().filter(|t| !t.is_empty()) {
+        let duration = cluster_types::duration::parse(text).map_err(|e| CtlError::local("parsing expire-in", e))?;
+        expire_at = Timestamp::now().add(duration);
+    }
+    let options = PinOptions {
+        name: args.name.clone(),
+        expire_at,
+        pin_update: Some(from),
+        user_allocations: Some(Vec::new()),
+        ..PinOptions::default()
+    };
+    let path = client::pin_path(&args.to, &options).map_err(|e| CtlError::local("parsing path", e))?;
+    let pin: Pin = required(client.call(Method::POST, &path).await?)?;
+    after_pin(
+        client,
+        out,
+        pin,
+        TrackerStatus::Pinned,
+        args.no_status,
+        &args.wait,
+        wait_timeout,
+    )
+    .await
+}
+
+/// `completion <shell>`: the completion script for `shell`.
+pub fn completion<W: Write>(shell: clap_complete::Shell, writer: &mut W) {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "ipfs-cluster-ctl", writer);
 }
 
 async fn pin_rm<W: Write>(client: &Client, out: &mut Output<W>, args: &PinRmArgs) -> Result<(), CtlError> {

@@ -4,9 +4,13 @@
 //! Times print as our [`cluster_types::Timestamp`] keeps them, in UTC; Go prints them in the offset
 //! the server sent (a Go server uses its local zone), so only the zone can differ.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use cluster_types::{ApiError, GlobalPinInfo, Id, Pin, PinMode, PinType, Timestamp, Version};
+use cluster_types::{
+    Alert, ApiError, Bandwidth, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, Pin, PinMode, PinType,
+    Timestamp, Version,
+};
 use serde::Serialize;
 
 /// Something with a Go text layout.
@@ -409,6 +413,354 @@ mod tests {
         assert_eq!(
             json_text(&error).unwrap(),
             "{\n    \"code\": 500,\n    \"message\": \"boom\"\n}\n"
+        );
+    }
+}
+
+impl TextFormat for Metric {
+    fn to_text(&self) -> String {
+        metric_text(self, Timestamp::now())
+    }
+}
+
+impl TextFormat for Alert {
+    fn to_text(&self) -> String {
+        alert_text(self, Timestamp::now())
+    }
+}
+
+impl TextFormat for GlobalRepoGc {
+    fn to_text(&self) -> String {
+        repo_gc_text(self)
+    }
+}
+
+/// A metric name list (`health metrics` without a name): one per line.
+impl TextFormat for Vec<String> {
+    fn to_text(&self) -> String {
+        self.iter().map(|name| format!("{name}\n")).collect()
+    }
+}
+
+/// `health bandwidth`: one line per protocol, sorted (Go's `textFormatPrintBandwidthByProtocol`).
+impl TextFormat for BTreeMap<String, Bandwidth> {
+    fn to_text(&self) -> String {
+        let mut out = String::new();
+        for (protocol, b) in self {
+            let _ = writeln!(
+                out,
+                "{protocol:>25}: In: {:>7}. Out: {:>7}. RateIn: {:.2}B/s. RateOut: {:.2}B/s",
+                humanize_bytes(b.total_in.max(0) as u64),
+                humanize_bytes(b.total_out.max(0) as u64),
+                b.rate_in,
+                b.rate_out
+            );
+        }
+        out
+    }
+}
+
+/// `textFormatPrintMetric`: `<peer> | <name>: <value> | Expires in: <relative>`; free space
+/// prints as a human size.
+pub fn metric_text(metric: &Metric, now: Timestamp) -> String {
+    let value = if metric.name == "freespace" && metric.weight > 0 {
+        humanize_bytes(metric.weight as u64)
+    } else {
+        metric.value.clone()
+    };
+    format!(
+        "{} | {}: {} | Expires in: {}\n",
+        metric.peer,
+        metric.name,
+        value,
+        humanize_time(metric.expire, now.unix_nanos())
+    )
+}
+
+/// `textFormatPrintAlert`.
+pub fn alert_text(alert: &Alert, now: Timestamp) -> String {
+    format!(
+        "{}: {}. Expired at: {}. Triggered at: {}\n",
+        alert.metric.peer,
+        alert.metric.name,
+        humanize_time(alert.metric.expire, now.unix_nanos()),
+        humanize_time(alert.triggered_at.unix_nanos(), now.unix_nanos())
+    )
+}
+
+/// `textFormatPrintGlobalRepoGC`: per member (sorted by peer id, shown by name when it has
+/// one), the removed CIDs and errors.
+pub fn repo_gc_text(gc: &GlobalRepoGc) -> String {
+    let mut out = String::new();
+    for (peer, result) in &gc.peer_map {
+        let who = if result.peername.is_empty() {
+            peer.as_str()
+        } else {
+            result.peername.as_str()
+        };
+        if result.error.is_empty() {
+            let _ = writeln!(out, "{who:<15}");
+        } else {
+            let _ = writeln!(out, "{who:<15} | ERROR: {}", result.error);
+        }
+        out.push_str("  > CIDs:\n");
+        for key in &result.keys {
+            if !key.error.is_empty() {
+                let _ = writeln!(out, "    - ERROR: {}", key.error);
+            } else if let Some(cid) = &key.key {
+                let _ = writeln!(out, "    - {cid}");
+            }
+        }
+    }
+    out
+}
+
+/// go-humanize `Bytes`: SI units, one decimal below 10.
+pub fn humanize_bytes(size: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if size < 10 {
+        return format!("{size} B");
+    }
+    let exponent = ((size as f64).ln() / 1000f64.ln()).floor() as usize;
+    let exponent = exponent.min(UNITS.len() - 1);
+    let value = (size as f64 / 1000f64.powi(exponent as i32) * 10.0 + 0.5).floor() / 10.0;
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[exponent])
+    } else {
+        format!("{value:.0} {}", UNITS[exponent])
+    }
+}
+
+/// go-humanize `Time`: how far `then` is from `now`, as "3 minutes ago" or "30 seconds from now".
+pub fn humanize_time(then_nanos: i64, now_nanos: i64) -> String {
+    const SECOND: i64 = 1;
+    const MINUTE: i64 = 60;
+    const HOUR: i64 = 60 * MINUTE;
+    const DAY: i64 = 24 * HOUR;
+    const WEEK: i64 = 7 * DAY;
+    const MONTH: i64 = 30 * DAY;
+    const YEAR: i64 = 12 * MONTH;
+    let (seconds, label) = if then_nanos <= now_nanos {
+        ((now_nanos - then_nanos) / 1_000_000_000, "ago")
+    } else {
+        ((then_nanos - now_nanos) / 1_000_000_000, "from now")
+    };
+    // (below this many seconds, format, divisor); a divisor of 0 prints the format as is.
+    let magnitudes: [(i64, &str, i64); 16] = [
+        (SECOND, "now", 0),
+        (2 * SECOND, "1 second", 0),
+        (MINUTE, "seconds", SECOND),
+        (2 * MINUTE, "1 minute", 0),
+        (HOUR, "minutes", MINUTE),
+        (2 * HOUR, "1 hour", 0),
+        (DAY, "hours", HOUR),
+        (2 * DAY, "1 day", 0),
+        (WEEK, "days", DAY),
+        (2 * WEEK, "1 week", 0),
+        (MONTH, "weeks", WEEK),
+        (2 * MONTH, "1 month", 0),
+        (YEAR, "months", MONTH),
+        (18 * MONTH, "1 year", 0),
+        (2 * YEAR, "2 years", 0),
+        (37 * YEAR, "years", YEAR),
+    ];
+    for (limit, text, divisor) in magnitudes {
+        if seconds < limit {
+            return match (text, divisor) {
+                ("now", _) => "now".to_string(),
+                (text, 0) => format!("{text} {label}"),
+                (unit, divisor) => format!("{} {unit} {label}", seconds / divisor),
+            };
+        }
+    }
+    format!("a long while {label}")
+}
+
+/// `health graph`: the connectivity graph as the Graphviz dot file Go's `graph.go` writes:
+/// cluster peers (self with a double border), then IPFS daemons, then the edges among peers,
+/// from peers to their daemons (dotted when the daemon could not be reached) and among
+/// daemons. Without `all_ipfs_peers`, only daemons of cluster members are drawn. Like Go, no
+/// newline after the closing brace.
+pub fn graph_dot(graph: &ConnectGraph, all_ipfs_peers: bool) -> String {
+    fn shorten(id: &str) -> String {
+        if id.len() <= 8 || !id.is_ascii() {
+            return id.to_string();
+        }
+        format!("{}*{}", &id[..2], &id[id.len() - 6..])
+    }
+    fn node(name: &str, first: &str, second: &str, group: &str, color: &str, shape: &str, extra: &str) -> String {
+        format!(
+            "{name} [label=< <B> {first} </B> <BR/> <B> {second} </B> > group=\"{group}\" color=\"{color}\" style=\"filled\" colorscheme=\"x11\" fontcolor=\"black\" fontname=\"Arial\" shape=\"{shape}\" {extra}]\n"
+        )
+    }
+    let mut out = String::from(
+        "digraph cluster {\n/* The nodes of the connectivity graph */\n/* The cluster-service peers */\nsubgraph  {\nrank=\"min\"\n",
+    );
+    let mut cluster_ids: Vec<&String> = graph.cluster_links.keys().chain(graph.id_to_peername.keys()).collect();
+    cluster_ids.sort();
+    cluster_ids.dedup();
+    let mut cluster_nodes: BTreeMap<&str, String> = BTreeMap::new();
+    for (i, id) in cluster_ids.iter().enumerate() {
+        let name = format!("C{i}");
+        let peername = graph.id_to_peername.get(*id).map(String::as_str).unwrap_or("");
+        let trusted = graph.cluster_trust_links.get(*id).copied().unwrap_or(false);
+        let color = if trusted { "orange" } else { "darkorange3" };
+        let extra = if **id == graph.cluster_id.to_string() {
+            "peripheries=\"2\" "
+        } else {
+            ""
+        };
+        out.push_str(&node(&name, peername, &shorten(id), id, color, "box3d", extra));
+        cluster_nodes.insert(id.as_str(), name);
+    }
+    out.push_str("}\n\n/* The ipfs peers */\nsubgraph  {\nrank=\"max\"\n");
+    let member_daemons: Vec<&String> = graph.cluster_to_ipfs.values().collect();
+    let mut ipfs_ids: Vec<&String> = member_daemons.clone();
+    if all_ipfs_peers {
+        ipfs_ids.extend(graph.ipfs_links.keys());
+        ipfs_ids.extend(graph.ipfs_links.values().flatten());
+    }
+    ipfs_ids.sort();
+    ipfs_ids.dedup();
+    let mut ipfs_nodes: BTreeMap<&str, String> = BTreeMap::new();
+    let mut count = 0;
+    for id in &ipfs_ids {
+        let name = format!("I{count}");
+        count += 1;
+        let color = if member_daemons.contains(id) {
+            "turquoise3"
+        } else {
+            "grey"
+        };
+        out.push_str(&node(&name, "IPFS", &shorten(id), id, color, "cylinder", ""));
+        ipfs_nodes.insert(id.as_str(), name);
+    }
+    // Members whose daemon did not answer get an "Errored" daemon node.
+    let mut errored: BTreeMap<&str, String> = BTreeMap::new();
+    for id in &cluster_ids {
+        if !graph.cluster_to_ipfs.contains_key(*id) {
+            let name = format!("I{count}");
+            count += 1;
+            out.push_str(&node(&name, "IPFS", "Errored", id, "firebrick1", "cylinder", ""));
+            errored.insert(id.as_str(), name);
+        }
+    }
+    out.push_str(
+        "}\n\n/* Edges representing active connections in the cluster */\n/* The connections among cluster-service peers */\n",
+    );
+    for (from, links) in &graph.cluster_links {
+        let Some(from_node) = cluster_nodes.get(from.as_str()) else {
+            continue;
+        };
+        for to in links {
+            if let Some(to_node) = cluster_nodes.get(to.to_string().as_str()) {
+                let _ = writeln!(out, "{from_node} -> {to_node}");
+            }
+        }
+    }
+    out.push_str("\n/* The connections between cluster peers and their ipfs daemons */\n");
+    for id in &cluster_ids {
+        let Some(member) = cluster_nodes.get(id.as_str()) else {
+            continue;
+        };
+        if let Some(daemon) = graph.cluster_to_ipfs.get(*id).and_then(|d| ipfs_nodes.get(d.as_str())) {
+            let _ = writeln!(out, "{member} -> {daemon}");
+        } else if let Some(daemon) = errored.get(id.as_str()) {
+            let _ = writeln!(out, "{member} -> {daemon} [ style=\"dotted\" ]");
+        }
+    }
+    out.push_str("\n/* The swarm peer connections among ipfs daemons in the cluster */\n");
+    for (from, links) in &graph.ipfs_links {
+        let Some(from_node) = ipfs_nodes.get(from.as_str()) else {
+            continue;
+        };
+        for to in links {
+            if let Some(to_node) = ipfs_nodes.get(to.as_str()) {
+                let _ = writeln!(out, "{from_node} -> {to_node}");
+            }
+        }
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod health_format_tests {
+    use super::*;
+
+    #[test]
+    fn humanize_matches_go_humanize() {
+        assert_eq!(humanize_bytes(5), "5 B");
+        assert_eq!(humanize_bytes(82_854_982), "83 MB");
+        assert_eq!(humanize_bytes(1_234_567_890), "1.2 GB");
+        assert_eq!(humanize_bytes(999), "999 B");
+        let now = 1_000_000_000_000_000_000i64;
+        let s = 1_000_000_000i64;
+        assert_eq!(humanize_time(now, now), "now");
+        assert_eq!(humanize_time(now + 30 * s, now), "30 seconds from now");
+        assert_eq!(humanize_time(now - 90 * s, now), "1 minute ago");
+        assert_eq!(humanize_time(now - 3 * 3600 * s, now), "3 hours ago");
+        assert_eq!(humanize_time(now + s, now), "1 second from now");
+    }
+
+    #[test]
+    fn graph_is_the_dot_file_go_writes() {
+        let a: cluster_types::PeerId = "12D3KooWQYaGw4V3Tk8XQnC8qzYHq1bvrXPWdrpaVZMj7hEqN9Pj".parse().unwrap();
+        let b: cluster_types::PeerId = "12D3KooWSpgC9ZKgHBGRPnXCLBhKUqkLtyPXYPQiDMfPFdfEyiCG".parse().unwrap();
+        let graph = ConnectGraph {
+            cluster_id: a,
+            id_to_peername: BTreeMap::from([(a.to_string(), "alpha".into()), (b.to_string(), String::new())]),
+            ipfs_links: BTreeMap::from([("QmIpfsA123456".to_string(), vec!["QmOutside99999".to_string()])]),
+            cluster_links: BTreeMap::from([(a.to_string(), vec![b]), (b.to_string(), vec![a])]),
+            cluster_trust_links: BTreeMap::from([(a.to_string(), true), (b.to_string(), true)]),
+            cluster_to_ipfs: BTreeMap::from([(a.to_string(), "QmIpfsA123456".to_string())]),
+        };
+        let dot = graph_dot(&graph, false);
+        let expected = format!(
+            "digraph cluster {{\n/* The nodes of the connectivity graph */\n/* The cluster-service peers */\nsubgraph  {{\nrank=\"min\"\n\
+C0 [label=< <B> alpha </B> <BR/> <B> 12*EqN9Pj </B> > group=\"{a}\" color=\"orange\" style=\"filled\" colorscheme=\"x11\" fontcolor=\"black\" fontname=\"Arial\" shape=\"box3d\" peripheries=\"2\" ]\n\
+C1 [label=< <B>  </B> <BR/> <B> 12*fEyiCG </B> > group=\"{b}\" color=\"orange\" style=\"filled\" colorscheme=\"x11\" fontcolor=\"black\" fontname=\"Arial\" shape=\"box3d\" ]\n\
+}}\n\n/* The ipfs peers */\nsubgraph  {{\nrank=\"max\"\n\
+I0 [label=< <B> IPFS </B> <BR/> <B> Qm*123456 </B> > group=\"QmIpfsA123456\" color=\"turquoise3\" style=\"filled\" colorscheme=\"x11\" fontcolor=\"black\" fontname=\"Arial\" shape=\"cylinder\" ]\n\
+I1 [label=< <B> IPFS </B> <BR/> <B> Errored </B> > group=\"{b}\" color=\"firebrick1\" style=\"filled\" colorscheme=\"x11\" fontcolor=\"black\" fontname=\"Arial\" shape=\"cylinder\" ]\n\
+}}\n\n/* Edges representing active connections in the cluster */\n/* The connections among cluster-service peers */\n\
+C0 -> C1\nC1 -> C0\n\n/* The connections between cluster peers and their ipfs daemons */\n\
+C0 -> I0\nC1 -> I1 [ style=\"dotted\" ]\n\n/* The swarm peer connections among ipfs daemons in the cluster */\n}}"
+        );
+        assert_eq!(dot, expected);
+        // With every IPFS peer, the outside daemon and its link appear.
+        let all = graph_dot(&graph, true);
+        assert!(all.contains("QmOutside99999"), "{all}");
+        assert!(all.contains("I0 -> I1\n"), "{all}");
+    }
+
+    #[test]
+    fn repo_gc_lists_each_member_by_name() {
+        let peer: cluster_types::PeerId = "12D3KooWQYaGw4V3Tk8XQnC8qzYHq1bvrXPWdrpaVZMj7hEqN9Pj".parse().unwrap();
+        let cid: cluster_types::Cid = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH".parse().unwrap();
+        let gc = GlobalRepoGc {
+            peer_map: BTreeMap::from([(
+                peer.to_string(),
+                cluster_types::RepoGc {
+                    peer,
+                    peername: "alpha".into(),
+                    keys: vec![
+                        cluster_types::RepoGcKey {
+                            key: Some(cid),
+                            error: String::new(),
+                        },
+                        cluster_types::RepoGcKey {
+                            key: None,
+                            error: "locked".into(),
+                        },
+                    ],
+                    error: String::new(),
+                },
+            )]),
+        };
+        assert_eq!(
+            repo_gc_text(&gc),
+            format!("alpha          \n  > CIDs:\n    - {cid}\n    - ERROR: locked\n")
         );
     }
 }

@@ -43,6 +43,10 @@ fn run() -> i32 {
         println!("ipfs-cluster-ctl version {}", cluster_types::VERSION);
         return error::EXIT_OK;
     }
+    if let Some(cli::Command::Completion { shell }) = &cli.command {
+        commands::completion(*shell, &mut std::io::stdout().lock());
+        return error::EXIT_OK;
+    }
     if cli.command.is_none() {
         // Go's urfave/cli shows the help when no command is given.
         let _ = cli::Cli::command().print_help();

@@ -650,3 +650,108 @@ fn help_and_usage_errors() {
         stderr(&bad_cid)
     );
 }
+
+#[test]
+fn pin_update_sends_pin_update_to_the_new_path() {
+    let stub = Stub::start(vec![(
+        format!("POST /pins/ipfs/{CID_B}"),
+        json(200, to_json(&sample_pin(CID_B, "v2"))),
+    )]);
+    let output = stub.ctl(&["pin", "update", "-n", "v2", "--ns", CID_A, CID_B]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), pin_line(CID_B, "v2"));
+    let request = &stub.requests()[0];
+    assert_eq!(request.method, "POST");
+    assert!(
+        request.uri.contains(&format!("pin-update={CID_A}")) && request.uri.contains("name=v2"),
+        "{}",
+        request.uri
+    );
+    // A bad source CID is refused before any request.
+    let output = stub.ctl(&["pin", "update", "nope", CID_B]);
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn health_metrics_alerts_and_ipfs_gc() {
+    let p = peer(1);
+    let metric = format!(
+        r#"[{{"name":"freespace","peer":"{p}","value":"82854982","expire":9000000000000000000,"valid":true,"weight":82854982,"partitionable":false,"received_at":1}}]"#
+    );
+    let gc = format!(r#"{{"peer_map":{{"{p}":{{"peer":"{p}","peername":"alpha","keys":[{{"key":"{CID_A}"}}]}}}}}}"#);
+    let stub = Stub::start(vec![
+        (
+            "GET /monitor/metrics".into(),
+            json(200, r#"["freespace","ping"]"#.into()),
+        ),
+        ("GET /monitor/metrics/freespace".into(), json(200, metric)),
+        ("GET /health/alerts".into(), json(200, "[]".into())),
+        ("POST /ipfs/gc".into(), json(200, gc)),
+    ]);
+    let output = stub.ctl(&["health", "metrics"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "freespace\nping\n");
+
+    let output = stub.ctl(&["health", "metrics", "freespace"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(&format!("{p} | freespace: 83 MB | Expires in: ")) && text.ends_with("from now\n"),
+        "{text}"
+    );
+
+    let output = stub.ctl(&["health", "alerts"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+
+    let output = stub.ctl(&["ipfs", "gc", "--local"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), format!("alpha          \n  > CIDs:\n    - {CID_A}\n"));
+    let uris: Vec<String> = stub.requests().iter().map(|r| r.uri.clone()).collect();
+    assert_eq!(
+        uris,
+        [
+            "/monitor/metrics",
+            "/monitor/metrics/freespace",
+            "/health/alerts",
+            "/ipfs/gc?local=true"
+        ]
+    );
+}
+
+#[test]
+fn health_graph_writes_a_dot_file() {
+    let p = peer(1);
+    let graph = format!(
+        r#"{{"cluster_id":"{p}","id_to_peername":{{"{p}":"alpha"}},"ipfs_links":{{}},"cluster_links":{{"{p}":[]}},"cluster_trust_links":{{"{p}":true}},"cluster_to_ipfs":{{"{p}":"QmDaemon000001"}}}}"#
+    );
+    let stub = Stub::start(vec![("GET /health/graph".into(), json(200, graph))]);
+    let output = stub.ctl(&["health", "graph"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let dot = stdout(&output);
+    assert!(dot.starts_with("digraph cluster {\n") && dot.ends_with('}'), "{dot}");
+    assert!(dot.contains("C0 -> I0\n"), "{dot}");
+
+    let dir = std::env::temp_dir().join(format!("ctl-graph-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cluster.dot");
+    let output = stub.ctl(&["health", "graph", "-f", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), dot);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn completion_scripts_need_no_server() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = ctl(&["completion".to_string(), shell.to_string()]);
+        assert_eq!(output.status.code(), Some(0), "{shell}: {}", stderr(&output));
+        let script = stdout(&output);
+        assert!(script.contains("ipfs-cluster-ctl"), "{shell}");
+        assert!(script.contains("health"), "{shell} completes subcommands");
+    }
+    assert_eq!(
+        ctl(&["completion".to_string(), "tcsh".to_string()]).status.code(),
+        Some(1)
+    );
+}

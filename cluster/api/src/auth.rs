@@ -52,7 +52,8 @@ impl Denied {
         let basic = format!("Basic realm=\"{REALM}\"");
         let bearer = format!("Bearer realm=\"{REALM}\", error=\"invalid_token\"");
         match self {
-            Denied::NoAuth => vec![basic, bearer],
+            // Go sends the Bearer challenge first, without the error attribute.
+            Denied::NoAuth => vec![format!("Bearer realm=\"{REALM}\""), basic],
             Denied::BadBasic => vec![basic],
             Denied::BadToken => vec![bearer],
         }
@@ -69,9 +70,10 @@ impl Credentials {
         };
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = STANDARD.decode(rest.trim()).map_err(|_| Denied::BadBasic)?;
-            let text = String::from_utf8(decoded).map_err(|_| Denied::BadBasic)?;
-            let (user, password) = text.split_once(':').ok_or(Denied::BadBasic)?;
+            // An undecodable Basic header counts as none, as in Go's `r.BasicAuth()`.
+            let decoded = STANDARD.decode(rest.trim()).map_err(|_| Denied::NoAuth)?;
+            let text = String::from_utf8(decoded).map_err(|_| Denied::NoAuth)?;
+            let (user, password) = text.split_once(':').ok_or(Denied::NoAuth)?;
             match self.0.get(user) {
                 Some(expected) if constant_time_eq(expected.as_bytes(), password.as_bytes()) => Ok(user.to_string()),
                 _ => Err(Denied::BadBasic),
@@ -119,6 +121,9 @@ impl Credentials {
         if claims.get("nbf").and_then(|v| v.as_i64()).is_some_and(|nbf| now < nbf) {
             return None;
         }
+        if claims.get("iat").and_then(|v| v.as_i64()).is_some_and(|iat| now < iat) {
+            return None;
+        }
         Some(user.to_string())
     }
 }
@@ -154,7 +159,7 @@ mod tests {
         assert_eq!(c.check(Some(&basic("admin:s3cret"))), Ok("admin".into()));
         assert_eq!(c.check(Some(&basic("admin:wrong"))), Err(Denied::BadBasic));
         assert_eq!(c.check(Some(&basic("nobody:s3cret"))), Err(Denied::BadBasic));
-        assert_eq!(c.check(Some("Basic !!notbase64")), Err(Denied::BadBasic));
+        assert_eq!(c.check(Some("Basic !!notbase64")), Err(Denied::NoAuth));
         assert_eq!(c.check(None), Err(Denied::NoAuth));
         assert_eq!(c.check(Some("Digest abc")), Err(Denied::NoAuth));
         // Scheme names are case-insensitive.
@@ -175,6 +180,16 @@ mod tests {
         changed.0.insert("admin".into(), "rotated".into());
         assert_eq!(changed.check(Some(&format!("Bearer {token}"))), Err(Denied::BadToken));
         assert!(c.issue_token("nobody").is_none());
+    }
+
+    #[test]
+    fn tokens_are_byte_for_byte_what_go_issues() {
+        // Go (jwt v4, RegisteredClaims{Issuer: "admin"}) signed with "secret".
+        let c = Credentials(BTreeMap::from([("admin".to_string(), "secret".to_string())]));
+        assert_eq!(
+            c.issue_token("admin").unwrap(),
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJhZG1pbiJ9.M6IlVhzrvxAzhBmZ2XudPr_8WShHZR64S4kzrhKnLkE"
+        );
     }
 
     #[test]

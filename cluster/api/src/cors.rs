@@ -43,8 +43,8 @@ impl Default for CorsConfig {
     }
 }
 
-/// rs/cors allows these request headers when none are configured.
-const DEFAULT_ALLOWED_HEADERS: [&str; 4] = ["origin", "accept", "content-type", "x-requested-with"];
+/// rs/cors (v1.11) allows these request headers when none are configured.
+const DEFAULT_ALLOWED_HEADERS: [&str; 3] = ["accept", "content-type", "x-requested-with"];
 
 impl CorsConfig {
     fn origin_allowed(&self, origin: &str) -> bool {
@@ -86,8 +86,9 @@ impl CorsConfig {
             })
     }
 
+    /// rs/cors answers a literal `*` whenever all origins are allowed, even with credentials.
     fn allow_origin_value(&self, origin: &str) -> String {
-        if self.allowed_origins.iter().any(|o| o == "*") && !self.allow_credentials {
+        if self.allowed_origins.iter().any(|o| o == "*") {
             "*".to_string()
         } else {
             origin.to_string()
@@ -150,7 +151,7 @@ mod tests {
     fn defaults_allow_get_from_any_origin_with_credentials() {
         let cors = CorsConfig::default();
         let pre = cors.preflight(Some("https://app.example"), "GET", None);
-        assert_eq!(get(&pre, "access-control-allow-origin"), Some("https://app.example"));
+        assert_eq!(get(&pre, "access-control-allow-origin"), Some("*"));
         assert_eq!(get(&pre, "access-control-allow-methods"), Some("GET"));
         assert_eq!(get(&pre, "access-control-allow-credentials"), Some("true"));
         assert_eq!(get(&pre, "access-control-max-age"), None);

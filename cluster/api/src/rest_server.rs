@@ -455,9 +455,23 @@ fn accepts_trailers(headers: &HeaderMap) -> bool {
         .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
 }
 
-/// Answers one request; never fails (errors become JSON error responses). CORS comes first
-/// (preflights stop there), then authentication, then routing, as Go layers its handlers.
+/// Answers one request; never fails (errors become JSON error responses). Authentication comes
+/// first (OPTIONS is exempt, and a 401 carries no CORS headers), then CORS (preflights stop
+/// there), then routing, as Go layers its handlers.
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<ResponseBody> {
+    let user = match authenticate(shared, &request) {
+        Ok(user) => user,
+        Err(denied) => {
+            let mut response = shared.failure(Failure {
+                status: StatusCode::UNAUTHORIZED,
+                message: denied.message().into(),
+            });
+            for challenge in denied.challenges() {
+                append_header(&mut response, "www-authenticate", &challenge);
+            }
+            return response;
+        }
+    };
     let origin = header_text(request.headers(), "origin");
     let method = request.method().clone();
     let preflight_method = header_text(request.headers(), "access-control-request-method");
@@ -475,19 +489,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Respons
             return response;
         }
     }
-    let mut response = match authenticate(shared, &request) {
-        Ok(user) => route_request(shared, request, user).await,
-        Err(denied) => {
-            let mut response = shared.failure(Failure {
-                status: StatusCode::UNAUTHORIZED,
-                message: denied.message().into(),
-            });
-            for challenge in denied.challenges() {
-                append_header(&mut response, "www-authenticate", &challenge);
-            }
-            response
-        }
-    };
+    let mut response = route_request(shared, request, user).await;
     for (name, value) in shared.cors.actual(origin.as_deref(), method.as_str()) {
         append_header(&mut response, name, &value);
     }
