@@ -173,6 +173,8 @@ pub struct MemberDir {
     pub rest_port: u16,
     /// The cluster (libp2p) port.
     pub cluster_port: u16,
+    /// The IPFS proxy port.
+    pub proxy_port: u16,
 }
 
 impl MemberDir {
@@ -193,11 +195,14 @@ impl MemberDir {
         json["api"]["restapi"]["http_listen_multiaddress"] = format!("/ip4/127.0.0.1/tcp/{rest_port}").into();
         let cluster_port = free_port();
         json["cluster"]["listen_multiaddress"] = serde_json::json!([format!("/ip4/127.0.0.1/tcp/{cluster_port}")]);
+        let proxy_port = free_port();
+        json["api"]["ipfsproxy"]["listen_multiaddress"] = format!("/ip4/127.0.0.1/tcp/{proxy_port}").into();
         std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
         MemberDir {
             dir,
             rest_port,
             cluster_port,
+            proxy_port,
         }
     }
 
@@ -251,6 +256,7 @@ impl MemberDir {
             .arg("daemon")
             .args(daemon_args)
             .env("CLUSTER_IPFSHTTP_NODEMULTIADDRESS", ipfs_api)
+            .env("CLUSTER_IPFSPROXY_NODEMULTIADDRESS", ipfs_api)
             .env("RUST_BACKTRACE", "1");
         for (key, value) in env {
             command.env(key, value);

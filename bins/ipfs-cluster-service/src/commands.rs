@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use cluster_api::{RestServer, RestServerConfig};
+use cluster_api::{IpfsProxy, IpfsProxyConfig, RestServer, RestServerConfig};
 use cluster_ipfs::{KuboConnector, KuboConnectorConfig};
 use cluster_node::{Cluster, ClusterDeps, DataFolder, Identity, ServiceConfig};
 use cluster_p2p::{P2pConfig, P2pTransport};
@@ -276,6 +276,8 @@ async fn run_daemon(
     let rest_headers = config.rest_headers.clone();
     let rest_credentials = config.rest_credentials.clone();
     let rest_cors = config.rest_cors.clone();
+    let proxy_listen = config.proxy_listen.clone();
+    let proxy_node_address = config.proxy_node_address.clone();
     tracing::info!("starting member {} ({})", identity.peer_id, config.peername);
     let transport = P2pTransport::start(P2pConfig {
         keypair: identity.keypair.clone(),
@@ -327,6 +329,25 @@ async fn run_daemon(
             let _ = stop.changed().await;
         })));
     }
+    let mut proxy_task = None;
+    if let Some(listen) = proxy_listen {
+        let address = listen
+            .parse()
+            .with_context(|| format!("IPFS proxy listen address {listen}"))?;
+        let proxy = IpfsProxy::bind(
+            IpfsProxyConfig {
+                listen: address,
+                node_address: proxy_node_address,
+            },
+            cluster.clone(),
+        )
+        .with_context(|| format!("binding the IPFS proxy on {listen}"))?;
+        tracing::info!("IPFS proxy listening on {}", proxy.local_addr());
+        let mut stop = stop_rx.clone();
+        proxy_task = Some(cluster_rt::spawn(proxy.serve(async move {
+            let _ = stop.changed().await;
+        })));
+    }
     tracing::info!("IPFS Cluster member is READY");
     cluster_rt::tokio::select! {
         _ = wait_for_signal() => {}
@@ -334,7 +355,7 @@ async fn run_daemon(
     }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    if let Some(task) = server_task {
+    for task in [server_task, proxy_task].into_iter().flatten() {
         let _ = task.await;
     }
     cluster.shutdown().await;

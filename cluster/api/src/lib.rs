@@ -1,5 +1,8 @@
 //! The REST API of a member (reference §1), served with hyper.
 //!
+//! Also the IPFS proxy ([`IpfsProxy`], reference §4), which answers pin calls from the cluster and
+//! forwards the rest of the Kubo RPC API to the daemon.
+//!
 //! Owns: routing, query parsing, JSON and NDJSON encoding (with the `X-Stream-Error` trailer),
 //! error bodies and status codes, Basic/Bearer authentication with `POST /token` ([`Credentials`])
 //! and CORS ([`CorsConfig`]). Does not own cluster logic: every route calls a method of
@@ -11,10 +14,14 @@
 mod auth;
 mod cors;
 #[cfg(not(madsim))]
+mod ipfs_proxy;
+#[cfg(not(madsim))]
 mod rest_server;
 
 pub use auth::Credentials;
 pub use cors::CorsConfig;
+#[cfg(not(madsim))]
+pub use ipfs_proxy::{IpfsProxy, IpfsProxyConfig};
 #[cfg(not(madsim))]
 pub use rest_server::{RestServer, RestServerConfig};
 
@@ -119,6 +126,13 @@ pub trait RestBackend: Send + Sync + 'static {
     /// `GET /health/bandwidth`: traffic per protocol.
     async fn bandwidth(&self) -> BTreeMap<String, Bandwidth> {
         BTreeMap::new()
+    }
+
+    /// The IPFS proxy's `repo/stat`: `(RepoSize, StorageMax)` summed over every member's daemon.
+    async fn repo_stat_all(&self) -> Result<(u64, u64), ClusterError> {
+        Err(ClusterError::Internal(
+            "repository stats are not supported by this backend".into(),
+        ))
     }
 
     /// `POST /ipfs/gc`: runs the IPFS daemons' repository GC (only this member's if `local`).

@@ -172,58 +172,90 @@ impl RestServer {
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish for up
     /// to 5 s, and closes the remaining connections.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let listener = match TcpListener::from_std(self.listener) {
-            Ok(listener) => listener,
-            Err(e) => {
-                tracing::error!(error = %e, "REST API: cannot register the listener");
-                return;
-            }
-        };
-        tracing::info!(addr = %self.local_addr, "REST API (HTTP) listening");
-        let (phase_tx, phase_rx) = watch::channel(Phase::Running);
-        // Every connection task holds a sender; `recv` returns `None` once all of them are gone.
-        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let shared = self.shared.clone();
-                        let phase = phase_rx.clone();
-                        let alive = alive_tx.clone();
-                        cluster_rt::spawn(async move {
-                            serve_connection(stream, peer, shared, phase).await;
-                            drop(alive);
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "REST API: accept failed");
-                        cluster_rt::sleep(ACCEPT_ERROR_BACKOFF).await;
-                    }
-                },
-            }
+        let shared = self.shared.clone();
+        let handler: Handler<ResponseBody> = Arc::new(move |request| {
+            let shared = shared.clone();
+            Box::pin(async move { handle(&shared, request).await })
+        });
+        serve_http(self.listener, self.local_addr, "REST API", handler, shutdown).await;
+    }
+}
+
+/// Answers one request (an HTTP server's whole application logic).
+pub(crate) type Handler<B> =
+    Arc<dyn Fn(Request<Incoming>) -> StdPin<Box<dyn Future<Output = Response<B>> + Send>> + Send + Sync>;
+
+/// The HTTP/1.1 server loop shared by the REST API and the IPFS proxy: accepts on `listener` until
+/// `shutdown` completes, then lets in-flight requests finish for up to 5 s and closes the rest.
+pub(crate) async fn serve_http<B>(
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    what: &'static str,
+    handler: Handler<B>,
+    shutdown: impl Future<Output = ()>,
+) where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "{what}: cannot register the listener");
+            return;
         }
-        drop(listener);
-        drop(alive_tx);
-        tracing::info!("REST API: shutting down");
-        let _ = phase_tx.send(Phase::Draining);
-        if cluster_rt::timeout(SHUTDOWN_GRACE, alive_rx.recv()).await.is_err() {
-            tracing::warn!("REST API: requests still running after {SHUTDOWN_GRACE:?}; closing their connections");
-            let _ = phase_tx.send(Phase::Closing);
-            // Connections drop at their next poll; the bound only guards against a stuck task.
-            let _ = cluster_rt::timeout(Duration::from_secs(1), alive_rx.recv()).await;
+    };
+    tracing::info!(addr = %local_addr, "{what} (HTTP) listening");
+    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+    // Every connection task holds a sender; `recv` returns `None` once all of them are gone.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let handler = handler.clone();
+                    let phase = phase_rx.clone();
+                    let alive = alive_tx.clone();
+                    cluster_rt::spawn(async move {
+                        serve_connection(stream, peer, handler, phase).await;
+                        drop(alive);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what}: accept failed");
+                    cluster_rt::sleep(ACCEPT_ERROR_BACKOFF).await;
+                }
+            },
         }
+    }
+    drop(listener);
+    drop(alive_tx);
+    tracing::info!("{what}: shutting down");
+    let _ = phase_tx.send(Phase::Draining);
+    if cluster_rt::timeout(SHUTDOWN_GRACE, alive_rx.recv()).await.is_err() {
+        tracing::warn!("{what}: requests still running after {SHUTDOWN_GRACE:?}; closing their connections");
+        let _ = phase_tx.send(Phase::Closing);
+        // Connections drop at their next poll; the bound only guards against a stuck task.
+        let _ = cluster_rt::timeout(Duration::from_secs(1), alive_rx.recv()).await;
     }
 }
 
 /// Serves one TCP connection (HTTP/1.1 with keep-alive) until it ends or the server shuts down.
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, mut phase: watch::Receiver<Phase>) {
+async fn serve_connection<B>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: Handler<B>,
+    mut phase: watch::Receiver<Phase>,
+) where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     // Responses are small or streamed item by item: send each write at once.
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |request: Request<Incoming>| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, request).await) }
+        let response = handler(request);
+        async move { Ok::<_, Infallible>(response.await) }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -235,7 +267,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     tokio::select! {
         result = connection.as_mut() => {
             if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "REST API connection ended with an error");
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             return;
         }

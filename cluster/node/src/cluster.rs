@@ -1319,6 +1319,14 @@ impl RpcHandler for ClusterRpcHandler {
                 RpcResponse::PushMetric
             }
             RpcRequest::RepoGc => RpcResponse::RepoGc(self.cluster.repo_gc_local().await),
+            RpcRequest::RepoStat => RpcResponse::RepoStat(
+                self.cluster
+                    .ipfs
+                    .repo_stat()
+                    .await
+                    .map(|stat| (stat.repo_size, stat.storage_max))
+                    .map_err(|e| e.to_string()),
+            ),
             RpcRequest::SwarmPeers => {
                 RpcResponse::SwarmPeers(self.cluster.ipfs.swarm_peers().await.map_err(|e| e.to_string()))
             }
@@ -1435,6 +1443,31 @@ impl RestBackend for Cluster {
 
     async fn connect_graph(&self) -> Result<ConnectGraph, ClusterError> {
         Ok(Cluster::connect_graph(self).await)
+    }
+
+    async fn repo_stat_all(&self) -> Result<(u64, u64), ClusterError> {
+        let asks = self.members().into_iter().map(|member| async move {
+            if member.peer_id == self.me_member.peer_id {
+                return self
+                    .ipfs
+                    .repo_stat()
+                    .await
+                    .map(|stat| (stat.repo_size, stat.storage_max))
+                    .map_err(|e| e.to_string());
+            }
+            let rpc = self.rpc.as_ref().ok_or("no transport")?;
+            match rpc.call(&member, RpcRequest::RepoStat, STATUS_TIMEOUT).await {
+                Ok(RpcResponse::RepoStat(answer)) => answer,
+                other => Err(format!("{other:?}")),
+            }
+        });
+        let mut total = (0u64, 0u64);
+        for answer in futures::future::join_all(asks).await {
+            // Go fails the whole call when one member cannot answer.
+            let (size, max) = answer.map_err(ClusterError::Internal)?;
+            total = (total.0.saturating_add(size), total.1.saturating_add(max));
+        }
+        Ok(total)
     }
 
     async fn repo_gc(&self, local: bool) -> Result<GlobalRepoGc, ClusterError> {

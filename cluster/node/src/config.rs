@@ -48,6 +48,10 @@ pub struct NodeConfig {
     pub rest_credentials: Option<Credentials>,
     /// The REST API's `cors_*` keys.
     pub rest_cors: CorsConfig,
+    /// IPFS proxy listen address (`host:port`), `None` when the `api.ipfsproxy` section is absent.
+    pub proxy_listen: Option<String>,
+    /// The daemon the proxy forwards to (`api.ipfsproxy.node_multiaddress`), `host:port`.
+    pub proxy_node_address: String,
     /// IPFS daemon RPC address (`host:port`).
     pub ipfs_node_address: String,
     /// Deadline of an ordinary IPFS call.
@@ -165,6 +169,23 @@ const SECTIONS: &[SectionKeys] = &[
         ],
     },
     SectionKeys {
+        path: &["api", "ipfsproxy"],
+        env_prefix: "CLUSTER_IPFSPROXY_",
+        used: &["listen_multiaddress", "node_multiaddress"],
+        go_only: &[
+            "node_https",
+            "log_file",
+            "read_timeout",
+            "read_header_timeout",
+            "write_timeout",
+            "idle_timeout",
+            "max_header_bytes",
+            "extract_headers_extra",
+            "extract_headers_path",
+            "extract_headers_ttl",
+        ],
+    },
+    SectionKeys {
         path: &["ipfs_connector", "ipfshttp"],
         env_prefix: "CLUSTER_IPFSHTTP_",
         used: &[
@@ -216,7 +237,6 @@ const TOP_LEVEL: &[&str] = &[
 
 /// Sections that Go has and we do not implement yet: loaded, warned about once.
 const NOT_YET: &[(&str, &str)] = &[
-    ("api", "ipfsproxy"),
     ("api", "pinsvcapi"),
     ("monitor", ""),
     ("allocator", ""),
@@ -482,6 +502,18 @@ impl ServiceConfig {
         };
         let ipfs_multiaddress = r.string(&ipfs, "node_multiaddress", "/ip4/127.0.0.1/tcp/5001")?;
         let ipfs_node_address = tcp_address(&ipfs_multiaddress).map_err(|m| r.error(&ipfs, "node_multiaddress", &m))?;
+        let proxy = ["api", "ipfsproxy"];
+        let (proxy_listen, proxy_node_address) = match lookup(&self.json, &proxy) {
+            None => (None, ipfs_node_address.clone()),
+            Some(_) => {
+                let listen = r.strings(&proxy, "listen_multiaddress", &["/ip4/127.0.0.1/tcp/9095"])?;
+                let first = listen.first().cloned().unwrap_or_default();
+                let listen = tcp_address(&first).map_err(|m| r.error(&proxy, "listen_multiaddress", &m))?;
+                let node = r.string(&proxy, "node_multiaddress", &ipfs_multiaddress)?;
+                let node = tcp_address(&node).map_err(|m| r.error(&proxy, "node_multiaddress", &m))?;
+                (Some(listen), node)
+            }
+        };
 
         let concurrent_pins = r.u64(&tracker, "concurrent_pins", 10)?;
         if concurrent_pins == 0 {
@@ -503,6 +535,8 @@ impl ServiceConfig {
             rest_headers,
             rest_credentials,
             rest_cors,
+            proxy_listen,
+            proxy_node_address,
             ipfs_node_address,
             ipfs_request_timeout: r.positive_duration(&ipfs, "ipfs_request_timeout", Duration::from_secs(300))?,
             ipfs_pin_timeout: r.positive_duration(&ipfs, "pin_timeout", Duration::from_secs(120))?,
@@ -942,11 +976,27 @@ mod tests {
         json["cluster"]["enable_relay_hop"] = json!(false);
         json["cluster"]["made_up"] = json!(1);
         json["informer"] = json!({"disk": {"metric_ttl": "30s", "metric_type": "reposize"}});
-        json["api"]["ipfsproxy"] = json!({});
+        json["api"]["pinsvcapi"] = json!({});
         let config = ServiceConfig::parse(&json.to_string(), "f").unwrap();
         let warnings = config.warnings();
         assert_eq!(warnings.len(), 4, "{warnings:?}");
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn ipfs_proxy_section_is_read() {
+        let config = parse(&ServiceConfig::default_json("p", SECRET)).unwrap();
+        assert_eq!(config.proxy_listen.as_deref(), Some("127.0.0.1:9095"));
+        assert_eq!(config.proxy_node_address, "127.0.0.1:5001");
+        let mut json = ServiceConfig::default_json("p", SECRET);
+        json["api"]["ipfsproxy"]["node_multiaddress"] = json!("/ip4/127.0.0.1/tcp/5999");
+        json["api"]["ipfsproxy"]["extract_headers_ttl"] = json!("1m0s");
+        let text = json.to_string();
+        let service = ServiceConfig::parse(&text, "f").unwrap();
+        assert_eq!(service.warnings().len(), 1, "{:?}", service.warnings());
+        assert_eq!(service.validate().unwrap().proxy_node_address, "127.0.0.1:5999");
+        json["api"].as_object_mut().unwrap().remove("ipfsproxy");
+        assert_eq!(parse(&json).unwrap().proxy_listen, None);
     }
 
     #[test]

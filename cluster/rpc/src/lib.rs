@@ -56,6 +56,8 @@ pub enum RpcRequest {
     RepoGc,
     /// The IPFS peers the member's daemon is connected to (Go `IPFSConnector.SwarmPeers`).
     SwarmPeers,
+    /// The member's daemon's repository size and limit (Go `IPFSConnector.RepoStat`).
+    RepoStat,
 }
 
 /// The answer to an [`RpcRequest`], variant for variant.
@@ -86,6 +88,8 @@ pub enum RpcResponse {
     RepoGc(RepoGc),
     /// The daemon's swarm peers, or why they could not be listed.
     SwarmPeers(Result<Vec<String>, String>),
+    /// `(RepoSize, StorageMax)`, or why they could not be read.
+    RepoStat(Result<(u64, u64), String>),
 }
 
 /// Serves requests from other members.

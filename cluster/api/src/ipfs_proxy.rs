@@ -1,0 +1,488 @@
+//! The IPFS proxy (reference §4): an HTTP endpoint that looks like the IPFS daemon's Kubo RPC
+//! API, so `ipfs --api`, kubo-rpc-client and friends pointed at it pin through the cluster.
+//!
+//! Owns: the hijacked endpoints (`pin/add`, `pin/rm`, `pin/ls`, `pin/update`, `repo/stat`,
+//! `repo/gc`, and `block/put`/`dag/put` with `pin=true`), which answer in Kubo's JSON shapes
+//! from the cluster, and the reverse proxy that streams every other request to the daemon and
+//! its answer back, both ways without buffering. Does not own cluster logic: hijacked calls go
+//! through [`RestBackend`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cluster_types::{Cid, ClusterError, PinMode, PinOptions, VERSION};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, SERVER, TRAILER};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+use crate::rest_server::{serve_http, Handler};
+use crate::RestBackend;
+
+/// Largest daemon answer to a `block/put` or `dag/put` we read to learn what to pin.
+const PUT_REPLY_LIMIT: usize = 4 << 20;
+
+/// Where the proxy listens and where the daemon is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpfsProxyConfig {
+    /// Listen address (Go default `/ip4/127.0.0.1/tcp/9095`).
+    pub listen: SocketAddr,
+    /// The IPFS daemon's API, `host:port` (Go `node_multiaddress`, default 127.0.0.1:5001).
+    pub node_address: String,
+}
+
+/// A bound, not yet serving, IPFS proxy.
+pub struct IpfsProxy {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for IpfsProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpfsProxy")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+struct Shared {
+    backend: Arc<dyn RestBackend>,
+    node_address: String,
+    client: Client<HttpConnector, Incoming>,
+}
+
+impl IpfsProxy {
+    /// Binds the listen socket.
+    pub fn bind(config: IpfsProxyConfig, backend: Arc<dyn RestBackend>) -> io::Result<IpfsProxy> {
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        Ok(IpfsProxy {
+            listener,
+            local_addr,
+            shared: Arc::new(Shared {
+                backend,
+                node_address: config.node_address,
+                client,
+            }),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes (see the REST server for the shutdown steps).
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        let shared = self.shared.clone();
+        let handler: Handler<ProxyBody> = Arc::new(move |request| {
+            let shared = shared.clone();
+            Box::pin(async move { handle(&shared, request).await })
+        });
+        serve_http(self.listener, self.local_addr, "IPFS proxy", handler, shutdown).await;
+    }
+}
+
+/// A hijacked endpoint's failure: Kubo's error body and status.
+#[derive(Debug)]
+struct KuboError {
+    status: StatusCode,
+    message: String,
+}
+
+impl KuboError {
+    fn bad(message: impl Into<String>) -> KuboError {
+        KuboError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ClusterError> for KuboError {
+    fn from(error: ClusterError) -> KuboError {
+        KuboError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: error.to_string(),
+        }
+    }
+}
+
+type Hijacked = Result<Response<ProxyBody>, KuboError>;
+
+/// The endpoint names the proxy answers itself (after `/api/v0/`).
+fn hijacked_command(path: &str) -> Option<(&'static str, Option<String>)> {
+    let command = path.strip_prefix("/api/v0/")?.trim_end_matches('/');
+    for name in [
+        "pin/add",
+        "pin/rm",
+        "pin/ls",
+        "pin/update",
+        "repo/stat",
+        "repo/gc",
+        "block/put",
+        "dag/put",
+    ] {
+        if command == name {
+            return Some((name, None));
+        }
+        // `/pin/add/<arg>`: Go accepts the argument in the path too.
+        if let Some(arg) = command.strip_prefix(name).and_then(|rest| rest.strip_prefix('/')) {
+            if name.starts_with("pin/") && !arg.is_empty() {
+                return Some((name, Some(arg.to_string())));
+            }
+        }
+    }
+    None
+}
+
+async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBody> {
+    let hijackable = matches!(*request.method(), Method::POST | Method::GET | Method::PUT);
+    let hijack = if hijackable {
+        hijacked_command(request.uri().path())
+    } else {
+        None
+    };
+    let Some((command, path_arg)) = hijack else {
+        return forward(shared, request).await;
+    };
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let get = |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let mut args: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k == "arg")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if let Some(arg) = path_arg {
+        tracing::warn!("IPFS proxy: {command}/<arg> is deprecated; use ?arg=");
+        args.insert(0, arg);
+    }
+    let result = match command {
+        "pin/add" => pin_add(shared, &args, get("type")).await,
+        "pin/rm" => pin_rm(shared, &args).await,
+        "pin/ls" => pin_ls(shared, &args, is_true(get("stream")) || is_true(get("s"))).await,
+        "pin/update" => pin_update(shared, &args, get("unpin") != Some("false")).await,
+        "repo/stat" => repo_stat(shared).await,
+        "repo/gc" => repo_gc(shared, is_true(get("stream-errors"))).await,
+        // Only puts that pin are the cluster's business.
+        "block/put" | "dag/put" if is_true(get("pin")) => put_and_pin(shared, request, command).await,
+        _ => return forward(shared, request).await,
+    };
+    result.unwrap_or_else(|e| kubo_error(e.status, &e.message))
+}
+
+fn is_true(value: Option<&str>) -> bool {
+    matches!(value, Some("true" | "1" | "t" | "T" | "TRUE" | "True"))
+}
+
+/// Kubo's error body `{"Message","Code":0,"Type":"error"}`.
+fn kubo_error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let mut response = json_response(&json!({"Message": message, "Code": 0, "Type": "error"}));
+    *response.status_mut() = status;
+    response
+}
+
+fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+fn json_response(value: &Value) -> Response<ProxyBody> {
+    let mut text = value.to_string();
+    text.push('\n');
+    let mut response = Response::new(full(text));
+    set_proxy_headers(&mut response);
+    response
+}
+
+fn set_proxy_headers(response: &mut Response<ProxyBody>) {
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(server) = HeaderValue::from_str(&format!("ipfs-cluster/ipfsproxy/{VERSION}")) {
+        headers.insert(SERVER, server);
+    }
+}
+
+/// An IPFS path for an argument: kept when it is `/ipfs|ipns|ipld/...`, else `/ipfs/<arg>`.
+fn ipfs_path(arg: &str) -> String {
+    if arg.starts_with('/') {
+        arg.to_string()
+    } else {
+        format!("/ipfs/{arg}")
+    }
+}
+
+/// The CID an argument names directly (`<cid>` or `/ipfs/<cid>`), without resolving.
+fn direct_cid(arg: &str) -> Result<Cid, KuboError> {
+    let text = arg.strip_prefix("/ipfs/").unwrap_or(arg);
+    let text = text.split('/').next().unwrap_or("");
+    text.parse::<Cid>()
+        .map_err(|e| KuboError::bad(format!("invalid path {arg:?}: {e}")))
+}
+
+fn require_args(args: &[String], command: &str) -> Result<(), KuboError> {
+    if args.is_empty() {
+        return Err(KuboError::bad(format!(
+            "argument \"ipfs-path\" is required for {command}"
+        )));
+    }
+    Ok(())
+}
+
+async fn pin_add(shared: &Shared, args: &[String], kind: Option<&str>) -> Hijacked {
+    require_args(args, "pin/add")?;
+    let mut pins = Vec::new();
+    for arg in args {
+        // Cluster defaults for replication; Go ignores `recursive=false` and reads `type`.
+        let options = PinOptions {
+            mode: if kind == Some("direct") {
+                PinMode::Direct
+            } else {
+                PinMode::Recursive
+            },
+            ..PinOptions::default()
+        };
+        let pin = shared.backend.pin_path(ipfs_path(arg), options).await?;
+        pins.push(pin.cid.to_string());
+    }
+    Ok(json_response(&json!({ "Pins": pins })))
+}
+
+async fn pin_rm(shared: &Shared, args: &[String]) -> Hijacked {
+    require_args(args, "pin/rm")?;
+    let mut pins = Vec::new();
+    for arg in args {
+        let pin = shared.backend.unpin_path(ipfs_path(arg)).await?;
+        pins.push(pin.cid.to_string());
+    }
+    Ok(json_response(&json!({ "Pins": pins })))
+}
+
+/// `pin/ls`, from the cluster's shared state (not the daemon).
+async fn pin_ls(shared: &Shared, args: &[String], stream: bool) -> Hijacked {
+    let mut pins = Vec::new();
+    if args.is_empty() {
+        let mut all = shared.backend.allocations(u32::MAX).await;
+        while let Some(pin) = all.recv().await {
+            pins.push(pin?);
+        }
+    } else {
+        for arg in args {
+            let cid = direct_cid(arg)?;
+            match shared.backend.allocation(cid).await {
+                Ok(pin) => pins.push(pin),
+                Err(ClusterError::NotFound) => {
+                    return Err(KuboError {
+                        status: StatusCode::INTERNAL_SERVER_ERROR,
+                        message: format!("path '{arg}' is not pinned"),
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if stream {
+        let mut text = String::new();
+        for pin in &pins {
+            let kind = if pin.options.mode == PinMode::Direct {
+                "direct"
+            } else {
+                "recursive"
+            };
+            text.push_str(&json!({"Cid": pin.cid.to_string(), "Type": kind}).to_string());
+            text.push('\n');
+        }
+        let mut response = Response::new(full(text));
+        set_proxy_headers(&mut response);
+        return Ok(response);
+    }
+    // Go always says "recursive" here.
+    let keys: serde_json::Map<String, Value> = pins
+        .iter()
+        .map(|pin| (pin.cid.to_string(), json!({"Type": "recursive"})))
+        .collect();
+    Ok(json_response(&json!({ "Keys": keys })))
+}
+
+async fn pin_update(shared: &Shared, args: &[String], unpin: bool) -> Hijacked {
+    let [from, to] = args else {
+        return Err(KuboError::bad("pin/update needs two arguments: from and to"));
+    };
+    let from_cid = direct_cid(from)?;
+    let options = PinOptions {
+        pin_update: Some(from_cid),
+        ..PinOptions::default()
+    };
+    let pin = shared.backend.pin_path(ipfs_path(to), options).await?;
+    if unpin {
+        shared.backend.unpin(from_cid).await?;
+    }
+    Ok(json_response(
+        &json!({ "Pins": [from_cid.to_string(), pin.cid.to_string()] }),
+    ))
+}
+
+/// `repo/stat`: sizes summed over every member's daemon.
+async fn repo_stat(shared: &Shared) -> Hijacked {
+    let (repo_size, storage_max) = shared.backend.repo_stat_all().await?;
+    Ok(json_response(
+        &json!({"RepoSize": repo_size, "StorageMax": storage_max}),
+    ))
+}
+
+/// `repo/gc`: a cluster-wide GC, one `{"Key":{"/":cid}}` line per removed block. Errors go inline
+/// with `stream-errors=true`, else in the `X-Stream-Error` trailer (sent to clients that accept
+/// trailers).
+async fn repo_gc(shared: &Shared, stream_errors: bool) -> Hijacked {
+    let gc = shared.backend.repo_gc(false).await?;
+    let mut text = String::new();
+    let mut errors = Vec::new();
+    for result in gc.peer_map.values() {
+        if !result.error.is_empty() {
+            errors.push(format!("{}: {}", result.peer, result.error));
+        }
+        for key in &result.keys {
+            if let Some(cid) = &key.key {
+                text.push_str(&json!({"Key": {"/": cid.to_string()}}).to_string());
+                text.push('\n');
+            } else if !key.error.is_empty() {
+                errors.push(key.error.clone());
+            }
+        }
+    }
+    if stream_errors {
+        for error in &errors {
+            text.push_str(&json!({"Error": error}).to_string());
+            text.push('\n');
+        }
+        errors.clear();
+    }
+    let mut trailers = hyper::HeaderMap::new();
+    let joined = errors.join("; ");
+    trailers.insert(
+        "x-stream-error",
+        HeaderValue::from_str(&joined).unwrap_or_else(|_| HeaderValue::from_static("repo gc failed")),
+    );
+    let frames: Vec<Result<Frame<Bytes>, hyper::Error>> =
+        vec![Ok(Frame::data(Bytes::from(text))), Ok(Frame::trailers(trailers))];
+    let body = BodyExt::boxed(StreamBody::new(futures::stream::iter(frames)));
+    let mut response = Response::new(body);
+    set_proxy_headers(&mut response);
+    response
+        .headers_mut()
+        .insert(TRAILER, HeaderValue::from_static("X-Stream-Error"));
+    Ok(response)
+}
+
+/// `block/put` / `dag/put` with `pin=true`: the daemon stores the data (asked not to pin), then
+/// every CID it reports is pinned through the cluster; the daemon's answer is relayed.
+async fn put_and_pin(shared: &Shared, request: Request<Incoming>, command: &str) -> Hijacked {
+    let (mut parts, body) = request.into_parts();
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .filter(|(k, _)| k != "pin")
+        .chain(std::iter::once(("pin".to_string(), "false".to_string())))
+        .collect();
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&query)
+        .finish();
+    parts.uri = format!("{}?{encoded}", parts.uri.path())
+        .parse::<Uri>()
+        .map_err(|e| KuboError::bad(e.to_string()))?;
+    let response = send_to_daemon(shared, Request::from_parts(parts, body))
+        .await
+        .map_err(|message| KuboError {
+            status: StatusCode::BAD_GATEWAY,
+            message,
+        })?;
+    let (parts, body) = response.into_parts();
+    let bytes = http_body_util::Limited::new(body, PUT_REPLY_LIMIT)
+        .collect()
+        .await
+        .map_err(|e| KuboError {
+            status: StatusCode::BAD_GATEWAY,
+            message: format!("reading the daemon's {command} answer: {e}"),
+        })?
+        .to_bytes();
+    if parts.status.is_success() {
+        for line in serde_json::Deserializer::from_slice(&bytes).into_iter::<Value>() {
+            let Ok(line) = line else { break };
+            // block/put: {"Key": cid}; dag/put: {"Cid": {"/": cid}}.
+            let cid = line
+                .get("Key")
+                .and_then(Value::as_str)
+                .or_else(|| line.get("Cid").and_then(|c| c.get("/")).and_then(Value::as_str));
+            if let Some(cid) = cid.and_then(|c| c.parse::<Cid>().ok()) {
+                shared.backend.pin(cid, PinOptions::default()).await?;
+            }
+        }
+    }
+    Ok(Response::from_parts(parts, full(bytes)))
+}
+
+/// Sends a request to the daemon, keeping method, path, query, headers and body.
+async fn send_to_daemon(shared: &Shared, request: Request<Incoming>) -> Result<Response<Incoming>, String> {
+    let (mut parts, body) = request.into_parts();
+    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let uri = format!("http://{}{path_and_query}", shared.node_address);
+    parts.uri = uri.parse::<Uri>().map_err(|e| format!("bad URI {uri:?}: {e}"))?;
+    if let Ok(host) = HeaderValue::from_str(&shared.node_address) {
+        parts.headers.insert(HOST, host);
+    }
+    shared
+        .client
+        .request(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| format!("the IPFS daemon at {} did not answer: {e}", shared.node_address))
+}
+
+/// The reverse proxy: the request goes to the daemon as is, the answer comes back streamed.
+async fn forward(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBody> {
+    match send_to_daemon(shared, request).await {
+        Ok(response) => response.map(|body| body.boxed()),
+        Err(message) => kubo_error(StatusCode::BAD_GATEWAY, &message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hijacked_commands_and_path_arguments() {
+        assert_eq!(hijacked_command("/api/v0/pin/add"), Some(("pin/add", None)));
+        assert_eq!(hijacked_command("/api/v0/pin/ls/"), Some(("pin/ls", None)));
+        assert_eq!(
+            hijacked_command("/api/v0/pin/add/QmX"),
+            Some(("pin/add", Some("QmX".to_string())))
+        );
+        assert_eq!(hijacked_command("/api/v0/repo/stat"), Some(("repo/stat", None)));
+        assert_eq!(hijacked_command("/api/v0/block/put"), Some(("block/put", None)));
+        assert_eq!(hijacked_command("/api/v0/block/get"), None);
+        assert_eq!(hijacked_command("/api/v0/version"), None);
+        assert_eq!(hijacked_command("/pin/add"), None);
+    }
+
+    #[test]
+    fn paths_and_direct_cids() {
+        let cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
+        assert_eq!(ipfs_path(cid), format!("/ipfs/{cid}"));
+        assert_eq!(ipfs_path("/ipns/name"), "/ipns/name");
+        assert_eq!(direct_cid(cid).unwrap().to_string(), cid);
+        assert_eq!(direct_cid(&format!("/ipfs/{cid}/a")).unwrap().to_string(), cid);
+        assert!(direct_cid("nonsense").is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! The IPFS proxy of a running member (reference §4), driven over HTTP with curl as an `ipfs`
+//! client would: pin calls land in the cluster's pinset and on the daemon, `pin/ls` answers from
+//! the cluster, puts with `pin=true` are pinned cluster-wide, and everything else reaches the
+//! daemon unchanged.
+#![cfg(not(madsim))]
+#![allow(clippy::disallowed_methods)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use cluster_tests::{curl, run, stdout, wait_until, FakeDaemon, MemberDir};
+
+fn cid(i: u32) -> String {
+    cluster_types::Cid::raw_sha256(format!("proxy {i}").as_bytes()).to_string()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn in_pinset(member: &MemberDir, cid: &str) -> bool {
+    member.ctl(&["pin", "ls", cid]).status.success()
+}
+
+#[test]
+fn the_proxy_pins_through_the_cluster_and_forwards_the_rest() {
+    let daemon = FakeDaemon::start(0);
+    let member = MemberDir::init();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    let api = format!("http://127.0.0.1:{}/api/v0", member.proxy_port);
+
+    // Not hijacked: answered by the daemon itself.
+    let (code, body) = curl("POST", &format!("{api}/version"));
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(json(&body)["Version"], "0.29.0-fake");
+    let (code, body) = curl("POST", &format!("{api}/id"));
+    assert_eq!(
+        (code.as_str(), json(&body)["ID"].as_str()),
+        ("200", Some("12D3KooWFakeDaemonForClusterTests"))
+    );
+
+    // pin/add: into the cluster's pinset, then onto the daemon.
+    let (code, body) = curl("POST", &format!("{api}/pin/add?arg={}", cid(1)));
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(json(&body)["Pins"], serde_json::json!([cid(1)]));
+    assert!(in_pinset(&member, &cid(1)));
+    wait_until(Duration::from_secs(20), "the daemon pins it", || {
+        daemon.fake.has_pin(&cid(1).parse().unwrap())
+    });
+    // The deprecated path form works too.
+    let (code, body) = curl("POST", &format!("{api}/pin/add/{}", cid(2)));
+    assert_eq!(code, "200", "{body}");
+    assert!(in_pinset(&member, &cid(2)));
+
+    // pin/ls answers from the cluster.
+    let (code, body) = curl("POST", &format!("{api}/pin/ls?arg={}", cid(1)));
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(json(&body)["Keys"][cid(1)]["Type"], "recursive");
+    let (code, body) = curl("POST", &format!("{api}/pin/ls?stream=true&type=recursive"));
+    assert_eq!(code, "200", "{body}");
+    let lines: Vec<serde_json::Value> = body.lines().map(json).collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    assert!(lines.iter().all(|l| l["Type"] == "recursive" && l["Cid"].is_string()));
+    let (code, body) = curl("POST", &format!("{api}/pin/ls?arg={}", cid(9)));
+    assert_eq!(code, "500");
+    assert_eq!(json(&body)["Message"], format!("path '{}' is not pinned", cid(9)));
+    assert_eq!(json(&body)["Type"], "error");
+
+    // pin/update: the new CID pinned with the old one's allocations, the old one unpinned.
+    let (code, body) = curl("POST", &format!("{api}/pin/update?arg={}&arg={}", cid(2), cid(3)));
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(json(&body)["Pins"], serde_json::json!([cid(2), cid(3)]));
+    assert!(in_pinset(&member, &cid(3)));
+    assert!(!in_pinset(&member, &cid(2)));
+
+    // block/put with pin=true: stored by the daemon, pinned by the cluster.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("block.bin");
+    std::fs::write(&file, b"a block put through the proxy").unwrap();
+    let mut put = Command::new("curl");
+    put.args(["-s", "-X", "POST", "-F"])
+        .arg(format!("data=@{}", file.display()))
+        .arg(format!("{api}/block/put?pin=true"));
+    let answer = json(&stdout(&run(put, Duration::from_secs(30))));
+    let key = answer["Key"].as_str().expect("block/put answers a Key").to_string();
+    assert!(in_pinset(&member, &key), "{key} pinned through the cluster");
+
+    // repo/stat sums the members' daemons (one here).
+    let (code, body) = curl("POST", &format!("{api}/repo/stat"));
+    assert_eq!(code, "200", "{body}");
+    assert!(json(&body)["StorageMax"].as_u64().unwrap() > 0, "{body}");
+
+    // repo/gc runs through the cluster and streams Kubo's lines.
+    let (code, body) = curl("POST", &format!("{api}/repo/gc"));
+    assert_eq!(code, "200", "{body}");
+    assert!(body.lines().all(|l| json(l)["Key"]["/"].is_string()), "{body}");
+
+    // pin/rm removes from the cluster and then the daemon.
+    let (code, body) = curl("POST", &format!("{api}/pin/rm?arg={}", cid(1)));
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(json(&body)["Pins"], serde_json::json!([cid(1)]));
+    assert!(!in_pinset(&member, &cid(1)));
+    wait_until(Duration::from_secs(20), "the daemon unpins it", || {
+        !daemon.fake.has_pin(&cid(1).parse().unwrap())
+    });
+    let (code, body) = curl("POST", &format!("{api}/pin/add"));
+    assert_eq!(code, "400", "{body}");
+}
