@@ -11,6 +11,8 @@
 //! The server needs real sockets, so it is compiled only outside the simulator.
 #![deny(missing_docs)]
 
+#[cfg(not(madsim))]
+mod add_route;
 mod auth;
 mod cors;
 #[cfg(not(madsim))]
@@ -126,6 +128,31 @@ pub trait RestBackend: Send + Sync + 'static {
     /// `GET /health/bandwidth`: traffic per protocol.
     async fn bandwidth(&self) -> BTreeMap<String, Bandwidth> {
         BTreeMap::new()
+    }
+
+    /// `POST /add`, before the upload is read: the members whose daemons receive the blocks
+    /// (only this member with `local`).
+    async fn add_destinations(&self, options: &PinOptions, local: bool) -> Result<Vec<PeerId>, ClusterError> {
+        let _ = (options, local);
+        Err(ClusterError::Internal(
+            "adding content is not supported by this backend".into(),
+        ))
+    }
+
+    /// `POST /add`: stores blocks on every destination's daemon.
+    async fn add_blocks(&self, destinations: &[PeerId], blocks: Vec<(Cid, bytes::Bytes)>) -> Result<(), ClusterError> {
+        let _ = (destinations, blocks);
+        Err(ClusterError::Internal(
+            "adding content is not supported by this backend".into(),
+        ))
+    }
+
+    /// `POST /add`: pins the added root, allocated first to the destinations.
+    async fn add_pin(&self, root: Cid, options: PinOptions, destinations: Vec<PeerId>) -> Result<Pin, ClusterError> {
+        let _ = (root, options, destinations);
+        Err(ClusterError::Internal(
+            "adding content is not supported by this backend".into(),
+        ))
     }
 
     /// The IPFS proxy's `repo/stat`: `(RepoSize, StorageMax)` summed over every member's daemon.

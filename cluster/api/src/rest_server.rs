@@ -33,7 +33,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cluster_rt::tokio;
 use cluster_types::{
-    ApiError, Cid, ClusterError, PeerId, PinOptions, PinType, Timestamp, TrackerStatusFilter, Version, VERSION,
+    AddedOutput, ApiError, Cid, ClusterError, PeerId, PinOptions, PinType, Timestamp, TrackerStatusFilter, Version,
+    VERSION,
 };
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, LOCATION, TE, TRAILER};
@@ -45,6 +46,7 @@ use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::add_route::{body_stream, collect_all, multipart_boundary, run_add, AddParams};
 use crate::auth::{Credentials, Denied};
 use crate::cors::CorsConfig;
 use crate::{RestBackend, ResultStream};
@@ -314,6 +316,7 @@ enum Route {
     Bandwidth,
     RepoGc,
     Token,
+    Add,
 }
 
 /// Why no route matched.
@@ -351,6 +354,7 @@ fn route(method: &Method, segments: &[String]) -> Result<Route, NoRoute> {
         ["monitor", "metrics", name] => only("GET", method, Route::Metrics(name.to_string())),
         ["ipfs", "gc"] => only("POST", method, Route::RepoGc),
         ["token"] => only("POST", method, Route::Token),
+        ["add"] => only("POST", method, Route::Add),
         ["allocations"] => only("GET", method, Route::Allocations),
         ["allocations", cid] => only("GET", method, Route::Allocation(cid.to_string())),
         ["pins"] => only("GET", method, Route::StatusAll),
@@ -594,6 +598,12 @@ async fn route_request(shared: &Shared, request: Request<Incoming>, user: Option
     };
     let query = Query::parse(raw_query);
     let trailers = accepts_trailers(request.headers());
+    if route == Route::Add {
+        return match add(shared, &query, request, trailers).await {
+            Ok(response) => response,
+            Err(failure) => shared.failure(failure),
+        };
+    }
     let body = if matches!(route, Route::PeerAdd) {
         match read_small_body(request.into_body()).await {
             Ok(body) => body,
@@ -701,6 +711,8 @@ async fn dispatch(
             let local = query.local()?;
             shared.json(StatusCode::OK, &backend.repo_gc(local).await?)
         }
+        // Answered before dispatch (it needs the request body).
+        Route::Add => return Err(Failure::bad_request("add needs a multipart body")),
         Route::Token => match user.and_then(|u| shared.credentials.as_ref()?.issue_token(&u)) {
             Some(token) => shared.json(StatusCode::OK, &serde_json::json!({ "token": token })),
             // Tokens exist only with basic auth configured (Go answers the same).
@@ -712,6 +724,48 @@ async fn dispatch(
             }
         },
     })
+}
+
+/// `POST /add`: checks every parameter and the body's type, chooses where the blocks go, then
+/// streams the output lines (NDJSON), or answers them as one JSON array when
+/// `stream-channels=false`.
+async fn add(
+    shared: &Shared,
+    query: &Query,
+    request: Request<Incoming>,
+    trailers: bool,
+) -> Result<Response<ResponseBody>, Failure> {
+    let pin = query.pin_options()?;
+    let get = |key: &str| query.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let params = AddParams::parse(&get, pin).map_err(Failure::bad_request)?;
+    let content_type = header_text(request.headers(), "content-type");
+    let boundary = multipart_boundary(content_type.as_deref()).map_err(Failure::bad_request)?;
+    let destinations = shared.backend.add_destinations(&params.pin, params.local).await?;
+    let stream_channels = params.stream_channels;
+    let lines = run_add(
+        shared.backend.clone(),
+        params,
+        destinations,
+        body_stream(request.into_body()),
+        boundary,
+    );
+    let mut response = if stream_channels {
+        shared.stream(lines, trailers).await
+    } else {
+        let all = collect_all(lines).await?;
+        // Go encodes an empty result as `null`.
+        if all.is_empty() {
+            shared.json(StatusCode::OK, &Option::<Vec<AddedOutput>>::None)
+        } else {
+            shared.json(StatusCode::OK, &all)
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+    if stream_channels {
+        headers.insert("x-chunked-output", HeaderValue::from_static("1"));
+    }
+    Ok(response)
 }
 
 /// The body of `POST /peers`: Go's `{"peer_id": ..}`, plus optional addresses to dial.

@@ -182,12 +182,28 @@ impl FakeIpfs {
     /// `add_block_data` as a daemon call (counted, subject to the knobs): used by the HTTP
     /// server's `add` and `block/put`. `pin` also pins the block recursively.
     #[cfg(not(madsim))]
-    pub(crate) async fn put_block(&self, method: &'static str, data: &[u8], pin: bool) -> Result<Cid, IpfsError> {
+    pub(crate) async fn put_block(
+        &self,
+        method: &'static str,
+        data: &[u8],
+        pin: bool,
+        codec: Option<(u64, bool)>,
+    ) -> Result<Cid, IpfsError> {
         self.enter(method).await?;
         if pin && self.knobs().repo_full {
             return Err(repo_full_error(method_path(method)));
         }
-        let cid = self.add_block_data(data);
+        let mut cid = self.add_block_data(data);
+        // `block/put` names the block's codec (and, for dag-pb, may ask for CIDv0).
+        if let Some((codec, v0)) = codec {
+            let hash = *cid.0.hash();
+            cid = Cid(if v0 && codec == 0x70 {
+                cid::Cid::new_v0(hash).unwrap_or(cid.0)
+            } else {
+                cid::Cid::new_v1(codec, hash)
+            });
+            self.lock().blocks.insert(cid);
+        }
         if pin {
             self.lock().pins.insert(cid, IpfsPinType::Recursive);
         }
@@ -363,6 +379,15 @@ impl IpfsConnector for FakeIpfs {
     async fn version(&self) -> Result<String, IpfsError> {
         self.enter("version").await?;
         Ok(FAKE_VERSION.into())
+    }
+
+    async fn block_put(&self, cid: &Cid, _data: bytes::Bytes) -> Result<(), IpfsError> {
+        self.enter("block_put").await?;
+        if self.knobs().repo_full {
+            return Err(repo_full_error("block/put"));
+        }
+        self.lock().blocks.insert(*cid);
+        Ok(())
     }
 
     async fn repo_gc(&self) -> Result<Vec<GcEntry>, IpfsError> {

@@ -616,7 +616,19 @@ async fn upload(fake: &FakeIpfs, endpoint: &'static str, query: &Query, request:
     let method = if is_add { "add" } else { "block_put" };
     let mut text = String::new();
     for part in parts {
-        let cid = match fake.put_block(method, &part.data, pin).await {
+        // block/put: Kubo reads `cid-codec`, js-ipfs `format` and `version`.
+        let codec = if is_add {
+            None
+        } else {
+            let name = query.get("cid-codec").or(query.get("format")).unwrap_or("raw");
+            let code = match name {
+                "dag-pb" | "protobuf" => 0x70,
+                "dag-cbor" | "cbor" => 0x71,
+                _ => 0x55,
+            };
+            Some((code, query.get("version") == Some("0")))
+        };
+        let cid = match fake.put_block(method, &part.data, pin, codec).await {
             Ok(cid) => cid,
             Err(e) => return fake_error(e),
         };

@@ -24,7 +24,7 @@ use cluster_rt::tokio::time::Instant;
 use cluster_types::{Cid, IpfsId};
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -95,7 +95,7 @@ impl KuboConnectorConfig {
 /// The Kubo RPC client; cheap to share behind an `Arc` (calls take `&self`).
 pub struct KuboConnector {
     config: KuboConnectorConfig,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpConnector, Full<Bytes>>,
     /// Transport failures since the last request that got an answer.
     consecutive_failures: AtomicU64,
     /// While rate-limited: the earliest time the next request may go out. Each request
@@ -151,16 +151,29 @@ impl KuboConnector {
     /// Sends `POST /api/v0/<path>?<query>` and returns the reply head, whatever its status.
     /// Transport errors become [`IpfsError::Unreachable`]. No deadline here: callers bound it.
     async fn send(&self, path: &str, query: &[(&str, &str)]) -> Result<Response<Incoming>, IpfsError> {
+        self.send_body(path, query, None, Bytes::new()).await
+    }
+
+    /// [`KuboConnector::send`] with a body of `content_type`.
+    async fn send_body(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, IpfsError> {
         self.wait_rate_limit().await;
         // The serializer is not `Send`: finish it before any `.await`.
         let query_string = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query)
             .finish();
         let uri = format!("http://{}/api/v0/{path}?{query_string}", self.config.node_address);
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(&uri)
-            .body(Empty::new())
+        let mut request = Request::builder().method(Method::POST).uri(&uri);
+        if let Some(content_type) = content_type {
+            request = request.header(hyper::header::CONTENT_TYPE, content_type);
+        }
+        let request = request
+            .body(Full::new(body))
             .map_err(|e| self.unreachable(format!("invalid request URI {uri:?}: {e}")))?;
         match self.client.request(request).await {
             Ok(response) => {
@@ -864,6 +877,76 @@ impl IpfsConnector for KuboConnector {
     async fn version(&self) -> Result<String, IpfsError> {
         let reply: VersionReply = self.read_one("version", &[]).await?;
         Ok(reply.version)
+    }
+
+    async fn block_put(&self, cid: &Cid, data: Bytes) -> Result<(), IpfsError> {
+        let path = "block/put";
+        let codec = match cid.0.codec() {
+            0x55 => "raw",
+            0x70 => "dag-pb",
+            0x71 => "dag-cbor",
+            other => {
+                return Err(IpfsError::Daemon {
+                    path: path.into(),
+                    code: 400,
+                    message: format!("block/put of codec 0x{other:x} is not supported"),
+                })
+            }
+        };
+        let version = if u64::from(cid.0.version()) == 0 { "0" } else { "1" };
+        // Kubo reads `cid-codec`; js-ipfs reads `format` and `version`.
+        let query = [
+            ("cid-codec", codec),
+            ("format", codec),
+            ("version", version),
+            ("mhtype", "sha2-256"),
+            ("pin", "false"),
+        ];
+        const BOUNDARY: &str = "cluster-block-boundary-7d1c3f";
+        let mut body = Vec::with_capacity(data.len() + 200);
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"data\"; filename=\"block\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&data);
+        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        let call = async {
+            let response = self
+                .send_body(path, &query, Some(&content_type), Bytes::from(body))
+                .await?;
+            let response = self.check_status(path, response).await?;
+            read_body(&self.config.node_address, path, response.into_body(), REPLY_BYTES_MAX).await
+        };
+        let reply = match cluster_rt::timeout(self.config.request_timeout, call).await {
+            Ok(reply) => reply?,
+            Err(elapsed) => {
+                return Err(IpfsError::Timeout {
+                    path: path.into(),
+                    message: elapsed.to_string(),
+                })
+            }
+        };
+        #[derive(Deserialize)]
+        struct BlockPutReply {
+            #[serde(rename = "Key")]
+            key: String,
+        }
+        let reply: BlockPutReply = serde_json::from_slice(&reply).map_err(|e| decode_error(path, e.to_string()))?;
+        let stored: Cid = reply
+            .key
+            .parse()
+            .map_err(|e| decode_error(path, format!("bad Key {:?}: {e}", reply.key)))?;
+        // Daemons may answer another CID version or codec (js-ipfs); the hash must match.
+        if stored.0.hash() != cid.0.hash() {
+            return Err(decode_error(
+                path,
+                format!("the daemon stored {stored}, which is not the block {cid}"),
+            ));
+        }
+        Ok(())
     }
 
     async fn repo_gc(&self) -> Result<Vec<GcEntry>, IpfsError> {

@@ -16,6 +16,7 @@ mod json_stream;
 #[cfg(not(madsim))]
 mod kubo_connector;
 
+pub use bytes::Bytes;
 pub use error::IpfsError;
 pub use fake_ipfs::{FakeIpfs, FakeIpfsKnobs};
 #[cfg(not(madsim))]
@@ -84,6 +85,9 @@ pub trait IpfsConnector: Send + Sync + 'static {
 
     /// Runs the repository garbage collector; one entry per removed block or per error met.
     async fn repo_gc(&self) -> Result<Vec<GcEntry>, IpfsError>;
+
+    /// Stores one block (`block/put`, not pinned); fails if the daemon stores other content.
+    async fn block_put(&self, cid: &Cid, data: bytes::Bytes) -> Result<(), IpfsError>;
 }
 
 /// One line of a repository GC: a removed block, or an error the daemon reported for one.

@@ -348,3 +348,44 @@ async fn shutdown_closes_the_server() {
     let err = f.connector.unpin(&cid(1)).await.unwrap_err();
     assert!(matches!(err, IpfsError::Unreachable { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn block_put_stores_blocks_under_their_codec_and_repo_gc_collects_the_unpinned() {
+    let f = fixture().await;
+    // A raw block and a dag-pb CIDv0 block (the shape the importer makes).
+    let raw = Cid::raw_sha256(b"raw block");
+    f.connector
+        .block_put(&raw, cluster_ipfs::Bytes::from_static(b"raw block"))
+        .await
+        .unwrap();
+    assert!(f.fake.has_block(&raw));
+    let data = b"\x0a\x04\x08\x02\x18\x00"; // any bytes: the fake does not parse them
+    let v1 = Cid::raw_sha256(data);
+    let v0 = Cid(cid::Cid::new_v0(*v1.0.hash()).unwrap());
+    f.connector
+        .block_put(&v0, cluster_ipfs::Bytes::from_static(data))
+        .await
+        .unwrap();
+    assert!(f.fake.has_block(&v0), "stored as dag-pb CIDv0");
+
+    // A daemon that stores other content than asked is an error, not a silent success.
+    let wrong = Cid::raw_sha256(b"something else");
+    let error = f
+        .connector
+        .block_put(&wrong, cluster_ipfs::Bytes::from_static(b"raw block"))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not the block"), "{error}");
+
+    // GC: the pinned block stays, the others go, each reported once.
+    f.connector.pin(&raw, -1).await.unwrap();
+    let removed = f.connector.repo_gc().await.unwrap();
+    assert!(removed.contains(&cluster_ipfs::GcEntry::Removed(v0)), "{removed:?}");
+    assert!(!removed.contains(&cluster_ipfs::GcEntry::Removed(raw)));
+    assert!(f.fake.has_block(&raw) && !f.fake.has_block(&v0));
+    f.fake.update_knobs(|k| k.down = true);
+    assert!(matches!(
+        f.connector.repo_gc().await,
+        Err(IpfsError::Unreachable { .. })
+    ));
+}

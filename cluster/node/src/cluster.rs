@@ -13,8 +13,8 @@ use cluster_consensus::{
     node_id_of, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, LeaderForwarder, MemberNode,
     NoTransport, RaftTransport, TransportFailure,
 };
-use cluster_ipfs::{GcEntry, IpfsConnector};
-use cluster_rpc::{RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Transport};
+use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
+use cluster_rpc::{RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Transport, WireBlock};
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};
 use cluster_tracker::{PinTracker, TrackerConfig};
@@ -548,6 +548,83 @@ impl Cluster {
         GlobalRepoGc {
             peer_map: results.into_iter().map(|gc| (gc.peer.to_string(), gc)).collect(),
         }
+    }
+
+    /// Stores blocks on this member's daemon, in order; the first failure stops and is returned.
+    pub async fn put_blocks_locally(&self, blocks: Vec<WireBlock>) -> Result<(), String> {
+        for block in blocks {
+            self.ipfs
+                .block_put(&block.cid, block.data.into())
+                .await
+                .map_err(|e| format!("block/put of {}: {e}", block.cid))?;
+        }
+        Ok(())
+    }
+
+    /// The members whose daemons receive an upload's blocks (Go `BlockAllocate`): the pin's
+    /// allocations for a placeholder CID (every member when pinned everywhere), or only this
+    /// member with `local`.
+    pub fn add_destinations(&self, options: &PinOptions, local: bool) -> Result<Vec<PeerId>, ClusterError> {
+        if local {
+            return Ok(vec![self.identity.peer_id]);
+        }
+        // The content's CID is not known before the upload is read: rank members for a random one.
+        let mut seed = [0u8; 16];
+        cluster_rt::fill_random(&mut seed);
+        let placeholder = Cid::raw_sha256(&seed);
+        let mut pin = self.prepare_pin(placeholder, options.clone(), None)?;
+        let user_allocations = options.user_allocations.clone().unwrap_or_default();
+        self.allocate(&mut pin, &user_allocations, None, None)?;
+        if pin.is_everywhere() {
+            return Ok(self.member_peers());
+        }
+        Ok(pin.allocations)
+    }
+
+    /// Stores blocks on every destination's daemon at once; fails if any destination fails.
+    pub async fn add_blocks(&self, destinations: &[PeerId], blocks: Vec<(Cid, Bytes)>) -> Result<(), ClusterError> {
+        let wire: Vec<WireBlock> = blocks
+            .into_iter()
+            .map(|(cid, data)| WireBlock {
+                cid,
+                data: data.to_vec(),
+            })
+            .collect();
+        let members = self.members();
+        let puts = destinations.iter().map(|peer| {
+            let wire = wire.clone();
+            let member = members.iter().find(|m| m.peer_id == peer.to_string()).cloned();
+            async move {
+                if *peer == self.identity.peer_id {
+                    return self.put_blocks_locally(wire).await;
+                }
+                let (Some(rpc), Some(member)) = (&self.rpc, member) else {
+                    return Err(format!("{peer} is not a reachable member"));
+                };
+                match rpc
+                    .call(&member, RpcRequest::BlockPut(wire), self.config.ipfs_request_timeout)
+                    .await
+                {
+                    Ok(RpcResponse::BlockPut(result)) => result,
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        });
+        for (peer, result) in destinations.iter().zip(futures::future::join_all(puts).await) {
+            result.map_err(|e| ClusterError::Internal(format!("storing blocks on {peer}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Pins an added root, allocated first to the members that received its blocks.
+    pub async fn add_pin(
+        &self,
+        root: Cid,
+        mut options: PinOptions,
+        destinations: Vec<PeerId>,
+    ) -> Result<Pin, ClusterError> {
+        options.user_allocations = Some(destinations);
+        self.pin(root, options).await
     }
 
     /// Who is connected to whom (Go `ConnectGraph`): every member answering `id` is linked to the
@@ -1319,6 +1396,7 @@ impl RpcHandler for ClusterRpcHandler {
                 RpcResponse::PushMetric
             }
             RpcRequest::RepoGc => RpcResponse::RepoGc(self.cluster.repo_gc_local().await),
+            RpcRequest::BlockPut(blocks) => RpcResponse::BlockPut(self.cluster.put_blocks_locally(blocks).await),
             RpcRequest::RepoStat => RpcResponse::RepoStat(
                 self.cluster
                     .ipfs
@@ -1443,6 +1521,18 @@ impl RestBackend for Cluster {
 
     async fn connect_graph(&self) -> Result<ConnectGraph, ClusterError> {
         Ok(Cluster::connect_graph(self).await)
+    }
+
+    async fn add_destinations(&self, options: &PinOptions, local: bool) -> Result<Vec<PeerId>, ClusterError> {
+        Cluster::add_destinations(self, options, local)
+    }
+
+    async fn add_blocks(&self, destinations: &[PeerId], blocks: Vec<(Cid, Bytes)>) -> Result<(), ClusterError> {
+        Cluster::add_blocks(self, destinations, blocks).await
+    }
+
+    async fn add_pin(&self, root: Cid, options: PinOptions, destinations: Vec<PeerId>) -> Result<Pin, ClusterError> {
+        Cluster::add_pin(self, root, options, destinations).await
     }
 
     async fn repo_stat_all(&self) -> Result<(u64, u64), ClusterError> {

@@ -58,6 +58,33 @@ pub enum RpcRequest {
     SwarmPeers,
     /// The member's daemon's repository size and limit (Go `IPFSConnector.RepoStat`).
     RepoStat,
+    /// Store these blocks on the member's daemon (Go `IPFSConnector.BlockStream`, for `/add`).
+    BlockPut(Vec<WireBlock>),
+}
+
+/// A block in an RPC: its CID and its bytes (base64 in the JSON frame).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WireBlock {
+    /// The block's CID.
+    pub cid: Cid,
+    /// The block's bytes.
+    #[serde(with = "base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+mod base64_bytes {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(data: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(data))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The answer to an [`RpcRequest`], variant for variant.
@@ -90,6 +117,8 @@ pub enum RpcResponse {
     SwarmPeers(Result<Vec<String>, String>),
     /// `(RepoSize, StorageMax)`, or why they could not be read.
     RepoStat(Result<(u64, u64), String>),
+    /// Whether every block was stored.
+    BlockPut(Result<(), String>),
 }
 
 /// Serves requests from other members.

@@ -166,6 +166,10 @@ impl IpfsConnector for TestIpfs {
     async fn repo_gc(&self) -> Result<Vec<cluster_ipfs::GcEntry>, IpfsError> {
         Ok(Vec::new())
     }
+
+    async fn block_put(&self, _cid: &Cid, _data: cluster_ipfs::Bytes) -> Result<(), IpfsError> {
+        Ok(())
+    }
 }
 
 fn me() -> PeerId {

@@ -15,6 +15,7 @@
 //! This crate does no IO.
 #![deny(missing_docs)]
 
+mod added_output;
 mod api_error;
 mod cid;
 mod cluster_error;
@@ -30,6 +31,7 @@ mod timestamp;
 mod tracker_status;
 mod version;
 
+pub use crate::added_output::AddedOutput;
 pub use crate::api_error::ApiError;
 pub use crate::cid::{Cid, CidError};
 pub use crate::cluster_error::ClusterError;

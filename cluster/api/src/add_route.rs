@@ -1,0 +1,384 @@
+//! `POST /add` (reference §1.7): a multipart upload turned into blocks on the chosen members'
+//! daemons, then one cluster pin of the root.
+//!
+//! Owns: the add parameters, reading the multipart body part by part (a part is never held
+//! whole), feeding the UnixFS importer or the CAR decoder of `cluster-adder`, sending blocks in
+//! bounded batches through [`RestBackend::add_blocks`] as they are made, and the output lines.
+//! The body is read only as fast as the daemons take the blocks, so memory stays bounded
+//! whatever the upload's size.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cluster_adder::{unixfs_file_size, Block, CarDecoder, ImportOptions, Importer};
+use cluster_types::{AddedOutput, Cid, ClusterError, PeerId, PinOptions};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::{RestBackend, ResultStream};
+
+/// Blocks are sent to the daemons in batches of about this many bytes.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// With `progress=true`, a progress line every this many bytes of a file.
+const PROGRESS_EVERY: u64 = 256 * 1024;
+
+/// The add parameters that are not about encoding (those are [`ImportOptions`]).
+#[derive(Debug, Clone)]
+pub(crate) struct AddParams {
+    pub import: ImportOptions,
+    pub car: bool,
+    pub local: bool,
+    pub no_pin: bool,
+    pub stream_channels: bool,
+    pub progress: bool,
+    pub pin: PinOptions,
+}
+
+/// Go's `strconv.ParseBool`; empty or absent is `default`.
+fn parse_bool(name: &str, value: Option<&str>, default: bool) -> Result<bool, String> {
+    match value.unwrap_or("") {
+        "" => Ok(default),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(format!("parameter {name} invalid: {other:?} is not a boolean")),
+    }
+}
+
+impl AddParams {
+    /// Parses the query; the message of an error is the 400 body.
+    pub(crate) fn parse(get: &dyn Fn(&str) -> Option<String>, pin: PinOptions) -> Result<AddParams, String> {
+        let mut import = ImportOptions::from_params(get).map_err(|e| e.to_string())?;
+        // Go's server ignores `hidden` (ipfs-cluster-ctl leaves dotfiles out before sending):
+        // whatever a client uploads is added.
+        import.hidden = true;
+        let car = match get("format").as_deref().unwrap_or("") {
+            "" | "unixfs" => false,
+            "car" => true,
+            _ => return Err("format parameter is invalid".into()),
+        };
+        if parse_bool("shard", get("shard").as_deref(), false)? {
+            return Err("sharding (shard=true) is not supported yet; add without it".into());
+        }
+        if parse_bool("nocopy", get("nocopy").as_deref(), false)? {
+            return Err("nocopy (filestore) adds are not supported".into());
+        }
+        Ok(AddParams {
+            import,
+            car,
+            local: parse_bool("local", get("local").as_deref(), false)?,
+            no_pin: parse_bool("no-pin", get("no-pin").as_deref(), false)?,
+            stream_channels: parse_bool("stream-channels", get("stream-channels").as_deref(), true)?,
+            progress: parse_bool("progress", get("progress").as_deref(), false)?,
+            pin,
+        })
+    }
+}
+
+/// The boundary of a `multipart/form-data` (or `multipart/mixed`) body, else the 400 message.
+pub(crate) fn multipart_boundary(content_type: Option<&str>) -> Result<String, String> {
+    let refused = || "request Content-Type isn't multipart/form-data".to_string();
+    let content_type = content_type.ok_or_else(refused)?;
+    let (essence, params) = content_type.split_once(';').unwrap_or((content_type, ""));
+    let essence = essence.trim().to_ascii_lowercase();
+    if essence != "multipart/form-data" && essence != "multipart/mixed" {
+        return Err(refused());
+    }
+    params
+        .split(';')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+        .filter(|b| !b.is_empty())
+        .ok_or_else(refused)
+}
+
+/// The path of a part, as Go derives it: the `filename` query-unescaped, then cleaned and made
+/// relative. Parts without a filename take their field name.
+fn part_path(filename: Option<&str>, field_name: Option<&str>) -> String {
+    let raw = filename.filter(|f| !f.is_empty()).or(field_name).unwrap_or("file");
+    let unescaped: String = url::form_urlencoded::parse(format!("x={}", raw.replace('&', "%26")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| raw.to_string());
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in unescaped.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        "file".to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// Runs an add: reads the upload, stores blocks, pins the root. Output lines (or the error that
+/// ended it) go to the returned stream as they are produced.
+pub(crate) fn run_add<S>(
+    backend: Arc<dyn RestBackend>,
+    params: AddParams,
+    destinations: Vec<PeerId>,
+    body: S,
+    boundary: String,
+) -> ResultStream<AddedOutput>
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(16);
+    cluster_rt::spawn(async move {
+        let mut adder = Adder {
+            backend,
+            destinations,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            tx: tx.clone(),
+        };
+        if let Err(error) = adder.add(params, body, boundary).await {
+            let _ = tx.send(Err(error)).await;
+        }
+    });
+    rx
+}
+
+struct Adder {
+    backend: Arc<dyn RestBackend>,
+    destinations: Vec<PeerId>,
+    batch: Vec<(Cid, Bytes)>,
+    batch_bytes: usize,
+    tx: mpsc::Sender<Result<AddedOutput, ClusterError>>,
+}
+
+fn bad_upload(message: impl std::fmt::Display) -> ClusterError {
+    ClusterError::InvalidArgument(message.to_string())
+}
+
+impl Adder {
+    async fn emit(&self, line: AddedOutput) -> Result<(), ClusterError> {
+        self.tx
+            .send(Ok(line))
+            .await
+            .map_err(|_| ClusterError::Internal("the client went away".into()))
+    }
+
+    fn line(&self, name: String, cid: Cid, size: u64, bytes: u64) -> AddedOutput {
+        AddedOutput {
+            name,
+            cid: Some(cid),
+            bytes,
+            size,
+            allocations: self.destinations.clone(),
+        }
+    }
+
+    async fn push_blocks(&mut self, blocks: Vec<Block>) -> Result<(), ClusterError> {
+        for block in blocks {
+            self.batch_bytes += block.data.len();
+            self.batch.push((Cid(block.cid), Bytes::from(block.data)));
+        }
+        if self.batch_bytes >= BATCH_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), ClusterError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        self.backend.add_blocks(&self.destinations, batch).await
+    }
+
+    async fn add<S>(&mut self, params: AddParams, body: S, boundary: String) -> Result<(), ClusterError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        let mut multipart = multer::Multipart::new(body, boundary);
+        let (root, name) = if params.car {
+            self.add_car(&mut multipart).await?
+        } else {
+            self.add_unixfs(&params, &mut multipart).await?
+        };
+        self.flush().await?;
+        if !params.no_pin {
+            let mut options = params.pin.clone();
+            if options.name.is_empty() {
+                options.name = name;
+            }
+            self.backend.add_pin(root, options, self.destinations.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn add_unixfs(
+        &mut self,
+        params: &AddParams,
+        multipart: &mut multer::Multipart<'static>,
+    ) -> Result<(Cid, String), ClusterError> {
+        let mut importer = Importer::new(params.import.clone()).map_err(bad_upload)?;
+        let mut sent = 0usize;
+        while let Some(mut field) = multipart.next_field().await.map_err(bad_upload)? {
+            let path = part_path(field.file_name(), field.name());
+            let directory = field
+                .content_type()
+                .map(|m| m.essence_str() == "application/x-directory" || m.essence_str() == "multipart/form-data")
+                .unwrap_or(false);
+            if directory {
+                importer.add_directory(&path).map_err(bad_upload)?;
+                continue;
+            }
+            let Some(mut file) = importer.start_file(&path).map_err(bad_upload)? else {
+                // Hidden and `hidden` is off: read and drop.
+                while field.chunk().await.map_err(bad_upload)?.is_some() {}
+                continue;
+            };
+            let mut next_progress = PROGRESS_EVERY;
+            while let Some(chunk) = field.chunk().await.map_err(bad_upload)? {
+                let blocks = file.write(&chunk);
+                self.push_blocks(blocks).await?;
+                if params.progress && file.bytes() >= next_progress {
+                    next_progress = file.bytes() + PROGRESS_EVERY;
+                    self.emit(AddedOutput {
+                        name: path.clone(),
+                        cid: None,
+                        bytes: file.bytes(),
+                        size: 0,
+                        allocations: Vec::new(),
+                    })
+                    .await?;
+                }
+            }
+            let added = file.finish().map_err(bad_upload)?;
+            self.push_blocks(added.blocks).await?;
+            let entry = added.entry;
+            self.emit(self.line(entry.name, Cid(entry.cid), entry.size, 0)).await?;
+            sent += 1;
+        }
+        let imported = importer.finish().map_err(bad_upload)?;
+        self.push_blocks(imported.blocks).await?;
+        let mut root_name = String::new();
+        for entry in imported.entries.into_iter().skip(sent) {
+            root_name = entry.name.clone();
+            self.emit(self.line(entry.name, Cid(entry.cid), entry.size, 0)).await?;
+        }
+        Ok((Cid(imported.root), root_name))
+    }
+
+    /// `format=car`: the first part is a CAR; its blocks are stored as they are verified and its
+    /// first root is pinned. One output line: the root, the blocks' total bytes and, when the
+    /// root is a UnixFS file, its size.
+    async fn add_car(&mut self, multipart: &mut multer::Multipart<'static>) -> Result<(Cid, String), ClusterError> {
+        let mut field = multipart
+            .next_field()
+            .await
+            .map_err(bad_upload)?
+            .ok_or_else(|| bad_upload("no CAR file in the upload"))?;
+        let name = part_path(field.file_name(), field.name());
+        let mut decoder = CarDecoder::new();
+        let mut root_size = 0u64;
+        let mut roots: Option<Vec<cid::Cid>> = None;
+        while let Some(chunk) = field.chunk().await.map_err(bad_upload)? {
+            let blocks = decoder.push(&chunk).map_err(bad_upload)?;
+            if roots.is_none() {
+                roots = decoder.roots().map(<[cid::Cid]>::to_vec);
+            }
+            if let Some(root) = roots.as_ref().and_then(|r| r.first()) {
+                if let Some(block) = blocks.iter().find(|b| b.cid == *root) {
+                    root_size = unixfs_file_size(block).unwrap_or(0);
+                }
+            }
+            self.push_blocks(blocks).await?;
+        }
+        let summary = decoder.finish().map_err(bad_upload)?;
+        // As Go: exactly one root.
+        let [root] = summary.roots.as_slice() else {
+            return Err(bad_upload(format!(
+                "a CAR must have exactly one root; this one has {}",
+                summary.roots.len()
+            )));
+        };
+        let root = *root;
+        self.emit(self.line(name.clone(), Cid(root), root_size, summary.block_bytes))
+            .await?;
+        Ok((Cid(root), name))
+    }
+}
+
+/// Drains the rest of a stream of add output into one list (`stream-channels=false`).
+pub(crate) async fn collect_all(mut lines: ResultStream<AddedOutput>) -> Result<Vec<AddedOutput>, ClusterError> {
+    let mut all = Vec::new();
+    while let Some(line) = lines.recv().await {
+        all.push(line?);
+    }
+    Ok(all)
+}
+
+/// The request body as a stream of data chunks (trailers skipped).
+pub(crate) fn body_stream(body: hyper::body::Incoming) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    http_body_util::BodyStream::new(body).filter_map(|frame| async move {
+        match frame {
+            Ok(frame) => frame.into_data().ok().map(Ok),
+            Err(e) => Some(Err(std::io::Error::other(e))),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_paths_are_cleaned_like_go() {
+        assert_eq!(part_path(Some("hello.txt"), Some("file")), "hello.txt");
+        assert_eq!(part_path(Some("dir%2Fa.txt"), None), "dir/a.txt");
+        assert_eq!(part_path(Some("/abs/../x/./y"), None), "x/y");
+        assert_eq!(part_path(Some("a+b"), None), "a b");
+        assert_eq!(part_path(Some("undefined"), Some("file")), "undefined");
+        assert_eq!(part_path(None, Some("file")), "file");
+        assert_eq!(part_path(Some(""), None), "file");
+        assert_eq!(part_path(Some("../.."), None), "file");
+    }
+
+    #[test]
+    fn boundaries_of_multipart_types_only() {
+        assert_eq!(
+            multipart_boundary(Some("multipart/form-data; boundary=abc")).unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            multipart_boundary(Some("Multipart/Mixed; boundary=\"q r\"")).unwrap(),
+            "q r"
+        );
+        assert!(multipart_boundary(Some("application/json")).is_err());
+        assert!(multipart_boundary(Some("multipart/form-data")).is_err());
+        assert!(multipart_boundary(None).is_err());
+    }
+
+    #[test]
+    fn params_follow_go_defaults_and_refusals() {
+        let none = |_: &str| None::<String>;
+        let params = AddParams::parse(&none, PinOptions::default()).unwrap();
+        assert!(params.stream_channels && !params.car && !params.local && !params.no_pin);
+        let get = |k: &str| match k {
+            "format" => Some("tar".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            AddParams::parse(&get, PinOptions::default()).unwrap_err(),
+            "format parameter is invalid"
+        );
+        let get = |k: &str| (k == "shard").then(|| "true".to_string());
+        assert!(AddParams::parse(&get, PinOptions::default()).is_err());
+        let get = |k: &str| (k == "local").then(|| "maybe".to_string());
+        assert!(AddParams::parse(&get, PinOptions::default())
+            .unwrap_err()
+            .contains("local"));
+    }
+}
