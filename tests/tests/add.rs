@@ -151,3 +151,114 @@ fn add_imports_files_with_kubo_cids_and_pins_the_root() {
     assert_eq!(code, "400", "{body}");
     assert!(body.contains("multipart/form-data"), "{body}");
 }
+
+#[test]
+fn ctl_add_uploads_files_and_folders_and_prints_like_go() {
+    let daemon = FakeDaemon::start(0);
+    let member = MemberDir::init();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    let dir = tempfile::tempdir().unwrap();
+    let hello = dir.path().join("hello.txt");
+    std::fs::write(&hello, b"hello ipfs cluster test\n").unwrap();
+    let hello_arg = hello.to_str().unwrap();
+
+    let output = member.ctl(&["add", "--wait", "--wt", "30s", hello_arg]);
+    assert!(output.status.success(), "{}", cluster_tests::stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "added QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9 hello.txt\n"
+    );
+    // --wait returned: the root is pinned on the daemon, named after the file.
+    assert!(daemon
+        .fake
+        .has_pin(&"QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9".parse().unwrap()));
+    let pin = member.ctl(&[
+        "--enc",
+        "json",
+        "pin",
+        "ls",
+        "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9",
+    ]);
+    let pin: serde_json::Value = serde_json::from_str(&stdout(&pin)).unwrap();
+    assert_eq!(pin["name"], "hello.txt");
+
+    // A folder: refused without -r; with -r every entry, root last; -Q prints only the root.
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("css")).unwrap();
+    std::fs::write(site.join("index.html"), b"<html></html>\n").unwrap();
+    std::fs::write(site.join("css/a.css"), b"a {}\n").unwrap();
+    std::fs::write(site.join(".hidden"), b"secret\n").unwrap();
+    let site_arg = site.to_str().unwrap();
+    let output = member.ctl(&["add", site_arg]);
+    assert_eq!(output.status.code(), Some(1));
+    let output = member.ctl(&["add", "-r", "--cid-version", "1", site_arg]);
+    assert!(output.status.success(), "{}", cluster_tests::stderr(&output));
+    let text = stdout(&output);
+    let names: Vec<&str> = text.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["site/css/a.css", "site/index.html", "site/css", "site"],
+        "{text}"
+    );
+    let root = text.lines().last().unwrap().split(' ').nth(1).unwrap().to_string();
+    assert!(root.starts_with("bafy"), "CIDv1 dag-pb root: {root}");
+    let output = member.ctl(&["add", "-r", "-Q", "--cid-version", "1", site_arg]);
+    assert_eq!(stdout(&output), format!("{root}\n"));
+    let output = member.ctl(&["add", "-r", "-q", "--cid-version", "1", site_arg]);
+    assert_eq!(stdout(&output).lines().count(), 4);
+    assert!(member.ctl(&["pin", "ls", &root]).status.success());
+
+    // Hidden files only with -H: a different root.
+    let output = member.ctl(&["add", "-r", "-Q", "-H", "--cid-version", "1", site_arg]);
+    assert_ne!(stdout(&output), format!("{root}\n"));
+
+    // --no-stream with --enc json: one array.
+    let output = member.ctl(&["--enc", "json", "add", "--no-stream", "--no-pin", hello_arg]);
+    let array: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(array[0]["cid"], "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9");
+
+    // Bad options come back as API errors (exit 2).
+    let output = member.ctl(&["add", "--layout", "trickle", hello_arg]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(stdout(&output).contains("trickle"), "{}", stdout(&output));
+}
+
+#[test]
+fn ctl_maintenance_commands_against_a_member() {
+    let daemon = FakeDaemon::start(0);
+    let member = MemberDir::init();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    let a = cluster_types::Cid::raw_sha256(b"update from").to_string();
+    let b = cluster_types::Cid::raw_sha256(b"update to").to_string();
+
+    let output = member.ctl(&["pin", "add", "--ns", "-n", "first", &a]);
+    assert!(output.status.success(), "{}", cluster_tests::stderr(&output));
+    let output = member.ctl(&["pin", "update", "--ns", &a, &b]);
+    assert!(output.status.success(), "{}", cluster_tests::stderr(&output));
+    assert!(stdout(&output).starts_with(&b), "{}", stdout(&output));
+    let pin = member.ctl(&["--enc", "json", "pin", "ls", &b]);
+    let pin: serde_json::Value = serde_json::from_str(&stdout(&pin)).unwrap();
+    assert_eq!(pin["pin_update"], a);
+
+    wait_until(Duration::from_secs(30), "a freespace metric", || {
+        stdout(&member.ctl(&["health", "metrics"])).contains("freespace")
+    });
+    let output = member.ctl(&["health", "metrics", "freespace"]);
+    assert!(stdout(&output).contains("| freespace: "), "{}", stdout(&output));
+    let output = member.ctl(&["health", "graph"]);
+    assert!(stdout(&output).starts_with("digraph cluster {"), "{}", stdout(&output));
+    let output = member.ctl(&["health", "alerts"]);
+    assert!(output.status.success());
+
+    daemon.fake.add_block_data(b"garbage for the collector");
+    let output = member.ctl(&["ipfs", "gc"]);
+    assert!(output.status.success(), "{}", cluster_tests::stderr(&output));
+    let garbage = cluster_types::Cid::raw_sha256(b"garbage for the collector").to_string();
+    assert!(
+        stdout(&output).contains(&format!("    - {garbage}")),
+        "{}",
+        stdout(&output)
+    );
+}

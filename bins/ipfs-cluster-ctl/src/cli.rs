@@ -52,7 +52,8 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub secret: Option<String>,
     /// use https to connect to the API
-    #[arg(short = 's', long, global = true, help_heading = GLOBAL)]
+    // Not global: `add -s` is the chunker, as in Go (whose globals precede the command).
+    #[arg(short = 's', long, help_heading = GLOBAL)]
     pub https: bool,
     /// do not verify server TLS certificate. only valid with --https flag
     #[arg(long, global = true, help_heading = GLOBAL)]
@@ -97,6 +98,9 @@ pub enum Command {
         long_about = "Retrieve peer information.\n\nThis command displays information about the peer that the tool is contacting\n(usually running in localhost)."
     )]
     Id,
+    /// Add a file or directory to ipfs and pin it in the cluster
+    #[command(long_about = ADD_DESCRIPTION)]
+    Add(AddArgs),
     /// List and manage IPFS Cluster peers
     Peers {
         /// What to do with peers.
@@ -188,6 +192,114 @@ pub enum IpfsCommand {
         #[arg(long)]
         local: bool,
     },
+}
+
+const ADD_DESCRIPTION: &str = "\
+Add a file or directory to ipfs and pin it in the cluster.
+
+Adds allows to add and replicate content to several ipfs daemons, performing
+a Cluster Pin operation on success. It takes elements from local paths.
+
+Cluster Add is equivalent to \"ipfs add\" in terms of DAG building, and supports
+the same options for adjusting the chunker, the DAG layout etc. However,
+it will allocate the content and send it directly to the allocated peers (among
+which may not necessarily be the local ipfs daemon).
+
+Once the adding process is finished, the content is fully added to all
+allocations and pinned in them. This makes cluster add slower than a local
+ipfs add, but the result is a fully replicated CID on completion.
+If you prefer faster adding, use the --local flag to add directly to the local
+IPFS node and pin in the destinations after that.
+
+Note that the --name option will default to the file name when a single file
+is added, and the --no-stream option disables streaming the output so that
+only one JSON array is printed at the end.";
+
+/// Flags of `add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The files or folders to add.
+    #[arg(value_name = "path", required = true)]
+    pub paths: Vec<String>,
+    /// Add directory paths recursively
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+    /// Write only hashes to output (one per line)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write only final hash to output
+    #[arg(short = 'Q', long)]
+    pub quieter: bool,
+    /// Buffer output locally. Produce a valid JSON array on --enc=json.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Add to local peer but pin normally
+    #[arg(long)]
+    pub local: bool,
+    /// Sets a name for this pin
+    #[arg(short = 'n', long, default_value = "")]
+    pub name: String,
+    /// Sets the minimum replication factor for pinning this file
+    #[arg(
+        long = "replication-min",
+        visible_alias = "rmin",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub replication_min: i32,
+    /// Sets the maximum replication factor for pinning this file
+    #[arg(
+        long = "replication-max",
+        visible_alias = "rmax",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub replication_max: i32,
+    /// Duration after which the pin should be unpinned automatically
+    #[arg(long)]
+    pub expire_in: Option<String>,
+    /// Pin metadata: key=value. Can be added multiple times
+    #[arg(long)]
+    pub metadata: Vec<String>,
+    /// Optional comma-separated list of peer IDs
+    #[arg(long = "allocations", visible_alias = "allocs")]
+    pub allocations: Option<String>,
+    /// Do not pin after adding
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Wait for all nodes to report a status of pinned before returning
+    #[arg(long)]
+    pub wait: bool,
+    /// How long to --wait (a duration such as 30s or 2m; a bare number is seconds). Default: forever
+    #[arg(long = "wait-timeout", visible_alias = "wt")]
+    pub wait_timeout: Option<String>,
+    /// Wrap a with a directory object
+    #[arg(short = 'w', long)]
+    pub wrap_with_directory: bool,
+    /// 'unixfs' (add files) or 'car' (import CAR file)
+    #[arg(long, default_value = "unixfs")]
+    pub format: String,
+    /// Dag layout to use for dag generation: balanced or trickle
+    #[arg(long, default_value = "")]
+    pub layout: String,
+    /// Include files that are hidden. Only takes effect on recursive add
+    #[arg(short = 'H', long)]
+    pub hidden: bool,
+    /// 'size-<size>' or 'rabin-<min>-<avg>-<max>'
+    #[arg(short = 's', long, default_value = "size-262144")]
+    pub chunker: String,
+    /// Use raw blocks for leaves (experimental)
+    #[arg(long)]
+    pub raw_leaves: bool,
+    /// CID version. Non default implies raw-leaves
+    #[arg(long, default_value_t = 0)]
+    pub cid_version: u32,
+    /// Hash function to use. Implies cid-version=1
+    #[arg(long, default_value = "sha2-256")]
+    pub hash: String,
+    /// Add the URL using filestore. Implies raw-leaves. (experimental)
+    #[arg(long)]
+    pub nocopy: bool,
 }
 
 /// `peers` subcommands.

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use cluster_types::{ApiError, Cid, PinOptions};
 use http::header::{AUTHORIZATION, TE};
 use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -357,9 +358,19 @@ pub struct ClientConfig {
     pub debug: bool,
 }
 
+/// A request body: empty, or an upload streamed from disk.
+pub type RequestBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// Makes a fresh upload body and its content type, once per endpoint tried.
+pub type Upload<'a> = &'a dyn Fn() -> Result<(RequestBody, String), CtlError>;
+
+fn empty_body() -> RequestBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
 /// A REST API client.
 pub struct Client {
-    http: hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>,
+    http: hyper_util::client::legacy::Client<HttpConnector, RequestBody>,
     config: ClientConfig,
 }
 
@@ -396,7 +407,17 @@ impl Client {
         T: DeserializeOwned,
         F: FnMut(T) -> Result<(), CtlError>,
     {
-        self.with_timeout(self.stream_inner(method, path, on_item)).await
+        self.with_timeout(self.stream_inner(method, path, None, on_item)).await
+    }
+
+    /// `POST`s an upload and hands each item of the NDJSON answer to `on_item` as it arrives.
+    pub async fn upload<T, F>(&self, path: &str, upload: Upload<'_>, on_item: F) -> Result<(), CtlError>
+    where
+        T: DeserializeOwned,
+        F: FnMut(T) -> Result<(), CtlError>,
+    {
+        self.with_timeout(self.stream_inner(Method::POST, path, Some(upload), on_item))
+            .await
     }
 
     async fn with_timeout<T>(
@@ -415,7 +436,7 @@ impl Client {
     }
 
     async fn call_inner<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<Option<T>, CtlError> {
-        let response = self.send(&method, path, false).await?;
+        let response = self.send(&method, path, false, None).await?;
         let status = response.status();
         let body = read_body(response.into_body()).await?;
         if status.is_client_error() || status.is_server_error() {
@@ -430,12 +451,18 @@ impl Client {
             .map_err(|e| CtlError::local("decoding response", e))
     }
 
-    async fn stream_inner<T, F>(&self, method: Method, path: &str, mut on_item: F) -> Result<(), CtlError>
+    async fn stream_inner<T, F>(
+        &self,
+        method: Method,
+        path: &str,
+        upload: Option<Upload<'_>>,
+        mut on_item: F,
+    ) -> Result<(), CtlError>
     where
         T: DeserializeOwned,
         F: FnMut(T) -> Result<(), CtlError>,
     {
-        let response = self.send(&method, path, true).await?;
+        let response = self.send(&method, path, true, upload).await?;
         let status = response.status();
         if status.is_client_error() || status.is_server_error() {
             let body = read_body(response.into_body()).await?;
@@ -481,6 +508,7 @@ impl Client {
         method: &Method,
         path: &str,
         stream: bool,
+        upload: Option<Upload<'_>>,
     ) -> Result<http::Response<hyper::body::Incoming>, CtlError> {
         let mut last_error = String::from("no API endpoint configured");
         for endpoint in &self.config.endpoints {
@@ -495,9 +523,15 @@ impl Client {
                 // Without it a hyper server does not send the X-Stream-Error trailer.
                 request = request.header(TE, "trailers");
             }
-            let request = request
-                .body(Empty::new())
-                .map_err(|e| CtlError::local("building request", e))?;
+            let body = match upload {
+                Some(make) => {
+                    let (body, content_type) = make()?;
+                    request = request.header(http::header::CONTENT_TYPE, content_type);
+                    body
+                }
+                None => empty_body(),
+            };
+            let request = request.body(body).map_err(|e| CtlError::local("building request", e))?;
             if self.config.debug {
                 eprintln!("DEBUG: {method} {uri}");
             }

@@ -6,15 +6,15 @@ use std::io::Write;
 use std::time::Duration;
 
 use cluster_types::{
-    Alert, Bandwidth, Cid, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, PeerId, Pin, PinMode, PinOptions,
-    Timestamp, TrackerStatus, TrackerStatusFilter, Version,
+    AddedOutput, Alert, Bandwidth, Cid, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, PeerId, Pin, PinMode,
+    PinOptions, Timestamp, TrackerStatus, TrackerStatusFilter, Version,
 };
 use http::Method;
 use serde::Serialize;
 
 use crate::cli::{
-    Cli, Command, Encoding, HealthCommand, IpfsCommand, PeersCommand, PinAddArgs, PinCommand, PinRmArgs, PinUpdateArgs,
-    WaitArgs,
+    AddArgs, Cli, Command, Encoding, HealthCommand, IpfsCommand, PeersCommand, PinAddArgs, PinCommand, PinRmArgs,
+    PinUpdateArgs, WaitArgs,
 };
 use crate::client::{self, Client, ClientConfig};
 use crate::error::CtlError;
@@ -27,7 +27,8 @@ const STATUS_DELAY: Duration = Duration::from_secs(1);
 
 /// Where results go, in the chosen encoding.
 pub struct Output<W: Write> {
-    encoding: Encoding,
+    /// The chosen encoding.
+    pub encoding: Encoding,
     writer: W,
 }
 
@@ -46,6 +47,17 @@ impl<W: Write> Output<W> {
         self.writer
             .write_all(text.as_bytes())
             .map_err(|e| CtlError::local("writing output", e))
+    }
+
+    /// One `add` output line: `added <cid> <name>`, only the CID when `quiet`, or JSON.
+    pub fn emit_added(&mut self, line: &AddedOutput, quiet: bool) -> Result<(), CtlError> {
+        let cid = line.cid.map(|c| c.to_string()).unwrap_or_default();
+        let text = match (self.encoding, quiet) {
+            (Encoding::Json, _) => format::json_text(line).map_err(|e| CtlError::local("generating json output", e))?,
+            (Encoding::Text, true) => format!("{cid}\n"),
+            (Encoding::Text, false) => format!("added {cid} {}\n", line.name),
+        };
+        self.write_raw(&text)
     }
 
     /// Writes text as is, whatever the encoding (`health graph` prints a dot file).
@@ -140,6 +152,7 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
         Command::Pin {
             command: PinCommand::Rm(args),
         } => pin_rm(client, out, args).await,
+        Command::Add(args) => add(client, out, args).await,
         Command::Pin {
             command: PinCommand::Update(args),
         } => pin_update(client, out, args).await,
@@ -372,6 +385,155 @@ async fn pin_update<W: Write>(client: &Client, out: &mut Output<W>, args: &PinUp
         wait_timeout,
     )
     .await
+}
+
+/// The `/add` query Go's ctl sends (`AddParams.ToQueryString`, sorted by name), from the flags.
+pub fn add_query(args: &AddArgs, now: Timestamp) -> Result<Vec<(String, String)>, CtlError> {
+    let single_name = match args.paths.as_slice() {
+        [one] if args.name.is_empty() => std::path::Path::new(one)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        _ => args.name.clone(),
+    };
+    // Go: a non-default hash implies CIDv1; CIDv1 implies raw leaves (the server applies that).
+    let cid_version = if args.hash != "sha2-256" { 1 } else { args.cid_version };
+    let wrap = args.wrap_with_directory || args.paths.len() > 1;
+    let mut allocations = Vec::new();
+    if let Some(list) = args.allocations.as_deref().filter(|l| !l.is_empty()) {
+        for text in list.split(',').map(str::trim) {
+            let peer = text
+                .parse::<PeerId>()
+                .map_err(|_| CtlError::local("decoding allocations", "some peer IDs could not be decoded"))?;
+            allocations.push(peer.to_string());
+        }
+    }
+    let bool_text = |b: bool| b.to_string();
+    let mut query: Vec<(String, String)> = vec![
+        ("chunker".into(), args.chunker.clone()),
+        ("cid-version".into(), cid_version.to_string()),
+        ("format".into(), args.format.clone()),
+        ("hash".into(), args.hash.clone()),
+        ("hidden".into(), bool_text(args.hidden)),
+        ("layout".into(), args.layout.clone()),
+        ("local".into(), bool_text(args.local)),
+        ("mode".into(), "recursive".into()),
+        ("name".into(), single_name),
+        ("no-pin".into(), bool_text(args.no_pin)),
+        ("nocopy".into(), bool_text(args.nocopy)),
+        ("progress".into(), "false".into()),
+        ("raw-leaves".into(), bool_text(args.raw_leaves)),
+        ("recursive".into(), bool_text(args.recursive)),
+        ("replication-max".into(), args.replication_max.to_string()),
+        ("replication-min".into(), args.replication_min.to_string()),
+        ("shard".into(), "false".into()),
+        ("shard-size".into(), "104857600".into()),
+        ("stream-channels".into(), "true".into()),
+        ("user-allocations".into(), allocations.join(",")),
+        ("wrap-with-directory".into(), bool_text(wrap)),
+    ];
+    if let Some(text) = args.expire_in.as_deref().filter(|t| !t.is_empty()) {
+        let duration = cluster_types::duration::parse(text).map_err(|e| CtlError::local("parsing expire-in", e))?;
+        query.push(("expire-at".into(), now.add(duration).to_string()));
+    }
+    for (key, value) in parse_metadata(&args.metadata)? {
+        query.push((format!("meta-{key}"), value));
+    }
+    query.sort();
+    Ok(query)
+}
+
+/// `add`: uploads the paths, prints each added entry as it comes (`added <cid> <name>`, only
+/// CIDs with -q, only the root with -Q), and with `--wait` waits for the root to be pinned.
+/// On a terminal, progress goes to stderr.
+async fn add<W: Write>(client: &Client, out: &mut Output<W>, args: &AddArgs) -> Result<(), CtlError> {
+    use std::io::IsTerminal;
+    let wait_timeout = parse_wait_timeout(args.wait_timeout.as_deref())?;
+    if args
+        .paths
+        .iter()
+        .any(|p| p.starts_with("http://") || p.starts_with("https://"))
+    {
+        return Err(CtlError::local(
+            "adding",
+            "adding URLs is not supported yet; download the file first",
+        ));
+    }
+    let parts =
+        crate::upload::plan(&args.paths, args.recursive, args.hidden).map_err(|e| CtlError::local("adding", e))?;
+    let total = crate::upload::total_bytes(&parts);
+    let show_progress =
+        !args.quiet && !args.quieter && out.encoding == Encoding::Text && std::io::stderr().is_terminal();
+    let mut query = add_query(args, Timestamp::now())?;
+    if show_progress {
+        for pair in query.iter_mut().filter(|(k, _)| k == "progress") {
+            pair.1 = "true".into();
+        }
+    }
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&query)
+        .finish();
+    let make = || {
+        let body = crate::upload::MultipartBody::new(parts.clone());
+        let content_type = body.content_type();
+        Ok((http_body_util::BodyExt::boxed_unsync(body), content_type))
+    };
+    let mut buffered: Vec<AddedOutput> = Vec::new();
+    let mut last: Option<AddedOutput> = None;
+    let (quiet, quieter, no_stream) = (args.quiet, args.quieter, args.no_stream);
+    client
+        .upload(&format!("/add?{encoded}"), &make, |line: AddedOutput| {
+            if line.cid.is_none() {
+                if show_progress {
+                    eprint!(
+                        "\r{}: {} / {}   ",
+                        line.name,
+                        format::humanize_bytes(line.bytes),
+                        format::humanize_bytes(total)
+                    );
+                }
+                return Ok(());
+            }
+            last = Some(line.clone());
+            if quieter {
+                return Ok(());
+            }
+            if no_stream {
+                buffered.push(line);
+                return Ok(());
+            }
+            out.emit_added(&line, quiet)
+        })
+        .await?;
+    if show_progress {
+        eprint!("\r\x1b[K");
+    }
+    if no_stream {
+        match out.encoding {
+            Encoding::Json => {
+                let text = format::json_text(&buffered).map_err(|e| CtlError::local("generating json output", e))?;
+                out.write_raw(&text)?;
+            }
+            Encoding::Text => {
+                for line in &buffered {
+                    out.emit_added(line, quiet)?;
+                }
+            }
+        }
+    }
+    let Some(root) = last else {
+        return Ok(());
+    };
+    if quieter {
+        out.emit_added(&root, true)?;
+    }
+    if args.wait && !args.no_pin {
+        if let Some(cid) = root.cid {
+            let limit = i64::from(args.replication_min);
+            wait_for(client, &cid, TrackerStatus::Pinned, wait_timeout, limit).await?;
+        }
+    }
+    Ok(())
 }
 
 /// `completion <shell>`: the completion script for `shell`.

@@ -16,6 +16,8 @@ mod commands;
 mod error;
 #[cfg(not(madsim))]
 mod format;
+#[cfg(not(madsim))]
+mod upload;
 
 #[cfg(not(madsim))]
 fn main() {
