@@ -86,6 +86,25 @@ fn the_proxy_pins_through_the_cluster_and_forwards_the_rest() {
     let key = answer["Key"].as_str().expect("block/put answers a Key").to_string();
     assert!(in_pinset(&member, &key), "{key} pinned through the cluster");
 
+    // add: a cluster add answered in Kubo's shape, the root pinned in the cluster.
+    let hello = dir.path().join("hello.txt");
+    std::fs::write(&hello, b"hello ipfs cluster test\n").unwrap();
+    let mut add = Command::new("curl");
+    add.args(["-s", "-X", "POST", "-F"])
+        .arg(format!("file=@{}", hello.display()))
+        .arg(format!("{api}/add?pin=true"));
+    let answer = json(stdout(&run(add, Duration::from_secs(30))).trim());
+    assert_eq!(
+        answer,
+        serde_json::json!({"Name": "hello.txt", "Hash": "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9", "Size": "32"})
+    );
+    assert!(in_pinset(&member, "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9"));
+    let mut add = Command::new("curl");
+    add.args(["-s", "-X", "POST", "-F"])
+        .arg(format!("file=@{}", hello.display()))
+        .arg(format!("{api}/add?only-hash=true"));
+    assert!(stdout(&run(add, Duration::from_secs(30))).contains("only-hash"));
+
     // repo/stat sums the members' daemons (one here).
     let (code, body) = curl("POST", &format!("{api}/repo/stat"));
     assert_eq!(code, "200", "{body}");

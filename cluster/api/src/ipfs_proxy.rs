@@ -1,8 +1,8 @@
 //! The IPFS proxy (reference §4): an HTTP endpoint that looks like the IPFS daemon's Kubo RPC
 //! API, so `ipfs --api`, kubo-rpc-client and friends pointed at it pin through the cluster.
 //!
-//! Owns: the hijacked endpoints (`pin/add`, `pin/rm`, `pin/ls`, `pin/update`, `repo/stat`,
-//! `repo/gc`, and `block/put`/`dag/put` with `pin=true`), which answer in Kubo's JSON shapes
+//! Owns: the hijacked endpoints (`add`, `pin/add`, `pin/rm`, `pin/ls`, `pin/update`,
+//! `repo/stat`, `repo/gc`, and `block/put`/`dag/put` with `pin=true`), which answer in Kubo's JSON shapes
 //! from the cluster, and the reverse proxy that streams every other request to the daemon and
 //! its answer back, both ways without buffering. Does not own cluster logic: hijacked calls go
 //! through [`RestBackend`].
@@ -23,6 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
+use crate::add_route::{body_stream, multipart_boundary, run_add, AddParams};
 use crate::rest_server::{serve_http, Handler};
 use crate::RestBackend;
 
@@ -134,6 +135,7 @@ fn hijacked_command(path: &str) -> Option<(&'static str, Option<String>)> {
         "repo/gc",
         "block/put",
         "dag/put",
+        "add",
     ] {
         if command == name {
             return Some((name, None));
@@ -178,6 +180,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBo
         "pin/update" => pin_update(shared, &args, get("unpin") != Some("false")).await,
         "repo/stat" => repo_stat(shared).await,
         "repo/gc" => repo_gc(shared, is_true(get("stream-errors"))).await,
+        "add" => add(shared, &query, request).await,
         // Only puts that pin are the cluster's business.
         "block/put" | "dag/put" if is_true(get("pin")) => put_and_pin(shared, request, command).await,
         _ => return forward(shared, request).await,
@@ -387,6 +390,80 @@ async fn repo_gc(shared: &Shared, stream_errors: bool) -> Hijacked {
     Ok(response)
 }
 
+/// `add`: a cluster add (blocks to the allocated members, then a cluster pin) answered in
+/// Kubo's shape, one `{"Name","Hash","Size"}` line per entry. Kubo's `pin=false` means no pin,
+/// `trickle=true` the trickle layout; `only-hash` is refused, as in Go.
+async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incoming>) -> Hijacked {
+    let get = |key: &str| -> Option<String> {
+        let value = |k: &str| query.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
+        match key {
+            "no-pin" => value("pin").map(|pin| (!is_true(Some(&pin))).to_string()),
+            "layout" if is_true(value("trickle").as_deref()) => Some("trickle".into()),
+            // Kubo streams NDJSON whatever it is asked.
+            "stream-channels" => Some("true".into()),
+            other => value(other),
+        }
+    };
+    if is_true(get("only-hash").as_deref()) {
+        return Err(KuboError::bad("only-hash is not supported by the cluster proxy"));
+    }
+    let pin = PinOptions::from_query(
+        query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        cluster_types::Timestamp::now(),
+    )
+    .map_err(|e| KuboError::bad(e.to_string()))?;
+    let params = AddParams::parse(&get, pin).map_err(KuboError::bad)?;
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let boundary = multipart_boundary(content_type.as_deref()).map_err(KuboError::bad)?;
+    let destinations = shared.backend.add_destinations(&params.pin, params.local).await?;
+    let mut lines = run_add(
+        shared.backend.clone(),
+        params,
+        destinations,
+        body_stream(request.into_body()),
+        boundary,
+    );
+    // Stream the lines as they come; an error after the first goes in the trailer.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hyper::Error>>(16);
+    cluster_rt::spawn(async move {
+        let mut error = String::new();
+        while let Some(line) = lines.recv().await {
+            let value = match line {
+                Ok(line) => match line.cid {
+                    Some(cid) => json!({"Name": line.name, "Hash": cid.to_string(), "Size": line.size.to_string()}),
+                    None => json!({"Name": line.name, "Bytes": line.bytes}),
+                },
+                Err(e) => {
+                    error = e.to_string();
+                    break;
+                }
+            };
+            let mut text = value.to_string();
+            text.push('\n');
+            if tx.send(Ok(Frame::data(Bytes::from(text)))).await.is_err() {
+                return;
+            }
+        }
+        let mut trailers = hyper::HeaderMap::new();
+        trailers.insert(
+            "x-stream-error",
+            HeaderValue::from_str(&error).unwrap_or_else(|_| HeaderValue::from_static("add failed")),
+        );
+        let _ = tx.send(Ok(Frame::trailers(trailers))).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    set_proxy_headers(&mut response);
+    let headers = response.headers_mut();
+    headers.insert(TRAILER, HeaderValue::from_static("X-Stream-Error"));
+    headers.insert("x-chunked-output", HeaderValue::from_static("1"));
+    Ok(response)
+}
+
 /// `block/put` / `dag/put` with `pin=true`: the daemon stores the data (asked not to pin), then
 /// every CID it reports is pinned through the cluster; the daemon's answer is relayed.
 async fn put_and_pin(shared: &Shared, request: Request<Incoming>, command: &str) -> Hijacked {
@@ -472,6 +549,7 @@ mod tests {
         assert_eq!(hijacked_command("/api/v0/repo/stat"), Some(("repo/stat", None)));
         assert_eq!(hijacked_command("/api/v0/block/put"), Some(("block/put", None)));
         assert_eq!(hijacked_command("/api/v0/block/get"), None);
+        assert_eq!(hijacked_command("/api/v0/add"), Some(("add", None)));
         assert_eq!(hijacked_command("/api/v0/version"), None);
         assert_eq!(hijacked_command("/pin/add"), None);
     }
