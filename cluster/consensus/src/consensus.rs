@@ -12,8 +12,8 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, ServerState};
 
 use crate::{
-    node_id_of, ApplyObserver, Command, CommandResponse, ConsensusError, MemberNode, NodeId, PinsetStateMachine,
-    RaftConfig, RaftTransport, RedbLogStore, TransportFailure, TransportNetworkFactory, TypeConfig,
+    node_id_of, ApplyObserver, Command, CommandResponse, Committed, ConsensusError, MemberNode, NodeId,
+    PinsetStateMachine, RaftConfig, RaftTransport, RedbLogStore, TransportFailure, TransportNetworkFactory, TypeConfig,
 };
 
 /// A failed membership change as a cluster error: "not the leader" stays distinguishable.
@@ -39,7 +39,7 @@ pub trait LeaderForwarder: Send + Sync + 'static {
         &self,
         leader: &MemberNode,
         command: Command,
-    ) -> Result<Result<CommandResponse, ClusterError>, TransportFailure>;
+    ) -> Result<Result<Committed, ClusterError>, TransportFailure>;
 }
 
 /// The consensus component of one member.
@@ -154,15 +154,27 @@ impl Consensus {
 
     /// Commits `command` only if this member is the leader (serves forwarded writes: never
     /// forwards again, so a write cannot loop between members).
-    pub async fn commit_local(&self, command: Command) -> Result<CommandResponse, ClusterError> {
+    pub async fn commit_local(&self, command: Command) -> Result<Committed, ClusterError> {
         self.write_with(command, false).await
     }
 
+    /// Commits `command` (here or through the leader). Returns once this member has applied
+    /// it too, so a client reading through the member it wrote through sees its write; if that
+    /// takes longer than the network timeout, returns anyway: the write is committed.
     async fn write(&self, command: Command) -> Result<CommandResponse, ClusterError> {
-        self.write_with(command, true).await
+        let committed = self.write_with(command, true).await?;
+        let applied = self
+            .raft
+            .wait(Some(self.config.network_timeout))
+            .applied_index_at_least(Some(committed.log_index), "a forwarded write applied here")
+            .await;
+        if let Err(e) = applied {
+            tracing::debug!(index = committed.log_index, "committed but not yet applied here: {e}");
+        }
+        Ok(committed.response)
     }
 
-    async fn write_with(&self, command: Command, may_forward: bool) -> Result<CommandResponse, ClusterError> {
+    async fn write_with(&self, command: Command, may_forward: bool) -> Result<Committed, ClusterError> {
         let deadline = cluster_rt::now() + self.config.wait_for_leader_timeout;
         loop {
             let attempt = cluster_rt::timeout(
@@ -176,7 +188,12 @@ impl Consensus {
                         "consensus write timed out; it may or may not be committed".into(),
                     ))
                 }
-                Ok(Ok(response)) => return Ok(response.data),
+                Ok(Ok(response)) => {
+                    return Ok(Committed {
+                        response: response.data,
+                        log_index: response.log_id.index,
+                    })
+                }
                 Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                     let forwarder = self.forwarder.lock().expect("forwarder lock").clone();
                     match (forward.leader_id, forward.leader_node, forwarder) {

@@ -32,4 +32,4 @@ pub use error::ConsensusError;
 pub use log_store::RedbLogStore;
 pub use network::{NoTransport, RaftTransport, TransportFailure, TransportNetworkFactory};
 pub use state_machine::{applied_index_in, AppliedChange, ApplyObserver, PinsetStateMachine};
-pub use type_config::{node_id_of, Command, CommandResponse, MemberNode, NodeId, TypeConfig};
+pub use type_config::{node_id_of, Command, CommandResponse, Committed, MemberNode, NodeId, TypeConfig};

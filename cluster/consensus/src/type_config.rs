@@ -43,6 +43,16 @@ pub enum Command {
     },
 }
 
+/// A command's result and the log index it was committed at (so a member that forwarded the
+/// write can wait until it has applied it too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// What applying the command returned.
+    pub response: CommandResponse,
+    /// The log index of the entry.
+    pub log_index: u64,
+}
+
 /// The result of applying a [`Command`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum CommandResponse {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use cluster_allocator::{Candidate, MetricStore, FREESPACE};
 use cluster_api::{RestBackend, ResultStream};
 use cluster_consensus::{
-    node_id_of, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, LeaderForwarder, MemberNode,
-    NoTransport, RaftTransport, TransportFailure,
+    node_id_of, AppliedChange, ApplyObserver, Command, Committed, Consensus, LeaderForwarder, MemberNode, NoTransport,
+    RaftTransport, TransportFailure,
 };
 use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
 use cluster_rpc::{RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Transport, WireBlock};
@@ -1360,7 +1360,7 @@ impl LeaderForwarder for RpcForwarder {
         &self,
         leader: &MemberNode,
         command: Command,
-    ) -> Result<Result<CommandResponse, ClusterError>, TransportFailure> {
+    ) -> Result<Result<Committed, ClusterError>, TransportFailure> {
         match self.rpc.call(leader, RpcRequest::Commit(command), self.timeout).await? {
             RpcResponse::Commit(result) => Ok(result),
             other => Err(TransportFailure::Network(format!(

@@ -19,7 +19,7 @@ pub use sim_transport::SimTransport;
 
 use std::time::Duration;
 
-use cluster_consensus::{Command, CommandResponse, MemberNode, NodeId, TransportFailure, TypeConfig};
+use cluster_consensus::{Command, Committed, MemberNode, NodeId, TransportFailure, TypeConfig};
 use cluster_types::{Cid, ClusterError, Id, Metric, PeerId, PinInfo, RepoGc};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -97,8 +97,8 @@ pub enum RpcResponse {
     Vote(Result<VoteResponse<NodeId>, String>),
     /// Raft InstallSnapshot result.
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, String>),
-    /// The committed result of a forwarded write.
-    Commit(Result<CommandResponse, ClusterError>),
+    /// The committed result of a forwarded write, with its log index.
+    Commit(Result<Committed, ClusterError>),
     /// A tracker status.
     Status(PinInfo),
     /// The status after a recover.

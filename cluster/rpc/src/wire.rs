@@ -56,7 +56,7 @@ pub fn decode_response(bytes: &[u8]) -> Result<RpcResponse, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cluster_consensus::{Command, CommandResponse, MemberNode, TypeConfig};
+    use cluster_consensus::{Command, CommandResponse, Committed, MemberNode, TypeConfig};
     use cluster_types::{Cid, ClusterError, Pin, PinOptions};
     use openraft::raft::{AppendEntriesRequest, VoteRequest};
     use openraft::{Entry, EntryPayload, LeaderId, LogId, Vote};
@@ -107,10 +107,13 @@ mod tests {
             RpcResponse::Commit(Err(ClusterError::NotEnoughPeers(text))) => assert_eq!(text, "need 3"),
             other => panic!("wrong answer {other:?}"),
         }
-        let pinned = RpcResponse::Commit(Ok(CommandResponse::Pinned(Pin::new(cid(), PinOptions::default()))));
+        let pinned = RpcResponse::Commit(Ok(Committed {
+            response: CommandResponse::Pinned(Pin::new(cid(), PinOptions::default())),
+            log_index: 42,
+        }));
         assert!(matches!(
             decode_response(&encode_response(&pinned)).unwrap(),
-            RpcResponse::Commit(Ok(CommandResponse::Pinned(p))) if p.cid == cid()
+            RpcResponse::Commit(Ok(Committed { response: CommandResponse::Pinned(p), log_index: 42 })) if p.cid == cid()
         ));
     }
 
