@@ -15,7 +15,7 @@ build:
     cargo build --workspace --bins
 
 # The whole test suite: lint, unit and process tests, the simulator, the real IPFS daemon test.
-test: lint test-unit sim sim-seeds-ci sim-determinism sim-replay-check test-real-ipfs
+test: lint test-unit sim sim-seeds-ci sim-determinism sim-replay-check test-real-ipfs test-js-clients
     @echo "all test suites passed"
 
 # Formatting, clippy (with the determinism guard of clippy.toml) in both builds.
@@ -84,6 +84,20 @@ test-real-ipfs: jsipfs-install
     cargo build --workspace --bins
     cargo test -p cluster-tests --features real-ipfs --no-run
     scripts/in-loopback-namespace.sh cargo test --offline -p cluster-tests --features real-ipfs --test real_ipfs -- --nocapture
+
+# The JavaScript clients the compatibility tests drive (versions locked in package-lock.json).
+jsclients-install:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd tests/jsclients
+    if [ ! -d node_modules/@nftstorage/ipfs-cluster ] || [ ! -d node_modules/kubo-rpc-client ]; then
+        npm ci --ignore-scripts --no-audit --no-fund
+    fi
+
+# Real third-party clients (@nftstorage/ipfs-cluster, kubo-rpc-client) against a 3-member cluster.
+test-js-clients: jsclients-install
+    cargo build --workspace --bins
+    cargo test -p cluster-tests --features js-clients --test js_clients
 
 # Starts a one-member cluster beside a local IPFS daemon (see README).
 run:

@@ -175,6 +175,8 @@ pub struct MemberDir {
     pub cluster_port: u16,
     /// The IPFS proxy port.
     pub proxy_port: u16,
+    /// `user:password` when the REST API requires basic auth; [`MemberDir::ctl`] sends it.
+    pub credentials: Option<String>,
 }
 
 impl MemberDir {
@@ -203,6 +205,7 @@ impl MemberDir {
             rest_port,
             cluster_port,
             proxy_port,
+            credentials: None,
         }
     }
 
@@ -212,6 +215,15 @@ impl MemberDir {
         let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         json["cluster"]["secret"] = secret_hex.into();
         std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    }
+
+    /// Requires basic auth on the REST API (`basic_auth_credentials`) from the next start.
+    pub fn set_basic_auth(&mut self, user: &str, password: &str) {
+        let path = self.path().join("service.json");
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        json["api"]["restapi"]["basic_auth_credentials"] = serde_json::json!({ user: password });
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        self.credentials = Some(format!("{user}:{password}"));
     }
 
     /// The member's peer id, from identity.json.
@@ -267,7 +279,11 @@ impl MemberDir {
     /// Runs ipfs-cluster-ctl against this member.
     pub fn ctl(&self, args: &[&str]) -> Output {
         let mut command = Command::new(bin_path("ipfs-cluster-ctl"));
-        command.arg("--host").arg(self.host()).args(args);
+        command.arg("--host").arg(self.host());
+        if let Some(credentials) = &self.credentials {
+            command.args(["--basic-auth", credentials, "--force-http"]);
+        }
+        command.args(args);
         run(command, Duration::from_secs(60))
     }
 

@@ -190,7 +190,9 @@ mod tests {
         std::fs::write(root.join("css/a.css"), b"a{}").unwrap();
         std::fs::write(root.join(".secret"), b"x").unwrap();
         let arg = root.to_string_lossy().into_owned();
-        assert!(plan(std::slice::from_ref(&arg), false, false).unwrap_err().contains("use -r"));
+        assert!(plan(std::slice::from_ref(&arg), false, false)
+            .unwrap_err()
+            .contains("use -r"));
         let parts = plan(std::slice::from_ref(&arg), true, false).unwrap();
         let names: Vec<String> = parts
             .iter()

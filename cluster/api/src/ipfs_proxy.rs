@@ -341,9 +341,15 @@ async fn pin_update(shared: &Shared, args: &[String], unpin: bool) -> Hijacked {
 /// `repo/stat`: sizes summed over every member's daemon.
 async fn repo_stat(shared: &Shared) -> Hijacked {
     let (repo_size, storage_max) = shared.backend.repo_stat_all().await?;
-    Ok(json_response(
-        &json!({"RepoSize": repo_size, "StorageMax": storage_max}),
-    ))
+    // Go answers only the two sizes; kubo-rpc-client also reads NumObjects, RepoPath and
+    // Version. Objects are not counted (that is the slow part of repo/stat): 0.
+    Ok(json_response(&json!({
+        "RepoSize": repo_size,
+        "StorageMax": storage_max,
+        "NumObjects": 0,
+        "RepoPath": "",
+        "Version": ""
+    })))
 }
 
 /// `repo/gc`: a cluster-wide GC, one `{"Key":{"/":cid}}` line per removed block. Errors go inline
