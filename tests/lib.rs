@@ -177,6 +177,9 @@ pub struct MemberDir {
     pub proxy_port: u16,
     /// `user:password` when the REST API requires basic auth; [`MemberDir::ctl`] sends it.
     pub credentials: Option<String>,
+    /// The REST API serves HTTPS with a self-signed certificate; [`MemberDir::ctl`] then uses
+    /// `--https --no-check-certificate`.
+    pub https: bool,
 }
 
 impl MemberDir {
@@ -206,6 +209,7 @@ impl MemberDir {
             cluster_port,
             proxy_port,
             credentials: None,
+            https: false,
         }
     }
 
@@ -224,6 +228,23 @@ impl MemberDir {
         json["api"]["restapi"]["basic_auth_credentials"] = serde_json::json!({ user: password });
         std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
         self.credentials = Some(format!("{user}:{password}"));
+    }
+
+    /// Serves the REST API over HTTPS from the next start, with a new self-signed certificate
+    /// for 127.0.0.1 (files `tls/cert.pem`, `tls/key.pem` in the member's folder).
+    pub fn enable_https(&mut self) {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("self-signed certificate");
+        let tls = self.path().join("tls");
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::write(tls.join("cert.pem"), certified.cert.pem()).unwrap();
+        std::fs::write(tls.join("key.pem"), certified.key_pair.serialize_pem()).unwrap();
+        let path = self.path().join("service.json");
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        json["api"]["restapi"]["ssl_cert_file"] = "tls/cert.pem".into();
+        json["api"]["restapi"]["ssl_key_file"] = "tls/key.pem".into();
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        self.https = true;
     }
 
     /// The member's peer id, from identity.json.
@@ -281,7 +302,12 @@ impl MemberDir {
         let mut command = Command::new(bin_path("ipfs-cluster-ctl"));
         command.arg("--host").arg(self.host());
         if let Some(credentials) = &self.credentials {
-            command.args(["--basic-auth", credentials, "--force-http"]);
+            command.args(["--basic-auth", credentials]);
+        }
+        if self.https {
+            command.args(["--https", "--no-check-certificate"]);
+        } else if self.credentials.is_some() {
+            command.arg("--force-http");
         }
         command.args(args);
         run(command, Duration::from_secs(60))

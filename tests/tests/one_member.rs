@@ -232,3 +232,51 @@ fn unreachable_ipfs_daemon_is_reported_and_pins_recover_when_it_returns() {
     assert!(daemon.fake.pins().len() == 1);
     assert!(service.terminate(Duration::from_secs(20)));
 }
+
+#[test]
+fn https_with_basic_auth_for_ctl_and_curl() {
+    let daemon = FakeDaemon::start(0);
+    let mut member = MemberDir::init();
+    member.enable_https();
+    member.set_basic_auth("admin", "s3cret");
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    let host = member.host();
+
+    // Credentials imply --https; the self-signed certificate needs --no-check-certificate.
+    let ctl = |args: &[&str]| {
+        let mut command = std::process::Command::new(bin_path("ipfs-cluster-ctl"));
+        command.args(["--host", &host]).args(args);
+        run(command, Duration::from_secs(30))
+    };
+    let ok = ctl(&["--basic-auth", "admin:s3cret", "--no-check-certificate", "version"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok), "1.1.6\n");
+    let unverified = ctl(&["--basic-auth", "admin:s3cret", "version"]);
+    assert_eq!(
+        unverified.status.code(),
+        Some(1),
+        "a self-signed certificate is refused by default"
+    );
+    let said = format!("{}{}", stdout(&unverified), stderr(&unverified));
+    assert!(said.to_lowercase().contains("certificate"), "{said}");
+    let wrong = ctl(&["--basic-auth", "admin:nope", "--no-check-certificate", "version"]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", stdout(&wrong));
+    assert!(stdout(&wrong).contains("unauthorized"), "{}", stdout(&wrong));
+    let plain = ctl(&["--basic-auth", "admin:s3cret", "--force-http", "version"]);
+    assert_eq!(plain.status.code(), Some(1), "plain HTTP to an HTTPS API fails");
+
+    // curl: /health is open, the rest needs the credentials.
+    let url = format!("https://127.0.0.1:{}", member.rest_port);
+    let mut health = std::process::Command::new("curl");
+    health.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", &format!("{url}/health")]);
+    assert_eq!(stdout(&run(health, Duration::from_secs(30))), "204");
+    let mut token = std::process::Command::new("curl");
+    token.args(["-sk", "-u", "admin:s3cret", "-X", "POST", &format!("{url}/token")]);
+    let token: serde_json::Value = serde_json::from_str(&stdout(&run(token, Duration::from_secs(30)))).unwrap();
+    let bearer = format!("Authorization: Bearer {}", token["token"].as_str().unwrap());
+    let mut id = std::process::Command::new("curl");
+    id.args(["-sk", "-H", &bearer, &format!("{url}/id")]);
+    let id: serde_json::Value = serde_json::from_str(&stdout(&run(id, Duration::from_secs(30)))).unwrap();
+    assert_eq!(id["rpc_protocol_version"], "/ipfscluster/1.0/rpc");
+}

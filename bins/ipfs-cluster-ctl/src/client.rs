@@ -2,6 +2,7 @@
 //! (`api/rest/client/methods.go`) builds, and sending requests with hyper, decoding JSON answers,
 //! NDJSON streams and the `X-Stream-Error` trailer as `api/rest/client/request.go` does.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -356,6 +357,10 @@ pub struct ClientConfig {
     pub timeout: Option<Duration>,
     /// Log requests and response codes on stderr (`--debug`).
     pub debug: bool,
+    /// Use HTTPS for every endpoint (`--https`, or implied by basic auth).
+    pub https: bool,
+    /// Accept any server certificate (`--no-check-certificate`).
+    pub no_check_certificate: bool,
 }
 
 /// A request body: empty, or an upload streamed from disk.
@@ -368,9 +373,49 @@ fn empty_body() -> RequestBody {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
+/// `--no-check-certificate`: every server certificate is accepted (signatures are still
+/// checked, so the connection is encrypted, but to whoever answers).
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// A REST API client.
 pub struct Client {
-    http: hyper_util::client::legacy::Client<HttpConnector, RequestBody>,
+    http: hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, RequestBody>,
     config: ClientConfig,
 }
 
@@ -387,12 +432,31 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 impl Client {
-    /// A client for `config`.
-    pub fn new(config: ClientConfig) -> Client {
+    /// A client for `config`. HTTPS verifies the server against the system's trusted roots,
+    /// unless `no_check_certificate`.
+    pub fn new(config: ClientConfig) -> Result<Client, CtlError> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
-        Client { http, config }
+        // hyper-rustls refuses plain http URIs unless told otherwise; ours say https explicitly.
+        connector.enforce_http(false);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = if config.no_check_certificate {
+            let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| CtlError::local("setting up TLS", e))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth();
+            builder.with_tls_config(tls)
+        } else {
+            builder
+                .with_provider_and_native_roots(provider)
+                .map_err(|e| CtlError::local("loading the system's trusted certificates", e))?
+        };
+        let https = builder.https_or_http().enable_http1().wrap_connector(connector);
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https);
+        Ok(Client { http, config })
     }
 
     /// Sends a request and decodes a JSON object; `None` for 202/204 (no content).
@@ -512,7 +576,12 @@ impl Client {
     ) -> Result<http::Response<hyper::body::Incoming>, CtlError> {
         let mut last_error = String::from("no API endpoint configured");
         for endpoint in &self.config.endpoints {
-            let uri = format!("http://{}{}", endpoint.authority, path);
+            let scheme = if self.config.https || endpoint.https {
+                "https"
+            } else {
+                "http"
+            };
+            let uri = format!("{scheme}://{}{}", endpoint.authority, path);
             let mut request = Request::builder().method(method.clone()).uri(&uri);
             if let Some(credentials) = &self.config.credentials {
                 let token = base64::engine::general_purpose::STANDARD

@@ -103,24 +103,15 @@ pub fn client_config(cli: &Cli) -> Result<ClientConfig, CtlError> {
     let endpoints = client::parse_hosts(&cli.host).map_err(|e| CtlError::local("parsing host multiaddress", e))?;
     let credentials = cli.basic_auth.as_deref().and_then(client::parse_credentials);
     // As Go: credentials turn on HTTPS unless --force-http, so they are not sent in clear by accident.
-    let https = cli.https || endpoints.iter().any(|e| e.https) || (credentials.is_some() && !cli.force_http);
-    if https {
-        let hint = if credentials.is_some() && !cli.https && !cli.force_http {
-            " (basic auth implies --https; add --force-http to send the credentials over plain HTTP)"
-        } else {
-            ""
-        };
-        return Err(CtlError::local(
-            "creating API client",
-            format!("HTTPS is not supported yet{hint}"),
-        ));
-    }
+    let https = cli.https || (credentials.is_some() && !cli.force_http);
     let timeout = (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout));
     Ok(ClientConfig {
         endpoints,
         credentials,
         timeout,
         debug: cli.debug,
+        https,
+        no_check_certificate: cli.no_check_certificate,
     })
 }
 
@@ -783,7 +774,7 @@ mod tests {
     }
 
     #[test]
-    fn config_refuses_https_and_bad_secrets() {
+    fn config_https_credentials_and_secrets() {
         let config = |argv: &[&str]| {
             let mut full = vec!["ipfs-cluster-ctl"];
             full.extend_from_slice(argv);
@@ -793,11 +784,16 @@ mod tests {
         let plain = config(&["--timeout", "5"]).unwrap();
         assert_eq!(plain.timeout, Some(Duration::from_secs(5)));
         assert!(plain.credentials.is_none());
-        assert!(config(&["--https"]).is_err());
-        assert!(config(&["--host", "https://h:1"]).is_err());
-        let implied = config(&["--basic-auth", "u:p"]).unwrap_err().to_string();
-        assert!(implied.contains("--force-http"), "{implied}");
+        assert!(!plain.https);
+        assert!(config(&["--https"]).unwrap().https);
+        let no_check = config(&["--https", "--no-check-certificate"]).unwrap();
+        assert!(no_check.https && no_check.no_check_certificate);
+        assert!(config(&["--host", "https://h:1"]).unwrap().endpoints[0].https);
+        // Credentials imply HTTPS, unless --force-http (as Go).
+        let implied = config(&["--basic-auth", "u:p"]).unwrap();
+        assert!(implied.https);
         let forced = config(&["--basic-auth", "u:p", "--force-http"]).unwrap();
+        assert!(!forced.https);
         assert_eq!(forced.credentials.unwrap().password, "p");
         assert!(config(&["--secret", "zz"]).is_err());
         assert!(config(&["--secret", "00ff"]).is_ok());

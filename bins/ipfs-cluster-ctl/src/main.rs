@@ -78,7 +78,7 @@ fn client_and_runtime(cli: &cli::Cli) -> Result<(tokio::runtime::Runtime, client
     // The hyper client needs a runtime context to be built.
     let client = {
         let _guard = runtime.enter();
-        client::Client::new(config)
+        client::Client::new(config)?
     };
     Ok((runtime, client))
 }

@@ -276,6 +276,7 @@ async fn run_daemon(
     let rest_headers = config.rest_headers.clone();
     let rest_credentials = config.rest_credentials.clone();
     let rest_cors = config.rest_cors.clone();
+    let rest_tls = config.rest_tls.clone();
     let proxy_listen = config.proxy_listen.clone();
     let proxy_node_address = config.proxy_node_address.clone();
     tracing::info!("starting member {} ({})", identity.peer_id, config.peername);
@@ -319,6 +320,7 @@ async fn run_daemon(
                 headers: rest_headers,
                 credentials: rest_credentials,
                 cors: rest_cors,
+                tls: rest_tls,
             },
             cluster.clone(),
         )

@@ -92,7 +92,7 @@ impl IpfsProxy {
             let shared = shared.clone();
             Box::pin(async move { handle(&shared, request).await })
         });
-        serve_http(self.listener, self.local_addr, "IPFS proxy", handler, shutdown).await;
+        serve_http(self.listener, self.local_addr, "IPFS proxy", None, handler, shutdown).await;
     }
 }
 

@@ -35,6 +35,16 @@ use cluster_types::{
     PinOptions, TrackerStatusFilter,
 };
 
+/// A certificate chain and its private key, PEM files (`ssl_cert_file`, `ssl_key_file`): the
+/// REST API then serves HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: std::path::PathBuf,
+    /// The private key.
+    pub key: std::path::PathBuf,
+}
+
 /// A stream of results; the sender side ends the stream by dropping. Each item may be an error,
 /// which the REST layer reports in the `X-Stream-Error` trailer (or as a 500 before the first item).
 pub type ResultStream<T> = mpsc::Receiver<Result<T, ClusterError>>;

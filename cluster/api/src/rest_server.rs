@@ -43,12 +43,13 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::add_route::{body_stream, collect_all, multipart_boundary, run_add, AddParams};
 use crate::auth::{Credentials, Denied};
 use crate::cors::CorsConfig;
+use crate::TlsFiles;
 use crate::{RestBackend, ResultStream};
 
 /// How long in-flight requests may run after shutdown begins before their connections are dropped.
@@ -87,6 +88,34 @@ pub struct RestServerConfig {
     pub credentials: Option<Credentials>,
     /// The `cors_*` keys.
     pub cors: CorsConfig,
+    /// `ssl_cert_file` and `ssl_key_file` (PEM): serve HTTPS instead of HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+impl TlsFiles {
+    /// Loads both files into a TLS acceptor; errors name the file.
+    pub(crate) fn acceptor(&self) -> io::Result<tokio_rustls::TlsAcceptor> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let invalid = |path: &std::path::Path, e: &dyn std::fmt::Display| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", path.display()))
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
+            .map_err(|e| invalid(&self.cert, &e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid(&self.cert, &e))?;
+        if certs.is_empty() {
+            return Err(invalid(&self.cert, &"no certificate in the file"));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| invalid(&self.key, &e))?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid(&self.cert, &e))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| invalid(&self.key, &e))?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
 }
 
 impl Default for RestServerConfig {
@@ -96,6 +125,7 @@ impl Default for RestServerConfig {
             headers: Vec::new(),
             credentials: None,
             cors: CorsConfig::default(),
+            tls: None,
         }
     }
 }
@@ -105,6 +135,7 @@ pub struct RestServer {
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for RestServer {
@@ -151,12 +182,14 @@ impl RestServer {
             })?;
             headers.push((name, value));
         }
+        let tls = config.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
         let listener = std::net::TcpListener::bind(config.listen)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         Ok(RestServer {
             listener,
             local_addr,
+            tls,
             shared: Arc::new(Shared {
                 backend,
                 headers,
@@ -179,7 +212,7 @@ impl RestServer {
             let shared = shared.clone();
             Box::pin(async move { handle(&shared, request).await })
         });
-        serve_http(self.listener, self.local_addr, "REST API", handler, shutdown).await;
+        serve_http(self.listener, self.local_addr, "REST API", self.tls, handler, shutdown).await;
     }
 }
 
@@ -193,6 +226,7 @@ pub(crate) async fn serve_http<B>(
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
     what: &'static str,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     handler: Handler<B>,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -206,7 +240,8 @@ pub(crate) async fn serve_http<B>(
             return;
         }
     };
-    tracing::info!(addr = %local_addr, "{what} (HTTP) listening");
+    let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
+    tracing::info!(addr = %local_addr, "{what} ({scheme}) listening");
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     // Every connection task holds a sender; `recv` returns `None` once all of them are gone.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -219,8 +254,18 @@ pub(crate) async fn serve_http<B>(
                     let handler = handler.clone();
                     let phase = phase_rx.clone();
                     let alive = alive_tx.clone();
+                    let tls = tls.clone();
+                    // Responses are small or streamed item by item: send each write at once.
+                    let _ = stream.set_nodelay(true);
                     cluster_rt::spawn(async move {
-                        serve_connection(stream, peer, handler, phase).await;
+                        match tls {
+                            None => serve_connection(stream, peer, handler, phase).await,
+                            Some(acceptor) => match cluster_rt::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => serve_connection(stream, peer, handler, phase).await,
+                                Ok(Err(e)) => tracing::debug!(%peer, "{what}: TLS handshake failed: {e}"),
+                                Err(_) => tracing::debug!(%peer, "{what}: TLS handshake timed out"),
+                            },
+                        }
                         drop(alive);
                     });
                 }
@@ -244,17 +289,12 @@ pub(crate) async fn serve_http<B>(
 }
 
 /// Serves one TCP connection (HTTP/1.1 with keep-alive) until it ends or the server shuts down.
-async fn serve_connection<B>(
-    stream: TcpStream,
-    peer: SocketAddr,
-    handler: Handler<B>,
-    mut phase: watch::Receiver<Phase>,
-) where
+async fn serve_connection<S, B>(stream: S, peer: SocketAddr, handler: Handler<B>, mut phase: watch::Receiver<Phase>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // Responses are small or streamed item by item: send each write at once.
-    let _ = stream.set_nodelay(true);
     let service = service_fn(move |request: Request<Incoming>| {
         let response = handler(request);
         async move { Ok::<_, Infallible>(response.await) }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use cluster_api::{CorsConfig, Credentials};
+use cluster_api::{CorsConfig, Credentials, TlsFiles};
 use cluster_consensus::RaftConfig;
 use cluster_types::{duration, tcp_address};
 use serde_json::{json, Map, Value};
@@ -48,6 +48,9 @@ pub struct NodeConfig {
     pub rest_credentials: Option<Credentials>,
     /// The REST API's `cors_*` keys.
     pub rest_cors: CorsConfig,
+    /// `ssl_cert_file` and `ssl_key_file`, resolved against the configuration folder: the REST
+    /// API serves HTTPS.
+    pub rest_tls: Option<TlsFiles>,
     /// IPFS proxy listen address (`host:port`), `None` when the `api.ipfsproxy` section is absent.
     pub proxy_listen: Option<String>,
     /// The daemon the proxy forwards to (`api.ipfsproxy.node_multiaddress`), `host:port`.
@@ -153,10 +156,10 @@ const SECTIONS: &[SectionKeys] = &[
             "cors_exposed_headers",
             "cors_allow_credentials",
             "cors_max_age",
-        ],
-        go_only: &[
             "ssl_cert_file",
             "ssl_key_file",
+        ],
+        go_only: &[
             "read_timeout",
             "read_header_timeout",
             "write_timeout",
@@ -491,6 +494,24 @@ impl ServiceConfig {
             }
             Some(_) => return Err(r.error(&rest, "basic_auth_credentials", "must be an object or null")),
         };
+        // Relative paths are relative to the configuration folder, as in Go.
+        let config_dir = Path::new(&self.file).parent().unwrap_or(Path::new("."));
+        let cert = r.string(&rest, "ssl_cert_file", "")?;
+        let key = r.string(&rest, "ssl_key_file", "")?;
+        let rest_tls = match (cert.is_empty(), key.is_empty()) {
+            (true, true) => None,
+            (false, false) => Some(TlsFiles {
+                cert: config_dir.join(cert),
+                key: config_dir.join(key),
+            }),
+            _ => {
+                return Err(r.error(
+                    &rest,
+                    "ssl_cert_file",
+                    "ssl_cert_file and ssl_key_file must be set together",
+                ))
+            }
+        };
         let cors_defaults = CorsConfig::default();
         let rest_cors = CorsConfig {
             allowed_origins: r.strings(&rest, "cors_allowed_origins", &as_strs(&cors_defaults.allowed_origins))?,
@@ -535,6 +556,7 @@ impl ServiceConfig {
             rest_headers,
             rest_credentials,
             rest_cors,
+            rest_tls,
             proxy_listen,
             proxy_node_address,
             ipfs_node_address,
@@ -1016,6 +1038,15 @@ mod tests {
         );
         assert_eq!(config.rest_cors.allowed_methods, ["GET", "POST"]);
         assert_eq!(config.rest_cors.max_age, Duration::from_secs(600));
+
+        json["api"]["restapi"]["ssl_cert_file"] = json!("tls/cert.pem");
+        json["api"]["restapi"]["ssl_key_file"] = json!("/etc/cluster/key.pem");
+        let tls = parse(&json).unwrap().rest_tls.unwrap();
+        assert_eq!(tls.cert, Path::new("/x/tls/cert.pem"));
+        assert_eq!(tls.key, Path::new("/etc/cluster/key.pem"));
+        json["api"]["restapi"]["ssl_key_file"] = json!("");
+        assert!(parse(&json).unwrap_err().to_string().contains("set together"));
+        json["api"]["restapi"]["ssl_cert_file"] = json!("");
 
         json["api"]["restapi"]["basic_auth_credentials"] = json!({});
         let err = parse(&json).unwrap_err().to_string();
