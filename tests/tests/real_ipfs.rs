@@ -198,3 +198,79 @@ fn pins_reach_a_real_ipfs_daemon() {
     assert!(service.terminate(Duration::from_secs(30)));
     daemon.process.terminate(Duration::from_secs(20));
 }
+
+/// `data` as one multipart file part named `name`, posted to `url`; the raw answer.
+fn post_file(url: &str, dir: &std::path::Path, name: &str, data: &[u8]) -> String {
+    let file = dir.join(name);
+    std::fs::write(&file, data).unwrap();
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-X", "POST", "-F", &format!("file=@{}", file.display()), url]);
+    stdout(&run(curl, Duration::from_secs(60)))
+}
+
+fn same_content_id(a: &str, b: &str) -> bool {
+    let (a, b): (cluster_types::Cid, cluster_types::Cid) = (a.parse().unwrap(), b.parse().unwrap());
+    // js-ipfs prints CIDv1 in base58btc where Kubo prints base32: compare what they name.
+    a.0.hash() == b.0.hash() && a.0.codec() == b.0.codec()
+}
+
+#[test]
+fn cluster_add_computes_the_daemons_cids_and_the_daemon_reads_the_content_back() {
+    let mut daemon = RealDaemon::start();
+    let member = MemberDir::init();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    let dir = tempfile::tempdir().unwrap();
+    // 60 000 bytes that are not all alike: 235 chunks of 256 bytes make a two-level tree.
+    let data: Vec<u8> = (0..60_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let cases = [
+        "cid-version=0",
+        "cid-version=1&raw-leaves=true",
+        "cid-version=0&raw-leaves=true",
+        "chunker=size-1024&cid-version=0",
+        "chunker=size-256&cid-version=0",
+        "chunker=size-256&cid-version=1&raw-leaves=true",
+    ];
+    for case in cases {
+        let daemon_url = format!(
+            "http://127.0.0.1:{}/api/v0/add?only-hash=true&pin=false&{case}",
+            daemon.api_port
+        );
+        let answer = post_file(&daemon_url, dir.path(), "data.bin", &data);
+        let theirs: serde_json::Value =
+            serde_json::from_str(answer.trim()).unwrap_or_else(|e| panic!("{case}: {e}: {answer}"));
+        let theirs = theirs["Hash"].as_str().unwrap().to_string();
+
+        let cluster_url = format!("http://127.0.0.1:{}/add?stream-channels=false&{case}", member.rest_port);
+        let answer = post_file(&cluster_url, dir.path(), "data.bin", &data);
+        let ours: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{case}: {e}: {answer}"));
+        let ours = ours[0]["cid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{case}: {answer}"))
+            .to_string();
+        assert!(
+            same_content_id(&ours, &theirs),
+            "{case}: cluster {ours}, daemon {theirs}"
+        );
+
+        // The blocks the cluster put into the daemon are the whole DAG: it reads the file back.
+        let mut cat = Command::new("curl");
+        cat.args([
+            "-s",
+            "-f",
+            "-X",
+            "POST",
+            &format!("http://127.0.0.1:{}/api/v0/cat?arg={ours}", daemon.api_port),
+        ]);
+        let output = run(cat, Duration::from_secs(60));
+        assert!(output.status.success(), "{case}: the daemon cannot cat {ours}");
+        assert!(output.stdout == data, "{case}: the daemon reads back other bytes");
+        wait_until(Duration::from_secs(60), "the added root pinned on the daemon", || {
+            daemon.has_recursive_pin(&ours)
+        });
+    }
+    assert!(service.terminate(Duration::from_secs(30)));
+    daemon.process.terminate(Duration::from_secs(20));
+}
