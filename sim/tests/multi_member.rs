@@ -577,3 +577,79 @@ async fn repo_gc_graph_and_metrics_cover_every_member() {
     }
     assert_eq!(via.metric_names(), ["freespace"]);
 }
+
+/// `/add` across members: blocks go to the members chosen for the pin (over the BlockPut RPC
+/// for remote ones), the root is pinned there, and a destination whose daemon is down fails
+/// the add instead of leaving a pin without its content.
+#[madsim::test]
+async fn added_blocks_go_to_the_allocated_members_and_the_pin_follows_them() {
+    cluster_sim::init_logging();
+    let handle = Handle::current();
+    let cluster = SimCluster::start(&handle, 3);
+    let all = [0, 1, 2];
+    cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    let via = cluster.members[0].cluster().unwrap();
+    let options = cluster_types::PinOptions {
+        replication_factor_min: 2,
+        replication_factor_max: 2,
+        ..Default::default()
+    };
+    // Wait until every member's free space is known, so two are chosen.
+    let deadline = cluster_rt::now() + Duration::from_secs(30);
+    while via.fresh_metrics("freespace").len() < 3 {
+        assert!(
+            cluster_rt::now() < deadline,
+            "metrics of all members; {}",
+            replay_hint()
+        );
+        cluster_rt::sleep(Duration::from_millis(200)).await;
+    }
+    let destinations = via.add_destinations(&options, false).expect("two destinations");
+    assert_eq!(destinations.len(), 2, "{destinations:?}");
+    let blocks: Vec<(Cid, cluster_ipfs::Bytes)> = (0..3)
+        .map(|i| {
+            let data = format!("added block {i}").into_bytes();
+            (Cid::raw_sha256(&data), cluster_ipfs::Bytes::from(data))
+        })
+        .collect();
+    via.add_blocks(&destinations, blocks.clone())
+        .await
+        .unwrap_or_else(|e| panic!("blocks stored: {e}; {}", replay_hint()));
+    let holders: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|i| blocks.iter().all(|(cid, _)| cluster.members[*i].ipfs.has_block(cid)))
+        .collect();
+    let chosen: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|i| destinations.contains(&cluster.members[*i].identity.peer_id))
+        .collect();
+    assert_eq!(holders, chosen, "exactly the destinations hold the blocks");
+
+    let root = blocks[0].0;
+    let pin = via
+        .add_pin(root, options.clone(), destinations.clone())
+        .await
+        .expect("pinned");
+    let mut allocated = pin.allocations.clone();
+    allocated.sort();
+    let mut expected = destinations.clone();
+    expected.sort();
+    assert_eq!(allocated, expected, "the pin is allocated where the blocks are");
+    wait_placed(&cluster, root, &all, Duration::from_secs(30)).await;
+
+    tracing::info!("--- local: only this member's daemon");
+    let local = via.add_destinations(&options, true).unwrap();
+    assert_eq!(local, vec![cluster.members[0].identity.peer_id]);
+
+    tracing::info!("--- a destination's daemon is down: the add fails");
+    let down = chosen[0];
+    cluster.members[down].ipfs.update_knobs(|k| k.down = true);
+    let more = vec![(
+        Cid::raw_sha256(b"late block"),
+        cluster_ipfs::Bytes::from_static(b"late block"),
+    )];
+    let error = via.add_blocks(&destinations, more).await.unwrap_err();
+    assert!(error.to_string().contains("storing blocks"), "{error}");
+}

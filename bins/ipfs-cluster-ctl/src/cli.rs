@@ -145,6 +145,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// List all commands
+    #[command(hide = true)]
+    Commands,
 }
 
 /// `health` subcommands.

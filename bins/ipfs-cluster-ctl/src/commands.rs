@@ -191,7 +191,7 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
             out.emit(&gc)
         }
         // Printed before any client exists (see main.rs).
-        Command::Completion { .. } => Ok(()),
+        Command::Completion { .. } | Command::Commands => Ok(()),
         Command::Pin {
             command: PinCommand::Ls(args),
         } => match &args.cid {
@@ -527,6 +527,25 @@ async fn add<W: Write>(client: &Client, out: &mut Output<W>, args: &AddArgs) -> 
     Ok(())
 }
 
+/// `commands`: every command path, one per line, as Go's hidden `commands` prints them.
+pub fn command_list() -> String {
+    use clap::CommandFactory;
+    fn walk(command: &clap::Command, prefix: &str, out: &mut String) {
+        for sub in command
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        {
+            let path = format!("{prefix} {}", sub.get_name());
+            out.push_str(&path);
+            out.push('\n');
+            walk(sub, &path, out);
+        }
+    }
+    let mut out = String::new();
+    walk(&Cli::command(), "ipfs-cluster-ctl", &mut out);
+    out
+}
+
 /// `completion <shell>`: the completion script for `shell`.
 pub fn completion<W: Write>(shell: clap_complete::Shell, writer: &mut W) {
     use clap::CommandFactory;
@@ -771,6 +790,20 @@ mod tests {
             Some(Duration::from_secs(90))
         );
         assert!(parse_wait_timeout(Some("later")).is_err());
+    }
+
+    #[test]
+    fn commands_lists_every_command_path() {
+        let list = command_list();
+        for path in [
+            "ipfs-cluster-ctl add",
+            "ipfs-cluster-ctl pin update",
+            "ipfs-cluster-ctl health graph",
+            "ipfs-cluster-ctl ipfs gc",
+        ] {
+            assert!(list.lines().any(|l| l == path), "{path} missing:\n{list}");
+        }
+        assert!(!list.contains("commands"));
     }
 
     #[test]

@@ -45,6 +45,10 @@ fn run() -> i32 {
         println!("ipfs-cluster-ctl version {}", cluster_types::VERSION);
         return error::EXIT_OK;
     }
+    if let Some(cli::Command::Commands) = &cli.command {
+        print!("{}", commands::command_list());
+        return error::EXIT_OK;
+    }
     if let Some(cli::Command::Completion { shell }) = &cli.command {
         commands::completion(*shell, &mut std::io::stdout().lock());
         return error::EXIT_OK;
