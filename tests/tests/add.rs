@@ -252,6 +252,24 @@ fn ctl_maintenance_commands_against_a_member() {
     let output = member.ctl(&["health", "alerts"]);
     assert!(output.status.success());
 
+    // Paths the daemon resolves: an IPNS name and a path inside a DAG.
+    let named = cluster_types::Cid::raw_sha256(b"behind a name");
+    daemon.fake.set_resolve("/ipns/docs.example", named);
+    let output = member.ctl(&["pin", "add", "--ns", "/ipns/docs.example"]);
+    assert!(output.status.success(), "{}", cluster_tests::stderr(&output));
+    assert!(stdout(&output).starts_with(&named.to_string()), "{}", stdout(&output));
+    let inner = cluster_types::Cid::raw_sha256(b"inside a directory");
+    daemon.fake.set_resolve(&format!("/ipfs/{a}/docs/readme"), inner);
+    let output = member.ctl(&["pin", "add", "--ns", &format!("/ipfs/{a}/docs/readme")]);
+    assert!(output.status.success(), "{}", cluster_tests::stderr(&output));
+    assert!(member.ctl(&["pin", "ls", &inner.to_string()]).status.success());
+    let output = member.ctl(&["pin", "rm", "--ns", "/ipns/docs.example"]);
+    assert!(output.status.success(), "{}", cluster_tests::stderr(&output));
+    assert!(!member.ctl(&["pin", "ls", &named.to_string()]).status.success());
+    let output = member.ctl(&["pin", "add", "--ns", "/ipns/unknown.example"]);
+    assert_eq!(output.status.code(), Some(2), "an unresolvable name is an API error");
+    assert!(stdout(&output).contains("could not resolve"), "{}", stdout(&output));
+
     daemon.fake.add_block_data(b"garbage for the collector");
     let output = member.ctl(&["ipfs", "gc"]);
     assert!(output.status.success(), "{}", cluster_tests::stderr(&output));

@@ -77,6 +77,8 @@ struct FakeState {
     knobs: FakeIpfsKnobs,
     pin_timeout: Duration,
     swarm_peers: Vec<String>,
+    /// Paths `resolve` knows beyond plain `/ipfs/<cid>` (IPNS names, sub-paths).
+    names: BTreeMap<String, Cid>,
 }
 
 /// An in-process IPFS daemon: the [`IpfsConnector`] of simulated members and unit tests.
@@ -102,6 +104,7 @@ impl FakeIpfs {
                 knobs: FakeIpfsKnobs::default(),
                 pin_timeout: PIN_TIMEOUT_DEFAULT,
                 swarm_peers: Vec::new(),
+                names: BTreeMap::new(),
             }),
         }
     }
@@ -139,6 +142,12 @@ impl FakeIpfs {
     /// The peer ids `swarm_peers` reports (default: none).
     pub fn set_swarm_peers(&self, peers: Vec<String>) {
         self.lock().swarm_peers = peers;
+    }
+
+    /// Makes `resolve(path)` answer `cid` (an IPNS name or a path inside a DAG; the fake has
+    /// no DAGs of its own).
+    pub fn set_resolve(&self, path: &str, cid: Cid) {
+        self.lock().names.insert(path.trim_end_matches('/').to_string(), cid);
     }
 
     /// How many times `method` was called (0 for an unknown name).
@@ -374,6 +383,23 @@ impl IpfsConnector for FakeIpfs {
     async fn swarm_peers(&self) -> Result<Vec<String>, IpfsError> {
         self.enter("swarm_peers").await?;
         Ok(self.lock().swarm_peers.clone())
+    }
+
+    async fn resolve(&self, path: &str) -> Result<Cid, IpfsError> {
+        self.enter("resolve").await?;
+        let path = path.trim_end_matches('/');
+        if let Some(cid) = self.lock().names.get(path) {
+            return Ok(*cid);
+        }
+        let direct = path.strip_prefix("/ipfs/").filter(|rest| !rest.contains('/'));
+        match direct.map(str::parse::<Cid>) {
+            Some(Ok(cid)) => Ok(cid),
+            _ => Err(IpfsError::Daemon {
+                path: "resolve".into(),
+                code: 500,
+                message: format!("could not resolve name: {path}"),
+            }),
+        }
     }
 
     async fn version(&self) -> Result<String, IpfsError> {

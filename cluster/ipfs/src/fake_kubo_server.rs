@@ -49,7 +49,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(50);
 /// Lines per body chunk of a streamed `pin/ls`.
 const PIN_LS_LINES_PER_CHUNK: usize = 1000;
 /// The endpoints served; any other path is a 404.
-const ENDPOINTS: [&str; 10] = [
+const ENDPOINTS: [&str; 11] = [
     "id",
     "version",
     "pin/add",
@@ -60,6 +60,7 @@ const ENDPOINTS: [&str; 10] = [
     "add",
     "block/put",
     "repo/gc",
+    "resolve",
 ];
 
 /// A running fake Kubo daemon; stops on [`FakeKuboServer::shutdown`] or when dropped.
@@ -175,6 +176,13 @@ async fn handle(fake: Arc<FakeIpfs>, request: Request<Incoming>) -> Reply {
         "repo/stat" => repo_stat(&fake, &query).await,
         "swarm/peers" => swarm_peers(&fake).await,
         "repo/gc" => repo_gc(&fake).await,
+        "resolve" => match query.get("arg") {
+            None => Ok(error_reply(StatusCode::BAD_REQUEST, 1, "argument \"name\" is required")),
+            Some(path) => match fake.resolve(path).await {
+                Ok(cid) => Ok(json_reply(&json!({"Path": format!("/ipfs/{cid}")}))),
+                Err(e) => fake_error(e),
+            },
+        },
         "add" | "block/put" => upload(&fake, endpoint, &query, request).await,
         _ => Ok(error_reply(StatusCode::NOT_FOUND, 3, "Not Found")),
     }

@@ -879,6 +879,28 @@ impl IpfsConnector for KuboConnector {
         Ok(reply.version)
     }
 
+    async fn resolve(&self, path: &str) -> Result<Cid, IpfsError> {
+        #[derive(Deserialize)]
+        struct ResolveReply {
+            #[serde(rename = "Path")]
+            path: String,
+        }
+        impl StreamLine for ResolveReply {
+            fn stream_error(&self) -> Option<&str> {
+                None
+            }
+        }
+        let reply: ResolveReply = self
+            .read_one("resolve", &[("arg", path), ("recursive", "true")])
+            .await?;
+        let text = reply.path.strip_prefix("/ipfs/").unwrap_or(&reply.path);
+        text.split('/')
+            .next()
+            .unwrap_or("")
+            .parse::<Cid>()
+            .map_err(|e| decode_error("resolve", format!("bad Path {:?}: {e}", reply.path)))
+    }
+
     async fn block_put(&self, cid: &Cid, data: Bytes) -> Result<(), IpfsError> {
         let path = "block/put";
         let codec = match cid.0.codec() {

@@ -80,6 +80,9 @@ pub trait IpfsConnector: Send + Sync + 'static {
     /// Peer ids of the daemon's swarm peers.
     async fn swarm_peers(&self) -> Result<Vec<String>, IpfsError>;
 
+    /// The CID an IPFS path names (`/ipns/<name>`, `/ipfs/<cid>/sub/path`), as `ipfs resolve`.
+    async fn resolve(&self, path: &str) -> Result<Cid, IpfsError>;
+
     /// The daemon's version string.
     async fn version(&self) -> Result<String, IpfsError>;
 

@@ -389,3 +389,14 @@ async fn block_put_stores_blocks_under_their_codec_and_repo_gc_collects_the_unpi
         Err(IpfsError::Unreachable { .. })
     ));
 }
+
+#[tokio::test]
+async fn resolve_answers_plain_paths_names_and_refuses_unknown_ones() {
+    let f = fixture().await;
+    let c = cid(1);
+    assert_eq!(f.connector.resolve(&format!("/ipfs/{c}")).await.unwrap(), c);
+    f.fake.set_resolve("/ipns/site.example", cid(2));
+    assert_eq!(f.connector.resolve("/ipns/site.example").await.unwrap(), cid(2));
+    let error = f.connector.resolve("/ipns/nobody.example").await.unwrap_err();
+    assert!(error.to_string().contains("could not resolve"), "{error}");
+}

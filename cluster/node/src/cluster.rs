@@ -550,6 +550,18 @@ impl Cluster {
         }
     }
 
+    /// The CID an IPFS path names: `/ipfs/<cid>` directly, anything else (`/ipns/<name>`,
+    /// sub-paths) through the daemon's `resolve`, as Go does.
+    pub async fn resolve_path(&self, path: &str) -> Result<Cid, ClusterError> {
+        if let Some(cid) = direct_cid_of_path(path)? {
+            return Ok(cid);
+        }
+        self.ipfs
+            .resolve(path)
+            .await
+            .map_err(|e| ClusterError::Internal(format!("error resolving {path}: {e}")))
+    }
+
     /// Stores blocks on this member's daemon, in order; the first failure stops and is returned.
     pub async fn put_blocks_locally(&self, blocks: Vec<WireBlock>) -> Result<(), String> {
         for block in blocks {
@@ -1441,25 +1453,26 @@ impl ClusterRpcHandler {
 }
 
 /// Parses `/ipfs/<cid>` paths; deeper paths need the daemon's `resolve`, not supported yet.
-fn cid_of_path(path: &str) -> Result<Cid, ClusterError> {
+/// The CID a path names directly: `Some` for `/ipfs/<cid>` or `/ipld/<cid>` (Go resolves these
+/// without asking the daemon), `None` when the daemon must resolve it (`/ipns/...`, sub-paths).
+fn direct_cid_of_path(path: &str) -> Result<Option<Cid>, ClusterError> {
     let trimmed = path.trim_end_matches('/');
     let mut parts = trimmed.trim_start_matches('/').split('/');
     let namespace = parts.next().unwrap_or_default();
     let first = parts.next().unwrap_or_default();
-    let rest: Vec<&str> = parts.collect();
-    if namespace != "ipfs" && namespace != "ipld" {
-        return Err(ClusterError::InvalidArgument(format!(
-            "error parsing path: {path:?}: only /ipfs/<cid> paths are supported yet"
-        )));
+    let deeper = parts.next().is_some();
+    match namespace {
+        "ipns" if !first.is_empty() => Ok(None),
+        "ipfs" | "ipld" => {
+            let cid = first
+                .parse::<Cid>()
+                .map_err(|e| ClusterError::InvalidArgument(format!("error decoding Cid: {e}")))?;
+            Ok((!deeper).then_some(cid))
+        }
+        _ => Err(ClusterError::InvalidArgument(format!(
+            "error parsing path: {path:?}: not an /ipfs/, /ipns/ or /ipld/ path"
+        ))),
     }
-    if !rest.is_empty() {
-        return Err(ClusterError::InvalidArgument(format!(
-            "error parsing path: {path:?}: resolving sub-paths is not supported yet; pin the CID"
-        )));
-    }
-    first
-        .parse::<Cid>()
-        .map_err(|e| ClusterError::InvalidArgument(format!("error decoding Cid: {e}")))
 }
 
 fn spawn_stream<T: Send + 'static>(
@@ -1585,7 +1598,7 @@ impl RestBackend for Cluster {
     }
 
     async fn pin_path(&self, path: String, options: PinOptions) -> Result<Pin, ClusterError> {
-        let cid = cid_of_path(&path)?;
+        let cid = self.resolve_path(&path).await?;
         Cluster::pin(self, cid, options).await
     }
 
@@ -1594,7 +1607,7 @@ impl RestBackend for Cluster {
     }
 
     async fn unpin_path(&self, path: String) -> Result<Pin, ClusterError> {
-        let cid = cid_of_path(&path)?;
+        let cid = self.resolve_path(&path).await?;
         Cluster::unpin(self, cid).await
     }
 
@@ -1720,19 +1733,23 @@ mod tests {
     }
 
     #[test]
-    fn paths_resolve_only_plain_cids() {
+    fn plain_cid_paths_need_no_daemon() {
         let cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
-        assert_eq!(cid_of_path(&format!("/ipfs/{cid}")).unwrap().to_string(), cid);
+        assert_eq!(
+            direct_cid_of_path(&format!("/ipfs/{cid}"))
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            cid
+        );
+        assert_eq!(direct_cid_of_path(&format!("/ipfs/{cid}/a")).unwrap(), None);
+        assert_eq!(direct_cid_of_path("/ipns/example.com").unwrap(), None);
         assert!(matches!(
-            cid_of_path(&format!("/ipfs/{cid}/a")),
+            direct_cid_of_path("/ipfs/nope"),
             Err(ClusterError::InvalidArgument(_))
         ));
         assert!(matches!(
-            cid_of_path("/ipns/example.com"),
-            Err(ClusterError::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            cid_of_path("/ipfs/nope"),
+            direct_cid_of_path("/swarm/x"),
             Err(ClusterError::InvalidArgument(_))
         ));
     }

@@ -170,6 +170,14 @@ impl IpfsConnector for TestIpfs {
     async fn block_put(&self, _cid: &Cid, _data: cluster_ipfs::Bytes) -> Result<(), IpfsError> {
         Ok(())
     }
+
+    async fn resolve(&self, path: &str) -> Result<Cid, IpfsError> {
+        Err(IpfsError::Daemon {
+            path: "resolve".into(),
+            code: 500,
+            message: format!("not resolvable here: {path}"),
+        })
+    }
 }
 
 fn me() -> PeerId {
