@@ -653,3 +653,55 @@ async fn added_blocks_go_to_the_allocated_members_and_the_pin_follows_them() {
     let error = via.add_blocks(&destinations, more).await.unwrap_err();
     assert!(error.to_string().contains("storing blocks"), "{error}");
 }
+
+/// A member that stops publishing metrics raises one alert on the others once its metric
+/// expires (`/health/alerts`), and not again until it publishes and goes quiet once more.
+#[madsim::test]
+async fn a_silent_member_raises_one_alert() {
+    cluster_sim::init_logging();
+    let handle = Handle::current();
+    let mut cluster = SimCluster::start(&handle, 3);
+    let leader = cluster.wait_leader(&[0, 1, 2], Duration::from_secs(30)).await;
+    let watcher = (leader + 1) % 3;
+    let victim = (leader + 2) % 3;
+    let via = cluster.members[watcher].cluster().unwrap();
+    let deadline = cluster_rt::now() + Duration::from_secs(30);
+    while via.fresh_metrics("freespace").len() < 3 {
+        assert!(
+            cluster_rt::now() < deadline,
+            "metrics of all members; {}",
+            replay_hint()
+        );
+        cluster_rt::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(via.alerts().is_empty(), "no alerts while everyone publishes");
+
+    cluster.kill(&handle, victim);
+    let victim_peer = cluster.members[victim].identity.peer_id;
+    // The metric lives 30 s and the check runs every 15 s.
+    cluster_rt::sleep(Duration::from_secs(50)).await;
+    let alerts = via.alerts();
+    assert_eq!(
+        alerts.len(),
+        1,
+        "one alert for the silent member: {alerts:?}; {}",
+        replay_hint()
+    );
+    assert_eq!(alerts[0].metric.peer, victim_peer);
+    assert_eq!(alerts[0].metric.name, "freespace");
+    cluster_rt::sleep(Duration::from_secs(40)).await;
+    assert_eq!(via.alerts().len(), 1, "not raised again while still silent");
+
+    cluster.restart(&handle, victim);
+    cluster_rt::sleep(Duration::from_secs(30)).await;
+    cluster.kill(&handle, victim);
+    cluster_rt::sleep(Duration::from_secs(50)).await;
+    let alerts = via.alerts();
+    assert_eq!(
+        alerts.len(),
+        2,
+        "silent again after publishing: a new alert; {}",
+        replay_hint()
+    );
+    assert!(alerts[0].triggered_at > alerts[1].triggered_at, "newest first");
+}

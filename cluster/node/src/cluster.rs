@@ -19,7 +19,7 @@ use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};
 use cluster_tracker::{PinTracker, TrackerConfig};
 use cluster_types::{
-    Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin, PinInfoShort,
+    Alert, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin, PinInfoShort,
     PinOptions, PinType, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter, RPC_PROTOCOL_VERSION,
     VERSION,
 };
@@ -262,6 +262,7 @@ impl Cluster {
         self.spawn_membership_watch();
         self.spawn_allocation_repair();
         self.spawn_informer();
+        self.spawn_alert_checker();
         // First sync once a leader exists: re-queues pins the daemon lost while we were down.
         let cluster = self.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
@@ -421,6 +422,38 @@ impl Cluster {
             after = Some(last);
         }
         Ok(moved)
+    }
+
+    /// Every `monitor_check_interval`, raises an alert for each member whose latest metric has
+    /// expired without a newer one (Go's monitor checker); `/health/alerts` lists them.
+    fn spawn_alert_checker(self: &Arc<Self>) {
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            loop {
+                cluster_rt::tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(cluster.config.monitor_check_interval) => {}
+                }
+                let raised = cluster
+                    .metrics
+                    .lock()
+                    .expect("metrics lock")
+                    .check_expired(Timestamp::now());
+                for alert in raised {
+                    tracing::warn!(
+                        peer = %alert.metric.peer,
+                        "alert: metric {} expired without a newer one",
+                        alert.metric.name
+                    );
+                }
+            }
+        });
+    }
+
+    /// The alerts raised so far, newest first.
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.metrics.lock().expect("metrics lock").alerts()
     }
 
     /// Publishes this member's free space every half `metric_ttl` (a quarter after a failure),
@@ -1530,6 +1563,10 @@ impl RestBackend for Cluster {
 
     async fn metrics(&self, name: String) -> Vec<Metric> {
         self.fresh_metrics(&name)
+    }
+
+    async fn alerts(&self) -> Vec<Alert> {
+        Cluster::alerts(self)
     }
 
     async fn connect_graph(&self) -> Result<ConnectGraph, ClusterError> {

@@ -74,6 +74,8 @@ pub struct NodeConfig {
     /// How long a member's free-space metric stays valid (`informer.disk.metric_ttl`); members
     /// publish it every half of it.
     pub metric_ttl: Duration,
+    /// How often expired metrics are turned into alerts (`monitor.pubsubmon.check_interval`).
+    pub monitor_check_interval: Duration,
 }
 
 /// Keys of each section that we read, and Go keys that we accept but do not use yet.
@@ -205,6 +207,12 @@ const SECTIONS: &[SectionKeys] = &[
         ],
     },
     SectionKeys {
+        path: &["monitor", "pubsubmon"],
+        env_prefix: "CLUSTER_PUBSUBMON_",
+        used: &["check_interval"],
+        go_only: &[],
+    },
+    SectionKeys {
         path: &["informer", "disk"],
         env_prefix: "CLUSTER_DISK_",
         used: &["metric_ttl"],
@@ -241,7 +249,6 @@ const TOP_LEVEL: &[&str] = &[
 /// Sections that Go has and we do not implement yet: loaded, warned about once.
 const NOT_YET: &[(&str, &str)] = &[
     ("api", "pinsvcapi"),
-    ("monitor", ""),
     ("allocator", ""),
     ("informer", "tags"),
     ("informer", "pinqueue"),
@@ -568,6 +575,11 @@ impl ServiceConfig {
             priority_pin_max_retries: r.u64(&tracker, "priority_pin_max_retries", 5)?.min(u32::MAX as u64) as u32,
             pin_queue_size_max: r.u64(&tracker, "max_pin_queue_size", 1_000_000)?.max(1) as usize,
             metric_ttl: r.positive_duration(&["informer", "disk"], "metric_ttl", Duration::from_secs(30))?,
+            monitor_check_interval: r.positive_duration(
+                &["monitor", "pubsubmon"],
+                "check_interval",
+                Duration::from_secs(15),
+            )?,
         };
         Ok(config)
     }
