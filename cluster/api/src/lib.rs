@@ -19,6 +19,8 @@ mod cors;
 mod ipfs_proxy;
 #[cfg(not(madsim))]
 mod rest_server;
+#[cfg(not(madsim))]
+mod te_trailers;
 
 pub use auth::Credentials;
 pub use cors::CorsConfig;

@@ -15,11 +15,13 @@
 //! - `encode.rs`: `encode_trailers` only emits fields named in the `Trailer` response header and drops
 //!   forbidden names (`Content-Type`, `Content-Length`, ...); `X-Stream-Error` is allowed.
 //!
-//! So clients that send `TE: trailers` get `X-Stream-Error` (empty when the stream was fine), as Go
-//! sends it. hyper offers no way to force trailers for other clients. For them, a stream that saw an
-//! error is ended by failing the body instead: hyper then closes the connection without the final
-//! zero-length chunk, so the client sees an incomplete response rather than a clean but silently
-//! truncated one.
+//! hyper offers no switch to send trailers anyway, so every connection is read through
+//! [`TrailersForEveryone`](crate::te_trailers), which adds `TE: trailers` to each request head it
+//! can frame with certainty: every client gets `X-Stream-Error` (empty when the stream was fine),
+//! as Go sends it. Where it cannot (a request with a chunked body earlier on the connection, an
+//! HTTP/1.0 client), a stream that saw an error is ended by failing the body instead: hyper then
+//! closes the connection without the final zero-length chunk, so the client sees an incomplete
+//! response rather than a clean but silently truncated one.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -49,6 +51,7 @@ use tokio::sync::{mpsc, watch};
 use crate::add_route::{body_stream, collect_all, multipart_boundary, run_add, AddParams};
 use crate::auth::{Credentials, Denied};
 use crate::cors::CorsConfig;
+use crate::te_trailers::TrailersForEveryone;
 use crate::TlsFiles;
 use crate::{RestBackend, ResultStream};
 
@@ -304,7 +307,7 @@ where
         .keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let connection = builder.serve_connection(TokioIo::new(TrailersForEveryone::new(stream)), service);
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
