@@ -131,6 +131,16 @@ fn three_processes_join_replicate_and_survive_the_leader_being_killed() {
     let holders = members.iter().filter(|m| m.daemon.fake.pins().len() == 1).count();
     assert_eq!(holders, 2, "exactly two daemons hold the pin");
 
+    // The members talked: /health/bandwidth counts the RPC traffic.
+    let bandwidth = members[2].json(&["health", "bandwidth"]);
+    let rpc = &bandwidth["/ipfs-cluster-rs/rpc/1.0.0"];
+    assert!(
+        rpc["total_in"].as_i64().unwrap_or(0) > 0 && rpc["total_out"].as_i64().unwrap_or(0) > 0,
+        "{bandwidth}"
+    );
+    let text = stdout(&members[2].ctl(&["health", "bandwidth"]));
+    assert!(text.contains("/ipfs-cluster-rs/rpc/1.0.0: In: "), "{text}");
+
     // SIGKILL the leader; a survivor accepts a pin within 5 s.
     let leaders: Vec<usize> = (0..3).filter(|i| members[*i].is_leader()).collect();
     assert_eq!(leaders.len(), 1, "one leader in the logs: {leaders:?}");

@@ -14,14 +14,14 @@ use cluster_consensus::{
     RaftTransport, TransportFailure,
 };
 use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
-use cluster_rpc::{RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Transport, WireBlock};
+use cluster_rpc::{RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Traffic, Transport, WireBlock};
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};
 use cluster_tracker::{PinTracker, TrackerConfig};
 use cluster_types::{
-    Alert, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin, PinInfoShort,
-    PinOptions, PinType, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter, RPC_PROTOCOL_VERSION,
-    VERSION,
+    Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
+    PinInfoShort, PinOptions, PinType, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter,
+    RPC_PROTOCOL_VERSION, VERSION,
 };
 
 use crate::config::validate_replication;
@@ -117,6 +117,8 @@ pub struct Cluster {
     removed_tx: watch::Sender<bool>,
     /// The latest metrics of every member, this one included.
     metrics: Mutex<MetricStore>,
+    /// The last traffic sample of `/health/bandwidth`: when, the totals, and the rates then.
+    traffic_sample: Mutex<Option<TrafficSample>>,
     data: Mutex<Option<DataFolder>>,
     rpc: Option<Arc<dyn Transport>>,
     /// This member's own record (peer id and advertised address).
@@ -247,6 +249,7 @@ impl Cluster {
             shutdown_tx,
             removed_tx: watch::channel(false).0,
             metrics: Mutex::new(MetricStore::default()),
+            traffic_sample: Mutex::new(None),
             data: Mutex::new(Some(data)),
             rpc,
             me_member,
@@ -449,6 +452,46 @@ impl Cluster {
                 }
             }
         });
+    }
+
+    /// RPC traffic of this member (Go reports libp2p's per-protocol counters): totals since
+    /// start and rates over the time since the previous reading (kept if that was under 1 s).
+    pub fn bandwidth(&self) -> BTreeMap<String, Bandwidth> {
+        let Some(rpc) = &self.rpc else {
+            return BTreeMap::new();
+        };
+        let totals = rpc.traffic();
+        let now = cluster_rt::now();
+        let mut sample = self.traffic_sample.lock().expect("traffic lock");
+        let rates = match *sample {
+            Some(previous) if now.duration_since(previous.at) < Duration::from_secs(1) => previous.rates,
+            Some(previous) => {
+                let seconds = now.duration_since(previous.at).as_secs_f64();
+                let rates = (
+                    totals.bytes_in.saturating_sub(previous.totals.bytes_in) as f64 / seconds,
+                    totals.bytes_out.saturating_sub(previous.totals.bytes_out) as f64 / seconds,
+                );
+                *sample = Some(TrafficSample { at: now, totals, rates });
+                rates
+            }
+            None => {
+                *sample = Some(TrafficSample {
+                    at: now,
+                    totals,
+                    rates: (0.0, 0.0),
+                });
+                (0.0, 0.0)
+            }
+        };
+        BTreeMap::from([(
+            cluster_rpc::wire::PROTOCOL.to_string(),
+            Bandwidth {
+                total_in: totals.bytes_in.min(i64::MAX as u64) as i64,
+                total_out: totals.bytes_out.min(i64::MAX as u64) as i64,
+                rate_in: rates.0,
+                rate_out: rates.1,
+            },
+        )])
     }
 
     /// The alerts raised so far, newest first.
@@ -1332,6 +1375,14 @@ impl Cluster {
     }
 }
 
+/// One reading of the transport's traffic counters.
+#[derive(Debug, Clone, Copy)]
+struct TrafficSample {
+    at: cluster_rt::tokio::time::Instant,
+    totals: Traffic,
+    rates: (f64, f64),
+}
+
 /// FNV-1a 64 of the CID and member bytes: the member's rank for this CID among members with equal
 /// free space, so equal members share pins evenly (rendezvous hashing).
 fn rendezvous_rank(cid: &Cid, peer: &PeerId) -> u64 {
@@ -1567,6 +1618,10 @@ impl RestBackend for Cluster {
 
     async fn alerts(&self) -> Vec<Alert> {
         Cluster::alerts(self)
+    }
+
+    async fn bandwidth(&self) -> BTreeMap<String, Bandwidth> {
+        Cluster::bandwidth(self)
     }
 
     async fn connect_graph(&self) -> Result<ConnectGraph, ClusterError> {

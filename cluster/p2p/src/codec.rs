@@ -2,14 +2,53 @@
 //! (cluster-rpc's wire encoding). Lengths over [`MAX_FRAME`] are refused before allocating.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use cluster_rpc::wire::{MAX_FRAME, PROTOCOL};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
-/// Bytes in, bytes out: decoding happens off the swarm task.
+/// Bytes in, bytes out: decoding happens off the swarm task. Counts the bytes of every frame
+/// (length prefix included) for `/health/bandwidth`.
 #[derive(Clone, Default)]
-pub struct FrameCodec;
+pub struct FrameCodec {
+    traffic: Arc<TrafficCounter>,
+}
+
+/// Bytes received and sent on the RPC protocol since the start.
+#[derive(Debug, Default)]
+pub struct TrafficCounter {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl TrafficCounter {
+    /// `(in, out)` so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.bytes_in.load(Ordering::Relaxed),
+            self.bytes_out.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl FrameCodec {
+    /// A codec counting into `traffic`.
+    pub fn counting(traffic: Arc<TrafficCounter>) -> FrameCodec {
+        FrameCodec { traffic }
+    }
+
+    fn received(&self, frame: &[u8]) {
+        self.traffic
+            .bytes_in
+            .fetch_add(4 + frame.len() as u64, Ordering::Relaxed);
+    }
+
+    fn sent(&self, length: usize) {
+        self.traffic.bytes_out.fetch_add(4 + length as u64, Ordering::Relaxed);
+    }
+}
 
 /// The protocol this codec speaks.
 pub fn protocol() -> StreamProtocol {
@@ -51,7 +90,9 @@ impl libp2p::request_response::Codec for FrameCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
-        read_frame(io).await
+        let frame = read_frame(io).await?;
+        self.received(&frame);
+        Ok(frame)
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -59,7 +100,9 @@ impl libp2p::request_response::Codec for FrameCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
-        read_frame(io).await
+        let frame = read_frame(io).await?;
+        self.received(&frame);
+        Ok(frame)
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
@@ -68,7 +111,10 @@ impl libp2p::request_response::Codec for FrameCodec {
         io: &mut T,
         request: Vec<u8>,
     ) -> io::Result<()> {
-        write_frame(io, request).await
+        let length = request.len();
+        write_frame(io, request).await?;
+        self.sent(length);
+        Ok(())
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -77,7 +123,10 @@ impl libp2p::request_response::Codec for FrameCodec {
         io: &mut T,
         response: Vec<u8>,
     ) -> io::Result<()> {
-        write_frame(io, response).await
+        let length = response.len();
+        write_frame(io, response).await?;
+        self.sent(length);
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use cluster_consensus::{MemberNode, TransportFailure};
-use cluster_rpc::{wire, RpcHandler, RpcRequest, RpcResponse, Transport};
+use cluster_rpc::{wire, RpcHandler, RpcRequest, RpcResponse, Traffic, Transport};
 use cluster_rt::tokio::sync::{mpsc, oneshot};
 use futures::StreamExt;
 use libp2p::core::muxing::StreamMuxerBox;
@@ -19,7 +19,7 @@ use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, Protoco
 use libp2p::swarm::SwarmEvent;
 use libp2p::{multiaddr::Protocol, noise, tcp, yamux, Multiaddr, PeerId, Swarm, Transport as _};
 
-use crate::codec::{protocol, FrameCodec};
+use crate::codec::{protocol, FrameCodec, TrafficCounter};
 
 /// How long libp2p itself keeps an exchange open; callers' own deadlines are shorter.
 const EXCHANGE_LIMIT: Duration = Duration::from_secs(300);
@@ -79,6 +79,7 @@ enum HostCommand {
 /// A member's libp2p host, carrying RPC requests to other members.
 pub struct P2pTransport {
     local: PeerId,
+    traffic: Arc<TrafficCounter>,
     listening: Vec<Multiaddr>,
     commands: mpsc::UnboundedSender<HostCommand>,
     handler: Arc<OnceLock<Arc<dyn RpcHandler>>>,
@@ -164,7 +165,9 @@ impl P2pTransport {
     pub async fn start(config: P2pConfig) -> Result<Arc<P2pTransport>, P2pError> {
         let local = config.keypair.public().to_peer_id();
         let transport = build_transport(&config.keypair, &config.secret)?;
-        let behaviour = Behaviour::new(
+        let traffic = Arc::new(TrafficCounter::default());
+        let behaviour = Behaviour::with_codec(
+            FrameCodec::counting(traffic.clone()),
             [(protocol(), ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(EXCHANGE_LIMIT)
@@ -239,6 +242,7 @@ impl P2pTransport {
         cluster_rt::spawn(host.run(receiver));
         tracing::info!("cluster peer {local} listening on {listening:?}");
         Ok(Arc::new(P2pTransport {
+            traffic,
             local,
             listening,
             commands,
@@ -275,6 +279,11 @@ impl Drop for P2pTransport {
 
 #[async_trait::async_trait]
 impl Transport for P2pTransport {
+    fn traffic(&self) -> Traffic {
+        let (bytes_in, bytes_out) = self.traffic.totals();
+        Traffic { bytes_in, bytes_out }
+    }
+
     async fn call(
         &self,
         to: &MemberNode,

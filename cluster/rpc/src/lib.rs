@@ -138,6 +138,11 @@ pub trait RpcHandler: Send + Sync + 'static {
 /// authenticate the peer it reaches: the answer comes from `to.peer_id` or the call fails.
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync + 'static {
+    /// Bytes received and sent by this member's RPC since it started (zero if not counted).
+    fn traffic(&self) -> Traffic {
+        Traffic::default()
+    }
+
     /// Sends `request` to the member `to` and waits for its answer.
     async fn call(
         &self,
@@ -145,6 +150,15 @@ pub trait Transport: Send + Sync + 'static {
         request: RpcRequest,
         timeout: Duration,
     ) -> Result<RpcResponse, TransportFailure>;
+}
+
+/// Totals of a transport's traffic, for `/health/bandwidth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
 }
 
 /// `ip:port` of a `/ip4/<ip>/tcp/<port>[/p2p/<id>]` member address.
