@@ -218,6 +218,15 @@ fn ctl_add_uploads_files_and_folders_and_prints_like_go() {
     let array: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(array[0]["cid"], "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9");
 
+    // A URL is downloaded and added as a file named after its last path segment.
+    let url = format!("http://127.0.0.1:{}/version", member.rest_port);
+    let output = member.ctl(&["add", "--cid-version", "1", &url]);
+    assert!(output.status.success(), "{}", cluster_tests::stderr(&output));
+    let expected = cluster_types::Cid::raw_sha256(b"{\"version\":\"1.1.6\"}\n");
+    assert_eq!(stdout(&output), format!("added {expected} version\n"));
+    let output = member.ctl(&["add", "http://127.0.0.1:1/nothing-listens-here"]);
+    assert_eq!(output.status.code(), Some(1));
+
     // Bad options come back as API errors (exit 2).
     let output = member.ctl(&["add", "--layout", "trickle", hello_arg]);
     assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));

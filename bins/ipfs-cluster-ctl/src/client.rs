@@ -474,6 +474,37 @@ impl Client {
         self.with_timeout(self.stream_inner(method, path, None, on_item)).await
     }
 
+    /// Downloads `url` (http or https, no credentials sent) into the file `dest`, streaming.
+    pub async fn download(&self, url: &str, dest: &std::path::Path) -> Result<(), CtlError> {
+        use std::io::Write as _;
+        let doing = format!("downloading {url}");
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(url)
+            .body(empty_body())
+            .map_err(|e| CtlError::local(&doing, e))?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| CtlError::local(&doing, error_chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(CtlError::local(&doing, format!("HTTP {}", response.status())));
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| CtlError::local(&doing, e))?;
+        }
+        let mut file = std::fs::File::create(dest).map_err(|e| CtlError::local(&doing, e))?;
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| CtlError::local(&doing, error_chain(&e)))?;
+            if let Some(data) = frame.data_ref() {
+                file.write_all(data).map_err(|e| CtlError::local(&doing, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// `POST`s an upload and hands each item of the NDJSON answer to `on_item` as it arrives.
     pub async fn upload<T, F>(&self, path: &str, upload: Upload<'_>, on_item: F) -> Result<(), CtlError>
     where

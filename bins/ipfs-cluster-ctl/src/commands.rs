@@ -387,8 +387,9 @@ pub fn add_query(args: &AddArgs, now: Timestamp) -> Result<Vec<(String, String)>
             .unwrap_or_default(),
         _ => args.name.clone(),
     };
-    // Go: a non-default hash implies CIDv1; CIDv1 implies raw leaves (the server applies that).
+    // Go's ctl: a non-default hash implies CIDv1, and CIDv1 implies raw leaves.
     let cid_version = if args.hash != "sha2-256" { 1 } else { args.cid_version };
+    let raw_leaves = args.raw_leaves || cid_version > 0;
     let wrap = args.wrap_with_directory || args.paths.len() > 1;
     let mut allocations = Vec::new();
     if let Some(list) = args.allocations.as_deref().filter(|l| !l.is_empty()) {
@@ -413,7 +414,7 @@ pub fn add_query(args: &AddArgs, now: Timestamp) -> Result<Vec<(String, String)>
         ("no-pin".into(), bool_text(args.no_pin)),
         ("nocopy".into(), bool_text(args.nocopy)),
         ("progress".into(), "false".into()),
-        ("raw-leaves".into(), bool_text(args.raw_leaves)),
+        ("raw-leaves".into(), bool_text(raw_leaves)),
         ("recursive".into(), bool_text(args.recursive)),
         ("replication-max".into(), args.replication_max.to_string()),
         ("replication-min".into(), args.replication_min.to_string()),
@@ -440,18 +441,25 @@ pub fn add_query(args: &AddArgs, now: Timestamp) -> Result<Vec<(String, String)>
 async fn add<W: Write>(client: &Client, out: &mut Output<W>, args: &AddArgs) -> Result<(), CtlError> {
     use std::io::IsTerminal;
     let wait_timeout = parse_wait_timeout(args.wait_timeout.as_deref())?;
-    if args
-        .paths
-        .iter()
-        .any(|p| p.starts_with("http://") || p.starts_with("https://"))
-    {
-        return Err(CtlError::local(
-            "adding",
-            "adding URLs is not supported yet; download the file first",
-        ));
+    // URLs are downloaded first (to a temporary folder, removed at the end), then added as
+    // files named after the URL's last path segment, as Go's web files are.
+    let downloads = DownloadDir::new()?;
+    let mut paths = Vec::with_capacity(args.paths.len());
+    for arg in &args.paths {
+        if arg.starts_with("http://") || arg.starts_with("https://") {
+            let name = url::Url::parse(arg)
+                .ok()
+                .and_then(|u| u.path_segments().and_then(|mut s| s.next_back().map(str::to_string)))
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "index".to_string());
+            let dest = downloads.path.join(format!("{}", paths.len())).join(&name);
+            client.download(arg, &dest).await?;
+            paths.push(dest.to_string_lossy().into_owned());
+        } else {
+            paths.push(arg.clone());
+        }
     }
-    let parts =
-        crate::upload::plan(&args.paths, args.recursive, args.hidden).map_err(|e| CtlError::local("adding", e))?;
+    let parts = crate::upload::plan(&paths, args.recursive, args.hidden).map_err(|e| CtlError::local("adding", e))?;
     let total = crate::upload::total_bytes(&parts);
     let show_progress =
         !args.quiet && !args.quieter && out.encoding == Encoding::Text && std::io::stderr().is_terminal();
@@ -544,6 +552,33 @@ pub fn command_list() -> String {
     let mut out = String::new();
     walk(&Cli::command(), "ipfs-cluster-ctl", &mut out);
     out
+}
+
+/// A temporary folder for downloaded URLs, removed when dropped.
+struct DownloadDir {
+    path: std::path::PathBuf,
+}
+
+impl DownloadDir {
+    /// A new, empty folder of our own (created exclusively, so two runs never share one).
+    fn new() -> Result<DownloadDir, CtlError> {
+        let base = std::env::temp_dir();
+        for attempt in 0..1000 {
+            let path = base.join(format!("ipfs-cluster-ctl-{}-{attempt}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(DownloadDir { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(CtlError::local("creating a download folder", e)),
+            }
+        }
+        Err(CtlError::local("creating a download folder", "no free name"))
+    }
+}
+
+impl Drop for DownloadDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// `completion <shell>`: the completion script for `shell`.
