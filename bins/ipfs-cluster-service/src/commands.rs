@@ -279,6 +279,11 @@ async fn run_daemon(
     let rest_tls = config.rest_tls.clone();
     let proxy_listen = config.proxy_listen.clone();
     let proxy_node_address = config.proxy_node_address.clone();
+    let proxy_extract = (
+        config.proxy_extract_headers_extra.clone(),
+        config.proxy_extract_headers_path.clone(),
+        config.proxy_extract_headers_ttl,
+    );
     tracing::info!("starting member {} ({})", identity.peer_id, config.peername);
     let transport = P2pTransport::start(P2pConfig {
         keypair: identity.keypair.clone(),
@@ -338,8 +343,10 @@ async fn run_daemon(
             .with_context(|| format!("IPFS proxy listen address {listen}"))?;
         let proxy = IpfsProxy::bind(
             IpfsProxyConfig {
-                listen: address,
-                node_address: proxy_node_address,
+                extract_headers_extra: proxy_extract.0,
+                extract_headers_path: proxy_extract.1,
+                extract_headers_ttl: proxy_extract.2,
+                ..IpfsProxyConfig::new(address, proxy_node_address)
             },
             cluster.clone(),
         )

@@ -16,7 +16,7 @@ use cluster_types::{Cid, ClusterError, PinMode, PinOptions, VERSION};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, SERVER, TRAILER};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, SERVER, TRAILER};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -37,7 +37,37 @@ pub struct IpfsProxyConfig {
     pub listen: SocketAddr,
     /// The IPFS daemon's API, `host:port` (Go `node_multiaddress`, default 127.0.0.1:5001).
     pub node_address: String,
+    /// Headers copied from the daemon onto hijacked answers, besides
+    /// `Access-Control-Expose-Headers` (Go `extract_headers_extra`).
+    pub extract_headers_extra: Vec<String>,
+    /// Where those headers are read from (Go `extract_headers_path`, `/api/v0/version`).
+    pub extract_headers_path: String,
+    /// How long they are kept before being read again; zero keeps them forever.
+    pub extract_headers_ttl: std::time::Duration,
 }
+
+impl IpfsProxyConfig {
+    /// Go's defaults for everything but the two addresses.
+    pub fn new(listen: SocketAddr, node_address: String) -> IpfsProxyConfig {
+        IpfsProxyConfig {
+            listen,
+            node_address,
+            extract_headers_extra: Vec::new(),
+            extract_headers_path: "/api/v0/version".into(),
+            extract_headers_ttl: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// CORS headers taken from the daemon's answer to a preflight for the same origin (Go's list).
+const CORS_FROM_DAEMON: [&str; 3] = [
+    "access-control-allow-origin",
+    "vary",
+    "access-control-allow-credentials",
+];
+
+/// Headers read once from the daemon (then every TTL), always including this one.
+const EXTRACTED_ALWAYS: &str = "access-control-expose-headers";
 
 /// A bound, not yet serving, IPFS proxy.
 pub struct IpfsProxy {
@@ -60,6 +90,13 @@ struct Shared {
     backend: Arc<dyn RestBackend>,
     node_address: String,
     client: Client<HttpConnector, Incoming>,
+    /// For the header requests the proxy makes itself (empty bodies).
+    plain_client: Client<HttpConnector, Full<Bytes>>,
+    extract_headers: Vec<String>,
+    extract_headers_path: String,
+    extract_headers_ttl: std::time::Duration,
+    /// The extracted headers and when they were read.
+    extracted: std::sync::Mutex<Option<(std::time::Instant, Vec<(HeaderName, HeaderValue)>)>>,
 }
 
 impl IpfsProxy {
@@ -69,6 +106,9 @@ impl IpfsProxy {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let plain_client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let mut extract_headers = vec![EXTRACTED_ALWAYS.to_string()];
+        extract_headers.extend(config.extract_headers_extra.iter().map(|h| h.to_ascii_lowercase()));
         Ok(IpfsProxy {
             listener,
             local_addr,
@@ -76,6 +116,11 @@ impl IpfsProxy {
                 backend,
                 node_address: config.node_address,
                 client,
+                plain_client,
+                extract_headers,
+                extract_headers_path: config.extract_headers_path,
+                extract_headers_ttl: config.extract_headers_ttl,
+                extracted: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -163,6 +208,27 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBo
     let query: Vec<(String, String)> = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();
+    // Only puts that pin are the cluster's business.
+    let pinning_put = query.iter().any(|(k, v)| k == "pin" && is_true(Some(v)));
+    if matches!(command, "block/put" | "dag/put") && !pinning_put {
+        return forward(shared, request).await;
+    }
+    let origin = request.headers().get("origin").cloned();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = hijacked(shared, request, query, command, path_arg).await;
+    daemon_headers(shared, &mut response, origin, &method, &path).await;
+    response
+}
+
+/// Answers a hijacked endpoint (Kubo's error shape on failure).
+async fn hijacked(
+    shared: &Shared,
+    request: Request<Incoming>,
+    query: Vec<(String, String)>,
+    command: &'static str,
+    path_arg: Option<String>,
+) -> Response<ProxyBody> {
     let get = |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let mut args: Vec<String> = query
         .iter()
@@ -181,11 +247,84 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBo
         "repo/stat" => repo_stat(shared).await,
         "repo/gc" => repo_gc(shared, is_true(get("stream-errors"))).await,
         "add" => add(shared, &query, request).await,
-        // Only puts that pin are the cluster's business.
-        "block/put" | "dag/put" if is_true(get("pin")) => put_and_pin(shared, request, command).await,
-        _ => return forward(shared, request).await,
+        _ => put_and_pin(shared, request, command).await,
     };
     result.unwrap_or_else(|e| kubo_error(e.status, &e.message))
+}
+
+/// Go's header handling of hijacked answers: CORS headers as the daemon would send them for
+/// this origin (asked with a preflight), the extracted headers (cached), then our own
+/// `Content-Type` and `Server`.
+async fn daemon_headers(
+    shared: &Shared,
+    response: &mut Response<ProxyBody>,
+    origin: Option<HeaderValue>,
+    method: &Method,
+    path: &str,
+) {
+    // Only browsers send an Origin; other clients need no CORS headers, nor the round trip.
+    if let Some(origin) = origin {
+        let preflight = Request::builder()
+            .method(Method::OPTIONS)
+            .uri(format!("http://{}{path}", shared.node_address))
+            .header("origin", origin)
+            .header("access-control-request-method", method.as_str())
+            .body(Full::new(Bytes::new()));
+        if let Ok(preflight) = preflight {
+            match shared.plain_client.request(preflight).await {
+                Ok(answer) => {
+                    for name in CORS_FROM_DAEMON {
+                        if let Some(value) = answer.headers().get(name) {
+                            response
+                                .headers_mut()
+                                .insert(HeaderName::from_static(name), value.clone());
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("IPFS proxy: CORS preflight to the daemon failed: {e}"),
+            }
+        }
+    }
+    for (name, value) in extracted_headers(shared).await {
+        response.headers_mut().insert(name, value);
+    }
+    set_proxy_headers(response);
+}
+
+/// The headers read from the daemon's `extract_headers_path`, kept for the TTL.
+async fn extracted_headers(shared: &Shared) -> Vec<(HeaderName, HeaderValue)> {
+    let cached = shared.extracted.lock().expect("header cache lock").clone();
+    if let Some((at, headers)) = &cached {
+        if shared.extract_headers_ttl.is_zero() || at.elapsed() < shared.extract_headers_ttl {
+            return headers.clone();
+        }
+    }
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}{}", shared.node_address, shared.extract_headers_path))
+        .body(Full::new(Bytes::new()));
+    let Ok(request) = request else {
+        return Vec::new();
+    };
+    let answer = match shared.plain_client.request(request).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::debug!("IPFS proxy: reading headers from the daemon failed: {e}");
+            // Keep serving what we had, if anything.
+            return cached.map(|(_, headers)| headers).unwrap_or_default();
+        }
+    };
+    let headers: Vec<(HeaderName, HeaderValue)> = shared
+        .extract_headers
+        .iter()
+        .filter_map(|name| {
+            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+            let value = answer.headers().get(&name)?.clone();
+            Some((name, value))
+        })
+        .collect();
+    *shared.extracted.lock().expect("header cache lock") = Some((std::time::Instant::now(), headers.clone()));
+    headers
 }
 
 fn is_true(value: Option<&str>) -> bool {

@@ -163,6 +163,17 @@ async fn handle(fake: Arc<FakeIpfs>, request: Request<Incoming>) -> Reply {
     let Some(endpoint) = ENDPOINTS.iter().copied().find(|e| *e == endpoint) else {
         return Ok(error_reply(StatusCode::NOT_FOUND, 3, "Not Found"));
     };
+    if request.method() == Method::OPTIONS {
+        // Kubo's CORS preflight answer, for the origin asked about (Kubo allows what its
+        // API.HTTPHeaders config allows; the fake allows every origin).
+        let mut response = Response::new(Full::new(Bytes::new()).boxed_unsync());
+        let headers = response.headers_mut();
+        if let Some(origin) = request.headers().get("origin") {
+            headers.insert("access-control-allow-origin", origin.clone());
+        }
+        headers.insert("vary", HeaderValue::from_static("Origin"));
+        return Ok(response);
+    }
     if request.method() != Method::POST {
         return Ok(error_reply(StatusCode::METHOD_NOT_ALLOWED, 1, "Method Not Allowed"));
     }
@@ -266,6 +277,11 @@ fn json_reply(value: &Value) -> Response<Body> {
 fn set_common_headers(headers: &mut HeaderMap) {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("server", HeaderValue::from_static("fake-kubo"));
+    // As Kubo on every API answer.
+    headers.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("X-Stream-Output, X-Chunked-Output, X-Content-Length"),
+    );
 }
 
 /// Kubo's error body: `{"Message","Code","Type":"error"}` (Code 0 = normal, 1 = client, 3 = not found).

@@ -55,6 +55,12 @@ pub struct NodeConfig {
     pub proxy_listen: Option<String>,
     /// The daemon the proxy forwards to (`api.ipfsproxy.node_multiaddress`), `host:port`.
     pub proxy_node_address: String,
+    /// Headers the proxy copies from the daemon besides `Access-Control-Expose-Headers`.
+    pub proxy_extract_headers_extra: Vec<String>,
+    /// Where the proxy reads them (`extract_headers_path`).
+    pub proxy_extract_headers_path: String,
+    /// How long it keeps them (`extract_headers_ttl`, zero = forever).
+    pub proxy_extract_headers_ttl: Duration,
     /// IPFS daemon RPC address (`host:port`).
     pub ipfs_node_address: String,
     /// Deadline of an ordinary IPFS call.
@@ -176,7 +182,13 @@ const SECTIONS: &[SectionKeys] = &[
     SectionKeys {
         path: &["api", "ipfsproxy"],
         env_prefix: "CLUSTER_IPFSPROXY_",
-        used: &["listen_multiaddress", "node_multiaddress"],
+        used: &[
+            "listen_multiaddress",
+            "node_multiaddress",
+            "extract_headers_extra",
+            "extract_headers_path",
+            "extract_headers_ttl",
+        ],
         go_only: &[
             "node_https",
             "log_file",
@@ -185,9 +197,6 @@ const SECTIONS: &[SectionKeys] = &[
             "write_timeout",
             "idle_timeout",
             "max_header_bytes",
-            "extract_headers_extra",
-            "extract_headers_path",
-            "extract_headers_ttl",
         ],
     },
     SectionKeys {
@@ -542,6 +551,9 @@ impl ServiceConfig {
                 (Some(listen), node)
             }
         };
+        let proxy_extract_headers_extra = r.strings(&proxy, "extract_headers_extra", &[])?;
+        let proxy_extract_headers_path = r.string(&proxy, "extract_headers_path", "/api/v0/version")?;
+        let proxy_extract_headers_ttl = r.duration(&proxy, "extract_headers_ttl", Duration::from_secs(300))?;
 
         let concurrent_pins = r.u64(&tracker, "concurrent_pins", 10)?;
         if concurrent_pins == 0 {
@@ -566,6 +578,9 @@ impl ServiceConfig {
             rest_tls,
             proxy_listen,
             proxy_node_address,
+            proxy_extract_headers_extra,
+            proxy_extract_headers_path,
+            proxy_extract_headers_ttl,
             ipfs_node_address,
             ipfs_request_timeout: r.positive_duration(&ipfs, "ipfs_request_timeout", Duration::from_secs(300))?,
             ipfs_pin_timeout: r.positive_duration(&ipfs, "pin_timeout", Duration::from_secs(120))?,
@@ -1025,10 +1040,14 @@ mod tests {
         let mut json = ServiceConfig::default_json("p", SECRET);
         json["api"]["ipfsproxy"]["node_multiaddress"] = json!("/ip4/127.0.0.1/tcp/5999");
         json["api"]["ipfsproxy"]["extract_headers_ttl"] = json!("1m0s");
+        json["api"]["ipfsproxy"]["node_https"] = json!(true);
         let text = json.to_string();
         let service = ServiceConfig::parse(&text, "f").unwrap();
         assert_eq!(service.warnings().len(), 1, "{:?}", service.warnings());
-        assert_eq!(service.validate().unwrap().proxy_node_address, "127.0.0.1:5999");
+        let config = service.validate().unwrap();
+        assert_eq!(config.proxy_node_address, "127.0.0.1:5999");
+        assert_eq!(config.proxy_extract_headers_ttl, Duration::from_secs(60));
+        assert_eq!(config.proxy_extract_headers_path, "/api/v0/version");
         json["api"].as_object_mut().unwrap().remove("ipfsproxy");
         assert_eq!(parse(&json).unwrap().proxy_listen, None);
     }
