@@ -71,11 +71,27 @@ fn the_proxy_pins_through_the_cluster_and_forwards_the_rest() {
     // the headers extracted from the daemon; the Server is ours.
     let mut browser = Command::new("curl");
     browser
-        .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST", "-H", "Origin: https://app.example"])
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            "-H",
+            "Origin: https://app.example",
+        ])
         .arg(format!("{api}/pin/ls?arg={}", cid(1)));
     let head = stdout(&run(browser, Duration::from_secs(30))).to_ascii_lowercase();
-    assert!(head.contains("access-control-allow-origin: https://app.example"), "{head}");
-    assert!(head.contains("access-control-expose-headers: x-stream-output"), "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-expose-headers: x-stream-output"),
+        "{head}"
+    );
     assert!(head.contains("server: ipfs-cluster/ipfsproxy/1.1.6"), "{head}");
 
     // pin/update: the new CID pinned with the old one's allocations, the old one unpinned.

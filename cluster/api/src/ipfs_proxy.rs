@@ -86,6 +86,9 @@ impl std::fmt::Debug for IpfsProxy {
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
+/// Headers read from the daemon, and when.
+type ExtractedHeaders = (std::time::Instant, Vec<(HeaderName, HeaderValue)>);
+
 struct Shared {
     backend: Arc<dyn RestBackend>,
     node_address: String,
@@ -96,7 +99,7 @@ struct Shared {
     extract_headers_path: String,
     extract_headers_ttl: std::time::Duration,
     /// The extracted headers and when they were read.
-    extracted: std::sync::Mutex<Option<(std::time::Instant, Vec<(HeaderName, HeaderValue)>)>>,
+    extracted: std::sync::Mutex<Option<ExtractedHeaders>>,
 }
 
 impl IpfsProxy {
