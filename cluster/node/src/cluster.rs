@@ -123,6 +123,8 @@ pub struct Cluster {
     rpc: Option<Arc<dyn Transport>>,
     /// This member's own record (peer id and advertised address).
     me_member: MemberNode,
+    /// The daemon's identity once it answered (for the `ping` metric).
+    ipfs_identity: Mutex<Option<IpfsId>>,
     /// Where to join from, if this member started with `--bootstrap`.
     bootstrap: Vec<MemberNode>,
     bug_ack_before_commit: std::sync::atomic::AtomicBool,
@@ -249,6 +251,7 @@ impl Cluster {
             shutdown_tx,
             removed_tx: watch::channel(false).0,
             metrics: Mutex::new(MetricStore::default()),
+            ipfs_identity: Mutex::new(None),
             traffic_sample: Mutex::new(None),
             data: Mutex::new(Some(data)),
             rpc,
@@ -519,42 +522,77 @@ impl Cluster {
         });
     }
 
-    /// Measures free space (`repo/stat`: StorageMax - RepoSize), records it and sends it to
-    /// every other member without waiting for them. Returns whether it could be measured.
+    /// Measures this member's metrics (Go's informers: `freespace` from `repo/stat`, `ping`,
+    /// one `tag:<name>` per configured tag, `pinqueue`), records them and sends them to every
+    /// other member without waiting for them. Returns whether free space could be measured.
     pub async fn publish_metrics(&self) -> bool {
-        let stat = match self.ipfs.repo_stat().await {
-            Ok(stat) => stat,
-            Err(e) => {
-                tracing::debug!("freespace informer: {e}");
-                return false;
-            }
-        };
-        let free = stat.storage_max.saturating_sub(stat.repo_size);
         let now = Timestamp::now();
-        let metric = Metric {
-            name: FREESPACE.to_string(),
+        let expire = now.add(self.config.metric_ttl).unix_nanos();
+        let metric = |name: String, value: String, weight: i64, partitionable: bool| Metric {
+            name,
             peer: self.identity.peer_id,
-            value: free.to_string(),
-            expire: now.add(self.config.metric_ttl).unix_nanos(),
-            valid: free > 0,
-            weight: free.min(i64::MAX as u64) as i64,
-            partitionable: false,
+            value,
+            expire,
+            valid: true,
+            weight,
+            partitionable,
             received_at: now.unix_nanos(),
         };
-        self.metrics.lock().expect("metrics lock").record(metric.clone());
-        let Some(rpc) = &self.rpc else { return true };
+        let mut metrics = Vec::new();
+        // Go's informers: disk (freespace), ping (liveness), tags, pinqueue.
+        let measured = match self.ipfs.repo_stat().await {
+            Ok(stat) => {
+                let free = stat.storage_max.saturating_sub(stat.repo_size);
+                let mut freespace = metric(
+                    FREESPACE.into(),
+                    free.to_string(),
+                    free.min(i64::MAX as u64) as i64,
+                    false,
+                );
+                freespace.valid = free > 0;
+                metrics.push(freespace);
+                true
+            }
+            Err(e) => {
+                tracing::debug!("freespace informer: {e}");
+                false
+            }
+        };
+        let ipfs = self.ipfs_identity.lock().expect("ipfs identity lock").clone();
+        let mut ping = serde_json::json!({ "peer_name": self.config.peername });
+        if let Some(ipfs) = ipfs {
+            ping["ipfs_id"] = ipfs.id.into();
+            ping["ipfs_addresses"] = ipfs.addresses.into();
+        }
+        metrics.push(metric("ping".into(), ping.to_string(), 0, false));
+        for (name, value) in &self.config.tags {
+            metrics.push(metric(format!("tag:{name}"), value.clone(), 0, true));
+        }
+        let queued = self.tracker.queued_count() as u64;
+        let weight = -((queued / self.config.pinqueue_weight_bucket_size) as i64);
+        metrics.push(metric("pinqueue".into(), queued.to_string(), weight, false));
+
+        let mut store = self.metrics.lock().expect("metrics lock");
+        for m in &metrics {
+            store.record(m.clone());
+        }
+        drop(store);
+        let Some(rpc) = &self.rpc else { return measured };
         for member in self.members() {
             if member.peer_id == self.me_member.peer_id {
                 continue;
             }
-            let (rpc, metric, timeout) = (rpc.clone(), metric.clone(), self.config.raft.network_timeout);
+            let (rpc, metrics, timeout) = (rpc.clone(), metrics.clone(), self.config.raft.network_timeout);
             cluster_rt::spawn(async move {
-                if let Err(e) = rpc.call(&member, RpcRequest::PushMetric(metric), timeout).await {
-                    tracing::debug!("sending metrics to {member}: {e:?}");
+                for metric in metrics {
+                    if let Err(e) = rpc.call(&member, RpcRequest::PushMetric(metric), timeout).await {
+                        tracing::debug!("sending metrics to {member}: {e:?}");
+                        return;
+                    }
                 }
             });
         }
-        true
+        measured
     }
 
     /// Every member's latest metric named `name` that has not expired.
@@ -786,6 +824,7 @@ impl Cluster {
                 match cluster.ipfs.id().await {
                     Ok(id) => {
                         tracing::info!("IPFS daemon is ready (peer id {})", id.id);
+                        *cluster.ipfs_identity.lock().expect("ipfs identity lock") = Some(id);
                         break;
                     }
                     Err(e) => {

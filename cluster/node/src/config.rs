@@ -82,6 +82,10 @@ pub struct NodeConfig {
     pub metric_ttl: Duration,
     /// How often expired metrics are turned into alerts (`monitor.pubsubmon.check_interval`).
     pub monitor_check_interval: Duration,
+    /// This member's tags (`informer.tags.tags`), published as `tag:<name>` metrics.
+    pub tags: BTreeMap<String, String>,
+    /// `informer.pinqueue.weight_bucket_size`: queued pins per weight step.
+    pub pinqueue_weight_bucket_size: u64,
 }
 
 /// Keys of each section that we read, and Go keys that we accept but do not use yet.
@@ -222,6 +226,18 @@ const SECTIONS: &[SectionKeys] = &[
         go_only: &[],
     },
     SectionKeys {
+        path: &["informer", "tags"],
+        env_prefix: "CLUSTER_TAGS_",
+        used: &["tags"],
+        go_only: &["metric_ttl"],
+    },
+    SectionKeys {
+        path: &["informer", "pinqueue"],
+        env_prefix: "CLUSTER_PINQUEUE_",
+        used: &["weight_bucket_size"],
+        go_only: &["metric_ttl"],
+    },
+    SectionKeys {
         path: &["informer", "disk"],
         env_prefix: "CLUSTER_DISK_",
         used: &["metric_ttl"],
@@ -259,8 +275,6 @@ const TOP_LEVEL: &[&str] = &[
 const NOT_YET: &[(&str, &str)] = &[
     ("api", "pinsvcapi"),
     ("allocator", ""),
-    ("informer", "tags"),
-    ("informer", "pinqueue"),
     ("informer", "numpin"),
     ("observations", ""),
     ("datastore", ""),
@@ -555,6 +569,21 @@ impl ServiceConfig {
         let proxy_extract_headers_path = r.string(&proxy, "extract_headers_path", "/api/v0/version")?;
         let proxy_extract_headers_ttl = r.duration(&proxy, "extract_headers_ttl", Duration::from_secs(300))?;
 
+        let tags = match lookup(&self.json, &["informer", "tags"]).and_then(|v| v.get("tags")) {
+            None => BTreeMap::from([("group".to_string(), "default".to_string())]),
+            Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(map)) => {
+                let mut tags = BTreeMap::new();
+                for (name, value) in map {
+                    let value = value
+                        .as_str()
+                        .ok_or_else(|| r.error(&["informer", "tags"], "tags", "values must be strings"))?;
+                    tags.insert(name.clone(), value.to_string());
+                }
+                tags
+            }
+            Some(_) => return Err(r.error(&["informer", "tags"], "tags", "must be an object")),
+        };
         let concurrent_pins = r.u64(&tracker, "concurrent_pins", 10)?;
         if concurrent_pins == 0 {
             return Err(r.error(&tracker, "concurrent_pins", "must be at least 1"));
@@ -590,6 +619,8 @@ impl ServiceConfig {
             priority_pin_max_retries: r.u64(&tracker, "priority_pin_max_retries", 5)?.min(u32::MAX as u64) as u32,
             pin_queue_size_max: r.u64(&tracker, "max_pin_queue_size", 1_000_000)?.max(1) as usize,
             metric_ttl: r.positive_duration(&["informer", "disk"], "metric_ttl", Duration::from_secs(30))?,
+            tags,
+            pinqueue_weight_bucket_size: r.u64(&["informer", "pinqueue"], "weight_bucket_size", 100_000)?.max(1),
             monitor_check_interval: r.positive_duration(
                 &["monitor", "pubsubmon"],
                 "check_interval",
