@@ -136,6 +136,28 @@ fn add_imports_files_with_kubo_cids_and_pins_the_root() {
     let (code, body) = post_files(&format!("{api}/add?format=car&stream-channels=false"), &[&car_file]);
     assert_ne!(code, "200", "{body}");
 
+    // A "multipart" body that never shows its boundary is refused, not buffered whole.
+    let endless = dir.path().join("endless.bin");
+    std::fs::write(&endless, vec![b'a'; 2 << 20]).unwrap();
+    let mut command = Command::new("curl");
+    command
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: multipart/form-data; boundary=zzz",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", endless.display()))
+        .arg(format!("{api}/add?stream-channels=false"));
+    let text = stdout(&run(command, Duration::from_secs(60)));
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("boundary"), "{body}");
+
     // Bad parameters and bodies are 400s before anything is read.
     for query in [
         "format=tar",

@@ -62,6 +62,14 @@ fn the_proxy_pins_through_the_cluster_and_forwards_the_rest() {
     let lines: Vec<serde_json::Value> = body.lines().map(json).collect();
     assert_eq!(lines.len(), 2, "{body}");
     assert!(lines.iter().all(|l| l["Type"] == "recursive" && l["Cid"].is_string()));
+    let (code, body) = curl("POST", &format!("{api}/pin/ls"));
+    assert_eq!(code, "200", "{body}");
+    let keys = json(&body)["Keys"].as_object().cloned().unwrap_or_default();
+    assert_eq!(keys.len(), 2, "{body}");
+    assert!(keys.values().all(|v| v["Type"] == "recursive"), "{body}");
+    let (code, body) = curl("POST", &format!("{api}/pin/ls?arg={}&arg={}", cid(1), cid(2)));
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(json(&body)["Keys"].as_object().map(|k| k.len()), Some(2), "{body}");
     let (code, body) = curl("POST", &format!("{api}/pin/ls?arg={}", cid(9)));
     assert_eq!(code, "500");
     assert_eq!(json(&body)["Message"], format!("path '{}' is not pinned", cid(9)));

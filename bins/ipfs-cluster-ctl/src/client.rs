@@ -416,6 +416,9 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 /// A REST API client.
 pub struct Client {
     http: hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, RequestBody>,
+    /// For `add <url>` downloads: always verifies certificates (`--no-check-certificate` is
+    /// about the cluster's API, not about content from elsewhere).
+    downloads: hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, RequestBody>,
     config: ClientConfig,
 }
 
@@ -454,9 +457,20 @@ impl Client {
                 .with_provider_and_native_roots(provider)
                 .map_err(|e| CtlError::local("loading the system's trusted certificates", e))?
         };
-        let https = builder.https_or_http().enable_http1().wrap_connector(connector);
+        let https = builder.https_or_http().enable_http1().wrap_connector(connector.clone());
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https);
-        Ok(Client { http, config })
+        let verifying = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
+            .map_err(|e| CtlError::local("loading the system's trusted certificates", e))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        let downloads = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(verifying);
+        Ok(Client {
+            http,
+            downloads,
+            config,
+        })
     }
 
     /// Sends a request and decodes a JSON object; `None` for 202/204 (no content).
@@ -484,7 +498,7 @@ impl Client {
             .body(empty_body())
             .map_err(|e| CtlError::local(&doing, e))?;
         let response = self
-            .http
+            .downloads
             .request(request)
             .await
             .map_err(|e| CtlError::local(&doing, error_chain(&e)))?;

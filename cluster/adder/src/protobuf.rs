@@ -196,6 +196,7 @@ impl<'a> FieldReader<'a> {
     }
 }
 
+#[cfg(test)]
 /// A dag-pb node read back: its links (hash bytes, name, tsize) and data.
 #[derive(Debug, Default)]
 pub(crate) struct DecodedNode<'a> {
@@ -204,6 +205,21 @@ pub(crate) struct DecodedNode<'a> {
 }
 
 /// Decodes a dag-pb node (field order is not checked).
+/// The Data field of a dag-pb node, without collecting its links; `None` if the node does
+/// not parse or has no Data.
+pub(crate) fn node_data(buf: &[u8]) -> Option<&[u8]> {
+    let mut data = None;
+    for field in FieldReader::new(buf) {
+        match field.ok()? {
+            (1, FieldValue::Bytes(bytes)) => data = Some(bytes),
+            (2, FieldValue::Bytes(_)) => {}
+            _ => return None,
+        }
+    }
+    data
+}
+
+#[cfg(test)]
 pub(crate) fn decode_node(buf: &[u8]) -> Result<DecodedNode<'_>, ()> {
     let mut node = DecodedNode::default();
     for field in FieldReader::new(buf) {

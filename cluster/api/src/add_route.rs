@@ -7,6 +7,7 @@
 //! The body is read only as fast as the daemons take the blocks, so memory stays bounded
 //! whatever the upload's size.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,6 +20,10 @@ use crate::{RestBackend, ResultStream};
 
 /// Blocks are sent to the daemons in batches of about this many bytes.
 const BATCH_BYTES: usize = 1 << 20;
+
+/// Most bytes multer may hold while looking for a boundary or a part header's end (it rescans
+/// what it holds on every read, so this also bounds the CPU a bad body costs).
+const MULTIPART_PENDING_MAX: u64 = 1 << 20;
 
 /// With `progress=true`, a progress line every this many bytes of a file.
 const PROGRESS_EVERY: u64 = 256 * 1024;
@@ -131,6 +136,22 @@ where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(16);
+    // multer keeps what it reads until it finds a boundary or the end of a part's headers: a
+    // body that never shows one would be held whole. Bound the bytes read but not yet handed
+    // out as part data.
+    let fed = Arc::new(AtomicU64::new(0));
+    let taken = Arc::new(AtomicU64::new(0));
+    let (fed_in_stream, taken_in_stream) = (fed.clone(), taken.clone());
+    let body = body.map(move |chunk| {
+        let chunk = chunk?;
+        let fed = fed_in_stream.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+        if fed.saturating_sub(taken_in_stream.load(Ordering::Relaxed)) > MULTIPART_PENDING_MAX {
+            return Err(std::io::Error::other(format!(
+                "no multipart boundary or part header end within {MULTIPART_PENDING_MAX} bytes"
+            )));
+        }
+        Ok(chunk)
+    });
     cluster_rt::spawn(async move {
         let mut adder = Adder {
             backend,
@@ -138,6 +159,7 @@ where
             batch: Vec::new(),
             batch_bytes: 0,
             tx: tx.clone(),
+            taken,
         };
         if let Err(error) = adder.add(params, body, boundary).await {
             let _ = tx.send(Err(error)).await;
@@ -152,10 +174,24 @@ struct Adder {
     batch: Vec<(Cid, Bytes)>,
     batch_bytes: usize,
     tx: mpsc::Sender<Result<AddedOutput, ClusterError>>,
+    /// Bytes of part data handed out by multer (see `run_add`).
+    taken: Arc<AtomicU64>,
 }
 
 fn bad_upload(message: impl std::fmt::Display) -> ClusterError {
     ClusterError::InvalidArgument(message.to_string())
+}
+
+/// A multipart error with its causes ("failed to read stream: <why>").
+fn bad_multipart(error: multer::Error) -> ClusterError {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    ClusterError::InvalidArgument(text)
 }
 
 impl Adder {
@@ -176,8 +212,16 @@ impl Adder {
         }
     }
 
+    fn took(&self, chunk: &Bytes) {
+        self.taken.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    }
+
     async fn push_blocks(&mut self, blocks: Vec<Block>) -> Result<(), ClusterError> {
         for block in blocks {
+            // Identity-hash blocks hold their data in the CID: nothing to store.
+            if block.cid.hash().code() == cluster_adder::MULTIHASH_IDENTITY {
+                continue;
+            }
             self.batch_bytes += block.data.len();
             self.batch.push((Cid(block.cid), Bytes::from(block.data)));
         }
@@ -224,7 +268,7 @@ impl Adder {
     ) -> Result<(Cid, String), ClusterError> {
         let mut importer = Importer::new(params.import.clone()).map_err(bad_upload)?;
         let mut sent = 0usize;
-        while let Some(mut field) = multipart.next_field().await.map_err(bad_upload)? {
+        while let Some(mut field) = multipart.next_field().await.map_err(bad_multipart)? {
             let path = part_path(field.file_name(), field.name());
             let directory = field
                 .content_type()
@@ -236,11 +280,14 @@ impl Adder {
             }
             let Some(mut file) = importer.start_file(&path).map_err(bad_upload)? else {
                 // Hidden and `hidden` is off: read and drop.
-                while field.chunk().await.map_err(bad_upload)?.is_some() {}
+                while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+                    self.took(&chunk);
+                }
                 continue;
             };
             let mut next_progress = PROGRESS_EVERY;
-            while let Some(chunk) = field.chunk().await.map_err(bad_upload)? {
+            while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+                self.took(&chunk);
                 let blocks = file.write(&chunk);
                 self.push_blocks(blocks).await?;
                 if params.progress && file.bytes() >= next_progress {
@@ -278,14 +325,27 @@ impl Adder {
         let mut field = multipart
             .next_field()
             .await
-            .map_err(bad_upload)?
+            .map_err(bad_multipart)?
             .ok_or_else(|| bad_upload("no CAR file in the upload"))?;
         let name = part_path(field.file_name(), field.name());
         let mut decoder = CarDecoder::new();
         let mut root_size = 0u64;
         let mut roots: Option<Vec<cid::Cid>> = None;
-        while let Some(chunk) = field.chunk().await.map_err(bad_upload)? {
+        while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+            self.took(&chunk);
             let blocks = decoder.push(&chunk).map_err(bad_upload)?;
+            for block in &blocks {
+                let hash = block.cid.hash();
+                let storable_hash = hash.code() == cluster_adder::MULTIHASH_IDENTITY
+                    || (hash.code() == cluster_adder::MULTIHASH_SHA2_256 && hash.size() == 32);
+                let storable_codec = matches!(block.cid.codec(), 0x55 | 0x70 | 0x71);
+                if !storable_hash || !storable_codec {
+                    return Err(bad_upload(format!(
+                        "block {} cannot be stored: only raw, dag-pb and dag-cbor blocks with full sha2-256 hashes are supported",
+                        block.cid
+                    )));
+                }
+            }
             if roots.is_none() {
                 roots = decoder.roots().map(<[cid::Cid]>::to_vec);
             }

@@ -418,48 +418,82 @@ async fn pin_rm(shared: &Shared, args: &[String]) -> Hijacked {
 
 /// `pin/ls`, from the cluster's shared state (not the daemon).
 async fn pin_ls(shared: &Shared, args: &[String], stream: bool) -> Hijacked {
-    let mut pins = Vec::new();
+    // Listing everything streams the pinset as it is read (it may hold millions of pins), in
+    // either shape; the `Keys` object is written out piece by piece.
     if args.is_empty() {
         let mut all = shared.backend.allocations(u32::MAX).await;
-        while let Some(pin) = all.recv().await {
-            pins.push(pin?);
-        }
-    } else {
-        for arg in args {
-            let cid = direct_cid(arg)?;
-            match shared.backend.allocation(cid).await {
-                Ok(pin) => pins.push(pin),
-                Err(ClusterError::NotFound) => {
-                    return Err(KuboError {
-                        status: StatusCode::INTERNAL_SERVER_ERROR,
-                        message: format!("path '{arg}' is not pinned"),
-                    })
-                }
-                Err(e) => return Err(e.into()),
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hyper::Error>>(16);
+        cluster_rt::spawn(async move {
+            let mut first = true;
+            if !stream
+                && tx
+                    .send(Ok(Frame::data(Bytes::from_static(b"{\"Keys\":{"))))
+                    .await
+                    .is_err()
+            {
+                return;
             }
-        }
-    }
-    if stream {
-        let mut text = String::new();
-        for pin in &pins {
-            let kind = if pin.options.mode == PinMode::Direct {
-                "direct"
-            } else {
-                "recursive"
-            };
-            text.push_str(&json!({"Cid": pin.cid.to_string(), "Type": kind}).to_string());
-            text.push('\n');
-        }
-        let mut response = Response::new(full(text));
+            while let Some(pin) = all.recv().await {
+                let Ok(pin) = pin else {
+                    // The body is already under way: end it without the closing brace, so the
+                    // client sees broken JSON rather than a short list.
+                    return;
+                };
+                let piece = pin_ls_piece(&pin, stream, first);
+                first = false;
+                if tx.send(Ok(Frame::data(Bytes::from(piece)))).await.is_err() {
+                    return;
+                }
+            }
+            if !stream {
+                let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"}}\n")))).await;
+            }
+        });
+        let frames = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
         set_proxy_headers(&mut response);
         return Ok(response);
     }
-    // Go always says "recursive" here.
-    let keys: serde_json::Map<String, Value> = pins
-        .iter()
-        .map(|pin| (pin.cid.to_string(), json!({"Type": "recursive"})))
-        .collect();
-    Ok(json_response(&json!({ "Keys": keys })))
+    let mut text = String::new();
+    if !stream {
+        text.push_str("{\"Keys\":{");
+    }
+    for (i, arg) in args.iter().enumerate() {
+        let cid = direct_cid(arg)?;
+        match shared.backend.allocation(cid).await {
+            Ok(pin) => text.push_str(&pin_ls_piece(&pin, stream, i == 0)),
+            Err(ClusterError::NotFound) => {
+                return Err(KuboError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: format!("path '{arg}' is not pinned"),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !stream {
+        text.push_str("}}\n");
+    }
+    let mut response = Response::new(full(text));
+    set_proxy_headers(&mut response);
+    Ok(response)
+}
+
+/// One pin of `pin/ls`: an NDJSON line `{"Cid","Type"}`, or one `"<cid>":{"Type":"recursive"}`
+/// member of the `Keys` object (Go always says "recursive" there).
+fn pin_ls_piece(pin: &cluster_types::Pin, stream: bool, first: bool) -> String {
+    if stream {
+        let kind = if pin.options.mode == PinMode::Direct {
+            "direct"
+        } else {
+            "recursive"
+        };
+        let mut line = json!({"Cid": pin.cid.to_string(), "Type": kind}).to_string();
+        line.push('\n');
+        return line;
+    }
+    let separator = if first { "" } else { "," };
+    format!("{separator}\"{}\":{{\"Type\":\"recursive\"}}", pin.cid)
 }
 
 async fn pin_update(shared: &Shared, args: &[String], unpin: bool) -> Hijacked {
@@ -472,7 +506,8 @@ async fn pin_update(shared: &Shared, args: &[String], unpin: bool) -> Hijacked {
         ..PinOptions::default()
     };
     let pin = shared.backend.pin_path(ipfs_path(to), options).await?;
-    if unpin {
+    // Updating a pin to itself changes nothing (Kubo's pinner does the same).
+    if unpin && pin.cid != from_cid {
         shared.backend.unpin(from_cid).await?;
     }
     Ok(json_response(

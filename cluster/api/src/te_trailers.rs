@@ -70,6 +70,12 @@ impl<S> TrailersForEveryone<S> {
                     // Look for the end of the head across what is buffered and what came in.
                     let searched_from = self.head.len().saturating_sub(3);
                     self.head.extend_from_slice(data);
+                    // hyper also ends lines with a bare LF; such heads are not ours to frame.
+                    if has_bare_lf(&self.head, searched_from) {
+                        self.give_up();
+                        self.process_owned(Vec::new());
+                        return;
+                    }
                     let Some(end) = find(&self.head[searched_from..], b"\r\n\r\n").map(|i| searched_from + i + 4)
                     else {
                         if self.head.len() > HEAD_LIMIT {
@@ -108,6 +114,11 @@ impl<S> TrailersForEveryone<S> {
         self.ready.extend(head);
         self.framing = Framing::PassThrough;
     }
+}
+
+/// Whether a `\n` at or after `from` comes without the `\r` before it.
+fn has_bare_lf(bytes: &[u8], from: usize) -> bool {
+    (from..bytes.len()).any(|i| bytes[i] == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -272,6 +283,19 @@ mod tests {
         let conflicting = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
         let (out, framing) = through(conflicting, 100);
         assert_eq!(out, conflicting.to_vec());
+        assert_eq!(framing, Framing::PassThrough);
+    }
+
+    #[test]
+    fn bare_line_feeds_switch_to_pass_through() {
+        // hyper reads `\n` alone as a line end: this head's Content-Length must not be missed.
+        let input = b"POST /pins/x HTTP/1.1\r\nHost: a\nContent-Length: 5\r\n\r\nGET /x";
+        let (out, framing) = through(input, 3);
+        assert_eq!(out, input.to_vec());
+        assert_eq!(framing, Framing::PassThrough);
+        let short = b"GET / HTTP/1.1\n\n";
+        let (out, framing) = through(short, 100);
+        assert_eq!(out, short.to_vec(), "handed on at once, not held");
         assert_eq!(framing, Framing::PassThrough);
     }
 

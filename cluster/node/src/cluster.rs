@@ -32,8 +32,14 @@ const STREAM_BUFFER: usize = 256;
 /// Deadline of one member's status answer (Go: 15 s).
 const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How long a member's repository GC may take when asked by another (Go `repogc_timeout`).
-const REPO_GC_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// How long a member's repository GC may take when asked by another. Go allows 24 h
+/// (`repogc_timeout`); our libp2p exchanges are bounded at 5 minutes, so a longer GC is reported
+/// as an error for that member (the daemon still finishes it).
+const REPO_GC_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Removed keys listed per member in a GC result; the rest are counted, so an answer stays far
+/// below the RPC frame limit.
+const REPO_GC_KEYS_LISTED: usize = 100_000;
 
 /// How often the daemon is polled until it first answers.
 const IPFS_POLL: Duration = Duration::from_secs(1);
@@ -614,7 +620,12 @@ impl Cluster {
             error: String::new(),
         };
         match self.ipfs.repo_gc().await {
-            Ok(entries) => {
+            Ok(mut entries) => {
+                let unlisted = entries.len().saturating_sub(REPO_GC_KEYS_LISTED);
+                entries.truncate(REPO_GC_KEYS_LISTED);
+                if unlisted > 0 {
+                    entries.push(GcEntry::Error(format!("{unlisted} more keys removed, not listed")));
+                }
                 result.keys = entries
                     .into_iter()
                     .map(|entry| match entry {

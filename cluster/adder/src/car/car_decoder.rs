@@ -15,7 +15,7 @@ use cid::Cid;
 use sha2::{Digest, Sha256};
 
 use super::cbor::{self, Value};
-use crate::protobuf::{decode_node, decode_unixfs, read_varint};
+use crate::protobuf::{decode_unixfs, read_varint};
 use crate::{Block, CarError, CODEC_DAG_PB, MULTIHASH_IDENTITY, MULTIHASH_SHA2_256};
 
 /// Default header limit. A one-root header is about 60 bytes; the limit only stops a hostile
@@ -399,7 +399,9 @@ pub fn unixfs_file_size(block: &Block) -> Option<u64> {
     if block.cid.codec() != CODEC_DAG_PB {
         return None;
     }
-    let node = decode_node(&block.data).ok()?;
-    let unixfs = decode_unixfs(node.data?).ok()?;
+    // Only the Data field is needed: links are skipped, not collected (a root of millions of
+    // tiny links would otherwise cost memory for nothing).
+    let data = crate::protobuf::node_data(&block.data)?;
+    let unixfs = decode_unixfs(data).ok()?;
     Some(unixfs.filesize.unwrap_or(0))
 }

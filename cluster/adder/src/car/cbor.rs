@@ -100,7 +100,8 @@ impl Decoder<'_> {
             4 => {
                 // Every element takes at least one byte, so `length` is bounded by the input.
                 let length = self.length(additional)?;
-                let mut items = Vec::with_capacity(length);
+                // A declared length is untrusted input: grow as items really arrive.
+                let mut items = Vec::with_capacity(length.min(64));
                 for _ in 0..length {
                     items.push(self.item(depth + 1)?);
                 }
@@ -108,7 +109,7 @@ impl Decoder<'_> {
             }
             5 => {
                 let length = self.length(additional)?;
-                let mut entries = Vec::with_capacity(length);
+                let mut entries = Vec::with_capacity(length.min(64));
                 for _ in 0..length {
                     let key = self.item(depth + 1)?;
                     let value = self.item(depth + 1)?;
