@@ -297,6 +297,32 @@ pub fn parse_wait_timeout(text: Option<&str>) -> Result<Option<Duration>, CtlErr
     Ok((!duration.is_zero()).then_some(duration))
 }
 
+/// `--allocations a,b`: the peer ids; empty when not given. Go refuses the whole list if one
+/// does not decode.
+fn parse_allocations(list: Option<&str>) -> Result<Vec<PeerId>, CtlError> {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .map(|text| {
+            text.parse::<PeerId>()
+                .map_err(|_| CtlError::local("decoding allocations", "some peer IDs could not be decoded"))
+        })
+        .collect()
+}
+
+/// `--expire-in <duration>` as a time after `now`; zero (no expiry) when not given.
+fn expire_at(expire_in: Option<&str>, now: Timestamp) -> Result<Timestamp, CtlError> {
+    match expire_in.filter(|t| !t.is_empty()) {
+        None => Ok(Timestamp::ZERO),
+        Some(text) => {
+            let duration = cluster_types::duration::parse(text).map_err(|e| CtlError::local("parsing expire-in", e))?;
+            Ok(now.add(duration))
+        }
+    }
+}
+
 /// The pin options `pin add` sends, from its flags (Go's `pin add` action).
 pub fn pin_add_options(args: &PinAddArgs, now: Timestamp) -> Result<PinOptions, CtlError> {
     let (mut min, mut max) = (args.replication_min, args.replication_max);
@@ -304,20 +330,8 @@ pub fn pin_add_options(args: &PinAddArgs, now: Timestamp) -> Result<PinOptions, 
         (min, max) = (args.replication, args.replication);
     }
     // Go always sends `user-allocations`, empty when no peers were given.
-    let mut allocations = Vec::new();
-    if let Some(list) = args.allocations.as_deref().filter(|l| !l.is_empty()) {
-        for text in list.split(',').map(str::trim) {
-            let peer = text
-                .parse::<PeerId>()
-                .map_err(|_| CtlError::local("decoding allocations", "some peer IDs could not be decoded"))?;
-            allocations.push(peer);
-        }
-    }
-    let mut expire_at = Timestamp::ZERO;
-    if let Some(text) = args.expire_in.as_deref().filter(|t| !t.is_empty()) {
-        let duration = cluster_types::duration::parse(text).map_err(|e| CtlError::local("parsing expire-in", e))?;
-        expire_at = now.add(duration);
-    }
+    let allocations = parse_allocations(args.allocations.as_deref())?;
+    let expire_at = expire_at(args.expire_in.as_deref(), now)?;
     Ok(PinOptions {
         replication_factor_min: min,
         replication_factor_max: max,
@@ -352,14 +366,9 @@ async fn pin_add<W: Write>(client: &Client, out: &mut Output<W>, args: &PinAddAr
 async fn pin_update<W: Write>(client: &Client, out: &mut Output<W>, args: &PinUpdateArgs) -> Result<(), CtlError> {
     let from = parse_cid(&args.from)?;
     let wait_timeout = parse_wait_timeout(args.wait.wait_timeout.as_deref())?;
-    let mut expire_at = Timestamp::ZERO;
-    if let Some(text) = args.expire_in.as_deref().filter(|t| !t.is_empty()) {
-        let duration = cluster_types::duration::parse(text).map_err(|e| CtlError::local("parsing expire-in", e))?;
-        expire_at = Timestamp::now().add(duration);
-    }
     let options = PinOptions {
         name: args.name.clone(),
-        expire_at,
+        expire_at: expire_at(args.expire_in.as_deref(), Timestamp::now())?,
         pin_update: Some(from),
         user_allocations: Some(Vec::new()),
         ..PinOptions::default()
@@ -391,15 +400,10 @@ pub fn add_query(args: &AddArgs, now: Timestamp) -> Result<Vec<(String, String)>
     let cid_version = if args.hash != "sha2-256" { 1 } else { args.cid_version };
     let raw_leaves = args.raw_leaves || cid_version > 0;
     let wrap = args.wrap_with_directory || args.paths.len() > 1;
-    let mut allocations = Vec::new();
-    if let Some(list) = args.allocations.as_deref().filter(|l| !l.is_empty()) {
-        for text in list.split(',').map(str::trim) {
-            let peer = text
-                .parse::<PeerId>()
-                .map_err(|_| CtlError::local("decoding allocations", "some peer IDs could not be decoded"))?;
-            allocations.push(peer.to_string());
-        }
-    }
+    let allocations: Vec<String> = parse_allocations(args.allocations.as_deref())?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let bool_text = |b: bool| b.to_string();
     let mut query: Vec<(String, String)> = vec![
         ("chunker".into(), args.chunker.clone()),
@@ -424,9 +428,9 @@ pub fn add_query(args: &AddArgs, now: Timestamp) -> Result<Vec<(String, String)>
         ("user-allocations".into(), allocations.join(",")),
         ("wrap-with-directory".into(), bool_text(wrap)),
     ];
-    if let Some(text) = args.expire_in.as_deref().filter(|t| !t.is_empty()) {
-        let duration = cluster_types::duration::parse(text).map_err(|e| CtlError::local("parsing expire-in", e))?;
-        query.push(("expire-at".into(), now.add(duration).to_string()));
+    let expire = expire_at(args.expire_in.as_deref(), now)?;
+    if !expire.is_zero() {
+        query.push(("expire-at".into(), expire.to_string()));
     }
     for (key, value) in parse_metadata(&args.metadata)? {
         query.push((format!("meta-{key}"), value));

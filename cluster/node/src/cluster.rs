@@ -651,10 +651,7 @@ impl Cluster {
                 if peer == self.identity.peer_id {
                     return self.repo_gc_local().await;
                 }
-                let answer = match &self.rpc {
-                    Some(rpc) => rpc.call(&member, RpcRequest::RepoGc, REPO_GC_TIMEOUT).await,
-                    None => Err(TransportFailure::Unreachable("no transport".into())),
-                };
+                let answer = self.call_member(&member, RpcRequest::RepoGc, REPO_GC_TIMEOUT).await;
                 match answer {
                     Ok(RpcResponse::RepoGc(gc)) => gc,
                     other => RepoGc {
@@ -685,6 +682,20 @@ impl Cluster {
             .resolve(path)
             .await
             .map_err(|e| ClusterError::Internal(format!("error resolving {path}: {e}")))
+    }
+
+    /// Calls another member over the cluster transport; unreachable when there is none (a
+    /// member started without one, as in unit tests).
+    async fn call_member(
+        &self,
+        member: &MemberNode,
+        request: RpcRequest,
+        timeout: Duration,
+    ) -> Result<RpcResponse, TransportFailure> {
+        match &self.rpc {
+            Some(rpc) => rpc.call(member, request, timeout).await,
+            None => Err(TransportFailure::Unreachable("no transport".into())),
+        }
     }
 
     /// Stores blocks on this member's daemon, in order; the first failure stops and is returned.
@@ -735,11 +746,11 @@ impl Cluster {
                 if *peer == self.identity.peer_id {
                     return self.put_blocks_locally(wire).await;
                 }
-                let (Some(rpc), Some(member)) = (&self.rpc, member) else {
-                    return Err(format!("{peer} is not a reachable member"));
+                let Some(member) = member else {
+                    return Err(format!("{peer} is not a member"));
                 };
-                match rpc
-                    .call(&member, RpcRequest::BlockPut(wire), self.config.ipfs_request_timeout)
+                match self
+                    .call_member(&member, RpcRequest::BlockPut(wire), self.config.ipfs_request_timeout)
                     .await
                 {
                     Ok(RpcResponse::BlockPut(result)) => result,
@@ -794,12 +805,12 @@ impl Cluster {
             let swarm = if id.id == self.identity.peer_id {
                 self.ipfs.swarm_peers().await.map_err(|e| e.to_string())
             } else {
-                match (&self.rpc, members.iter().find(|m| m.peer_id == key)) {
-                    (Some(rpc), Some(member)) => match rpc.call(member, RpcRequest::SwarmPeers, STATUS_TIMEOUT).await {
+                match members.iter().find(|m| m.peer_id == key) {
+                    Some(member) => match self.call_member(member, RpcRequest::SwarmPeers, STATUS_TIMEOUT).await {
                         Ok(RpcResponse::SwarmPeers(peers)) => peers,
                         other => Err(format!("{other:?}")),
                     },
-                    _ => Err("no transport".into()),
+                    None => Err(format!("{key} is not a member")),
                 }
             };
             match swarm {
@@ -957,10 +968,7 @@ impl Cluster {
                 if peer == self.identity.peer_id {
                     return self.id().await;
                 }
-                let answer = match &self.rpc {
-                    Some(rpc) => rpc.call(&member, RpcRequest::Id, STATUS_TIMEOUT).await,
-                    None => Err(TransportFailure::Unreachable("no transport".into())),
-                };
+                let answer = self.call_member(&member, RpcRequest::Id, STATUS_TIMEOUT).await;
                 match answer {
                     Ok(RpcResponse::Id(id)) => id,
                     other => Id {
@@ -1700,8 +1708,7 @@ impl RestBackend for Cluster {
                     .map(|stat| (stat.repo_size, stat.storage_max))
                     .map_err(|e| e.to_string());
             }
-            let rpc = self.rpc.as_ref().ok_or("no transport")?;
-            match rpc.call(&member, RpcRequest::RepoStat, STATUS_TIMEOUT).await {
+            match self.call_member(&member, RpcRequest::RepoStat, STATUS_TIMEOUT).await {
                 Ok(RpcResponse::RepoStat(answer)) => answer,
                 other => Err(format!("{other:?}")),
             }
