@@ -279,6 +279,7 @@ async fn run_daemon(
     let rest_tls = config.rest_tls.clone();
     let proxy_listen = config.proxy_listen.clone();
     let proxy_node_address = config.proxy_node_address.clone();
+    let proxy_node_https = config.proxy_node_https;
     let proxy_extract = (
         config.proxy_extract_headers_extra.clone(),
         config.proxy_extract_headers_path.clone(),
@@ -316,12 +317,9 @@ async fn run_daemon(
     let (stop_tx, stop_rx) = cluster_rt::tokio::sync::watch::channel(false);
     let mut server_task = None;
     if let Some(listen) = rest_listen {
-        let address = listen
-            .parse()
-            .with_context(|| format!("REST API listen address {listen}"))?;
         let server = RestServer::bind(
             RestServerConfig {
-                listen: address,
+                listen: listen.clone(),
                 headers: rest_headers,
                 credentials: rest_credentials,
                 cors: rest_cors,
@@ -329,8 +327,8 @@ async fn run_daemon(
             },
             cluster.clone(),
         )
-        .with_context(|| format!("binding the REST API on {listen}"))?;
-        tracing::info!("REST API listening on {}", server.local_addr());
+        .with_context(|| format!("binding the REST API on {}", list(&listen)))?;
+        tracing::info!("REST API listening on {}", list(&server.local_addresses()));
         let mut stop = stop_rx.clone();
         server_task = Some(cluster_rt::spawn(server.serve(async move {
             let _ = stop.changed().await;
@@ -338,20 +336,18 @@ async fn run_daemon(
     }
     let mut proxy_task = None;
     if let Some(listen) = proxy_listen {
-        let address = listen
-            .parse()
-            .with_context(|| format!("IPFS proxy listen address {listen}"))?;
         let proxy = IpfsProxy::bind(
             IpfsProxyConfig {
                 extract_headers_extra: proxy_extract.0,
                 extract_headers_path: proxy_extract.1,
                 extract_headers_ttl: proxy_extract.2,
-                ..IpfsProxyConfig::new(address, proxy_node_address)
+                node_https: proxy_node_https,
+                ..IpfsProxyConfig::new(listen.clone(), proxy_node_address)
             },
             cluster.clone(),
         )
-        .with_context(|| format!("binding the IPFS proxy on {listen}"))?;
-        tracing::info!("IPFS proxy listening on {}", proxy.local_addr());
+        .with_context(|| format!("binding the IPFS proxy on {}", list(&listen)))?;
+        tracing::info!("IPFS proxy listening on {}", list(&proxy.local_addresses()));
         let mut stop = stop_rx.clone();
         proxy_task = Some(cluster_rt::spawn(proxy.serve(async move {
             let _ = stop.changed().await;
@@ -371,6 +367,11 @@ async fn run_daemon(
     transport.stop();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `a, b` of listen addresses, for messages.
+fn list(addresses: &[cluster_api::ListenAddress]) -> String {
+    addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 async fn wait_for_signal() {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cluster_types::{Cid, ClusterError, PinMode, PinOptions, VERSION};
+use cluster_types::{Cid, ClusterError, ListenAddress, PinMode, PinOptions, VERSION};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -24,6 +24,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use crate::add_route::{body_stream, multipart_boundary, run_add, AddParams};
+use crate::listen::{bind_all, BoundListener};
 use crate::rest_server::{serve_http, Handler};
 use crate::RestBackend;
 
@@ -33,10 +34,13 @@ const PUT_REPLY_LIMIT: usize = 4 << 20;
 /// Where the proxy listens and where the daemon is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpfsProxyConfig {
-    /// Listen address (Go default `/ip4/127.0.0.1/tcp/9095`).
-    pub listen: SocketAddr,
+    /// Listen addresses, TCP or Unix sockets (Go default `/ip4/127.0.0.1/tcp/9095`).
+    pub listen: Vec<ListenAddress>,
     /// The IPFS daemon's API, `host:port` (Go `node_multiaddress`, default 127.0.0.1:5001).
     pub node_address: String,
+    /// Speak HTTPS to the daemon (Go `node_https`), verifying its certificate against the
+    /// system's trusted roots (`SSL_CERT_FILE` and `SSL_CERT_DIR` are honoured, as in Go).
+    pub node_https: bool,
     /// Headers copied from the daemon onto hijacked answers, besides
     /// `Access-Control-Expose-Headers` (Go `extract_headers_extra`).
     pub extract_headers_extra: Vec<String>,
@@ -48,10 +52,11 @@ pub struct IpfsProxyConfig {
 
 impl IpfsProxyConfig {
     /// Go's defaults for everything but the two addresses.
-    pub fn new(listen: SocketAddr, node_address: String) -> IpfsProxyConfig {
+    pub fn new(listen: Vec<ListenAddress>, node_address: String) -> IpfsProxyConfig {
         IpfsProxyConfig {
             listen,
             node_address,
+            node_https: false,
             extract_headers_extra: Vec::new(),
             extract_headers_path: "/api/v0/version".into(),
             extract_headers_ttl: std::time::Duration::from_secs(300),
@@ -71,30 +76,56 @@ const EXTRACTED_ALWAYS: &str = "access-control-expose-headers";
 
 /// A bound, not yet serving, IPFS proxy.
 pub struct IpfsProxy {
-    listener: std::net::TcpListener,
-    local_addr: SocketAddr,
+    listeners: Vec<BoundListener>,
     shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for IpfsProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IpfsProxy")
-            .field("local_addr", &self.local_addr)
-            .finish()
+        f.debug_struct("IpfsProxy").field("listeners", &self.listeners).finish()
     }
 }
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Plain HTTP or HTTPS, as the URI says.
+type DaemonConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The system's roots are loaded only for `node_https`: a machine without any must still proxy
+/// plain HTTP.
+fn daemon_connector(node_https: bool) -> io::Result<DaemonConnector> {
+    let mut http = HttpConnector::new();
+    // hyper-rustls hands https URIs to this connector; it must not refuse them.
+    http.enforce_http(false);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = if node_https {
+        builder
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| io::Error::other(format!("node_https: loading the system's trusted certificates: {e}")))?
+    } else {
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        builder.with_tls_config(tls)
+    };
+    Ok(builder.https_or_http().enable_http1().wrap_connector(http))
+}
 
 /// Headers read from the daemon, and when.
 type ExtractedHeaders = (std::time::Instant, Vec<(HeaderName, HeaderValue)>);
 
 struct Shared {
     backend: Arc<dyn RestBackend>,
+    /// `host:port` of the daemon.
     node_address: String,
-    client: Client<HttpConnector, Incoming>,
+    /// `http://host:port` or `https://host:port` of the daemon.
+    node_base: String,
+    client: Client<DaemonConnector, Incoming>,
     /// For the header requests the proxy makes itself (empty bodies).
-    plain_client: Client<HttpConnector, Full<Bytes>>,
+    plain_client: Client<DaemonConnector, Full<Bytes>>,
     extract_headers: Vec<String>,
     extract_headers_path: String,
     extract_headers_ttl: std::time::Duration,
@@ -103,20 +134,20 @@ struct Shared {
 }
 
 impl IpfsProxy {
-    /// Binds the listen socket.
+    /// Binds the listen sockets.
     pub fn bind(config: IpfsProxyConfig, backend: Arc<dyn RestBackend>) -> io::Result<IpfsProxy> {
-        let listener = std::net::TcpListener::bind(config.listen)?;
-        listener.set_nonblocking(true)?;
-        let local_addr = listener.local_addr()?;
-        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        let plain_client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let listeners = bind_all(&config.listen)?;
+        let connector = daemon_connector(config.node_https)?;
+        let client = Client::builder(TokioExecutor::new()).build(connector.clone());
+        let plain_client = Client::builder(TokioExecutor::new()).build(connector);
+        let scheme = if config.node_https { "https" } else { "http" };
         let mut extract_headers = vec![EXTRACTED_ALWAYS.to_string()];
         extract_headers.extend(config.extract_headers_extra.iter().map(|h| h.to_ascii_lowercase()));
         Ok(IpfsProxy {
-            listener,
-            local_addr,
+            listeners,
             shared: Arc::new(Shared {
                 backend,
+                node_base: format!("{scheme}://{}", config.node_address),
                 node_address: config.node_address,
                 client,
                 plain_client,
@@ -128,9 +159,14 @@ impl IpfsProxy {
         })
     }
 
-    /// The address actually bound.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// The first TCP address bound; `None` when listening on Unix sockets only.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listeners.iter().find_map(BoundListener::tcp_addr)
+    }
+
+    /// Every address bound, ports resolved.
+    pub fn local_addresses(&self) -> Vec<ListenAddress> {
+        self.listeners.iter().map(BoundListener::address).collect()
     }
 
     /// Serves until `shutdown` completes (see the REST server for the shutdown steps).
@@ -140,7 +176,7 @@ impl IpfsProxy {
             let shared = shared.clone();
             Box::pin(async move { handle(&shared, request).await })
         });
-        serve_http(self.listener, self.local_addr, "IPFS proxy", None, handler, shutdown).await;
+        serve_http(self.listeners, None, "IPFS proxy", None, handler, shutdown).await;
     }
 }
 
@@ -269,7 +305,7 @@ async fn daemon_headers(
     if let Some(origin) = origin {
         let preflight = Request::builder()
             .method(Method::OPTIONS)
-            .uri(format!("http://{}{path}", shared.node_address))
+            .uri(format!("{}{path}", shared.node_base))
             .header("origin", origin)
             .header("access-control-request-method", method.as_str())
             .body(Full::new(Bytes::new()));
@@ -304,7 +340,7 @@ async fn extracted_headers(shared: &Shared) -> Vec<(HeaderName, HeaderValue)> {
     }
     let request = Request::builder()
         .method(Method::POST)
-        .uri(format!("http://{}{}", shared.node_address, shared.extract_headers_path))
+        .uri(format!("{}{}", shared.node_base, shared.extract_headers_path))
         .body(Full::new(Bytes::new()));
     let Ok(request) = request else {
         return Vec::new();
@@ -697,7 +733,7 @@ async fn put_and_pin(shared: &Shared, request: Request<Incoming>, command: &str)
 async fn send_to_daemon(shared: &Shared, request: Request<Incoming>) -> Result<Response<Incoming>, String> {
     let (mut parts, body) = request.into_parts();
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let uri = format!("http://{}{path_and_query}", shared.node_address);
+    let uri = format!("{}{path_and_query}", shared.node_base);
     parts.uri = uri.parse::<Uri>().map_err(|e| format!("bad URI {uri:?}: {e}"))?;
     if let Ok(host) = HeaderValue::from_str(&shared.node_address) {
         parts.headers.insert(HOST, host);

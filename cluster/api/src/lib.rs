@@ -18,14 +18,19 @@ mod cors;
 #[cfg(not(madsim))]
 mod ipfs_proxy;
 #[cfg(not(madsim))]
+mod listen;
+#[cfg(not(madsim))]
 mod rest_server;
 #[cfg(not(madsim))]
 mod te_trailers;
 
 pub use auth::Credentials;
+pub use cluster_types::ListenAddress;
 pub use cors::CorsConfig;
 #[cfg(not(madsim))]
 pub use ipfs_proxy::{IpfsProxy, IpfsProxyConfig};
+#[cfg(not(madsim))]
+pub use listen::{ConnectionIo, TunnelConnection};
 #[cfg(not(madsim))]
 pub use rest_server::{RestServer, RestServerConfig};
 

@@ -35,9 +35,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use cluster_rt::tokio;
 use cluster_types::{
-    AddedOutput, ApiError, Cid, ClusterError, PeerId, PinOptions, PinType, Timestamp, TrackerStatusFilter, Version,
-    VERSION,
+    AddedOutput, ApiError, Cid, ClusterError, ListenAddress, PeerId, PinOptions, PinType, Timestamp,
+    TrackerStatusFilter, Version, VERSION,
 };
+use futures::StreamExt as _;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, LOCATION, TE, TRAILER};
 use hyper::server::conn::http1;
@@ -45,12 +46,13 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use tokio::net::TcpListener;
+use std::path::PathBuf;
 use tokio::sync::{mpsc, watch};
 
 use crate::add_route::{body_stream, collect_all, multipart_boundary, run_add, AddParams};
 use crate::auth::{Credentials, Denied};
 use crate::cors::CorsConfig;
+use crate::listen::{bind_all, incoming, Accepted, BoundListener, TunnelConnection};
 use crate::te_trailers::TrailersForEveryone;
 use crate::TlsFiles;
 use crate::{RestBackend, ResultStream};
@@ -82,8 +84,9 @@ const STREAM_ERROR_TRAILER: &str = "x-stream-error";
 /// Where the REST API listens and what it adds to every response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestServerConfig {
-    /// Listen address (Go default `/ip4/127.0.0.1/tcp/9094`).
-    pub listen: SocketAddr,
+    /// Listen addresses, TCP or Unix sockets (Go `http_listen_multiaddress`, default
+    /// `/ip4/127.0.0.1/tcp/9094`).
+    pub listen: Vec<ListenAddress>,
     /// Extra headers set on every response (config `headers`), before `Content-Type`.
     pub headers: Vec<(String, String)>,
     /// `basic_auth_credentials`: when set, every request but `OPTIONS` and `GET /health` must
@@ -124,7 +127,7 @@ impl TlsFiles {
 impl Default for RestServerConfig {
     fn default() -> Self {
         RestServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9094)),
+            listen: vec![ListenAddress::Tcp("127.0.0.1:9094".into())],
             headers: Vec::new(),
             credentials: None,
             cors: CorsConfig::default(),
@@ -135,8 +138,8 @@ impl Default for RestServerConfig {
 
 /// A bound, not yet serving, REST API server.
 pub struct RestServer {
-    listener: std::net::TcpListener,
-    local_addr: SocketAddr,
+    listeners: Vec<BoundListener>,
+    tunnel: Option<mpsc::Receiver<TunnelConnection>>,
     shared: Arc<Shared>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -144,7 +147,7 @@ pub struct RestServer {
 impl std::fmt::Debug for RestServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RestServer")
-            .field("local_addr", &self.local_addr)
+            .field("listeners", &self.listeners)
             .finish()
     }
 }
@@ -166,8 +169,8 @@ enum Phase {
 }
 
 impl RestServer {
-    /// Binds the listen socket. Fails on a bind error or an invalid configured header; needs no
-    /// runtime (the socket is registered with the reactor in [`RestServer::serve`]).
+    /// Binds the listen sockets. Fails on a bind error or an invalid configured header; needs no
+    /// runtime (the sockets are registered with the reactor in [`RestServer::serve`]).
     pub fn bind(config: RestServerConfig, backend: Arc<dyn RestBackend>) -> io::Result<RestServer> {
         let mut headers = Vec::with_capacity(config.headers.len());
         for (name, value) in &config.headers {
@@ -186,12 +189,10 @@ impl RestServer {
             headers.push((name, value));
         }
         let tls = config.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
-        let listener = std::net::TcpListener::bind(config.listen)?;
-        listener.set_nonblocking(true)?;
-        let local_addr = listener.local_addr()?;
+        let listeners = bind_all(&config.listen)?;
         Ok(RestServer {
-            listener,
-            local_addr,
+            listeners,
+            tunnel: None,
             tls,
             shared: Arc::new(Shared {
                 backend,
@@ -202,9 +203,21 @@ impl RestServer {
         })
     }
 
-    /// The address actually bound (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// The first TCP address bound (useful with port 0); `None` when listening on Unix sockets only.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listeners.iter().find_map(BoundListener::tcp_addr)
+    }
+
+    /// Every address bound, ports resolved.
+    pub fn local_addresses(&self) -> Vec<ListenAddress> {
+        self.listeners.iter().map(BoundListener::address).collect()
+    }
+
+    /// Also serves the connections that arrive on `connections` (the libp2p-http endpoint), as
+    /// plain HTTP, until the server shuts down.
+    pub fn with_tunnel(mut self, connections: mpsc::Receiver<TunnelConnection>) -> RestServer {
+        self.tunnel = Some(connections);
+        self
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish for up
@@ -215,7 +228,7 @@ impl RestServer {
             let shared = shared.clone();
             Box::pin(async move { handle(&shared, request).await })
         });
-        serve_http(self.listener, self.local_addr, "REST API", self.tls, handler, shutdown).await;
+        serve_http(self.listeners, self.tunnel, "REST API", self.tls, handler, shutdown).await;
     }
 }
 
@@ -223,11 +236,12 @@ impl RestServer {
 pub(crate) type Handler<B> =
     Arc<dyn Fn(Request<Incoming>) -> StdPin<Box<dyn Future<Output = Response<B>> + Send>> + Send + Sync>;
 
-/// The HTTP/1.1 server loop shared by the REST API and the IPFS proxy: accepts on `listener` until
-/// `shutdown` completes, then lets in-flight requests finish for up to 5 s and closes the rest.
+/// The HTTP/1.1 server loop shared by the REST API and the IPFS proxy: accepts on `listeners`
+/// (and takes `tunnel`'s connections) until `shutdown` completes, then lets in-flight requests
+/// finish for up to 5 s and closes the rest.
 pub(crate) async fn serve_http<B>(
-    listener: std::net::TcpListener,
-    local_addr: SocketAddr,
+    listeners: Vec<BoundListener>,
+    tunnel: Option<mpsc::Receiver<TunnelConnection>>,
     what: &'static str,
     tls: Option<tokio_rustls::TlsAcceptor>,
     handler: Handler<B>,
@@ -236,15 +250,24 @@ pub(crate) async fn serve_http<B>(
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(listener) => listener,
+    let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
+    for listener in &listeners {
+        tracing::info!(addr = %listener.address(), "{what} ({scheme}) listening");
+    }
+    let socket_files: Vec<PathBuf> = listeners
+        .iter()
+        .filter_map(|l| match l {
+            BoundListener::Unix(_, path) => Some(path.clone()),
+            BoundListener::Tcp(_) => None,
+        })
+        .collect();
+    let mut incoming = match incoming(listeners, tunnel) {
+        Ok(incoming) => incoming,
         Err(e) => {
-            tracing::error!(error = %e, "{what}: cannot register the listener");
+            tracing::error!(error = %e, "{what}: cannot register the listeners");
             return;
         }
     };
-    let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
-    tracing::info!(addr = %local_addr, "{what} ({scheme}) listening");
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     // Every connection task holds a sender; `recv` returns `None` once all of them are gone.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -252,18 +275,16 @@ pub(crate) async fn serve_http<B>(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
+            accepted = incoming.next() => match accepted {
+                Some(Ok(Accepted { io, peer, tls: tls_applies })) => {
                     let handler = handler.clone();
                     let phase = phase_rx.clone();
                     let alive = alive_tx.clone();
-                    let tls = tls.clone();
-                    // Responses are small or streamed item by item: send each write at once.
-                    let _ = stream.set_nodelay(true);
+                    let tls = tls.clone().filter(|_| tls_applies);
                     cluster_rt::spawn(async move {
                         match tls {
-                            None => serve_connection(stream, peer, handler, phase).await,
-                            Some(acceptor) => match cluster_rt::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                            None => serve_connection(io, peer, handler, phase).await,
+                            Some(acceptor) => match cluster_rt::timeout(HEADER_READ_TIMEOUT, acceptor.accept(io)).await {
                                 Ok(Ok(stream)) => serve_connection(stream, peer, handler, phase).await,
                                 Ok(Err(e)) => tracing::debug!(%peer, "{what}: TLS handshake failed: {e}"),
                                 Err(_) => tracing::debug!(%peer, "{what}: TLS handshake timed out"),
@@ -272,14 +293,22 @@ pub(crate) async fn serve_http<B>(
                         drop(alive);
                     });
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "{what}: accept failed");
                     cluster_rt::sleep(ACCEPT_ERROR_BACKOFF).await;
+                }
+                // Only a tunnel, and its sender is gone: nothing more arrives before shutdown.
+                None => {
+                    shutdown.as_mut().await;
+                    break;
                 }
             },
         }
     }
-    drop(listener);
+    drop(incoming);
+    for path in &socket_files {
+        let _ = std::fs::remove_file(path);
+    }
     drop(alive_tx);
     tracing::info!("{what}: shutting down");
     let _ = phase_tx.send(Phase::Draining);
@@ -291,8 +320,8 @@ pub(crate) async fn serve_http<B>(
     }
 }
 
-/// Serves one TCP connection (HTTP/1.1 with keep-alive) until it ends or the server shuts down.
-async fn serve_connection<S, B>(stream: S, peer: SocketAddr, handler: Handler<B>, mut phase: watch::Receiver<Phase>)
+/// Serves one connection (HTTP/1.1 with keep-alive) until it ends or the server shuts down.
+async fn serve_connection<S, B>(stream: S, peer: String, handler: Handler<B>, mut phase: watch::Receiver<Phase>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cluster_api::{Credentials, RestBackend, RestServer, RestServerConfig, ResultStream};
+use cluster_api::{Credentials, ListenAddress, RestBackend, RestServer, RestServerConfig, ResultStream};
 use cluster_rt::tokio;
 use cluster_types::{
     Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
@@ -396,14 +396,14 @@ async fn every_route_answers_in_gos_shape() {
     let credentials = Credentials(BTreeMap::from([("admin".to_string(), "secret".to_string())]));
     let server = RestServer::bind(
         RestServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
+            listen: vec![ListenAddress::Tcp("127.0.0.1:0".into())],
             credentials: Some(credentials),
             ..RestServerConfig::default()
         },
         Arc::new(Fixed),
     )
     .unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().expect("a TCP listener");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {
         let _ = stopped.await;

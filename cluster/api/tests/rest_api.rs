@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cluster_api::{CorsConfig, Credentials, RestBackend, RestServer, RestServerConfig, ResultStream};
+use cluster_api::{
+    CorsConfig, Credentials, ListenAddress, RestBackend, RestServer, RestServerConfig, ResultStream, TunnelConnection,
+};
 use cluster_rt::tokio;
 use cluster_types::{
     Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
@@ -370,7 +372,7 @@ impl Running {
 
 fn start() -> Running {
     start_with(RestServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: vec![ListenAddress::Tcp("127.0.0.1:0".into())],
         headers: vec![
             ("X-Custom".into(), "yes".into()),
             ("Access-Control-Allow-Origin".into(), "*".into()),
@@ -382,7 +384,7 @@ fn start() -> Running {
 fn start_with(config: RestServerConfig) -> Running {
     let mock = Mock::new();
     let server = RestServer::bind(config, mock.clone()).expect("bind");
-    let addr = server.local_addr();
+    let addr = server.local_addr().expect("a TCP listener");
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {
         let _ = rx.await;
@@ -989,13 +991,16 @@ async fn shutdown_lets_in_flight_streams_finish_then_stops_accepting() {
 #[tokio::test]
 async fn invalid_configured_header_fails_bind() {
     let config = RestServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: vec![ListenAddress::Tcp("127.0.0.1:0".into())],
         headers: vec![("Bad Header".into(), "x".into())],
         ..RestServerConfig::default()
     };
     let error = RestServer::bind(config, Mock::new()).unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
-    assert_eq!(RestServerConfig::default().listen, "127.0.0.1:9094".parse().unwrap());
+    assert_eq!(
+        RestServerConfig::default().listen,
+        vec![ListenAddress::Tcp("127.0.0.1:9094".into())]
+    );
 }
 
 #[tokio::test]
@@ -1112,7 +1117,7 @@ async fn monitor_and_health_routes_have_go_shapes() {
 
 fn with_auth() -> RestServerConfig {
     RestServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: vec![ListenAddress::Tcp("127.0.0.1:0".into())],
         credentials: Some(Credentials(BTreeMap::from([(
             "admin".to_string(),
             "s3cret".to_string(),
@@ -1288,4 +1293,68 @@ async fn cors_preflight_and_exposed_headers() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.header("access-control-allow-origin"), None);
     server.stop().await;
+}
+
+/// One request over an already open stream; the body collected.
+async fn send_over<S>(io: S, path: &str) -> (StatusCode, Bytes)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .expect("handshake");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let response = tokio::time::timeout(DEADLINE, sender.send_request(build(Method::GET, path, &[])))
+        .await
+        .expect("answer in time")
+        .expect("answer");
+    let status = response.status();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    (status, body)
+}
+
+#[tokio::test]
+async fn serves_on_unix_sockets_and_tunnelled_streams_beside_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let config = RestServerConfig {
+        listen: vec![
+            ListenAddress::Tcp("127.0.0.1:0".into()),
+            ListenAddress::Unix(socket.clone()),
+        ],
+        ..RestServerConfig::default()
+    };
+    let server = RestServer::bind(config, Mock::new()).expect("bind");
+    let addresses = server.local_addresses();
+    assert_eq!(addresses.len(), 2);
+    assert_eq!(addresses[1], ListenAddress::Unix(socket.clone()));
+    let addr = server.local_addr().expect("a TCP listener");
+    let (tunnel_tx, tunnel_rx) = mpsc::channel(4);
+    let server = server.with_tunnel(tunnel_rx);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async move {
+        let _ = stop_rx.await;
+    }));
+
+    let (status, body) = send_over(TcpStream::connect(addr).await.unwrap(), "/version").await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let over_unix = send_over(tokio::net::UnixStream::connect(&socket).await.unwrap(), "/version").await;
+    assert_eq!(over_unix, (status, body.clone()));
+    // A tunnelled connection is any byte stream: here one end of an in-memory pipe.
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    tunnel_tx
+        .send(TunnelConnection {
+            io: Box::new(server_end),
+            peer: "12D3KooWtest".into(),
+        })
+        .await
+        .unwrap();
+    let over_tunnel = send_over(client_end, "/version").await;
+    assert_eq!(over_tunnel, (status, body));
+
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(DEADLINE, task).await.unwrap().unwrap();
+    assert!(!socket.exists(), "the socket file is removed on shutdown");
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cluster_api::{CorsConfig, Credentials, TlsFiles};
 use cluster_consensus::RaftConfig;
-use cluster_types::{duration, tcp_address};
+use cluster_types::{duration, tcp_address, ListenAddress};
 use serde_json::{json, Map, Value};
 
 use crate::NodeError;
@@ -40,8 +40,9 @@ pub struct NodeConfig {
     pub raft: RaftConfig,
     /// Members of a new cluster (multiaddrs with /p2p/), empty for a cluster of one.
     pub init_peerset: Vec<String>,
-    /// REST API listen address (`host:port`), `None` when the `api.restapi` section is absent.
-    pub rest_listen: Option<String>,
+    /// REST API listen addresses (TCP or Unix sockets), `None` when the `api.restapi` section is
+    /// absent.
+    pub rest_listen: Option<Vec<ListenAddress>>,
     /// Extra headers on every REST response.
     pub rest_headers: Vec<(String, String)>,
     /// `basic_auth_credentials`: users and passwords, `None` for no authentication.
@@ -51,10 +52,13 @@ pub struct NodeConfig {
     /// `ssl_cert_file` and `ssl_key_file`, resolved against the configuration folder: the REST
     /// API serves HTTPS.
     pub rest_tls: Option<TlsFiles>,
-    /// IPFS proxy listen address (`host:port`), `None` when the `api.ipfsproxy` section is absent.
-    pub proxy_listen: Option<String>,
+    /// IPFS proxy listen addresses (TCP or Unix sockets), `None` when the `api.ipfsproxy`
+    /// section is absent.
+    pub proxy_listen: Option<Vec<ListenAddress>>,
     /// The daemon the proxy forwards to (`api.ipfsproxy.node_multiaddress`), `host:port`.
     pub proxy_node_address: String,
+    /// Whether the proxy speaks HTTPS to the daemon (`api.ipfsproxy.node_https`).
+    pub proxy_node_https: bool,
     /// Headers the proxy copies from the daemon besides `Access-Control-Expose-Headers`.
     pub proxy_extract_headers_extra: Vec<String>,
     /// Where the proxy reads them (`extract_headers_path`).
@@ -192,9 +196,9 @@ const SECTIONS: &[SectionKeys] = &[
             "extract_headers_extra",
             "extract_headers_path",
             "extract_headers_ttl",
+            "node_https",
         ],
         go_only: &[
-            "node_https",
             "log_file",
             "read_timeout",
             "read_header_timeout",
@@ -475,9 +479,8 @@ impl ServiceConfig {
         let rest_listen = match lookup(&self.json, &rest) {
             None => None,
             Some(_) => {
-                let address = r.strings(&rest, "http_listen_multiaddress", &["/ip4/127.0.0.1/tcp/9094"])?;
-                let first = address.first().cloned().unwrap_or_default();
-                Some(tcp_address(&first).map_err(|m| r.error(&rest, "http_listen_multiaddress", &m))?)
+                let addresses = r.strings(&rest, "http_listen_multiaddress", &["/ip4/127.0.0.1/tcp/9094"])?;
+                Some(listen_addresses(&addresses).map_err(|m| r.error(&rest, "http_listen_multiaddress", &m))?)
             }
         };
         let rest_headers = match lookup(&self.json, &rest).and_then(|v| v.get("headers")) {
@@ -558,13 +561,13 @@ impl ServiceConfig {
             None => (None, ipfs_node_address.clone()),
             Some(_) => {
                 let listen = r.strings(&proxy, "listen_multiaddress", &["/ip4/127.0.0.1/tcp/9095"])?;
-                let first = listen.first().cloned().unwrap_or_default();
-                let listen = tcp_address(&first).map_err(|m| r.error(&proxy, "listen_multiaddress", &m))?;
+                let listen = listen_addresses(&listen).map_err(|m| r.error(&proxy, "listen_multiaddress", &m))?;
                 let node = r.string(&proxy, "node_multiaddress", &ipfs_multiaddress)?;
                 let node = tcp_address(&node).map_err(|m| r.error(&proxy, "node_multiaddress", &m))?;
                 (Some(listen), node)
             }
         };
+        let proxy_node_https = r.bool(&proxy, "node_https", false)?;
         let proxy_extract_headers_extra = r.strings(&proxy, "extract_headers_extra", &[])?;
         let proxy_extract_headers_path = r.string(&proxy, "extract_headers_path", "/api/v0/version")?;
         let proxy_extract_headers_ttl = r.duration(&proxy, "extract_headers_ttl", Duration::from_secs(300))?;
@@ -606,6 +609,7 @@ impl ServiceConfig {
             rest_cors,
             rest_tls,
             proxy_listen,
+            proxy_node_https,
             proxy_node_address,
             proxy_extract_headers_extra,
             proxy_extract_headers_path,
@@ -933,6 +937,14 @@ impl Reader<'_> {
     }
 }
 
+/// The listen multiaddresses of an HTTP endpoint; at least one.
+fn listen_addresses(texts: &[String]) -> Result<Vec<ListenAddress>, String> {
+    if texts.is_empty() {
+        return Err("needs at least one address".into());
+    }
+    texts.iter().map(|text| ListenAddress::parse(text)).collect()
+}
+
 fn as_strs(list: &[String]) -> Vec<&str> {
     list.iter().map(String::as_str).collect()
 }
@@ -952,7 +964,10 @@ mod tests {
         let config = parse(&ServiceConfig::default_json("p", SECRET)).unwrap();
         assert_eq!(config.peername, "p");
         assert_eq!(config.secret.len(), 32);
-        assert_eq!(config.rest_listen.as_deref(), Some("127.0.0.1:9094"));
+        assert_eq!(
+            config.rest_listen,
+            Some(vec![ListenAddress::Tcp("127.0.0.1:9094".into())])
+        );
         assert_eq!(config.ipfs_node_address, "127.0.0.1:5001");
         assert_eq!(config.state_sync_interval, Duration::from_secs(300));
         assert_eq!(config.raft.wait_for_leader_timeout, Duration::from_secs(15));
@@ -1041,7 +1056,10 @@ mod tests {
         assert_eq!(applied.len(), 6, "{applied:?}");
         let resolved = config.validate().unwrap();
         assert_eq!(resolved.peername, "from-env");
-        assert_eq!(resolved.rest_listen.as_deref(), Some("127.0.0.1:19094"));
+        assert_eq!(
+            resolved.rest_listen,
+            Some(vec![ListenAddress::Tcp("127.0.0.1:19094".into())])
+        );
         assert_eq!(resolved.ipfs_node_address, "127.0.0.1:15001");
         assert_eq!(
             (resolved.replication_factor_min, resolved.replication_factor_max),
@@ -1066,7 +1084,10 @@ mod tests {
     #[test]
     fn ipfs_proxy_section_is_read() {
         let config = parse(&ServiceConfig::default_json("p", SECRET)).unwrap();
-        assert_eq!(config.proxy_listen.as_deref(), Some("127.0.0.1:9095"));
+        assert_eq!(
+            config.proxy_listen,
+            Some(vec![ListenAddress::Tcp("127.0.0.1:9095".into())])
+        );
         assert_eq!(config.proxy_node_address, "127.0.0.1:5001");
         let mut json = ServiceConfig::default_json("p", SECRET);
         json["api"]["ipfsproxy"]["node_multiaddress"] = json!("/ip4/127.0.0.1/tcp/5999");
@@ -1074,13 +1095,43 @@ mod tests {
         json["api"]["ipfsproxy"]["node_https"] = json!(true);
         let text = json.to_string();
         let service = ServiceConfig::parse(&text, "f").unwrap();
-        assert_eq!(service.warnings().len(), 1, "{:?}", service.warnings());
+        assert!(service.warnings().is_empty(), "{:?}", service.warnings());
         let config = service.validate().unwrap();
         assert_eq!(config.proxy_node_address, "127.0.0.1:5999");
+        assert!(config.proxy_node_https);
         assert_eq!(config.proxy_extract_headers_ttl, Duration::from_secs(60));
         assert_eq!(config.proxy_extract_headers_path, "/api/v0/version");
         json["api"].as_object_mut().unwrap().remove("ipfsproxy");
         assert_eq!(parse(&json).unwrap().proxy_listen, None);
+    }
+
+    #[test]
+    fn http_endpoints_listen_on_every_address_given_unix_sockets_included() {
+        let mut json = ServiceConfig::default_json("p", SECRET);
+        json["api"]["restapi"]["http_listen_multiaddress"] =
+            json!(["/ip4/127.0.0.1/tcp/9094", "/unix/run/cluster/api.sock"]);
+        json["api"]["ipfsproxy"]["listen_multiaddress"] = json!("/unix/run/cluster/proxy.sock");
+        let config = parse(&json).unwrap();
+        assert_eq!(
+            config.rest_listen,
+            Some(vec![
+                ListenAddress::Tcp("127.0.0.1:9094".into()),
+                ListenAddress::Unix("/run/cluster/api.sock".into())
+            ])
+        );
+        assert_eq!(
+            config.proxy_listen,
+            Some(vec![ListenAddress::Unix("/run/cluster/proxy.sock".into())])
+        );
+        json["api"]["restapi"]["http_listen_multiaddress"] = json!([]);
+        let error = parse(&json).unwrap_err().to_string();
+        assert!(
+            error.contains("http_listen_multiaddress") && error.contains("at least one"),
+            "{error}"
+        );
+        json["api"]["restapi"]["http_listen_multiaddress"] = json!("/ip4/127.0.0.1/udp/9094");
+        let error = parse(&json).unwrap_err().to_string();
+        assert!(error.contains("http_listen_multiaddress"), "{error}");
     }
 
     #[test]
