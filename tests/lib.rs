@@ -402,3 +402,74 @@ fn curl_request(method: &str, url: &str, body: Option<&str>) -> (String, String)
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
     (code.to_string(), body.to_string())
 }
+
+/// A TLS front for a plain server on loopback: accepts TLS on its own port with a new
+/// self-signed certificate for 127.0.0.1 and forwards the decrypted bytes to `target`.
+pub struct TlsFront {
+    /// The port the front accepts TLS on.
+    pub port: u16,
+    /// The certificate (PEM) that clients must trust, e.g. through `SSL_CERT_FILE`.
+    pub cert_file: PathBuf,
+    _dir: tempfile::TempDir,
+    /// Dropping it ends the accept loop and every forwarding task.
+    _runtime: cluster_rt::tokio::runtime::Runtime,
+}
+
+impl TlsFront {
+    /// Starts forwarding to `target` (`host:port`).
+    pub fn start(target: &str) -> TlsFront {
+        use cluster_rt::tokio;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("self-signed certificate");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert_file = dir.path().join("front.pem");
+        std::fs::write(&cert_file, certified.cert.pem()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(certified.cert.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der())),
+            )
+            .expect("TLS config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("TLS front binds");
+        let port = listener.local_addr().unwrap().port();
+        let target = target.to_string();
+        runtime.spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut server).await;
+                });
+            }
+        });
+        TlsFront {
+            port,
+            cert_file,
+            _dir: dir,
+            _runtime: runtime,
+        }
+    }
+
+    /// `/ip4/127.0.0.1/tcp/<port>` of the front.
+    pub fn multiaddr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.port)
+    }
+}

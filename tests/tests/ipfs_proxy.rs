@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use cluster_tests::{curl, run, stdout, wait_until, FakeDaemon, MemberDir};
+use cluster_tests::{curl, run, stdout, wait_until, FakeDaemon, MemberDir, TlsFront};
 
 fn cid(i: u32) -> String {
     cluster_types::Cid::raw_sha256(format!("proxy {i}").as_bytes()).to_string()
@@ -160,4 +160,45 @@ fn the_proxy_pins_through_the_cluster_and_forwards_the_rest() {
     });
     let (code, body) = curl("POST", &format!("{api}/pin/add"));
     assert_eq!(code, "400", "{body}");
+}
+
+#[test]
+fn node_https_reaches_the_daemon_over_tls_and_verifies_its_certificate() {
+    let daemon = FakeDaemon::start(0);
+    let front = TlsFront::start(&daemon.multiaddr().replace("/ip4/", "").replace("/tcp/", ":"));
+    let member = MemberDir::init();
+    let path = member.path().join("service.json");
+    let mut config = json(&std::fs::read_to_string(&path).unwrap());
+    config["api"]["ipfsproxy"]["node_https"] = true.into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    let cert_file = front.cert_file.to_str().unwrap().to_string();
+    let proxy_node = front.multiaddr();
+    let env = [
+        ("CLUSTER_IPFSPROXY_NODEMULTIADDRESS", proxy_node.as_str()),
+        ("SSL_CERT_FILE", cert_file.as_str()),
+    ];
+    let mut service = member.start_daemon(&daemon.multiaddr(), &env, "daemon.log");
+    member.wait_ready(&mut service);
+    let api = format!("http://127.0.0.1:{}/api/v0", member.proxy_port);
+
+    // Forwarded over HTTPS to the daemon, and hijacked calls read its headers the same way.
+    let (code, body) = curl("POST", &format!("{api}/version"));
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(json(&body)["Version"], "0.29.0-fake");
+    let (code, body) = curl("POST", &format!("{api}/pin/add?arg={}", cid(7)));
+    assert_eq!(code, "200", "{body}");
+    assert!(in_pinset(&member, &cid(7)));
+    assert!(service.terminate(Duration::from_secs(20)));
+
+    // A certificate nobody vouches for is refused: nothing reaches the daemon in clear or to
+    // an impostor.
+    let mut service = member.start_daemon(
+        &daemon.multiaddr(),
+        &[("CLUSTER_IPFSPROXY_NODEMULTIADDRESS", proxy_node.as_str())],
+        "daemon-untrusted.log",
+    );
+    member.wait_ready(&mut service);
+    let (code, body) = curl("POST", &format!("{api}/version"));
+    assert_ne!(code, "200", "{body}");
+    assert!(body.to_lowercase().contains("certificate"), "{code} {body}");
 }

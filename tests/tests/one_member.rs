@@ -280,3 +280,72 @@ fn https_with_basic_auth_for_ctl_and_curl() {
     let id: serde_json::Value = serde_json::from_str(&stdout(&run(id, Duration::from_secs(30)))).unwrap();
     assert_eq!(id["rpc_protocol_version"], "/ipfscluster/1.0/rpc");
 }
+
+#[test]
+fn ctl_reaches_the_api_over_a_unix_socket_and_over_libp2p_with_the_secret() {
+    let daemon = FakeDaemon::start(0);
+    let mut member = MemberDir::init();
+    member.set_basic_auth("admin", "s3cret");
+    let socket = member.path().join("api.sock");
+    let path = member.path().join("service.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    json["api"]["restapi"]["http_listen_multiaddress"] = serde_json::json!([
+        format!("/ip4/127.0.0.1/tcp/{}", member.rest_port),
+        format!("/unix{}", socket.display())
+    ]);
+    let secret = json["cluster"]["secret"]
+        .as_str()
+        .expect("init writes a secret")
+        .to_string();
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    assert!(
+        service
+            .log()
+            .contains(&format!("(libp2p-http) listening on {}", member.cluster_address())),
+        "the libp2p endpoint is announced; log:\n{}",
+        service.log()
+    );
+
+    let ctl = |host: &str, extra: &[&str], args: &[&str]| {
+        let mut command = Command::new(bin_path("ipfs-cluster-ctl"));
+        command.args(["--host", host]).args(extra).args(args);
+        run(command, Duration::from_secs(60))
+    };
+    let auth = ["--basic-auth", "admin:s3cret"];
+    let unix_host = format!("/unix{}", socket.display());
+    let p2p_host = member.cluster_address();
+    let with_secret = ["--basic-auth", "admin:s3cret", "--secret", secret.as_str()];
+
+    // Over the socket: credentials would imply HTTPS on TCP, but not on a socket (as Go).
+    let pinned = ctl(&unix_host, &auth, &["pin", "add", "--no-status", &cid(1)]);
+    assert!(pinned.status.success(), "pin over unix: {}", stderr(&pinned));
+    // Over libp2p: requests with streamed answers and with bodies both work.
+    wait_until(Duration::from_secs(20), "pinned, seen over libp2p", || {
+        let output = ctl(&p2p_host, &with_secret, &["--enc", "json", "status", &cid(1)]);
+        assert!(output.status.success(), "status over libp2p: {}", stderr(&output));
+        stdout(&output).contains("\"pinned\"")
+    });
+    let listed = ctl(&p2p_host, &with_secret, &["pin", "ls"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(stdout(&listed).contains(&cid(1)), "{}", stdout(&listed));
+    let second = ctl(&p2p_host, &with_secret, &["pin", "add", "--no-status", &cid(2)]);
+    assert!(second.status.success(), "pin over libp2p: {}", stderr(&second));
+    let over_unix = ctl(&unix_host, &auth, &["pin", "ls"]);
+    assert!(stdout(&over_unix).contains(&cid(2)), "{}", stdout(&over_unix));
+
+    // The API's own authentication still applies on both.
+    let anonymous = ctl(&p2p_host, &["--secret", &secret], &["pin", "ls"]);
+    assert_eq!(anonymous.status.code(), Some(2), "{}", stdout(&anonymous));
+    assert!(stdout(&anonymous).contains("unauthorized"), "{}", stdout(&anonymous));
+    // Another secret never gets through the private network.
+    let other_secret = "ab".repeat(32);
+    let wrong = ctl(&p2p_host, &["--secret", &other_secret], &["id"]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", stdout(&wrong));
+    let said = format!("{}{}", stdout(&wrong), stderr(&wrong));
+    assert!(said.contains("--secret"), "{said}");
+
+    assert!(service.terminate(Duration::from_secs(20)), "daemon stops on SIGTERM");
+    assert!(!socket.exists(), "the socket file is removed on shutdown");
+}

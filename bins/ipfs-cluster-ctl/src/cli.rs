@@ -25,8 +25,9 @@ with the --host option. If several multiaddresses are specified
 (comma-separated), requests will be sent to the first one and fail-over
 over to the others.
 
-This implementation speaks plain HTTP only: the libp2p-http endpoint
-(/p2p/ addresses) and HTTPS are not supported yet.";
+The host may also be a Unix socket (/unix/<path>), or a member's cluster
+address (/ip4/<host>/tcp/9096/p2p/<peer id>) to reach its API over libp2p
+with the cluster --secret.";
 
 /// Help section of the flags that apply to every command.
 const GLOBAL: &str = "Global options";

@@ -29,15 +29,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One API address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// `host:port` (IPv6 hosts in brackets).
-    pub authority: String,
-    /// Whether the address asked for HTTPS (`/https`, `/tls` or `https://`).
-    pub https: bool,
+pub enum Endpoint {
+    /// HTTP or HTTPS over TCP.
+    Http {
+        /// `host:port` (IPv6 hosts in brackets).
+        authority: String,
+        /// Whether the address asked for HTTPS (`/https`, `/tls` or `https://`).
+        https: bool,
+    },
+    /// HTTP over a Unix socket (`/unix/<path>`).
+    Unix(std::path::PathBuf),
+    /// HTTP over a libp2p stream to the member's cluster host (`/ip4/../tcp/9096/p2p/<id>`),
+    /// through the private network keyed by `--secret`.
+    Libp2p(Multiaddr),
 }
 
+/// How long to wait for a connection to be made (Go's default dialer uses 30 s too).
+const LIBP2P_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Parses `--host`: a comma-separated list of `/ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>[/http|/https]`
-/// multiaddresses or `http(s)://host:port` URLs.
+/// multiaddresses, `http(s)://host:port` URLs, `/unix/<path>` sockets and libp2p peer addresses
+/// (`/ip4/<host>/tcp/<port>/p2p/<peer id>`).
 pub fn parse_hosts(text: &str) -> Result<Vec<Endpoint>, String> {
     text.split(',').map(str::trim).map(parse_host).collect()
 }
@@ -53,23 +65,49 @@ pub fn parse_host(text: &str) -> Result<Endpoint, String> {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| format!("no port in {text:?}"))?;
-        return Ok(Endpoint {
+        return Ok(Endpoint::Http {
             authority: format!("{host}:{port}"),
             https: url.scheme() == "https",
         });
     }
+    if let Some(path) = text.strip_prefix("/unix/") {
+        // As Go's multiaddr: the path runs to the end of the address.
+        if path.is_empty() {
+            return Err(format!("{text:?} has no socket path"));
+        }
+        return Ok(Endpoint::Unix(format!("/{path}").into()));
+    }
     let address: Multiaddr = text
         .parse()
         .map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
+    if address.iter().any(|p| matches!(p, Protocol::P2p(_))) {
+        if !matches!(
+            address.iter().next(),
+            Some(Protocol::Ip4(_) | Protocol::Ip6(_) | Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_))
+        ) {
+            // Go's client: "APIAddr only includes a Peer ID"; we have no peer routing either.
+            return Err(format!(
+                "{text:?}: a libp2p address needs /ip4|ip6|dns/<host>/tcp/<port> before /p2p/"
+            ));
+        }
+        return Ok(Endpoint::Libp2p(address));
+    }
     let mut parts = address.iter();
-    let host = match parts.next() {
-        Some(Protocol::Ip4(ip)) => ip.to_string(),
-        Some(Protocol::Ip6(ip)) => format!("[{ip}]"),
-        Some(Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name)) => name.to_string(),
-        Some(Protocol::Dnsaddr(_)) => return Err("/dnsaddr hosts are not supported yet".into()),
-        Some(Protocol::Unix(_)) => return Err("/unix socket hosts are not supported yet".into()),
-        _ => return Err(format!("{text:?} must start with /ip4, /ip6, /dns, /dns4 or /dns6")),
-    };
+    let host =
+        match parts.next() {
+            Some(Protocol::Ip4(ip)) => ip.to_string(),
+            Some(Protocol::Ip6(ip)) => format!("[{ip}]"),
+            Some(Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name)) => name.to_string(),
+            Some(Protocol::Dnsaddr(_)) => return Err(
+                "/dnsaddr hosts are not supported (they need DNS TXT lookups): give /ip4/<host>/tcp/<port>/p2p/<id>"
+                    .into(),
+            ),
+            _ => {
+                return Err(format!(
+                    "{text:?} must start with /ip4, /ip6, /dns, /dns4, /dns6 or /unix"
+                ))
+            }
+        };
     let port = match parts.next() {
         Some(Protocol::Tcp(port)) => port,
         _ => return Err(format!("{text:?} has no /tcp/<port> after the host")),
@@ -79,11 +117,10 @@ pub fn parse_host(text: &str) -> Result<Endpoint, String> {
         match part {
             Protocol::Http => {}
             Protocol::Https | Protocol::Tls => https = true,
-            Protocol::P2p(_) => return Err("the libp2p-http endpoint (/p2p/ addresses) is not supported yet".into()),
             other => return Err(format!("unsupported protocol {other} in {text:?}")),
         }
     }
-    Ok(Endpoint {
+    Ok(Endpoint::Http {
         authority: format!("{host}:{port}"),
         https,
     })
@@ -361,6 +398,8 @@ pub struct ClientConfig {
     pub https: bool,
     /// Accept any server certificate (`--no-check-certificate`).
     pub no_check_certificate: bool,
+    /// The cluster secret for libp2p endpoints (`--secret`, 32 bytes); empty for an open network.
+    pub secret: Vec<u8>,
 }
 
 /// A request body: empty, or an upload streamed from disk.
@@ -419,6 +458,8 @@ pub struct Client {
     /// For `add <url>` downloads: always verifies certificates (`--no-check-certificate` is
     /// about the cluster's API, not about content from elsewhere).
     downloads: hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, RequestBody>,
+    /// Connections to libp2p endpoints, made on first use and kept for the command's life.
+    tunnels: tokio::sync::Mutex<std::collections::HashMap<Multiaddr, Arc<cluster_p2p::HttpTunnelClient>>>,
     config: ClientConfig,
 }
 
@@ -469,6 +510,7 @@ impl Client {
         Ok(Client {
             http,
             downloads,
+            tunnels: Default::default(),
             config,
         })
     }
@@ -621,13 +663,24 @@ impl Client {
     ) -> Result<http::Response<hyper::body::Incoming>, CtlError> {
         let mut last_error = String::from("no API endpoint configured");
         for endpoint in &self.config.endpoints {
-            let scheme = if self.config.https || endpoint.https {
-                "https"
-            } else {
-                "http"
+            // Unix sockets and libp2p streams get origin-form requests with Go's Host values.
+            let (uri, host) = match endpoint {
+                Endpoint::Http { authority, https } => {
+                    let scheme = if self.config.https || *https { "https" } else { "http" };
+                    (format!("{scheme}://{authority}{path}"), None)
+                }
+                Endpoint::Unix(_) => (path.to_string(), Some("restapi".to_string())),
+                Endpoint::Libp2p(address) => (path.to_string(), Some(peer_of(address))),
             };
-            let uri = format!("{scheme}://{}{}", endpoint.authority, path);
+            let shown = match endpoint {
+                Endpoint::Http { .. } => uri.clone(),
+                Endpoint::Unix(socket) => format!("http+unix://{}{path}", socket.display()),
+                Endpoint::Libp2p(address) => format!("libp2p://{address}{path}"),
+            };
             let mut request = Request::builder().method(method.clone()).uri(&uri);
+            if let Some(host) = &host {
+                request = request.header(http::header::HOST, host);
+            }
             if let Some(credentials) = &self.config.credentials {
                 let token = base64::engine::general_purpose::STANDARD
                     .encode(format!("{}:{}", credentials.user, credentials.password));
@@ -647,21 +700,114 @@ impl Client {
             };
             let request = request.body(body).map_err(|e| CtlError::local("building request", e))?;
             if self.config.debug {
-                eprintln!("DEBUG: {method} {uri}");
+                eprintln!("DEBUG: {method} {shown}");
             }
-            match self.http.request(request).await {
+            let sent = match endpoint {
+                Endpoint::Http { .. } => self.http.request(request).await.map_err(|e| Failure {
+                    connecting: e.is_connect(),
+                    message: error_chain(&e),
+                }),
+                Endpoint::Unix(socket) => match tokio::net::UnixStream::connect(socket).await {
+                    Ok(stream) => send_on(stream, request).await,
+                    Err(e) => Err(Failure {
+                        connecting: true,
+                        message: format!("dial unix {}: {e}", socket.display()),
+                    }),
+                },
+                Endpoint::Libp2p(address) => match self.tunnel_stream(address).await {
+                    Ok(stream) => send_on(stream, request).await,
+                    Err(message) => Err(Failure {
+                        connecting: true,
+                        message,
+                    }),
+                },
+            };
+            match sent {
                 Ok(response) => {
                     if self.config.debug {
                         eprintln!("DEBUG: response status {}", response.status());
                     }
                     return Ok(response);
                 }
-                Err(e) if e.is_connect() => last_error = format!("{method} {uri:?}: {}", error_chain(&e)),
-                Err(e) => return Err(CtlError::transport(format!("{method} {uri:?}: {}", error_chain(&e)))),
+                Err(Failure {
+                    connecting: true,
+                    message,
+                }) => last_error = format!("{method} {shown:?}: {message}"),
+                Err(Failure { message, .. }) => {
+                    return Err(CtlError::transport(format!("{method} {shown:?}: {message}")))
+                }
             }
         }
         Err(CtlError::transport(last_error))
     }
+
+    /// A new stream to the libp2p endpoint at `address`, connecting on first use.
+    async fn tunnel_stream(&self, address: &Multiaddr) -> Result<cluster_p2p::HttpStream, String> {
+        let tunnel = {
+            let mut tunnels = self.tunnels.lock().await;
+            match tunnels.get(address) {
+                Some(tunnel) => tunnel.clone(),
+                None => {
+                    let tunnel =
+                        cluster_p2p::HttpTunnelClient::connect(&self.config.secret, address, LIBP2P_CONNECT_TIMEOUT)
+                            .await
+                            .map_err(|e| {
+                                let hint = if self.config.secret.is_empty() {
+                                    " (members of a private cluster need --secret)"
+                                } else {
+                                    " (is --secret the cluster's secret?)"
+                                };
+                                format!("{e}{hint}")
+                            })?;
+                    let tunnel = Arc::new(tunnel);
+                    tunnels.insert(address.clone(), tunnel.clone());
+                    tunnel
+                }
+            }
+        };
+        tokio::time::timeout(LIBP2P_CONNECT_TIMEOUT, tunnel.open())
+            .await
+            .map_err(|_| format!("no stream to {} within {LIBP2P_CONNECT_TIMEOUT:?}", tunnel.peer()))?
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Why a request got no response, and whether it never reached the server (the next endpoint
+/// may then be tried without sending the request twice).
+struct Failure {
+    connecting: bool,
+    message: String,
+}
+
+/// The peer id of a `/p2p/` address, Go's `Host` for libp2p requests.
+fn peer_of(address: &Multiaddr) -> String {
+    address
+        .iter()
+        .find_map(|p| match p {
+            Protocol::P2p(peer) => Some(peer.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Sends `request` as the only one on a new HTTP/1.1 connection over `io`.
+async fn send_on<S>(io: S, request: Request<RequestBody>) -> Result<http::Response<hyper::body::Incoming>, Failure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| Failure {
+            connecting: true,
+            message: error_chain(&e),
+        })?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    sender.send_request(request).await.map_err(|e| Failure {
+        connecting: false,
+        message: error_chain(&e),
+    })
 }
 
 async fn read_body(mut body: hyper::body::Incoming) -> Result<Vec<u8>, CtlError> {
@@ -692,7 +838,7 @@ mod tests {
     const CID: &str = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
 
     fn endpoint(authority: &str, https: bool) -> Endpoint {
-        Endpoint {
+        Endpoint::Http {
             authority: authority.into(),
             https,
         }
@@ -724,6 +870,16 @@ mod tests {
             parse_hosts("/ip4/10.0.0.1/tcp/9094,/ip4/10.0.0.2/tcp/9094").unwrap(),
             vec![endpoint("10.0.0.1:9094", false), endpoint("10.0.0.2:9094", false)]
         );
+        assert_eq!(
+            parse_host("/unix/run/cluster/api.sock").unwrap(),
+            Endpoint::Unix("/run/cluster/api.sock".into())
+        );
+        let peer = "/ip4/1.2.3.4/tcp/9096/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
+        assert_eq!(parse_host(peer).unwrap(), Endpoint::Libp2p(peer.parse().unwrap()));
+        assert_eq!(
+            peer_of(&peer.parse().unwrap()),
+            "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+        );
     }
 
     #[test]
@@ -734,8 +890,9 @@ mod tests {
             "/ip4/127.0.0.1",
             "/ip4/127.0.0.1/udp/9094",
             "/tcp/9094",
-            "/ip4/1.2.3.4/tcp/9096/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
-            "/unix/tmp/api-socket",
+            "/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+            "/dnsaddr/cluster.example",
+            "/unix/",
             "/ip4/127.0.0.1/tcp/9094,",
         ] {
             assert!(parse_hosts(bad).is_err(), "{bad:?}");

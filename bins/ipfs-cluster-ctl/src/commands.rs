@@ -93,13 +93,17 @@ pub fn report<O: Write, E: Write>(error: &CtlError, encoding: Encoding, stdout: 
 /// Builds the client configuration from the global flags, refusing what is not supported.
 pub fn client_config(cli: &Cli) -> Result<ClientConfig, CtlError> {
     let secret = cli.secret.as_deref().unwrap_or("");
-    // Accepted for compatibility and checked like Go, but only the libp2p endpoint would use it.
+    // Checked like Go's hex.DecodeString; only libp2p endpoints use it.
     if !secret.len().is_multiple_of(2) || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(CtlError::local(
             "parsing secret",
             "encoding/hex: invalid byte or odd length",
         ));
     }
+    let secret: Vec<u8> = (0..secret.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&secret[i..i + 2], 16).ok())
+        .collect();
     let endpoints = client::parse_hosts(&cli.host).map_err(|e| CtlError::local("parsing host multiaddress", e))?;
     let credentials = cli.basic_auth.as_deref().and_then(client::parse_credentials);
     // As Go: credentials turn on HTTPS unless --force-http, so they are not sent in clear by accident.
@@ -112,6 +116,7 @@ pub fn client_config(cli: &Cli) -> Result<ClientConfig, CtlError> {
         debug: cli.debug,
         https,
         no_check_certificate: cli.no_check_certificate,
+        secret,
     })
 }
 
@@ -860,7 +865,10 @@ mod tests {
         assert!(config(&["--https"]).unwrap().https);
         let no_check = config(&["--https", "--no-check-certificate"]).unwrap();
         assert!(no_check.https && no_check.no_check_certificate);
-        assert!(config(&["--host", "https://h:1"]).unwrap().endpoints[0].https);
+        assert!(matches!(
+            config(&["--host", "https://h:1"]).unwrap().endpoints[0],
+            client::Endpoint::Http { https: true, .. }
+        ));
         // Credentials imply HTTPS, unless --force-http (as Go).
         let implied = config(&["--basic-auth", "u:p"]).unwrap();
         assert!(implied.https);
@@ -868,7 +876,7 @@ mod tests {
         assert!(!forced.https);
         assert_eq!(forced.credentials.unwrap().password, "p");
         assert!(config(&["--secret", "zz"]).is_err());
-        assert!(config(&["--secret", "00ff"]).is_ok());
+        assert_eq!(config(&["--secret", "00ff"]).unwrap().secret, vec![0, 255]);
         assert!(config(&["--host", "nonsense"])
             .unwrap_err()
             .to_string()

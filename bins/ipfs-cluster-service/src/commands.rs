@@ -329,6 +329,7 @@ async fn run_daemon(
         )
         .with_context(|| format!("binding the REST API on {}", list(&listen)))?;
         tracing::info!("REST API listening on {}", list(&server.local_addresses()));
+        let server = server.with_tunnel(libp2p_http_endpoint(&transport)?);
         let mut stop = stop_rx.clone();
         server_task = Some(cluster_rt::spawn(server.serve(async move {
             let _ = stop.changed().await;
@@ -367,6 +368,34 @@ async fn run_daemon(
     transport.stop();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The REST API's libp2p endpoint, as Go's: `/libp2p-http` streams on the cluster's own host,
+/// so whoever holds the cluster secret reaches the API at the member's cluster address.
+fn libp2p_http_endpoint(
+    transport: &P2pTransport,
+) -> anyhow::Result<cluster_rt::tokio::sync::mpsc::Receiver<cluster_api::TunnelConnection>> {
+    let mut streams = transport.http_connections().context("taking the libp2p-http streams")?;
+    let (connections, tunnel) = cluster_rt::tokio::sync::mpsc::channel(64);
+    cluster_rt::spawn(async move {
+        use futures::StreamExt as _;
+        while let Some((peer, stream)) = streams.next().await {
+            let connection = cluster_api::TunnelConnection {
+                io: Box::new(stream),
+                peer: peer.to_string(),
+            };
+            if connections.send(connection).await.is_err() {
+                break;
+            }
+        }
+    });
+    for address in transport.listen_addresses() {
+        tracing::info!(
+            "REST API (libp2p-http) listening on {address}/p2p/{}",
+            transport.peer_id()
+        );
+    }
+    Ok(tunnel)
 }
 
 /// `a, b` of listen addresses, for messages.

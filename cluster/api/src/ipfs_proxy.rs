@@ -742,7 +742,16 @@ async fn send_to_daemon(shared: &Shared, request: Request<Incoming>) -> Result<R
         .client
         .request(Request::from_parts(parts, body))
         .await
-        .map_err(|e| format!("the IPFS daemon at {} did not answer: {e}", shared.node_address))
+        .map_err(|e| {
+            // The sources say why: refused, a certificate not trusted, ...
+            let mut message = format!("the IPFS daemon at {} did not answer: {e}", shared.node_address);
+            let mut source = std::error::Error::source(&e);
+            while let Some(inner) = source {
+                message.push_str(&format!(": {inner}"));
+                source = inner.source();
+            }
+            message
+        })
 }
 
 /// The reverse proxy: the request goes to the daemon as is, the answer comes back streamed.

@@ -20,6 +20,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{multiaddr::Protocol, noise, tcp, yamux, Multiaddr, PeerId, Swarm, Transport as _};
 
 use crate::codec::{protocol, FrameCodec, TrafficCounter};
+use crate::http_tunnel::{HttpConnections, HTTP_PROTOCOL};
 
 /// How long libp2p itself keeps an exchange open; callers' own deadlines are shorter.
 const EXCHANGE_LIMIT: Duration = Duration::from_secs(300);
@@ -49,6 +50,9 @@ pub enum P2pError {
     /// A configuration value is unusable.
     #[error("{0}")]
     Config(String),
+    /// No connection or stream to a peer could be made.
+    #[error("cannot connect to {0}")]
+    Connect(String),
     /// A listener could not bind.
     #[error("cannot listen on {address}: {message}")]
     Listen {
@@ -59,7 +63,13 @@ pub enum P2pError {
     },
 }
 
-type Behaviour = request_response::Behaviour<FrameCodec>;
+/// What the host speaks: cluster RPC, and raw streams (the REST API's `/libp2p-http`).
+#[derive(libp2p::swarm::NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+struct Behaviour {
+    rpc: request_response::Behaviour<FrameCodec>,
+    streams: libp2p_stream::Behaviour,
+}
 type Reply = oneshot::Sender<Result<Vec<u8>, TransportFailure>>;
 
 enum HostCommand {
@@ -83,6 +93,7 @@ pub struct P2pTransport {
     listening: Vec<Multiaddr>,
     commands: mpsc::UnboundedSender<HostCommand>,
     handler: Arc<OnceLock<Arc<dyn RpcHandler>>>,
+    streams: libp2p_stream::Control,
 }
 
 impl std::fmt::Debug for P2pTransport {
@@ -91,7 +102,7 @@ impl std::fmt::Debug for P2pTransport {
     }
 }
 
-fn build_transport(keypair: &Keypair, secret: &[u8]) -> Result<Boxed<(PeerId, StreamMuxerBox)>, P2pError> {
+pub(crate) fn build_transport(keypair: &Keypair, secret: &[u8]) -> Result<Boxed<(PeerId, StreamMuxerBox)>, P2pError> {
     let noise = noise::Config::new(keypair).map_err(|e| P2pError::Config(format!("noise: {e}")))?;
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
     if secret.is_empty() {
@@ -144,7 +155,7 @@ fn tcp_listen_addresses(listen: &[String]) -> Result<Vec<Multiaddr>, P2pError> {
 }
 
 /// `address` without its `/p2p/..` part, and the peer id that part names.
-fn split_peer(address: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
+pub(crate) fn split_peer(address: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
     let mut peer = None;
     let without = address
         .iter()
@@ -166,13 +177,17 @@ impl P2pTransport {
         let local = config.keypair.public().to_peer_id();
         let transport = build_transport(&config.keypair, &config.secret)?;
         let traffic = Arc::new(TrafficCounter::default());
-        let behaviour = Behaviour::with_codec(
-            FrameCodec::counting(traffic.clone()),
-            [(protocol(), ProtocolSupport::Full)],
-            request_response::Config::default()
-                .with_request_timeout(EXCHANGE_LIMIT)
-                .with_max_concurrent_streams(STREAMS_PER_CONNECTION),
-        );
+        let behaviour = Behaviour {
+            rpc: request_response::Behaviour::with_codec(
+                FrameCodec::counting(traffic.clone()),
+                [(protocol(), ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(EXCHANGE_LIMIT)
+                    .with_max_concurrent_streams(STREAMS_PER_CONNECTION),
+            ),
+            streams: libp2p_stream::Behaviour::new(),
+        };
+        let streams = behaviour.streams.new_control();
         let mut swarm = Swarm::new(
             transport,
             behaviour,
@@ -247,7 +262,18 @@ impl P2pTransport {
             listening,
             commands,
             handler,
+            streams,
         }))
+    }
+
+    /// Inbound HTTP connections of the `/libp2p-http` protocol (the REST API's libp2p
+    /// endpoint). Only one caller may take them; later calls fail.
+    pub fn http_connections(&self) -> Result<HttpConnections, P2pError> {
+        let mut control = self.streams.clone();
+        control
+            .accept(HTTP_PROTOCOL)
+            .map(crate::http_tunnel::incoming)
+            .map_err(|_| P2pError::Config(format!("{HTTP_PROTOCOL} streams are already taken")))
     }
 
     /// Answers inbound requests with `handler` from now on (set once; later calls are ignored).
@@ -373,33 +399,36 @@ impl SwarmTask {
                 let id = self
                     .swarm
                     .behaviour_mut()
+                    .rpc
                     .send_request_with_addresses(&peer, request, addresses);
                 self.pending.insert(id, reply);
             }
             HostCommand::Respond { channel, response } => {
                 // Fails only if the asker is gone; it then sees its own failure.
-                let _ = self.swarm.behaviour_mut().send_response(channel, response);
+                let _ = self.swarm.behaviour_mut().rpc.send_response(channel, response);
             }
             HostCommand::Stop => {}
         }
     }
 
-    fn event(&mut self, event: SwarmEvent<request_response::Event<Vec<u8>, Vec<u8>>>) {
+    fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(request_response::Event::Message { peer, message, .. }) => match message {
-                request_response::Message::Request { request, channel, .. } => self.inbound(peer, request, channel),
-                request_response::Message::Response { request_id, response } => {
-                    if let Some(reply) = self.pending.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::Message { peer, message, .. })) => {
+                match message {
+                    request_response::Message::Request { request, channel, .. } => self.inbound(peer, request, channel),
+                    request_response::Message::Response { request_id, response } => {
+                        if let Some(reply) = self.pending.remove(&request_id) {
+                            let _ = reply.send(Ok(response));
+                        }
                     }
                 }
-            },
-            SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::OutboundFailure {
                 peer,
                 request_id,
                 error,
                 ..
-            }) => {
+            })) => {
                 let failure = match error {
                     OutboundFailure::DialFailure => TransportFailure::Unreachable(format!(
                         "cannot connect to {peer}: {}",
@@ -414,7 +443,9 @@ impl SwarmTask {
                     let _ = reply.send(Err(failure));
                 }
             }
-            SwarmEvent::Behaviour(request_response::Event::InboundFailure { peer, error, .. }) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::InboundFailure {
+                peer, error, ..
+            })) => {
                 tracing::debug!("request from {peer} failed: {error}");
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

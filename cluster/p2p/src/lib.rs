@@ -1,6 +1,7 @@
 //! The production transport between members: a libp2p host (TCP, the private network keyed by
 //! the cluster `secret`, noise, yamux) carrying [`cluster_rpc`] requests with libp2p's
-//! request-response protocol, one length-prefixed JSON frame each way.
+//! request-response protocol, one length-prefixed JSON frame each way; and HTTP over libp2p
+//! streams (`/libp2p-http`, the REST API's libp2p endpoint) for both sides.
 //!
 //! Owns: the libp2p swarm task, dialing by peer id and address, and mapping libp2p failures to
 //! [`TransportFailure`] (never delivered → `Unreachable`; outcome unknown → `Network`). Does not
@@ -12,6 +13,10 @@
 mod codec;
 #[cfg(not(madsim))]
 mod host;
+#[cfg(not(madsim))]
+mod http_tunnel;
 
 #[cfg(not(madsim))]
 pub use host::{P2pConfig, P2pError, P2pTransport};
+#[cfg(not(madsim))]
+pub use http_tunnel::{HttpConnections, HttpStream, HttpTunnelClient, HTTP_PROTOCOL};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_consensus::{MemberNode, TransportFailure};
-use cluster_p2p::{P2pConfig, P2pTransport};
+use cluster_p2p::{HttpTunnelClient, P2pConfig, P2pTransport};
 use cluster_rpc::{RpcHandler, RpcRequest, RpcResponse, Transport};
 use cluster_types::{Cid, ClusterError};
 use libp2p_identity::Keypair;
@@ -134,4 +134,55 @@ async fn a_busy_port_is_a_clear_start_error() {
     .await
     .unwrap_err();
     assert!(error.to_string().contains(&port.to_string()), "{error}");
+}
+
+fn p2p_address(of: &P2pTransport) -> libp2p::Multiaddr {
+    format!("{}/p2p/{}", of.listen_addresses()[0], of.peer_id())
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn http_tunnel_streams_carry_bytes_both_ways_with_the_right_secret_only() {
+    use futures::StreamExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let secret = [7u8; 32];
+    let server = host("server", &secret).await;
+    let mut connections = server.http_connections().expect("first taker");
+    assert!(server.http_connections().is_err(), "only one taker");
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = connections.next().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4];
+                stream.read_exact(&mut request).await.unwrap();
+                request.reverse();
+                stream.write_all(&request).await.unwrap();
+                stream.flush().await.unwrap();
+            });
+        }
+    });
+    let client = HttpTunnelClient::connect(&secret, &p2p_address(&server), Duration::from_secs(15))
+        .await
+        .expect("connects with the cluster secret");
+    assert_eq!(client.peer(), server.peer_id());
+    // Two streams on the one connection, as two HTTP connections would be.
+    for word in [*b"ping", *b"abcd"] {
+        let mut stream = client.open().await.expect("stream opens");
+        stream.write_all(&word).await.unwrap();
+        stream.flush().await.unwrap();
+        let mut answer = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut answer))
+            .await
+            .expect("answer in time")
+            .unwrap();
+        let mut expected = word;
+        expected.reverse();
+        assert_eq!(answer, expected);
+    }
+
+    let wrong = HttpTunnelClient::connect(&[8u8; 32], &p2p_address(&server), Duration::from_secs(15)).await;
+    assert!(wrong.is_err(), "another secret must not connect");
+    let no_peer = HttpTunnelClient::connect(&secret, &server.listen_addresses()[0], Duration::from_secs(15)).await;
+    let error = no_peer.unwrap_err().to_string();
+    assert!(error.contains("/p2p/"), "{error}");
 }

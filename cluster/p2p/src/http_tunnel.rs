@@ -1,0 +1,126 @@
+//! HTTP over libp2p streams, as Go's `go-libp2p-http`: each stream of the `/libp2p-http`
+//! protocol carries one HTTP/1.1 connection. Members accept such streams on their cluster host
+//! (the REST API's libp2p endpoint, reached with the cluster secret); [`HttpTunnelClient`] is
+//! the client side `ipfs-cluster-ctl --host /ip4/../tcp/9096/p2p/<id> --secret <hex>` uses.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};
+use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
+
+use crate::host::{build_transport, split_peer, P2pError};
+
+/// The protocol name Go's `p2phttp.DefaultP2PProtocol` registers.
+pub const HTTP_PROTOCOL: StreamProtocol = StreamProtocol::new("/libp2p-http");
+
+/// One HTTP connection over a libp2p stream, readable and writable with tokio's traits.
+pub type HttpStream = Compat<libp2p::Stream>;
+
+/// Inbound HTTP connections: the peer that opened each, and its stream.
+pub type HttpConnections = futures::stream::BoxStream<'static, (PeerId, HttpStream)>;
+
+pub(crate) fn incoming(streams: libp2p_stream::IncomingStreams) -> HttpConnections {
+    streams.map(|(peer, stream)| (peer, stream.compat())).boxed()
+}
+
+/// How long the client's connection may stay without streams before libp2p closes it: long,
+/// since it is never redialled (the client lives as long as one command).
+const CLIENT_IDLE: Duration = Duration::from_secs(3600);
+
+/// A connection to one member's libp2p host that opens a stream per HTTP connection. Dropping
+/// it closes the connection.
+pub struct HttpTunnelClient {
+    peer: PeerId,
+    control: libp2p_stream::Control,
+    _stop: cluster_rt::tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for HttpTunnelClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpTunnelClient({})", self.peer)
+    }
+}
+
+impl HttpTunnelClient {
+    /// Connects to `address`, which must end in `/p2p/<peer id>`, through the private network
+    /// keyed by `secret` (32 bytes; empty for an open network), within `limit`.
+    pub async fn connect(secret: &[u8], address: &Multiaddr, limit: Duration) -> Result<HttpTunnelClient, P2pError> {
+        let (dial_address, peer) = split_peer(address);
+        let peer = peer.ok_or_else(|| P2pError::Config(format!("{address} does not end in /p2p/<peer id>")))?;
+        // A throwaway identity: members accept any peer that knows the secret.
+        let keypair = Keypair::generate_ed25519();
+        let transport = build_transport(&keypair, secret)?;
+        let behaviour = libp2p_stream::Behaviour::new();
+        let control = behaviour.new_control();
+        let mut swarm = Swarm::new(
+            transport,
+            behaviour,
+            keypair.public().to_peer_id(),
+            libp2p::swarm::Config::with_tokio_executor().with_idle_connection_timeout(CLIENT_IDLE),
+        );
+        // libp2p-stream keeps no addresses: this connection is the one every stream uses.
+        let dial = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+            .addresses(vec![dial_address])
+            .build();
+        swarm
+            .dial(dial)
+            .map_err(|e| P2pError::Connect(format!("{address}: {e}")))?;
+        let connected = cluster_rt::timeout(limit, async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => return Ok(()),
+                    SwarmEvent::OutgoingConnectionError { error, .. } => {
+                        return Err(P2pError::Connect(format!("{address}: {error}")))
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        match connected {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(P2pError::Connect(format!(
+                    "{address}: no connection within {limit:?} (is the cluster secret right?)"
+                )))
+            }
+        }
+        let (stop, stopped) = cluster_rt::tokio::sync::oneshot::channel::<()>();
+        cluster_rt::spawn(async move {
+            let mut stopped = std::pin::pin!(stopped);
+            loop {
+                cluster_rt::tokio::select! {
+                    _ = &mut stopped => break,
+                    event = swarm.select_next_some() => {
+                        if let SwarmEvent::ConnectionClosed { peer_id, cause, .. } = event {
+                            tracing::debug!("connection to {peer_id} closed: {cause:?}");
+                        }
+                    }
+                }
+            }
+        });
+        Ok(HttpTunnelClient {
+            peer,
+            control,
+            _stop: stop,
+        })
+    }
+
+    /// The member this client talks to.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// Opens a new stream: one HTTP connection.
+    pub async fn open(&self) -> Result<HttpStream, P2pError> {
+        let mut control = self.control.clone();
+        control
+            .open_stream(self.peer, HTTP_PROTOCOL)
+            .await
+            .map(|stream| stream.compat())
+            .map_err(|e| P2pError::Connect(format!("{}: {e}", self.peer)))
+    }
+}
