@@ -349,3 +349,37 @@ fn ctl_reaches_the_api_over_a_unix_socket_and_over_libp2p_with_the_secret() {
     assert!(service.terminate(Duration::from_secs(20)), "daemon stops on SIGTERM");
     assert!(!socket.exists(), "the socket file is removed on shutdown");
 }
+
+#[test]
+fn a_libp2p_host_of_the_apis_own_answers_without_the_cluster_secret() {
+    let daemon = FakeDaemon::start(0);
+    let member = MemberDir::init();
+    // Another folder's identity serves as the API host's: Go's `id` and `private_key`.
+    let other = MemberDir::init();
+    let identity: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(other.path().join("identity.json")).unwrap()).unwrap();
+    let api_port = free_port();
+    let path = member.path().join("service.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    json["api"]["restapi"]["libp2p_listen_multiaddress"] =
+        serde_json::json!([format!("/ip4/127.0.0.1/tcp/{api_port}")]);
+    json["api"]["restapi"]["id"] = identity["id"].clone();
+    json["api"]["restapi"]["private_key"] = identity["private_key"].clone();
+    let secret = json["cluster"]["secret"].as_str().unwrap().to_string();
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+
+    let api_host = format!("/ip4/127.0.0.1/tcp/{api_port}/p2p/{}", identity["id"].as_str().unwrap());
+    let mut command = Command::new(bin_path("ipfs-cluster-ctl"));
+    command.args(["--host", &api_host, "--enc", "json", "id"]);
+    let id = run(command, Duration::from_secs(60));
+    assert!(id.status.success(), "{}", stderr(&id));
+    let id: serde_json::Value = serde_json::from_str(&stdout(&id)).unwrap();
+    assert_eq!(id["id"], member.peer_id(), "the API answers for the member");
+    // As in Go, the cluster host no longer serves the API then.
+    let mut command = Command::new(bin_path("ipfs-cluster-ctl"));
+    command.args(["--host", &member.cluster_address(), "--secret", &secret, "id"]);
+    let refused = run(command, Duration::from_secs(60));
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+}

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use cluster_api::{IpfsProxy, IpfsProxyConfig, RestServer, RestServerConfig};
 use cluster_ipfs::{KuboConnector, KuboConnectorConfig};
 use cluster_node::{Cluster, ClusterDeps, DataFolder, Identity, ServiceConfig};
-use cluster_p2p::{P2pConfig, P2pTransport};
+use cluster_p2p::{HttpTunnelServer, P2pConfig, P2pTransport};
 
 /// IPFS Cluster member daemon (Rust implementation, REST-compatible with ipfs-cluster 1.1.6).
 #[derive(Parser, Debug)]
@@ -277,6 +277,7 @@ async fn run_daemon(
     let rest_credentials = config.rest_credentials.clone();
     let rest_cors = config.rest_cors.clone();
     let rest_tls = config.rest_tls.clone();
+    let rest_libp2p = config.rest_libp2p.clone();
     let proxy_listen = config.proxy_listen.clone();
     let proxy_node_address = config.proxy_node_address.clone();
     let proxy_node_https = config.proxy_node_https;
@@ -316,6 +317,8 @@ async fn run_daemon(
     }
     let (stop_tx, stop_rx) = cluster_rt::tokio::sync::watch::channel(false);
     let mut server_task = None;
+    // The REST API's own libp2p host, when it has one; closed by dropping.
+    let mut api_host = None;
     if let Some(listen) = rest_listen {
         let server = RestServer::bind(
             RestServerConfig {
@@ -329,7 +332,9 @@ async fn run_daemon(
         )
         .with_context(|| format!("binding the REST API on {}", list(&listen)))?;
         tracing::info!("REST API listening on {}", list(&server.local_addresses()));
-        let server = server.with_tunnel(libp2p_http_endpoint(&transport)?);
+        let (tunnel, host) = libp2p_http_endpoint(&transport, rest_libp2p).await?;
+        api_host = host;
+        let server = server.with_tunnel(tunnel);
         let mut stop = stop_rx.clone();
         server_task = Some(cluster_rt::spawn(server.serve(async move {
             let _ = stop.changed().await;
@@ -364,6 +369,7 @@ async fn run_daemon(
     for task in [server_task, proxy_task].into_iter().flatten() {
         let _ = task.await;
     }
+    drop(api_host);
     cluster.shutdown().await;
     transport.stop();
     tracing::info!("stopped");
@@ -371,11 +377,31 @@ async fn run_daemon(
 }
 
 /// The REST API's libp2p endpoint, as Go's: `/libp2p-http` streams on the cluster's own host,
-/// so whoever holds the cluster secret reaches the API at the member's cluster address.
-fn libp2p_http_endpoint(
+/// so whoever holds the cluster secret reaches the API at the member's cluster address; or, with
+/// `restapi.libp2p_listen_multiaddress`, on a host of its own (returned: it lives while kept).
+async fn libp2p_http_endpoint(
     transport: &P2pTransport,
-) -> anyhow::Result<cluster_rt::tokio::sync::mpsc::Receiver<cluster_api::TunnelConnection>> {
-    let mut streams = transport.http_connections().context("taking the libp2p-http streams")?;
+    own_host: Option<cluster_node::RestLibp2pHost>,
+) -> anyhow::Result<(
+    cluster_rt::tokio::sync::mpsc::Receiver<cluster_api::TunnelConnection>,
+    Option<HttpTunnelServer>,
+)> {
+    let (mut streams, host) = match own_host {
+        None => {
+            let streams = transport.http_connections().context("taking the libp2p-http streams")?;
+            announce(transport.listen_addresses(), transport.peer_id());
+            (streams, None)
+        }
+        Some(config) => {
+            let keypair =
+                libp2p_identity::Keypair::from_protobuf_encoding(&config.private_key).context("restapi.private_key")?;
+            let (host, streams) = HttpTunnelServer::start(keypair, &config.listen)
+                .await
+                .context("starting the REST API's libp2p host")?;
+            announce(host.listen_addresses(), host.peer_id());
+            (streams, Some(host))
+        }
+    };
     let (connections, tunnel) = cluster_rt::tokio::sync::mpsc::channel(64);
     cluster_rt::spawn(async move {
         use futures::StreamExt as _;
@@ -389,13 +415,13 @@ fn libp2p_http_endpoint(
             }
         }
     });
-    for address in transport.listen_addresses() {
-        tracing::info!(
-            "REST API (libp2p-http) listening on {address}/p2p/{}",
-            transport.peer_id()
-        );
+    Ok((tunnel, host))
+}
+
+fn announce(addresses: &[multiaddr::Multiaddr], peer: libp2p_identity::PeerId) {
+    for address in addresses {
+        tracing::info!("REST API (libp2p-http) listening on {address}/p2p/{peer}");
     }
-    Ok(tunnel)
 }
 
 /// `a, b` of listen addresses, for messages.

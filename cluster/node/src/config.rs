@@ -15,6 +15,22 @@ use serde_json::{json, Map, Value};
 
 use crate::NodeError;
 
+/// The REST API's own libp2p host.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RestLibp2pHost {
+    /// The host's private key, libp2p's protobuf encoding (checked against `id`).
+    pub private_key: Vec<u8>,
+    /// Where it listens.
+    pub listen: Vec<String>,
+}
+
+impl std::fmt::Debug for RestLibp2pHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        write!(f, "RestLibp2pHost({:?})", self.listen)
+    }
+}
+
 /// The resolved configuration of one member.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
@@ -49,6 +65,9 @@ pub struct NodeConfig {
     pub rest_credentials: Option<Credentials>,
     /// The REST API's `cors_*` keys.
     pub rest_cors: CorsConfig,
+    /// `libp2p_listen_multiaddress`, `id` and `private_key`: the REST API's libp2p endpoint
+    /// gets a host of its own; `None` serves it on the cluster host.
+    pub rest_libp2p: Option<RestLibp2pHost>,
     /// `ssl_cert_file` and `ssl_key_file`, resolved against the configuration folder: the REST
     /// API serves HTTPS.
     pub rest_tls: Option<TlsFiles>,
@@ -174,6 +193,9 @@ const SECTIONS: &[SectionKeys] = &[
             "cors_max_age",
             "ssl_cert_file",
             "ssl_key_file",
+            "libp2p_listen_multiaddress",
+            "id",
+            "private_key",
         ],
         go_only: &[
             "read_timeout",
@@ -181,9 +203,6 @@ const SECTIONS: &[SectionKeys] = &[
             "write_timeout",
             "idle_timeout",
             "max_header_bytes",
-            "libp2p_listen_multiaddress",
-            "id",
-            "private_key",
             "http_log_file",
         ],
     },
@@ -545,6 +564,30 @@ impl ServiceConfig {
                 ))
             }
         };
+        let rest_libp2p = {
+            let listen = r.strings(&rest, "libp2p_listen_multiaddress", &[])?;
+            let id = r.string(&rest, "id", "")?;
+            let private_key = r.string(&rest, "private_key", "")?;
+            match (listen.is_empty(), id.is_empty(), private_key.is_empty()) {
+                (true, true, true) => None,
+                (false, false, false) => {
+                    let keypair = crate::identity::keypair_of(&id, &private_key)
+                        .map_err(|m| r.error(&rest, "private_key", &m))?;
+                    let private_key = keypair
+                        .to_protobuf_encoding()
+                        .map_err(|e| r.error(&rest, "private_key", &e.to_string()))?;
+                    Some(RestLibp2pHost { private_key, listen })
+                }
+                // Go's words.
+                _ => {
+                    return Err(r.error(
+                        &rest,
+                        "libp2p_listen_multiaddress",
+                        "all ID, private_key and libp2p_listen_multiaddress should be set",
+                    ))
+                }
+            }
+        };
         let cors_defaults = CorsConfig::default();
         let rest_cors = CorsConfig {
             allowed_origins: r.strings(&rest, "cors_allowed_origins", &as_strs(&cors_defaults.allowed_origins))?,
@@ -608,6 +651,7 @@ impl ServiceConfig {
             rest_credentials,
             rest_cors,
             rest_tls,
+            rest_libp2p,
             proxy_listen,
             proxy_node_https,
             proxy_node_address,
@@ -1103,6 +1147,31 @@ mod tests {
         assert_eq!(config.proxy_extract_headers_path, "/api/v0/version");
         json["api"].as_object_mut().unwrap().remove("ipfsproxy");
         assert_eq!(parse(&json).unwrap().proxy_listen, None);
+    }
+
+    #[test]
+    fn the_rest_api_libp2p_host_needs_all_three_keys_and_a_matching_id() {
+        let identity = crate::Identity::generate();
+        let identity_json: Value = serde_json::from_str(&identity.to_json()).unwrap();
+        let mut json = ServiceConfig::default_json("p", SECRET);
+        assert_eq!(parse(&json).unwrap().rest_libp2p, None);
+        json["api"]["restapi"]["libp2p_listen_multiaddress"] = json!(["/ip4/127.0.0.1/tcp/9097"]);
+        let error = parse(&json).unwrap_err().to_string();
+        assert!(
+            error.contains("all ID, private_key and libp2p_listen_multiaddress"),
+            "{error}"
+        );
+        json["api"]["restapi"]["id"] = identity_json["id"].clone();
+        json["api"]["restapi"]["private_key"] = identity_json["private_key"].clone();
+        let text = json.to_string();
+        let service = ServiceConfig::parse(&text, "f").unwrap();
+        assert!(service.warnings().is_empty(), "{:?}", service.warnings());
+        let host = service.validate().unwrap().rest_libp2p.expect("a host of its own");
+        assert_eq!(host.listen, vec!["/ip4/127.0.0.1/tcp/9097".to_string()]);
+        assert!(!format!("{host:?}").contains(identity_json["private_key"].as_str().unwrap()));
+        json["api"]["restapi"]["id"] = json!(crate::Identity::generate().peer_id.to_string());
+        let error = parse(&json).unwrap_err().to_string();
+        assert!(error.contains("does not match"), "{error}");
     }
 
     #[test]

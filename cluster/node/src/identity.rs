@@ -61,18 +61,8 @@ impl Identity {
     pub fn from_json(text: &str, file: &str) -> Result<Identity, NodeError> {
         let json: IdentityJson =
             serde_json::from_str(text).map_err(|e| NodeError::Config(format!("{file}: invalid identity: {e}")))?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(json.private_key.trim())
-            .map_err(|e| NodeError::Config(format!("{file}: private_key: not base64: {e}")))?;
-        let keypair = Keypair::from_protobuf_encoding(&bytes)
-            .map_err(|e| NodeError::Config(format!("{file}: private_key: not a libp2p private key: {e}")))?;
+        let keypair = keypair_of(&json.id, &json.private_key).map_err(|e| NodeError::Config(format!("{file}: {e}")))?;
         let peer_id = PeerId(keypair.public().to_peer_id());
-        if peer_id.to_string() != json.id {
-            return Err(NodeError::Config(format!(
-                "{file}: id {} does not match the private key (which gives {peer_id})",
-                json.id
-            )));
-        }
         Ok(Identity { keypair, peer_id })
     }
 
@@ -85,6 +75,23 @@ impl Identity {
         })?;
         Identity::from_json(&text, &file)
     }
+}
+
+/// The key pair of an `id` and `private_key` (base64 of libp2p's protobuf encoding), checked
+/// to belong together.
+pub fn keypair_of(id: &str, private_key: &str) -> Result<Keypair, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(private_key.trim())
+        .map_err(|e| format!("private_key: not base64: {e}"))?;
+    let keypair =
+        Keypair::from_protobuf_encoding(&bytes).map_err(|e| format!("private_key: not a libp2p private key: {e}"))?;
+    let derived = keypair.public().to_peer_id();
+    if derived.to_string() != id {
+        return Err(format!(
+            "id {id} does not match the private key (which gives {derived})"
+        ));
+    }
+    Ok(keypair)
 }
 
 #[cfg(test)]

@@ -127,12 +127,13 @@ pub(crate) fn build_transport(keypair: &Keypair, secret: &[u8]) -> Result<Boxed<
 }
 
 /// The TCP listen addresses among `listen`, with a warning for each one skipped.
-fn tcp_listen_addresses(listen: &[String]) -> Result<Vec<Multiaddr>, P2pError> {
+/// `key` names the configuration key in messages.
+pub(crate) fn tcp_listen_addresses(listen: &[String], key: &str) -> Result<Vec<Multiaddr>, P2pError> {
     let mut addresses = Vec::new();
     for text in listen {
         let address: Multiaddr = text
             .parse()
-            .map_err(|e| P2pError::Config(format!("cluster.listen_multiaddress {text:?}: {e}")))?;
+            .map_err(|e| P2pError::Config(format!("{key} {text:?}: {e}")))?;
         let is_tcp = address.iter().any(|p| matches!(p, Protocol::Tcp(_)));
         let is_other = address.iter().any(|p| {
             matches!(
@@ -143,13 +144,11 @@ fn tcp_listen_addresses(listen: &[String]) -> Result<Vec<Multiaddr>, P2pError> {
         if is_tcp && !is_other {
             addresses.push(address);
         } else {
-            tracing::warn!("cluster.listen_multiaddress {text}: only TCP is supported; not listening there");
+            tracing::warn!("{key} {text}: only TCP is supported; not listening there");
         }
     }
     if addresses.is_empty() {
-        return Err(P2pError::Config(
-            "cluster.listen_multiaddress has no /ip4|ip6/../tcp/.. address".into(),
-        ));
+        return Err(P2pError::Config(format!("{key} has no /ip4|ip6/../tcp/.. address")));
     }
     Ok(addresses)
 }
@@ -168,6 +167,67 @@ pub(crate) fn split_peer(address: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
         })
         .collect();
     (without, peer)
+}
+
+/// Starts a listener on each TCP address of `listen` and waits until each reports its address
+/// (ports resolved).
+pub(crate) async fn listen_all<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    listen: &[String],
+    key: &str,
+) -> Result<Vec<Multiaddr>, P2pError> {
+    let mut pending_listeners = HashMap::new();
+    for address in tcp_listen_addresses(listen, key)? {
+        let id = swarm.listen_on(address.clone()).map_err(|e| P2pError::Listen {
+            address: address.to_string(),
+            message: e.to_string(),
+        })?;
+        pending_listeners.insert(id, address);
+    }
+    let mut listening = Vec::new();
+    let waited = cluster_rt::timeout(LISTEN_WAIT, async {
+        while !pending_listeners.is_empty() {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr {
+                    listener_id, address, ..
+                } => {
+                    pending_listeners.remove(&listener_id);
+                    listening.push(address);
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id, reason, ..
+                } => {
+                    if let Some(address) = pending_listeners.remove(&listener_id) {
+                        return Err(P2pError::Listen {
+                            address: address.to_string(),
+                            message: format!("{reason:?}"),
+                        });
+                    }
+                }
+                SwarmEvent::ListenerError { listener_id, error } => {
+                    if let Some(address) = pending_listeners.remove(&listener_id) {
+                        return Err(P2pError::Listen {
+                            address: address.to_string(),
+                            message: error.to_string(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+    .await;
+    match waited {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(P2pError::Listen {
+                address: format!("{:?}", pending_listeners.values().collect::<Vec<_>>()),
+                message: "no listen address reported".into(),
+            })
+        }
+    }
+    Ok(listening)
 }
 
 impl P2pTransport {
@@ -194,57 +254,7 @@ impl P2pTransport {
             local,
             libp2p::swarm::Config::with_tokio_executor().with_idle_connection_timeout(IDLE_CONNECTION),
         );
-        let mut pending_listeners = HashMap::new();
-        for address in tcp_listen_addresses(&config.listen)? {
-            let id = swarm.listen_on(address.clone()).map_err(|e| P2pError::Listen {
-                address: address.to_string(),
-                message: e.to_string(),
-            })?;
-            pending_listeners.insert(id, address);
-        }
-        let mut listening = Vec::new();
-        let waited = cluster_rt::timeout(LISTEN_WAIT, async {
-            while !pending_listeners.is_empty() {
-                match swarm.select_next_some().await {
-                    SwarmEvent::NewListenAddr {
-                        listener_id, address, ..
-                    } => {
-                        pending_listeners.remove(&listener_id);
-                        listening.push(address);
-                    }
-                    SwarmEvent::ListenerClosed {
-                        listener_id, reason, ..
-                    } => {
-                        if let Some(address) = pending_listeners.remove(&listener_id) {
-                            return Err(P2pError::Listen {
-                                address: address.to_string(),
-                                message: format!("{reason:?}"),
-                            });
-                        }
-                    }
-                    SwarmEvent::ListenerError { listener_id, error } => {
-                        if let Some(address) = pending_listeners.remove(&listener_id) {
-                            return Err(P2pError::Listen {
-                                address: address.to_string(),
-                                message: error.to_string(),
-                            });
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Ok(())
-        })
-        .await;
-        match waited {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(P2pError::Listen {
-                    address: format!("{:?}", pending_listeners.values().collect::<Vec<_>>()),
-                    message: "no listen address reported".into(),
-                })
-            }
-        }
+        let listening = listen_all(&mut swarm, &config.listen, "cluster.listen_multiaddress").await?;
         let (commands, receiver) = mpsc::unbounded_channel();
         let handler: Arc<OnceLock<Arc<dyn RpcHandler>>> = Arc::new(OnceLock::new());
         let host = SwarmTask {
@@ -499,11 +509,14 @@ mod tests {
 
     #[test]
     fn only_tcp_listeners_are_used() {
-        let addresses =
-            tcp_listen_addresses(&["/ip4/0.0.0.0/tcp/9096".into(), "/ip4/0.0.0.0/udp/9096/quic".into()]).unwrap();
+        let addresses = tcp_listen_addresses(
+            &["/ip4/0.0.0.0/tcp/9096".into(), "/ip4/0.0.0.0/udp/9096/quic".into()],
+            "k",
+        )
+        .unwrap();
         assert_eq!(addresses.len(), 1);
-        assert!(tcp_listen_addresses(&["/ip4/0.0.0.0/udp/9096/quic".into()]).is_err());
-        assert!(tcp_listen_addresses(&["garbage".into()]).is_err());
+        assert!(tcp_listen_addresses(&["/ip4/0.0.0.0/udp/9096/quic".into()], "k").is_err());
+        assert!(tcp_listen_addresses(&["garbage".into()], "k").is_err());
     }
 
     #[test]

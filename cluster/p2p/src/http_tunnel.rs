@@ -1,7 +1,9 @@
 //! HTTP over libp2p streams, as Go's `go-libp2p-http`: each stream of the `/libp2p-http`
 //! protocol carries one HTTP/1.1 connection. Members accept such streams on their cluster host
-//! (the REST API's libp2p endpoint, reached with the cluster secret); [`HttpTunnelClient`] is
-//! the client side `ipfs-cluster-ctl --host /ip4/../tcp/9096/p2p/<id> --secret <hex>` uses.
+//! (the REST API's libp2p endpoint, reached with the cluster secret), or on a host of the API's
+//! own ([`HttpTunnelServer`]) when `restapi.libp2p_listen_multiaddress` is set;
+//! [`HttpTunnelClient`] is the client side `ipfs-cluster-ctl --host /ip4/../tcp/9096/p2p/<id>
+//! --secret <hex>` uses.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
 
-use crate::host::{build_transport, split_peer, P2pError};
+use crate::host::{build_transport, listen_all, split_peer, P2pError};
 
 /// The protocol name Go's `p2phttp.DefaultP2PProtocol` registers.
 pub const HTTP_PROTOCOL: StreamProtocol = StreamProtocol::new("/libp2p-http");
@@ -24,6 +26,85 @@ pub type HttpConnections = futures::stream::BoxStream<'static, (PeerId, HttpStre
 
 pub(crate) fn incoming(streams: libp2p_stream::IncomingStreams) -> HttpConnections {
     streams.map(|(peer, stream)| (peer, stream.compat())).boxed()
+}
+
+/// A libp2p host of its own for the REST API (Go's `restapi.libp2p_listen_multiaddress`,
+/// `id` and `private_key`). Like Go's, it is an open network: no cluster secret, only noise.
+/// Dropping it closes the host.
+pub struct HttpTunnelServer {
+    peer: PeerId,
+    listening: Vec<Multiaddr>,
+    _stop: cluster_rt::tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for HttpTunnelServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpTunnelServer({} on {:?})", self.peer, self.listening)
+    }
+}
+
+impl HttpTunnelServer {
+    /// Starts the host on the TCP addresses of `listen` and returns it with its inbound HTTP
+    /// connections.
+    pub async fn start(keypair: Keypair, listen: &[String]) -> Result<(HttpTunnelServer, HttpConnections), P2pError> {
+        let peer = keypair.public().to_peer_id();
+        let transport = build_transport(&keypair, &[])?;
+        let behaviour = libp2p_stream::Behaviour::new();
+        let mut control = behaviour.new_control();
+        let connections = control
+            .accept(HTTP_PROTOCOL)
+            .map_err(|_| P2pError::Config(format!("{HTTP_PROTOCOL} streams are already taken")))?;
+        let mut swarm = Swarm::new(
+            transport,
+            behaviour,
+            peer,
+            libp2p::swarm::Config::with_tokio_executor().with_idle_connection_timeout(SERVER_IDLE),
+        );
+        let listening = listen_all(&mut swarm, listen, "restapi.libp2p_listen_multiaddress").await?;
+        let (stop, stopped) = cluster_rt::tokio::sync::oneshot::channel::<()>();
+        cluster_rt::spawn(drive(swarm, stopped));
+        Ok((
+            HttpTunnelServer {
+                peer,
+                listening,
+                _stop: stop,
+            },
+            incoming(connections),
+        ))
+    }
+
+    /// The host's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer
+    }
+
+    /// The addresses it listens on (ports resolved).
+    pub fn listen_addresses(&self) -> &[Multiaddr] {
+        &self.listening
+    }
+}
+
+/// How long the API host keeps a connection without streams.
+const SERVER_IDLE: Duration = Duration::from_secs(120);
+
+/// Polls `swarm` (which makes its connections and streams progress) until `stopped` fires or
+/// its sender is dropped.
+async fn drive(mut swarm: Swarm<libp2p_stream::Behaviour>, stopped: cluster_rt::tokio::sync::oneshot::Receiver<()>) {
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        cluster_rt::tokio::select! {
+            _ = &mut stopped => break,
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+                    tracing::debug!("connection with {peer_id} closed: {cause:?}");
+                }
+                SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                    tracing::debug!("refused a connection from {send_back_addr}: {error}");
+                }
+                _ => {}
+            },
+        }
+    }
 }
 
 /// How long the client's connection may stay without streams before libp2p closes it: long,
@@ -89,19 +170,7 @@ impl HttpTunnelClient {
             }
         }
         let (stop, stopped) = cluster_rt::tokio::sync::oneshot::channel::<()>();
-        cluster_rt::spawn(async move {
-            let mut stopped = std::pin::pin!(stopped);
-            loop {
-                cluster_rt::tokio::select! {
-                    _ = &mut stopped => break,
-                    event = swarm.select_next_some() => {
-                        if let SwarmEvent::ConnectionClosed { peer_id, cause, .. } = event {
-                            tracing::debug!("connection to {peer_id} closed: {cause:?}");
-                        }
-                    }
-                }
-            }
-        });
+        cluster_rt::spawn(drive(swarm, stopped));
         Ok(HttpTunnelClient {
             peer,
             control,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_consensus::{MemberNode, TransportFailure};
-use cluster_p2p::{HttpTunnelClient, P2pConfig, P2pTransport};
+use cluster_p2p::{HttpTunnelClient, HttpTunnelServer, P2pConfig, P2pTransport};
 use cluster_rpc::{RpcHandler, RpcRequest, RpcResponse, Transport};
 use cluster_types::{Cid, ClusterError};
 use libp2p_identity::Keypair;
@@ -185,4 +185,45 @@ async fn http_tunnel_streams_carry_bytes_both_ways_with_the_right_secret_only() 
     let no_peer = HttpTunnelClient::connect(&secret, &server.listen_addresses()[0], Duration::from_secs(15)).await;
     let error = no_peer.unwrap_err().to_string();
     assert!(error.contains("/p2p/"), "{error}");
+}
+
+#[tokio::test]
+async fn the_api_host_of_its_own_is_an_open_network_with_its_own_identity() {
+    use futures::StreamExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let keypair = Keypair::generate_ed25519();
+    let expected = keypair.public().to_peer_id();
+    let (server, mut connections) = HttpTunnelServer::start(keypair, &["/ip4/127.0.0.1/tcp/0".into()])
+        .await
+        .expect("starts on loopback");
+    assert_eq!(server.peer_id(), expected);
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = connections.next().await {
+            tokio::spawn(async move {
+                let _ = stream.write_all(b"hello").await;
+                let _ = stream.flush().await;
+            });
+        }
+    });
+    let address: libp2p::Multiaddr = format!("{}/p2p/{}", server.listen_addresses()[0], server.peer_id())
+        .parse()
+        .unwrap();
+    // Go's separate API host has no private network: no secret needed.
+    let client = HttpTunnelClient::connect(&[], &address, Duration::from_secs(15))
+        .await
+        .expect("connects without a secret");
+    let mut stream = client.open().await.expect("stream opens");
+    let mut greeting = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut greeting))
+        .await
+        .expect("in time")
+        .unwrap();
+    assert_eq!(&greeting, b"hello");
+    let Err(error) =
+        HttpTunnelServer::start(Keypair::generate_ed25519(), &["/ip4/127.0.0.1/udp/1/quic-v1".into()]).await
+    else {
+        panic!("a host without a TCP address must not start")
+    };
+    let error = error.to_string();
+    assert!(error.contains("restapi.libp2p_listen_multiaddress"), "{error}");
 }
