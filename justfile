@@ -90,11 +90,11 @@ jsclients-install:
     #!/usr/bin/env bash
     set -euo pipefail
     cd tests/jsclients
-    if [ ! -d node_modules/@nftstorage/ipfs-cluster ] || [ ! -d node_modules/kubo-rpc-client ]; then
+    if [ ! -d node_modules/@nftstorage/ipfs-cluster ] || [ ! -d node_modules/kubo-rpc-client ] || [ ! -d node_modules/libp2p ]; then
         npm ci --ignore-scripts --no-audit --no-fund
     fi
 
-# Real third-party clients (@nftstorage/ipfs-cluster, kubo-rpc-client) against a 3-member cluster.
+# Real third-party clients (@nftstorage/ipfs-cluster, kubo-rpc-client, js-libp2p) against running members.
 test-js-clients: jsclients-install
     cargo build --workspace --bins
     cargo test -p cluster-tests --features js-clients --test js_clients

@@ -2,7 +2,9 @@
 //! `just jsclients-install`, versions pinned in tests/jsclients/package-lock.json):
 //! - `@nftstorage/ipfs-cluster` 5.0.1 (nft.storage, web3.storage) drives every method it has
 //!   through the REST API, with basic auth;
-//! - `kubo-rpc-client` 7.1.0 adds and pins through the IPFS proxy.
+//! - `kubo-rpc-client` 7.1.0 adds and pins through the IPFS proxy;
+//! - js-libp2p 2.10 (TCP, private network, noise, yamux) reaches the REST API's libp2p-http
+//!   endpoint: a libp2p stack written apart from ours, as go-libp2p is for Go's ctl.
 //!
 //! Then the cluster itself is asked whether what the clients did is there.
 #![cfg(not(madsim))]
@@ -23,7 +25,9 @@ fn jsclients_dir() -> PathBuf {
 fn node(script: &str, args: &[String]) -> (bool, String) {
     let dir = jsclients_dir();
     assert!(
-        dir.join("node_modules/@nftstorage/ipfs-cluster").exists() && dir.join("node_modules/kubo-rpc-client").exists(),
+        ["@nftstorage/ipfs-cluster", "kubo-rpc-client", "libp2p"]
+            .iter()
+            .all(|package| dir.join("node_modules").join(package).exists()),
         "the JS clients are not installed: run `just jsclients-install`"
     );
     let mut command = Command::new("node");
@@ -124,4 +128,44 @@ fn nftstorage_and_kubo_rpc_clients_work_against_a_three_member_cluster() {
             .iter()
             .any(|m| m.daemon.fake.has_pin(&cid) && m.daemon.fake.has_block(&cid))
     });
+}
+
+#[test]
+fn js_libp2p_reaches_the_rest_api_over_libp2p_http_with_the_cluster_secret() {
+    let member = start(MemberDir::init(), None, true);
+    let address = member.dir.cluster_address();
+    let request = |secret: &str, method: &str, path: &str, credentials: Option<&str>| {
+        let mut args = vec![
+            address.clone(),
+            secret.to_string(),
+            method.to_string(),
+            path.to_string(),
+        ];
+        args.extend(credentials.map(str::to_string));
+        node("libp2p-http-client.mjs", &args)
+    };
+
+    let (success, output) = request(SECRET, "GET", "/version", Some("cluster:s3cret"));
+    assert!(success, "{output}");
+    assert!(output.starts_with("HTTP/1.1 200 OK\r\n"), "{output}");
+    assert!(output.trim_end().ends_with(r#"{"version":"1.1.6"}"#), "{output}");
+
+    // A write with its answer, then seen by the cluster.
+    let cid = cluster_types::Cid::raw_sha256(b"pinned over js-libp2p").to_string();
+    let (success, output) = request(
+        SECRET,
+        "POST",
+        &format!("/pins/{cid}?name=from-js-libp2p"),
+        Some("cluster:s3cret"),
+    );
+    assert!(success && output.starts_with("HTTP/1.1 200 OK"), "{output}");
+    assert!(output.contains(r#""name":"from-js-libp2p""#), "{output}");
+    assert!(in_pinset(&member, &cid), "{cid} pinned over libp2p is in the pinset");
+
+    // The API's own authentication applies on this endpoint too.
+    let (success, output) = request(SECRET, "GET", "/id", None);
+    assert!(success && output.starts_with("HTTP/1.1 401"), "{output}");
+    // Another secret does not get through the private network.
+    let (success, output) = request(&"0f".repeat(32), "GET", "/version", Some("cluster:s3cret"));
+    assert!(!success, "{output}");
 }
