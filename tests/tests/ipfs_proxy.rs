@@ -72,7 +72,10 @@ fn the_proxy_pins_through_the_cluster_and_forwards_the_rest() {
     assert_eq!(json(&body)["Keys"].as_object().map(|k| k.len()), Some(2), "{body}");
     let (code, body) = curl("POST", &format!("{api}/pin/ls?arg={}", cid(9)));
     assert_eq!(code, "500");
-    assert_eq!(json(&body)["Message"], format!("path '{}' is not pinned", cid(9)));
+    assert_eq!(
+        json(&body)["Message"],
+        format!("Error: path '{}' is not pinned", cid(9))
+    );
     assert_eq!(json(&body)["Type"], "error");
 
     // A browser's hijacked call gets the CORS headers the daemon would give that origin, and
@@ -108,6 +111,18 @@ fn the_proxy_pins_through_the_cluster_and_forwards_the_rest() {
     assert_eq!(json(&body)["Pins"], serde_json::json!([cid(2), cid(3)]));
     assert!(in_pinset(&member, &cid(3)));
     assert!(!in_pinset(&member, &cid(2)));
+    // `from` may be a path: the daemon resolves it (here an IPNS name naming the pin of cid 3).
+    daemon
+        .fake
+        .set_resolve("/ipns/current.example", cid(3).parse().unwrap());
+    let (code, body) = curl(
+        "POST",
+        &format!("{api}/pin/update?arg=/ipns/current.example&arg={}", cid(4)),
+    );
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(json(&body)["Pins"], serde_json::json!([cid(3), cid(4)]));
+    assert!(in_pinset(&member, &cid(4)));
+    assert!(!in_pinset(&member, &cid(3)));
 
     // block/put with pin=true: stored by the daemon, pinned by the cluster.
     let dir = tempfile::tempdir().unwrap();
@@ -158,8 +173,13 @@ fn the_proxy_pins_through_the_cluster_and_forwards_the_rest() {
     wait_until(Duration::from_secs(20), "the daemon unpins it", || {
         !daemon.fake.has_pin(&cid(1).parse().unwrap())
     });
+    // Errors are 500s with Kubo's error body, as Go's proxy answers them.
     let (code, body) = curl("POST", &format!("{api}/pin/add"));
+    assert_eq!(code, "500", "{body}");
+    assert_eq!(json(&body)["Type"], "error");
+    let (code, body) = curl("POST", &format!("{api}/pin/update?arg={}", cid(1)));
     assert_eq!(code, "400", "{body}");
+    assert_eq!(json(&body)["Message"], "argument \"to-path\" is required");
 }
 
 #[test]

@@ -201,23 +201,29 @@ pub enum IpfsCommand {
 const ADD_DESCRIPTION: &str = "\
 Add a file or directory to ipfs and pin it in the cluster.
 
-Adds allows to add and replicate content to several ipfs daemons, performing
-a Cluster Pin operation on success. It takes elements from local paths.
+Add allows to add and replicate content to several ipfs daemons, performing
+a Cluster Pin operation on success. It takes elements from local paths as
+well as from web URLs (accessed with a GET request). Providing several
+arguments will automatically set --wrap-in-directory.
 
-Cluster Add is equivalent to \"ipfs add\" in terms of DAG building, and supports
-the same options for adjusting the chunker, the DAG layout etc. However,
-it will allocate the content and send it directly to the allocated peers (among
-which may not necessarily be the local ipfs daemon).
+Cluster \"add\" works, by default, just like \"ipfs add\" and has similar options
+in terms of DAG layout, chunker, hash function etc. It also supports adding
+CAR files directly (--format car), as long as they have a single root. When
+adding CAR files, all the options related to dag-building are ignored.
 
-Once the adding process is finished, the content is fully added to all
-allocations and pinned in them. This makes cluster add slower than a local
-ipfs add, but the result is a fully replicated CID on completion.
-If you prefer faster adding, use the --local flag to add directly to the local
-IPFS node and pin in the destinations after that.
+Added content will be allocated and sent block by block to the peers that
+should pin it (among which may not necessarily be the local ipfs daemon).
+Once all the blocks have arrived, they will be \"cluster-pinned\". This makes
+cluster add slower than a local ipfs add, but the result is a fully replicated
+on completion. If you prefer faster adding, use the --local flag to add
+directly to the local IPFS node and pin in the destinations after that.
+Note that the local IPFS node may not be among the destinations, which will
+leave the unpinned content in it.
 
-Note that the --name option will default to the file name when a single file
-is added, and the --no-stream option disables streaming the output so that
-only one JSON array is printed at the end.";
+Optional replication-min and replication-max factors can be provided: -1 means
+\"pin everywhere\" and 0 means use cluster's default setting (i.e., replication
+factor set in config). Positive values indicate how many peers should pin this
+content.";
 
 /// Flags of `add`.
 #[derive(Debug, Args)]

@@ -163,13 +163,13 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
         } => {
             let path = format!("/monitor/metrics/{}", client::escape_segment(name));
             let metrics: Vec<Metric> = client.call(Method::GET, &path).await?.unwrap_or_default();
-            metrics.iter().try_for_each(|m| out.emit(m))
+            out.emit(&metrics)
         }
         Command::Health {
             command: HealthCommand::Alerts,
         } => {
             let alerts: Vec<Alert> = client.call(Method::GET, "/health/alerts").await?.unwrap_or_default();
-            alerts.iter().try_for_each(|a| out.emit(a))
+            out.emit(&alerts)
         }
         Command::Health {
             command: HealthCommand::Bandwidth,
@@ -394,13 +394,6 @@ async fn pin_update<W: Write>(client: &Client, out: &mut Output<W>, args: &PinUp
 
 /// The `/add` query Go's ctl sends (`AddParams.ToQueryString`, sorted by name), from the flags.
 pub fn add_query(args: &AddArgs, now: Timestamp) -> Result<Vec<(String, String)>, CtlError> {
-    let single_name = match args.paths.as_slice() {
-        [one] if args.name.is_empty() => std::path::Path::new(one)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        _ => args.name.clone(),
-    };
     // Go's ctl: a non-default hash implies CIDv1, and CIDv1 implies raw leaves.
     let cid_version = if args.hash != "sha2-256" { 1 } else { args.cid_version };
     let raw_leaves = args.raw_leaves || cid_version > 0;
@@ -419,7 +412,7 @@ pub fn add_query(args: &AddArgs, now: Timestamp) -> Result<Vec<(String, String)>
         ("layout".into(), args.layout.clone()),
         ("local".into(), bool_text(args.local)),
         ("mode".into(), "recursive".into()),
-        ("name".into(), single_name),
+        ("name".into(), args.name.clone()),
         ("no-pin".into(), bool_text(args.no_pin)),
         ("nocopy".into(), bool_text(args.nocopy)),
         ("progress".into(), "false".into()),
@@ -450,6 +443,13 @@ pub fn add_query(args: &AddArgs, now: Timestamp) -> Result<Vec<(String, String)>
 async fn add<W: Write>(client: &Client, out: &mut Output<W>, args: &AddArgs) -> Result<(), CtlError> {
     use std::io::IsTerminal;
     let wait_timeout = parse_wait_timeout(args.wait_timeout.as_deref())?;
+    // Go's footgun check (several paths imply wrapping).
+    if args.format == "car" && (args.wrap_with_directory || args.paths.len() > 1) {
+        return Err(CtlError::local(
+            "",
+            "only a single CAR file can be added and wrap-with-directory is not supported",
+        ));
+    }
     // URLs are downloaded first (to a temporary folder, removed at the end), then added as
     // files named after the URL's last path segment, as Go's web files are.
     let downloads = DownloadDir::new()?;
@@ -503,11 +503,11 @@ async fn add<W: Write>(client: &Client, out: &mut Output<W>, args: &AddArgs) -> 
                 return Ok(());
             }
             last = Some(line.clone());
-            if quieter {
-                return Ok(());
-            }
             if no_stream {
                 buffered.push(line);
+                return Ok(());
+            }
+            if quieter {
                 return Ok(());
             }
             out.emit_added(&line, quiet)
@@ -516,28 +516,35 @@ async fn add<W: Write>(client: &Client, out: &mut Output<W>, args: &AddArgs) -> 
     if show_progress {
         eprint!("\r\x1b[K");
     }
-    if no_stream {
-        match out.encoding {
-            Encoding::Json => {
-                let text = format::json_text(&buffered).map_err(|e| CtlError::local("generating json output", e))?;
-                out.write_raw(&text)?;
-            }
-            Encoding::Text => {
-                for line in &buffered {
-                    out.emit_added(line, quiet)?;
-                }
-            }
-        }
-    }
+    // As Go: nothing at all printed when nothing was added.
     let Some(root) = last else {
         return Ok(());
     };
-    if quieter {
+    if no_stream {
+        // -Q keeps only the root, still as a list.
+        let items = if quieter { vec![root.clone()] } else { buffered };
+        match out.encoding {
+            Encoding::Json => {
+                let text = format::json_text(&items).map_err(|e| CtlError::local("generating json output", e))?;
+                out.write_raw(&text)?;
+            }
+            Encoding::Text => {
+                for line in &items {
+                    out.emit_added(line, quiet || quieter)?;
+                }
+            }
+        }
+    } else if quieter {
         out.emit_added(&root, true)?;
     }
     if args.wait && !args.no_pin {
         if let Some(cid) = root.cid {
-            let limit = i64::from(args.replication_min);
+            // Go waits for the allocation's own minimum, which the cluster may have defaulted;
+            // the flag's value only when the allocation cannot be read.
+            let limit = match client.call::<Pin>(Method::GET, &client::allocation_path(&cid)).await {
+                Ok(Some(pin)) => i64::from(pin.options.replication_factor_min),
+                _ => i64::from(args.replication_min),
+            };
             wait_for(client, &cid, TrackerStatus::Pinned, wait_timeout, limit).await?;
         }
     }

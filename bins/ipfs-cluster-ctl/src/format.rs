@@ -429,6 +429,21 @@ impl TextFormat for Alert {
     }
 }
 
+/// Lists print as one JSON array (Go's `jsonFormatPrint`) but item by item as text.
+impl TextFormat for Vec<Metric> {
+    fn to_text(&self) -> String {
+        let now = Timestamp::now();
+        self.iter().map(|metric| metric_text(metric, now)).collect()
+    }
+}
+
+impl TextFormat for Vec<Alert> {
+    fn to_text(&self) -> String {
+        let now = Timestamp::now();
+        self.iter().map(|alert| alert_text(alert, now)).collect()
+    }
+}
+
 impl TextFormat for GlobalRepoGc {
     fn to_text(&self) -> String {
         repo_gc_text(self)
@@ -596,51 +611,49 @@ pub fn graph_dot(graph: &ConnectGraph, all_ipfs_peers: bool) -> String {
     let mut out = String::from(
         "digraph cluster {\n/* The nodes of the connectivity graph */\n/* The cluster-service peers */\nsubgraph  {\nrank=\"min\"\n",
     );
-    let mut cluster_ids: Vec<&String> = graph.cluster_links.keys().chain(graph.id_to_peername.keys()).collect();
-    cluster_ids.sort();
-    cluster_ids.dedup();
+    // Go's makeDot, step by step: cluster nodes are the keys of cluster_links, in order; the
+    // contacted member is C<n>, trusted ones (every member under Raft) T<n>, others C<n>.
+    let self_id = graph.cluster_id.to_string();
     let mut cluster_nodes: BTreeMap<&str, String> = BTreeMap::new();
-    for (i, id) in cluster_ids.iter().enumerate() {
-        let name = format!("C{i}");
-        let peername = graph.id_to_peername.get(*id).map(String::as_str).unwrap_or("");
-        let trusted = graph.cluster_trust_links.get(*id).copied().unwrap_or(false);
-        let color = if trusted { "orange" } else { "darkorange3" };
-        let extra = if **id == graph.cluster_id.to_string() {
-            "peripheries=\"2\" "
+    for (i, id) in graph.cluster_links.keys().enumerate() {
+        let peername = graph.id_to_peername.get(id).map(String::as_str).unwrap_or("");
+        let (name, color, extra) = if *id == self_id {
+            (format!("C{i}"), "orange", "peripheries=\"2\" ")
+        } else if graph.cluster_trust_links.get(id).copied().unwrap_or(false) {
+            (format!("T{i}"), "orange", "")
         } else {
-            ""
+            (format!("C{i}"), "darkorange3", "")
         };
         out.push_str(&node(&name, peername, &shorten(id), id, color, "box3d", extra));
         cluster_nodes.insert(id.as_str(), name);
     }
     out.push_str("}\n\n/* The ipfs peers */\nsubgraph  {\nrank=\"max\"\n");
-    let member_daemons: Vec<&String> = graph.cluster_to_ipfs.values().collect();
-    let mut ipfs_ids: Vec<&String> = member_daemons.clone();
-    if all_ipfs_peers {
-        ipfs_ids.extend(graph.ipfs_links.keys());
-        ipfs_ids.extend(graph.ipfs_links.values().flatten());
+    // IPFS nodes: the daemons that reported their swarm peers, and with all_ipfs_peers every
+    // peer they named; an edge only between two of those.
+    let mut ipfs_edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (from, links) in &graph.ipfs_links {
+        let mut kept = Vec::new();
+        for to in links {
+            if all_ipfs_peers || graph.ipfs_links.contains_key(to) {
+                kept.push(to.as_str());
+            }
+            if all_ipfs_peers {
+                ipfs_edges.entry(to.as_str()).or_default();
+            }
+        }
+        ipfs_edges.insert(from.as_str(), kept);
     }
-    ipfs_ids.sort();
-    ipfs_ids.dedup();
     let mut ipfs_nodes: BTreeMap<&str, String> = BTreeMap::new();
-    let mut count = 0;
-    for id in &ipfs_ids {
-        let name = format!("I{count}");
-        count += 1;
-        let color = if member_daemons.contains(id) {
-            "turquoise3"
-        } else {
-            "grey"
-        };
-        out.push_str(&node(&name, "IPFS", &shorten(id), id, color, "cylinder", ""));
-        ipfs_nodes.insert(id.as_str(), name);
+    for id in ipfs_edges.keys() {
+        let name = format!("I{}", ipfs_nodes.len());
+        out.push_str(&node(&name, "IPFS", &shorten(id), id, "turquoise3", "cylinder", ""));
+        ipfs_nodes.insert(id, name);
     }
-    // Members whose daemon did not answer get an "Errored" daemon node.
+    // A member whose daemon did not answer gets an "Errored" daemon node, keyed by the member.
     let mut errored: BTreeMap<&str, String> = BTreeMap::new();
-    for id in &cluster_ids {
-        if !graph.cluster_to_ipfs.contains_key(*id) {
-            let name = format!("I{count}");
-            count += 1;
+    for id in graph.cluster_links.keys() {
+        if !graph.cluster_to_ipfs.contains_key(id) {
+            let name = format!("I{}", ipfs_nodes.len() + errored.len());
             out.push_str(&node(&name, "IPFS", "Errored", id, "firebrick1", "cylinder", ""));
             errored.insert(id.as_str(), name);
         }
@@ -649,9 +662,7 @@ pub fn graph_dot(graph: &ConnectGraph, all_ipfs_peers: bool) -> String {
         "}\n\n/* Edges representing active connections in the cluster */\n/* The connections among cluster-service peers */\n",
     );
     for (from, links) in &graph.cluster_links {
-        let Some(from_node) = cluster_nodes.get(from.as_str()) else {
-            continue;
-        };
+        let from_node = &cluster_nodes[from.as_str()];
         for to in links {
             if let Some(to_node) = cluster_nodes.get(to.to_string().as_str()) {
                 let _ = writeln!(out, "{from_node} -> {to_node}");
@@ -659,23 +670,26 @@ pub fn graph_dot(graph: &ConnectGraph, all_ipfs_peers: bool) -> String {
         }
     }
     out.push_str("\n/* The connections between cluster peers and their ipfs daemons */\n");
-    for id in &cluster_ids {
-        let Some(member) = cluster_nodes.get(id.as_str()) else {
-            continue;
-        };
-        if let Some(daemon) = graph.cluster_to_ipfs.get(*id).and_then(|d| ipfs_nodes.get(d.as_str())) {
-            let _ = writeln!(out, "{member} -> {daemon}");
-        } else if let Some(daemon) = errored.get(id.as_str()) {
-            let _ = writeln!(out, "{member} -> {daemon} [ style=\"dotted\" ]");
+    for id in graph.cluster_links.keys() {
+        let member = &cluster_nodes[id.as_str()];
+        match graph.cluster_to_ipfs.get(id) {
+            None => {
+                if let Some(daemon) = errored.get(id.as_str()) {
+                    let _ = writeln!(out, "{member} -> {daemon} [ style=\"dotted\" ]");
+                }
+            }
+            Some(daemon) => {
+                if let Some(daemon) = ipfs_nodes.get(daemon.as_str()) {
+                    let _ = writeln!(out, "{member} -> {daemon}");
+                }
+            }
         }
     }
     out.push_str("\n/* The swarm peer connections among ipfs daemons in the cluster */\n");
-    for (from, links) in &graph.ipfs_links {
-        let Some(from_node) = ipfs_nodes.get(from.as_str()) else {
-            continue;
-        };
+    for (from, links) in &ipfs_edges {
+        let from_node = &ipfs_nodes[from];
         for to in links {
-            if let Some(to_node) = ipfs_nodes.get(to.as_str()) {
+            if let Some(to_node) = ipfs_nodes.get(to) {
                 let _ = writeln!(out, "{from_node} -> {to_node}");
             }
         }
@@ -719,13 +733,13 @@ mod health_format_tests {
         let expected = format!(
             "digraph cluster {{\n/* The nodes of the connectivity graph */\n/* The cluster-service peers */\nsubgraph  {{\nrank=\"min\"\n\
 C0 [label=< <B> alpha </B> <BR/> <B> 12*EqN9Pj </B> > group=\"{a}\" color=\"orange\" style=\"filled\" colorscheme=\"x11\" fontcolor=\"black\" fontname=\"Arial\" shape=\"box3d\" peripheries=\"2\" ]\n\
-C1 [label=< <B>  </B> <BR/> <B> 12*fEyiCG </B> > group=\"{b}\" color=\"orange\" style=\"filled\" colorscheme=\"x11\" fontcolor=\"black\" fontname=\"Arial\" shape=\"box3d\" ]\n\
+T1 [label=< <B>  </B> <BR/> <B> 12*fEyiCG </B> > group=\"{b}\" color=\"orange\" style=\"filled\" colorscheme=\"x11\" fontcolor=\"black\" fontname=\"Arial\" shape=\"box3d\" ]\n\
 }}\n\n/* The ipfs peers */\nsubgraph  {{\nrank=\"max\"\n\
 I0 [label=< <B> IPFS </B> <BR/> <B> Qm*123456 </B> > group=\"QmIpfsA123456\" color=\"turquoise3\" style=\"filled\" colorscheme=\"x11\" fontcolor=\"black\" fontname=\"Arial\" shape=\"cylinder\" ]\n\
 I1 [label=< <B> IPFS </B> <BR/> <B> Errored </B> > group=\"{b}\" color=\"firebrick1\" style=\"filled\" colorscheme=\"x11\" fontcolor=\"black\" fontname=\"Arial\" shape=\"cylinder\" ]\n\
 }}\n\n/* Edges representing active connections in the cluster */\n/* The connections among cluster-service peers */\n\
-C0 -> C1\nC1 -> C0\n\n/* The connections between cluster peers and their ipfs daemons */\n\
-C0 -> I0\nC1 -> I1 [ style=\"dotted\" ]\n\n/* The swarm peer connections among ipfs daemons in the cluster */\n}}"
+C0 -> T1\nT1 -> C0\n\n/* The connections between cluster peers and their ipfs daemons */\n\
+C0 -> I0\nT1 -> I1 [ style=\"dotted\" ]\n\n/* The swarm peer connections among ipfs daemons in the cluster */\n}}"
         );
         assert_eq!(dot, expected);
         // With every IPFS peer, the outside daemon and its link appear.

@@ -723,7 +723,7 @@ fn health_metrics_alerts_and_ipfs_gc() {
 fn health_graph_writes_a_dot_file() {
     let p = peer(1);
     let graph = format!(
-        r#"{{"cluster_id":"{p}","id_to_peername":{{"{p}":"alpha"}},"ipfs_links":{{}},"cluster_links":{{"{p}":[]}},"cluster_trust_links":{{"{p}":true}},"cluster_to_ipfs":{{"{p}":"QmDaemon000001"}}}}"#
+        r#"{{"cluster_id":"{p}","id_to_peername":{{"{p}":"alpha"}},"ipfs_links":{{"QmDaemon000001":[]}},"cluster_links":{{"{p}":[]}},"cluster_trust_links":{{"{p}":true}},"cluster_to_ipfs":{{"{p}":"QmDaemon000001"}}}}"#
     );
     let stub = Stub::start(vec![("GET /health/graph".into(), json(200, graph))]);
     let output = stub.ctl(&["health", "graph"]);
@@ -754,4 +754,39 @@ fn completion_scripts_need_no_server() {
         ctl(&["completion".to_string(), "tcsh".to_string()]).status.code(),
         Some(1)
     );
+}
+
+#[test]
+fn add_prints_like_go_when_buffered_quieter_or_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.txt");
+    std::fs::write(&file, b"hello").unwrap();
+    let file = file.to_str().unwrap().to_string();
+    let line =
+        |name: &str, cid: &str| format!(r#"{{"name":"{name}","cid":"{cid}","bytes":0,"size":5,"allocations":[]}}"#);
+    let lines = [line("a.txt", CID_B), line("", CID_A)];
+    let stub = Stub::start(vec![("POST /add".into(), stream(&lines, ""))]);
+
+    // --no-stream: one JSON array at the end; with -Q it holds only the root.
+    let all = stub.ctl(&["--enc", "json", "add", "--no-stream", &file]);
+    assert_eq!(all.status.code(), Some(0), "{}", stderr(&all));
+    let all: serde_json::Value = serde_json::from_str(&stdout(&all)).unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+    let root = stub.ctl(&["--enc", "json", "add", "--no-stream", "-Q", &file]);
+    let root: serde_json::Value = serde_json::from_str(&stdout(&root)).unwrap();
+    assert_eq!(root.as_array().map(Vec::len), Some(1), "{root}");
+    assert_eq!(root[0]["cid"], CID_A);
+    // -Q streamed: only the root's CID.
+    let quieter = stub.ctl(&["add", "-Q", &file]);
+    assert_eq!(stdout(&quieter), format!("{CID_A}\n"));
+
+    // Nothing added, nothing printed (not even an empty array).
+    let empty = Stub::start(vec![("POST /add".into(), stream(&[], ""))]);
+    let nothing = empty.ctl(&["--enc", "json", "add", "--no-stream", &file]);
+    assert_eq!((nothing.status.code(), stdout(&nothing)), (Some(0), String::new()));
+
+    // Go's footgun check: one CAR file, never wrapped; nothing is sent.
+    let car = stub.ctl(&["add", "--format", "car", &file, &file]);
+    assert_eq!(car.status.code(), Some(1));
+    assert!(stderr(&car).contains("only a single CAR file"), "{}", stderr(&car));
 }

@@ -245,18 +245,17 @@ impl Adder {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     {
         let mut multipart = multer::Multipart::new(body, boundary);
-        let (root, name) = if params.car {
+        let root = if params.car {
             self.add_car(&mut multipart).await?
         } else {
             self.add_unixfs(&params, &mut multipart).await?
         };
         self.flush().await?;
         if !params.no_pin {
-            let mut options = params.pin.clone();
-            if options.name.is_empty() {
-                options.name = name;
-            }
-            self.backend.add_pin(root, options, self.destinations.clone()).await?;
+            // As Go: the pin is named only by the `name` parameter, never after the file.
+            self.backend
+                .add_pin(root, params.pin.clone(), self.destinations.clone())
+                .await?;
         }
         Ok(())
     }
@@ -265,7 +264,7 @@ impl Adder {
         &mut self,
         params: &AddParams,
         multipart: &mut multer::Multipart<'static>,
-    ) -> Result<(Cid, String), ClusterError> {
+    ) -> Result<Cid, ClusterError> {
         let mut importer = Importer::new(params.import.clone()).map_err(bad_upload)?;
         let mut sent = 0usize;
         while let Some(mut field) = multipart.next_field().await.map_err(bad_multipart)? {
@@ -310,18 +309,16 @@ impl Adder {
         }
         let imported = importer.finish().map_err(bad_upload)?;
         self.push_blocks(imported.blocks).await?;
-        let mut root_name = String::new();
         for entry in imported.entries.into_iter().skip(sent) {
-            root_name = entry.name.clone();
             self.emit(self.line(entry.name, Cid(entry.cid), entry.size, 0)).await?;
         }
-        Ok((Cid(imported.root), root_name))
+        Ok(Cid(imported.root))
     }
 
     /// `format=car`: the first part is a CAR; its blocks are stored as they are verified and its
     /// first root is pinned. One output line: the root, the blocks' total bytes and, when the
     /// root is a UnixFS file, its size.
-    async fn add_car(&mut self, multipart: &mut multer::Multipart<'static>) -> Result<(Cid, String), ClusterError> {
+    async fn add_car(&mut self, multipart: &mut multer::Multipart<'static>) -> Result<Cid, ClusterError> {
         let mut field = multipart
             .next_field()
             .await
@@ -365,9 +362,9 @@ impl Adder {
             )));
         };
         let root = *root;
-        self.emit(self.line(name.clone(), Cid(root), root_size, summary.block_bytes))
+        self.emit(self.line(name, Cid(root), root_size, summary.block_bytes))
             .await?;
-        Ok((Cid(root), name))
+        Ok(Cid(root))
     }
 }
 

@@ -188,10 +188,20 @@ struct KuboError {
 }
 
 impl KuboError {
-    fn bad(message: impl Into<String>) -> KuboError {
+    /// Go's `ipfsErrorResponder(w, message, -1)`: a 500, whatever went wrong (bad arguments
+    /// included).
+    fn new(message: impl Into<String>) -> KuboError {
+        KuboError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+        }
+    }
+
+    /// The only 400s Go's proxy answers: `pin/update`'s missing arguments.
+    fn missing(argument: &str) -> KuboError {
         KuboError {
             status: StatusCode::BAD_REQUEST,
-            message: message.into(),
+            message: format!("argument \"{argument}\" is required"),
         }
     }
 }
@@ -411,12 +421,12 @@ fn direct_cid(arg: &str) -> Result<Cid, KuboError> {
     let text = arg.strip_prefix("/ipfs/").unwrap_or(arg);
     let text = text.split('/').next().unwrap_or("");
     text.parse::<Cid>()
-        .map_err(|e| KuboError::bad(format!("invalid path {arg:?}: {e}")))
+        .map_err(|e| KuboError::new(format!("invalid path {arg:?}: {e}")))
 }
 
 fn require_args(args: &[String], command: &str) -> Result<(), KuboError> {
     if args.is_empty() {
-        return Err(KuboError::bad(format!(
+        return Err(KuboError::new(format!(
             "argument \"ipfs-path\" is required for {command}"
         )));
     }
@@ -501,7 +511,7 @@ async fn pin_ls(shared: &Shared, args: &[String], stream: bool) -> Hijacked {
             Err(ClusterError::NotFound) => {
                 return Err(KuboError {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: format!("path '{arg}' is not pinned"),
+                    message: format!("Error: path '{arg}' is not pinned"),
                 })
             }
             Err(e) => return Err(e.into()),
@@ -533,10 +543,17 @@ fn pin_ls_piece(pin: &cluster_types::Pin, stream: bool, first: bool) -> String {
 }
 
 async fn pin_update(shared: &Shared, args: &[String], unpin: bool) -> Hijacked {
-    let [from, to] = args else {
-        return Err(KuboError::bad("pin/update needs two arguments: from and to"));
+    let (from, to) = match args {
+        [] => return Err(KuboError::missing("from-path")),
+        [_] => return Err(KuboError::missing("to-path")),
+        [from, to, ..] => (from, to),
     };
-    let from_cid = direct_cid(from)?;
+    // As Go: `from` may be any path; the daemon resolves it.
+    let from_cid = shared
+        .backend
+        .resolve_path(ipfs_path(from))
+        .await
+        .map_err(|e| KuboError::new(e.to_string()))?;
     let options = PinOptions {
         pin_update: Some(from_cid),
         ..PinOptions::default()
@@ -616,7 +633,8 @@ async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incom
     let get = |key: &str| -> Option<String> {
         let value = |k: &str| query.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
         match key {
-            "no-pin" => value("pin").map(|pin| (!is_true(Some(&pin))).to_string()),
+            // Go: only `pin=false` turns pinning off.
+            "no-pin" => value("pin").map(|pin| (pin == "false").to_string()),
             "layout" if is_true(value("trickle").as_deref()) => Some("trickle".into()),
             // Kubo streams NDJSON whatever it is asked.
             "stream-channels" => Some("true".into()),
@@ -624,20 +642,20 @@ async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incom
         }
     };
     if is_true(get("only-hash").as_deref()) {
-        return Err(KuboError::bad("only-hash is not supported by the cluster proxy"));
+        return Err(KuboError::new("only-hash is not supported by the cluster proxy"));
     }
     let pin = PinOptions::from_query(
         query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         cluster_types::Timestamp::now(),
     )
-    .map_err(|e| KuboError::bad(e.to_string()))?;
-    let params = AddParams::parse(&get, pin).map_err(KuboError::bad)?;
+    .map_err(|e| KuboError::new(e.to_string()))?;
+    let params = AddParams::parse(&get, pin).map_err(KuboError::new)?;
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let boundary = multipart_boundary(content_type.as_deref()).map_err(KuboError::bad)?;
+    let boundary = multipart_boundary(content_type.as_deref()).map_err(KuboError::new)?;
     let destinations = shared.backend.add_destinations(&params.pin, params.local).await?;
     let mut lines = run_add(
         shared.backend.clone(),
@@ -652,10 +670,20 @@ async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incom
         let mut error = String::new();
         while let Some(line) = lines.recv().await {
             let value = match line {
-                Ok(line) => match line.cid {
-                    Some(cid) => json!({"Name": line.name, "Hash": cid.to_string(), "Size": line.size.to_string()}),
-                    None => json!({"Name": line.name, "Bytes": line.bytes}),
-                },
+                // Go's `ipfsAddResp`: Hash, Bytes and Size are left out when empty or zero.
+                Ok(line) => {
+                    let mut value = json!({ "Name": line.name });
+                    if let Some(cid) = line.cid {
+                        value["Hash"] = json!(cid.to_string());
+                    }
+                    if line.bytes != 0 {
+                        value["Bytes"] = json!(line.bytes);
+                    }
+                    if line.size != 0 {
+                        value["Size"] = json!(line.size.to_string());
+                    }
+                    value
+                }
                 Err(e) => {
                     error = e.to_string();
                     break;
@@ -684,7 +712,11 @@ async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incom
 }
 
 /// `block/put` / `dag/put` with `pin=true`: the daemon stores the data (asked not to pin), then
-/// every CID it reports is pinned through the cluster; the daemon's answer is relayed.
+/// every CID it reports is pinned through the cluster; the daemon's answer is relayed, and pins
+/// that failed are reported in the `X-Stream-Error` trailer, as Go (which goes on after one).
+///
+/// Go forwards `block/put` with `pin=true` to the daemon, which then also pins the block
+/// itself, outside the cluster's allocations; we ask it not to, for both commands.
 async fn put_and_pin(shared: &Shared, request: Request<Incoming>, command: &str) -> Hijacked {
     let (mut parts, body) = request.into_parts();
     let query: Vec<(String, String)> = url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
@@ -697,7 +729,7 @@ async fn put_and_pin(shared: &Shared, request: Request<Incoming>, command: &str)
         .finish();
     parts.uri = format!("{}?{encoded}", parts.uri.path())
         .parse::<Uri>()
-        .map_err(|e| KuboError::bad(e.to_string()))?;
+        .map_err(|e| KuboError::new(e.to_string()))?;
     let response = send_to_daemon(shared, Request::from_parts(parts, body))
         .await
         .map_err(|message| KuboError {
@@ -713,20 +745,42 @@ async fn put_and_pin(shared: &Shared, request: Request<Incoming>, command: &str)
             message: format!("reading the daemon's {command} answer: {e}"),
         })?
         .to_bytes();
-    if parts.status.is_success() {
-        for line in serde_json::Deserializer::from_slice(&bytes).into_iter::<Value>() {
-            let Ok(line) = line else { break };
-            // block/put: {"Key": cid}; dag/put: {"Cid": {"/": cid}}.
-            let cid = line
-                .get("Key")
-                .and_then(Value::as_str)
-                .or_else(|| line.get("Cid").and_then(|c| c.get("/")).and_then(Value::as_str));
-            if let Some(cid) = cid.and_then(|c| c.parse::<Cid>().ok()) {
-                shared.backend.pin(cid, PinOptions::default()).await?;
+    if !parts.status.is_success() {
+        return Ok(Response::from_parts(parts, full(bytes)));
+    }
+    let mut errors = Vec::new();
+    for line in serde_json::Deserializer::from_slice(&bytes).into_iter::<Value>() {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                errors.push(e.to_string());
+                break;
+            }
+        };
+        // block/put: {"Key": cid}; dag/put: {"Cid": {"/": cid}}.
+        let cid = line
+            .get("Key")
+            .and_then(Value::as_str)
+            .or_else(|| line.get("Cid").and_then(|c| c.get("/")).and_then(Value::as_str));
+        if let Some(cid) = cid.and_then(|c| c.parse::<Cid>().ok()) {
+            if let Err(e) = shared.backend.pin(cid, PinOptions::default()).await {
+                tracing::warn!("IPFS proxy: {command} pin=true: pinning {cid}: {e}");
+                errors.push(e.to_string());
             }
         }
     }
-    Ok(Response::from_parts(parts, full(bytes)))
+    let mut trailers = hyper::HeaderMap::new();
+    trailers.insert(
+        "x-stream-error",
+        HeaderValue::from_str(&errors.join("; ")).unwrap_or_else(|_| HeaderValue::from_static("pinning failed")),
+    );
+    let frames = futures::stream::iter([Ok::<_, hyper::Error>(Frame::data(bytes)), Ok(Frame::trailers(trailers))]);
+    let mut response = Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames)));
+    let headers = response.headers_mut();
+    // The daemon's length does not frame a body with trailers.
+    headers.remove(hyper::header::CONTENT_LENGTH);
+    headers.insert(TRAILER, HeaderValue::from_static("X-Stream-Error"));
+    Ok(response)
 }
 
 /// Sends a request to the daemon, keeping method, path, query, headers and body.

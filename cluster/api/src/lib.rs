@@ -79,6 +79,14 @@ pub trait RestBackend: Send + Sync + 'static {
     /// `DELETE /pins/{cid}`: unpins and returns the removed pin.
     async fn unpin(&self, cid: Cid) -> Result<Pin, ClusterError>;
 
+    /// The CID an IPFS path names, resolved by the daemon (the IPFS proxy's `pin/update`).
+    async fn resolve_path(&self, path: String) -> Result<Cid, ClusterError> {
+        let _ = path;
+        Err(ClusterError::Internal(
+            "resolving paths is not supported by this backend".into(),
+        ))
+    }
+
     /// `DELETE /pins/{ipfs|ipns|ipld}/{path}`: resolves the path, then unpins.
     async fn unpin_path(&self, path: String) -> Result<Pin, ClusterError>;
 

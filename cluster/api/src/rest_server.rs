@@ -524,16 +524,9 @@ impl Query {
         PinOptions::from_query(self.pairs(), Timestamp::now()).map_err(|e| Failure::bad_request(e.to_string()))
     }
 
-    /// `local`: Go `strconv.ParseBool` spellings; empty or absent = false.
-    fn local(&self) -> Result<bool, Failure> {
-        let text = self.get("local");
-        match text {
-            "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-            "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-            other => Err(Failure::bad_request(format!(
-                "parameter local invalid: {other:?} is not a boolean"
-            ))),
-        }
+    /// `local`: exactly `true`, as Go's handlers compare it; any other value means cluster-wide.
+    fn local(&self) -> bool {
+        self.get("local") == "true"
     }
 }
 
@@ -720,23 +713,23 @@ async fn dispatch(
                 .filter(|c| !c.is_empty())
                 .map(parse_cid)
                 .collect::<Result<Vec<_>, _>>()?;
-            let local = query.local()?;
+            let local = query.local();
             shared
                 .stream(backend.status_all(filter, cids, local).await, trailers)
                 .await
         }
         Route::RecoverAll => {
-            let local = query.local()?;
+            let local = query.local();
             shared.stream(backend.recover_all(local).await, trailers).await
         }
         Route::Recover(cid) => {
             let cid = parse_cid(&cid)?;
-            let local = query.local()?;
+            let local = query.local();
             shared.json(StatusCode::OK, &backend.recover(cid, local).await?)
         }
         Route::Status(cid) => {
             let cid = parse_cid(&cid)?;
-            let local = query.local()?;
+            let local = query.local();
             shared.json(StatusCode::OK, &backend.status(cid, local).await?)
         }
         Route::Pin(cid) => {
@@ -780,7 +773,7 @@ async fn dispatch(
         Route::Graph => shared.json(StatusCode::OK, &backend.connect_graph().await?),
         Route::Bandwidth => shared.json(StatusCode::OK, &backend.bandwidth().await),
         Route::RepoGc => {
-            let local = query.local()?;
+            let local = query.local();
             shared.json(StatusCode::OK, &backend.repo_gc(local).await?)
         }
         // Answered before dispatch (it needs the request body).
@@ -822,7 +815,7 @@ async fn add(
         boundary,
     );
     let mut response = if stream_channels {
-        shared.stream(lines, trailers).await
+        shared.stream_from_the_start(lines, trailers)
     } else {
         let all = collect_all(lines).await?;
         // Go encodes an empty result as `null`.
@@ -834,6 +827,8 @@ async fn add(
     };
     let headers = response.headers_mut();
     headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+    // Go asks the client to close: the upload may not have been read to its end.
+    headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     if stream_channels {
         headers.insert("x-chunked-output", HeaderValue::from_static("1"));
     }
@@ -934,6 +929,30 @@ impl Shared {
                 }),
             },
         };
+        response
+            .headers_mut()
+            .insert(TRAILER, HeaderValue::from_static("X-Stream-Error"));
+        response
+    }
+
+    /// A 200 NDJSON stream at once, whatever comes (Go's `/add`): even the first error, or no
+    /// item at all, goes in the `X-Stream-Error` trailer.
+    fn stream_from_the_start<T: Serialize + Send + 'static>(
+        &self,
+        items: ResultStream<T>,
+        trailers: bool,
+    ) -> Response<ResponseBody> {
+        let mut response = self.response(
+            StatusCode::OK,
+            ResponseBody::Stream(Box::new(NdjsonBody {
+                first: None,
+                source: Box::new(ChannelSource(items)),
+                errors: Vec::new(),
+                omitted_errors: 0,
+                trailers,
+                finished: false,
+            })),
+        );
         response
             .headers_mut()
             .insert(TRAILER, HeaderValue::from_static("X-Stream-Error"));
@@ -1144,13 +1163,18 @@ mod tests {
     }
 
     #[test]
-    fn local_accepts_go_booleans_only() {
-        for (text, want) in [("", false), ("true", true), ("1", true), ("F", false), ("False", false)] {
+    fn local_is_exactly_true_as_in_go() {
+        for (text, want) in [
+            ("", false),
+            ("true", true),
+            ("1", false),
+            ("True", false),
+            ("yes", false),
+        ] {
             let q = Query::parse(Some(&format!("local={text}")));
-            assert_eq!(q.local().ok(), Some(want), "{text}");
+            assert_eq!(q.local(), want, "{text}");
         }
-        assert!(Query::parse(Some("local=yes")).local().is_err());
-        assert!(!Query::parse(None).local().unwrap_or(true));
+        assert!(!Query::parse(None).local());
     }
 
     #[test]

@@ -1324,7 +1324,9 @@ impl Cluster {
     }
 
     /// Removes `peer` from the cluster (Go `PeerRemove`): first moves the pins allocated to it
-    /// to other members, then removes it from Raft. Served by the leader.
+    /// to other members, then removes it from Raft. Served by the leader. Removing a peer that
+    /// is not a member succeeds and changes nothing, as Go's Raft `RemovePeer`, so scripts may
+    /// repeat it.
     pub async fn peer_remove(&self, peer: PeerId) -> Result<(), ClusterError> {
         if !self
             .consensus
@@ -1332,9 +1334,8 @@ impl Cluster {
             .iter()
             .any(|(_, n)| n.peer_id == peer.to_string())
         {
-            return Err(ClusterError::PeerNotFound(format!(
-                "peer {peer} is not a cluster member"
-            )));
+            tracing::info!("{peer} is not among the cluster's members: nothing to remove");
+            return Ok(());
         }
         match self.to_leader(RpcRequest::PeerRemove(peer), MEMBERSHIP_TIMEOUT).await? {
             RpcResponse::PeerRemove(result) => result,
@@ -1709,15 +1710,17 @@ impl RestBackend for Cluster {
                     .map_err(|e| e.to_string());
             }
             match self.call_member(&member, RpcRequest::RepoStat, STATUS_TIMEOUT).await {
-                Ok(RpcResponse::RepoStat(answer)) => answer,
-                other => Err(format!("{other:?}")),
+                Ok(RpcResponse::RepoStat(answer)) => answer.map_err(|e| format!("{}: {e}", member.peer_id)),
+                other => Err(format!("{}: {other:?}", member.peer_id)),
             }
         });
         let mut total = (0u64, 0u64);
         for answer in futures::future::join_all(asks).await {
-            // Go fails the whole call when one member cannot answer.
-            let (size, max) = answer.map_err(ClusterError::Internal)?;
-            total = (total.0.saturating_add(size), total.1.saturating_add(max));
+            // As Go: a member that cannot answer is logged and left out of the sum.
+            match answer {
+                Ok((size, max)) => total = (total.0.saturating_add(size), total.1.saturating_add(max)),
+                Err(e) => tracing::warn!("repo/stat: a member did not answer: {e}"),
+            }
         }
         Ok(total)
     }
@@ -1758,6 +1761,10 @@ impl RestBackend for Cluster {
     async fn unpin_path(&self, path: String) -> Result<Pin, ClusterError> {
         let cid = self.resolve_path(&path).await?;
         Cluster::unpin(self, cid).await
+    }
+
+    async fn resolve_path(&self, path: String) -> Result<Cid, ClusterError> {
+        Cluster::resolve_path(self, &path).await
     }
 
     async fn allocations(&self, type_mask: u32) -> ResultStream<Pin> {

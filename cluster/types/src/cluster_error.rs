@@ -9,10 +9,8 @@ pub enum ClusterError {
     /// The CID is not in the shared pinset (REST 404).
     #[error("pin is not part of the pinset")]
     NotFound,
-    /// The peer is not a cluster member (REST 404); the text names it.
-    #[error("{0}")]
-    PeerNotFound(String),
-    /// The request was malformed (REST 400); the text says which argument.
+    /// An argument the cluster refused (REST 500, as every backend error in Go; requests that do
+    /// not parse are 400s of the REST layer); the text says which argument.
     #[error("{0}")]
     InvalidArgument(String),
     /// Fewer members are available than the replication factor needs.
@@ -39,11 +37,11 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
-    /// The REST status code for this error (reference §1.3).
+    /// The REST status code for this error (reference §1.3): Go's `SendResponse` answers 404
+    /// only for "pin is not part of the pinset", 500 for every other backend error.
     pub fn http_status(&self) -> u16 {
         match self {
-            ClusterError::NotFound | ClusterError::PeerNotFound(_) => 404,
-            ClusterError::InvalidArgument(_) => 400,
+            ClusterError::NotFound => 404,
             _ => 500,
         }
     }

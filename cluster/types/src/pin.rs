@@ -179,7 +179,12 @@ impl PinOptions {
         let mut replication_max = None;
         let mut expire_at = None;
         let mut expire_in = None;
+        // Go reads each key with `url.Values.Get`: the first value counts, repeats are ignored.
+        let mut seen = std::collections::BTreeSet::new();
         for (key, value) in params {
+            if !seen.insert(key) {
+                continue;
+            }
             match key {
                 "name" => options.name = value.to_string(),
                 "mode" => options.mode = PinMode::from_text(value),
@@ -415,6 +420,13 @@ mod tests {
         .unwrap();
         assert_eq!(go_client.replication_factor_min, 0);
         assert_eq!(go_client.mode, PinMode::Recursive);
+
+        // Repeated keys: the first value counts, as `url.Values.Get`.
+        let repeated =
+            PinOptions::from_query([("name", "first"), ("name", "second"), ("meta-k", "1"), ("meta-k", "2")], now)
+                .unwrap();
+        assert_eq!(repeated.name, "first");
+        assert_eq!(repeated.metadata.get("k").map(String::as_str), Some("1"));
     }
 
     #[test]
