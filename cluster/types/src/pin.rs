@@ -422,9 +422,11 @@ mod tests {
         assert_eq!(go_client.mode, PinMode::Recursive);
 
         // Repeated keys: the first value counts, as `url.Values.Get`.
-        let repeated =
-            PinOptions::from_query([("name", "first"), ("name", "second"), ("meta-k", "1"), ("meta-k", "2")], now)
-                .unwrap();
+        let repeated = PinOptions::from_query(
+            [("name", "first"), ("name", "second"), ("meta-k", "1"), ("meta-k", "2")],
+            now,
+        )
+        .unwrap();
         assert_eq!(repeated.name, "first");
         assert_eq!(repeated.metadata.get("k").map(String::as_str), Some("1"));
     }
