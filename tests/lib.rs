@@ -473,3 +473,53 @@ impl TlsFront {
         format!("/ip4/127.0.0.1/tcp/{}", self.port)
     }
 }
+
+/// A Unix-socket front for a TCP server on loopback: accepts on `<dir>/front.sock` and forwards
+/// the bytes to `target`, as a daemon listening on a socket would be reached.
+pub struct UnixFront {
+    /// The socket path.
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+    /// Dropping it ends the accept loop and every forwarding task.
+    _runtime: cluster_rt::tokio::runtime::Runtime,
+}
+
+impl UnixFront {
+    /// Starts forwarding to `target` (`host:port`).
+    pub fn start(target: &str) -> UnixFront {
+        use cluster_rt::tokio;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("front.sock");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::UnixListener::bind(&path).expect("unix front binds")
+        };
+        let target = target.to_string();
+        runtime.spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        UnixFront {
+            path,
+            _dir: dir,
+            _runtime: runtime,
+        }
+    }
+
+    /// `/unix/<path>` of the front.
+    pub fn multiaddr(&self) -> String {
+        format!("/unix{}", self.path.display())
+    }
+}

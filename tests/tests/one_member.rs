@@ -383,3 +383,28 @@ fn a_libp2p_host_of_the_apis_own_answers_without_the_cluster_secret() {
     let refused = run(command, Duration::from_secs(60));
     assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
 }
+
+#[test]
+fn the_ipfs_daemon_may_listen_on_a_unix_socket() {
+    let daemon = FakeDaemon::start(0);
+    let socket = cluster_tests::UnixFront::start(&daemon.multiaddr().replace("/ip4/", "").replace("/tcp/", ":"));
+    let member = MemberDir::init();
+    // Both the connector and the proxy reach the daemon through the socket.
+    let mut service = member.start_daemon(&socket.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+
+    let id = member.ctl(&["--enc", "json", "id"]);
+    let id: serde_json::Value = serde_json::from_str(&stdout(&id)).unwrap();
+    assert_eq!(id["ipfs"]["id"], "12D3KooWFakeDaemonForClusterTests", "{id}");
+    let output = member.ctl(&["pin", "add", "--no-status", &cid(42)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    wait_until(Duration::from_secs(20), "the daemon pins it over the socket", || {
+        daemon.fake.has_pin(&cid(42).parse().unwrap())
+    });
+    let (code, body) = curl(
+        "POST",
+        &format!("http://127.0.0.1:{}/api/v0/version", member.proxy_port),
+    );
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("0.29.0-fake"), "{body}");
+}

@@ -425,7 +425,7 @@ fn announce(addresses: &[multiaddr::Multiaddr], peer: libp2p_identity::PeerId) {
 }
 
 /// `a, b` of listen addresses, for messages.
-fn list(addresses: &[cluster_api::ListenAddress]) -> String {
+fn list(addresses: &[cluster_api::HttpAddress]) -> String {
     addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 

@@ -12,13 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cluster_types::{Cid, ClusterError, ListenAddress, PinMode, PinOptions, VERSION};
+use cluster_ipfs::{uri_authority, DaemonConnector};
+use cluster_types::{Cid, ClusterError, HttpAddress, PinMode, PinOptions, VERSION};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, SERVER, TRAILER};
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
@@ -35,9 +35,10 @@ const PUT_REPLY_LIMIT: usize = 4 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpfsProxyConfig {
     /// Listen addresses, TCP or Unix sockets (Go default `/ip4/127.0.0.1/tcp/9095`).
-    pub listen: Vec<ListenAddress>,
-    /// The IPFS daemon's API, `host:port` (Go `node_multiaddress`, default 127.0.0.1:5001).
-    pub node_address: String,
+    pub listen: Vec<HttpAddress>,
+    /// The IPFS daemon's API, `host:port` or a Unix socket (Go `node_multiaddress`, default
+    /// 127.0.0.1:5001).
+    pub node_address: HttpAddress,
     /// Speak HTTPS to the daemon (Go `node_https`), verifying its certificate against the
     /// system's trusted roots (`SSL_CERT_FILE` and `SSL_CERT_DIR` are honoured, as in Go).
     pub node_https: bool,
@@ -52,7 +53,7 @@ pub struct IpfsProxyConfig {
 
 impl IpfsProxyConfig {
     /// Go's defaults for everything but the two addresses.
-    pub fn new(listen: Vec<ListenAddress>, node_address: String) -> IpfsProxyConfig {
+    pub fn new(listen: Vec<HttpAddress>, node_address: HttpAddress) -> IpfsProxyConfig {
         IpfsProxyConfig {
             listen,
             node_address,
@@ -88,15 +89,16 @@ impl std::fmt::Debug for IpfsProxy {
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
-/// Plain HTTP or HTTPS, as the URI says.
-type DaemonConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+/// Plain HTTP or HTTPS, as the URI says, over TCP or a Unix socket.
+type ProxyConnector = hyper_rustls::HttpsConnector<DaemonConnector>;
+
+/// How long the proxy waits for a connection to the daemon.
+const DAEMON_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The system's roots are loaded only for `node_https`: a machine without any must still proxy
 /// plain HTTP.
-fn daemon_connector(node_https: bool) -> io::Result<DaemonConnector> {
-    let mut http = HttpConnector::new();
-    // hyper-rustls hands https URIs to this connector; it must not refuse them.
-    http.enforce_http(false);
+fn daemon_connector(node: &HttpAddress, node_https: bool) -> io::Result<ProxyConnector> {
+    let inner = DaemonConnector::new(node, DAEMON_CONNECT_TIMEOUT);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = if node_https {
@@ -111,7 +113,7 @@ fn daemon_connector(node_https: bool) -> io::Result<DaemonConnector> {
             .with_no_client_auth();
         builder.with_tls_config(tls)
     };
-    Ok(builder.https_or_http().enable_http1().wrap_connector(http))
+    Ok(builder.https_or_http().enable_http1().wrap_connector(inner))
 }
 
 /// Headers read from the daemon, and when.
@@ -119,13 +121,15 @@ type ExtractedHeaders = (std::time::Instant, Vec<(HeaderName, HeaderValue)>);
 
 struct Shared {
     backend: Arc<dyn RestBackend>,
-    /// `host:port` of the daemon.
+    /// The daemon's address as messages show it.
     node_address: String,
+    /// The authority of request URIs and `Host` headers to the daemon.
+    node_authority: String,
     /// `http://host:port` or `https://host:port` of the daemon.
     node_base: String,
-    client: Client<DaemonConnector, Incoming>,
+    client: Client<ProxyConnector, Incoming>,
     /// For the header requests the proxy makes itself (empty bodies).
-    plain_client: Client<DaemonConnector, Full<Bytes>>,
+    plain_client: Client<ProxyConnector, Full<Bytes>>,
     extract_headers: Vec<String>,
     extract_headers_path: String,
     extract_headers_ttl: std::time::Duration,
@@ -137,7 +141,7 @@ impl IpfsProxy {
     /// Binds the listen sockets.
     pub fn bind(config: IpfsProxyConfig, backend: Arc<dyn RestBackend>) -> io::Result<IpfsProxy> {
         let listeners = bind_all(&config.listen)?;
-        let connector = daemon_connector(config.node_https)?;
+        let connector = daemon_connector(&config.node_address, config.node_https)?;
         let client = Client::builder(TokioExecutor::new()).build(connector.clone());
         let plain_client = Client::builder(TokioExecutor::new()).build(connector);
         let scheme = if config.node_https { "https" } else { "http" };
@@ -147,8 +151,9 @@ impl IpfsProxy {
             listeners,
             shared: Arc::new(Shared {
                 backend,
-                node_base: format!("{scheme}://{}", config.node_address),
-                node_address: config.node_address,
+                node_base: format!("{scheme}://{}", uri_authority(&config.node_address)),
+                node_authority: uri_authority(&config.node_address).to_string(),
+                node_address: config.node_address.to_string(),
                 client,
                 plain_client,
                 extract_headers,
@@ -165,7 +170,7 @@ impl IpfsProxy {
     }
 
     /// Every address bound, ports resolved.
-    pub fn local_addresses(&self) -> Vec<ListenAddress> {
+    pub fn local_addresses(&self) -> Vec<HttpAddress> {
         self.listeners.iter().map(BoundListener::address).collect()
     }
 
@@ -789,7 +794,7 @@ async fn send_to_daemon(shared: &Shared, request: Request<Incoming>) -> Result<R
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let uri = format!("{}{path_and_query}", shared.node_base);
     parts.uri = uri.parse::<Uri>().map_err(|e| format!("bad URI {uri:?}: {e}"))?;
-    if let Ok(host) = HeaderValue::from_str(&shared.node_address) {
+    if let Ok(host) = HeaderValue::from_str(&shared.node_authority) {
         parts.headers.insert(HOST, host);
     }
     shared

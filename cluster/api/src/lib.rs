@@ -25,7 +25,7 @@ mod rest_server;
 mod te_trailers;
 
 pub use auth::Credentials;
-pub use cluster_types::ListenAddress;
+pub use cluster_types::HttpAddress;
 pub use cors::CorsConfig;
 #[cfg(not(madsim))]
 pub use ipfs_proxy::{IpfsProxy, IpfsProxyConfig};

@@ -1,12 +1,12 @@
 //! The sockets an HTTP endpoint accepts on: TCP and Unix listeners bound from
-//! [`ListenAddress`]es, and connections handed over from another transport
+//! [`HttpAddress`]es, and connections handed over from another transport
 //! ([`TunnelConnection`], the libp2p-http endpoint), merged into one stream of connections.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use cluster_rt::tokio;
-use cluster_types::ListenAddress;
+use cluster_types::HttpAddress;
 use futures::stream::{BoxStream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
@@ -42,14 +42,14 @@ pub(crate) enum BoundListener {
 impl BoundListener {
     /// Binds `address`. A Unix socket file left by a process that is gone is replaced; one that
     /// another process still answers on is an "address in use" error.
-    pub(crate) fn bind(address: &ListenAddress) -> io::Result<BoundListener> {
+    pub(crate) fn bind(address: &HttpAddress) -> io::Result<BoundListener> {
         match address {
-            ListenAddress::Tcp(address) => {
+            HttpAddress::Tcp(address) => {
                 let listener = std::net::TcpListener::bind(address.as_str())?;
                 listener.set_nonblocking(true)?;
                 Ok(BoundListener::Tcp(listener))
             }
-            ListenAddress::Unix(path) => {
+            HttpAddress::Unix(path) => {
                 remove_stale_socket(path)?;
                 let listener = std::os::unix::net::UnixListener::bind(path)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
@@ -68,21 +68,21 @@ impl BoundListener {
     }
 
     /// Where it listens, as an address.
-    pub(crate) fn address(&self) -> ListenAddress {
+    pub(crate) fn address(&self) -> HttpAddress {
         match self {
-            BoundListener::Tcp(listener) => ListenAddress::Tcp(
+            BoundListener::Tcp(listener) => HttpAddress::Tcp(
                 listener
                     .local_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_else(|e| format!("unknown ({e})")),
             ),
-            BoundListener::Unix(_, path) => ListenAddress::Unix(path.clone()),
+            BoundListener::Unix(_, path) => HttpAddress::Unix(path.clone()),
         }
     }
 }
 
 /// Binds every address; an empty list is an error (the endpoint would be unreachable).
-pub(crate) fn bind_all(addresses: &[ListenAddress]) -> io::Result<Vec<BoundListener>> {
+pub(crate) fn bind_all(addresses: &[HttpAddress]) -> io::Result<Vec<BoundListener>> {
     if addresses.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listen address"));
     }
@@ -211,7 +211,7 @@ mod tests {
     fn a_stale_socket_file_is_replaced_and_a_live_one_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api.sock");
-        let address = ListenAddress::Unix(path.clone());
+        let address = HttpAddress::Unix(path.clone());
         let live = BoundListener::bind(&address).unwrap();
         let error = BoundListener::bind(&address).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::AddrInUse, "{error}");
@@ -228,7 +228,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api.sock");
         std::fs::write(&path, b"data").unwrap();
-        let error = BoundListener::bind(&ListenAddress::Unix(path.clone())).unwrap_err();
+        let error = BoundListener::bind(&HttpAddress::Unix(path.clone())).unwrap_err();
         assert!(error.to_string().contains("not a socket"), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), b"data");
     }

@@ -35,8 +35,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cluster_rt::tokio;
 use cluster_types::{
-    AddedOutput, ApiError, Cid, ClusterError, ListenAddress, PeerId, PinOptions, PinType, Timestamp,
-    TrackerStatusFilter, Version, VERSION,
+    AddedOutput, ApiError, Cid, ClusterError, HttpAddress, PeerId, PinOptions, PinType, Timestamp, TrackerStatusFilter,
+    Version, VERSION,
 };
 use futures::StreamExt as _;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -86,7 +86,7 @@ const STREAM_ERROR_TRAILER: &str = "x-stream-error";
 pub struct RestServerConfig {
     /// Listen addresses, TCP or Unix sockets (Go `http_listen_multiaddress`, default
     /// `/ip4/127.0.0.1/tcp/9094`).
-    pub listen: Vec<ListenAddress>,
+    pub listen: Vec<HttpAddress>,
     /// Extra headers set on every response (config `headers`), before `Content-Type`.
     pub headers: Vec<(String, String)>,
     /// `basic_auth_credentials`: when set, every request but `OPTIONS` and `GET /health` must
@@ -127,7 +127,7 @@ impl TlsFiles {
 impl Default for RestServerConfig {
     fn default() -> Self {
         RestServerConfig {
-            listen: vec![ListenAddress::Tcp("127.0.0.1:9094".into())],
+            listen: vec![HttpAddress::Tcp("127.0.0.1:9094".into())],
             headers: Vec::new(),
             credentials: None,
             cors: CorsConfig::default(),
@@ -209,7 +209,7 @@ impl RestServer {
     }
 
     /// Every address bound, ports resolved.
-    pub fn local_addresses(&self) -> Vec<ListenAddress> {
+    pub fn local_addresses(&self) -> Vec<HttpAddress> {
         self.listeners.iter().map(BoundListener::address).collect()
     }
 
@@ -334,6 +334,9 @@ where
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
+        // A client may close its sending side once the request is out (libp2p-http clients
+        // do); it still gets its answer. Without this hyper drops the connection at that EOF.
+        .half_close(true)
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let connection = builder.serve_connection(TokioIo::new(TrailersForEveryone::new(stream)), service);

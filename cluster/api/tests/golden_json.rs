@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cluster_api::{Credentials, ListenAddress, RestBackend, RestServer, RestServerConfig, ResultStream};
+use cluster_api::{Credentials, HttpAddress, RestBackend, RestServer, RestServerConfig, ResultStream};
 use cluster_rt::tokio;
 use cluster_types::{
     Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
@@ -396,7 +396,7 @@ async fn every_route_answers_in_gos_shape() {
     let credentials = Credentials(BTreeMap::from([("admin".to_string(), "secret".to_string())]));
     let server = RestServer::bind(
         RestServerConfig {
-            listen: vec![ListenAddress::Tcp("127.0.0.1:0".into())],
+            listen: vec![HttpAddress::Tcp("127.0.0.1:0".into())],
             credentials: Some(credentials),
             ..RestServerConfig::default()
         },

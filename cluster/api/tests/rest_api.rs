@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cluster_api::{
-    CorsConfig, Credentials, ListenAddress, RestBackend, RestServer, RestServerConfig, ResultStream, TunnelConnection,
+    CorsConfig, Credentials, HttpAddress, RestBackend, RestServer, RestServerConfig, ResultStream, TunnelConnection,
 };
 use cluster_rt::tokio;
 use cluster_types::{
@@ -372,7 +372,7 @@ impl Running {
 
 fn start() -> Running {
     start_with(RestServerConfig {
-        listen: vec![ListenAddress::Tcp("127.0.0.1:0".into())],
+        listen: vec![HttpAddress::Tcp("127.0.0.1:0".into())],
         headers: vec![
             ("X-Custom".into(), "yes".into()),
             ("Access-Control-Allow-Origin".into(), "*".into()),
@@ -984,7 +984,7 @@ async fn shutdown_lets_in_flight_streams_finish_then_stops_accepting() {
 #[tokio::test]
 async fn invalid_configured_header_fails_bind() {
     let config = RestServerConfig {
-        listen: vec![ListenAddress::Tcp("127.0.0.1:0".into())],
+        listen: vec![HttpAddress::Tcp("127.0.0.1:0".into())],
         headers: vec![("Bad Header".into(), "x".into())],
         ..RestServerConfig::default()
     };
@@ -992,7 +992,7 @@ async fn invalid_configured_header_fails_bind() {
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     assert_eq!(
         RestServerConfig::default().listen,
-        vec![ListenAddress::Tcp("127.0.0.1:9094".into())]
+        vec![HttpAddress::Tcp("127.0.0.1:9094".into())]
     );
 }
 
@@ -1112,7 +1112,7 @@ async fn monitor_and_health_routes_have_go_shapes() {
 
 fn with_auth() -> RestServerConfig {
     RestServerConfig {
-        listen: vec![ListenAddress::Tcp("127.0.0.1:0".into())],
+        listen: vec![HttpAddress::Tcp("127.0.0.1:0".into())],
         credentials: Some(Credentials(BTreeMap::from([(
             "admin".to_string(),
             "s3cret".to_string(),
@@ -1316,15 +1316,15 @@ async fn serves_on_unix_sockets_and_tunnelled_streams_beside_tcp() {
     let socket = dir.path().join("api.sock");
     let config = RestServerConfig {
         listen: vec![
-            ListenAddress::Tcp("127.0.0.1:0".into()),
-            ListenAddress::Unix(socket.clone()),
+            HttpAddress::Tcp("127.0.0.1:0".into()),
+            HttpAddress::Unix(socket.clone()),
         ],
         ..RestServerConfig::default()
     };
     let server = RestServer::bind(config, Mock::new()).expect("bind");
     let addresses = server.local_addresses();
     assert_eq!(addresses.len(), 2);
-    assert_eq!(addresses[1], ListenAddress::Unix(socket.clone()));
+    assert_eq!(addresses[1], HttpAddress::Unix(socket.clone()));
     let addr = server.local_addr().expect("a TCP listener");
     let (tunnel_tx, tunnel_rx) = mpsc::channel(4);
     let server = server.with_tunnel(tunnel_rx);
@@ -1352,4 +1352,31 @@ async fn serves_on_unix_sockets_and_tunnelled_streams_beside_tcp() {
     stop_tx.send(()).unwrap();
     tokio::time::timeout(DEADLINE, task).await.unwrap().unwrap();
     assert!(!socket.exists(), "the socket file is removed on shutdown");
+}
+
+#[tokio::test]
+async fn a_client_that_closes_its_sending_side_still_gets_the_answer() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = start();
+    let (tx, rx) = mpsc::channel(1);
+    *server.mock.manual_peers.lock().unwrap() = Some(rx);
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /peers HTTP/1.1\r\nHost: cluster\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // The request is out; the answer is not ready yet when the server reads this EOF.
+    stream.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tx.send(Ok(make_id(0))).await.unwrap();
+    drop(tx);
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains(&make_id(0).id.to_string()), "{answer}");
+    server.stop().await;
 }

@@ -19,15 +19,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::daemon_connector::{uri_authority, DaemonConnector};
 use bytes::Bytes;
 use cluster_rt::tokio::time::Instant;
+use cluster_types::HttpAddress;
 use cluster_types::{Cid, IpfsId};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -62,8 +63,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the daemon's RPC API is and how long calls may take (Go's `ipfs_connector.ipfshttp`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KuboConnectorConfig {
-    /// `host:port` of the RPC API, e.g. `127.0.0.1:5001` (see [`Self::address_from_multiaddr`]).
-    pub node_address: String,
+    /// The RPC API: `host:port`, e.g. `127.0.0.1:5001`, or a Unix socket (see
+    /// [`Self::address_from_multiaddr`]).
+    pub node_address: HttpAddress,
     /// Deadline of every call but `pin` and `unpin` (`ipfs_request_timeout`, default 5 min).
     pub request_timeout: Duration,
     /// A pin fails when the daemon reports no new progress for this long (`pin_timeout`,
@@ -76,7 +78,7 @@ pub struct KuboConnectorConfig {
 impl Default for KuboConnectorConfig {
     fn default() -> KuboConnectorConfig {
         KuboConnectorConfig {
-            node_address: "127.0.0.1:5001".into(),
+            node_address: HttpAddress::Tcp("127.0.0.1:5001".into()),
             request_timeout: Duration::from_secs(5 * 60),
             pin_timeout: Duration::from_secs(2 * 60),
             unpin_timeout: Duration::from_secs(3 * 3600),
@@ -85,17 +87,22 @@ impl Default for KuboConnectorConfig {
 }
 
 impl KuboConnectorConfig {
-    /// The `host:port` of a TCP multiaddress: `/ip4/H/tcp/P`, `/ip6/H/tcp/P` (bracketed) or
-    /// `/dns4|dns6|dns/H/tcp/P`. Unix sockets and other transports are refused.
-    pub fn address_from_multiaddr(text: &str) -> Result<String, String> {
-        cluster_types::tcp_address(text)
+    /// The address of `node_multiaddress`: `host:port` of `/ip4/H/tcp/P`, `/ip6/H/tcp/P`
+    /// (bracketed) or `/dns4|dns6|dns/H/tcp/P`, or the path of `/unix/<path>`. Other transports
+    /// are refused.
+    pub fn address_from_multiaddr(text: &str) -> Result<HttpAddress, String> {
+        HttpAddress::parse(text)
     }
 }
 
 /// The Kubo RPC client; cheap to share behind an `Arc` (calls take `&self`).
 pub struct KuboConnector {
     config: KuboConnectorConfig,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<DaemonConnector, Full<Bytes>>,
+    /// The daemon's address as messages show it.
+    address_text: String,
+    /// `http://<authority>` of request URIs.
+    uri_base: String,
     /// Transport failures since the last request that got an answer.
     consecutive_failures: AtomicU64,
     /// While rate-limited: the earliest time the next request may go out. Each request
@@ -115,15 +122,15 @@ impl std::fmt::Debug for KuboConnector {
 impl KuboConnector {
     /// A client for the daemon at `config.node_address`. Does not contact it.
     pub fn new(config: KuboConnectorConfig) -> KuboConnector {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT.min(config.request_timeout)));
-        connector.set_nodelay(true);
+        let connector = DaemonConnector::new(&config.node_address, CONNECT_TIMEOUT.min(config.request_timeout));
         let client = Client::builder(TokioExecutor::new())
             // Without a timer idle pooled connections are never reaped.
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         KuboConnector {
+            address_text: config.node_address.to_string(),
+            uri_base: format!("http://{}", uri_authority(&config.node_address)),
             config,
             client,
             consecutive_failures: AtomicU64::new(0),
@@ -143,7 +150,7 @@ impl KuboConnector {
 
     fn unreachable(&self, message: String) -> IpfsError {
         IpfsError::Unreachable {
-            address: self.config.node_address.clone(),
+            address: self.address_text.clone(),
             message,
         }
     }
@@ -167,7 +174,7 @@ impl KuboConnector {
         let query_string = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query)
             .finish();
-        let uri = format!("http://{}/api/v0/{path}?{query_string}", self.config.node_address);
+        let uri = format!("{}/api/v0/{path}?{query_string}", self.uri_base);
         let mut request = Request::builder().method(Method::POST).uri(&uri);
         if let Some(content_type) = content_type {
             request = request.header(hyper::header::CONTENT_TYPE, content_type);
@@ -216,14 +223,9 @@ impl KuboConnector {
         if status.is_success() {
             return Ok(response);
         }
-        let body = read_body(
-            &self.config.node_address,
-            path,
-            response.into_body(),
-            ERROR_REPLY_BYTES_MAX,
-        )
-        .await
-        .unwrap_or_default();
+        let body = read_body(&self.address_text, path, response.into_body(), ERROR_REPLY_BYTES_MAX)
+            .await
+            .unwrap_or_default();
         #[derive(Deserialize)]
         struct ErrorReply {
             #[serde(rename = "Message")]
@@ -259,7 +261,7 @@ impl KuboConnector {
         let call = async {
             let response = self.send(path, query).await?;
             let response = self.check_status(path, response).await?;
-            let body = read_body(&self.config.node_address, path, response.into_body(), REPLY_BYTES_MAX).await?;
+            let body = read_body(&self.address_text, path, response.into_body(), REPLY_BYTES_MAX).await?;
             let mut decoder = JsonStreamDecoder::new(REPLY_BYTES_MAX);
             let mut values = decoder.push(&body).map_err(|m| decode_error(path, m))?;
             values.extend(decoder.finish().map_err(|m| decode_error(path, m))?);
@@ -847,7 +849,7 @@ impl IpfsConnector for KuboConnector {
             }
         };
         let state = PinLsStream {
-            address: self.config.node_address.clone(),
+            address: self.address_text.clone(),
             body: response.into_body(),
             decoder: JsonStreamDecoder::new(STREAM_VALUE_BYTES_MAX),
             pending: VecDeque::new(),
@@ -940,7 +942,7 @@ impl IpfsConnector for KuboConnector {
                 .send_body(path, &query, Some(&content_type), Bytes::from(body))
                 .await?;
             let response = self.check_status(path, response).await?;
-            read_body(&self.config.node_address, path, response.into_body(), REPLY_BYTES_MAX).await
+            read_body(&self.address_text, path, response.into_body(), REPLY_BYTES_MAX).await
         };
         let reply = match cluster_rt::timeout(self.config.request_timeout, call).await {
             Ok(reply) => reply?,
@@ -1021,18 +1023,19 @@ mod tests {
 
     #[test]
     fn multiaddresses_become_host_port() {
-        let ok = |text: &str| KuboConnectorConfig::address_from_multiaddr(text).unwrap();
+        let ok = |text: &str| KuboConnectorConfig::address_from_multiaddr(text).unwrap().to_string();
         assert_eq!(ok("/ip4/127.0.0.1/tcp/5001"), "127.0.0.1:5001");
         assert_eq!(ok("/ip6/::1/tcp/5001"), "[::1]:5001");
         assert_eq!(ok("/dns4/ipfs.example/tcp/5001"), "ipfs.example:5001");
         assert_eq!(ok("/dns6/ipfs.example/tcp/5001"), "ipfs.example:5001");
         assert_eq!(ok("/dns/ipfs/tcp/80"), "ipfs:80");
+        assert_eq!(ok("/unix/run/ipfs/api.sock"), "/unix/run/ipfs/api.sock");
         for bad in [
             "",
             "127.0.0.1:5001",
             "/ip4/127.0.0.1",
             "/ip4/127.0.0.1/udp/5001",
-            "/unix/tmp/ipfs.sock",
+            "/unix/",
             "/tcp/5001",
         ] {
             assert!(
@@ -1045,7 +1048,7 @@ mod tests {
     #[test]
     fn defaults_match_go() {
         let config = KuboConnectorConfig::default();
-        assert_eq!(config.node_address, "127.0.0.1:5001");
+        assert_eq!(config.node_address, HttpAddress::Tcp("127.0.0.1:5001".into()));
         assert_eq!(config.request_timeout, Duration::from_secs(300));
         assert_eq!(config.pin_timeout, Duration::from_secs(120));
         assert_eq!(config.unpin_timeout, Duration::from_secs(10800));

@@ -7,6 +7,8 @@
 //! Does not own: deciding what to pin (the tracker does).
 #![deny(missing_docs)]
 
+#[cfg(not(madsim))]
+mod daemon_connector;
 mod error;
 mod fake_ipfs;
 #[cfg(not(madsim))]
@@ -17,6 +19,8 @@ mod json_stream;
 mod kubo_connector;
 
 pub use bytes::Bytes;
+#[cfg(not(madsim))]
+pub use daemon_connector::{uri_authority, DaemonConnector, DaemonStream};
 pub use error::IpfsError;
 pub use fake_ipfs::{FakeIpfs, FakeIpfsKnobs};
 #[cfg(not(madsim))]

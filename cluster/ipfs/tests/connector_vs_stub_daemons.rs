@@ -19,7 +19,7 @@ const CIDV0: &str = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
 
 fn connector(address: SocketAddr, pin_timeout: Duration) -> KuboConnector {
     KuboConnector::new(KuboConnectorConfig {
-        node_address: address.to_string(),
+        node_address: cluster_types::HttpAddress::Tcp(address.to_string()),
         request_timeout: Duration::from_secs(3),
         pin_timeout,
         unpin_timeout: Duration::from_secs(3),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cluster_api::{CorsConfig, Credentials, TlsFiles};
 use cluster_consensus::RaftConfig;
-use cluster_types::{duration, tcp_address, ListenAddress};
+use cluster_types::{duration, HttpAddress};
 use serde_json::{json, Map, Value};
 
 use crate::NodeError;
@@ -58,7 +58,7 @@ pub struct NodeConfig {
     pub init_peerset: Vec<String>,
     /// REST API listen addresses (TCP or Unix sockets), `None` when the `api.restapi` section is
     /// absent.
-    pub rest_listen: Option<Vec<ListenAddress>>,
+    pub rest_listen: Option<Vec<HttpAddress>>,
     /// Extra headers on every REST response.
     pub rest_headers: Vec<(String, String)>,
     /// `basic_auth_credentials`: users and passwords, `None` for no authentication.
@@ -73,9 +73,10 @@ pub struct NodeConfig {
     pub rest_tls: Option<TlsFiles>,
     /// IPFS proxy listen addresses (TCP or Unix sockets), `None` when the `api.ipfsproxy`
     /// section is absent.
-    pub proxy_listen: Option<Vec<ListenAddress>>,
-    /// The daemon the proxy forwards to (`api.ipfsproxy.node_multiaddress`), `host:port`.
-    pub proxy_node_address: String,
+    pub proxy_listen: Option<Vec<HttpAddress>>,
+    /// The daemon the proxy forwards to (`api.ipfsproxy.node_multiaddress`): `host:port` or a
+    /// Unix socket.
+    pub proxy_node_address: HttpAddress,
     /// Whether the proxy speaks HTTPS to the daemon (`api.ipfsproxy.node_https`).
     pub proxy_node_https: bool,
     /// Headers the proxy copies from the daemon besides `Access-Control-Expose-Headers`.
@@ -84,8 +85,8 @@ pub struct NodeConfig {
     pub proxy_extract_headers_path: String,
     /// How long it keeps them (`extract_headers_ttl`, zero = forever).
     pub proxy_extract_headers_ttl: Duration,
-    /// IPFS daemon RPC address (`host:port`).
-    pub ipfs_node_address: String,
+    /// IPFS daemon RPC address: `host:port` or a Unix socket.
+    pub ipfs_node_address: HttpAddress,
     /// Deadline of an ordinary IPFS call.
     pub ipfs_request_timeout: Duration,
     /// A pin fails when it makes no progress for this long.
@@ -598,7 +599,8 @@ impl ServiceConfig {
             max_age: r.duration(&rest, "cors_max_age", Duration::ZERO)?,
         };
         let ipfs_multiaddress = r.string(&ipfs, "node_multiaddress", "/ip4/127.0.0.1/tcp/5001")?;
-        let ipfs_node_address = tcp_address(&ipfs_multiaddress).map_err(|m| r.error(&ipfs, "node_multiaddress", &m))?;
+        let ipfs_node_address =
+            HttpAddress::parse(&ipfs_multiaddress).map_err(|m| r.error(&ipfs, "node_multiaddress", &m))?;
         let proxy = ["api", "ipfsproxy"];
         let (proxy_listen, proxy_node_address) = match lookup(&self.json, &proxy) {
             None => (None, ipfs_node_address.clone()),
@@ -606,7 +608,7 @@ impl ServiceConfig {
                 let listen = r.strings(&proxy, "listen_multiaddress", &["/ip4/127.0.0.1/tcp/9095"])?;
                 let listen = listen_addresses(&listen).map_err(|m| r.error(&proxy, "listen_multiaddress", &m))?;
                 let node = r.string(&proxy, "node_multiaddress", &ipfs_multiaddress)?;
-                let node = tcp_address(&node).map_err(|m| r.error(&proxy, "node_multiaddress", &m))?;
+                let node = HttpAddress::parse(&node).map_err(|m| r.error(&proxy, "node_multiaddress", &m))?;
                 (Some(listen), node)
             }
         };
@@ -982,11 +984,11 @@ impl Reader<'_> {
 }
 
 /// The listen multiaddresses of an HTTP endpoint; at least one.
-fn listen_addresses(texts: &[String]) -> Result<Vec<ListenAddress>, String> {
+fn listen_addresses(texts: &[String]) -> Result<Vec<HttpAddress>, String> {
     if texts.is_empty() {
         return Err("needs at least one address".into());
     }
-    texts.iter().map(|text| ListenAddress::parse(text)).collect()
+    texts.iter().map(|text| HttpAddress::parse(text)).collect()
 }
 
 fn as_strs(list: &[String]) -> Vec<&str> {
@@ -1010,9 +1012,9 @@ mod tests {
         assert_eq!(config.secret.len(), 32);
         assert_eq!(
             config.rest_listen,
-            Some(vec![ListenAddress::Tcp("127.0.0.1:9094".into())])
+            Some(vec![HttpAddress::Tcp("127.0.0.1:9094".into())])
         );
-        assert_eq!(config.ipfs_node_address, "127.0.0.1:5001");
+        assert_eq!(config.ipfs_node_address, HttpAddress::Tcp("127.0.0.1:5001".into()));
         assert_eq!(config.state_sync_interval, Duration::from_secs(300));
         assert_eq!(config.raft.wait_for_leader_timeout, Duration::from_secs(15));
         assert_eq!(config.concurrent_pins, 10);
@@ -1102,9 +1104,9 @@ mod tests {
         assert_eq!(resolved.peername, "from-env");
         assert_eq!(
             resolved.rest_listen,
-            Some(vec![ListenAddress::Tcp("127.0.0.1:19094".into())])
+            Some(vec![HttpAddress::Tcp("127.0.0.1:19094".into())])
         );
-        assert_eq!(resolved.ipfs_node_address, "127.0.0.1:15001");
+        assert_eq!(resolved.ipfs_node_address, HttpAddress::Tcp("127.0.0.1:15001".into()));
         assert_eq!(
             (resolved.replication_factor_min, resolved.replication_factor_max),
             (2, 3)
@@ -1130,9 +1132,9 @@ mod tests {
         let config = parse(&ServiceConfig::default_json("p", SECRET)).unwrap();
         assert_eq!(
             config.proxy_listen,
-            Some(vec![ListenAddress::Tcp("127.0.0.1:9095".into())])
+            Some(vec![HttpAddress::Tcp("127.0.0.1:9095".into())])
         );
-        assert_eq!(config.proxy_node_address, "127.0.0.1:5001");
+        assert_eq!(config.proxy_node_address, HttpAddress::Tcp("127.0.0.1:5001".into()));
         let mut json = ServiceConfig::default_json("p", SECRET);
         json["api"]["ipfsproxy"]["node_multiaddress"] = json!("/ip4/127.0.0.1/tcp/5999");
         json["api"]["ipfsproxy"]["extract_headers_ttl"] = json!("1m0s");
@@ -1141,7 +1143,7 @@ mod tests {
         let service = ServiceConfig::parse(&text, "f").unwrap();
         assert!(service.warnings().is_empty(), "{:?}", service.warnings());
         let config = service.validate().unwrap();
-        assert_eq!(config.proxy_node_address, "127.0.0.1:5999");
+        assert_eq!(config.proxy_node_address, HttpAddress::Tcp("127.0.0.1:5999".into()));
         assert!(config.proxy_node_https);
         assert_eq!(config.proxy_extract_headers_ttl, Duration::from_secs(60));
         assert_eq!(config.proxy_extract_headers_path, "/api/v0/version");
@@ -1180,18 +1182,26 @@ mod tests {
         json["api"]["restapi"]["http_listen_multiaddress"] =
             json!(["/ip4/127.0.0.1/tcp/9094", "/unix/run/cluster/api.sock"]);
         json["api"]["ipfsproxy"]["listen_multiaddress"] = json!("/unix/run/cluster/proxy.sock");
+        json["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = json!("/unix/run/ipfs/api.sock");
+        json["api"]["ipfsproxy"]
+            .as_object_mut()
+            .unwrap()
+            .remove("node_multiaddress");
         let config = parse(&json).unwrap();
         assert_eq!(
             config.rest_listen,
             Some(vec![
-                ListenAddress::Tcp("127.0.0.1:9094".into()),
-                ListenAddress::Unix("/run/cluster/api.sock".into())
+                HttpAddress::Tcp("127.0.0.1:9094".into()),
+                HttpAddress::Unix("/run/cluster/api.sock".into())
             ])
         );
         assert_eq!(
             config.proxy_listen,
-            Some(vec![ListenAddress::Unix("/run/cluster/proxy.sock".into())])
+            Some(vec![HttpAddress::Unix("/run/cluster/proxy.sock".into())])
         );
+        // The daemon may listen on a socket too; the proxy follows the connector by default.
+        assert_eq!(config.ipfs_node_address, HttpAddress::Unix("/run/ipfs/api.sock".into()));
+        assert_eq!(config.proxy_node_address, config.ipfs_node_address);
         json["api"]["restapi"]["http_listen_multiaddress"] = json!([]);
         let error = parse(&json).unwrap_err().to_string();
         assert!(

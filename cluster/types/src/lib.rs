@@ -41,7 +41,7 @@ pub use crate::metric::{Alert, Metric};
 pub use crate::peer_id::{PeerId, PeerIdError};
 pub use crate::pin::{Pin, PinMode, PinOptions, PinOptionsError, PinType};
 pub use crate::pin_info::{GlobalPinInfo, PinInfo, PinInfoShort};
-pub use crate::tcp_address::{tcp_address, ListenAddress};
+pub use crate::tcp_address::{tcp_address, HttpAddress};
 pub use crate::timestamp::Timestamp;
 pub use crate::tracker_status::{TrackerStatus, TrackerStatusFilter};
 pub use crate::version::{Version, RPC_PROTOCOL_VERSION, VERSION};

@@ -1,37 +1,38 @@
 //! `host:port` of a TCP multiaddress, the form every listen and node address in `service.json`
-//! takes (`/ip4/H/tcp/P`, `/ip6/H/tcp/P`, `/dns|dns4|dns6/H/tcp/P`), and the HTTP listen
-//! addresses, which may also be Unix sockets (`/unix/<path>`).
+//! takes (`/ip4/H/tcp/P`, `/ip6/H/tcp/P`, `/dns|dns4|dns6/H/tcp/P`), and the addresses of HTTP
+//! endpoints (the APIs we serve, the IPFS daemon we call), which may also be Unix sockets
+//! (`/unix/<path>`).
 
 use std::path::PathBuf;
 
-/// Where an HTTP endpoint (REST API, IPFS proxy) listens.
+/// Where an HTTP endpoint is: one we serve (REST API, IPFS proxy) or the IPFS daemon's API.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddress {
+pub enum HttpAddress {
     /// `host:port`, from `/ip4|ip6|dns/<host>/tcp/<port>`.
     Tcp(String),
     /// A Unix domain socket, from `/unix/<absolute path>`.
     Unix(PathBuf),
 }
 
-impl ListenAddress {
-    /// Parses a listen multiaddress: TCP as [`tcp_address`], or `/unix/<path>`.
-    pub fn parse(text: &str) -> Result<ListenAddress, String> {
+impl HttpAddress {
+    /// Parses a multiaddress: TCP as [`tcp_address`], or `/unix/<path>`.
+    pub fn parse(text: &str) -> Result<HttpAddress, String> {
         // A `/unix` path runs to the end of the address, slashes included (as in Go's multiaddr).
         if let Some(path) = text.strip_prefix("/unix/") {
             if path.is_empty() || path.split('/').any(|segment| segment == "..") {
                 return Err(format!("{text:?}: the /unix path must be absolute, without '..'"));
             }
-            return Ok(ListenAddress::Unix(PathBuf::from(format!("/{path}"))));
+            return Ok(HttpAddress::Unix(PathBuf::from(format!("/{path}"))));
         }
-        tcp_address(text).map(ListenAddress::Tcp)
+        tcp_address(text).map(HttpAddress::Tcp)
     }
 }
 
-impl std::fmt::Display for ListenAddress {
+impl std::fmt::Display for HttpAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ListenAddress::Tcp(address) => f.write_str(address),
-            ListenAddress::Unix(path) => write!(f, "/unix{}", path.display()),
+            HttpAddress::Tcp(address) => f.write_str(address),
+            HttpAddress::Unix(path) => write!(f, "/unix{}", path.display()),
         }
     }
 }
@@ -82,16 +83,16 @@ mod tests {
     }
 
     #[test]
-    fn listen_addresses_are_tcp_or_unix_sockets() {
+    fn http_addresses_are_tcp_or_unix_sockets() {
         assert_eq!(
-            ListenAddress::parse("/ip4/127.0.0.1/tcp/9094").unwrap(),
-            ListenAddress::Tcp("127.0.0.1:9094".into())
+            HttpAddress::parse("/ip4/127.0.0.1/tcp/9094").unwrap(),
+            HttpAddress::Tcp("127.0.0.1:9094".into())
         );
-        let unix = ListenAddress::parse("/unix/run/cluster/api.sock").unwrap();
-        assert_eq!(unix, ListenAddress::Unix(PathBuf::from("/run/cluster/api.sock")));
+        let unix = HttpAddress::parse("/unix/run/cluster/api.sock").unwrap();
+        assert_eq!(unix, HttpAddress::Unix(PathBuf::from("/run/cluster/api.sock")));
         assert_eq!(unix.to_string(), "/unix/run/cluster/api.sock");
         for bad in ["/unix/", "/unix/a/../b", "/ip4/127.0.0.1/udp/1"] {
-            assert!(ListenAddress::parse(bad).is_err(), "{bad:?} accepted");
+            assert!(HttpAddress::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
 }
