@@ -26,8 +26,8 @@ with the --host option. If several multiaddresses are specified
 over to the others.
 
 The host may also be a Unix socket (/unix/<path>), or a member's cluster
-address (/ip4/<host>/tcp/9096/p2p/<peer id>) to reach its API over libp2p
-with the cluster --secret.";
+address (/ip4/<host>/tcp/9096/p2p/<peer id>, or /dnsaddr/<domain>) to reach
+its API over libp2p with the cluster --secret.";
 
 /// Help section of the flags that apply to every command.
 const GLOBAL: &str = "Global options";

@@ -39,8 +39,9 @@ pub enum Endpoint {
     },
     /// HTTP over a Unix socket (`/unix/<path>`).
     Unix(std::path::PathBuf),
-    /// HTTP over a libp2p stream to the member's cluster host (`/ip4/../tcp/9096/p2p/<id>`),
-    /// through the private network keyed by `--secret`.
+    /// HTTP over a libp2p stream to the member's cluster host (`/ip4/../tcp/9096/p2p/<id>`,
+    /// or a `/dnsaddr/<domain>` whose TXT records name it), through the private network keyed
+    /// by `--secret`.
     Libp2p(Multiaddr),
 }
 
@@ -49,7 +50,7 @@ const LIBP2P_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Parses `--host`: a comma-separated list of `/ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>[/http|/https]`
 /// multiaddresses, `http(s)://host:port` URLs, `/unix/<path>` sockets and libp2p peer addresses
-/// (`/ip4/<host>/tcp/<port>/p2p/<peer id>`).
+/// (`/ip4/<host>/tcp/<port>/p2p/<peer id>`, `/dnsaddr/<domain>`), as Go's client.
 pub fn parse_hosts(text: &str) -> Result<Vec<Endpoint>, String> {
     text.split(',').map(str::trim).map(parse_host).collect()
 }
@@ -80,6 +81,10 @@ pub fn parse_host(text: &str) -> Result<Endpoint, String> {
     let address: Multiaddr = text
         .parse()
         .map_err(|e| format!("invalid multiaddress {text:?}: {e}"))?;
+    // Go's IsPeerAddress: a /p2p/ part or a /dnsaddr (its TXT records carry the peer ids).
+    if matches!(address.iter().next(), Some(Protocol::Dnsaddr(_))) {
+        return Ok(Endpoint::Libp2p(address));
+    }
     if address.iter().any(|p| matches!(p, Protocol::P2p(_))) {
         if !matches!(
             address.iter().next(),
@@ -93,21 +98,16 @@ pub fn parse_host(text: &str) -> Result<Endpoint, String> {
         return Ok(Endpoint::Libp2p(address));
     }
     let mut parts = address.iter();
-    let host =
-        match parts.next() {
-            Some(Protocol::Ip4(ip)) => ip.to_string(),
-            Some(Protocol::Ip6(ip)) => format!("[{ip}]"),
-            Some(Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name)) => name.to_string(),
-            Some(Protocol::Dnsaddr(_)) => return Err(
-                "/dnsaddr hosts are not supported (they need DNS TXT lookups): give /ip4/<host>/tcp/<port>/p2p/<id>"
-                    .into(),
-            ),
-            _ => {
-                return Err(format!(
-                    "{text:?} must start with /ip4, /ip6, /dns, /dns4, /dns6 or /unix"
-                ))
-            }
-        };
+    let host = match parts.next() {
+        Some(Protocol::Ip4(ip)) => ip.to_string(),
+        Some(Protocol::Ip6(ip)) => format!("[{ip}]"),
+        Some(Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name)) => name.to_string(),
+        _ => {
+            return Err(format!(
+                "{text:?} must start with /ip4, /ip6, /dns, /dns4, /dns6 or /unix"
+            ))
+        }
+    };
     let port = match parts.next() {
         Some(Protocol::Tcp(port)) => port,
         _ => return Err(format!("{text:?} has no /tcp/<port> after the host")),
@@ -670,7 +670,8 @@ impl Client {
                     (format!("{scheme}://{authority}{path}"), None)
                 }
                 Endpoint::Unix(_) => (path.to_string(), Some("restapi".to_string())),
-                Endpoint::Libp2p(address) => (path.to_string(), Some(peer_of(address))),
+                // The Host of a libp2p request is the member's peer id, known once connected.
+                Endpoint::Libp2p(_) => (path.to_string(), None),
             };
             let shown = match endpoint {
                 Endpoint::Http { .. } => uri.clone(),
@@ -715,7 +716,13 @@ impl Client {
                     }),
                 },
                 Endpoint::Libp2p(address) => match self.tunnel_stream(address).await {
-                    Ok(stream) => send_on(stream, request).await,
+                    Ok((stream, peer)) => {
+                        let mut request = request;
+                        if let Ok(host) = http::HeaderValue::from_str(&peer) {
+                            request.headers_mut().insert(http::header::HOST, host);
+                        }
+                        send_on(stream, request).await
+                    }
                     Err(message) => Err(Failure {
                         connecting: true,
                         message,
@@ -741,8 +748,9 @@ impl Client {
         Err(CtlError::transport(last_error))
     }
 
-    /// A new stream to the libp2p endpoint at `address`, connecting on first use.
-    async fn tunnel_stream(&self, address: &Multiaddr) -> Result<cluster_p2p::HttpStream, String> {
+    /// A new stream to the libp2p endpoint at `address`, connecting on first use, and the
+    /// member's peer id.
+    async fn tunnel_stream(&self, address: &Multiaddr) -> Result<(cluster_p2p::HttpStream, String), String> {
         let tunnel = {
             let mut tunnels = self.tunnels.lock().await;
             match tunnels.get(address) {
@@ -765,10 +773,11 @@ impl Client {
                 }
             }
         };
-        tokio::time::timeout(LIBP2P_CONNECT_TIMEOUT, tunnel.open())
+        let stream = tokio::time::timeout(LIBP2P_CONNECT_TIMEOUT, tunnel.open())
             .await
             .map_err(|_| format!("no stream to {} within {LIBP2P_CONNECT_TIMEOUT:?}", tunnel.peer()))?
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok((stream, tunnel.peer().to_string()))
     }
 }
 
@@ -777,17 +786,6 @@ impl Client {
 struct Failure {
     connecting: bool,
     message: String,
-}
-
-/// The peer id of a `/p2p/` address, Go's `Host` for libp2p requests.
-fn peer_of(address: &Multiaddr) -> String {
-    address
-        .iter()
-        .find_map(|p| match p {
-            Protocol::P2p(peer) => Some(peer.to_string()),
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 /// Sends `request` as the only one on a new HTTP/1.1 connection over `io`.
@@ -877,8 +875,8 @@ mod tests {
         let peer = "/ip4/1.2.3.4/tcp/9096/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
         assert_eq!(parse_host(peer).unwrap(), Endpoint::Libp2p(peer.parse().unwrap()));
         assert_eq!(
-            peer_of(&peer.parse().unwrap()),
-            "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+            parse_host("/dnsaddr/cluster.example").unwrap(),
+            Endpoint::Libp2p("/dnsaddr/cluster.example".parse().unwrap())
         );
     }
 
@@ -891,7 +889,6 @@ mod tests {
             "/ip4/127.0.0.1/udp/9094",
             "/tcp/9094",
             "/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
-            "/dnsaddr/cluster.example",
             "/unix/",
             "/ip4/127.0.0.1/tcp/9094,",
         ] {

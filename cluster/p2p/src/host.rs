@@ -102,11 +102,29 @@ impl std::fmt::Debug for P2pTransport {
     }
 }
 
+/// What connections are made over: TCP, possibly behind a DNS resolver.
+pub(crate) type BaseTransport = Boxed<tcp::tokio::TcpStream>;
+
+/// Plain TCP, with Nagle off (RPC frames are small).
+pub(crate) fn tcp_transport() -> tcp::tokio::Transport {
+    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+}
+
+/// The members' transport: TCP, the private network keyed by `secret` (none when empty),
+/// noise and yamux.
 pub(crate) fn build_transport(keypair: &Keypair, secret: &[u8]) -> Result<Boxed<(PeerId, StreamMuxerBox)>, P2pError> {
+    secure(tcp_transport().boxed(), keypair, secret)
+}
+
+/// `base` with the private network keyed by `secret` (none when empty), noise and yamux.
+pub(crate) fn secure(
+    base: BaseTransport,
+    keypair: &Keypair,
+    secret: &[u8],
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, P2pError> {
     let noise = noise::Config::new(keypair).map_err(|e| P2pError::Config(format!("noise: {e}")))?;
-    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
     if secret.is_empty() {
-        return Ok(tcp
+        return Ok(base
             .upgrade(Version::V1)
             .authenticate(noise)
             .multiplex(yamux::Config::default())
@@ -117,7 +135,7 @@ pub(crate) fn build_transport(keypair: &Keypair, secret: &[u8]) -> Result<Boxed<
         .try_into()
         .map_err(|_| P2pError::Config(format!("cluster secret must be 32 bytes, got {}", secret.len())))?;
     let psk = PreSharedKey::new(key);
-    Ok(tcp
+    Ok(base
         .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
         .upgrade(Version::V1)
         .authenticate(noise)

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::identity::Keypair;
+use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{multiaddr::Protocol, Multiaddr, PeerId, StreamProtocol, Swarm, Transport as _};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
 
-use crate::host::{build_transport, listen_all, split_peer, P2pError};
+use crate::host::{build_transport, listen_all, secure, split_peer, tcp_transport, BaseTransport, P2pError};
 
 /// The protocol name Go's `p2phttp.DefaultP2PProtocol` registers.
 pub const HTTP_PROTOCOL: StreamProtocol = StreamProtocol::new("/libp2p-http");
@@ -107,6 +108,33 @@ async fn drive(mut swarm: Swarm<libp2p_stream::Behaviour>, stopped: cluster_rt::
     }
 }
 
+/// Where the client looks up the names in addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameServer {
+    /// The system's resolver configuration (`/etc/resolv.conf`).
+    System,
+    /// One name server, over UDP (tests run their own on loopback).
+    Udp(std::net::SocketAddr),
+}
+
+impl NameServer {
+    fn wrap(self, tcp: libp2p::tcp::tokio::Transport) -> Result<BaseTransport, P2pError> {
+        use libp2p::dns::{ResolverConfig, ResolverOpts};
+        Ok(match self {
+            NameServer::System => libp2p::dns::tokio::Transport::system(tcp)
+                .map_err(|e| P2pError::Config(format!("reading the system's DNS configuration: {e}")))?
+                .boxed(),
+            NameServer::Udp(server) => {
+                let mut connection = hickory_resolver::config::ConnectionConfig::udp();
+                connection.port = server.port();
+                let name_server = hickory_resolver::config::NameServerConfig::new(server.ip(), true, vec![connection]);
+                let config = ResolverConfig::from_parts(None, vec![], vec![name_server]);
+                libp2p::dns::tokio::Transport::custom(tcp, config, ResolverOpts::default()).boxed()
+            }
+        })
+    }
+}
+
 /// How long the client's connection may stay without streams before libp2p closes it: long,
 /// since it is never redialled (the client lives as long as one command).
 const CLIENT_IDLE: Duration = Duration::from_secs(3600);
@@ -126,14 +154,39 @@ impl std::fmt::Debug for HttpTunnelClient {
 }
 
 impl HttpTunnelClient {
-    /// Connects to `address`, which must end in `/p2p/<peer id>`, through the private network
-    /// keyed by `secret` (32 bytes; empty for an open network), within `limit`.
+    /// Connects to `address` through the private network keyed by `secret` (32 bytes; empty for
+    /// an open network), within `limit`. The address ends in `/p2p/<peer id>`, or is a
+    /// `/dnsaddr/<domain>` whose TXT records name the member; `/dns*` hosts are looked up too,
+    /// with the system's resolver.
     pub async fn connect(secret: &[u8], address: &Multiaddr, limit: Duration) -> Result<HttpTunnelClient, P2pError> {
+        HttpTunnelClient::connect_resolving(secret, address, limit, NameServer::System).await
+    }
+
+    /// [`HttpTunnelClient::connect`], with names looked up at `name_server`.
+    pub async fn connect_resolving(
+        secret: &[u8],
+        address: &Multiaddr,
+        limit: Duration,
+        name_server: NameServer,
+    ) -> Result<HttpTunnelClient, P2pError> {
         let (dial_address, peer) = split_peer(address);
-        let peer = peer.ok_or_else(|| P2pError::Config(format!("{address} does not end in /p2p/<peer id>")))?;
+        let has_names = address.iter().any(|p| {
+            matches!(
+                p,
+                Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_) | Protocol::Dnsaddr(_)
+            )
+        });
+        if peer.is_none() && !address.iter().any(|p| matches!(p, Protocol::Dnsaddr(_))) {
+            return Err(P2pError::Config(format!("{address} does not end in /p2p/<peer id>")));
+        }
         // A throwaway identity: members accept any peer that knows the secret.
         let keypair = Keypair::generate_ed25519();
-        let transport = build_transport(&keypair, secret)?;
+        let base = if has_names {
+            name_server.wrap(tcp_transport())?
+        } else {
+            tcp_transport().boxed()
+        };
+        let transport = secure(base, &keypair, secret)?;
         let behaviour = libp2p_stream::Behaviour::new();
         let control = behaviour.new_control();
         let mut swarm = Swarm::new(
@@ -143,16 +196,20 @@ impl HttpTunnelClient {
             libp2p::swarm::Config::with_tokio_executor().with_idle_connection_timeout(CLIENT_IDLE),
         );
         // libp2p-stream keeps no addresses: this connection is the one every stream uses.
-        let dial = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-            .addresses(vec![dial_address])
-            .build();
+        let dial = match peer {
+            Some(peer) => DialOpts::peer_id(peer).addresses(vec![dial_address]).build(),
+            // A /dnsaddr without a peer id: whoever its records name.
+            None => DialOpts::unknown_peer_id().address(address.clone()).build(),
+        };
         swarm
             .dial(dial)
             .map_err(|e| P2pError::Connect(format!("{address}: {e}")))?;
         let connected = cluster_rt::timeout(limit, async {
             loop {
                 match swarm.select_next_some().await {
-                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => return Ok(()),
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer.is_none_or(|p| p == peer_id) => {
+                        return Ok(peer_id)
+                    }
                     SwarmEvent::OutgoingConnectionError { error, .. } => {
                         return Err(P2pError::Connect(format!("{address}: {error}")))
                     }
@@ -161,14 +218,14 @@ impl HttpTunnelClient {
             }
         })
         .await;
-        match connected {
+        let peer = match connected {
             Ok(result) => result?,
             Err(_) => {
                 return Err(P2pError::Connect(format!(
                     "{address}: no connection within {limit:?} (is the cluster secret right?)"
                 )))
             }
-        }
+        };
         let (stop, stopped) = cluster_rt::tokio::sync::oneshot::channel::<()>();
         cluster_rt::spawn(drive(swarm, stopped));
         Ok(HttpTunnelClient {

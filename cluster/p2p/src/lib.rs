@@ -19,4 +19,4 @@ mod http_tunnel;
 #[cfg(not(madsim))]
 pub use host::{P2pConfig, P2pError, P2pTransport};
 #[cfg(not(madsim))]
-pub use http_tunnel::{HttpConnections, HttpStream, HttpTunnelClient, HttpTunnelServer, HTTP_PROTOCOL};
+pub use http_tunnel::{HttpConnections, HttpStream, HttpTunnelClient, HttpTunnelServer, NameServer, HTTP_PROTOCOL};

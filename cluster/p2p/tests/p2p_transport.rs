@@ -227,3 +227,83 @@ async fn the_api_host_of_its_own_is_an_open_network_with_its_own_identity() {
     let error = error.to_string();
     assert!(error.contains("restapi.libp2p_listen_multiaddress"), "{error}");
 }
+
+/// A name server on loopback that answers every TXT question with `record`: just enough DNS
+/// (RFC 1035 §4) for `/dnsaddr` lookups.
+async fn txt_name_server(record: String) -> std::net::SocketAddr {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 1500];
+        while let Ok((len, from)) = socket.recv_from(&mut buffer).await {
+            let query = &buffer[..len];
+            // The question: labels up to the empty one, then type and class.
+            let mut end = 12;
+            while end < query.len() && query[end] != 0 {
+                end += 1 + query[end] as usize;
+            }
+            let question_end = end + 5;
+            if question_end > query.len() {
+                continue;
+            }
+            let is_txt = query[end + 1..end + 3] == [0, 16];
+            let mut answer = query[..2].to_vec(); // the id
+            answer.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(is_txt), 0, 0, 0, 0]);
+            answer.extend_from_slice(&query[12..question_end]);
+            if is_txt {
+                let text = record.as_bytes();
+                answer.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60]);
+                answer.extend_from_slice(&((text.len() + 1) as u16).to_be_bytes());
+                answer.push(text.len() as u8);
+                answer.extend_from_slice(text);
+            }
+            let _ = socket.send_to(&answer, from).await;
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn a_dnsaddr_names_the_member_to_reach() {
+    use cluster_p2p::NameServer;
+    use futures::StreamExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let secret = [5u8; 32];
+    let server = host("server", &secret).await;
+    let mut connections = server.http_connections().unwrap();
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = connections.next().await {
+            tokio::spawn(async move {
+                let _ = stream.write_all(b"found").await;
+                let _ = stream.flush().await;
+            });
+        }
+    });
+    let record = format!("dnsaddr={}", p2p_address(&server));
+    let name_server = NameServer::Udp(txt_name_server(record).await);
+    for text in [
+        "/dnsaddr/cluster.test".to_string(),
+        format!("/dnsaddr/cluster.test/p2p/{}", server.peer_id()),
+    ] {
+        let address: libp2p::Multiaddr = text.parse().unwrap();
+        let client = HttpTunnelClient::connect_resolving(&secret, &address, Duration::from_secs(15), name_server)
+            .await
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(client.peer(), server.peer_id(), "{text}");
+        let mut stream = client.open().await.unwrap();
+        let mut word = [0u8; 5];
+        tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut word))
+            .await
+            .expect("in time")
+            .unwrap();
+        assert_eq!(&word, b"found");
+    }
+    // Records that name another peer do not match the peer id asked for.
+    let stranger = Keypair::generate_ed25519().public().to_peer_id();
+    let address: libp2p::Multiaddr = format!("/dnsaddr/cluster.test/p2p/{stranger}").parse().unwrap();
+    assert!(
+        HttpTunnelClient::connect_resolving(&secret, &address, Duration::from_secs(15), name_server)
+            .await
+            .is_err()
+    );
+}
