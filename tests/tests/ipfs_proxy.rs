@@ -210,11 +210,16 @@ fn node_https_reaches_the_daemon_over_tls_and_verifies_its_certificate() {
     assert!(in_pinset(&member, &cid(7)));
     assert!(service.terminate(Duration::from_secs(20)));
 
-    // A certificate nobody vouches for is refused: nothing reaches the daemon in clear or to
-    // an impostor.
+    // A certificate nobody vouches for is refused: the trusted roots are now another
+    // certificate's, so the front is an impostor.
+    let other = TlsFront::start("127.0.0.1:9");
+    let other_cert = other.cert_file.to_str().unwrap().to_string();
     let mut service = member.start_daemon(
         &daemon.multiaddr(),
-        &[("CLUSTER_IPFSPROXY_NODEMULTIADDRESS", proxy_node.as_str())],
+        &[
+            ("CLUSTER_IPFSPROXY_NODEMULTIADDRESS", proxy_node.as_str()),
+            ("SSL_CERT_FILE", other_cert.as_str()),
+        ],
         "daemon-untrusted.log",
     );
     member.wait_ready(&mut service);

@@ -382,6 +382,9 @@ fn a_libp2p_host_of_the_apis_own_answers_without_the_cluster_secret() {
     command.args(["--host", &member.cluster_address(), "--secret", &secret, "id"]);
     let refused = run(command, Duration::from_secs(60));
     assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    // Connected through the private network, but the protocol is not served there.
+    let said = format!("{}{}", stdout(&refused), stderr(&refused));
+    assert!(said.contains("does not support /libp2p-http"), "{said}");
 }
 
 #[test]
@@ -407,4 +410,27 @@ fn the_ipfs_daemon_may_listen_on_a_unix_socket() {
     );
     assert_eq!(code, "200", "{body}");
     assert!(body.contains("0.29.0-fake"), "{body}");
+}
+
+#[test]
+fn without_a_secret_or_credentials_the_api_is_not_offered_over_libp2p() {
+    let daemon = FakeDaemon::start(0);
+    let member = MemberDir::init();
+    member.set_secret("");
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    assert!(
+        service.log().contains("not served on the cluster host"),
+        "the operator is told why; log:\n{}",
+        service.log()
+    );
+    // The cluster host answers (an open network), but not with the API.
+    let mut command = Command::new(bin_path("ipfs-cluster-ctl"));
+    command.args(["--host", &member.cluster_address(), "id"]);
+    let refused = run(command, Duration::from_secs(60));
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    let said = format!("{}{}", stdout(&refused), stderr(&refused));
+    assert!(said.contains("does not support /libp2p-http"), "{said}");
+    // The loopback HTTP API is untouched.
+    assert!(member.ctl(&["id"]).status.success());
 }

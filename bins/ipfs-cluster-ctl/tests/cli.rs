@@ -786,7 +786,9 @@ fn add_prints_like_go_when_buffered_quieter_or_empty() {
     assert_eq!((nothing.status.code(), stdout(&nothing)), (Some(0), String::new()));
 
     // Go's footgun check: one CAR file, never wrapped; nothing is sent.
+    let sent_before = stub.requests().len();
     let car = stub.ctl(&["add", "--format", "car", &file, &file]);
     assert_eq!(car.status.code(), Some(1));
     assert!(stderr(&car).contains("only a single CAR file"), "{}", stderr(&car));
+    assert_eq!(stub.requests().len(), sent_before, "nothing was sent");
 }

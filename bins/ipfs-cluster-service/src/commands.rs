@@ -275,6 +275,9 @@ async fn run_daemon(
     let rest_listen = config.rest_listen.clone();
     let rest_headers = config.rest_headers.clone();
     let rest_credentials = config.rest_credentials.clone();
+    // Without a secret and without credentials, the cluster host would hand the whole API to
+    // anyone who reaches its port.
+    let api_open_to_anyone = config.secret.is_empty() && config.rest_credentials.is_none();
     let rest_cors = config.rest_cors.clone();
     let rest_tls = config.rest_tls.clone();
     let rest_libp2p = config.rest_libp2p.clone();
@@ -332,9 +335,12 @@ async fn run_daemon(
         )
         .with_context(|| format!("binding the REST API on {}", list(&listen)))?;
         tracing::info!("REST API listening on {}", list(&server.local_addresses()));
-        let (tunnel, host) = libp2p_http_endpoint(&transport, rest_libp2p).await?;
+        let (tunnel, host) = libp2p_http_endpoint(&transport, rest_libp2p, api_open_to_anyone).await?;
         api_host = host;
-        let server = server.with_tunnel(tunnel);
+        let server = match tunnel {
+            Some(tunnel) => server.with_tunnel(tunnel),
+            None => server,
+        };
         let mut stop = stop_rx.clone();
         server_task = Some(cluster_rt::spawn(server.serve(async move {
             let _ = stop.changed().await;
@@ -379,14 +385,26 @@ async fn run_daemon(
 /// The REST API's libp2p endpoint, as Go's: `/libp2p-http` streams on the cluster's own host,
 /// so whoever holds the cluster secret reaches the API at the member's cluster address; or, with
 /// `restapi.libp2p_listen_multiaddress`, on a host of its own (returned: it lives while kept).
+///
+/// Unlike Go, the cluster host does not serve it when the API would be open to anyone
+/// (`api_open_to_anyone`: no cluster secret and no `basic_auth_credentials`); an API host the
+/// configuration asks for by name is served as asked.
 async fn libp2p_http_endpoint(
     transport: &P2pTransport,
     own_host: Option<cluster_node::RestLibp2pHost>,
+    api_open_to_anyone: bool,
 ) -> anyhow::Result<(
-    cluster_rt::tokio::sync::mpsc::Receiver<cluster_api::TunnelConnection>,
+    Option<cluster_rt::tokio::sync::mpsc::Receiver<cluster_api::TunnelConnection>>,
     Option<HttpTunnelServer>,
 )> {
     let (mut streams, host) = match own_host {
+        None if api_open_to_anyone => {
+            tracing::warn!(
+                "REST API (libp2p-http): not served on the cluster host, which has no secret, while \
+                 the API has no basic_auth_credentials: set either to reach the API over libp2p"
+            );
+            return Ok((None, None));
+        }
         None => {
             let streams = transport.http_connections().context("taking the libp2p-http streams")?;
             announce(transport.listen_addresses(), transport.peer_id());
@@ -415,7 +433,7 @@ async fn libp2p_http_endpoint(
             }
         }
     });
-    Ok((tunnel, host))
+    Ok((Some(tunnel), host))
 }
 
 fn announce(addresses: &[multiaddr::Multiaddr], peer: libp2p_identity::PeerId) {

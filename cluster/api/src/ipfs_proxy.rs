@@ -89,11 +89,48 @@ impl std::fmt::Debug for IpfsProxy {
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
-/// Plain HTTP or HTTPS, as the URI says, over TCP or a Unix socket.
-type ProxyConnector = hyper_rustls::HttpsConnector<DaemonConnector>;
+/// Plain HTTP or HTTPS, as the URI says, over TCP or a Unix socket, set up within
+/// [`DAEMON_CONNECT_TIMEOUT`].
+type ProxyConnector = ConnectDeadline<hyper_rustls::HttpsConnector<DaemonConnector>>;
 
-/// How long the proxy waits for a connection to the daemon.
+/// How long the proxy waits for a connection to the daemon, TLS handshake included.
 const DAEMON_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connector whose connections must be set up within a deadline: a daemon (or whoever
+/// answers at its address) that accepts TCP and then stalls the TLS handshake fails the
+/// request instead of hanging it.
+#[derive(Clone)]
+struct ConnectDeadline<C> {
+    inner: C,
+    limit: std::time::Duration,
+}
+
+impl<C> tower_service::Service<Uri> for ConnectDeadline<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let (connecting, limit) = (self.inner.call(uri), self.limit);
+        Box::pin(async move {
+            match cluster_rt::timeout(limit, connecting).await {
+                Ok(result) => result.map_err(Into::into),
+                Err(_) => Err(format!("no connection to the IPFS daemon within {limit:?}").into()),
+            }
+        })
+    }
+}
 
 /// The system's roots are loaded only for `node_https`: a machine without any must still proxy
 /// plain HTTP.
@@ -113,7 +150,10 @@ fn daemon_connector(node: &HttpAddress, node_https: bool) -> io::Result<ProxyCon
             .with_no_client_auth();
         builder.with_tls_config(tls)
     };
-    Ok(builder.https_or_http().enable_http1().wrap_connector(inner))
+    Ok(ConnectDeadline {
+        inner: builder.https_or_http().enable_http1().wrap_connector(inner),
+        limit: DAEMON_CONNECT_TIMEOUT,
+    })
 }
 
 /// Headers read from the daemon, and when.
@@ -770,7 +810,7 @@ async fn put_and_pin(shared: &Shared, request: Request<Incoming>, command: &str)
         if let Some(cid) = cid.and_then(|c| c.parse::<Cid>().ok()) {
             if let Err(e) = shared.backend.pin(cid, PinOptions::default()).await {
                 tracing::warn!("IPFS proxy: {command} pin=true: pinning {cid}: {e}");
-                errors.push(e.to_string());
+                errors.push(format!("{cid}: {e}"));
             }
         }
     }

@@ -36,12 +36,23 @@ impl std::fmt::Debug for TunnelConnection {
 #[derive(Debug)]
 pub(crate) enum BoundListener {
     Tcp(std::net::TcpListener),
-    Unix(std::os::unix::net::UnixListener, PathBuf),
+    Unix(std::os::unix::net::UnixListener, SocketFile),
+}
+
+/// The file of a Unix socket we bound: removed when dropped, however the server ends (a failed
+/// start included), so no stale file outlives us.
+#[derive(Debug)]
+pub(crate) struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 impl BoundListener {
-    /// Binds `address`. A Unix socket file left by a process that is gone is replaced; one that
-    /// another process still answers on is an "address in use" error.
+    /// Binds `address`. A Unix socket file left by a process that is gone (connecting to it is
+    /// refused) is replaced; anything else in the way is an error.
     pub(crate) fn bind(address: &HttpAddress) -> io::Result<BoundListener> {
         match address {
             HttpAddress::Tcp(address) => {
@@ -53,8 +64,9 @@ impl BoundListener {
                 remove_stale_socket(path)?;
                 let listener = std::os::unix::net::UnixListener::bind(path)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+                let file = SocketFile(path.clone());
                 listener.set_nonblocking(true)?;
-                Ok(BoundListener::Unix(listener, path.clone()))
+                Ok(BoundListener::Unix(listener, file))
             }
         }
     }
@@ -76,7 +88,7 @@ impl BoundListener {
                     .map(|a| a.to_string())
                     .unwrap_or_else(|e| format!("unknown ({e})")),
             ),
-            BoundListener::Unix(_, path) => HttpAddress::Unix(path.clone()),
+            BoundListener::Unix(_, file) => HttpAddress::Unix(file.0.clone()),
         }
     }
 }
@@ -86,18 +98,11 @@ pub(crate) fn bind_all(addresses: &[HttpAddress]) -> io::Result<Vec<BoundListene
     if addresses.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listen address"));
     }
-    let mut bound = Vec::with_capacity(addresses.len());
-    for address in addresses {
-        match BoundListener::bind(address) {
-            Ok(listener) => bound.push(listener),
-            Err(e) => {
-                // Sockets bound so far are closed by the drop; their files must go too.
-                remove_socket_files(&bound);
-                return Err(io::Error::new(e.kind(), format!("{address}: {e}")));
-            }
-        }
-    }
-    Ok(bound)
+    // Sockets bound before a failure are closed, and their files removed, by the drop.
+    addresses
+        .iter()
+        .map(|address| BoundListener::bind(address).map_err(|e| io::Error::new(e.kind(), format!("{address}: {e}"))))
+        .collect()
 }
 
 fn remove_stale_socket(path: &Path) -> io::Result<()> {
@@ -113,30 +118,27 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
             format!("{} exists and is not a socket", path.display()),
         ));
     }
+    // Only a refusal proves nobody listens; a permission error or a datagram socket (say,
+    // /dev/log) is somebody else's and stays.
     match std::os::unix::net::UnixStream::connect(path) {
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::AddrInUse,
             format!("another process is listening on {}", path.display()),
         )),
-        Err(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("{} is in the way and cannot be checked: {e}", path.display()),
+        )),
     }
 }
 
-/// Removes the socket files of the Unix listeners among `listeners`.
-pub(crate) fn remove_socket_files(listeners: &[BoundListener]) {
-    for listener in listeners {
-        if let BoundListener::Unix(_, path) = listener {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// One accepted connection: its stream, who it is from, and whether the endpoint's TLS applies
-/// (it does to its own listeners, not to tunnelled streams).
+/// One accepted connection: its stream, who it is from, and whether it came through the
+/// tunnel (the endpoint's TLS applies only to its own listeners).
 pub(crate) struct Accepted {
     pub io: Box<dyn ConnectionIo>,
     pub peer: String,
-    pub tls: bool,
+    pub tunnelled: bool,
 }
 
 /// Every listener's connections and the tunnel's, as one stream. An `Err` item is a failed
@@ -158,7 +160,7 @@ pub(crate) fn incoming(
                             Accepted {
                                 io: Box::new(stream) as Box<dyn ConnectionIo>,
                                 peer: peer.to_string(),
-                                tls: true,
+                                tunnelled: false,
                             }
                         });
                         Some((accepted, listener))
@@ -166,19 +168,20 @@ pub(crate) fn incoming(
                     .boxed(),
                 );
             }
-            BoundListener::Unix(listener, path) => {
+            BoundListener::Unix(listener, file) => {
                 let listener = UnixListener::from_std(listener)?;
-                let peer = format!("unix:{}", path.display());
+                let peer = format!("unix:{}", file.0.display());
+                // The stream owns the file: dropping it (the server stopping) removes it.
                 all.push(
-                    futures::stream::unfold(listener, move |listener| {
+                    futures::stream::unfold((listener, file), move |(listener, file)| {
                         let peer = peer.clone();
                         async move {
                             let accepted = listener.accept().await.map(|(stream, _)| Accepted {
                                 io: Box::new(stream) as Box<dyn ConnectionIo>,
                                 peer,
-                                tls: true,
+                                tunnelled: false,
                             });
-                            Some((accepted, listener))
+                            Some((accepted, (listener, file)))
                         }
                     })
                     .boxed(),
@@ -193,7 +196,7 @@ pub(crate) fn incoming(
                 let accepted = Accepted {
                     io: connection.io,
                     peer: connection.peer,
-                    tls: false,
+                    tunnelled: true,
                 };
                 Some((Ok(accepted), tunnel))
             })
@@ -215,12 +218,18 @@ mod tests {
         let live = BoundListener::bind(&address).unwrap();
         let error = BoundListener::bind(&address).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::AddrInUse, "{error}");
-        // Dropping the listener leaves its file behind, as a crashed process would.
-        drop(live);
+        // A crashed process leaves its file behind: forget the guard to do the same.
+        match live {
+            BoundListener::Unix(listener, file) => {
+                drop(listener);
+                std::mem::forget(file);
+            }
+            BoundListener::Tcp(_) => unreachable!(),
+        }
         assert!(path.exists());
         let again = BoundListener::bind(&address).unwrap();
-        remove_socket_files(&[again]);
-        assert!(!path.exists());
+        drop(again);
+        assert!(!path.exists(), "dropping the listener removes its file");
     }
 
     #[test]

@@ -46,7 +46,6 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use std::path::PathBuf;
 use tokio::sync::{mpsc, watch};
 
 use crate::add_route::{body_stream, collect_all, multipart_boundary, run_add, AddParams};
@@ -254,13 +253,6 @@ pub(crate) async fn serve_http<B>(
     for listener in &listeners {
         tracing::info!(addr = %listener.address(), "{what} ({scheme}) listening");
     }
-    let socket_files: Vec<PathBuf> = listeners
-        .iter()
-        .filter_map(|l| match l {
-            BoundListener::Unix(_, path) => Some(path.clone()),
-            BoundListener::Tcp(_) => None,
-        })
-        .collect();
     let mut incoming = match incoming(listeners, tunnel) {
         Ok(incoming) => incoming,
         Err(e) => {
@@ -276,16 +268,16 @@ pub(crate) async fn serve_http<B>(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = incoming.next() => match accepted {
-                Some(Ok(Accepted { io, peer, tls: tls_applies })) => {
+                Some(Ok(Accepted { io, peer, tunnelled })) => {
                     let handler = handler.clone();
                     let phase = phase_rx.clone();
                     let alive = alive_tx.clone();
-                    let tls = tls.clone().filter(|_| tls_applies);
+                    let tls = tls.clone().filter(|_| !tunnelled);
                     cluster_rt::spawn(async move {
                         match tls {
-                            None => serve_connection(io, peer, handler, phase).await,
+                            None => serve_connection(io, peer, handler, phase, tunnelled).await,
                             Some(acceptor) => match cluster_rt::timeout(HEADER_READ_TIMEOUT, acceptor.accept(io)).await {
-                                Ok(Ok(stream)) => serve_connection(stream, peer, handler, phase).await,
+                                Ok(Ok(stream)) => serve_connection(stream, peer, handler, phase, false).await,
                                 Ok(Err(e)) => tracing::debug!(%peer, "{what}: TLS handshake failed: {e}"),
                                 Err(_) => tracing::debug!(%peer, "{what}: TLS handshake timed out"),
                             },
@@ -305,10 +297,8 @@ pub(crate) async fn serve_http<B>(
             },
         }
     }
+    // Closes the listeners and removes their socket files.
     drop(incoming);
-    for path in &socket_files {
-        let _ = std::fs::remove_file(path);
-    }
     drop(alive_tx);
     tracing::info!("{what}: shutting down");
     let _ = phase_tx.send(Phase::Draining);
@@ -321,8 +311,16 @@ pub(crate) async fn serve_http<B>(
 }
 
 /// Serves one connection (HTTP/1.1 with keep-alive) until it ends or the server shuts down.
-async fn serve_connection<S, B>(stream: S, peer: String, handler: Handler<B>, mut phase: watch::Receiver<Phase>)
-where
+/// `half_close`: the client may close its sending side once the request is out and still get
+/// its answer (libp2p-http clients do). Elsewhere that EOF means the client left, and hyper
+/// then stops the work in flight.
+async fn serve_connection<S, B>(
+    stream: S,
+    peer: String,
+    handler: Handler<B>,
+    mut phase: watch::Receiver<Phase>,
+    half_close: bool,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -334,9 +332,7 @@ where
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
-        // A client may close its sending side once the request is out (libp2p-http clients
-        // do); it still gets its answer. Without this hyper drops the connection at that EOF.
-        .half_close(true)
+        .half_close(half_close)
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let connection = builder.serve_connection(TokioIo::new(TrailersForEveryone::new(stream)), service);

@@ -1355,28 +1355,48 @@ async fn serves_on_unix_sockets_and_tunnelled_streams_beside_tcp() {
 }
 
 #[tokio::test]
-async fn a_client_that_closes_its_sending_side_still_gets_the_answer() {
+async fn a_tunnelled_client_that_closes_its_sending_side_still_gets_the_answer() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let server = start();
+    let mock = Mock::new();
     let (tx, rx) = mpsc::channel(1);
-    *server.mock.manual_peers.lock().unwrap() = Some(rx);
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream
+    *mock.manual_peers.lock().unwrap() = Some(rx);
+    let (tunnel_tx, tunnel_rx) = mpsc::channel(1);
+    let config = RestServerConfig {
+        listen: vec![HttpAddress::Tcp("127.0.0.1:0".into())],
+        ..RestServerConfig::default()
+    };
+    let server = RestServer::bind(config, mock.clone())
+        .expect("bind")
+        .with_tunnel(tunnel_rx);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async move {
+        let _ = stop_rx.await;
+    }));
+    let (mut client, server_end) = tokio::io::duplex(64 * 1024);
+    tunnel_tx
+        .send(TunnelConnection {
+            io: Box::new(server_end),
+            peer: "12D3KooWtest".into(),
+        })
+        .await
+        .unwrap();
+    client
         .write_all(b"GET /peers HTTP/1.1\r\nHost: cluster\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     // The request is out; the answer is not ready yet when the server reads this EOF.
-    stream.shutdown().await.unwrap();
+    client.shutdown().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     tx.send(Ok(make_id(0))).await.unwrap();
     drop(tx);
     let mut answer = Vec::new();
-    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+    tokio::time::timeout(DEADLINE, client.read_to_end(&mut answer))
         .await
         .expect("answer in time")
         .unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.contains(&make_id(0).id.to_string()), "{answer}");
-    server.stop().await;
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(DEADLINE, task).await.unwrap().unwrap();
 }

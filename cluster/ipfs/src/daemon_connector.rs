@@ -81,12 +81,7 @@ impl tower_service::Service<Uri> for DaemonConnector {
         match &mut self.target {
             Target::Tcp(http) => {
                 let connecting = http.call(uri);
-                Box::pin(async move {
-                    connecting
-                        .await
-                        .map(DaemonStream::Tcp)
-                        .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, e))
-                })
+                Box::pin(async move { connecting.await.map(DaemonStream::Tcp).map_err(io::Error::other) })
             }
             Target::Unix { path, timeout } => {
                 let (path, timeout) = (path.clone(), *timeout);

@@ -1326,17 +1326,8 @@ impl Cluster {
     /// Removes `peer` from the cluster (Go `PeerRemove`): first moves the pins allocated to it
     /// to other members, then removes it from Raft. Served by the leader. Removing a peer that
     /// is not a member succeeds and changes nothing, as Go's Raft `RemovePeer`, so scripts may
-    /// repeat it.
+    /// repeat it; the leader decides, since another member's view may lag behind a join.
     pub async fn peer_remove(&self, peer: PeerId) -> Result<(), ClusterError> {
-        if !self
-            .consensus
-            .members()
-            .iter()
-            .any(|(_, n)| n.peer_id == peer.to_string())
-        {
-            tracing::info!("{peer} is not among the cluster's members: nothing to remove");
-            return Ok(());
-        }
         match self.to_leader(RpcRequest::PeerRemove(peer), MEMBERSHIP_TIMEOUT).await? {
             RpcResponse::PeerRemove(result) => result,
             other => Err(ClusterError::Internal(format!(
@@ -1391,6 +1382,15 @@ impl Cluster {
 
     /// The leader's side of `peer rm`: re-allocates every pin held by `peer`, then removes it.
     async fn remove_member_as_leader(&self, peer: PeerId) -> Result<(), ClusterError> {
+        if !self
+            .consensus
+            .members()
+            .iter()
+            .any(|(_, n)| n.peer_id == peer.to_string())
+        {
+            tracing::info!("{peer} is not among the cluster's members: nothing to remove");
+            return Ok(());
+        }
         let moved = self.repair_allocations(Some(&peer)).await?;
         tracing::info!("moved {moved} pins away from {peer}; removing it from the cluster");
         self.metrics.lock().expect("metrics lock").forget(&peer);
