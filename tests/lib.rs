@@ -31,13 +31,24 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine).
+/// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine), never one
+/// this process was given before: the kernel may hand a just-released port out again, and one
+/// member's REST API and proxy once got the same.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind 127.0.0.1:0")
+            .local_addr()
+            .expect("local addr")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no fresh loopback port in 1000 tries");
 }
 
 /// A child process that is killed (by its PID) and reaped when dropped.
