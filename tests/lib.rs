@@ -378,8 +378,16 @@ impl FakeDaemon {
 
     /// The daemon's API multiaddress, for `ipfshttp.node_multiaddress`.
     pub fn multiaddr(&self) -> String {
-        let port = self.server.as_ref().unwrap().local_addr().port();
-        format!("/ip4/127.0.0.1/tcp/{port}")
+        format!("/ip4/127.0.0.1/tcp/{}", self.port())
+    }
+
+    /// The daemon's API as `127.0.0.1:<port>`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port())
+    }
+
+    fn port(&self) -> u16 {
+        self.server.as_ref().unwrap().local_addr().port()
     }
 }
 
@@ -414,6 +422,25 @@ fn curl_request(method: &str, url: &str, body: Option<&str>) -> (String, String)
     (code.to_string(), body.to_string())
 }
 
+/// The runtime a front's accept loop and forwarding tasks run on; dropping it ends them.
+fn front_runtime() -> cluster_rt::tokio::runtime::Runtime {
+    cluster_rt::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Forwards `client`'s bytes to a new connection to `target` (`host:port`) and back.
+async fn pipe_to<S>(mut client: S, target: &str)
+where
+    S: cluster_rt::tokio::io::AsyncRead + cluster_rt::tokio::io::AsyncWrite + Unpin,
+{
+    if let Ok(mut server) = cluster_rt::tokio::net::TcpStream::connect(target).await {
+        let _ = cluster_rt::tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    }
+}
+
 /// A TLS front for a plain server on loopback: accepts TLS on its own port with a new
 /// self-signed certificate for 127.0.0.1 and forwards the decrypted bytes to `target`.
 pub struct TlsFront {
@@ -446,11 +473,7 @@ impl TlsFront {
             )
             .expect("TLS config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = front_runtime();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("TLS front binds");
@@ -461,13 +484,9 @@ impl TlsFront {
                 let acceptor = acceptor.clone();
                 let target = target.clone();
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(client).await else {
-                        return;
-                    };
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut server).await;
+                    if let Ok(tls) = acceptor.accept(client).await {
+                        pipe_to(tls, &target).await;
+                    }
                 });
             }
         });
@@ -501,25 +520,16 @@ impl UnixFront {
         use cluster_rt::tokio;
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("front.sock");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = front_runtime();
         let listener = {
             let _guard = runtime.enter();
             tokio::net::UnixListener::bind(&path).expect("unix front binds")
         };
         let target = target.to_string();
         runtime.spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
+                tokio::spawn(async move { pipe_to(client, &target).await });
             }
         });
         UnixFront {

@@ -185,7 +185,7 @@ fn the_proxy_pins_through_the_cluster_and_forwards_the_rest() {
 #[test]
 fn node_https_reaches_the_daemon_over_tls_and_verifies_its_certificate() {
     let daemon = FakeDaemon::start(0);
-    let front = TlsFront::start(&daemon.multiaddr().replace("/ip4/", "").replace("/tcp/", ":"));
+    let front = TlsFront::start(&daemon.address());
     let member = MemberDir::init();
     let path = member.path().join("service.json");
     let mut config = json(&std::fs::read_to_string(&path).unwrap());

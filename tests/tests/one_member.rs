@@ -390,7 +390,7 @@ fn a_libp2p_host_of_the_apis_own_answers_without_the_cluster_secret() {
 #[test]
 fn the_ipfs_daemon_may_listen_on_a_unix_socket() {
     let daemon = FakeDaemon::start(0);
-    let socket = cluster_tests::UnixFront::start(&daemon.multiaddr().replace("/ip4/", "").replace("/tcp/", ":"));
+    let socket = cluster_tests::UnixFront::start(&daemon.address());
     let member = MemberDir::init();
     // Both the connector and the proxy reach the daemon through the socket.
     let mut service = member.start_daemon(&socket.multiaddr(), &[], "daemon.log");

@@ -1290,6 +1290,20 @@ async fn cors_preflight_and_exposed_headers() {
     server.stop().await;
 }
 
+/// The client end of a connection handed to the server through its tunnel. A tunnelled
+/// connection is any byte stream: here one end of an in-memory pipe.
+async fn tunnelled(tunnel: &mpsc::Sender<TunnelConnection>) -> tokio::io::DuplexStream {
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    tunnel
+        .send(TunnelConnection {
+            io: Box::new(server_end),
+            peer: "12D3KooWtest".into(),
+        })
+        .await
+        .unwrap();
+    client_end
+}
+
 /// One request over an already open stream; the body collected.
 async fn send_over<S>(io: S, path: &str) -> (StatusCode, Bytes)
 where
@@ -1337,16 +1351,7 @@ async fn serves_on_unix_sockets_and_tunnelled_streams_beside_tcp() {
     assert_eq!(status, StatusCode::OK, "{body:?}");
     let over_unix = send_over(tokio::net::UnixStream::connect(&socket).await.unwrap(), "/version").await;
     assert_eq!(over_unix, (status, body.clone()));
-    // A tunnelled connection is any byte stream: here one end of an in-memory pipe.
-    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-    tunnel_tx
-        .send(TunnelConnection {
-            io: Box::new(server_end),
-            peer: "12D3KooWtest".into(),
-        })
-        .await
-        .unwrap();
-    let over_tunnel = send_over(client_end, "/version").await;
+    let over_tunnel = send_over(tunnelled(&tunnel_tx).await, "/version").await;
     assert_eq!(over_tunnel, (status, body));
 
     stop_tx.send(()).unwrap();
@@ -1372,14 +1377,7 @@ async fn a_tunnelled_client_that_closes_its_sending_side_still_gets_the_answer()
     let task = tokio::spawn(server.serve(async move {
         let _ = stop_rx.await;
     }));
-    let (mut client, server_end) = tokio::io::duplex(64 * 1024);
-    tunnel_tx
-        .send(TunnelConnection {
-            io: Box::new(server_end),
-            peer: "12D3KooWtest".into(),
-        })
-        .await
-        .unwrap();
+    let mut client = tunnelled(&tunnel_tx).await;
     client
         .write_all(b"GET /peers HTTP/1.1\r\nHost: cluster\r\nConnection: close\r\n\r\n")
         .await
