@@ -68,15 +68,15 @@ pub enum AddError {
         /// The path as given.
         path: String,
     },
-    /// A directory big enough that Kubo would shard it (HAMT), which this importer cannot build.
-    #[error("directory {path:?} is too large for a basic UnixFS directory ({estimated_size} > {limit} bytes); HAMT sharding is not supported")]
-    DirectoryTooLarge {
+    /// Two names in one HAMT-sharded directory whose 64-bit murmur3 hashes are equal: the
+    /// HAMT runs out of hash bits to tell them apart. Kubo refuses the same upload ("sharded
+    /// directory too deep"); real names practically never collide, crafted ones can.
+    #[error("directory {path:?} cannot be sharded: names {:?} and {:?} have the same HAMT hash", names[0], names[1])]
+    ShardedDirectoryTooDeep {
         /// The directory's path ("" for the wrapper).
         path: String,
-        /// Kubo's estimate: the sum of link name and CID byte lengths.
-        estimated_size: u64,
-        /// Kubo's threshold (`HAMTShardingSize`, 256 KiB).
-        limit: u64,
+        /// Two of the colliding names.
+        names: [String; 2],
     },
     /// No file or directory was added (or all were hidden).
     #[error("nothing to import")]

@@ -16,7 +16,9 @@ pub const CHUNK_SIZE_DEFAULT: usize = 262_144;
 pub const CHUNK_SIZE_MAX: usize = 2 * 1024 * 1024 - 256;
 /// Kubo's default maximum links per file node (boxo `helpers.DefaultLinksPerBlock`: 8 KiB / 47).
 pub const FILE_LINKS_MAX_DEFAULT: usize = 174;
-/// Kubo's threshold above which a directory is HAMT-sharded (boxo `HAMTShardingSize`).
+/// Kubo's default threshold above which a directory is HAMT-sharded (boxo `HAMTShardingSize`,
+/// Kubo `Import.UnixFSHAMTDirectorySizeThreshold`): the default of
+/// [`ImportOptions::directory_size_max`].
 pub const DIRECTORY_SIZE_MAX: u64 = 256 * 1024;
 
 /// Import settings. Build with [`ImportOptions::default`] (Kubo's defaults) or
@@ -36,6 +38,11 @@ pub struct ImportOptions {
     /// Maximum links per file node before the balanced tree grows a level (Kubo
     /// `--max-file-links`; not read from the cluster query).
     pub file_links_max: usize,
+    /// The largest estimated size of a basic (single-block) directory; a larger one is
+    /// HAMT-sharded. The estimate is Kubo's default one (boxo `SizeEstimationLinks`): the sum
+    /// over links of name length plus CID byte length. Kubo's
+    /// `Import.UnixFSHAMTDirectorySizeThreshold`; not read from the cluster query.
+    pub directory_size_max: u64,
 }
 
 impl Default for ImportOptions {
@@ -47,6 +54,7 @@ impl Default for ImportOptions {
             wrap_with_directory: false,
             hidden: false,
             file_links_max: FILE_LINKS_MAX_DEFAULT,
+            directory_size_max: DIRECTORY_SIZE_MAX,
         }
     }
 }
@@ -100,7 +108,8 @@ impl ImportOptions {
         Ok(options)
     }
 
-    /// Checks the fields' ranges: `1 <= chunk_size <= CHUNK_SIZE_MAX`, `file_links_max >= 2`.
+    /// Checks the fields' ranges: `1 <= chunk_size <= CHUNK_SIZE_MAX`, `file_links_max >= 2`,
+    /// `directory_size_max >= 1`.
     pub fn validate(&self) -> Result<(), AddError> {
         if self.chunk_size == 0 || self.chunk_size > CHUNK_SIZE_MAX {
             return Err(AddError::InvalidOptions {
@@ -111,6 +120,13 @@ impl ImportOptions {
         if self.file_links_max < 2 {
             return Err(AddError::InvalidOptions {
                 reason: format!("file_links_max {} is below 2", self.file_links_max),
+            });
+        }
+        // Kubo reads a threshold of 0 as "never shard", which would let a directory outgrow any
+        // block limit; it is not offered.
+        if self.directory_size_max == 0 {
+            return Err(AddError::InvalidOptions {
+                reason: "directory_size_max is 0".to_string(),
             });
         }
         Ok(())
@@ -189,6 +205,7 @@ mod tests {
         assert!(!options.raw_leaves);
         assert_eq!(options.cid_version, Version::V0);
         assert_eq!(options.file_links_max, 174);
+        assert_eq!(options.directory_size_max, 262_144);
         // Empty values are "unset", as cluster's ctl always sends every parameter.
         let empty = parse(&[("chunker", ""), ("layout", ""), ("hash", ""), ("raw-leaves", "")]).unwrap();
         assert_eq!(empty, ImportOptions::default());
@@ -290,6 +307,10 @@ mod tests {
         options.file_links_max = 1;
         assert!(options.validate().is_err());
         options.file_links_max = 2;
+        assert!(options.validate().is_ok());
+        options.directory_size_max = 0;
+        assert!(options.validate().is_err());
+        options.directory_size_max = 1;
         assert!(options.validate().is_ok());
     }
 }

@@ -11,7 +11,9 @@
 //!
 //! The importer keeps one link per added file (the directory tree) and never file contents.
 //! Directory nodes are built at [`Importer::finish`], children before parents, each directory's
-//! links sorted bytewise by name (go-merkledag sorts links when it encodes a node).
+//! links sorted bytewise by name (go-merkledag sorts links when it encodes a node). A directory
+//! whose links Kubo estimates larger than [`ImportOptions::directory_size_max`] is HAMT-sharded
+//! instead (`hamt`); its entry is then the root shard, and its `size` counts every shard block.
 //!
 //! Output order follows cluster's adder (`adder/ipfsadd/add.go`): file entries as each file
 //! ends, then directories depth-first, children before parents, siblings by name, and with
@@ -24,7 +26,7 @@ use std::collections::BTreeMap;
 
 use cid::Cid;
 
-use crate::import_options::DIRECTORY_SIZE_MAX;
+use crate::hamt::{ShardEntry, ShardedDirectory};
 use crate::protobuf::{encode_node, encode_unixfs, PbLink, UnixfsType};
 use crate::{AddError, Block, FileWriter, ImportOptions};
 
@@ -323,19 +325,49 @@ fn build_directory(
         };
         children.push((name.as_str(), child));
     }
-    // Kubo's switch to a HAMT (boxo `needsToSwitchByLinkSize`): sum of name + CID byte lengths,
-    // strictly greater than the threshold.
+    let (cid, size) = if needs_sharding(options, &children) {
+        let shard_entries: Vec<ShardEntry<'_>> = children
+            .iter()
+            .map(|(name, child)| ShardEntry {
+                name,
+                cid: &child.cid,
+                size: child.size,
+            })
+            .collect();
+        let root = ShardedDirectory::build(&path, &shard_entries, options.cid_version, blocks)?;
+        (root.cid, root.size)
+    } else {
+        encode_basic_directory(options, &children, blocks)
+    };
+    let bytes = children.iter().map(|(_, child)| child.bytes).sum();
+    let root = FileRoot { cid, size, bytes };
+    entries.push(Entry {
+        name: path,
+        cid,
+        size,
+        bytes,
+    });
+    Ok(root)
+}
+
+/// Kubo's switch to a HAMT (boxo `needsToSwitchByLinkSize`): the sum of name and CID byte
+/// lengths, strictly greater than the threshold. Kubo checks it as each entry is added; an
+/// import only adds, so the estimate only grows and the final one decides.
+fn needs_sharding(options: &ImportOptions, children: &[(&str, FileRoot)]) -> bool {
     let estimated_size: u64 = children
         .iter()
         .map(|(name, child)| (name.len() + child.cid.encoded_len()) as u64)
         .sum();
-    if estimated_size > DIRECTORY_SIZE_MAX {
-        return Err(AddError::DirectoryTooLarge {
-            path,
-            estimated_size,
-            limit: DIRECTORY_SIZE_MAX,
-        });
-    }
+    estimated_size > options.directory_size_max
+}
+
+/// Encodes a basic (single-block) directory over `children`, sorted by name; appends the block
+/// and returns its CID and cumulative size.
+fn encode_basic_directory(
+    options: &ImportOptions,
+    children: &[(&str, FileRoot)],
+    blocks: &mut Vec<Block>,
+) -> (Cid, u64) {
     let links: Vec<PbLink<'_>> = children
         .iter()
         .map(|(name, child)| PbLink {
@@ -347,18 +379,7 @@ fn build_directory(
     let unixfs = encode_unixfs(UnixfsType::Directory, None, None, &[]);
     let block = Block::dag_pb(encode_node(&links, Some(&unixfs)), options.cid_version);
     let size = block.data.len() as u64 + children.iter().map(|(_, child)| child.size).sum::<u64>();
-    let bytes = children.iter().map(|(_, child)| child.bytes).sum();
-    let root = FileRoot {
-        cid: block.cid,
-        size,
-        bytes,
-    };
+    let cid = block.cid;
     blocks.push(block);
-    entries.push(Entry {
-        name: path,
-        cid: root.cid,
-        size,
-        bytes,
-    });
-    Ok(root)
+    (cid, size)
 }

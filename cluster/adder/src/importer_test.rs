@@ -4,8 +4,11 @@
 use cid::multibase::Base;
 use cid::{Cid, Version};
 
-use crate::test_support::{deterministic_bytes, import_bytes, view_node, DeterministicBytes};
-use crate::{AddError, Block, Entry, FileWriter, ImportOptions, Importer};
+use crate::test_support::{
+    block_index, deterministic_bytes, deterministic_names, import_bytes, read_sharded_directory, view_node,
+    DeterministicBytes,
+};
+use crate::{AddError, Block, Entry, FileWriter, ImportOptions, Imported, Importer};
 
 fn v0() -> ImportOptions {
     ImportOptions::default()
@@ -479,62 +482,68 @@ fn two_level_tree_matches_js_importer_go_parity() {
     assert_eq!(root.blocksizes, vec![174 * 262_144, 45_900_000 - 174 * 262_144]);
 }
 
-/// Kubo's `createDeterministicFiles` (test/cli/add_test.go): names drawn from `AlphabetEasy`.
-fn deterministic_names(count: usize, name_len: usize, seed: &str) -> Vec<String> {
-    const ALPHABET_EASY: &[u8] = b"abcdefghijklmnopqrstuvwxyz01234567890-_";
-    let mut source = DeterministicBytes::new(seed);
-    (0..count)
-        .map(|_| {
-            let mut raw = vec![0u8; name_len];
-            source.fill(&mut raw);
-            raw.iter()
-                .map(|byte| ALPHABET_EASY[*byte as usize % ALPHABET_EASY.len()] as char)
-                .collect()
-        })
-        .collect()
+fn import_flat_directory(
+    options: ImportOptions,
+    files: &[(String, Vec<u8>)],
+) -> Result<(Vec<Block>, Imported), AddError> {
+    let mut importer = Importer::new(options)?;
+    let mut blocks = Vec::new();
+    for (name, content) in files {
+        let mut file = importer.start_file(&format!("rootDir/{name}"))?.expect("not hidden");
+        blocks.extend(file.write(content));
+        blocks.extend(file.finish()?.blocks);
+    }
+    let imported = importer.finish()?;
+    blocks.extend(imported.blocks.iter().cloned());
+    Ok((blocks, imported))
 }
 
-fn import_flat_directory(options: ImportOptions, files: &[(String, Vec<u8>)]) -> Result<Cid, AddError> {
-    let mut importer = Importer::new(options)?;
-    for (name, content) in files {
-        let mut file = importer.start_file(&format!("dir/{name}"))?.expect("not hidden");
-        file.write(content);
-        file.finish()?;
-    }
-    Ok(importer.finish()?.root)
+/// Files named by `deterministic_names`, each holding "x" (Kubo `createDeterministicFiles`).
+fn x_files(names: Vec<String>) -> Vec<(String, Vec<u8>)> {
+    names.into_iter().map(|name| (name, b"x".to_vec())).collect()
 }
 
 #[test]
 fn directory_sharding_threshold_matches_kubo() {
     // kubo cid_profiles_test.go, unixfs-v0-2015 "directory at HAMTThreshold": 4096 one-byte
     // files with 30-character names, 4096 * (30 + 34) = 262144 bytes of links: still basic.
-    let files: Vec<(String, Vec<u8>)> = deterministic_names(4096, 30, "hamt-unixfs-v0-2015")
-        .into_iter()
-        .map(|name| (name, b"x".to_vec()))
-        .collect();
-    let root = import_flat_directory(v0(), &files).unwrap();
-    assert_eq!(root.to_string(), "QmX5GtRk3TSSEHtdrykgqm4eqMEn3n2XhfkFAis5fjyZmN");
-
-    // One byte over (4033 names of 31): Kubo shards it, which is refused here.
-    let files: Vec<(String, Vec<u8>)> = deterministic_names(4033, 31, "hamt-unixfs-v0-2015")
-        .into_iter()
-        .map(|name| (name, b"x".to_vec()))
-        .collect();
-    let error = import_flat_directory(v0(), &files).unwrap_err();
+    let files = x_files(deterministic_names(4096, 30, 30, "hamt-unixfs-v0-2015"));
+    let (_, imported) = import_flat_directory(v0(), &files).unwrap();
     assert_eq!(
-        error,
-        AddError::DirectoryTooLarge {
-            path: "dir".to_string(),
-            estimated_size: 262_145,
-            limit: 262_144
-        }
+        imported.root.to_string(),
+        "QmX5GtRk3TSSEHtdrykgqm4eqMEn3n2XhfkFAis5fjyZmN"
+    );
+
+    // Same file, "directory 1 byte over HAMTThreshold": 4033 names of 31 characters,
+    // 4033 * 65 = 262145, sharded (also js-ipfs-unixfs ipip-499-profiles.spec.ts).
+    let files = x_files(deterministic_names(4033, 31, 31, "hamt-unixfs-v0-2015"));
+    let (blocks, imported) = import_flat_directory(v0(), &files).unwrap();
+    assert_eq!(
+        imported.root.to_string(),
+        "QmeMiJzmhpJAUgynAcxTQYek5PPKgdv3qEvFsdV3XpVnvP"
+    );
+    let root = view_node(blocks.last().unwrap());
+    assert_eq!(root.kind, 5, "THAMTShard");
+    assert!(root.links.len() <= 256);
+    let listing = read_sharded_directory(&block_index(&blocks), &imported.root);
+    assert_eq!(listing.entries.len(), 4033);
+    // The output line of a sharded directory: every block of the DAG, shards and files.
+    let directory = imported.entries.last().unwrap();
+    assert_eq!((directory.name.as_str(), directory.bytes), ("rootDir", 4033));
+    assert_eq!(
+        directory.size,
+        blocks.iter().map(|block| block.data.len() as u64).sum::<u64>()
     );
 }
 
 #[test]
 fn directory_sharding_threshold_matches_js_importer() {
     // js-ipfs-unixfs hash-parity-with-go-ipfs.spec.ts "go-ipfs auto-sharding interop": default
-    // js options (CIDv1, raw leaves), 1343 files stay a basic directory, 1344 are sharded.
+    // js options (CIDv1, raw leaves) with `shardSplitStrategy: 'links-bytes'`, Kubo's estimate:
+    // 1343 files stay a basic directory, 1344 are sharded. These vectors are from the current
+    // importer (v15+). The importer js-ipfs 0.66.1 ships (ipfs-unixfs-importer 12.0.1) shards by
+    // entry count instead (`shardSplitThreshold`, 1000 entries and over, when set), so there
+    // 1343 entries would already be sharded: the rule here is Kubo's, not that one.
     let source = |count: usize| -> Vec<(String, Vec<u8>)> {
         (0..count)
             .map(|index| {
@@ -544,20 +553,18 @@ fn directory_sharding_threshold_matches_js_importer() {
             })
             .collect()
     };
-    let mut importer = Importer::new(v1()).unwrap();
-    for (name, content) in source(1343) {
-        let mut file = importer.start_file(&format!("rootDir/{name}")).unwrap().unwrap();
-        file.write(&content);
-        file.finish().unwrap();
-    }
-    let imported = importer.finish().unwrap();
+    let (_, imported) = import_flat_directory(v1(), &source(1343)).unwrap();
     assert_eq!(
         imported.root.to_string(),
         "bafybeihecq4rpl4nw3cgfb2uiwltgsmw5sutouvuldv5fxn4gfbihvnalq"
     );
     assert_eq!(imported.entries.last().unwrap().size, 490_665);
-    assert!(matches!(
-        import_flat_directory(v1(), &source(1344)),
-        Err(AddError::DirectoryTooLarge { .. })
-    ));
+
+    let (blocks, imported) = import_flat_directory(v1(), &source(1344)).unwrap();
+    assert_eq!(
+        imported.root.to_string(),
+        "bafybeigyvxs6og5jbmpaa43qbhhd5swklqcfzqdrtjgfh53qjon6hpjaye"
+    );
+    assert_eq!(imported.entries.last().unwrap().size, 515_735);
+    assert_eq!(view_node(blocks.last().unwrap()).kind, 5, "hamt-sharded-directory");
 }

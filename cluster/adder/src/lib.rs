@@ -2,8 +2,9 @@
 //!
 //! Owns: turning uploaded files and directories into UnixFS v1 DAGs whose CIDs are exactly the
 //! ones Kubo's `ipfs add` computes (balanced layout, fixed-size chunker, dag-pb and raw leaves,
-//! CIDv0 and CIDv1, sha2-256), the add output ([`Entry`]: name, cid, size, bytes), and reading
-//! CAR uploads (`format=car`) with every block verified against its CID.
+//! CIDv0 and CIDv1, sha2-256, basic and HAMT-sharded directories), the add output ([`Entry`]:
+//! name, cid, size, bytes), and reading CAR uploads (`format=car`) with every block verified
+//! against its CID.
 //!
 //! Does not own: HTTP and multipart parsing, choosing destinations, `block/put` to daemons,
 //! pinning, or the `/add` parameters that are not about encoding (`format`, `local`, `shard`,
@@ -12,32 +13,39 @@
 //!
 //! Memory stays bounded by design: a [`FileWriter`] holds one partial chunk and one partial node
 //! per tree level and returns blocks as soon as they are final; the [`Importer`] keeps one link
-//! per file; the [`CarDecoder`] buffers at most one section.
+//! per file (a sharded directory's nodes are built from those links at the end); the
+//! [`CarDecoder`] buffers at most one section.
 //!
 //! Layout:
 //! - [`ImportOptions`]: `chunker`, `raw-leaves`, `cid-version`, `hash`, `layout`,
-//!   `wrap-with-directory`, `hidden`, with Kubo's defaults and implications.
+//!   `wrap-with-directory`, `hidden`, with Kubo's defaults and implications (and the directory
+//!   sharding threshold, settable only in code).
 //! - [`FileWriter`]: one file into a balanced DAG, streaming.
-//! - [`Importer`], [`FileImport`]: a whole upload (files, directories, wrapping) and its output.
+//! - [`Importer`], [`FileImport`]: a whole upload (files, directories, wrapping) and its output;
+//!   directories over Kubo's 256 KiB estimate become HAMT shards (fanout 256, murmur3) as in Kubo.
 //! - [`CarDecoder`], [`CarReader`]: CARv1 (and the CARv1 payload of CARv2), verified.
 //! - [`Block`]: what all of them emit. [`AddError`], [`CarError`]: why they refuse.
 //!
 //! Not supported, refused with an error instead of producing CIDs Kubo would not: rabin and
-//! buzhash chunkers, the trickle layout, hash functions other than sha2-256, and directories
-//! large enough that Kubo would shard them (HAMT, over 256 KiB of links). Symlinks, file mode
-//! and mtime are not imported.
+//! buzhash chunkers, the trickle layout, and hash functions other than sha2-256. Symlinks, file
+//! mode and mtime are not imported. Kubo's other directory size estimations (IPIP-499 `block`,
+//! `disabled`) and HAMT fanouts are not offered: the defaults (`links`, 256) are built.
 #![deny(missing_docs)]
 
 mod add_error;
 mod block;
 mod car;
 mod file_writer;
+mod hamt;
 mod import_options;
 mod importer;
+mod murmur3;
 mod protobuf;
 
 #[cfg(test)]
 mod file_writer_test;
+#[cfg(test)]
+mod hamt_test;
 #[cfg(test)]
 mod importer_test;
 #[cfg(test)]

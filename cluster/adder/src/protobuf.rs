@@ -4,8 +4,11 @@
 //! ```text
 //! PBNode  = { Links: [PBLink] (field 2, written FIRST), Data: bytes (field 1, written last) }
 //! PBLink  = { Hash: bytes (1), Name: string (2, always written, even ""), Tsize: uint64 (3) }
-//! Data    = { Type (1), Data: bytes (2, only when set), filesize (3), blocksizes (4, repeated, not packed) }
+//! Data    = { Type (1), Data: bytes (2, only when set), filesize (3), blocksizes (4, repeated, not packed),
+//!             hashType (5), fanout (6) }
 //! ```
+//!
+//! Fields are written in field-number order, as Go's protobuf marshalling does.
 //!
 //! Owns: encoding both messages and a small field reader used to read them back (CAR roots, tests).
 //! Does not own: deciding what goes in a node (that is `file_writer` and `importer`).
@@ -24,6 +27,8 @@ pub(crate) enum UnixfsType {
     Directory = 1,
     /// A file, or one chunk of a file.
     File = 2,
+    /// One node of a HAMT-sharded directory.
+    HamtShard = 5,
 }
 
 /// Appends `value` as an unsigned LEB128 varint.
@@ -104,6 +109,20 @@ pub(crate) fn encode_unixfs(
     for &size in blocksizes {
         put_varint_field(&mut out, 4, size);
     }
+    out
+}
+
+/// Encodes the UnixFS `Data` message of a HAMT shard node (boxo `HAMTShardData`): Type, the
+/// bitfield as Data, hashType and fanout; no filesize, blocksizes, mode or mtime.
+pub(crate) fn encode_hamt_shard_unixfs(bitfield: &[u8], hash_type: u64, fanout: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bitfield.len() + 12);
+    put_varint_field(&mut out, 1, UnixfsType::HamtShard as u64);
+    // go-bitfield returns nil for an all-zero field, which leaves Data unset; a shard node
+    // always has at least one link, so one bit at least is set.
+    assert!(!bitfield.is_empty(), "a HAMT shard node has at least one entry");
+    put_length_field(&mut out, 2, bitfield);
+    put_varint_field(&mut out, 5, hash_type);
+    put_varint_field(&mut out, 6, fanout);
     out
 }
 
@@ -250,6 +269,8 @@ pub(crate) struct DecodedUnixfs<'a> {
     pub data: Option<&'a [u8]>,
     pub filesize: Option<u64>,
     pub blocksizes: Vec<u64>,
+    pub hash_type: Option<u64>,
+    pub fanout: Option<u64>,
 }
 
 /// Decodes a UnixFS `Data` message, ignoring fields this crate never writes (mode, mtime, ...).
@@ -261,6 +282,8 @@ pub(crate) fn decode_unixfs(buf: &[u8]) -> Result<DecodedUnixfs<'_>, ()> {
             (2, FieldValue::Bytes(data)) => unixfs.data = Some(data),
             (3, FieldValue::Varint(size)) => unixfs.filesize = Some(size),
             (4, FieldValue::Varint(size)) => unixfs.blocksizes.push(size),
+            (5, FieldValue::Varint(hash_type)) => unixfs.hash_type = Some(hash_type),
+            (6, FieldValue::Varint(fanout)) => unixfs.fanout = Some(fanout),
             _ => {}
         }
     }
@@ -303,5 +326,16 @@ mod tests {
         assert_eq!(decoded.filesize, Some(300));
         assert_eq!(decoded.blocksizes, vec![100, 200]);
         assert!(decode_unixfs(&[0x12, 0x05, 0x01]).is_err(), "truncated bytes field");
+    }
+
+    #[test]
+    fn hamt_shard_unixfs_bytes() {
+        // Type=5, Data=[0x01] (slot 0 only), hashType=0x22, fanout=256 (varint 80 02).
+        let unixfs = encode_hamt_shard_unixfs(&[0x01], 0x22, 256);
+        assert_eq!(unixfs, [0x08, 0x05, 0x12, 0x01, 0x01, 0x28, 0x22, 0x30, 0x80, 0x02]);
+        let decoded = decode_unixfs(&unixfs).unwrap();
+        assert_eq!(decoded.kind, Some(5));
+        assert_eq!(decoded.data, Some(&[0x01][..]));
+        assert_eq!((decoded.hash_type, decoded.fanout), (Some(0x22), Some(256)));
     }
 }

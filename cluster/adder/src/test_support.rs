@@ -1,9 +1,12 @@
 //! Test helpers: Kubo's deterministic test data generator, one-call imports, a CAR writer and a
-//! reader for the nodes this crate writes.
+//! reader for the nodes this crate writes, basic and HAMT-sharded directories included.
+
+use std::collections::HashMap;
 
 use cid::Cid;
 use sha2::{Digest, Sha256};
 
+use crate::hamt::hamt_hash;
 use crate::protobuf::{decode_node, decode_unixfs, put_varint};
 use crate::{Block, FileWriter, ImportOptions, WrittenFile};
 
@@ -85,6 +88,23 @@ pub(crate) fn deterministic_bytes(count: usize, seed: &str) -> Vec<u8> {
     out
 }
 
+/// Kubo's `createDeterministicFiles` (test/cli/add_test.go) names: `count` names drawn from
+/// `AlphabetEasy` by one deterministic stream, the last one `last_len` long, the others
+/// `name_len`. js-ipfs-unixfs `deterministicFilenames` is the same generator.
+pub(crate) fn deterministic_names(count: usize, name_len: usize, last_len: usize, seed: &str) -> Vec<String> {
+    const ALPHABET_EASY: &[u8] = b"abcdefghijklmnopqrstuvwxyz01234567890-_";
+    let mut source = DeterministicBytes::new(seed);
+    (0..count)
+        .map(|index| {
+            let mut raw = vec![0u8; if index + 1 == count { last_len } else { name_len }];
+            source.fill(&mut raw);
+            raw.iter()
+                .map(|byte| ALPHABET_EASY[*byte as usize % ALPHABET_EASY.len()] as char)
+                .collect()
+        })
+        .collect()
+}
+
 /// Imports `data` as one file in writes of `write_size` bytes; returns every block and the root.
 pub(crate) fn import_bytes(options: &ImportOptions, data: &[u8], write_size: usize) -> (Vec<Block>, WrittenFile) {
     let mut writer = FileWriter::new(options).unwrap();
@@ -144,8 +164,11 @@ pub(crate) fn car_v2(v1: &[u8], padding: usize) -> Vec<u8> {
 pub(crate) struct NodeView {
     pub links: Vec<(Cid, String, u64)>,
     pub kind: u64,
+    pub data: Option<Vec<u8>>,
     pub filesize: Option<u64>,
     pub blocksizes: Vec<u64>,
+    pub hash_type: Option<u64>,
+    pub fanout: Option<u64>,
 }
 
 pub(crate) fn view_node(block: &Block) -> NodeView {
@@ -165,7 +188,84 @@ pub(crate) fn view_node(block: &Block) -> NodeView {
     NodeView {
         links,
         kind: unixfs.kind.unwrap(),
+        data: unixfs.data.map(<[u8]>::to_vec),
         filesize: unixfs.filesize,
         blocksizes: unixfs.blocksizes,
+        hash_type: unixfs.hash_type,
+        fanout: unixfs.fanout,
     }
+}
+
+/// Blocks by CID.
+pub(crate) fn block_index(blocks: &[Block]) -> HashMap<Cid, &Block> {
+    blocks.iter().map(|block| (block.cid, block)).collect()
+}
+
+/// A HAMT-sharded directory read back.
+pub(crate) struct ShardedListing {
+    /// The entries (name, cid, tsize), in shard order.
+    pub entries: Vec<(String, Cid, u64)>,
+    /// Every shard node, the root included.
+    pub shards: Vec<Cid>,
+}
+
+/// Reads the HAMT-sharded directory at `root` back the way a reader (boxo `NewHamtFromDag`)
+/// does, checking every node on the way: UnixFS type, hash and fanout, the bitfield against the
+/// link names, each entry's placement against its name's hash, each child shard's Tsize, and
+/// that a child shard holds two entries or more.
+pub(crate) fn read_sharded_directory(blocks: &HashMap<Cid, &Block>, root: &Cid) -> ShardedListing {
+    let mut listing = ShardedListing {
+        entries: Vec::new(),
+        shards: Vec::new(),
+    };
+    read_shard(blocks, root, &[], &mut listing);
+    listing
+}
+
+/// Reads the shard at `cid`, reached through the slots `path`; returns its cumulative size.
+fn read_shard(blocks: &HashMap<Cid, &Block>, cid: &Cid, path: &[u8], listing: &mut ShardedListing) -> u64 {
+    listing.shards.push(*cid);
+    let block = blocks[cid];
+    let node = view_node(block);
+    assert_eq!((node.kind, node.hash_type, node.fanout), (5, Some(0x22), Some(256)));
+    assert!((node.filesize, node.blocksizes.len()) == (None, 0));
+    let bitfield = node.data.expect("a shard has a bitfield");
+    assert!(
+        !bitfield.is_empty() && bitfield[0] != 0,
+        "leading zero bytes are trimmed"
+    );
+    // go-bitfield `FromBytes`: the bytes are the low end of a 32-byte big-endian field.
+    let mut padded = [0u8; 32];
+    padded[32 - bitfield.len()..].copy_from_slice(&bitfield);
+    let set: Vec<u8> = (0..=255u8)
+        .filter(|slot| padded[31 - *slot as usize / 8] & (1 << (slot % 8)) != 0)
+        .collect();
+    let prefixes: Vec<u8> = node
+        .links
+        .iter()
+        .map(|(_, name, _)| u8::from_str_radix(&name[..2], 16).unwrap())
+        .collect();
+    assert_eq!(set, prefixes, "one bit per link, links in slot order");
+    let entries_before = listing.entries.len();
+    let mut size = block.data.len() as u64;
+    for (child, name, tsize) in &node.links {
+        assert_eq!(&name[..2], name[..2].to_uppercase(), "upper-case hex prefix");
+        let mut child_path = path.to_vec();
+        child_path.push(u8::from_str_radix(&name[..2], 16).unwrap());
+        if name.len() == 2 {
+            assert_eq!(read_shard(blocks, child, &child_path, listing), *tsize, "shard Tsize");
+        } else {
+            let hash = hamt_hash(&name[2..]).to_be_bytes();
+            assert_eq!(&hash[..child_path.len()], child_path, "{name} is placed by its hash");
+            listing.entries.push((name[2..].to_string(), *child, *tsize));
+        }
+        size += tsize;
+    }
+    if !path.is_empty() {
+        assert!(
+            listing.entries.len() - entries_before >= 2,
+            "a child shard exists only for a collision"
+        );
+    }
+    size
 }
