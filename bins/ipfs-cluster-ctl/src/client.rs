@@ -464,6 +464,26 @@ pub struct Client {
 }
 
 /// Renders an error with its sources: `outer: inner: innermost`.
+/// When `error` says nothing listens where the client dialled (a refused connection, a missing
+/// socket file), what that means and what to do, for the end of the message.
+fn nobody_there_hint(error: &(dyn std::error::Error + 'static), place: &str) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(inner) = cause {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            ) {
+                return format!(
+                    "; no cluster member is running at {place} (start one with `ipfs-cluster-service daemon`, or point --host at a running member's REST API)"
+                );
+            }
+        }
+        cause = inner.source();
+    }
+    String::new()
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -580,6 +600,7 @@ impl Client {
                 Ok(result) => result,
                 Err(_) => Err(CtlError::Deadline {
                     doing: format!("performing request (--timeout {}s)", limit.as_secs()),
+                    note: None,
                 }),
             },
             None => work.await,
@@ -704,15 +725,19 @@ impl Client {
                 eprintln!("DEBUG: {method} {shown}");
             }
             let sent = match endpoint {
-                Endpoint::Http { .. } => self.http.request(request).await.map_err(|e| Failure {
+                Endpoint::Http { authority, .. } => self.http.request(request).await.map_err(|e| Failure {
                     connecting: e.is_connect(),
-                    message: error_chain(&e),
+                    message: format!("{}{}", error_chain(&e), nobody_there_hint(&e, authority)),
                 }),
                 Endpoint::Unix(socket) => match tokio::net::UnixStream::connect(socket).await {
                     Ok(stream) => send_on(stream, request).await,
                     Err(e) => Err(Failure {
                         connecting: true,
-                        message: format!("dial unix {}: {e}", socket.display()),
+                        message: format!(
+                            "dial unix {}: {e}{}",
+                            socket.display(),
+                            nobody_there_hint(&e, &socket.display().to_string())
+                        ),
                     }),
                 },
                 Endpoint::Libp2p(address) => match self.tunnel_stream(address).await {

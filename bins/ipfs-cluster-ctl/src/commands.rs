@@ -44,9 +44,7 @@ impl<W: Write> Output<W> {
             Encoding::Text => item.to_text(),
             Encoding::Json => format::json_text(item).map_err(|e| CtlError::local("generating json output", e))?,
         };
-        self.writer
-            .write_all(text.as_bytes())
-            .map_err(|e| CtlError::local("writing output", e))
+        self.writer.write_all(text.as_bytes()).map_err(CtlError::writing)
     }
 
     /// One `add` output line: `added <cid> <name>`, only the CID when `quiet`, or JSON.
@@ -62,14 +60,12 @@ impl<W: Write> Output<W> {
 
     /// Writes text as is, whatever the encoding (`health graph` prints a dot file).
     pub fn write_raw(&mut self, text: &str) -> Result<(), CtlError> {
-        self.writer
-            .write_all(text.as_bytes())
-            .map_err(|e| CtlError::local("writing output", e))
+        self.writer.write_all(text.as_bytes()).map_err(CtlError::writing)
     }
 
     /// Flushes what is buffered; call before exiting.
     pub fn finish(&mut self) -> Result<(), CtlError> {
-        self.writer.flush().map_err(|e| CtlError::local("writing output", e))
+        self.writer.flush().map_err(CtlError::writing)
     }
 }
 
@@ -83,6 +79,7 @@ pub fn report<O: Write, E: Write>(error: &CtlError, encoding: Encoding, stdout: 
                 let _ = writeln!(stderr, "{}", format::api_error_text(api).trim_end());
             }
         }
+        CtlError::OutputClosed => {}
         other => {
             let _ = writeln!(stderr, "{other}");
         }
@@ -163,6 +160,16 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
         } => {
             let path = format!("/monitor/metrics/{}", client::escape_segment(name));
             let metrics: Vec<Metric> = client.call(Method::GET, &path).await?.unwrap_or_default();
+            if metrics.is_empty() {
+                // The API answers an empty list for any name; say when the name is unknown.
+                let names: Vec<String> = client.call(Method::GET, "/monitor/metrics").await?.unwrap_or_default();
+                if !names.contains(name) {
+                    return Err(CtlError::local(
+                        "reading metrics",
+                        format!("no metric named {name:?}; this cluster has: {}", names.join(", ")),
+                    ));
+                }
+            }
             out.emit(&metrics)
         }
         Command::Health {
@@ -598,10 +605,16 @@ impl Drop for DownloadDir {
 }
 
 /// `completion <shell>`: the completion script for `shell`.
-pub fn completion<W: Write>(shell: clap_complete::Shell, writer: &mut W) {
+pub fn completion<W: Write>(shell: clap_complete::Shell, writer: &mut W) -> Result<(), CtlError> {
     use clap::CommandFactory;
     let mut command = Cli::command();
-    clap_complete::generate(shell, &mut command, "ipfs-cluster-ctl", writer);
+    // Generated into memory first: clap_complete panics when its writer fails (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "ipfs-cluster-ctl", &mut script);
+    writer
+        .write_all(&script)
+        .and_then(|()| writer.flush())
+        .map_err(CtlError::writing)
 }
 
 async fn pin_rm<W: Write>(client: &Client, out: &mut Output<W>, args: &PinRmArgs) -> Result<(), CtlError> {
@@ -661,8 +674,16 @@ async fn wait_for(
     limit: i64,
 ) -> Result<GlobalPinInfo, CtlError> {
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    // The deadline ends the wait, not the operation: it was committed and goes on.
+    let what_goes_on = match target {
+        TrackerStatus::Unpinned => "is out of the pinset and the cluster keeps unpinning it",
+        _ => "stays in the pinset and the cluster keeps pinning it",
+    };
     let expired = || CtlError::Deadline {
         doing: "waiting for pin status".into(),
+        note: Some(format!(
+            "{cid} {what_goes_on}; follow it with: ipfs-cluster-ctl status {cid}"
+        )),
     };
     loop {
         let next_poll = tokio::time::Instant::now() + WAIT_CHECK_EVERY;
@@ -919,6 +940,7 @@ mod tests {
 
         let deadline = CtlError::Deadline {
             doing: "waiting for pin status".into(),
+            note: None,
         };
         assert_eq!(report(&deadline, Encoding::Text, Vec::new(), Vec::new()), 62);
     }

@@ -22,12 +22,19 @@ pub enum CtlError {
     /// The API answered with an error object, or (code 0) the request never got an answer.
     #[error("{0}")]
     Api(ApiError),
-    /// A deadline passed while `doing` something.
-    #[error("error {doing}: context deadline exceeded")]
+    /// A deadline passed while `doing` something; `note` (a line of its own) says what that
+    /// leaves behind, e.g. that a pin stays in the pinset.
+    #[error("error {doing}: context deadline exceeded{}", note.as_deref().map(|n| format!("\n{n}")).unwrap_or_default())]
     Deadline {
         /// What was being done, e.g. `waiting for pin status`.
         doing: String,
+        /// What the deadline does not undo.
+        note: Option<String>,
     },
+    /// Whoever read the output went away (`ipfs-cluster-ctl pin ls | head`): nothing more to
+    /// say, and not a failure of the command.
+    #[error("the output was closed")]
+    OutputClosed,
     /// A local problem: bad arguments, an undecodable response, a failed write.
     #[error("error {doing}: {message}")]
     Local {
@@ -55,6 +62,14 @@ impl CtlError {
         })
     }
 
+    /// A failed write of the command's output; a closed pipe is [`CtlError::OutputClosed`].
+    pub fn writing(error: std::io::Error) -> CtlError {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            return CtlError::OutputClosed;
+        }
+        CtlError::local("writing output", error)
+    }
+
     /// The process exit code for this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -63,6 +78,7 @@ impl CtlError {
             CtlError::Api(_) => EXIT_API_ERROR,
             CtlError::Deadline { .. } => EXIT_DEADLINE,
             CtlError::Local { .. } => EXIT_ERROR,
+            CtlError::OutputClosed => EXIT_OK,
         }
     }
 }
@@ -82,12 +98,24 @@ mod tests {
         assert_eq!(transport.exit_code(), 1);
         let deadline = CtlError::Deadline {
             doing: "waiting for pin status".into(),
+            note: None,
         };
         assert_eq!(deadline.exit_code(), 62);
         assert_eq!(
             deadline.to_string(),
             "error waiting for pin status: context deadline exceeded"
         );
+        let noted = CtlError::Deadline {
+            doing: "waiting for pin status".into(),
+            note: Some("it goes on".into()),
+        };
+        assert_eq!(
+            noted.to_string(),
+            "error waiting for pin status: context deadline exceeded\nit goes on"
+        );
+        let closed = CtlError::writing(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert_eq!(closed, CtlError::OutputClosed);
+        assert_eq!(closed.exit_code(), 0);
         let local = CtlError::local("parsing cid", "cid too short");
         assert_eq!(local.exit_code(), 1);
         assert_eq!(local.to_string(), "error parsing cid: cid too short");

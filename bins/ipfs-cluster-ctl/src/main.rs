@@ -46,12 +46,16 @@ fn run() -> i32 {
         return error::EXIT_OK;
     }
     if let Some(cli::Command::Commands) = &cli.command {
-        print!("{}", commands::command_list());
-        return error::EXIT_OK;
+        use std::io::Write as _;
+        let written = std::io::stdout()
+            .lock()
+            .write_all(commands::command_list().as_bytes())
+            .map_err(error::CtlError::writing);
+        return written.err().map_or(error::EXIT_OK, |e| report_local(&e));
     }
     if let Some(cli::Command::Completion { shell }) = &cli.command {
-        commands::completion(*shell, &mut std::io::stdout().lock());
-        return error::EXIT_OK;
+        let written = commands::completion(*shell, &mut std::io::stdout().lock());
+        return written.err().map_or(error::EXIT_OK, |e| report_local(&e));
     }
     if cli.command.is_none() {
         // Go's urfave/cli shows the help when no command is given.
@@ -70,6 +74,17 @@ fn run() -> i32 {
         Ok(()) => error::EXIT_OK,
         Err(e) => commands::report(&e, cli.encoding, std::io::stdout().lock(), std::io::stderr().lock()),
     }
+}
+
+/// Reports a failure of a command that needs no server (its output is text, never JSON).
+#[cfg(not(madsim))]
+fn report_local(error: &error::CtlError) -> i32 {
+    commands::report(
+        error,
+        cli::Encoding::Text,
+        std::io::stdout().lock(),
+        std::io::stderr().lock(),
+    )
 }
 
 #[cfg(not(madsim))]

@@ -399,9 +399,13 @@ fn pin_add_wait_timeout_exits_62() {
     ]);
     let output = stub.ctl(&["pin", "add", "-w", "--wt", "1500ms", CID_A]);
     assert_eq!(output.status.code(), Some(62), "{}", stdout(&output));
+    // Go's line first, then what it means for the pin: it stays and is still being pinned.
     assert_eq!(
         stderr(&output),
-        "error waiting for pin status: context deadline exceeded\n"
+        format!(
+            "error waiting for pin status: context deadline exceeded\n\
+             {CID_A} stays in the pinset and the cluster keeps pinning it; follow it with: ipfs-cluster-ctl status {CID_A}\n"
+        )
     );
     assert!(stdout(&output).is_empty());
 }
@@ -561,10 +565,17 @@ fn nothing_listening_exits_1() {
     };
     let output = ctl(&["--host".into(), format!("/ip4/127.0.0.1/tcp/{port}"), "id".into()]);
     assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
     assert!(
-        stdout(&output).starts_with("An error occurred:\n  Code: 0\n  Message: GET "),
-        "{}",
-        stdout(&output)
+        text.starts_with("An error occurred:\n  Code: 0\n  Message: GET "),
+        "{text}"
+    );
+    // Says what a refused connection means, not only that it was refused.
+    assert!(
+        text.contains(&format!(
+            "no cluster member is running at 127.0.0.1:{port} (start one with `ipfs-cluster-service daemon`, or point --host at a running member's REST API)"
+        )),
+        "{text}"
     );
 }
 
@@ -685,6 +696,8 @@ fn health_metrics_alerts_and_ipfs_gc() {
             json(200, r#"["freespace","ping"]"#.into()),
         ),
         ("GET /monitor/metrics/freespace".into(), json(200, metric)),
+        // As our server and Go's: any name answers a list, empty when nothing has it.
+        ("GET /monitor/metrics/nosuch".into(), json(200, "[]".into())),
         ("GET /health/alerts".into(), json(200, "[]".into())),
         ("POST /ipfs/gc".into(), json(200, gc)),
     ]);
@@ -704,6 +717,15 @@ fn health_metrics_alerts_and_ipfs_gc() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stdout(&output), "");
 
+    // A name the cluster never reported is an error that lists the names it has.
+    let output = stub.ctl(&["health", "metrics", "nosuch"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        stderr(&output),
+        "error reading metrics: no metric named \"nosuch\"; this cluster has: freespace, ping\n"
+    );
+
     let output = stub.ctl(&["ipfs", "gc", "--local"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stdout(&output), format!("alpha          \n  > CIDs:\n    - {CID_A}\n"));
@@ -714,6 +736,8 @@ fn health_metrics_alerts_and_ipfs_gc() {
             "/monitor/metrics",
             "/monitor/metrics/freespace",
             "/health/alerts",
+            "/monitor/metrics/nosuch",
+            "/monitor/metrics",
             "/ipfs/gc?local=true"
         ]
     );
@@ -754,6 +778,39 @@ fn completion_scripts_need_no_server() {
         ctl(&["completion".to_string(), "tcsh".to_string()]).status.code(),
         Some(1)
     );
+}
+
+/// `ipfs-cluster-ctl completion bash | head` and the like: a reader that goes away ends the
+/// command quietly (exit 0), never with a panic.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    let stub = Stub::start(vec![(
+        "GET /allocations".into(),
+        stream(
+            &(0..5000)
+                .map(|_| to_json(&sample_pin(CID_A, "photos")))
+                .collect::<Vec<_>>(),
+            "",
+        ),
+    )]);
+    let runs: Vec<Vec<String>> = vec![
+        vec!["completion".into(), "bash".into()],
+        vec!["commands".into()],
+        vec!["--host".into(), stub.host(), "pin".into(), "ls".into()],
+    ];
+    for args in runs {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ipfs-cluster-ctl"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run ipfs-cluster-ctl");
+        // The reader leaves before the first byte, as `head -c0` would.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("wait for ipfs-cluster-ctl");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
+        assert_eq!(stderr(&output), "", "{args:?}");
+    }
 }
 
 #[test]
