@@ -142,6 +142,16 @@ fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Held until init ends: a running member holds it too, and must not have its identity and
+    // configuration replaced under it.
+    let _folder = match DataFolder::lock(dir) {
+        Ok(folder) => folder,
+        Err(cluster_node::NodeError::Locked { lock, .. }) => bail!(
+            "a running member uses {} ({lock} is held): stop it first, then run init again",
+            dir.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let secret = match std::env::var("CLUSTER_SECRET") {
         Ok(text) if !text.is_empty() => text,
         _ => {
