@@ -50,6 +50,8 @@ pub struct FakeIpfsKnobs {
     pub lying: bool,
     /// The `StorageMax` reported by `repo_stat`, in bytes.
     pub storage_max: u64,
+    /// `repo_stat` alone sleeps this long more (a daemon walking a large repository).
+    pub repo_stat_latency: Duration,
 }
 
 impl Default for FakeIpfsKnobs {
@@ -62,6 +64,7 @@ impl Default for FakeIpfsKnobs {
             repo_full: false,
             lying: false,
             storage_max: STORAGE_MAX_DEFAULT,
+            repo_stat_latency: Duration::ZERO,
         }
     }
 }
@@ -373,6 +376,10 @@ impl IpfsConnector for FakeIpfs {
 
     async fn repo_stat(&self) -> Result<RepoStat, IpfsError> {
         self.enter("repo_stat").await?;
+        let slow = self.knobs().repo_stat_latency;
+        if !slow.is_zero() {
+            cluster_rt::sleep(slow).await;
+        }
         let state = self.lock();
         Ok(RepoStat {
             repo_size: REPO_BYTES_PER_PIN.saturating_mul(state.pins.len() as u64),

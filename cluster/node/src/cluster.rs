@@ -14,13 +14,15 @@ use cluster_consensus::{
     RaftTransport, TransportFailure,
 };
 use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
-use cluster_rpc::{RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Traffic, Transport, WireBlock};
+use cluster_rpc::{
+    RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Traffic, Transport, WireBlock, RECOVER_ALL_LISTED_MAX,
+};
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};
 use cluster_tracker::{PinTracker, TrackerConfig};
 use cluster_types::{
     Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
-    PinInfoShort, PinOptions, PinType, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter,
+    PinInfo, PinInfoShort, PinOptions, PinType, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter,
     RPC_PROTOCOL_VERSION, VERSION,
 };
 
@@ -40,6 +42,9 @@ const REPO_GC_TIMEOUT: Duration = Duration::from_secs(300);
 /// Removed keys listed per member in a GC result; the rest are counted, so an answer stays far
 /// below the RPC frame limit.
 const REPO_GC_KEYS_LISTED: usize = 100_000;
+
+/// How long a member may take to re-queue its failed items when another asks (a recover-all).
+const RECOVER_ALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How often the daemon is polled until it first answers.
 const IPFS_POLL: Duration = Duration::from_secs(1);
@@ -508,14 +513,27 @@ impl Cluster {
         self.metrics.lock().expect("metrics lock").alerts()
     }
 
-    /// Publishes this member's free space every half `metric_ttl` (a quarter after a failure),
-    /// as Go's disk informer does.
+    /// Publishes this member's metrics every half `metric_ttl`, as Go's informers do, in two
+    /// loops: the liveness metrics (`ping`, tags, `pinqueue`) never wait on the IPFS daemon, so a
+    /// slow `repo/stat` cannot make a healthy member look dead; `freespace` is measured on its
+    /// own, again after a quarter `metric_ttl` when the daemon failed to answer.
     fn spawn_informer(self: &Arc<Self>) {
         let cluster = self.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
         cluster_rt::spawn(async move {
             loop {
-                let next = if cluster.publish_metrics().await {
+                cluster.publish_liveness();
+                cluster_rt::tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(cluster.config.metric_ttl / 2) => {}
+                }
+            }
+        });
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            loop {
+                let next = if cluster.publish_freespace().await {
                     cluster.config.metric_ttl / 2
                 } else {
                     cluster.config.metric_ttl / 4
@@ -528,62 +546,80 @@ impl Cluster {
         });
     }
 
-    /// Measures this member's metrics (Go's informers: `freespace` from `repo/stat`, `ping`,
-    /// one `tag:<name>` per configured tag, `pinqueue`), records them and sends them to every
-    /// other member without waiting for them. Returns whether free space could be measured.
-    pub async fn publish_metrics(&self) -> bool {
+    /// A metric about this member, measured now and valid for `metric_ttl`.
+    fn own_metric(&self, name: String, value: String, weight: i64, partitionable: bool) -> Metric {
         let now = Timestamp::now();
-        let expire = now.add(self.config.metric_ttl).unix_nanos();
-        let metric = |name: String, value: String, weight: i64, partitionable: bool| Metric {
+        Metric {
             name,
             peer: self.identity.peer_id,
             value,
-            expire,
+            expire: now.add(self.config.metric_ttl).unix_nanos(),
             valid: true,
             weight,
             partitionable,
             received_at: now.unix_nanos(),
-        };
-        let mut metrics = Vec::new();
-        // Go's informers: disk (freespace), ping (liveness), tags, pinqueue.
-        let measured = match self.ipfs.repo_stat().await {
-            Ok(stat) => {
-                let free = stat.storage_max.saturating_sub(stat.repo_size);
-                let mut freespace = metric(
-                    FREESPACE.into(),
-                    free.to_string(),
-                    free.min(i64::MAX as u64) as i64,
-                    false,
-                );
-                freespace.valid = free > 0;
-                metrics.push(freespace);
-                true
-            }
-            Err(e) => {
-                tracing::debug!("freespace informer: {e}");
-                false
-            }
-        };
+        }
+    }
+
+    /// Measures and publishes every metric of this member (Go's informers: `freespace` from
+    /// `repo/stat`, `ping`, one `tag:<name>` per configured tag, `pinqueue`). Returns whether
+    /// free space could be measured.
+    pub async fn publish_metrics(&self) -> bool {
+        self.publish_liveness();
+        self.publish_freespace().await
+    }
+
+    /// Publishes `ping`, the tags and `pinqueue`: what this member knows without asking the
+    /// daemon.
+    fn publish_liveness(&self) {
         let ipfs = self.ipfs_identity.lock().expect("ipfs identity lock").clone();
         let mut ping = serde_json::json!({ "peer_name": self.config.peername });
         if let Some(ipfs) = ipfs {
             ping["ipfs_id"] = ipfs.id.into();
             ping["ipfs_addresses"] = ipfs.addresses.into();
         }
-        metrics.push(metric("ping".into(), ping.to_string(), 0, false));
+        let mut metrics = vec![self.own_metric("ping".into(), ping.to_string(), 0, false)];
         for (name, value) in &self.config.tags {
-            metrics.push(metric(format!("tag:{name}"), value.clone(), 0, true));
+            metrics.push(self.own_metric(format!("tag:{name}"), value.clone(), 0, true));
         }
         let queued = self.tracker.queued_count() as u64;
         let weight = -((queued / self.config.pinqueue_weight_bucket_size) as i64);
-        metrics.push(metric("pinqueue".into(), queued.to_string(), weight, false));
+        metrics.push(self.own_metric("pinqueue".into(), queued.to_string(), weight, false));
+        self.publish(metrics);
+    }
 
+    /// Measures free space through the daemon's `repo/stat` and publishes it; returns whether
+    /// the daemon answered. The metric's lifetime starts when the answer came, not when it was
+    /// asked.
+    async fn publish_freespace(&self) -> bool {
+        match self.ipfs.repo_stat().await {
+            Ok(stat) => {
+                let free = stat.storage_max.saturating_sub(stat.repo_size);
+                let mut freespace = self.own_metric(
+                    FREESPACE.into(),
+                    free.to_string(),
+                    free.min(i64::MAX as u64) as i64,
+                    false,
+                );
+                freespace.valid = free > 0;
+                self.publish(vec![freespace]);
+                true
+            }
+            Err(e) => {
+                tracing::debug!("freespace informer: {e}");
+                false
+            }
+        }
+    }
+
+    /// Records `metrics` and sends them to every other member without waiting for them.
+    fn publish(&self, metrics: Vec<Metric>) {
         let mut store = self.metrics.lock().expect("metrics lock");
-        for m in &metrics {
-            store.record(m.clone());
+        for metric in &metrics {
+            store.record(metric.clone());
         }
         drop(store);
-        let Some(rpc) = &self.rpc else { return measured };
+        let Some(rpc) = &self.rpc else { return };
         for member in self.members() {
             if member.peer_id == self.me_member.peer_id {
                 continue;
@@ -598,7 +634,6 @@ impl Cluster {
                 }
             });
         }
-        measured
     }
 
     /// Every member's latest metric named `name` that has not expired.
@@ -1058,6 +1093,102 @@ impl Cluster {
             }
         }
         self.global_status(cid).await
+    }
+
+    /// This member's side of a cluster-wide recover (Go `PinTracker.RecoverAll`): re-queues
+    /// every failed item; returns the first [`RECOVER_ALL_LISTED_MAX`] of them, with their new
+    /// status, and how many were re-queued in all. An item that cannot be re-queued is logged.
+    pub async fn recover_all_local(&self) -> Result<(Vec<PinInfo>, u64), ClusterError> {
+        let mut recovered = self.tracker.recover_all();
+        let mut listed = Vec::new();
+        let mut requeued = 0u64;
+        let mut first_error = None;
+        while let Some(item) = recovered.recv().await {
+            match item {
+                Ok(info) => {
+                    requeued += 1;
+                    if listed.len() < RECOVER_ALL_LISTED_MAX {
+                        listed.push(info);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("recover: {e}");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if requeued == 0 => Err(e),
+            _ => Ok((listed, requeued)),
+        }
+    }
+
+    /// Re-queues the failed items of every member at once (Go `RecoverAll`) and streams the
+    /// items re-queued anywhere, one [`GlobalPinInfo`] per CID; a member that could not be asked
+    /// is reported with its error in every item.
+    pub fn recover_all_everywhere(self: Arc<Self>) -> ResultStream<GlobalPinInfo> {
+        spawn_stream(move |tx| {
+            Box::pin(async move {
+                let asks = self.members().into_iter().filter_map(|member| {
+                    let peer = member.peer_id.parse::<PeerId>().ok()?;
+                    let cluster = self.clone();
+                    Some(async move {
+                        if peer == cluster.identity.peer_id {
+                            return (peer, cluster.recover_all_local().await);
+                        }
+                        let answer = cluster
+                            .call_member(&member, RpcRequest::RecoverAll, RECOVER_ALL_TIMEOUT)
+                            .await;
+                        let result = match answer {
+                            Ok(RpcResponse::RecoverAll(result)) => result,
+                            Ok(other) => Err(ClusterError::Internal(format!("unexpected answer {other:?}"))),
+                            Err(e) => Err(ClusterError::Internal(format!("{e:?}"))),
+                        };
+                        (peer, result)
+                    })
+                });
+                let mut merged: BTreeMap<Cid, GlobalPinInfo> = BTreeMap::new();
+                let mut failed = Vec::new();
+                for (peer, answer) in futures::future::join_all(asks).await {
+                    let (items, requeued) = match answer {
+                        Ok(answer) => answer,
+                        Err(e) => {
+                            failed.push((peer, e.to_string()));
+                            continue;
+                        }
+                    };
+                    if requeued > items.len() as u64 {
+                        tracing::info!("recover: {peer} re-queued {requeued} items; {} are listed", items.len());
+                    }
+                    for info in items {
+                        match merged.entry(info.cid) {
+                            std::collections::btree_map::Entry::Vacant(entry) => {
+                                entry.insert(info.into_global());
+                            }
+                            std::collections::btree_map::Entry::Occupied(mut entry) => entry.get_mut().add(info),
+                        }
+                    }
+                }
+                if merged.is_empty() && !failed.is_empty() {
+                    let reasons: Vec<String> = failed.iter().map(|(peer, e)| format!("{peer}: {e}")).collect();
+                    let _ = tx
+                        .send(Err(ClusterError::Internal(format!(
+                            "recover failed on {}",
+                            reasons.join("; ")
+                        ))))
+                        .await;
+                    return;
+                }
+                for mut global in merged.into_values() {
+                    for (peer, error) in &failed {
+                        global.peer_map.insert(peer.to_string(), cluster_error(error.clone()));
+                    }
+                    if tx.send(Ok(global)).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
     }
 
     /// The consensus component (tests and the simulator inspect it).
@@ -1545,6 +1676,7 @@ impl RpcHandler for ClusterRpcHandler {
             RpcRequest::Commit(command) => RpcResponse::Commit(self.cluster.consensus.commit_local(command).await),
             RpcRequest::Status(cid) => RpcResponse::Status(self.cluster.tracker.status(&cid).await),
             RpcRequest::Recover(cid) => RpcResponse::Recover(self.cluster.tracker.recover(&cid).await),
+            RpcRequest::RecoverAll => RpcResponse::RecoverAll(self.cluster.recover_all_local().await),
             RpcRequest::Id => RpcResponse::Id(Cluster::id(&self.cluster).await),
             RpcRequest::PushMetric(metric) => {
                 self.cluster.metrics.lock().expect("metrics lock").record(metric);
@@ -1853,7 +1985,12 @@ impl RestBackend for Cluster {
         self.recover_everywhere(cid).await
     }
 
-    async fn recover_all(&self, _local: bool) -> ResultStream<GlobalPinInfo> {
+    async fn recover_all(&self, local: bool) -> ResultStream<GlobalPinInfo> {
+        if !local && self.rpc.is_some() {
+            if let Some(me) = self.me.upgrade() {
+                return me.recover_all_everywhere();
+            }
+        }
         let mut local = self.tracker.recover_all();
         spawn_stream(move |tx| {
             Box::pin(async move {

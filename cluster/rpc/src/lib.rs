@@ -42,6 +42,9 @@ pub enum RpcRequest {
     Status(Cid),
     /// Re-queue a failed operation on the member (Go `PinTracker.Recover`).
     Recover(Cid),
+    /// Re-queue every failed operation on the member (Go `PinTracker.RecoverAll`); the answer
+    /// lists at most [`RECOVER_ALL_LISTED_MAX`] of the items re-queued.
+    RecoverAll,
     /// The member's identity (Go `Cluster.ID`).
     Id,
     /// Adds a member to the cluster: learner, caught up, then voter (Go `Cluster.PeerAdd`).
@@ -61,6 +64,10 @@ pub enum RpcRequest {
     /// Store these blocks on the member's daemon (Go `IPFSConnector.BlockStream`, for `/add`).
     BlockPut(Vec<WireBlock>),
 }
+
+/// Items listed in one member's answer to [`RpcRequest::RecoverAll`]: well under the frame limit
+/// ([`wire::MAX_FRAME`]) at a few hundred bytes each.
+pub const RECOVER_ALL_LISTED_MAX: usize = 50_000;
 
 /// A block in an RPC: its CID and its bytes (base64 in the JSON frame).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -103,6 +110,9 @@ pub enum RpcResponse {
     Status(PinInfo),
     /// The status after a recover.
     Recover(Result<PinInfo, ClusterError>),
+    /// The new status of the items a recover-all re-queued (the first
+    /// [`RECOVER_ALL_LISTED_MAX`]; every item is re-queued), and how many were re-queued in all.
+    RecoverAll(Result<(Vec<PinInfo>, u64), ClusterError>),
     /// A member's identity.
     Id(Id),
     /// The added member's record as the cluster now knows it.
