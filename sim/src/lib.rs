@@ -37,14 +37,44 @@ pub fn seed() -> u64 {
     madsim::runtime::Handle::current().seed()
 }
 
-/// How to replay a failing seed; every scenario prints this on failure.
+/// How to replay a failing seed of the running scenario; every scenario prints this on failure.
 #[cfg(madsim)]
 pub fn replay_hint() -> String {
-    format!("replay with: just sim-replay {}", seed())
+    match SCENARIO.with(|name| name.borrow().clone()) {
+        Some(name) => format!("replay with: just sim-replay {} {name}", seed()),
+        None => format!("replay with: just sim-replay {}", seed()),
+    }
 }
 
-/// Prints the members' logs when `RUST_LOG` is set (for example `RUST_LOG=info just sim-replay S`);
-/// every scenario calls it first. Log lines carry simulated time, so a replay prints the same.
+thread_local! {
+    /// The scenario this thread runs (madsim runs each seed on a thread of its own).
+    static SCENARIO: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Starts a scenario: names it for [`replay_hint`] after the test function it is written in,
+/// and prints the members' logs when `RUST_LOG` is set. Every scenario begins with it.
+#[macro_export]
+macro_rules! scenario {
+    () => {{
+        fn here() {}
+        $crate::begin_scenario(::std::any::type_name_of_val(&here))
+    }};
+}
+
+/// What [`scenario!`] calls with the path of a function inside the test function: the test
+/// function's name is the last segment that is neither that function nor a closure.
+pub fn begin_scenario(path: &str) {
+    let name = path
+        .rsplit("::")
+        .find(|segment| *segment != "here" && !segment.starts_with('{'))
+        .unwrap_or(path)
+        .to_string();
+    SCENARIO.with(|scenario| *scenario.borrow_mut() = Some(name));
+    init_logging();
+}
+
+/// Prints the members' logs when `RUST_LOG` is set (for example `RUST_LOG=info just sim-replay S`).
+/// Log lines carry simulated time, so a replay prints the same.
 pub fn init_logging() {
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

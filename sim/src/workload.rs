@@ -464,10 +464,15 @@ async fn safety_phase(handle: &Handle) -> Run {
     run
 }
 
+/// The test that runs [`run`] for `MADSIM_TEST_SEED`, which `just sim-replay S` reruns.
+pub const RANDOM_WORKLOAD_TEST: &str = "random_workload_under_faults_loses_nothing";
+
 /// One whole run for the current seed: the safety phase, the liveness phase, then the
 /// client-visible invariants. Panics (with the seed, the fault plan and how to replay) on any
 /// violation; returns the line every run prints, with its trace hash.
 pub async fn run() -> String {
+    // Regression tests run a seed of this workload on a thread of their own.
+    crate::begin_scenario(RANDOM_WORKLOAD_TEST);
     let handle = Handle::current();
     let mut run = safety_phase(&handle).await;
     let converged = run.liveness(&handle).await;

@@ -218,19 +218,19 @@ async fn replication_and_failover(size: usize) {
 
 #[madsim::test]
 async fn three_members_replicate_and_survive_leader_loss() {
-    cluster_sim::init_logging();
+    cluster_sim::scenario!();
     replication_and_failover(3).await;
 }
 
 #[madsim::test]
 async fn five_members_replicate_and_survive_leader_loss() {
-    cluster_sim::init_logging();
+    cluster_sim::scenario!();
     replication_and_failover(5).await;
 }
 
 #[madsim::test]
 async fn partitioned_minority_cannot_commit_and_heals() {
-    cluster_sim::init_logging();
+    cluster_sim::scenario!();
     let handle = Handle::current();
     let cluster = SimCluster::start(&handle, 3);
     let all = [0, 1, 2];
@@ -317,7 +317,7 @@ async fn wait_pin_count(cluster: &SimCluster, of: &[usize], expected: usize, lim
 
 #[madsim::test]
 async fn a_member_joins_from_a_snapshot_and_a_removed_member_stops_holding_pins() {
-    cluster_sim::init_logging();
+    cluster_sim::scenario!();
     let handle = Handle::current();
     let mut cluster = SimCluster::start(&handle, 3);
     let founders = [0, 1, 2];
@@ -468,7 +468,7 @@ async fn exchange_metrics(cluster: &SimCluster, of: &[usize], at: usize) {
 
 #[madsim::test]
 async fn pins_go_to_members_with_most_free_space_and_not_to_dead_or_full_ones() {
-    cluster_sim::init_logging();
+    cluster_sim::scenario!();
     let handle = Handle::current();
     let mut cluster = SimCluster::start(&handle, 3);
     let all = [0, 1, 2];
@@ -516,7 +516,7 @@ async fn pins_go_to_members_with_most_free_space_and_not_to_dead_or_full_ones() 
 /// names list what the members publish.
 #[madsim::test]
 async fn repo_gc_graph_and_metrics_cover_every_member() {
-    cluster_sim::init_logging();
+    cluster_sim::scenario!();
     let handle = Handle::current();
     let cluster = SimCluster::start(&handle, 3);
     let all = [0, 1, 2];
@@ -615,7 +615,7 @@ async fn repo_gc_graph_and_metrics_cover_every_member() {
 /// the add instead of leaving a pin without its content.
 #[madsim::test]
 async fn added_blocks_go_to_the_allocated_members_and_the_pin_follows_them() {
-    cluster_sim::init_logging();
+    cluster_sim::scenario!();
     let handle = Handle::current();
     let cluster = SimCluster::start(&handle, 3);
     let all = [0, 1, 2];
@@ -690,7 +690,7 @@ async fn added_blocks_go_to_the_allocated_members_and_the_pin_follows_them() {
 /// expire (`/health/alerts`), and not again until it publishes and goes quiet once more.
 #[madsim::test]
 async fn a_silent_member_raises_one_alert_per_metric() {
-    cluster_sim::init_logging();
+    cluster_sim::scenario!();
     let handle = Handle::current();
     let mut cluster = SimCluster::start(&handle, 3);
     let leader = cluster.wait_leader(&[0, 1, 2], Duration::from_secs(30)).await;

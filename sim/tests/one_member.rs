@@ -38,7 +38,7 @@ async fn wait_all_pinned(member: &SimMember, count: u64, limit: Duration) {
 
 #[madsim::test]
 async fn one_member_keeps_its_pins_across_a_crash() {
-    cluster_sim::init_logging();
+    cluster_sim::scenario!();
     let handle = madsim::runtime::Handle::current();
     let dir = tempfile::tempdir().expect("temp dir");
     let member = SimMember::start(

@@ -22,7 +22,7 @@ use madsim::runtime::Handle;
 /// and re-queued by every state sync until the daemon unpin succeeds.
 #[madsim::test]
 async fn unpin_lost_to_a_crash_while_the_daemon_was_down_is_finished_after_restart() {
-    cluster_sim::init_logging();
+    cluster_sim::scenario!();
     let handle = Handle::current();
     let mut cluster = SimCluster::start(&handle, 3);
     let leader = cluster.wait_leader(&[0, 1, 2], Duration::from_secs(30)).await;
