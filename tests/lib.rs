@@ -338,6 +338,97 @@ impl MemberDir {
     }
 }
 
+/// A member folder, its fake daemon, and its process while running.
+pub struct ClusterMember {
+    /// The member's folder and ports.
+    pub dir: MemberDir,
+    /// Its IPFS daemon.
+    pub daemon: FakeDaemon,
+    /// Its process while it runs.
+    pub process: Option<Process>,
+    /// How many times it was started (each start logs to its own file).
+    pub runs: u32,
+}
+
+impl ClusterMember {
+    /// A new folder with `secret`, beside a new fake daemon.
+    pub fn new(secret: &str) -> ClusterMember {
+        let dir = MemberDir::init();
+        dir.set_secret(secret);
+        ClusterMember {
+            dir,
+            daemon: FakeDaemon::start(0),
+            process: None,
+            runs: 0,
+        }
+    }
+
+    /// Starts the daemon (joining through `bootstrap` if given) and waits for its REST API.
+    pub fn start(&mut self, bootstrap: Option<&ClusterMember>) {
+        let process = self.spawn(bootstrap);
+        self.process = Some(process);
+        self.dir.wait_ready(self.process.as_mut().unwrap());
+    }
+
+    /// Starts the daemon without waiting for it.
+    pub fn spawn(&mut self, bootstrap: Option<&ClusterMember>) -> Process {
+        self.runs += 1;
+        let address = bootstrap.map(|m| m.dir.cluster_address());
+        let mut args = Vec::new();
+        if let Some(address) = &address {
+            args.extend(["--bootstrap", address.as_str()]);
+        }
+        self.dir.start_daemon_with(
+            &self.daemon.multiaddr(),
+            &args,
+            &[("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", "10s")],
+            &format!("daemon-{}.log", self.runs),
+        )
+    }
+
+    /// The log of the running process.
+    pub fn log(&self) -> String {
+        self.process.as_ref().map(|p| p.log()).unwrap_or_default()
+    }
+
+    /// Runs ipfs-cluster-ctl against this member.
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        self.dir.ctl(args)
+    }
+
+    /// ipfs-cluster-ctl `--enc json` output of one value.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--enc", "json"];
+        all.extend_from_slice(args);
+        let output = self.ctl(&all);
+        assert!(output.status.success(), "ctl {args:?} failed: {}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).unwrap_or_else(|e| panic!("ctl {args:?}: {e}: {}", stdout(&output)))
+    }
+
+    /// CIDs in this member's copy of the shared pinset.
+    pub fn pinset(&self) -> Vec<String> {
+        let output = self.ctl(&["--enc", "json", "pin", "ls"]);
+        assert!(output.status.success(), "pin ls: {}", stderr(&output));
+        json_values(&stdout(&output))
+            .iter()
+            .map(|pin| pin["cid"].as_str().expect("cid").to_string())
+            .collect()
+    }
+
+    /// Whether its log says it became the Raft leader.
+    pub fn is_leader(&self) -> bool {
+        self.log().contains("this member is now the raft leader")
+    }
+}
+
+/// Every JSON value in ctl's `--enc json` output (one indented value per item).
+pub fn json_values(text: &str) -> Vec<serde_json::Value> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<serde_json::Value>()
+        .map(|v| v.unwrap_or_else(|e| panic!("ctl output is not JSON: {e}: {text}")))
+        .collect()
+}
+
 /// stdout of a command as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

@@ -6,94 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use cluster_tests::{free_port, stderr, stdout, wait_until, FakeDaemon, MemberDir, Process};
+use cluster_tests::{free_port, json_values, stderr, stdout, wait_until, ClusterMember as Member, MemberDir};
 use cluster_types::Cid;
 
 const SECRET: &str = "2588b80d5cb05374fa142aed6cbb047d1f4ef8ef15e37eba68c65b9d30df67ed";
 
 fn cid(i: u32) -> String {
     Cid::raw_sha256(format!("multi-process test {i}").as_bytes()).to_string()
-}
-
-/// A member folder, its fake daemon, and its process while running.
-struct Member {
-    dir: MemberDir,
-    daemon: FakeDaemon,
-    process: Option<Process>,
-    runs: u32,
-}
-
-impl Member {
-    fn new(secret: &str) -> Member {
-        let dir = MemberDir::init();
-        dir.set_secret(secret);
-        Member {
-            dir,
-            daemon: FakeDaemon::start(0),
-            process: None,
-            runs: 0,
-        }
-    }
-
-    /// Starts the daemon (joining through `bootstrap` if given) and waits for its REST API.
-    fn start(&mut self, bootstrap: Option<&Member>) {
-        let process = self.spawn(bootstrap);
-        self.process = Some(process);
-        self.dir.wait_ready(self.process.as_mut().unwrap());
-    }
-
-    fn spawn(&mut self, bootstrap: Option<&Member>) -> Process {
-        self.runs += 1;
-        let address = bootstrap.map(|m| m.dir.cluster_address());
-        let mut args = Vec::new();
-        if let Some(address) = &address {
-            args.extend(["--bootstrap", address.as_str()]);
-        }
-        self.dir.start_daemon_with(
-            &self.daemon.multiaddr(),
-            &args,
-            &[("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", "10s")],
-            &format!("daemon-{}.log", self.runs),
-        )
-    }
-
-    fn log(&self) -> String {
-        self.process.as_ref().map(|p| p.log()).unwrap_or_default()
-    }
-
-    fn ctl(&self, args: &[&str]) -> std::process::Output {
-        self.dir.ctl(args)
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["--enc", "json"];
-        all.extend_from_slice(args);
-        let output = self.ctl(&all);
-        assert!(output.status.success(), "ctl {args:?} failed: {}", stderr(&output));
-        serde_json::from_str(&stdout(&output)).unwrap_or_else(|e| panic!("ctl {args:?}: {e}: {}", stdout(&output)))
-    }
-
-    /// CIDs in this member's copy of the shared pinset.
-    fn pinset(&self) -> Vec<String> {
-        let output = self.ctl(&["--enc", "json", "pin", "ls"]);
-        assert!(output.status.success(), "pin ls: {}", stderr(&output));
-        json_values(&stdout(&output))
-            .iter()
-            .map(|pin| pin["cid"].as_str().expect("cid").to_string())
-            .collect()
-    }
-
-    fn is_leader(&self) -> bool {
-        self.log().contains("this member is now the raft leader")
-    }
-}
-
-/// Every JSON value in ctl's `--enc json` output (one indented value per item).
-fn json_values(text: &str) -> Vec<serde_json::Value> {
-    serde_json::Deserializer::from_str(text)
-        .into_iter::<serde_json::Value>()
-        .map(|v| v.unwrap_or_else(|e| panic!("ctl output is not JSON: {e}: {text}")))
-        .collect()
 }
 
 /// (pinned, remote) counts in `ctl status CID` through `via`.

@@ -20,7 +20,8 @@ struct Cli {
     /// Debug logging (same as --loglevel debug).
     #[arg(short = 'd', long, global = true)]
     debug: bool,
-    /// Log level, e.g. "info" or "info,cluster_tracker=debug".
+    /// Log level, e.g. "info" or "info,cluster_tracker=debug" (openraft stays at warn unless
+    /// named here; RUST_LOG, when set, replaces this whole filter).
     #[arg(
         short = 'l',
         long = "loglevel",
@@ -95,12 +96,8 @@ fn init_logging(cli: &Cli) {
     } else {
         cli.loglevel.clone()
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let rust_log = std::env::var("RUST_LOG").ok();
+    crate::logging::init(&crate::logging::filter_directives(&level, rust_log.as_deref()));
 }
 
 /// Runs the command line; returns the exit code.

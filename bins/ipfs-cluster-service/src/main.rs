@@ -4,6 +4,8 @@
 
 #[cfg(not(madsim))]
 mod commands;
+#[cfg(not(madsim))]
+mod logging;
 
 #[cfg(not(madsim))]
 fn main() {
