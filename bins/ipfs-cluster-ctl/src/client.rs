@@ -503,6 +503,9 @@ impl Client {
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         // hyper-rustls refuses plain http URIs unless told otherwise; ours say https explicitly.
         connector.enforce_http(false);
+        // An upload is many small writes (a part's headers, a small file): with Nagle's
+        // algorithm each waits for the server's delayed ACK, 40 ms a file.
+        connector.set_nodelay(true);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
         let builder = if config.no_check_certificate {

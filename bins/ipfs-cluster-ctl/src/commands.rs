@@ -493,59 +493,33 @@ async fn add<W: Write>(client: &Client, out: &mut Output<W>, args: &AddArgs) -> 
         let content_type = body.content_type();
         Ok((http_body_util::BodyExt::boxed_unsync(body), content_type))
     };
-    let mut buffered: Vec<AddedOutput> = Vec::new();
-    let mut last: Option<AddedOutput> = None;
-    let (quiet, quieter, no_stream) = (args.quiet, args.quieter, args.no_stream);
-    client
+    // Entries are printed once the whole add succeeded: an entry of an add that then failed
+    // (a full disk, a lost connection) was not pinned, and "added <cid>" would say it was.
+    let mut added: Vec<AddedOutput> = Vec::new();
+    let uploaded = client
         .upload(&format!("/add?{encoded}"), &make, |line: AddedOutput| {
-            if line.cid.is_none() {
-                if show_progress {
-                    eprint!(
-                        "\r{}: {} / {}   ",
-                        line.name,
-                        format::humanize_bytes(line.bytes),
-                        format::humanize_bytes(total)
-                    );
-                }
-                return Ok(());
+            if line.cid.is_some() {
+                added.push(line);
+            } else if show_progress {
+                eprint!(
+                    "\r{}: {} / {}   ",
+                    line.name,
+                    format::humanize_bytes(line.bytes),
+                    format::humanize_bytes(total)
+                );
             }
-            last = Some(line.clone());
-            if no_stream {
-                buffered.push(line);
-                return Ok(());
-            }
-            if quieter {
-                return Ok(());
-            }
-            out.emit_added(&line, quiet)
+            Ok(())
         })
-        .await?;
+        .await;
     if show_progress {
+        // Cleared before anything else is printed, the error included.
         eprint!("\r\x1b[K");
     }
-    // As Go: nothing at all printed when nothing was added.
-    let Some(root) = last else {
-        return Ok(());
-    };
-    if no_stream {
-        // -Q keeps only the root, still as a list.
-        let items = if quieter { vec![root.clone()] } else { buffered };
-        match out.encoding {
-            Encoding::Json => {
-                let text = format::json_text(&items).map_err(|e| CtlError::local("generating json output", e))?;
-                out.write_raw(&text)?;
-            }
-            Encoding::Text => {
-                for line in &items {
-                    out.emit_added(line, quiet || quieter)?;
-                }
-            }
-        }
-    } else if quieter {
-        out.emit_added(&root, true)?;
-    }
+    uploaded?;
+    let root_cid = added.last().and_then(|line| line.cid);
+    print_added(out, args, added)?;
     if args.wait && !args.no_pin {
-        if let Some(cid) = root.cid {
+        if let Some(cid) = root_cid {
             // Go waits for the allocation's own minimum, which the cluster may have defaulted;
             // the flag's value only when the allocation cannot be read.
             let limit = match client.call::<Pin>(Method::GET, &client::allocation_path(&cid)).await {
@@ -554,6 +528,28 @@ async fn add<W: Write>(client: &Client, out: &mut Output<W>, args: &AddArgs) -> 
             };
             wait_for(client, &cid, TrackerStatus::Pinned, wait_timeout, limit).await?;
         }
+    }
+    Ok(())
+}
+
+/// Prints the entries of a finished add as Go does: every entry as it came (`added <cid>
+/// <name>`, only CIDs with -q), only the root with -Q, or one JSON array with --no-stream.
+/// Nothing at all when nothing was added.
+fn print_added<W: Write>(out: &mut Output<W>, args: &AddArgs, mut added: Vec<AddedOutput>) -> Result<(), CtlError> {
+    let Some(root) = added.last().cloned() else {
+        return Ok(());
+    };
+    if args.quieter {
+        // -Q keeps only the root (still a list with --no-stream).
+        added = vec![root];
+    }
+    let quiet = args.quiet || args.quieter;
+    if args.no_stream && out.encoding == Encoding::Json {
+        let text = format::json_text(&added).map_err(|e| CtlError::local("generating json output", e))?;
+        return out.write_raw(&text);
+    }
+    for line in &added {
+        out.emit_added(line, quiet)?;
     }
     Ok(())
 }

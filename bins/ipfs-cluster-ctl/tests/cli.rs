@@ -849,3 +849,49 @@ fn add_prints_like_go_when_buffered_quieter_or_empty() {
     assert!(stderr(&car).contains("only a single CAR file"), "{}", stderr(&car));
     assert_eq!(stub.requests().len(), sent_before, "nothing was sent");
 }
+
+/// An add that fails after the server reported some entries prints none of them: nothing was
+/// pinned, and "added <cid>" would say otherwise. On a terminal, the progress line is cleared
+/// before the error is printed.
+#[test]
+fn a_failed_add_prints_no_added_line_and_ends_its_progress_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.txt");
+    std::fs::write(&file, b"hello").unwrap();
+    let file = file.to_str().unwrap().to_string();
+    let lines = [
+        r#"{"name":"a.txt","bytes":262144,"size":0,"allocations":[]}"#.to_string(),
+        format!(r#"{{"name":"a.txt","cid":"{CID_B}","bytes":0,"size":5,"allocations":[]}}"#),
+    ];
+    let stub = Stub::start(vec![(
+        "POST /add".into(),
+        stream(&lines, "storing blocks on a member: no space left"),
+    )]);
+    let output = stub.ctl(&["add", &file]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(!text.contains("added"), "{text}");
+    assert!(text.contains("no space left"), "{text}");
+
+    // Under a pseudo-terminal (util-linux `script`), the progress line is cleared first.
+    let command = format!(
+        "{} --host {} add {file}",
+        env!("CARGO_BIN_EXE_ipfs-cluster-ctl"),
+        stub.host()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("run script");
+    let screen = stdout(&output);
+    let progress = screen
+        .find("a.txt: ")
+        .unwrap_or_else(|| panic!("a progress line: {screen:?}"));
+    let cleared = screen[progress..].find("\r\u{1b}[K").map(|at| progress + at);
+    let error = screen.find("no space left").expect("the error");
+    assert!(
+        cleared.is_some_and(|cleared| cleared < error),
+        "the progress line is cleared before the error: {screen:?}"
+    );
+    assert!(!screen.contains("added"), "{screen:?}");
+}

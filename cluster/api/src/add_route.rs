@@ -1,13 +1,13 @@
 //! `POST /add` (reference §1.7): a multipart upload turned into blocks on the chosen members'
 //! daemons, then one cluster pin of the root.
 //!
-//! Owns: the add parameters, reading the multipart body part by part (a part is never held
-//! whole), feeding the UnixFS importer or the CAR decoder of `cluster-adder`, sending blocks in
-//! bounded batches through [`RestBackend::add_blocks`] as they are made, and the output lines.
-//! The body is read only as fast as the daemons take the blocks, so memory stays bounded
-//! whatever the upload's size.
+//! Owns: the add parameters, reading the multipart body part by part ([`MultipartDecoder`]; a
+//! part is never held whole), feeding the UnixFS importer or the CAR decoder of `cluster-adder`,
+//! sending blocks in bounded batches through [`RestBackend::add_blocks`] as they are made, and
+//! the output lines. The body is read only as fast as the daemons take the blocks: the next
+//! chunk is read from the connection once the previous one's blocks are stored, so a client
+//! faster than the daemons is slowed by TCP, and memory stays bounded whatever the upload's size.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,14 +16,11 @@ use cluster_types::{AddedOutput, Cid, ClusterError, PeerId, PinOptions};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
+use crate::multipart::{MultipartDecoder, MultipartEvent};
 use crate::{RestBackend, ResultStream};
 
 /// Blocks are sent to the daemons in batches of about this many bytes.
 const BATCH_BYTES: usize = 1 << 20;
-
-/// Most bytes multer may hold while looking for a boundary or a part header's end (it rescans
-/// what it holds on every read, so this also bounds the CPU a bad body costs).
-const MULTIPART_PENDING_MAX: u64 = 1 << 20;
 
 /// With `progress=true`, a progress line every this many bytes of a file.
 const PROGRESS_EVERY: u64 = 256 * 1024;
@@ -136,22 +133,6 @@ where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(16);
-    // multer keeps what it reads until it finds a boundary or the end of a part's headers: a
-    // body that never shows one would be held whole. Bound the bytes read but not yet handed
-    // out as part data.
-    let fed = Arc::new(AtomicU64::new(0));
-    let taken = Arc::new(AtomicU64::new(0));
-    let (fed_in_stream, taken_in_stream) = (fed.clone(), taken.clone());
-    let body = body.map(move |chunk| {
-        let chunk = chunk?;
-        let fed = fed_in_stream.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
-        if fed.saturating_sub(taken_in_stream.load(Ordering::Relaxed)) > MULTIPART_PENDING_MAX {
-            return Err(std::io::Error::other(format!(
-                "no multipart boundary or part header end within {MULTIPART_PENDING_MAX} bytes"
-            )));
-        }
-        Ok(chunk)
-    });
     cluster_rt::spawn(async move {
         let mut adder = Adder {
             backend,
@@ -159,13 +140,58 @@ where
             batch: Vec::new(),
             batch_bytes: 0,
             tx: tx.clone(),
-            taken,
         };
-        if let Err(error) = adder.add(params, body, boundary).await {
+        let result = match MultipartDecoder::new(&boundary) {
+            Ok(decoder) => {
+                let mut upload = Upload {
+                    body: Box::pin(body),
+                    decoder,
+                };
+                adder.add(params, &mut upload).await
+            }
+            Err(e) => Err(bad_upload(e)),
+        };
+        if let Err(error) = result {
             let _ = tx.send(Err(error)).await;
         }
     });
     rx
+}
+
+/// The upload being read: the request body and the multipart decoder it is pushed through, one
+/// chunk at a time, only when the decoder has handed out everything of the previous one.
+struct Upload {
+    body: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+    decoder: MultipartDecoder,
+}
+
+impl Upload {
+    /// The next multipart event, reading more of the body when the decoder needs it.
+    async fn next(&mut self) -> Result<MultipartEvent, ClusterError> {
+        loop {
+            if let Some(event) = self.decoder.next_event().map_err(bad_upload)? {
+                return Ok(event);
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.decoder.push(&chunk),
+                Some(Err(e)) => return Err(bad_upload(format!("reading the upload: {e}"))),
+                None => {
+                    self.decoder.finish().map_err(bad_upload)?;
+                    return Ok(MultipartEvent::End);
+                }
+            }
+        }
+    }
+
+    /// Reads past the current part's data; returns what follows it.
+    async fn skip_data(&mut self) -> Result<MultipartEvent, ClusterError> {
+        loop {
+            match self.next().await? {
+                MultipartEvent::Data(_) => {}
+                other => return Ok(other),
+            }
+        }
+    }
 }
 
 struct Adder {
@@ -174,24 +200,10 @@ struct Adder {
     batch: Vec<(Cid, Bytes)>,
     batch_bytes: usize,
     tx: mpsc::Sender<Result<AddedOutput, ClusterError>>,
-    /// Bytes of part data handed out by multer (see `run_add`).
-    taken: Arc<AtomicU64>,
 }
 
 fn bad_upload(message: impl std::fmt::Display) -> ClusterError {
     ClusterError::InvalidArgument(message.to_string())
-}
-
-/// A multipart error with its causes ("failed to read stream: <why>").
-fn bad_multipart(error: multer::Error) -> ClusterError {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    ClusterError::InvalidArgument(text)
 }
 
 impl Adder {
@@ -210,10 +222,6 @@ impl Adder {
             size,
             allocations: self.destinations.clone(),
         }
-    }
-
-    fn took(&self, chunk: &Bytes) {
-        self.taken.fetch_add(chunk.len() as u64, Ordering::Relaxed);
     }
 
     async fn push_blocks(&mut self, blocks: Vec<Block>) -> Result<(), ClusterError> {
@@ -240,15 +248,11 @@ impl Adder {
         self.backend.add_blocks(&self.destinations, batch).await
     }
 
-    async fn add<S>(&mut self, params: AddParams, body: S, boundary: String) -> Result<(), ClusterError>
-    where
-        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-    {
-        let mut multipart = multer::Multipart::new(body, boundary);
+    async fn add(&mut self, params: AddParams, upload: &mut Upload) -> Result<(), ClusterError> {
         let root = if params.car {
-            self.add_car(&mut multipart).await?
+            self.add_car(upload).await?
         } else {
-            self.add_unixfs(&params, &mut multipart).await?
+            self.add_unixfs(&params, upload).await?
         };
         self.flush().await?;
         if !params.no_pin {
@@ -260,33 +264,41 @@ impl Adder {
         Ok(())
     }
 
-    async fn add_unixfs(
-        &mut self,
-        params: &AddParams,
-        multipart: &mut multer::Multipart<'static>,
-    ) -> Result<Cid, ClusterError> {
+    async fn add_unixfs(&mut self, params: &AddParams, upload: &mut Upload) -> Result<Cid, ClusterError> {
         let mut importer = Importer::new(params.import.clone()).map_err(bad_upload)?;
         let mut sent = 0usize;
-        while let Some(mut field) = multipart.next_field().await.map_err(bad_multipart)? {
-            let path = part_path(field.file_name(), field.name());
-            let directory = field
-                .content_type()
-                .map(|m| m.essence_str() == "application/x-directory" || m.essence_str() == "multipart/form-data")
-                .unwrap_or(false);
+        let mut event = upload.next().await?;
+        loop {
+            let headers = match event {
+                MultipartEvent::End => break,
+                // Data only follows a part's headers; nothing else can come first.
+                MultipartEvent::Data(_) => {
+                    event = upload.next().await?;
+                    continue;
+                }
+                MultipartEvent::Part(headers) => headers,
+            };
+            let path = part_path(headers.filename.as_deref(), headers.name.as_deref());
+            let directory = matches!(
+                headers.essence().as_deref(),
+                Some("application/x-directory" | "multipart/form-data")
+            );
             if directory {
                 importer.add_directory(&path).map_err(bad_upload)?;
+                event = upload.skip_data().await?;
                 continue;
             }
             let Some(mut file) = importer.start_file(&path).map_err(bad_upload)? else {
                 // Hidden and `hidden` is off: read and drop.
-                while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
-                    self.took(&chunk);
-                }
+                event = upload.skip_data().await?;
                 continue;
             };
             let mut next_progress = PROGRESS_EVERY;
-            while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
-                self.took(&chunk);
+            event = loop {
+                let chunk = match upload.next().await? {
+                    MultipartEvent::Data(chunk) => chunk,
+                    other => break other,
+                };
                 let blocks = file.write(&chunk);
                 self.push_blocks(blocks).await?;
                 if params.progress && file.bytes() >= next_progress {
@@ -300,7 +312,7 @@ impl Adder {
                     })
                     .await?;
                 }
-            }
+            };
             let added = file.finish().map_err(bad_upload)?;
             self.push_blocks(added.blocks).await?;
             let entry = added.entry;
@@ -318,18 +330,19 @@ impl Adder {
     /// `format=car`: the first part is a CAR; its blocks are stored as they are verified and its
     /// first root is pinned. One output line: the root, the blocks' total bytes and, when the
     /// root is a UnixFS file, its size.
-    async fn add_car(&mut self, multipart: &mut multer::Multipart<'static>) -> Result<Cid, ClusterError> {
-        let mut field = multipart
-            .next_field()
-            .await
-            .map_err(bad_multipart)?
-            .ok_or_else(|| bad_upload("no CAR file in the upload"))?;
-        let name = part_path(field.file_name(), field.name());
+    async fn add_car(&mut self, upload: &mut Upload) -> Result<Cid, ClusterError> {
+        let headers = loop {
+            match upload.next().await? {
+                MultipartEvent::Part(headers) => break headers,
+                MultipartEvent::Data(_) => {}
+                MultipartEvent::End => return Err(bad_upload("no CAR file in the upload")),
+            }
+        };
+        let name = part_path(headers.filename.as_deref(), headers.name.as_deref());
         let mut decoder = CarDecoder::new();
         let mut root_size = 0u64;
         let mut roots: Option<Vec<cid::Cid>> = None;
-        while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
-            self.took(&chunk);
+        while let MultipartEvent::Data(chunk) = upload.next().await? {
             let blocks = decoder.push(&chunk).map_err(bad_upload)?;
             for block in &blocks {
                 let hash = block.cid.hash();

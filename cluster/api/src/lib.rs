@@ -20,6 +20,8 @@ mod ipfs_proxy;
 #[cfg(not(madsim))]
 mod listen;
 #[cfg(not(madsim))]
+mod multipart;
+#[cfg(not(madsim))]
 mod rest_server;
 #[cfg(not(madsim))]
 mod te_trailers;

@@ -77,6 +77,8 @@ struct FakeState {
     blocks: BTreeSet<Cid>,
     /// Calls per method name; a `BTreeMap` so debugging output is ordered.
     calls: BTreeMap<&'static str, u64>,
+    /// HTTP requests per endpoint, through a `FakeKuboServer`.
+    requests: BTreeMap<&'static str, u64>,
     knobs: FakeIpfsKnobs,
     pin_timeout: Duration,
     swarm_peers: Vec<String>,
@@ -87,8 +89,9 @@ struct FakeState {
 /// An in-process IPFS daemon: the [`IpfsConnector`] of simulated members and unit tests.
 ///
 /// Method names for [`FakeIpfs::calls`]: `id`, `pin`, `unpin`, `pin_ls_cid`, `pin_ls`,
-/// `repo_stat`, `swarm_peers`, `version`, and, through `FakeKuboServer`, `add` and `block_put`.
-/// Every call is counted, even one that then fails because of a knob.
+/// `repo_stat`, `swarm_peers`, `version`, and, through `FakeKuboServer`, `add` and `block_put`
+/// (once per block). Every call is counted, even one that then fails because of a knob.
+/// [`FakeIpfs::requests`] counts HTTP requests to a `FakeKuboServer` by path.
 #[derive(Debug)]
 pub struct FakeIpfs {
     peer_id: String,
@@ -104,6 +107,7 @@ impl FakeIpfs {
                 pins: BTreeMap::new(),
                 blocks: BTreeSet::new(),
                 calls: BTreeMap::new(),
+                requests: BTreeMap::new(),
                 knobs: FakeIpfsKnobs::default(),
                 pin_timeout: PIN_TIMEOUT_DEFAULT,
                 swarm_peers: Vec::new(),
@@ -156,6 +160,17 @@ impl FakeIpfs {
     /// How many times `method` was called (0 for an unknown name).
     pub fn calls(&self, method: &str) -> u64 {
         self.lock().calls.get(method).copied().unwrap_or(0)
+    }
+
+    /// Counts one HTTP request to `endpoint` (the fake Kubo server calls this).
+    pub(crate) fn count_request(&self, endpoint: &'static str) {
+        *self.lock().requests.entry(endpoint).or_insert(0) += 1;
+    }
+
+    /// How many HTTP requests a `FakeKuboServer` serving this fake received at `endpoint`
+    /// (`block/put`): one request may carry many calls.
+    pub fn requests(&self, endpoint: &str) -> u64 {
+        self.lock().requests.get(endpoint).copied().unwrap_or(0)
     }
 
     /// Drops the pin of `cid` without a call: the daemon "lost" it (e.g. an operator ran `pin rm`).

@@ -163,6 +163,7 @@ async fn handle(fake: Arc<FakeIpfs>, request: Request<Incoming>) -> Reply {
     let Some(endpoint) = ENDPOINTS.iter().copied().find(|e| *e == endpoint) else {
         return Ok(error_reply(StatusCode::NOT_FOUND, 3, "Not Found"));
     };
+    fake.count_request(endpoint);
     if request.method() == Method::OPTIONS {
         // Kubo's CORS preflight answer, for the origin asked about (Kubo allows what its
         // API.HTTPHeaders config allows; the fake allows every origin).

@@ -14,7 +14,7 @@
 //! `unpin_timeout`; `pin` only needs to show new progress every `pin_timeout`; a `pin_ls`
 //! stream must deliver a chunk every `request_timeout` (its total time follows the consumer).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -120,6 +120,82 @@ impl std::fmt::Debug for KuboConnector {
 }
 
 impl KuboConnector {
+    /// One `block/put` request with `blocks` as its parts (all of one codec and CID version);
+    /// the CIDs the daemon reports stored, in its order.
+    async fn block_put_request(&self, blocks: &[(Cid, Bytes)]) -> Result<Vec<Cid>, IpfsError> {
+        let path = "block/put";
+        let Some((first, _)) = blocks.first() else {
+            return Ok(Vec::new());
+        };
+        let codec = match first.0.codec() {
+            0x55 => "raw",
+            0x70 => "dag-pb",
+            0x71 => "dag-cbor",
+            other => {
+                return Err(IpfsError::Daemon {
+                    path: path.into(),
+                    code: 400,
+                    message: format!("block/put of codec 0x{other:x} is not supported"),
+                })
+            }
+        };
+        let version = if u64::from(first.0.version()) == 0 { "0" } else { "1" };
+        // Kubo reads `cid-codec`; js-ipfs reads `format` and `version`.
+        let query = [
+            ("cid-codec", codec),
+            ("format", codec),
+            ("version", version),
+            ("mhtype", "sha2-256"),
+            ("pin", "false"),
+        ];
+        const BOUNDARY: &str = "cluster-block-boundary-7d1c3f";
+        let size: usize = blocks.iter().map(|(_, data)| data.len() + 160).sum();
+        let mut body = Vec::with_capacity(size + 40);
+        for (_, data) in blocks {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"data\"; filename=\"block\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(data);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        let call = async {
+            let response = self
+                .send_body(path, &query, Some(&content_type), Bytes::from(body))
+                .await?;
+            let response = self.check_status(path, response).await?;
+            read_body(&self.address_text, path, response.into_body(), REPLY_BYTES_MAX).await
+        };
+        let reply = match cluster_rt::timeout(self.config.request_timeout, call).await {
+            Ok(reply) => reply?,
+            Err(elapsed) => {
+                return Err(IpfsError::Timeout {
+                    path: path.into(),
+                    message: elapsed.to_string(),
+                })
+            }
+        };
+        #[derive(Deserialize)]
+        struct BlockPutReply {
+            #[serde(rename = "Key")]
+            key: String,
+        }
+        // One JSON object per stored block, one after the other.
+        serde_json::Deserializer::from_slice(&reply)
+            .into_iter::<BlockPutReply>()
+            .map(|line| {
+                let line = line.map_err(|e| decode_error(path, e.to_string()))?;
+                line.key
+                    .parse::<Cid>()
+                    .map_err(|e| decode_error(path, format!("bad Key {:?}: {e}", line.key)))
+            })
+            .collect()
+    }
+
     /// A client for the daemon at `config.node_address`. Does not contact it.
     pub fn new(config: KuboConnectorConfig) -> KuboConnector {
         let connector = DaemonConnector::new(&config.node_address, CONNECT_TIMEOUT.min(config.request_timeout));
@@ -904,71 +980,41 @@ impl IpfsConnector for KuboConnector {
     }
 
     async fn block_put(&self, cid: &Cid, data: Bytes) -> Result<(), IpfsError> {
-        let path = "block/put";
-        let codec = match cid.0.codec() {
-            0x55 => "raw",
-            0x70 => "dag-pb",
-            0x71 => "dag-cbor",
-            other => {
-                return Err(IpfsError::Daemon {
-                    path: path.into(),
-                    code: 400,
-                    message: format!("block/put of codec 0x{other:x} is not supported"),
-                })
-            }
-        };
-        let version = if u64::from(cid.0.version()) == 0 { "0" } else { "1" };
-        // Kubo reads `cid-codec`; js-ipfs reads `format` and `version`.
-        let query = [
-            ("cid-codec", codec),
-            ("format", codec),
-            ("version", version),
-            ("mhtype", "sha2-256"),
-            ("pin", "false"),
-        ];
-        const BOUNDARY: &str = "cluster-block-boundary-7d1c3f";
-        let mut body = Vec::with_capacity(data.len() + 200);
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"data\"; filename=\"block\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(&data);
-        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
-        let call = async {
-            let response = self
-                .send_body(path, &query, Some(&content_type), Bytes::from(body))
-                .await?;
-            let response = self.check_status(path, response).await?;
-            read_body(&self.address_text, path, response.into_body(), REPLY_BYTES_MAX).await
-        };
-        let reply = match cluster_rt::timeout(self.config.request_timeout, call).await {
-            Ok(reply) => reply?,
-            Err(elapsed) => {
-                return Err(IpfsError::Timeout {
-                    path: path.into(),
-                    message: elapsed.to_string(),
-                })
-            }
-        };
-        #[derive(Deserialize)]
-        struct BlockPutReply {
-            #[serde(rename = "Key")]
-            key: String,
+        let stored = self.block_put_request(&[(*cid, data)]).await?;
+        match stored.first() {
+            // Daemons may answer another CID version or codec (js-ipfs); the hash must match.
+            Some(key) if key.0.hash() == cid.0.hash() => Ok(()),
+            Some(key) => Err(decode_error(
+                "block/put",
+                format!("the daemon stored {key}, which is not the block {cid}"),
+            )),
+            None => Err(decode_error("block/put", format!("the daemon did not store {cid}"))),
         }
-        let reply: BlockPutReply = serde_json::from_slice(&reply).map_err(|e| decode_error(path, e.to_string()))?;
-        let stored: Cid = reply
-            .key
-            .parse()
-            .map_err(|e| decode_error(path, format!("bad Key {:?}: {e}", reply.key)))?;
-        // Daemons may answer another CID version or codec (js-ipfs); the hash must match.
-        if stored.0.hash() != cid.0.hash() {
-            return Err(decode_error(
-                path,
-                format!("the daemon stored {stored}, which is not the block {cid}"),
-            ));
+    }
+
+    async fn block_put_many(&self, blocks: Vec<(Cid, Bytes)>) -> Result<(), IpfsError> {
+        // One request per codec and CID version (the query sets them for every part).
+        let mut groups: BTreeMap<(u64, u64), Vec<(Cid, Bytes)>> = BTreeMap::new();
+        for (cid, data) in blocks {
+            groups
+                .entry((cid.0.codec(), u64::from(cid.0.version())))
+                .or_default()
+                .push((cid, data));
+        }
+        for group in groups.into_values() {
+            let stored: BTreeSet<Vec<u8>> = self
+                .block_put_request(&group)
+                .await?
+                .iter()
+                .map(|key| key.0.hash().to_bytes())
+                .collect();
+            // A daemon that took only the first part of a request (js-ipfs) gets the rest one
+            // by one.
+            for (cid, data) in group {
+                if !stored.contains(&cid.0.hash().to_bytes()) {
+                    self.block_put(&cid, data).await?;
+                }
+            }
         }
         Ok(())
     }

@@ -95,6 +95,16 @@ pub trait IpfsConnector: Send + Sync + 'static {
 
     /// Stores one block (`block/put`, not pinned); fails if the daemon stores other content.
     async fn block_put(&self, cid: &Cid, data: bytes::Bytes) -> Result<(), IpfsError>;
+
+    /// Stores blocks, in any order (`block/put` of several at once where the daemon takes them:
+    /// one request instead of one per block); the first failure is returned. The default stores
+    /// them one by one.
+    async fn block_put_many(&self, blocks: Vec<(Cid, bytes::Bytes)>) -> Result<(), IpfsError> {
+        for (cid, data) in blocks {
+            self.block_put(&cid, data).await?;
+        }
+        Ok(())
+    }
 }
 
 /// One line of a repository GC: a removed block, or an error the daemon reported for one.

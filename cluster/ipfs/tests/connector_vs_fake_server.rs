@@ -391,6 +391,31 @@ async fn block_put_stores_blocks_under_their_codec_and_repo_gc_collects_the_unpi
 }
 
 #[tokio::test]
+async fn many_blocks_go_in_one_request_per_codec() {
+    let f = fixture().await;
+    let mut blocks = Vec::new();
+    for i in 0..50u32 {
+        let data = format!("raw block {i}");
+        blocks.push((Cid::raw_sha256(data.as_bytes()), cluster_ipfs::Bytes::from(data)));
+    }
+    for i in 0..20u32 {
+        let data = format!("dag-pb block {i}");
+        let v1 = Cid::raw_sha256(data.as_bytes());
+        let v0 = Cid(cid::Cid::new_v0(*v1.0.hash()).unwrap());
+        blocks.push((v0, cluster_ipfs::Bytes::from(data)));
+    }
+    let cids: Vec<Cid> = blocks.iter().map(|(cid, _)| *cid).collect();
+    f.connector.block_put_many(blocks).await.unwrap();
+    assert!(cids.iter().all(|cid| f.fake.has_block(cid)));
+    assert_eq!(f.fake.calls("block_put"), 70, "every block stored");
+    assert_eq!(
+        f.fake.requests("block/put"),
+        2,
+        "one request per codec, not one per block"
+    );
+}
+
+#[tokio::test]
 async fn resolve_answers_plain_paths_names_and_refuses_unknown_ones() {
     let f = fixture().await;
     let c = cid(1);

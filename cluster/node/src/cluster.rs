@@ -733,15 +733,15 @@ impl Cluster {
         }
     }
 
-    /// Stores blocks on this member's daemon, in order; the first failure stops and is returned.
+    /// Stores blocks on this member's daemon (as few `block/put` requests as the daemon allows);
+    /// the first failure is returned.
     pub async fn put_blocks_locally(&self, blocks: Vec<WireBlock>) -> Result<(), String> {
-        for block in blocks {
-            self.ipfs
-                .block_put(&block.cid, block.data.into())
-                .await
-                .map_err(|e| format!("block/put of {}: {e}", block.cid))?;
-        }
-        Ok(())
+        let count = blocks.len();
+        let blocks = blocks.into_iter().map(|block| (block.cid, block.data.into())).collect();
+        self.ipfs
+            .block_put_many(blocks)
+            .await
+            .map_err(|e| format!("block/put of {count} blocks: {e}"))
     }
 
     /// The members whose daemons receive an upload's blocks (Go `BlockAllocate`): the pin's
