@@ -267,3 +267,33 @@ fn large_folders_are_added_including_one_kubo_shards() {
         );
     }
 }
+
+/// A tree of 100,000 files (100 folders of 1,000) is added whole, with Kubo's root CID.
+#[test]
+fn a_tree_of_100000_files_is_added() {
+    let daemon = FakeDaemon::start(0);
+    let member = MemberDir::init();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    for folder in 0..100 {
+        let path = tree.join(format!("folder-{folder:03}"));
+        std::fs::create_dir_all(&path).unwrap();
+        for file in 0..1000 {
+            std::fs::write(path.join(format!("{file:04}")), format!("{folder}/{file}\n")).unwrap();
+        }
+    }
+    let expected = kubo_folder_cid(&tree);
+    let mut ctl = Command::new(cluster_tests::bin_path("ipfs-cluster-ctl"));
+    ctl.arg("--host")
+        .arg(member.host())
+        .args(["add", "-r", "-Q"])
+        .arg(&tree);
+    let started = Instant::now();
+    let output = run(ctl, Duration::from_secs(600));
+    eprintln!("ctl add -r of 100,000 files: {:.1} s", started.elapsed().as_secs_f64());
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    assert_eq!(stdout(&output), format!("{expected}\n"));
+    assert!(daemon.fake.has_pin(&expected.parse().unwrap()));
+}

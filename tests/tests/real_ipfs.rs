@@ -274,3 +274,95 @@ fn cluster_add_computes_the_daemons_cids_and_the_daemon_reads_the_content_back()
     assert!(service.terminate(Duration::from_secs(30)));
     daemon.process.terminate(Duration::from_secs(20));
 }
+
+/// A folder of `count` small files as one multipart body (Go's layout: the folder part, then
+/// each file named `<folder>/<name>`, query-escaped); the body and its boundary.
+fn multipart_folder(folder: &str, count: usize) -> (Vec<u8>, String) {
+    let boundary = "real-daemon-folder-boundary".to_string();
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{folder}\"\r\nContent-Type: application/x-directory\r\n\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    for i in 0..count {
+        let name = format!("{folder}%2Fa-file-with-a-longer-name-{i:05}.txt");
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{i}\n\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (body, boundary)
+}
+
+/// POSTs a prepared multipart body; the raw answer.
+fn post_multipart(url: &str, dir: &Path, body: &[u8], boundary: &str) -> String {
+    let file = dir.join("upload.multipart");
+    std::fs::write(&file, body).unwrap();
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-X", "POST", "-H"])
+        .arg(format!("Content-Type: multipart/form-data; boundary={boundary}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(url);
+    stdout(&run(curl, Duration::from_secs(300)))
+}
+
+/// A folder big enough that Kubo shards it (4,000 entries, over 256 KiB of names and CIDs) gets
+/// the daemon's HAMT root CID, and the daemon lists every entry from the blocks the cluster put.
+/// js-ipfs 0.66 shards by entry count, and only when asked (`shard-split-threshold`); 4,000
+/// entries are over both its rule and Kubo's, so both build the same HAMT.
+#[test]
+fn a_folder_kubo_shards_gets_the_daemons_hamt_cid() {
+    let mut daemon = RealDaemon::start();
+    let member = MemberDir::init();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    let dir = tempfile::tempdir().unwrap();
+    let count = 4000;
+    let (body, boundary) = multipart_folder("wide", count);
+    for case in ["cid-version=0", "cid-version=1&raw-leaves=true"] {
+        let shard = if daemon.kind == "js-ipfs" {
+            "&shard-split-threshold=1000"
+        } else {
+            ""
+        };
+        let daemon_url = format!(
+            "http://127.0.0.1:{}/api/v0/add?only-hash=true&pin=false&{case}{shard}",
+            daemon.api_port
+        );
+        let answer = post_multipart(&daemon_url, dir.path(), &body, &boundary);
+        let last = answer.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let theirs: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{case}: {e}: {last}"));
+        assert_eq!(theirs["Name"], "wide", "{case}: the root comes last: {last}");
+        let theirs = theirs["Hash"].as_str().unwrap().to_string();
+
+        let cluster_url = format!("http://127.0.0.1:{}/add?stream-channels=false&{case}", member.rest_port);
+        let answer = post_multipart(&cluster_url, dir.path(), &body, &boundary);
+        let ours: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{case}: {e}: {answer}"));
+        let entries = ours.as_array().unwrap_or_else(|| panic!("{case}: {answer}"));
+        assert_eq!(entries.len(), count + 1, "{case}");
+        let root = entries.last().unwrap();
+        assert_eq!(root["name"], "wide");
+        let ours = root["cid"].as_str().unwrap().to_string();
+        assert!(
+            same_content_id(&ours, &theirs),
+            "{case}: cluster {ours}, daemon {theirs}"
+        );
+
+        // The daemon walks the HAMT from the blocks the cluster put into it.
+        let listing = rpc(daemon.api_port, "ls", &[("arg", &ours)])
+            .unwrap_or_else(|| panic!("{case}: the daemon cannot list {ours}"));
+        let links = listing["Objects"][0]["Links"].as_array().map(Vec::len).unwrap_or(0);
+        assert_eq!(links, count, "{case}: the daemon lists every entry of {ours}");
+        wait_until(Duration::from_secs(60), "the added root pinned on the daemon", || {
+            daemon.has_recursive_pin(&ours)
+        });
+    }
+    assert!(service.terminate(Duration::from_secs(30)));
+    daemon.process.terminate(Duration::from_secs(20));
+}
