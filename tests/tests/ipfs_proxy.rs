@@ -227,3 +227,54 @@ fn node_https_reaches_the_daemon_over_tls_and_verifies_its_certificate() {
     assert_ne!(code, "200", "{body}");
     assert!(body.to_lowercase().contains("certificate"), "{code} {body}");
 }
+
+/// An add through the proxy that fails is visible to a plain client that never asked for
+/// trailers: a 500 with Kubo's error when nothing was streamed yet, and a cut (broken chunked)
+/// body when lines had gone out. Before, the answer was a 200 with a Hash and a clean end, and
+/// nothing was stored.
+#[test]
+fn a_failed_add_through_the_proxy_is_an_error_for_plain_clients() {
+    let daemon = FakeDaemon::start(0);
+    let member = MemberDir::init();
+    let mut service = member.start_daemon(&daemon.multiaddr(), &[], "daemon.log");
+    member.wait_ready(&mut service);
+    let api = format!("http://127.0.0.1:{}/api/v0", member.proxy_port);
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, b"stored nowhere\n").unwrap();
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![7u8; 3 << 20]).unwrap();
+    daemon.fake.update_knobs(|k| k.down = true);
+
+    // Nothing streamed yet: a 500 and Kubo's error body.
+    let mut command = Command::new("curl");
+    command
+        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", "-F"])
+        .arg(format!("file=@{}", small.display()))
+        .arg(format!("{api}/add"));
+    let text = stdout(&run(command, Duration::from_secs(60)));
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    assert_eq!(code, "500", "{body}");
+    assert!(!body.contains("\"Hash\""), "{body}");
+    assert!(json(body)["Message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+
+    // Progress lines went out first; a chunked upload (no TE: trailers can be added) gets a
+    // body cut before its end, which curl reports (exit 18, or 56 when the unread upload makes
+    // the close a reset), and never a Hash.
+    let mut command = Command::new("curl");
+    command
+        .args(["-s", "-S", "-X", "POST", "-H", "Transfer-Encoding: chunked", "-F"])
+        .arg(format!("file=@{}", big.display()))
+        .arg(format!("{api}/add?progress=true"));
+    let output = run(command, Duration::from_secs(60));
+    let text = stdout(&output);
+    assert!(text.contains("\"Bytes\""), "progress lines came first: {text}");
+    assert!(!text.contains("\"Hash\""), "{text}");
+    assert!(
+        matches!(output.status.code(), Some(18 | 56)),
+        "curl sees a cut body, not a clean end: {:?} {}",
+        output.status.code(),
+        cluster_tests::stderr(&output)
+    );
+    assert!(daemon.fake.pins().is_empty());
+}

@@ -19,8 +19,10 @@ use tokio::sync::mpsc;
 use crate::multipart::{MultipartDecoder, MultipartEvent};
 use crate::{RestBackend, ResultStream};
 
-/// Blocks are sent to the daemons in batches of about this many bytes.
+/// Blocks are sent to the daemons in batches of about this many bytes...
 const BATCH_BYTES: usize = 1 << 20;
+/// ...or of this many blocks (small files), whichever comes first.
+const BATCH_BLOCKS: usize = 4096;
 
 /// With `progress=true`, a progress line every this many bytes of a file.
 const PROGRESS_EVERY: u64 = 256 * 1024;
@@ -139,6 +141,7 @@ where
             destinations,
             batch: Vec::new(),
             batch_bytes: 0,
+            waiting: Vec::new(),
             tx: tx.clone(),
         };
         let result = match MultipartDecoder::new(&boundary) {
@@ -199,6 +202,9 @@ struct Adder {
     destinations: Vec<PeerId>,
     batch: Vec<(Cid, Bytes)>,
     batch_bytes: usize,
+    /// Entry lines whose last blocks are in `batch`: they go out once it is stored, so a line
+    /// never names content the daemons do not have.
+    waiting: Vec<AddedOutput>,
     tx: mpsc::Sender<Result<AddedOutput, ClusterError>>,
 }
 
@@ -233,19 +239,32 @@ impl Adder {
             self.batch_bytes += block.data.len();
             self.batch.push((Cid(block.cid), Bytes::from(block.data)));
         }
-        if self.batch_bytes >= BATCH_BYTES {
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_BLOCKS {
             self.flush().await?;
         }
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), ClusterError> {
+    /// Sends an entry's line once every block pushed so far is stored.
+    async fn emit_stored(&mut self, line: AddedOutput) -> Result<(), ClusterError> {
         if self.batch.is_empty() {
-            return Ok(());
+            return self.emit(line).await;
         }
-        let batch = std::mem::take(&mut self.batch);
-        self.batch_bytes = 0;
-        self.backend.add_blocks(&self.destinations, batch).await
+        self.waiting.push(line);
+        Ok(())
+    }
+
+    /// Stores the batch on the destinations, then sends the lines that waited for it.
+    async fn flush(&mut self) -> Result<(), ClusterError> {
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_bytes = 0;
+            self.backend.add_blocks(&self.destinations, batch).await?;
+        }
+        for line in std::mem::take(&mut self.waiting) {
+            self.emit(line).await?;
+        }
+        Ok(())
     }
 
     async fn add(&mut self, params: AddParams, upload: &mut Upload) -> Result<(), ClusterError> {
@@ -316,13 +335,15 @@ impl Adder {
             let added = file.finish().map_err(bad_upload)?;
             self.push_blocks(added.blocks).await?;
             let entry = added.entry;
-            self.emit(self.line(entry.name, Cid(entry.cid), entry.size, 0)).await?;
+            self.emit_stored(self.line(entry.name, Cid(entry.cid), entry.size, 0))
+                .await?;
             sent += 1;
         }
         let imported = importer.finish().map_err(bad_upload)?;
         self.push_blocks(imported.blocks).await?;
         for entry in imported.entries.into_iter().skip(sent) {
-            self.emit(self.line(entry.name, Cid(entry.cid), entry.size, 0)).await?;
+            self.emit_stored(self.line(entry.name, Cid(entry.cid), entry.size, 0))
+                .await?;
         }
         Ok(Cid(imported.root))
     }
@@ -375,7 +396,7 @@ impl Adder {
             )));
         };
         let root = *root;
-        self.emit(self.line(name, Cid(root), root_size, summary.block_bytes))
+        self.emit_stored(self.line(name, Cid(root), root_size, summary.block_bytes))
             .await?;
         Ok(Cid(root))
     }

@@ -87,7 +87,11 @@ impl std::fmt::Debug for IpfsProxy {
     }
 }
 
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
+type ProxyBody = BoxBody<Bytes, BodyError>;
+
+/// Why a response body ended early: the daemon's connection failed, or a stream failed for a
+/// client that cannot receive the error in a trailer (the body is then cut, never ended cleanly).
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Plain HTTP or HTTPS, as the URI says, over TCP or a Unix socket, set up within
 /// [`DAEMON_CONNECT_TIMEOUT`].
@@ -513,7 +517,7 @@ async fn pin_ls(shared: &Shared, args: &[String], stream: bool) -> Hijacked {
     // either shape; the `Keys` object is written out piece by piece.
     if args.is_empty() {
         let mut all = shared.backend.allocations(u32::MAX).await;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hyper::Error>>(16);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BodyError>>(16);
         cluster_rt::spawn(async move {
             let mut first = true;
             if !stream
@@ -660,7 +664,7 @@ async fn repo_gc(shared: &Shared, stream_errors: bool) -> Hijacked {
         "x-stream-error",
         HeaderValue::from_str(&joined).unwrap_or_else(|_| HeaderValue::from_static("repo gc failed")),
     );
-    let frames: Vec<Result<Frame<Bytes>, hyper::Error>> =
+    let frames: Vec<Result<Frame<Bytes>, BodyError>> =
         vec![Ok(Frame::data(Bytes::from(text))), Ok(Frame::trailers(trailers))];
     let body = BodyExt::boxed(StreamBody::new(futures::stream::iter(frames)));
     let mut response = Response::new(body);
@@ -701,6 +705,7 @@ async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incom
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let boundary = multipart_boundary(content_type.as_deref()).map_err(KuboError::new)?;
+    let trailers = accepts_trailers(request.headers());
     let destinations = shared.backend.add_destinations(&params.pin, params.local).await?;
     let mut lines = run_add(
         shared.backend.clone(),
@@ -709,43 +714,45 @@ async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incom
         body_stream(request.into_body()),
         boundary,
     );
-    // Stream the lines as they come; an error after the first goes in the trailer.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hyper::Error>>(16);
+    // A failure before the first line is a plain 500, which every client sees.
+    let first = match lines.recv().await {
+        None => None,
+        Some(Ok(line)) => Some(line),
+        Some(Err(e)) => return Err(KuboError::from(e)),
+    };
+    // Then the lines as they come; a later error goes in the trailer, or, for a client that
+    // did not ask for trailers (and would take a clean end for success), cuts the body.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BodyError>>(16);
     cluster_rt::spawn(async move {
-        let mut error = String::new();
-        while let Some(line) = lines.recv().await {
-            let value = match line {
-                // Go's `ipfsAddResp`: Hash, Bytes and Size are left out when empty or zero.
-                Ok(line) => {
-                    let mut value = json!({ "Name": line.name });
-                    if let Some(cid) = line.cid {
-                        value["Hash"] = json!(cid.to_string());
-                    }
-                    if line.bytes != 0 {
-                        value["Bytes"] = json!(line.bytes);
-                    }
-                    if line.size != 0 {
-                        value["Size"] = json!(line.size.to_string());
-                    }
-                    value
-                }
-                Err(e) => {
-                    error = e.to_string();
-                    break;
-                }
+        let mut next = first.map(Ok);
+        loop {
+            let line = match next.take() {
+                Some(line) => line,
+                None => match lines.recv().await {
+                    Some(line) => line,
+                    None => return,
+                },
             };
-            let mut text = value.to_string();
-            text.push('\n');
-            if tx.send(Ok(Frame::data(Bytes::from(text)))).await.is_err() {
+            let frame = match line {
+                Ok(line) => Ok(Frame::data(kubo_add_line(&line))),
+                Err(e) if trailers => {
+                    let mut trailer = hyper::HeaderMap::new();
+                    trailer.insert(
+                        "x-stream-error",
+                        HeaderValue::from_str(&e.to_string())
+                            .unwrap_or_else(|_| HeaderValue::from_static("add failed")),
+                    );
+                    Ok(Frame::trailers(trailer))
+                }
+                Err(e) => Err(BodyError::from(format!(
+                    "add failed (the client takes no trailers): {e}"
+                ))),
+            };
+            let last = !matches!(frame, Ok(ref f) if f.is_data());
+            if tx.send(frame).await.is_err() || last {
                 return;
             }
         }
-        let mut trailers = hyper::HeaderMap::new();
-        trailers.insert(
-            "x-stream-error",
-            HeaderValue::from_str(&error).unwrap_or_else(|_| HeaderValue::from_static("add failed")),
-        );
-        let _ = tx.send(Ok(Frame::trailers(trailers))).await;
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
@@ -754,6 +761,34 @@ async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incom
     headers.insert(TRAILER, HeaderValue::from_static("X-Stream-Error"));
     headers.insert("x-chunked-output", HeaderValue::from_static("1"));
     Ok(response)
+}
+
+/// One line of Kubo's add output (Go's `ipfsAddResp`): `Hash`, `Bytes` and `Size` are left out
+/// when empty or zero.
+fn kubo_add_line(line: &cluster_types::AddedOutput) -> Bytes {
+    let mut value = json!({ "Name": line.name });
+    if let Some(cid) = line.cid {
+        value["Hash"] = json!(cid.to_string());
+    }
+    if line.bytes != 0 {
+        value["Bytes"] = json!(line.bytes);
+    }
+    if line.size != 0 {
+        value["Size"] = json!(line.size.to_string());
+    }
+    let mut text = value.to_string();
+    text.push('\n');
+    Bytes::from(text)
+}
+
+/// Whether the request said `TE: trailers` (the server's reader adds it where it safely can).
+fn accepts_trailers(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all("te")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
 }
 
 /// `block/put` / `dag/put` with `pin=true`: the daemon stores the data (asked not to pin), then
@@ -819,7 +854,7 @@ async fn put_and_pin(shared: &Shared, request: Request<Incoming>, command: &str)
         "x-stream-error",
         HeaderValue::from_str(&errors.join("; ")).unwrap_or_else(|_| HeaderValue::from_static("pinning failed")),
     );
-    let frames = futures::stream::iter([Ok::<_, hyper::Error>(Frame::data(bytes)), Ok(Frame::trailers(trailers))]);
+    let frames = futures::stream::iter([Ok::<_, BodyError>(Frame::data(bytes)), Ok(Frame::trailers(trailers))]);
     let mut response = Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames)));
     let headers = response.headers_mut();
     // The daemon's length does not frame a body with trailers.
@@ -856,7 +891,7 @@ async fn send_to_daemon(shared: &Shared, request: Request<Incoming>) -> Result<R
 /// The reverse proxy: the request goes to the daemon as is, the answer comes back streamed.
 async fn forward(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBody> {
     match send_to_daemon(shared, request).await {
-        Ok(response) => response.map(|body| body.boxed()),
+        Ok(response) => response.map(|body| body.map_err(BodyError::from).boxed()),
         Err(message) => kubo_error(StatusCode::BAD_GATEWAY, &message),
     }
 }
