@@ -40,6 +40,8 @@ enum Command {
     Init(InitArgs),
     /// Run the cluster member.
     Daemon(DaemonArgs),
+    /// Print this member's peer id (from identity.json), e.g. to build a --bootstrap address.
+    Id,
     /// Print the version.
     Version,
 }
@@ -61,9 +63,14 @@ struct InitArgs {
     /// Initial cluster members (comma-separated multiaddresses with /p2p/<id>).
     #[arg(long, value_delimiter = ',')]
     peers: Vec<String>,
-    /// Use random free ports for the REST API and cluster listeners.
-    #[arg(long)]
+    /// Use random free ports for every listener (REST API, IPFS proxy, pinning service API,
+    /// cluster), for another member on the same host.
+    #[arg(long, conflicts_with = "port_base")]
     randomports: bool,
+    /// Listen on four consecutive ports from this one: REST API, IPFS proxy, cluster, pinning
+    /// service API (Go's defaults are --port-base 9094). For several members on one host.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..=65532))]
+    port_base: Option<u16>,
     /// Datastore (accepted for compatibility; the pinset store is always redb).
     #[arg(long)]
     datastore: Option<String>,
@@ -111,6 +118,11 @@ pub fn main() -> i32 {
         }
         Command::Init(args) => init(&config_dir(&cli), args),
         Command::Daemon(args) => daemon(&config_dir(&cli), args),
+        Command::Id => Identity::load(&config_dir(&cli).join("identity.json"))
+            .map(|identity| {
+                println!("{}", identity.peer_id);
+            })
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => 0,
@@ -121,9 +133,35 @@ pub fn main() -> i32 {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+/// The ports of a member's listeners.
+#[derive(Debug, Clone, Copy)]
+struct ListenPorts {
+    rest: u16,
+    proxy: u16,
+    cluster: u16,
+    pinning_service: u16,
+}
+
+/// Four different free ports, held together while chosen so none is handed out twice.
+fn free_ports() -> anyhow::Result<ListenPorts> {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port");
+    let held = [bind()?, bind()?, bind()?, bind()?];
+    let port = |i: usize| -> anyhow::Result<u16> { Ok(held[i].local_addr()?.port()) };
+    Ok(ListenPorts {
+        rest: port(0)?,
+        proxy: port(1)?,
+        cluster: port(2)?,
+        pinning_service: port(3)?,
+    })
+}
+
+/// Writes the listen ports into a service.json, keeping each address's host.
+fn set_listen_ports(json: &mut serde_json::Value, ports: ListenPorts) {
+    json["api"]["restapi"]["http_listen_multiaddress"] = format!("/ip4/127.0.0.1/tcp/{}", ports.rest).into();
+    json["api"]["ipfsproxy"]["listen_multiaddress"] = format!("/ip4/127.0.0.1/tcp/{}", ports.proxy).into();
+    json["api"]["pinsvcapi"]["http_listen_multiaddress"] =
+        format!("/ip4/127.0.0.1/tcp/{}", ports.pinning_service).into();
+    json["cluster"]["listen_multiaddress"] = serde_json::json!([format!("/ip4/0.0.0.0/tcp/{}", ports.cluster)]);
 }
 
 fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
@@ -184,10 +222,30 @@ fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
     if !peer_ids.is_empty() {
         json["consensus"]["raft"]["init_peerset"] = serde_json::json!(peer_ids);
     }
-    if args.randomports {
-        json["api"]["restapi"]["http_listen_multiaddress"] =
-            serde_json::json!(format!("/ip4/127.0.0.1/tcp/{}", free_port()?));
-        json["cluster"]["listen_multiaddress"] = serde_json::json!([format!("/ip4/0.0.0.0/tcp/{}", free_port()?)]);
+    let ports = if args.randomports {
+        Some(free_ports()?)
+    } else {
+        args.port_base.map(|base| ListenPorts {
+            rest: base,
+            proxy: base + 1,
+            cluster: base + 2,
+            pinning_service: base + 3,
+        })
+    };
+    if let Some(ports) = ports {
+        set_listen_ports(&mut json, ports);
+    }
+    // As Go's init: CLUSTER_* variables are written into the configuration.
+    let mut service = ServiceConfig {
+        file: service_file.display().to_string(),
+        json,
+    };
+    let proxy_daemon_given = std::env::var_os("CLUSTER_IPFSPROXY_NODEMULTIADDRESS").is_some();
+    service.apply_env(std::env::vars())?;
+    let mut json = service.json;
+    if !proxy_daemon_given {
+        // The proxy talks to the daemon the connector uses unless told otherwise.
+        json["api"]["ipfsproxy"]["node_multiaddress"] = json["ipfs_connector"]["ipfshttp"]["node_multiaddress"].clone();
     }
     // Validate what we are about to write, so init never produces a file that daemon refuses.
     let text = serde_json::to_string_pretty(&json)?;
@@ -233,7 +291,13 @@ fn daemon(dir: &Path, args: &DaemonArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_daemon(config, identity, data, args.bootstrap.clone()))
+    runtime.block_on(run_daemon(
+        dir.to_path_buf(),
+        config,
+        identity,
+        data,
+        args.bootstrap.clone(),
+    ))
 }
 
 /// The address other members should dial: a concrete listen address (libp2p expands 0.0.0.0 to
@@ -267,43 +331,95 @@ fn advertised_address(listening: &[multiaddr::Multiaddr], known_members: &[Strin
         })
 }
 
+/// Where a listener failed to bind, and what to change: the address, and for a port in use,
+/// the service.json key and `init --port-base` for a new member.
+fn listen_failure(what: &str, key: &str, dir: &Path, error: &dyn std::fmt::Display) -> anyhow::Error {
+    let text = error.to_string();
+    let in_use = text.contains("in use");
+    let mut message = format!("binding the {what}: {text}");
+    if in_use {
+        message.push_str(&format!(
+            "; another process listens there (another member on this host?): give this member ports of its own \
+             with {key} in {}, or create a new member with `ipfs-cluster-service init --port-base <port>`",
+            dir.join("service.json").display()
+        ));
+    }
+    anyhow::anyhow!(message)
+}
+
+/// The sockets of the REST API and the IPFS proxy, bound before the member starts.
+struct HttpListeners {
+    rest: Option<cluster_api::Listeners>,
+    proxy: Option<cluster_api::Listeners>,
+}
+
+fn bind_http_listeners(dir: &Path, config: &cluster_node::NodeConfig) -> anyhow::Result<HttpListeners> {
+    let bind = |addresses: &Option<Vec<cluster_api::HttpAddress>>, what: &str, key: &str| {
+        addresses
+            .as_ref()
+            .map(|listen| cluster_api::Listeners::bind(listen).map_err(|e| listen_failure(what, key, dir, &e)))
+            .transpose()
+    };
+    Ok(HttpListeners {
+        rest: bind(&config.rest_listen, "REST API", "api.restapi.http_listen_multiaddress")?,
+        proxy: bind(&config.proxy_listen, "IPFS proxy", "api.ipfsproxy.listen_multiaddress")?,
+    })
+}
+
 async fn run_daemon(
+    dir: PathBuf,
     config: cluster_node::NodeConfig,
     identity: Identity,
     data: DataFolder,
     bootstrap: Vec<String>,
 ) -> anyhow::Result<()> {
-    let ipfs = Arc::new(KuboConnector::new(KuboConnectorConfig {
-        node_address: config.ipfs_node_address.clone(),
-        request_timeout: config.ipfs_request_timeout,
-        pin_timeout: config.ipfs_pin_timeout,
-        unpin_timeout: config.ipfs_unpin_timeout,
-    }));
-    let rest_listen = config.rest_listen.clone();
-    let rest_headers = config.rest_headers.clone();
-    let rest_credentials = config.rest_credentials.clone();
-    // Without a secret and without credentials, the cluster host would hand the whole API to
-    // anyone who reaches its port.
-    let api_open_to_anyone = config.secret.is_empty() && config.rest_credentials.is_none();
-    let rest_cors = config.rest_cors.clone();
-    let rest_tls = config.rest_tls.clone();
-    let rest_libp2p = config.rest_libp2p.clone();
-    let proxy_listen = config.proxy_listen.clone();
-    let proxy_node_address = config.proxy_node_address.clone();
-    let proxy_node_https = config.proxy_node_https;
-    let proxy_extract = (
-        config.proxy_extract_headers_extra.clone(),
-        config.proxy_extract_headers_path.clone(),
-        config.proxy_extract_headers_ttl,
-    );
     tracing::info!("starting member {} ({})", identity.peer_id, config.peername);
+    // Every listener first: a port in use stops start-up here, before Raft or a join, so a
+    // member that cannot serve never becomes a voter of anyone's cluster.
+    let listeners = bind_http_listeners(&dir, &config)?;
     let transport = P2pTransport::start(P2pConfig {
         keypair: identity.keypair.clone(),
         secret: config.secret.clone(),
         listen: config.listen_multiaddress.clone(),
     })
     .await
-    .context("starting the cluster peer-to-peer host")?;
+    .map_err(|e| listen_failure("cluster peer-to-peer host", "cluster.listen_multiaddress", &dir, &e))?;
+    // Without a secret and without credentials, the cluster host would hand the whole API to
+    // anyone who reaches its port.
+    let api_open_to_anyone = config.secret.is_empty() && config.rest_credentials.is_none();
+    let (tunnel, api_host) = match &listeners.rest {
+        Some(_) => libp2p_http_endpoint(&transport, config.rest_libp2p.clone(), api_open_to_anyone)
+            .await
+            .map_err(|e| {
+                listen_failure(
+                    "REST API's libp2p host",
+                    "api.restapi.libp2p_listen_multiaddress",
+                    &dir,
+                    &format!("{e:#}"),
+                )
+            })?,
+        None => (None, None),
+    };
+    let ipfs = Arc::new(KuboConnector::new(KuboConnectorConfig {
+        node_address: config.ipfs_node_address.clone(),
+        request_timeout: config.ipfs_request_timeout,
+        pin_timeout: config.ipfs_pin_timeout,
+        unpin_timeout: config.ipfs_unpin_timeout,
+    }));
+    let rest_config = RestServerConfig {
+        listen: Vec::new(),
+        headers: config.rest_headers.clone(),
+        credentials: config.rest_credentials.clone(),
+        cors: config.rest_cors.clone(),
+        tls: config.rest_tls.clone(),
+    };
+    let proxy_config = config.proxy_listen.as_ref().map(|listen| IpfsProxyConfig {
+        extract_headers_extra: config.proxy_extract_headers_extra.clone(),
+        extract_headers_path: config.proxy_extract_headers_path.clone(),
+        extract_headers_ttl: config.proxy_extract_headers_ttl,
+        node_https: config.proxy_node_https,
+        ..IpfsProxyConfig::new(listen.clone(), config.proxy_node_address.clone())
+    });
     let known_members: Vec<String> = bootstrap.iter().chain(&config.init_peerset).cloned().collect();
     let advertised = advertised_address(transport.listen_addresses(), &known_members);
     tracing::info!("other members reach this one at {advertised:?}");
@@ -327,23 +443,9 @@ async fn run_daemon(
     }
     let (stop_tx, stop_rx) = cluster_rt::tokio::sync::watch::channel(false);
     let mut server_task = None;
-    // The REST API's own libp2p host, when it has one; closed by dropping.
-    let mut api_host = None;
-    if let Some(listen) = rest_listen {
-        let server = RestServer::bind(
-            RestServerConfig {
-                listen: listen.clone(),
-                headers: rest_headers,
-                credentials: rest_credentials,
-                cors: rest_cors,
-                tls: rest_tls,
-            },
-            cluster.clone(),
-        )
-        .with_context(|| format!("binding the REST API on {}", list(&listen)))?;
+    if let Some(rest) = listeners.rest {
+        let server = RestServer::new(rest_config, rest, cluster.clone()).context("starting the REST API")?;
         tracing::info!("REST API listening on {}", list(&server.local_addresses()));
-        let (tunnel, host) = libp2p_http_endpoint(&transport, rest_libp2p, api_open_to_anyone).await?;
-        api_host = host;
         let server = match tunnel {
             Some(tunnel) => server.with_tunnel(tunnel),
             None => server,
@@ -354,18 +456,8 @@ async fn run_daemon(
         })));
     }
     let mut proxy_task = None;
-    if let Some(listen) = proxy_listen {
-        let proxy = IpfsProxy::bind(
-            IpfsProxyConfig {
-                extract_headers_extra: proxy_extract.0,
-                extract_headers_path: proxy_extract.1,
-                extract_headers_ttl: proxy_extract.2,
-                node_https: proxy_node_https,
-                ..IpfsProxyConfig::new(listen.clone(), proxy_node_address)
-            },
-            cluster.clone(),
-        )
-        .with_context(|| format!("binding the IPFS proxy on {}", list(&listen)))?;
+    if let (Some(proxy), Some(proxy_config)) = (listeners.proxy, proxy_config) {
+        let proxy = IpfsProxy::new(proxy_config, proxy, cluster.clone()).context("starting the IPFS proxy")?;
         tracing::info!("IPFS proxy listening on {}", list(&proxy.local_addresses()));
         let mut stop = stop_rx.clone();
         proxy_task = Some(cluster_rt::spawn(proxy.serve(async move {

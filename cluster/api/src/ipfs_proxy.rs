@@ -24,7 +24,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use crate::add_route::{body_stream, multipart_boundary, run_add, AddParams};
-use crate::listen::{bind_all, BoundListener};
+use crate::listen::{BoundListener, Listeners};
 use crate::rest_server::{serve_http, Handler};
 use crate::RestBackend;
 
@@ -184,7 +184,13 @@ struct Shared {
 impl IpfsProxy {
     /// Binds the listen sockets.
     pub fn bind(config: IpfsProxyConfig, backend: Arc<dyn RestBackend>) -> io::Result<IpfsProxy> {
-        let listeners = bind_all(&config.listen)?;
+        let listeners = Listeners::bind(&config.listen)?;
+        IpfsProxy::new(config, listeners, backend)
+    }
+
+    /// A proxy on sockets bound beforehand (`config.listen` is not read).
+    pub fn new(config: IpfsProxyConfig, listeners: Listeners, backend: Arc<dyn RestBackend>) -> io::Result<IpfsProxy> {
+        let listeners = listeners.0;
         let connector = daemon_connector(&config.node_address, config.node_https)?;
         let client = Client::builder(TokioExecutor::new()).build(connector.clone());
         let plain_client = Client::builder(TokioExecutor::new()).build(connector);

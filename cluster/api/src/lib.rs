@@ -32,7 +32,7 @@ pub use cors::CorsConfig;
 #[cfg(not(madsim))]
 pub use ipfs_proxy::{IpfsProxy, IpfsProxyConfig};
 #[cfg(not(madsim))]
-pub use listen::{ConnectionIo, TunnelConnection};
+pub use listen::{ConnectionIo, Listeners, TunnelConnection};
 #[cfg(not(madsim))]
 pub use rest_server::{RestServer, RestServerConfig};
 

@@ -93,6 +93,25 @@ impl BoundListener {
     }
 }
 
+/// The sockets of one HTTP endpoint, bound before the member starts and served once it is
+/// ready ([`crate::RestServer::new`], [`crate::IpfsProxy::new`]): a busy port fails start-up
+/// before the member touches Raft or joins a cluster.
+#[derive(Debug)]
+pub struct Listeners(pub(crate) Vec<BoundListener>);
+
+impl Listeners {
+    /// Binds every address; an empty list is an error (the endpoint would be unreachable).
+    /// Needs no runtime.
+    pub fn bind(addresses: &[HttpAddress]) -> io::Result<Listeners> {
+        bind_all(addresses).map(Listeners)
+    }
+
+    /// Every address bound, ports resolved.
+    pub fn local_addresses(&self) -> Vec<HttpAddress> {
+        self.0.iter().map(BoundListener::address).collect()
+    }
+}
+
 /// Binds every address; an empty list is an error (the endpoint would be unreachable).
 pub(crate) fn bind_all(addresses: &[HttpAddress]) -> io::Result<Vec<BoundListener>> {
     if addresses.is_empty() {

@@ -51,7 +51,7 @@ use tokio::sync::{mpsc, watch};
 use crate::add_route::{body_stream, collect_all, multipart_boundary, run_add, AddParams};
 use crate::auth::{Credentials, Denied};
 use crate::cors::CorsConfig;
-use crate::listen::{bind_all, incoming, Accepted, BoundListener, TunnelConnection};
+use crate::listen::{incoming, Accepted, BoundListener, Listeners, TunnelConnection};
 use crate::te_trailers::TrailersForEveryone;
 use crate::TlsFiles;
 use crate::{RestBackend, ResultStream};
@@ -171,6 +171,17 @@ impl RestServer {
     /// Binds the listen sockets. Fails on a bind error or an invalid configured header; needs no
     /// runtime (the sockets are registered with the reactor in [`RestServer::serve`]).
     pub fn bind(config: RestServerConfig, backend: Arc<dyn RestBackend>) -> io::Result<RestServer> {
+        let listeners = Listeners::bind(&config.listen)?;
+        RestServer::new(config, listeners, backend)
+    }
+
+    /// A server on sockets bound beforehand (`config.listen` is not read). Fails on an invalid
+    /// configured header or TLS file.
+    pub fn new(
+        config: RestServerConfig,
+        listeners: Listeners,
+        backend: Arc<dyn RestBackend>,
+    ) -> io::Result<RestServer> {
         let mut headers = Vec::with_capacity(config.headers.len());
         for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
@@ -188,9 +199,8 @@ impl RestServer {
             headers.push((name, value));
         }
         let tls = config.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
-        let listeners = bind_all(&config.listen)?;
         Ok(RestServer {
-            listeners,
+            listeners: listeners.0,
             tunnel: None,
             tls,
             shared: Arc::new(Shared {

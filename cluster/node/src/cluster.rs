@@ -50,6 +50,10 @@ const RECOVER_ALL_TIMEOUT: Duration = Duration::from_secs(120);
 const IPFS_POLL: Duration = Duration::from_secs(1);
 /// Deadline of a membership change (a joining member catches up before it is answered).
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `--bootstrap` keeps trying members that cannot be reached (they may be starting).
+const JOIN_PATIENCE: Duration = Duration::from_secs(60);
+/// Pause between two rounds of join attempts.
+const JOIN_RETRY: Duration = Duration::from_secs(2);
 /// How often a member checks whether it is still in the member list.
 const MEMBERSHIP_WATCH: Duration = Duration::from_secs(1);
 /// Pins read from the state per page when streaming it.
@@ -1485,30 +1489,54 @@ impl Cluster {
             .rpc
             .as_ref()
             .ok_or_else(|| ClusterError::Internal("no transport to join with".into()))?;
-        let mut failures = Vec::new();
-        for through in &self.bootstrap {
-            tracing::info!("joining the cluster through {through}");
-            let answer = rpc
-                .call(through, RpcRequest::PeerAdd(self.me_member.clone()), MEMBERSHIP_TIMEOUT)
-                .await;
-            match answer {
-                Ok(RpcResponse::PeerAdd(Ok(_))) => {
-                    self.consensus
-                        .wait_for_leader(self.config.raft.wait_for_leader_timeout)
-                        .await?;
-                    tracing::info!("joined the cluster through {through}");
-                    self.publish_metrics().await;
-                    return Ok(());
+        // Members started together: the bootstrap member may not listen yet. While nothing
+        // listens at any bootstrap address they are tried again for a while; anything that
+        // answered (a refusal, a failed handshake) is final.
+        let deadline = cluster_rt::now() + JOIN_PATIENCE;
+        loop {
+            let mut failures = Vec::new();
+            let mut answered = false;
+            for through in &self.bootstrap {
+                tracing::info!("joining the cluster through {through}");
+                let answer = rpc
+                    .call(through, RpcRequest::PeerAdd(self.me_member.clone()), MEMBERSHIP_TIMEOUT)
+                    .await;
+                match answer {
+                    Ok(RpcResponse::PeerAdd(Ok(_))) => {
+                        self.consensus
+                            .wait_for_leader(self.config.raft.wait_for_leader_timeout)
+                            .await?;
+                        tracing::info!("joined the cluster through {through}");
+                        self.publish_metrics().await;
+                        return Ok(());
+                    }
+                    Ok(RpcResponse::PeerAdd(Err(e))) => {
+                        answered = true;
+                        failures.push(format!("{through}: {e}"));
+                    }
+                    Ok(other) => {
+                        answered = true;
+                        failures.push(format!("{through}: unexpected answer {other:?}"));
+                    }
+                    Err(e) => {
+                        // Someone answered the dial (a handshake that failed: another secret).
+                        answered |= !nobody_listening(&e);
+                        failures.push(format!("{through}: {e:?}"));
+                    }
                 }
-                Ok(RpcResponse::PeerAdd(Err(e))) => failures.push(format!("{through}: {e}")),
-                Ok(other) => failures.push(format!("{through}: unexpected answer {other:?}")),
-                Err(e) => failures.push(format!("{through}: {e:?}")),
             }
+            if answered || cluster_rt::now() >= deadline {
+                return Err(ClusterError::Internal(format!(
+                    "could not join the cluster: {}",
+                    failures.join("; ")
+                )));
+            }
+            tracing::warn!(
+                "no bootstrap member reachable yet ({}); trying again for up to {JOIN_PATIENCE:?}",
+                failures.join("; ")
+            );
+            cluster_rt::sleep(JOIN_RETRY).await;
         }
-        Err(ClusterError::Internal(format!(
-            "could not join the cluster: {}",
-            failures.join("; ")
-        )))
     }
 
     /// The leader's side of `peer rm`: re-allocates every pin held by `peer`, then removes it.
@@ -1563,6 +1591,12 @@ impl Cluster {
             peername: self.config.peername.clone(),
         }
     }
+}
+
+/// Whether a call failed because nothing listens at the member's address (yet): the operating
+/// system's "connection refused", as the transports report it.
+fn nobody_listening(failure: &TransportFailure) -> bool {
+    matches!(failure, TransportFailure::Unreachable(message) if message.to_ascii_lowercase().contains("connection refused"))
 }
 
 /// One reading of the transport's traffic counters.

@@ -171,6 +171,43 @@ pub(crate) fn tcp_listen_addresses(listen: &[String], key: &str) -> Result<Vec<M
     Ok(addresses)
 }
 
+/// Fails when another socket listens on `address`. libp2p listens with `SO_REUSEPORT`, so a
+/// second member (of ours, or any libp2p program) given the same port would share it with the
+/// first and the kernel would split connections between them; a plain bind, which refuses a
+/// port in use, is tried first.
+fn refuse_if_busy(address: &Multiaddr) -> Result<(), P2pError> {
+    let mut ip = None;
+    let mut port = None;
+    for protocol in address.iter() {
+        match protocol {
+            Protocol::Ip4(v4) => ip = Some(std::net::IpAddr::V4(v4)),
+            Protocol::Ip6(v6) => ip = Some(std::net::IpAddr::V6(v6)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(probe) => {
+            drop(probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(P2pError::Listen {
+            address: address.to_string(),
+            message: format!("{}: address already in use", std::net::SocketAddr::new(ip, port)),
+        }),
+        Err(e) => Err(P2pError::Listen {
+            address: address.to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
 /// `address` without its `/p2p/..` part, and the peer id that part names.
 pub(crate) fn split_peer(address: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
     let mut peer = None;
@@ -196,6 +233,7 @@ pub(crate) async fn listen_all<B: libp2p::swarm::NetworkBehaviour>(
 ) -> Result<Vec<Multiaddr>, P2pError> {
     let mut pending_listeners = HashMap::new();
     for address in tcp_listen_addresses(listen, key)? {
+        refuse_if_busy(&address)?;
         let id = swarm.listen_on(address.clone()).map_err(|e| P2pError::Listen {
             address: address.to_string(),
             message: e.to_string(),
