@@ -51,6 +51,9 @@ pub struct SimMember {
     pub identity: Identity,
     /// The member's databases (outlive restarts; a kill keeps only what was synced).
     pub disk: Arc<SimDisk>,
+    /// Join attempts (`--bootstrap`) that failed; the simulated member tries again where an
+    /// operator would restart the daemon.
+    pub join_failures: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SimMember {
@@ -62,25 +65,37 @@ impl SimMember {
         ipfs.set_pin_timeout(Duration::from_secs(20));
         let disk = Arc::new(SimDisk::new());
         let slot: Arc<Mutex<Weak<Cluster>>> = Arc::new(Mutex::new(Weak::new()));
-        let (init_identity, init_ipfs, init_slot, init_disk) =
-            (identity.clone(), ipfs.clone(), slot.clone(), disk.clone());
+        let join_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (init_identity, init_ipfs, init_slot, init_disk, init_failures) = (
+            identity.clone(),
+            ipfs.clone(),
+            slot.clone(),
+            disk.clone(),
+            join_failures.clone(),
+        );
         let init_config = config.clone();
         let node = handle
             .create_node()
             .name(config.name.clone())
             .ip(config.ip)
             .init(move || {
-                let (identity, ipfs, slot, config, disk) = (
+                let (identity, ipfs, slot, config, disk, failures) = (
                     init_identity.clone(),
                     init_ipfs.clone(),
                     init_slot.clone(),
                     init_config.clone(),
                     init_disk.clone(),
+                    init_failures.clone(),
                 );
                 async move {
-                    let cluster = start_cluster(&config, identity, ipfs, disk).await;
+                    // Boxed: a member's start-up is a large future, and madsim builds the node's
+                    // task on the stack before it moves it to the heap.
+                    let cluster = Box::pin(start_cluster(&config, identity, ipfs, disk, &failures)).await;
                     *slot.lock().expect("member slot") = Arc::downgrade(&cluster);
-                    // Hold the member until the node is killed.
+                    // As the daemon: a member removed from the cluster stops; it is held (for
+                    // the scenario to inspect) until the node is killed.
+                    cluster.removed().await;
+                    Box::pin(cluster.shutdown()).await;
                     std::future::pending::<()>().await;
                     drop(cluster);
                 }
@@ -92,6 +107,7 @@ impl SimMember {
             ipfs,
             identity,
             disk,
+            join_failures,
         }
     }
 
@@ -142,6 +158,7 @@ async fn start_cluster(
     identity: Identity,
     ipfs: Arc<FakeIpfs>,
     disk: Arc<SimDisk>,
+    join_failures: &std::sync::atomic::AtomicU64,
 ) -> Arc<Cluster> {
     let json = ServiceConfig::default_json(&member.name, &"11".repeat(32));
     let mut config = ServiceConfig::parse(&json.to_string(), "sim service.json")
@@ -200,6 +217,7 @@ async fn start_cluster(
     let mut attempt = 0u32;
     while let Err(e) = cluster.join().await {
         attempt += 1;
+        join_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!("{}: join attempt {attempt} failed: {e}", member.name);
         cluster_rt::sleep(Duration::from_secs(1)).await;
     }

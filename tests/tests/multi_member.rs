@@ -97,7 +97,8 @@ fn three_processes_join_replicate_and_survive_the_leader_being_killed() {
 fn bad_input(members: &[Member]) {
     let pinset_before = members[0].pinset();
 
-    // A --bootstrap address where nobody listens: the daemon exits with an error.
+    // A --bootstrap address where nobody listens: the daemon tries for a while (members
+    // started together wait for each other), then exits with an error.
     let nowhere = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", free_port(), members[0].dir.peer_id());
     assert_join_refused(Member::new(SECRET), &nowhere);
 
@@ -145,10 +146,11 @@ fn assert_join_refused(mut member: Member, address: &str) {
     let mut process = member.dir.start_daemon_with(
         &member.daemon.multiaddr(),
         &["--bootstrap", address],
-        &[],
+        &[("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", "10s")],
         "daemon-join.log",
     );
-    wait_until(Duration::from_secs(60), "the joining daemon to give up", || {
+    // Four times wait_for_leader_timeout (10 s here) while nothing listens, then it gives up.
+    wait_until(Duration::from_secs(80), "the joining daemon to give up", || {
         process.exit_code().is_some()
     });
     assert_eq!(process.exit_code(), Some(Some(1)), "log:\n{}", process.log());

@@ -29,6 +29,26 @@ fn membership_error(error: RaftError<NodeId, ClientWriteError<NodeId, MemberNode
 
 /// How often a write retries while there is no leader.
 const LEADER_POLL: Duration = Duration::from_millis(50);
+/// How long a membership change waits for one already under way to finish.
+const MEMBERSHIP_BUSY_WAIT: Duration = Duration::from_secs(10);
+/// A learner this close to the leader's last log index is caught up enough to vote: what is
+/// left arrives with the next heartbeats.
+pub const PROMOTION_LAG_MAX: u64 = 100;
+
+/// Where a learner stands on its way to becoming a voter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Promotion {
+    /// It votes now.
+    Voter,
+    /// Still catching up: the last log index the leader has replicated to it (none yet), and
+    /// the leader's last log index.
+    CatchingUp {
+        /// Replicated to the learner so far.
+        matched: Option<u64>,
+        /// The leader's last log index.
+        last: u64,
+    },
+}
 
 /// Sends a write to the leader when this member is not it (the RPC layer implements it).
 #[async_trait::async_trait]
@@ -49,6 +69,9 @@ pub struct Consensus {
     node_id: NodeId,
     config: RaftConfig,
     forwarder: Arc<Mutex<Option<Arc<dyn LeaderForwarder>>>>,
+    /// Held by one membership change at a time: openraft refuses a change while another is
+    /// under way, so members joining together would otherwise fail all but one.
+    membership_turn: Arc<cluster_rt::tokio::sync::Mutex<()>>,
 }
 
 impl Consensus {
@@ -81,6 +104,7 @@ impl Consensus {
             node_id,
             config,
             forwarder: Arc::new(Mutex::new(None)),
+            membership_turn: Arc::new(cluster_rt::tokio::sync::Mutex::new(())),
         })
     }
 
@@ -293,9 +317,10 @@ impl Consensus {
         metrics.membership_config.membership().voter_ids().any(|id| id == node)
     }
 
-    /// Adds a member (on the leader): as a learner first, which returns once it has caught up
-    /// (from a snapshot if the log was compacted), then promoted to voter. Idempotent.
-    pub async fn add_voter(&self, member: MemberNode) -> Result<(), ClusterError> {
+    /// Adds a member as a learner (on the leader): it receives the log (or a snapshot) but does
+    /// not vote, so it costs no quorum if it dies while catching up. Returns once the change is
+    /// committed; [`Consensus::promote_if_caught_up`] makes it a voter later. Idempotent.
+    pub async fn add_learner(&self, member: MemberNode) -> Result<(), ClusterError> {
         let peer: PeerId = member
             .peer_id
             .parse()
@@ -312,20 +337,110 @@ impl Consensus {
                 return Ok(());
             }
         }
-        self.raft
-            .add_learner(node, member, true)
+        self.require_quorum()?;
+        let _turn = self.membership_turn.lock().await;
+        self.while_change_in_progress(|| self.raft.add_learner(node, member.clone(), false))
             .await
-            .map_err(membership_error)?;
+    }
+
+    /// Fails with [`ClusterError::NoQuorum`] unless this member leads and has heard from a
+    /// majority of voters within twice the election timeout: a membership change started
+    /// without a quorum could never commit, and would hang whoever asked for it.
+    pub fn require_quorum(&self) -> Result<(), ClusterError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+        if voters.len() <= 1 && voters.contains(&self.node_id) {
+            return Ok(());
+        }
+        let fresh = (self.config.election_timeout * 2).as_millis() as u64;
+        match metrics.millis_since_quorum_ack {
+            Some(ms) if ms <= fresh => Ok(()),
+            heard => Err(ClusterError::NoQuorum(format!(
+                "the cluster has no quorum: this leader heard from a majority of its {} voters {}; \
+                 a membership change needs a majority to commit: bring members back, then try again",
+                voters.len(),
+                match heard {
+                    Some(ms) => format!("{:.1} s ago", ms as f64 / 1000.0),
+                    None => "never this term".to_string(),
+                }
+            ))),
+        }
+    }
+
+    /// Makes learner `node` a voter (on the leader) once the leader has replicated to it all but
+    /// at most [`PROMOTION_LAG_MAX`] entries of its log; otherwise answers how far it is. A
+    /// learner that never answers is never promoted, whoever waits for it.
+    pub async fn promote_if_caught_up(&self, node: NodeId) -> Result<Promotion, ClusterError> {
+        if self.is_voter(node) {
+            return Ok(Promotion::Voter);
+        }
+        if !self.members().iter().any(|(id, _)| *id == node) {
+            return Err(ClusterError::InvalidArgument(format!(
+                "node {node} is not a learner of this cluster: ask to join first"
+            )));
+        }
+        let metrics = self.raft.metrics().borrow().clone();
+        let Some(replication) = metrics.replication.as_ref() else {
+            return Err(ClusterError::NoLeader("this member is no longer the leader".into()));
+        };
+        let last = metrics.last_log_index.unwrap_or(0);
+        let matched = replication
+            .get(&node)
+            .and_then(|m| m.as_ref())
+            .map(|log_id| log_id.index);
+        let caught_up = matched.is_some_and(|m| m + PROMOTION_LAG_MAX >= last);
+        if !caught_up {
+            return Ok(Promotion::CatchingUp { matched, last });
+        }
+        self.require_quorum()?;
+        let _turn = self.membership_turn.lock().await;
         let voters: std::collections::BTreeSet<NodeId> = [node].into_iter().collect();
-        self.raft
-            .change_membership(openraft::ChangeMembers::AddVoterIds(voters), false)
-            .await
-            .map_err(membership_error)?;
-        Ok(())
+        self.while_change_in_progress(|| {
+            self.raft
+                .change_membership(openraft::ChangeMembers::AddVoterIds(voters.clone()), false)
+        })
+        .await?;
+        Ok(Promotion::Voter)
+    }
+
+    /// Runs a membership change, again while openraft says another one (say, of a previous
+    /// leader's term) is still under way, for at most [`MEMBERSHIP_BUSY_WAIT`].
+    async fn while_change_in_progress<F, Fut>(&self, change: F) -> Result<(), ClusterError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<
+            Output = Result<
+                openraft::raft::ClientWriteResponse<TypeConfig>,
+                RaftError<NodeId, ClientWriteError<NodeId, MemberNode>>,
+            >,
+        >,
+    {
+        let deadline = cluster_rt::now() + MEMBERSHIP_BUSY_WAIT;
+        // A change commits like any write; one that cannot (no quorum) must not hang its caller.
+        let commit_limit = self.config.wait_for_leader_timeout + self.config.network_timeout;
+        loop {
+            let attempt = cluster_rt::timeout(commit_limit, change()).await.map_err(|_| {
+                ClusterError::Timeout(format!(
+                    "the membership change did not commit within {commit_limit:?}; it may or may not be done"
+                ))
+            })?;
+            match attempt {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    openraft::error::ChangeMembershipError::InProgress(busy),
+                ))) if cluster_rt::now() < deadline => {
+                    tracing::debug!("membership change waits for the one under way: {busy}");
+                    cluster_rt::sleep(LEADER_POLL * 4).await;
+                }
+                Err(e) => return Err(membership_error(e)),
+            }
+        }
     }
 
     /// Removes a member (on the leader) from voters and from the member list.
     pub async fn remove_member(&self, node: NodeId) -> Result<(), ClusterError> {
+        self.require_quorum()?;
+        let _turn = self.membership_turn.lock().await;
         let ids: std::collections::BTreeSet<NodeId> = [node].into_iter().collect();
         // Without `retain`, a removed voter leaves the node list in the same change.
         let change = if self.is_voter(node) {
@@ -335,11 +450,8 @@ impl Consensus {
         } else {
             return Ok(());
         };
-        self.raft
-            .change_membership(change, false)
+        self.while_change_in_progress(|| self.raft.change_membership(change.clone(), false))
             .await
-            .map_err(membership_error)?;
-        Ok(())
     }
 
     /// Asks openraft to build a snapshot now (tests, and `state` commands).

@@ -163,6 +163,7 @@ impl FakeIpfs {
     }
 
     /// Counts one HTTP request to `endpoint` (the fake Kubo server calls this).
+    #[cfg(not(madsim))]
     pub(crate) fn count_request(&self, endpoint: &'static str) {
         *self.lock().requests.entry(endpoint).or_insert(0) += 1;
     }

@@ -11,11 +11,12 @@ use cluster_allocator::{Candidate, MetricStore, FREESPACE};
 use cluster_api::{RestBackend, ResultStream};
 use cluster_consensus::{
     node_id_of, AppliedChange, ApplyObserver, Command, Committed, Consensus, LeaderForwarder, MemberNode, NoTransport,
-    RaftTransport, TransportFailure,
+    NodeId, Promotion, RaftTransport, TransportFailure,
 };
 use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
 use cluster_rpc::{
-    RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Traffic, Transport, WireBlock, RECOVER_ALL_LISTED_MAX,
+    MembershipRefusals, RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Traffic, Transport, WireBlock,
+    RECOVER_ALL_LISTED_MAX,
 };
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};
@@ -50,10 +51,17 @@ const RECOVER_ALL_TIMEOUT: Duration = Duration::from_secs(120);
 const IPFS_POLL: Duration = Duration::from_secs(1);
 /// Deadline of a membership change (a joining member catches up before it is answered).
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long `--bootstrap` keeps trying members that cannot be reached (they may be starting).
-const JOIN_PATIENCE: Duration = Duration::from_secs(60);
+/// How long a learner may make no progress catching up before its promotion is given up.
+const PROMOTION_STALL: Duration = Duration::from_secs(60);
+/// How often a learner's promotion is asked for while it catches up.
+const PROMOTION_POLL: Duration = Duration::from_millis(500);
+/// How long `--bootstrap` keeps trying members that cannot be reached (they may be starting),
+/// in `wait_for_leader_timeout`s: a minute with Go's default of 15 s.
+const JOIN_PATIENCE_LEADER_WAITS: u32 = 4;
 /// Pause between two rounds of join attempts.
 const JOIN_RETRY: Duration = Duration::from_secs(2);
+/// How recent the refusals that show a member was removed while away must be.
+const REMOVAL_EVIDENCE_WINDOW: Duration = Duration::from_secs(30);
 /// How often a member checks whether it is still in the member list.
 const MEMBERSHIP_WATCH: Duration = Duration::from_secs(1);
 /// Pins read from the state per page when streaming it.
@@ -130,6 +138,8 @@ pub struct Cluster {
     shutdown_tx: watch::Sender<bool>,
     /// Becomes true when this member sees itself removed from the cluster.
     removed_tx: watch::Sender<bool>,
+    /// Members that refused this member's vote requests as coming from a non-member.
+    refusals: MembershipRefusals,
     /// The latest metrics of every member, this one included.
     metrics: Mutex<MetricStore>,
     /// The last traffic sample of `/health/bandwidth`: when, the totals, and the rates then.
@@ -165,8 +175,9 @@ impl Cluster {
         let advertised_address = advertised_address
             .or_else(|| config.listen_multiaddress.first().cloned())
             .unwrap_or_default();
+        let refusals = MembershipRefusals::default();
         let raft_transport: Arc<dyn RaftTransport> = match &rpc {
-            Some(rpc) => Arc::new(RaftOverRpc::new(rpc.clone())),
+            Some(rpc) => Arc::new(RaftOverRpc::new(rpc.clone(), refusals.clone())),
             None => Arc::new(NoTransport),
         };
         let state: Arc<dyn State> = match state {
@@ -265,6 +276,7 @@ impl Cluster {
             ipfs,
             shutdown_tx,
             removed_tx: watch::channel(false).0,
+            refusals,
             metrics: Mutex::new(MetricStore::default()),
             ipfs_identity: Mutex::new(None),
             traffic_sample: Mutex::new(None),
@@ -346,9 +358,18 @@ impl Cluster {
                     );
                 }
                 was_leader = is_leader;
-                let is_member = cluster.consensus.members().iter().any(|(id, _)| *id == me);
-                if was_member && !is_member {
-                    tracing::warn!("this member was removed from the cluster");
+                let members = cluster.consensus.members();
+                let is_member = members.iter().any(|(id, _)| *id == me);
+                let removed = if was_member && !is_member {
+                    Some("its own log says so".to_string())
+                } else {
+                    cluster.removed_while_away(&members)
+                };
+                if let Some(how) = removed {
+                    tracing::warn!(
+                        "this member was removed from the cluster ({how}): stopping; to join again, start it \
+                         on an empty data folder (or init a new one) with --bootstrap <a member's address>"
+                    );
                     let _ = cluster.removed_tx.send(true);
                     return;
                 }
@@ -359,6 +380,35 @@ impl Cluster {
                 }
             }
         });
+    }
+
+    /// Whether this member was removed while it was away: it has no leader, and most of the
+    /// other voters of its own (stale) view refused its vote requests because they no longer
+    /// count it as a member. A majority is needed: a member that lags behind a join could
+    /// refuse a voter it does not know yet, but a majority of voters has every committed one.
+    fn removed_while_away(&self, members: &[(NodeId, MemberNode)]) -> Option<String> {
+        if self.consensus.leader().is_some() {
+            return None;
+        }
+        let me = self.consensus.node_id();
+        let others: Vec<NodeId> = members
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != me && self.consensus.is_voter(*id))
+            .collect();
+        let refused: Vec<NodeId> = self
+            .refusals
+            .recent(REMOVAL_EVIDENCE_WINDOW)
+            .into_iter()
+            .filter(|id| others.contains(id))
+            .collect();
+        (!others.is_empty() && refused.len() * 2 > others.len()).then(|| {
+            format!(
+                "{} of the {} other members no longer count it as a member",
+                refused.len(),
+                others.len()
+            )
+        })
     }
 
     /// On the leader: repairs allocations to peers that left the cluster, and of pins short of
@@ -1416,7 +1466,7 @@ impl Cluster {
     /// Sends a membership request to the leader (or serves it here when this member leads).
     async fn to_leader(&self, request: RpcRequest, timeout: Duration) -> Result<RpcResponse, ClusterError> {
         let Some(leader) = self.leader_member().await? else {
-            return Ok(ClusterRpcHandler::serve_membership(self, request).await);
+            return Ok(Box::pin(ClusterRpcHandler::serve_membership(self, request)).await);
         };
         let rpc = self
             .rpc
@@ -1450,11 +1500,58 @@ impl Cluster {
                 "peer {peer} is not a member and no address is known for it: start it with --bootstrap <an address of this cluster>"
             )));
         }
-        match self.to_leader(RpcRequest::PeerAdd(member), MEMBERSHIP_TIMEOUT).await? {
-            RpcResponse::PeerAdd(result) => result,
-            other => Err(ClusterError::Internal(format!(
-                "unexpected answer to peer add: {other:?}"
-            ))),
+        let added = match self
+            .to_leader(RpcRequest::PeerAdd(member.clone()), MEMBERSHIP_TIMEOUT)
+            .await?
+        {
+            RpcResponse::PeerAdd(result) => result?,
+            other => {
+                return Err(ClusterError::Internal(format!(
+                    "unexpected answer to peer add: {other:?}"
+                )))
+            }
+        };
+        self.wait_promoted(&member, None).await?;
+        Ok(added)
+    }
+
+    /// Asks the leader (through `through`, else directly) to make `member` a voter until it is
+    /// one: it must first catch up as a learner. Fails when it makes no progress for
+    /// [`PROMOTION_STALL`] (it died, or cannot be reached): it then stays a learner, which
+    /// costs no quorum, until it asks to join again.
+    async fn wait_promoted(&self, member: &MemberNode, through: Option<&MemberNode>) -> Result<(), ClusterError> {
+        let mut best = None;
+        let mut progress_at = cluster_rt::now();
+        loop {
+            let request = RpcRequest::PeerPromote(member.clone());
+            let answer = match (through, &self.rpc) {
+                (Some(through), Some(rpc)) => rpc
+                    .call(through, request, MEMBERSHIP_TIMEOUT)
+                    .await
+                    .map_err(|e| ClusterError::NoLeader(format!("{through}: {e:?}"))),
+                _ => self.to_leader(request, MEMBERSHIP_TIMEOUT).await,
+            };
+            let why = match answer {
+                Ok(RpcResponse::PeerPromote(Ok(Promotion::Voter))) => return Ok(()),
+                Ok(RpcResponse::PeerPromote(Ok(Promotion::CatchingUp { matched, last }))) => {
+                    if matched > best {
+                        best = matched;
+                        progress_at = cluster_rt::now();
+                    }
+                    format!("caught up to {matched:?} of {last}")
+                }
+                Ok(RpcResponse::PeerPromote(Err(e @ ClusterError::InvalidArgument(_)))) => return Err(e),
+                Ok(RpcResponse::PeerPromote(Err(e))) | Err(e) => e.to_string(),
+                Ok(other) => format!("unexpected answer {other:?}"),
+            };
+            if cluster_rt::now() - progress_at >= PROMOTION_STALL {
+                return Err(ClusterError::Timeout(format!(
+                    "{member} made no progress catching up for {PROMOTION_STALL:?} ({why}); it stays a learner, \
+                     which does not vote, until it joins again"
+                )));
+            }
+            tracing::debug!("{member} is not a voter yet: {why}");
+            cluster_rt::sleep(PROMOTION_POLL).await;
         }
     }
 
@@ -1492,7 +1589,8 @@ impl Cluster {
         // Members started together: the bootstrap member may not listen yet. While nothing
         // listens at any bootstrap address they are tried again for a while; anything that
         // answered (a refusal, a failed handshake) is final.
-        let deadline = cluster_rt::now() + JOIN_PATIENCE;
+        let patience = self.config.raft.wait_for_leader_timeout * JOIN_PATIENCE_LEADER_WAITS;
+        let deadline = cluster_rt::now() + patience;
         loop {
             let mut failures = Vec::new();
             let mut answered = false;
@@ -1503,6 +1601,8 @@ impl Cluster {
                     .await;
                 match answer {
                     Ok(RpcResponse::PeerAdd(Ok(_))) => {
+                        tracing::info!("catching up as a learner before voting");
+                        self.wait_promoted(&self.me_member, Some(through)).await?;
                         self.consensus
                             .wait_for_leader(self.config.raft.wait_for_leader_timeout)
                             .await?;
@@ -1532,7 +1632,7 @@ impl Cluster {
                 )));
             }
             tracing::warn!(
-                "no bootstrap member reachable yet ({}); trying again for up to {JOIN_PATIENCE:?}",
+                "no bootstrap member reachable yet ({}); trying again for up to {patience:?}",
                 failures.join("; ")
             );
             cluster_rt::sleep(JOIN_RETRY).await;
@@ -1550,10 +1650,20 @@ impl Cluster {
             tracing::info!("{peer} is not among the cluster's members: nothing to remove");
             return Ok(());
         }
-        let moved = self.repair_allocations(Some(&peer)).await?;
+        // Moving pins and the removal are Raft writes: without a quorum, say so at once, or
+        // when a write times out for lack of one.
+        self.consensus.require_quorum()?;
+        let no_quorum_first = |e: ClusterError| match self.consensus.require_quorum() {
+            Err(no_quorum) => no_quorum,
+            Ok(()) => e,
+        };
+        let moved = self.repair_allocations(Some(&peer)).await.map_err(no_quorum_first)?;
         tracing::info!("moved {moved} pins away from {peer}; removing it from the cluster");
         self.metrics.lock().expect("metrics lock").forget(&peer);
-        self.consensus.remove_member(node_id_of(&peer)).await?;
+        self.consensus
+            .remove_member(node_id_of(&peer))
+            .await
+            .map_err(no_quorum_first)?;
         // Pins allocated to the peer while it was leaving.
         let late = self.repair_allocations(None).await?;
         if late > 0 {
@@ -1703,7 +1813,19 @@ impl RpcHandler for ClusterRpcHandler {
             RpcRequest::AppendEntries(r) => {
                 RpcResponse::AppendEntries(raft.append_entries(r).await.map_err(|e| e.to_string()))
             }
-            RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await.map_err(|e| e.to_string())),
+            RpcRequest::Vote(r) => {
+                // A candidate this member does not count as a member (removed while it was
+                // away) is told so, and its term never reaches Raft.
+                let candidate = r.vote.leader_id().voted_for();
+                let members = self.cluster.consensus.members();
+                let stranger =
+                    candidate.is_some_and(|c| !members.is_empty() && !members.iter().any(|(id, _)| *id == c));
+                if stranger {
+                    tracing::info!("refused a vote request from node {candidate:?}: not a member of this cluster");
+                    return RpcResponse::NotAMember;
+                }
+                RpcResponse::Vote(raft.vote(r).await.map_err(|e| e.to_string()))
+            }
             RpcRequest::InstallSnapshot(r) => {
                 RpcResponse::InstallSnapshot(raft.install_snapshot(r).await.map_err(|e| e.to_string()))
             }
@@ -1729,7 +1851,7 @@ impl RpcHandler for ClusterRpcHandler {
             RpcRequest::SwarmPeers => {
                 RpcResponse::SwarmPeers(self.cluster.ipfs.swarm_peers().await.map_err(|e| e.to_string()))
             }
-            request @ (RpcRequest::PeerAdd(_) | RpcRequest::PeerRemove(_)) => {
+            request @ (RpcRequest::PeerAdd(_) | RpcRequest::PeerPromote(_) | RpcRequest::PeerRemove(_)) => {
                 ClusterRpcHandler::serve_membership(&self.cluster, request).await
             }
         }
@@ -1746,10 +1868,28 @@ impl ClusterRpcHandler {
                 if let Ok(peer) = member.peer_id.parse::<PeerId>() {
                     cluster.metrics.lock().expect("metrics lock").forget(&peer);
                 }
-                let added = cluster.consensus.add_voter(member.clone()).await.map(|()| member);
+                let added = cluster.consensus.add_learner(member.clone()).await.map(|()| member);
                 RpcResponse::PeerAdd(added)
             }
-            RpcRequest::PeerAdd(member) => RpcResponse::PeerAdd(Box::pin(cluster.peer_add(member)).await),
+            RpcRequest::PeerPromote(member) if leading => {
+                let promoted = match member.peer_id.parse::<PeerId>() {
+                    Ok(peer) => cluster.consensus.promote_if_caught_up(node_id_of(&peer)).await,
+                    Err(e) => Err(ClusterError::InvalidArgument(format!(
+                        "peer id {:?}: {e}",
+                        member.peer_id
+                    ))),
+                };
+                RpcResponse::PeerPromote(promoted)
+            }
+            // Not the leader: forwarded once, as it is.
+            request @ (RpcRequest::PeerAdd(_) | RpcRequest::PeerPromote(_)) => {
+                let adding = matches!(request, RpcRequest::PeerAdd(_));
+                match Box::pin(cluster.to_leader(request, MEMBERSHIP_TIMEOUT)).await {
+                    Ok(answer) => answer,
+                    Err(e) if adding => RpcResponse::PeerAdd(Err(e)),
+                    Err(e) => RpcResponse::PeerPromote(Err(e)),
+                }
+            }
             RpcRequest::PeerRemove(peer) if leading => {
                 RpcResponse::PeerRemove(cluster.remove_member_as_leader(peer).await)
             }

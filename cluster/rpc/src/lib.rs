@@ -13,13 +13,13 @@ mod raft_over_rpc;
 mod sim_transport;
 pub mod wire;
 
-pub use raft_over_rpc::RaftOverRpc;
+pub use raft_over_rpc::{MembershipRefusals, RaftOverRpc};
 #[cfg(madsim)]
 pub use sim_transport::SimTransport;
 
 use std::time::Duration;
 
-use cluster_consensus::{Command, Committed, MemberNode, NodeId, TransportFailure, TypeConfig};
+use cluster_consensus::{Command, Committed, MemberNode, NodeId, Promotion, TransportFailure, TypeConfig};
 use cluster_types::{Cid, ClusterError, Id, Metric, PeerId, PinInfo, RepoGc};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -47,9 +47,12 @@ pub enum RpcRequest {
     RecoverAll,
     /// The member's identity (Go `Cluster.ID`).
     Id,
-    /// Adds a member to the cluster: learner, caught up, then voter (Go `Cluster.PeerAdd`).
-    /// Served by the leader; other members forward it.
+    /// Adds a member to the cluster as a learner (Go `Cluster.PeerAdd`; `PeerPromote` then
+    /// makes it a voter). Served by the leader; other members forward it.
     PeerAdd(MemberNode),
+    /// Makes a learner that has caught up a voter (the second step of `PeerAdd`); answers how
+    /// far it is otherwise. Served by the leader; other members forward it.
+    PeerPromote(MemberNode),
     /// Removes a member from the cluster after moving its pins (Go `Cluster.PeerRemove`).
     /// Served by the leader; other members forward it.
     PeerRemove(PeerId),
@@ -117,6 +120,8 @@ pub enum RpcResponse {
     Id(Id),
     /// The added member's record as the cluster now knows it.
     PeerAdd(Result<MemberNode, ClusterError>),
+    /// Whether the learner votes now, or how far it has caught up.
+    PeerPromote(Result<Promotion, ClusterError>),
     /// Whether the member was removed.
     PeerRemove(Result<(), ClusterError>),
     /// The metric was recorded.
@@ -129,6 +134,10 @@ pub enum RpcResponse {
     RepoStat(Result<(u64, u64), String>),
     /// Whether every block was stored.
     BlockPut(Result<(), String>),
+    /// A Raft request from a node that is not in the answering member's membership (for
+    /// example one removed while it was away): refused without reaching Raft, so it cannot
+    /// raise the cluster's term.
+    NotAMember,
 }
 
 /// Serves requests from other members.

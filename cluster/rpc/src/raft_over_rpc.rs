@@ -15,12 +15,40 @@ use crate::{RpcRequest, RpcResponse, Transport};
 #[derive(Clone)]
 pub struct RaftOverRpc {
     transport: Arc<dyn Transport>,
+    refusals: MembershipRefusals,
 }
 
 impl RaftOverRpc {
-    /// Raft over `transport`.
-    pub fn new(transport: Arc<dyn Transport>) -> RaftOverRpc {
-        RaftOverRpc { transport }
+    /// Raft over `transport`; vote requests that members refuse because this member is not
+    /// one of theirs are recorded in `refusals`.
+    pub fn new(transport: Arc<dyn Transport>, refusals: MembershipRefusals) -> RaftOverRpc {
+        RaftOverRpc { transport, refusals }
+    }
+}
+
+/// The members that answered this member's vote requests with [`RpcResponse::NotAMember`], and
+/// when: evidence that it was removed from the cluster while it was away.
+#[derive(Debug, Clone, Default)]
+pub struct MembershipRefusals(
+    Arc<std::sync::Mutex<std::collections::BTreeMap<NodeId, cluster_rt::tokio::time::Instant>>>,
+);
+
+impl MembershipRefusals {
+    fn record(&self, member: NodeId) {
+        let now = cluster_rt::now();
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(member, now);
+    }
+
+    /// The members that refused within `window` before now.
+    pub fn recent(&self, window: Duration) -> Vec<NodeId> {
+        let now = cluster_rt::now();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) <= window)
+            .map(|(member, _)| *member)
+            .collect()
     }
 }
 
@@ -49,13 +77,19 @@ impl RaftTransport for RaftOverRpc {
 
     async fn vote(
         &self,
-        _target: NodeId,
+        target: NodeId,
         node: &MemberNode,
         request: VoteRequest<NodeId>,
         timeout: Duration,
     ) -> Result<VoteResponse<NodeId>, TransportFailure> {
         match self.transport.call(node, RpcRequest::Vote(request), timeout).await? {
             RpcResponse::Vote(result) => result.map_err(TransportFailure::Network),
+            RpcResponse::NotAMember => {
+                self.refusals.record(target);
+                Err(TransportFailure::Network(format!(
+                    "{node} does not count this member among the cluster's members"
+                )))
+            }
             _ => Err(mismatch("vote")),
         }
     }

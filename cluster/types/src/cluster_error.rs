@@ -19,6 +19,10 @@ pub enum ClusterError {
     /// No Raft leader within `wait_for_leader_timeout`; retrying later may work.
     #[error("{0}")]
     NoLeader(String),
+    /// Too few voters answer for the cluster to commit anything (a majority is down or cut
+    /// off); the text says how many and what to do.
+    #[error("{0}")]
+    NoQuorum(String),
     /// Consensus failed to commit (storage error, shutdown).
     #[error("consensus error: {0}")]
     Consensus(String),
