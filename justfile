@@ -98,7 +98,7 @@ jsipfs-install:
 test-real-ipfs: jsipfs-install
     cargo build --workspace --bins
     cargo test -p cluster-tests --features real-ipfs --no-run
-    scripts/in-loopback-namespace.sh cargo test --offline -p cluster-tests --features real-ipfs --test real_ipfs -- --nocapture
+    scripts/in-loopback-namespace.sh cargo test --offline -p cluster-tests --features real-ipfs --test real_ipfs --test quickstart -- --nocapture
 
 # The JavaScript clients the compatibility tests drive (versions locked in package-lock.json).
 jsclients-install:

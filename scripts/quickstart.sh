@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # Sets up and starts a one-member IPFS Cluster beside a local IPFS daemon, all on loopback:
-#   bash scripts/quickstart.sh        # install what is missing, build, start, print next steps
+#   bash scripts/quickstart.sh        # build, start, print next steps
 #   bash scripts/quickstart.sh stop   # stop what it started (by PID)
 # Everything lives in .data/ in this checkout. The IPFS daemon is Kubo if `ipfs` is on PATH,
 # else js-ipfs from npm (tests/jsipfs); either is configured offline before it starts.
+# The ports it uses are written into the member's service.json, so the member can later be
+# started by hand with plain `ipfs-cluster-service -c .data/cluster daemon`.
+#
+# Settings (environment): IPFS_API_PORT (5012), CLUSTER_REST_PORT (9094), CLUSTER_PROXY_PORT
+# (9095), CLUSTER_PORT (9096); QUICKSTART_DATA (.data); QUICKSTART_PROFILE (release; the
+# tests use debug) and QUICKSTART_SKIP_BUILD=1 (the tests built the binaries already).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-DATA="$ROOT/.data"
+DATA=${QUICKSTART_DATA:-$ROOT/.data}
+PROFILE=${QUICKSTART_PROFILE:-release}
 API_PORT=${IPFS_API_PORT:-5012}
 REST_PORT=${CLUSTER_REST_PORT:-9094}
+PROXY_PORT=${CLUSTER_PROXY_PORT:-9095}
+CLUSTER_PORT=${CLUSTER_PORT:-9096}
 mkdir -p "$DATA"
 
 stop_pid() { # name
@@ -29,13 +38,16 @@ if [ "${1:-}" = "stop" ]; then
     exit 0
 fi
 
-echo "== tools"
-command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
-command -v just >/dev/null || cargo install just --locked
-
-echo "== build (release)"
-(cd "$ROOT" && cargo build --release --bins)
-BIN="$ROOT/target/release"
+echo "== build ($PROFILE)"
+if [ "${QUICKSTART_SKIP_BUILD:-}" = 1 ]; then
+    echo "skipped (QUICKSTART_SKIP_BUILD=1)"
+elif [ "$PROFILE" = release ]; then
+    command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+    (cd "$ROOT" && cargo build --release --bins)
+else
+    (cd "$ROOT" && cargo build --bins)
+fi
+BIN="$ROOT/target/$PROFILE"
 
 wait_http() { # url, seconds
     for _ in $(seq 1 $(( $2 * 5 ))); do
@@ -73,31 +85,48 @@ fi
 wait_http "http://127.0.0.1:$API_PORT/api/v0/version" 60 || { echo "IPFS daemon did not come up; see $DATA/ipfs.log"; exit 1; }
 
 echo "== cluster member"
-export IPFS_CLUSTER_PATH="$DATA/cluster"
-if [ ! -f "$IPFS_CLUSTER_PATH/service.json" ]; then
-    "$BIN/ipfs-cluster-service" init
+CLUSTER_DIR="$DATA/cluster"
+if [ ! -f "$CLUSTER_DIR/service.json" ]; then
+    "$BIN/ipfs-cluster-service" -c "$CLUSTER_DIR" init
 fi
+# The ports this script uses go into service.json, the daemon's as well as the member's own, so
+# the IPFS proxy forwards to the daemon that runs (also for a folder from an earlier run).
+python3 - "$CLUSTER_DIR/service.json" "$API_PORT" "$REST_PORT" "$PROXY_PORT" "$CLUSTER_PORT" <<'PY'
+import json, sys
+path, api, rest, proxy, cluster = sys.argv[1:]
+config = json.load(open(path))
+daemon = f"/ip4/127.0.0.1/tcp/{api}"
+config["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = daemon
+config["api"]["ipfsproxy"]["node_multiaddress"] = daemon
+config["api"]["ipfsproxy"]["listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{proxy}"
+config["api"]["restapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{rest}"
+config["cluster"]["listen_multiaddress"] = [f"/ip4/127.0.0.1/tcp/{cluster}"]
+with open(path + ".tmp", "w") as out:
+    json.dump(config, out, indent=2)
+PY
+mv "$CLUSTER_DIR/service.json.tmp" "$CLUSTER_DIR/service.json"
 if [ -f "$DATA/cluster.pid" ] && kill -0 "$(cat "$DATA/cluster.pid")" 2>/dev/null; then
     echo "already running (pid $(cat "$DATA/cluster.pid"))"
 else
-    CLUSTER_IPFSHTTP_NODEMULTIADDRESS="/ip4/127.0.0.1/tcp/$API_PORT" \
-    CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$REST_PORT" \
-    CLUSTER_LISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/9096" \
-        nohup "$BIN/ipfs-cluster-service" daemon >"$DATA/cluster.log" 2>&1 &
+    nohup "$BIN/ipfs-cluster-service" -c "$CLUSTER_DIR" daemon >"$DATA/cluster.log" 2>&1 &
     echo $! >"$DATA/cluster.pid"
     echo "ipfs-cluster-service started (pid $!, log $DATA/cluster.log)"
 fi
-CTL="$BIN/ipfs-cluster-ctl --host /ip4/127.0.0.1/tcp/$REST_PORT"
-for _ in $(seq 1 100); do $CTL id >/dev/null 2>&1 && break; sleep 0.2; done
-$CTL id
+HOST="--host /ip4/127.0.0.1/tcp/$REST_PORT"
+for _ in $(seq 1 100); do "$BIN/ipfs-cluster-ctl" $HOST id >/dev/null 2>&1 && break; sleep 0.2; done
+"$BIN/ipfs-cluster-ctl" $HOST id
+CTL="ipfs-cluster-ctl $HOST"
 
 cat <<NEXT
 
-A one-member cluster is running. Try:
-  CID=\$(curl -s -X POST -F file=@README.md "http://127.0.0.1:$API_PORT/api/v0/add?pin=false" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Hash"])')
-  $CTL pin add \$CID
-  $CTL status \$CID
+A one-member cluster is running (REST API 127.0.0.1:$REST_PORT, IPFS proxy 127.0.0.1:$PROXY_PORT).
+Put the binaries on your PATH for this shell:
+  export PATH="$BIN:\$PATH"
+(or install them: cargo install --path bins/ipfs-cluster-service && cargo install --path bins/ipfs-cluster-ctl)
+Then try:
+  $CTL add README.md
   $CTL pin ls
-  $CTL pin rm \$CID
+  $CTL status <cid>
+  $CTL pin rm <cid>
 Stop everything with: bash scripts/quickstart.sh stop
 NEXT
