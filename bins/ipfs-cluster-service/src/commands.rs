@@ -435,6 +435,28 @@ async fn run_daemon(
         advertised_address: advertised,
     })
     .await?;
+    // Whatever can still fail is done before the join: a member that joined is a voter.
+    let servers = (|| -> anyhow::Result<_> {
+        let rest = listeners
+            .rest
+            .map(|rest| RestServer::new(rest_config, rest, cluster.clone()).context("starting the REST API"))
+            .transpose()?;
+        let proxy = match (listeners.proxy, proxy_config) {
+            (Some(proxy), Some(config)) => {
+                Some(IpfsProxy::new(config, proxy, cluster.clone()).context("starting the IPFS proxy")?)
+            }
+            _ => None,
+        };
+        Ok((rest, proxy))
+    })();
+    let (rest_server, proxy_server) = match servers {
+        Ok(servers) => servers,
+        Err(e) => {
+            cluster.shutdown().await;
+            transport.stop();
+            return Err(e);
+        }
+    };
     transport.serve(cluster.rpc_handler());
     if let Err(e) = cluster.join().await {
         cluster.shutdown().await;
@@ -443,8 +465,7 @@ async fn run_daemon(
     }
     let (stop_tx, stop_rx) = cluster_rt::tokio::sync::watch::channel(false);
     let mut server_task = None;
-    if let Some(rest) = listeners.rest {
-        let server = RestServer::new(rest_config, rest, cluster.clone()).context("starting the REST API")?;
+    if let Some(server) = rest_server {
         tracing::info!("REST API listening on {}", list(&server.local_addresses()));
         let server = match tunnel {
             Some(tunnel) => server.with_tunnel(tunnel),
@@ -456,8 +477,7 @@ async fn run_daemon(
         })));
     }
     let mut proxy_task = None;
-    if let (Some(proxy), Some(proxy_config)) = (listeners.proxy, proxy_config) {
-        let proxy = IpfsProxy::new(proxy_config, proxy, cluster.clone()).context("starting the IPFS proxy")?;
+    if let Some(proxy) = proxy_server {
         tracing::info!("IPFS proxy listening on {}", list(&proxy.local_addresses()));
         let mut stop = stop_rx.clone();
         proxy_task = Some(cluster_rt::spawn(proxy.serve(async move {
