@@ -258,23 +258,42 @@ fn a_failed_add_through_the_proxy_is_an_error_for_plain_clients() {
     assert!(!body.contains("\"Hash\""), "{body}");
     assert!(json(body)["Message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 
-    // Progress lines went out first; a chunked upload (no TE: trailers can be added) gets a
-    // body cut before its end, which curl reports (exit 18, or 56 when the unread upload makes
-    // the close a reset), and never a Hash.
+    // Progress lines went out first; a client that did not ask for trailers (curl -F, with a
+    // Content-Length or chunked upload) gets a body cut before its end, which curl reports
+    // (exit 18, or 56 when the unread upload makes the close a reset), and never a Hash.
+    for extra in [&[][..], &["-H", "Transfer-Encoding: chunked"][..]] {
+        let mut command = Command::new("curl");
+        command
+            .args(["-s", "-S", "-X", "POST"])
+            .args(extra)
+            .arg("-F")
+            .arg(format!("file=@{}", big.display()))
+            .arg(format!("{api}/add?progress=true"));
+        let output = run(command, Duration::from_secs(60));
+        let text = stdout(&output);
+        assert!(
+            text.contains("\"Bytes\""),
+            "{extra:?}: progress lines came first: {text}"
+        );
+        assert!(!text.contains("\"Hash\""), "{extra:?}: {text}");
+        assert!(
+            matches!(output.status.code(), Some(18 | 56)),
+            "{extra:?}: curl sees a cut body, not a clean end: {:?} {}",
+            output.status.code(),
+            cluster_tests::stderr(&output)
+        );
+    }
+    assert!(daemon.fake.pins().is_empty());
+
+    // An add the cluster cannot place (5 copies on one member) is a 500 before anything streams.
+    daemon.fake.update_knobs(|k| k.down = false);
     let mut command = Command::new("curl");
     command
-        .args(["-s", "-S", "-X", "POST", "-H", "Transfer-Encoding: chunked", "-F"])
-        .arg(format!("file=@{}", big.display()))
-        .arg(format!("{api}/add?progress=true"));
-    let output = run(command, Duration::from_secs(60));
-    let text = stdout(&output);
-    assert!(text.contains("\"Bytes\""), "progress lines came first: {text}");
-    assert!(!text.contains("\"Hash\""), "{text}");
-    assert!(
-        matches!(output.status.code(), Some(18 | 56)),
-        "curl sees a cut body, not a clean end: {:?} {}",
-        output.status.code(),
-        cluster_tests::stderr(&output)
-    );
-    assert!(daemon.fake.pins().is_empty());
+        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", "-F"])
+        .arg(format!("file=@{}", small.display()))
+        .arg(format!("{api}/add?replication-min=5&replication-max=5"));
+    let text = stdout(&run(command, Duration::from_secs(60)));
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    assert_eq!(code, "500", "{body}");
+    assert!(!body.contains("\"Hash\""), "{body}");
 }

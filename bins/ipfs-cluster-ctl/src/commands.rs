@@ -163,7 +163,11 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
             if metrics.is_empty() {
                 // The API answers an empty list for any name; say when the name is unknown.
                 let names: Vec<String> = client.call(Method::GET, "/monitor/metrics").await?.unwrap_or_default();
-                if !names.contains(name) {
+                let informer = ["freespace", "ping", "pinqueue"].contains(&name.as_str()) || name.starts_with("tag:");
+                if informer && !names.contains(name) {
+                    // A metric members publish, not received yet (freespace waits for the daemon).
+                    eprintln!("no member has reported {name} yet");
+                } else if !names.contains(name) {
                     return Err(CtlError::local(
                         "reading metrics",
                         format!("no metric named {name:?}; this cluster has: {}", names.join(", ")),

@@ -698,6 +698,7 @@ fn health_metrics_alerts_and_ipfs_gc() {
         ("GET /monitor/metrics/freespace".into(), json(200, metric)),
         // As our server and Go's: any name answers a list, empty when nothing has it.
         ("GET /monitor/metrics/nosuch".into(), json(200, "[]".into())),
+        ("GET /monitor/metrics/pinqueue".into(), json(200, "[]".into())),
         ("GET /health/alerts".into(), json(200, "[]".into())),
         ("POST /ipfs/gc".into(), json(200, gc)),
     ]);
@@ -716,6 +717,11 @@ fn health_metrics_alerts_and_ipfs_gc() {
     let output = stub.ctl(&["health", "alerts"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stdout(&output), "");
+
+    // A metric members publish but nobody reported yet is not an error: it says so.
+    let output = stub.ctl(&["health", "metrics", "pinqueue"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "no member has reported pinqueue yet\n");
 
     // A name the cluster never reported is an error that lists the names it has.
     let output = stub.ctl(&["health", "metrics", "nosuch"]);
@@ -736,6 +742,8 @@ fn health_metrics_alerts_and_ipfs_gc() {
             "/monitor/metrics",
             "/monitor/metrics/freespace",
             "/health/alerts",
+            "/monitor/metrics/pinqueue",
+            "/monitor/metrics",
             "/monitor/metrics/nosuch",
             "/monitor/metrics",
             "/ipfs/gc?local=true"

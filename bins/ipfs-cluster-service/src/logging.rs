@@ -19,6 +19,9 @@ pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);
 /// Kinds remembered at most; past it, kinds not seen within the window are forgotten.
 const KINDS_MAX: usize = 4096;
 
+/// Digit runs this long are identifiers (Raft node ids), not counts.
+const ID_DIGITS_MIN: usize = 10;
+
 /// Characters of a line (after the time stamp) that make its kind.
 const KIND_CHARS_MAX: usize = 200;
 
@@ -119,21 +122,31 @@ impl RepeatFolder {
     }
 }
 
-/// What makes two lines of one kind: the text after the time stamp, numbers replaced.
+/// What makes two lines of one kind: the text after the time stamp, with counts, durations and
+/// ports replaced. Digits inside a word (a peer id) and runs of ten digits or more (a Raft node
+/// id) stay: two dead members are two kinds.
 fn kind_of(plain: &str) -> String {
     let after_time = plain.split_once(' ').map(|(_, rest)| rest).unwrap_or(plain);
-    let mut kind = String::with_capacity(KIND_CHARS_MAX);
-    let mut in_number = false;
-    for c in after_time.chars().take(KIND_CHARS_MAX) {
-        if c.is_ascii_digit() {
-            if !in_number {
-                kind.push('#');
-            }
-            in_number = true;
-        } else {
-            kind.push(c);
-            in_number = false;
+    let chars: Vec<char> = after_time.chars().take(KIND_CHARS_MAX).collect();
+    let mut kind = String::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            kind.push(chars[i]);
+            i += 1;
+            continue;
         }
+        let end = i + chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let in_word = (i > 0 && chars[i - 1].is_ascii_alphabetic())
+            || chars
+                .get(end)
+                .is_some_and(|c| c.is_ascii_alphabetic() && *c != 's' && *c != 'm');
+        if in_word || end - i >= ID_DIGITS_MIN {
+            kind.extend(&chars[i..end]);
+        } else {
+            kind.push('#');
+        }
+        i = end;
     }
     kind
 }
@@ -240,6 +253,26 @@ mod tests {
         for (what, text, second, expected) in table {
             assert_eq!(folder.admit(text, at(second)), expected, "{what}");
         }
+    }
+
+    #[test]
+    fn kinds_keep_identifiers_and_drop_counts() {
+        let kind = |text: &str| kind_of(&format!("2026-12-05T12:00:00Z {text}"));
+        assert_eq!(
+            kind("WARN x: to target=13294249191678100760 after 499.99ms, 12 tries"),
+            "WARN x: to target=13294249191678100760 after #.#ms, # tries"
+        );
+        assert_ne!(
+            kind("WARN x: cannot connect to 12D3KooWR4z2xGxCn46TfHb"),
+            kind("WARN x: cannot connect to 12D3KooWAbA11fSAWV5sr2mR"),
+            "two members are two kinds"
+        );
+        assert_ne!(
+            kind("WARN x: target=13294249191678100760"),
+            kind("WARN x: target=3362807075761698885"),
+            "two Raft node ids are two kinds"
+        );
+        assert_eq!(kind("WARN x: 127.0.0.1:9396"), "WARN x: #.#.#.#:#");
     }
 
     #[test]

@@ -256,11 +256,22 @@ impl Adder {
 
     /// Stores the batch on the destinations, then sends the lines that waited for it.
     async fn flush(&mut self) -> Result<(), ClusterError> {
+        self.store_batch().await?;
+        self.emit_waiting().await
+    }
+
+    /// Stores the batch on the destinations.
+    async fn store_batch(&mut self) -> Result<(), ClusterError> {
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
             self.batch_bytes = 0;
             self.backend.add_blocks(&self.destinations, batch).await?;
         }
+        Ok(())
+    }
+
+    /// Sends the lines that waited for their blocks.
+    async fn emit_waiting(&mut self) -> Result<(), ClusterError> {
         for line in std::mem::take(&mut self.waiting) {
             self.emit(line).await?;
         }
@@ -273,14 +284,16 @@ impl Adder {
         } else {
             self.add_unixfs(&params, upload).await?
         };
-        self.flush().await?;
+        self.store_batch().await?;
         if !params.no_pin {
             // As Go: the pin is named only by the `name` parameter, never after the file.
             self.backend
                 .add_pin(root, params.pin.clone(), self.destinations.clone())
                 .await?;
         }
-        Ok(())
+        // The last lines, the root's among them, go out once it is pinned: a client that sees
+        // the root's line sees an add that succeeded.
+        self.emit_waiting().await
     }
 
     async fn add_unixfs(&mut self, params: &AddParams, upload: &mut Upload) -> Result<Cid, ClusterError> {

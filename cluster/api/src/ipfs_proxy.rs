@@ -711,7 +711,8 @@ async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incom
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let boundary = multipart_boundary(content_type.as_deref()).map_err(KuboError::new)?;
-    let trailers = accepts_trailers(request.headers());
+    // A client that did not ask for trailers itself would take a clean end for success.
+    let trailers = crate::te_trailers::client_asked_for_trailers(request.headers());
     let destinations = shared.backend.add_destinations(&params.pin, params.local).await?;
     let mut lines = run_add(
         shared.backend.clone(),
@@ -726,8 +727,8 @@ async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incom
         Some(Ok(line)) => Some(line),
         Some(Err(e)) => return Err(KuboError::from(e)),
     };
-    // Then the lines as they come; a later error goes in the trailer, or, for a client that
-    // did not ask for trailers (and would take a clean end for success), cuts the body.
+    // Then the lines as they come; a later error goes in the trailer for a client that asked
+    // for trailers, and cuts the body for any other (it never ends cleanly).
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BodyError>>(16);
     cluster_rt::spawn(async move {
         let mut next = first.map(Ok);
@@ -785,16 +786,6 @@ fn kubo_add_line(line: &cluster_types::AddedOutput) -> Bytes {
     let mut text = value.to_string();
     text.push('\n');
     Bytes::from(text)
-}
-
-/// Whether the request said `TE: trailers` (the server's reader adds it where it safely can).
-fn accepts_trailers(headers: &hyper::HeaderMap) -> bool {
-    headers
-        .get_all("te")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
 }
 
 /// `block/put` / `dag/put` with `pin=true`: the daemon stores the data (asked not to pin), then

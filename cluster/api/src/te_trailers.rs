@@ -17,6 +17,24 @@ use std::task::{Context, Poll};
 
 use cluster_rt::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// Says that the `TE: trailers` of a request was added here, not sent by the client: handlers
+/// that must reach a client that cannot read trailers (the IPFS proxy's `add`) look for it.
+pub(crate) const ADDED_HEADER: &str = "x-cluster-added-te";
+const ADDED_MARKER: &[u8] = b"X-Cluster-Added-TE: trailers\r\n";
+
+/// Whether the client itself asked for trailers (`TE: trailers` it sent, not one added here).
+pub(crate) fn client_asked_for_trailers(headers: &hyper::HeaderMap) -> bool {
+    if headers.contains_key(ADDED_HEADER) {
+        return false;
+    }
+    headers
+        .get_all("te")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
+}
+
 /// Longest request head we look into; longer ones switch to pass-through.
 const HEAD_LIMIT: usize = 64 * 1024;
 
@@ -161,9 +179,10 @@ fn rewrite(head: &[u8]) -> Option<(Vec<u8>, Framing)> {
         // The client chose its own TE; leave it as sent.
         return Some((head.to_vec(), framing));
     }
-    let mut rewritten = Vec::with_capacity(head.len() + 16);
+    let mut rewritten = Vec::with_capacity(head.len() + 16 + ADDED_MARKER.len());
     rewritten.extend_from_slice(request_line.as_bytes());
     rewritten.extend_from_slice(b"\r\nTE: trailers\r\n");
+    rewritten.extend_from_slice(ADDED_MARKER);
     rewritten.extend_from_slice(headers.as_bytes());
     Some((rewritten, framing))
 }
@@ -245,7 +264,7 @@ mod tests {
     #[test]
     fn heads_get_the_header_and_bodies_pass_unchanged() {
         let input = b"GET /pins HTTP/1.1\r\nHost: x\r\n\r\nPOST /add HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /peers HTTP/1.1\r\nhost: y\r\n\r\n";
-        let expected = b"GET /pins HTTP/1.1\r\nTE: trailers\r\nHost: x\r\n\r\nPOST /add HTTP/1.1\r\nTE: trailers\r\nContent-Length: 5\r\n\r\nhelloGET /peers HTTP/1.1\r\nTE: trailers\r\nhost: y\r\n\r\n";
+        let expected = b"GET /pins HTTP/1.1\r\nTE: trailers\r\nX-Cluster-Added-TE: trailers\r\nHost: x\r\n\r\nPOST /add HTTP/1.1\r\nTE: trailers\r\nX-Cluster-Added-TE: trailers\r\nContent-Length: 5\r\n\r\nhelloGET /peers HTTP/1.1\r\nTE: trailers\r\nX-Cluster-Added-TE: trailers\r\nhost: y\r\n\r\n";
         for step in [1, 2, 3, 7, 1000] {
             let (out, framing) = through(input, step);
             assert_eq!(
@@ -264,7 +283,7 @@ mod tests {
         input.extend_from_slice(body);
         let (out, _) = through(&input, 4);
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text.matches("TE: trailers").count(), 1, "{text}");
+        assert_eq!(text.matches("\r\nTE: trailers").count(), 1, "{text}");
         assert!(text.ends_with("GET /evil HTTP/1.1\r\n\r\n"));
     }
 

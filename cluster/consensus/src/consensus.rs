@@ -310,6 +310,11 @@ impl Consensus {
         self.raft.metrics().borrow().last_applied.map(|l| l.index)
     }
 
+    /// The index of the last entry in this member's log.
+    pub fn last_log_index(&self) -> Option<u64> {
+        self.raft.metrics().borrow().last_log_index
+    }
+
     /// Whether `node` is a voter in the current membership.
     pub fn is_voter(&self, node: NodeId) -> bool {
         let metrics = self.raft.metrics();
@@ -336,6 +341,19 @@ impl Consensus {
             if self.is_voter(node) {
                 return Ok(());
             }
+            if known.address != member.address {
+                // A learner asking again from another address: openraft keeps a known node's
+                // record on AddNodes, and would go on replicating to the old address.
+                self.require_quorum()?;
+                let _turn = self.membership_turn.lock().await;
+                let nodes = BTreeMap::from([(node, member.clone())]);
+                return self
+                    .while_change_in_progress(|| {
+                        self.raft
+                            .change_membership(openraft::ChangeMembers::SetNodes(nodes.clone()), false)
+                    })
+                    .await;
+            }
         }
         self.require_quorum()?;
         let _turn = self.membership_turn.lock().await;
@@ -351,6 +369,11 @@ impl Consensus {
         let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
         if voters.len() <= 1 && voters.contains(&self.node_id) {
             return Ok(());
+        }
+        if metrics.state != ServerState::Leader {
+            return Err(ClusterError::NoLeader(
+                "this member is not the leader (any more); ask again".into(),
+            ));
         }
         let fresh = (self.config.election_timeout * 2).as_millis() as u64;
         match metrics.millis_since_quorum_ack {
@@ -379,6 +402,10 @@ impl Consensus {
                 "node {node} is not a learner of this cluster: ask to join first"
             )));
         }
+        self.require_quorum()?;
+        // Checked while holding the turn: the wait for it may be long, the learner's progress
+        // is read after it.
+        let _turn = self.membership_turn.lock().await;
         let metrics = self.raft.metrics().borrow().clone();
         let Some(replication) = metrics.replication.as_ref() else {
             return Err(ClusterError::NoLeader("this member is no longer the leader".into()));
@@ -392,8 +419,6 @@ impl Consensus {
         if !caught_up {
             return Ok(Promotion::CatchingUp { matched, last });
         }
-        self.require_quorum()?;
-        let _turn = self.membership_turn.lock().await;
         let voters: std::collections::BTreeSet<NodeId> = [node].into_iter().collect();
         self.while_change_in_progress(|| {
             self.raft

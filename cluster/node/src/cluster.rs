@@ -16,7 +16,7 @@ use cluster_consensus::{
 use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
 use cluster_rpc::{
     MembershipRefusals, RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Traffic, Transport, WireBlock,
-    RECOVER_ALL_LISTED_MAX,
+    MEMBER_STARTING, RECOVER_ALL_LISTED_MAX,
 };
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};
@@ -51,8 +51,11 @@ const RECOVER_ALL_TIMEOUT: Duration = Duration::from_secs(120);
 const IPFS_POLL: Duration = Duration::from_secs(1);
 /// Deadline of a membership change (a joining member catches up before it is answered).
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long a learner may make no progress catching up before its promotion is given up.
-const PROMOTION_STALL: Duration = Duration::from_secs(60);
+/// How long a learner may make no progress catching up before its promotion is given up. Long:
+/// a large snapshot is sent whole before the learner's progress moves at all.
+const PROMOTION_STALL: Duration = Duration::from_secs(300);
+/// How long a learner has to answer before the leader makes it a voter.
+const LEARNER_ALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often a learner's promotion is asked for while it catches up.
 const PROMOTION_POLL: Duration = Duration::from_millis(500);
 /// How long `--bootstrap` keeps trying members that cannot be reached (they may be starting),
@@ -1586,9 +1589,9 @@ impl Cluster {
             .rpc
             .as_ref()
             .ok_or_else(|| ClusterError::Internal("no transport to join with".into()))?;
-        // Members started together: the bootstrap member may not listen yet. While nothing
-        // listens at any bootstrap address they are tried again for a while; anything that
-        // answered (a refusal, a failed handshake) is final.
+        // Members started together: the bootstrap member may not listen yet, or still be
+        // starting, or the cluster between two leaders. They are tried again for a while;
+        // anything else (a refusal, a failed handshake: another secret) is final.
         let patience = self.config.raft.wait_for_leader_timeout * JOIN_PATIENCE_LEADER_WAITS;
         let deadline = cluster_rt::now() + patience;
         loop {
@@ -1611,7 +1614,11 @@ impl Cluster {
                         return Ok(());
                     }
                     Ok(RpcResponse::PeerAdd(Err(e))) => {
-                        answered = true;
+                        // Between two leaders, or without a quorum for now: worth another try.
+                        answered |= !matches!(
+                            e,
+                            ClusterError::NoLeader(_) | ClusterError::NoQuorum(_) | ClusterError::Timeout(_)
+                        );
                         failures.push(format!("{through}: {e}"));
                     }
                     Ok(other) => {
@@ -1619,8 +1626,9 @@ impl Cluster {
                         failures.push(format!("{through}: unexpected answer {other:?}"));
                     }
                     Err(e) => {
-                        // Someone answered the dial (a handshake that failed: another secret).
-                        answered |= !nobody_listening(&e);
+                        // Someone answered the dial (a handshake that failed: another secret),
+                        // unless nothing listens there yet or the member is still starting.
+                        answered |= !not_up_yet(&e);
                         failures.push(format!("{through}: {e:?}"));
                     }
                 }
@@ -1653,9 +1661,12 @@ impl Cluster {
         // Moving pins and the removal are Raft writes: without a quorum, say so at once, or
         // when a write times out for lack of one.
         self.consensus.require_quorum()?;
-        let no_quorum_first = |e: ClusterError| match self.consensus.require_quorum() {
-            Err(no_quorum) => no_quorum,
-            Ok(()) => e,
+        let no_quorum_first = |e: ClusterError| match (self.consensus.require_quorum(), &e) {
+            (Err(ClusterError::NoQuorum(why)), ClusterError::Timeout(_)) => ClusterError::NoQuorum(format!(
+                "{why} (what was already written stays in the log and is done if the members come back)"
+            )),
+            (Err(no_quorum @ ClusterError::NoQuorum(_)), _) => no_quorum,
+            _ => e,
         };
         let moved = self.repair_allocations(Some(&peer)).await.map_err(no_quorum_first)?;
         tracing::info!("moved {moved} pins away from {peer}; removing it from the cluster");
@@ -1703,10 +1714,16 @@ impl Cluster {
     }
 }
 
-/// Whether a call failed because nothing listens at the member's address (yet): the operating
-/// system's "connection refused", as the transports report it.
-fn nobody_listening(failure: &TransportFailure) -> bool {
-    matches!(failure, TransportFailure::Unreachable(message) if message.to_ascii_lowercase().contains("connection refused"))
+/// Whether a call failed because the member is not up yet: nothing listens at its address (the
+/// operating system's "connection refused", as the transports report it), or it answered that
+/// it is still starting.
+fn not_up_yet(failure: &TransportFailure) -> bool {
+    match failure {
+        TransportFailure::Unreachable(message) => {
+            message.to_ascii_lowercase().contains("connection refused") || message.contains(MEMBER_STARTING)
+        }
+        TransportFailure::Network(_) => false,
+    }
 }
 
 /// One reading of the transport's traffic counters.
@@ -1814,13 +1831,17 @@ impl RpcHandler for ClusterRpcHandler {
                 RpcResponse::AppendEntries(raft.append_entries(r).await.map_err(|e| e.to_string()))
             }
             RpcRequest::Vote(r) => {
-                // A candidate this member does not count as a member (removed while it was
-                // away) is told so, and its term never reaches Raft.
+                // A candidate this member does not count as a member, and whose log is not
+                // ahead of this member's (one removed while it was away), is told so, and its
+                // term never reaches Raft. A candidate with a longer log may know of a change
+                // this member missed (its own addition): Raft decides as usual.
                 let candidate = r.vote.leader_id().voted_for();
                 let members = self.cluster.consensus.members();
                 let stranger =
                     candidate.is_some_and(|c| !members.is_empty() && !members.iter().any(|(id, _)| *id == c));
-                if stranger {
+                let theirs = r.last_log_id.map(|log_id| log_id.index);
+                let not_ahead = theirs <= self.cluster.consensus.last_log_index();
+                if stranger && not_ahead {
                     tracing::info!("refused a vote request from node {candidate:?}: not a member of this cluster");
                     return RpcResponse::NotAMember;
                 }
@@ -1873,7 +1894,23 @@ impl ClusterRpcHandler {
             }
             RpcRequest::PeerPromote(member) if leading => {
                 let promoted = match member.peer_id.parse::<PeerId>() {
-                    Ok(peer) => cluster.consensus.promote_if_caught_up(node_id_of(&peer)).await,
+                    Ok(peer) => {
+                        let node = node_id_of(&peer);
+                        // A learner that caught up and then died still looks caught up: it must
+                        // answer before it gets a vote.
+                        if !cluster.consensus.is_voter(node) {
+                            let alive = cluster
+                                .call_member(&member, RpcRequest::Id, LEARNER_ALIVE_TIMEOUT)
+                                .await;
+                            if let Err(e) = alive {
+                                let answer = Err(ClusterError::Timeout(format!(
+                                    "{member} does not answer ({e:?}); not promoted"
+                                )));
+                                return RpcResponse::PeerPromote(answer);
+                            }
+                        }
+                        cluster.consensus.promote_if_caught_up(node).await
+                    }
                     Err(e) => Err(ClusterError::InvalidArgument(format!(
                         "peer id {:?}: {e}",
                         member.peer_id

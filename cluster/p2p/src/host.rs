@@ -31,6 +31,8 @@ const STREAMS_PER_CONNECTION: usize = 1024;
 /// Connection setup (private network, noise, yamux) must finish within this; a peer with
 /// another secret fails here, since its bytes decode to garbage that never completes a handshake.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+use cluster_rpc::MEMBER_STARTING;
+
 /// How long start waits for the listeners to report their addresses.
 const LISTEN_WAIT: Duration = Duration::from_secs(10);
 
@@ -390,7 +392,7 @@ impl Transport for P2pTransport {
             // The local short-cut: no socket, no encoding.
             return match self.handler.get() {
                 Some(handler) => Ok(handler.handle(request).await),
-                None => Err(TransportFailure::Unreachable("this member is not serving yet".into())),
+                None => Err(TransportFailure::Unreachable(format!("this member {MEMBER_STARTING}"))),
             };
         }
         let address = match to.address.as_str() {
@@ -420,7 +422,10 @@ impl Transport for P2pTransport {
             Ok(Err(_)) => return Err(TransportFailure::Network("the libp2p host stopped mid-call".into())),
             Ok(Ok(result)) => result?,
         };
-        wire::decode_response(&bytes).map_err(|e| TransportFailure::Network(format!("from {peer}: {e}")))
+        match wire::decode_response(&bytes).map_err(|e| TransportFailure::Network(format!("from {peer}: {e}")))? {
+            RpcResponse::Starting => Err(TransportFailure::Unreachable(format!("{peer} {MEMBER_STARTING}"))),
+            answer => Ok(answer),
+        }
     }
 }
 
@@ -538,7 +543,13 @@ impl SwarmTask {
 
     fn inbound(&mut self, peer: PeerId, request: Vec<u8>, channel: ResponseChannel<Vec<u8>>) {
         let Some(handler) = self.handler.get().cloned() else {
-            tracing::debug!("dropping a request from {peer}: not serving yet");
+            // Answered at once, so a member joining through this one tries again instead of
+            // waiting out its deadline.
+            tracing::debug!("a request from {peer} while not serving yet: answered 'starting'");
+            let _ = self.commands.send(HostCommand::Respond {
+                channel,
+                response: wire::encode_response(&RpcResponse::Starting),
+            });
             return;
         };
         let commands = self.commands.clone();

@@ -68,9 +68,13 @@ pub enum RpcRequest {
     BlockPut(Vec<WireBlock>),
 }
 
-/// Items listed in one member's answer to [`RpcRequest::RecoverAll`]: well under the frame limit
-/// ([`wire::MAX_FRAME`]) at a few hundred bytes each.
-pub const RECOVER_ALL_LISTED_MAX: usize = 50_000;
+/// The words of a transport failure to a member that is still starting (it answered
+/// [`RpcResponse::Starting`]): a caller may try again shortly.
+pub const MEMBER_STARTING: &str = "is starting and serves no request yet";
+
+/// Items listed in one member's answer to [`RpcRequest::RecoverAll`]: under the frame limit
+/// ([`wire::MAX_FRAME`], 64 MiB) even at a few kilobytes each (a daemon's address list).
+pub const RECOVER_ALL_LISTED_MAX: usize = 10_000;
 
 /// A block in an RPC: its CID and its bytes (base64 in the JSON frame).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -134,6 +138,9 @@ pub enum RpcResponse {
     RepoStat(Result<(u64, u64), String>),
     /// Whether every block was stored.
     BlockPut(Result<(), String>),
+    /// The member is starting and serves no request yet; the transport turns this into an
+    /// `Unreachable` failure whose text contains [`MEMBER_STARTING`].
+    Starting,
     /// A Raft request from a node that is not in the answering member's membership (for
     /// example one removed while it was away): refused without reaching Raft, so it cannot
     /// raise the cluster's term.
