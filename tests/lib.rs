@@ -153,6 +153,8 @@ pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) 
 
 /// Runs a command to completion (bounded by `limit`) and returns its output. The output is read
 /// while the command runs: a command that writes more than a pipe holds must not block on it.
+/// A command that leaves a process running in the background with its output inherited keeps
+/// the pipes open: run such scripts with their output in files.
 pub fn run(mut command: Command, limit: Duration) -> Output {
     let mut child = command
         .stdin(Stdio::null())

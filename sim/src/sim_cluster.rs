@@ -11,6 +11,23 @@ use madsim::runtime::{Handle, NodeHandle};
 
 use crate::{replay_hint, MemberSnapshot, SimMember, SimMemberConfig};
 
+/// A fresh folder for one simulated cluster's data. Named from the process id and a counter,
+/// not at random: tempfile's random names draw from the random source, and how many draws
+/// depends on what ran before in the process, so two runs of one seed diverged (madsim's
+/// determinism check failed whenever another simulation had run first).
+fn run_folder() -> tempfile::TempDir {
+    static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("cluster-sim-{}-{n}", std::process::id());
+    // Left behind by an earlier process with the same id, if any.
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&name));
+    tempfile::Builder::new()
+        .prefix(&name)
+        .rand_bytes(0)
+        .tempdir()
+        .expect("a folder for the simulated cluster")
+}
+
 /// The simulated IP of member `i`.
 pub fn member_ip(i: usize) -> IpAddr {
     format!("10.0.0.{}", i + 1).parse().expect("valid ip")
@@ -37,7 +54,7 @@ impl SimCluster {
     /// Starts `size` members that all know each other from the start.
     pub fn start(handle: &Handle, size: usize) -> SimCluster {
         assert!((1..=7).contains(&size), "1 to 7 members, not {size}");
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = run_folder();
         let members = (0..size)
             .map(|i| {
                 let peers = (0..size)

@@ -8,10 +8,10 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cluster_tests::{bin_path, run, stderr, stdout};
+use cluster_tests::{bin_path, stderr, stdout};
 
 /// The `sh` code blocks after `marker`, in order.
 fn code_blocks_after(readme: &str, marker: &str) -> Vec<String> {
@@ -29,19 +29,44 @@ fn code_blocks_after(readme: &str, marker: &str) -> Vec<String> {
     blocks
 }
 
+/// Runs `script` with bash in `dir`, the binaries first on PATH. Its output goes to files, not
+/// pipes: a daemon it leaves running in the background would otherwise hold a pipe open, and
+/// reading the output would wait for that daemon to end.
 fn bash(script: &str, dir: &Path, limit: Duration) -> std::process::Output {
     let binaries = bin_path("ipfs-cluster-service")
         .parent()
         .expect("the binaries' folder")
         .to_path_buf();
     let path = format!("{}:{}", binaries.display(), std::env::var("PATH").unwrap_or_default());
+    let (out_file, err_file) = (dir.join("script.out"), dir.join("script.err"));
     let mut command = Command::new("bash");
     command
         .args(["-e", "-o", "pipefail", "-c", script])
         .current_dir(dir)
         .env("PATH", path)
-        .env_remove("CLUSTER_SECRET");
-    run(command, limit)
+        .env_remove("CLUSTER_SECRET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&out_file).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&err_file).unwrap()));
+    let mut child = command.spawn().expect("bash");
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for bash") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let status = child.wait().expect("wait for bash");
+            eprintln!("the script did not finish within {limit:?}");
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::process::Output {
+        status,
+        stdout: std::fs::read(&out_file).unwrap_or_default(),
+        stderr: std::fs::read(&err_file).unwrap_or_default(),
+    }
 }
 
 fn alive(pid: &str) -> bool {

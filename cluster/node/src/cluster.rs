@@ -2,6 +2,9 @@
 //! (forwarding to the leader over RPC when there are other members), answers status from its
 //! tracker and the allocated members' trackers, serves other members' RPC requests, and runs
 //! the periodic state sync and recover loops.
+//!
+//! Every `select!` here is `biased` (shutdown first): tokio's random branch order is seeded
+//! from a process-wide counter, not from the simulator's seed.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -307,12 +310,14 @@ impl Cluster {
                 .consensus
                 .wait_for_leader(cluster.config.raft.wait_for_leader_timeout);
             cluster_rt::tokio::select! {
+                biased;
                 _ = shutdown.changed() => return,
                 result = wait => if let Err(e) = result { tracing::warn!("startup: {e}") },
             }
             cluster.sync_once("startup").await;
             loop {
                 cluster_rt::tokio::select! {
+                    biased;
                     _ = shutdown.changed() => return,
                     _ = cluster_rt::sleep(cluster.config.state_sync_interval) => cluster.sync_once("periodic").await,
                 }
@@ -323,6 +328,7 @@ impl Cluster {
         cluster_rt::spawn(async move {
             loop {
                 cluster_rt::tokio::select! {
+                    biased;
                     _ = shutdown.changed() => return,
                     _ = cluster_rt::sleep(cluster.config.pin_recover_interval) => {
                         let mut recovered = cluster.tracker.recover_all();
@@ -378,6 +384,7 @@ impl Cluster {
                 }
                 was_member |= is_member;
                 cluster_rt::tokio::select! {
+                    biased;
                     _ = shutdown.changed() => return,
                     _ = cluster_rt::sleep(MEMBERSHIP_WATCH) => {}
                 }
@@ -429,6 +436,7 @@ impl Cluster {
             let mut last_repair = cluster_rt::now();
             loop {
                 cluster_rt::tokio::select! {
+                    biased;
                     _ = shutdown.changed() => return,
                     _ = cluster_rt::sleep(MEMBERSHIP_WATCH) => {}
                 }
@@ -506,6 +514,7 @@ impl Cluster {
         cluster_rt::spawn(async move {
             loop {
                 cluster_rt::tokio::select! {
+                    biased;
                     _ = shutdown.changed() => return,
                     _ = cluster_rt::sleep(cluster.config.monitor_check_interval) => {}
                 }
@@ -581,6 +590,7 @@ impl Cluster {
             loop {
                 cluster.publish_liveness();
                 cluster_rt::tokio::select! {
+                    biased;
                     _ = shutdown.changed() => return,
                     _ = cluster_rt::sleep(cluster.config.metric_ttl / 2) => {}
                 }
@@ -596,6 +606,7 @@ impl Cluster {
                     cluster.config.metric_ttl / 4
                 };
                 cluster_rt::tokio::select! {
+                    biased;
                     _ = shutdown.changed() => return,
                     _ = cluster_rt::sleep(next) => {}
                 }
@@ -949,6 +960,7 @@ impl Cluster {
                     }
                 }
                 cluster_rt::tokio::select! {
+                    biased;
                     _ = shutdown.changed() => return,
                     _ = cluster_rt::sleep(IPFS_POLL) => {}
                 }
