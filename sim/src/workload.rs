@@ -414,7 +414,14 @@ impl Run {
             let mut violations = Vec::new();
             let all_up = snapshots.iter().all(|m| m.alive);
             let agreed = all_up && snapshots.iter().all(|m| m.pins == snapshots[0].pins);
-            if agreed {
+            // A member that joined ends a voter, not a learner stuck half way.
+            let learners: Vec<usize> = self
+                .cluster
+                .in_cluster()
+                .into_iter()
+                .filter(|i| !self.cluster.is_voter_everywhere(*i))
+                .collect();
+            if agreed && learners.is_empty() {
                 invariants::pins_placed_on_allocated_daemons(&snapshots, &mut violations);
                 if violations.is_empty() {
                     return snapshots;
@@ -426,6 +433,12 @@ impl Run {
                     violations.push(Violation {
                         invariant: "liveness",
                         detail: format!("members did not agree within {LIVENESS_BOUND:?}: pinset sizes {sizes:?}"),
+                    });
+                }
+                if !learners.is_empty() {
+                    violations.push(Violation {
+                        invariant: "liveness",
+                        detail: format!("members {learners:?} are not voters everywhere within {LIVENESS_BOUND:?}"),
                     });
                 }
                 self.fail("no liveness", &violations);
