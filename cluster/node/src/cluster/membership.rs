@@ -1,0 +1,322 @@
+//! Membership: joining (learner, then voter once caught up), adding and removing members,
+//! and noticing that this member was removed.
+
+use super::*;
+
+/// Deadline of a membership change (a joining member catches up before it is answered).
+pub(super) const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a learner may make no progress catching up before its promotion is given up. Long:
+/// a large snapshot is sent whole before the learner's progress moves at all.
+pub(super) const PROMOTION_STALL: Duration = Duration::from_secs(300);
+
+/// How long a learner has to answer before the leader makes it a voter.
+pub(super) const LEARNER_ALIVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often a learner's promotion is asked for while it catches up.
+pub(super) const PROMOTION_POLL: Duration = Duration::from_millis(500);
+
+/// How long `--bootstrap` keeps trying members that cannot be reached (they may be starting),
+/// in `wait_for_leader_timeout`s: a minute with Go's default of 15 s.
+pub(super) const JOIN_PATIENCE_LEADER_WAITS: u32 = 4;
+
+/// Pause between two rounds of join attempts.
+pub(super) const JOIN_RETRY: Duration = Duration::from_secs(2);
+
+/// How recent the refusals that show a member was removed while away must be.
+pub(super) const REMOVAL_EVIDENCE_WINDOW: Duration = Duration::from_secs(30);
+
+/// How often a member checks whether it is still in the member list.
+pub(super) const MEMBERSHIP_WATCH: Duration = Duration::from_secs(1);
+
+impl Cluster {
+    /// Watches the member list: once this member has been in it and then is not, it was
+    /// removed (`peers rm`); [`Cluster::removed`] tells the daemon to stop (Go `watchPeers`).
+    /// Also logs when this member becomes the leader.
+    pub(super) fn spawn_membership_watch(self: &Arc<Self>) {
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            let me = cluster.consensus.node_id();
+            let mut was_member = false;
+            let mut was_leader = false;
+            loop {
+                let is_leader = cluster.consensus.is_leader();
+                if is_leader && !was_leader {
+                    // Operators (and the process tests) find the leader in the logs.
+                    tracing::info!(
+                        "this member is now the raft leader (term {})",
+                        cluster.consensus.current_term()
+                    );
+                }
+                was_leader = is_leader;
+                let members = cluster.consensus.members();
+                let is_member = members.iter().any(|(id, _)| *id == me);
+                let removed = if was_member && !is_member {
+                    Some("its own log says so".to_string())
+                } else {
+                    cluster.removed_while_away(&members)
+                };
+                if let Some(how) = removed {
+                    tracing::warn!(
+                        "this member was removed from the cluster ({how}): stopping; to join again, start it \
+                         on an empty data folder (or init a new one) with --bootstrap <a member's address>"
+                    );
+                    let _ = cluster.removed_tx.send(true);
+                    return;
+                }
+                was_member |= is_member;
+                cluster_rt::tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(MEMBERSHIP_WATCH) => {}
+                }
+            }
+        });
+    }
+
+    /// Whether this member was removed while it was away: it has no leader, and most of the
+    /// other voters of its own (stale) view refused its vote requests because they no longer
+    /// count it as a member. A majority is needed: a member that lags behind a join could
+    /// refuse a voter it does not know yet, but a majority of voters has every committed one.
+    pub(super) fn removed_while_away(&self, members: &[(NodeId, MemberNode)]) -> Option<String> {
+        if self.consensus.leader().is_some() {
+            return None;
+        }
+        let me = self.consensus.node_id();
+        let others: Vec<NodeId> = members
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != me && self.consensus.is_voter(*id))
+            .collect();
+        let refused: Vec<NodeId> = self
+            .refusals
+            .recent(REMOVAL_EVIDENCE_WINDOW)
+            .into_iter()
+            .filter(|id| others.contains(id))
+            .collect();
+        (!others.is_empty() && refused.len() * 2 > others.len()).then(|| {
+            format!(
+                "{} of the {} other members no longer count it as a member",
+                refused.len(),
+                others.len()
+            )
+        })
+    }
+
+    /// Adds `member` to the cluster (Go `PeerAdd`): as a learner until it has caught up, then
+    /// as a voter. Served by the leader; other members forward it.
+    pub async fn peer_add(&self, member: MemberNode) -> Result<MemberNode, ClusterError> {
+        let peer: PeerId = member
+            .peer_id
+            .parse()
+            .map_err(|e| ClusterError::InvalidArgument(format!("peer id {:?}: {e}", member.peer_id)))?;
+        if member.address.is_empty() {
+            if let Some((_, known)) = self
+                .consensus
+                .members()
+                .into_iter()
+                .find(|(_, n)| n.peer_id == member.peer_id)
+            {
+                return Ok(known);
+            }
+            return Err(ClusterError::InvalidArgument(format!(
+                "peer {peer} is not a member and no address is known for it: start it with --bootstrap <an address of this cluster>"
+            )));
+        }
+        let added = match self
+            .to_leader(RpcRequest::PeerAdd(member.clone()), MEMBERSHIP_TIMEOUT)
+            .await?
+        {
+            RpcResponse::PeerAdd(result) => result?,
+            other => {
+                return Err(ClusterError::Internal(format!(
+                    "unexpected answer to peer add: {other:?}"
+                )))
+            }
+        };
+        self.wait_promoted(&member, None).await?;
+        Ok(added)
+    }
+
+    /// Asks the leader (through `through`, else directly) to make `member` a voter until it is
+    /// one: it must first catch up as a learner. Fails when it makes no progress for
+    /// [`PROMOTION_STALL`] (it died, or cannot be reached): it then stays a learner, which
+    /// costs no quorum, until it asks to join again.
+    pub(super) async fn wait_promoted(
+        &self,
+        member: &MemberNode,
+        through: Option<&MemberNode>,
+    ) -> Result<(), ClusterError> {
+        let mut best = None;
+        let mut progress_at = cluster_rt::now();
+        loop {
+            let request = RpcRequest::PeerPromote(member.clone());
+            let answer = match (through, &self.rpc) {
+                (Some(through), Some(rpc)) => rpc
+                    .call(through, request, MEMBERSHIP_TIMEOUT)
+                    .await
+                    .map_err(|e| ClusterError::NoLeader(format!("{through}: {e:?}"))),
+                _ => self.to_leader(request, MEMBERSHIP_TIMEOUT).await,
+            };
+            let why = match answer {
+                Ok(RpcResponse::PeerPromote(Ok(Promotion::Voter))) => return Ok(()),
+                Ok(RpcResponse::PeerPromote(Ok(Promotion::CatchingUp { matched, last }))) => {
+                    if matched > best {
+                        best = matched;
+                        progress_at = cluster_rt::now();
+                    }
+                    format!("caught up to {matched:?} of {last}")
+                }
+                Ok(RpcResponse::PeerPromote(Err(e @ ClusterError::InvalidArgument(_)))) => return Err(e),
+                Ok(RpcResponse::PeerPromote(Err(e))) | Err(e) => e.to_string(),
+                Ok(other) => format!("unexpected answer {other:?}"),
+            };
+            if cluster_rt::now() - progress_at >= PROMOTION_STALL {
+                return Err(ClusterError::Timeout(format!(
+                    "{member} made no progress catching up for {PROMOTION_STALL:?} ({why}); it stays a learner, \
+                     which does not vote, until it joins again"
+                )));
+            }
+            tracing::debug!("{member} is not a voter yet: {why}");
+            cluster_rt::sleep(PROMOTION_POLL).await;
+        }
+    }
+
+    /// Removes `peer` from the cluster (Go `PeerRemove`): first moves the pins allocated to it
+    /// to other members, then removes it from Raft. Served by the leader. Removing a peer that
+    /// is not a member succeeds and changes nothing, as Go's Raft `RemovePeer`, so scripts may
+    /// repeat it; the leader decides, since another member's view may lag behind a join.
+    pub async fn peer_remove(&self, peer: PeerId) -> Result<(), ClusterError> {
+        match self.to_leader(RpcRequest::PeerRemove(peer), MEMBERSHIP_TIMEOUT).await? {
+            RpcResponse::PeerRemove(result) => result,
+            other => Err(ClusterError::Internal(format!(
+                "unexpected answer to peer rm: {other:?}"
+            ))),
+        }
+    }
+
+    /// Joins the cluster through the `--bootstrap` members, in order, unless this member
+    /// already belongs to one. Call it once the transport serves this member's handler: the
+    /// leader sends it the log (or a snapshot) before answering.
+    pub async fn join(&self) -> Result<(), ClusterError> {
+        if self.bootstrap.is_empty() {
+            return Ok(());
+        }
+        // A voter in its own log's membership. Not openraft's `is_initialized`: that is true as
+        // soon as any leader's heartbeat set our vote, and a join cut short after the learner
+        // step must be sent again to be promoted.
+        if self.consensus.is_voter(self.consensus.node_id()) {
+            tracing::info!("already a cluster member; --bootstrap ignored");
+            return Ok(());
+        }
+        let rpc = self
+            .rpc
+            .as_ref()
+            .ok_or_else(|| ClusterError::Internal("no transport to join with".into()))?;
+        // Members started together: the bootstrap member may not listen yet, or still be
+        // starting, or the cluster between two leaders. They are tried again for a while;
+        // anything else (a refusal, a failed handshake: another secret) is final.
+        let patience = self.config.raft.wait_for_leader_timeout * JOIN_PATIENCE_LEADER_WAITS;
+        let deadline = cluster_rt::now() + patience;
+        loop {
+            let mut failures = Vec::new();
+            let mut answered = false;
+            for through in &self.bootstrap {
+                tracing::info!("joining the cluster through {through}");
+                let answer = rpc
+                    .call(through, RpcRequest::PeerAdd(self.me_member.clone()), MEMBERSHIP_TIMEOUT)
+                    .await;
+                match answer {
+                    Ok(RpcResponse::PeerAdd(Ok(_))) => {
+                        tracing::info!("catching up as a learner before voting");
+                        self.wait_promoted(&self.me_member, Some(through)).await?;
+                        self.consensus
+                            .wait_for_leader(self.config.raft.wait_for_leader_timeout)
+                            .await?;
+                        tracing::info!("joined the cluster through {through}");
+                        self.publish_metrics().await;
+                        return Ok(());
+                    }
+                    Ok(RpcResponse::PeerAdd(Err(e))) => {
+                        // Between two leaders, or without a quorum for now: worth another try.
+                        answered |= !matches!(
+                            e,
+                            ClusterError::NoLeader(_) | ClusterError::NoQuorum(_) | ClusterError::Timeout(_)
+                        );
+                        failures.push(format!("{through}: {e}"));
+                    }
+                    Ok(other) => {
+                        answered = true;
+                        failures.push(format!("{through}: unexpected answer {other:?}"));
+                    }
+                    Err(e) => {
+                        // Someone answered the dial (a handshake that failed: another secret),
+                        // unless nothing listens there yet or the member is still starting.
+                        answered |= !not_up_yet(&e);
+                        failures.push(format!("{through}: {e:?}"));
+                    }
+                }
+            }
+            if answered || cluster_rt::now() >= deadline {
+                return Err(ClusterError::Internal(format!(
+                    "could not join the cluster: {}",
+                    failures.join("; ")
+                )));
+            }
+            tracing::warn!(
+                "no bootstrap member reachable yet ({}); trying again for up to {patience:?}",
+                failures.join("; ")
+            );
+            cluster_rt::sleep(JOIN_RETRY).await;
+        }
+    }
+
+    /// The leader's side of `peer rm`: re-allocates every pin held by `peer`, then removes it.
+    pub(super) async fn remove_member_as_leader(&self, peer: PeerId) -> Result<(), ClusterError> {
+        if !self
+            .consensus
+            .members()
+            .iter()
+            .any(|(_, n)| n.peer_id == peer.to_string())
+        {
+            tracing::info!("{peer} is not among the cluster's members: nothing to remove");
+            return Ok(());
+        }
+        // Moving pins and the removal are Raft writes: without a quorum, say so at once, or
+        // when a write times out for lack of one.
+        self.consensus.require_quorum()?;
+        let no_quorum_first = |e: ClusterError| match (self.consensus.require_quorum(), &e) {
+            (Err(ClusterError::NoQuorum(why)), ClusterError::Timeout(_)) => ClusterError::NoQuorum(format!(
+                "{why} (what was already written stays in the log and is done if the members come back)"
+            )),
+            (Err(no_quorum @ ClusterError::NoQuorum(_)), _) => no_quorum,
+            _ => e,
+        };
+        let moved = self.repair_allocations(Some(&peer)).await.map_err(no_quorum_first)?;
+        tracing::info!("moved {moved} pins away from {peer}; removing it from the cluster");
+        self.metrics.lock().expect("metrics lock").forget(&peer);
+        self.consensus
+            .remove_member(node_id_of(&peer))
+            .await
+            .map_err(no_quorum_first)?;
+        // Pins allocated to the peer while it was leaving.
+        let late = self.repair_allocations(None).await?;
+        if late > 0 {
+            tracing::info!("moved {late} more pins allocated to {peer} while it was leaving");
+        }
+        Ok(())
+    }
+}
+
+/// Whether a call failed because the member is not up yet: nothing listens at its address (the
+/// operating system's "connection refused", as the transports report it), or it answered that
+/// it is still starting.
+pub(super) fn not_up_yet(failure: &TransportFailure) -> bool {
+    match failure {
+        TransportFailure::Unreachable(message) => {
+            message.to_ascii_lowercase().contains("connection refused") || message.contains(MEMBER_STARTING)
+        }
+        TransportFailure::Network(_) => false,
+    }
+}

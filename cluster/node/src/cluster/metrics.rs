@@ -1,0 +1,222 @@
+//! This member's metrics (the informers), the metrics and alerts of the others, and the RPC
+//! traffic counters.
+
+use super::*;
+
+impl Cluster {
+    /// Every `monitor_check_interval`, raises an alert for each member whose latest metric has
+    /// expired without a newer one (Go's monitor checker); `/health/alerts` lists them.
+    pub(super) fn spawn_alert_checker(self: &Arc<Self>) {
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            loop {
+                cluster_rt::tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(cluster.config.monitor_check_interval) => {}
+                }
+                let raised = cluster
+                    .metrics
+                    .lock()
+                    .expect("metrics lock")
+                    .check_expired(Timestamp::now());
+                for alert in raised {
+                    tracing::warn!(
+                        peer = %alert.metric.peer,
+                        "alert: metric {} expired without a newer one",
+                        alert.metric.name
+                    );
+                }
+            }
+        });
+    }
+
+    /// RPC traffic of this member (Go reports libp2p's per-protocol counters): totals since
+    /// start and rates over the time since the previous reading (kept if that was under 1 s).
+    pub fn bandwidth(&self) -> BTreeMap<String, Bandwidth> {
+        let Some(rpc) = &self.rpc else {
+            return BTreeMap::new();
+        };
+        let totals = rpc.traffic();
+        let now = cluster_rt::now();
+        let mut sample = self.traffic_sample.lock().expect("traffic lock");
+        let rates = match *sample {
+            Some(previous) if now.duration_since(previous.at) < Duration::from_secs(1) => previous.rates,
+            Some(previous) => {
+                let seconds = now.duration_since(previous.at).as_secs_f64();
+                let rates = (
+                    totals.bytes_in.saturating_sub(previous.totals.bytes_in) as f64 / seconds,
+                    totals.bytes_out.saturating_sub(previous.totals.bytes_out) as f64 / seconds,
+                );
+                *sample = Some(TrafficSample { at: now, totals, rates });
+                rates
+            }
+            None => {
+                *sample = Some(TrafficSample {
+                    at: now,
+                    totals,
+                    rates: (0.0, 0.0),
+                });
+                (0.0, 0.0)
+            }
+        };
+        BTreeMap::from([(
+            cluster_rpc::wire::PROTOCOL.to_string(),
+            Bandwidth {
+                total_in: totals.bytes_in.min(i64::MAX as u64) as i64,
+                total_out: totals.bytes_out.min(i64::MAX as u64) as i64,
+                rate_in: rates.0,
+                rate_out: rates.1,
+            },
+        )])
+    }
+
+    /// The alerts raised so far, newest first.
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.metrics.lock().expect("metrics lock").alerts()
+    }
+
+    /// Publishes this member's metrics every half `metric_ttl`, as Go's informers do, in two
+    /// loops: the liveness metrics (`ping`, tags, `pinqueue`) never wait on the IPFS daemon, so a
+    /// slow `repo/stat` cannot make a healthy member look dead; `freespace` is measured on its
+    /// own, again after a quarter `metric_ttl` when the daemon failed to answer.
+    pub(super) fn spawn_informer(self: &Arc<Self>) {
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            loop {
+                cluster.publish_liveness();
+                cluster_rt::tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(cluster.config.metric_ttl / 2) => {}
+                }
+            }
+        });
+        let cluster = self.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        cluster_rt::spawn(async move {
+            loop {
+                let next = if cluster.publish_freespace().await {
+                    cluster.config.metric_ttl / 2
+                } else {
+                    cluster.config.metric_ttl / 4
+                };
+                cluster_rt::tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => return,
+                    _ = cluster_rt::sleep(next) => {}
+                }
+            }
+        });
+    }
+
+    /// A metric about this member, measured now and valid for `metric_ttl`.
+    pub(super) fn own_metric(&self, name: String, value: String, weight: i64, partitionable: bool) -> Metric {
+        let now = Timestamp::now();
+        Metric {
+            name,
+            peer: self.identity.peer_id,
+            value,
+            expire: now.add(self.config.metric_ttl).unix_nanos(),
+            valid: true,
+            weight,
+            partitionable,
+            received_at: now.unix_nanos(),
+        }
+    }
+
+    /// Measures and publishes every metric of this member (Go's informers: `freespace` from
+    /// `repo/stat`, `ping`, one `tag:<name>` per configured tag, `pinqueue`). Returns whether
+    /// free space could be measured.
+    pub async fn publish_metrics(&self) -> bool {
+        self.publish_liveness();
+        self.publish_freespace().await
+    }
+
+    /// Publishes `ping`, the tags and `pinqueue`: what this member knows without asking the
+    /// daemon.
+    pub(super) fn publish_liveness(&self) {
+        let ipfs = self.ipfs_identity.lock().expect("ipfs identity lock").clone();
+        let mut ping = serde_json::json!({ "peer_name": self.config.peername });
+        if let Some(ipfs) = ipfs {
+            ping["ipfs_id"] = ipfs.id.into();
+            ping["ipfs_addresses"] = ipfs.addresses.into();
+        }
+        let mut metrics = vec![self.own_metric("ping".into(), ping.to_string(), 0, false)];
+        for (name, value) in &self.config.tags {
+            metrics.push(self.own_metric(format!("tag:{name}"), value.clone(), 0, true));
+        }
+        let queued = self.tracker.queued_count() as u64;
+        let weight = -((queued / self.config.pinqueue_weight_bucket_size) as i64);
+        metrics.push(self.own_metric("pinqueue".into(), queued.to_string(), weight, false));
+        self.publish(metrics);
+    }
+
+    /// Measures free space through the daemon's `repo/stat` and publishes it; returns whether
+    /// the daemon answered. The metric's lifetime starts when the answer came, not when it was
+    /// asked.
+    pub(super) async fn publish_freespace(&self) -> bool {
+        match self.ipfs.repo_stat().await {
+            Ok(stat) => {
+                let free = stat.storage_max.saturating_sub(stat.repo_size);
+                let mut freespace = self.own_metric(
+                    FREESPACE.into(),
+                    free.to_string(),
+                    free.min(i64::MAX as u64) as i64,
+                    false,
+                );
+                freespace.valid = free > 0;
+                self.publish(vec![freespace]);
+                true
+            }
+            Err(e) => {
+                tracing::debug!("freespace informer: {e}");
+                false
+            }
+        }
+    }
+
+    /// Records `metrics` and sends them to every other member without waiting for them.
+    pub(super) fn publish(&self, metrics: Vec<Metric>) {
+        let mut store = self.metrics.lock().expect("metrics lock");
+        for metric in &metrics {
+            store.record(metric.clone());
+        }
+        drop(store);
+        let Some(rpc) = &self.rpc else { return };
+        for member in self.members() {
+            if member.peer_id == self.me_member.peer_id {
+                continue;
+            }
+            let (rpc, metrics, timeout) = (rpc.clone(), metrics.clone(), self.config.raft.network_timeout);
+            cluster_rt::spawn(async move {
+                for metric in metrics {
+                    if let Err(e) = rpc.call(&member, RpcRequest::PushMetric(metric), timeout).await {
+                        tracing::debug!("sending metrics to {member}: {e:?}");
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Every member's latest metric named `name` that has not expired.
+    pub fn fresh_metrics(&self, name: &str) -> Vec<Metric> {
+        self.metrics.lock().expect("metrics lock").fresh(name, Timestamp::now())
+    }
+
+    /// The names of every metric this member has received, sorted.
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metrics.lock().expect("metrics lock").names()
+    }
+}
+
+/// One reading of the transport's traffic counters.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TrafficSample {
+    pub(super) at: cluster_rt::tokio::time::Instant,
+    pub(super) totals: Traffic,
+    pub(super) rates: (f64, f64),
+}

@@ -1,0 +1,374 @@
+//! [`Cluster`]: one member. Validates and allocates pins, commits them through consensus
+//! (forwarding to the leader over RPC when there are other members), answers status from its
+//! tracker and the allocated members' trackers, serves other members' RPC requests, and runs
+//! the periodic state sync and recover loops.
+//!
+//! Every `select!` here is `biased` (shutdown first): tokio's random branch order is seeded
+//! from a process-wide counter, not from the simulator's seed.
+//!
+//! Layout (each file one concern, all of them `impl Cluster` over the struct defined here):
+//! - `members`: the member list, calls to other members, the leader;
+//! - `membership`: join, peer add and remove, removal noticed;
+//! - `pinning`, `adding`: pins, allocations and their repair; content added through `/add`;
+//! - `metrics`: informers, alerts, traffic;
+//! - `queries`: status, recover, identities, GC and graph across members;
+//! - `loops`: the daemon watch and the periodic sync and recover passes;
+//! - `peerstore`: member addresses; `rpc_handler`, `rest_backend`: the member as served to
+//!   other members and to the REST API.
+
+mod adding;
+mod loops;
+mod members;
+mod membership;
+mod metrics;
+mod peerstore;
+mod pinning;
+mod queries;
+mod rest_backend;
+mod rpc_handler;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cluster_allocator::{Candidate, MetricStore, FREESPACE};
+use cluster_api::{RestBackend, ResultStream};
+use cluster_consensus::{
+    node_id_of, AppliedChange, ApplyObserver, Command, Committed, Consensus, LeaderForwarder, MemberNode, NoTransport,
+    NodeId, Promotion, RaftTransport, TransportFailure,
+};
+use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
+use cluster_rpc::{
+    MembershipRefusals, RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Traffic, Transport, WireBlock,
+    MEMBER_STARTING, RECOVER_ALL_LISTED_MAX,
+};
+use cluster_rt::tokio::sync::{mpsc, watch};
+use cluster_state::{Disk, RedbState, State};
+use cluster_tracker::{PinTracker, TrackerConfig};
+use cluster_types::{
+    Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
+    PinInfo, PinInfoShort, PinOptions, PinType, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter,
+    RPC_PROTOCOL_VERSION, VERSION,
+};
+
+use crate::config::validate_replication;
+use crate::{DataFolder, Identity, NodeConfig, NodeError};
+
+use membership::{LEARNER_ALIVE_TIMEOUT, MEMBERSHIP_TIMEOUT, MEMBERSHIP_WATCH};
+use metrics::TrafficSample;
+pub use peerstore::PEERSTORE_FILE;
+use peerstore::{member_of_address, read_peerstore};
+use queries::{spawn_stream, STATE_PAGE, STATUS_TIMEOUT};
+use rpc_handler::{ClusterRpcHandler, RpcForwarder};
+
+/// What a member is built from.
+pub struct ClusterDeps {
+    /// The resolved configuration.
+    pub config: NodeConfig,
+    /// The member's key pair.
+    pub identity: Identity,
+    /// The locked data folder.
+    pub data: DataFolder,
+    /// The IPFS daemon.
+    pub ipfs: Arc<dyn IpfsConnector>,
+    /// How this member reaches the others; `None` for a cluster of one.
+    pub rpc: Option<Arc<dyn Transport>>,
+    /// The pinset store; `None` opens the redb store in the data folder.
+    pub state: Option<Arc<dyn State>>,
+    /// Where the pinset and Raft log databases are opened: the real disk, or the simulator's
+    /// memory disk that loses unsynced writes in a crash.
+    pub disk: Arc<dyn Disk>,
+    /// Members to join through (`daemon --bootstrap`): a member that has no Raft state yet does
+    /// not start a cluster of its own but waits for [`Cluster::join`].
+    pub bootstrap: Vec<String>,
+    /// The address other members reach this one at (`/ip4/../tcp/..`); `None` uses the first
+    /// `listen_multiaddress`.
+    pub advertised_address: Option<String>,
+}
+
+/// Forwards applied changes to the tracker without blocking the state machine.
+struct TrackerObserver {
+    tracker: Arc<PinTracker>,
+}
+
+impl ApplyObserver for TrackerObserver {
+    fn applied(&self, changes: &[AppliedChange]) {
+        for change in changes {
+            match change {
+                AppliedChange::Pinned { pin, previous } => self.tracker.track(pin, previous.as_ref()),
+                AppliedChange::Unpinned { pin } => self.tracker.untrack(&pin.cid),
+            }
+        }
+    }
+
+    fn snapshot_installed(&self) {
+        let tracker = self.tracker.clone();
+        cluster_rt::spawn(async move {
+            if let Err(e) = tracker.sync_state().await {
+                tracing::warn!("state sync after snapshot install failed: {e}");
+            }
+        });
+    }
+}
+
+/// One cluster member.
+pub struct Cluster {
+    config: NodeConfig,
+    identity: Identity,
+    state: Arc<dyn State>,
+    consensus: Consensus,
+    tracker: Arc<PinTracker>,
+    ipfs: Arc<dyn IpfsConnector>,
+    shutdown_tx: watch::Sender<bool>,
+    /// Becomes true when this member sees itself removed from the cluster.
+    removed_tx: watch::Sender<bool>,
+    /// Members that refused this member's vote requests as coming from a non-member.
+    refusals: MembershipRefusals,
+    /// The latest metrics of every member, this one included.
+    metrics: Mutex<MetricStore>,
+    /// The last traffic sample of `/health/bandwidth`: when, the totals, and the rates then.
+    traffic_sample: Mutex<Option<TrafficSample>>,
+    data: Mutex<Option<DataFolder>>,
+    rpc: Option<Arc<dyn Transport>>,
+    /// This member's own record (peer id and advertised address).
+    me_member: MemberNode,
+    /// The daemon's identity once it answered (for the `ping` metric).
+    ipfs_identity: Mutex<Option<IpfsId>>,
+    /// Where to join from, if this member started with `--bootstrap`.
+    bootstrap: Vec<MemberNode>,
+    bug_ack_before_commit: std::sync::atomic::AtomicBool,
+    /// This cluster, for streams that outlive a `&self` call.
+    me: std::sync::Weak<Cluster>,
+}
+
+impl Cluster {
+    /// Opens the state, starts consensus and the tracker, and the background loops. A member
+    /// starts even if its IPFS daemon is down: pins then fail and are retried.
+    pub async fn start(deps: ClusterDeps) -> Result<Arc<Cluster>, NodeError> {
+        let ClusterDeps {
+            config,
+            identity,
+            data,
+            ipfs,
+            rpc,
+            state,
+            disk,
+            bootstrap,
+            advertised_address,
+        } = deps;
+        let advertised_address = advertised_address
+            .or_else(|| config.listen_multiaddress.first().cloned())
+            .unwrap_or_default();
+        let refusals = MembershipRefusals::default();
+        let raft_transport: Arc<dyn RaftTransport> = match &rpc {
+            Some(rpc) => Arc::new(RaftOverRpc::new(rpc.clone(), refusals.clone())),
+            None => Arc::new(NoTransport),
+        };
+        let state: Arc<dyn State> = match state {
+            Some(state) => state,
+            None => {
+                let file = data.state_file();
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| NodeError::Io {
+                        path: parent.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                }
+                Arc::new(RedbState::open_on(disk.as_ref(), &file)?)
+            }
+        };
+        let tracker_config = TrackerConfig {
+            concurrent_pins: config.concurrent_pins,
+            priority_pin_max_age: config.priority_pin_max_age,
+            priority_pin_max_retries: config.priority_pin_max_retries,
+            pin_queue_size_max: config.pin_queue_size_max,
+            ..TrackerConfig::default()
+        };
+        let tracker = PinTracker::new(
+            tracker_config,
+            identity.peer_id,
+            config.peername.clone(),
+            ipfs.clone(),
+            state.clone(),
+        );
+        let observer = Arc::new(TrackerObserver {
+            tracker: tracker.clone(),
+        });
+        let consensus = Consensus::start(
+            &identity.peer_id,
+            &data.raft_dir(),
+            disk.as_ref(),
+            state.clone(),
+            observer,
+            raft_transport,
+            config.raft.clone(),
+        )
+        .await?;
+        if let Some(rpc) = &rpc {
+            consensus.set_forwarder(Arc::new(RpcForwarder {
+                rpc: rpc.clone(),
+                timeout: config.raft.network_timeout,
+            }));
+        }
+        let me_member = MemberNode {
+            peer_id: identity.peer_id.to_string(),
+            address: advertised_address,
+        };
+        let mut members = BTreeMap::new();
+        members.insert(node_id_of(&identity.peer_id), me_member.clone());
+        let peerstore = read_peerstore(&data.path().join(PEERSTORE_FILE));
+        for entry in &config.init_peerset {
+            if entry.parse::<PeerId>().is_ok_and(|peer| peer == identity.peer_id) {
+                continue;
+            }
+            let member = match entry.parse::<PeerId>() {
+                // Go's form: a bare peer id, its address in the `peerstore` file.
+                Ok(peer) => peerstore
+                    .iter()
+                    .find(|m| m.peer_id == peer.to_string())
+                    .cloned()
+                    .ok_or_else(|| {
+                        NodeError::Config(format!(
+                            "consensus.raft.init_peerset: no address for {peer} in {PEERSTORE_FILE}; list it there as /ip4/<ip>/tcp/<port>/p2p/{peer}"
+                        ))
+                    })?,
+                Err(_) => member_of_address(entry)?,
+            };
+            let peer: PeerId = member.peer_id.parse().expect("checked by member_of_address");
+            if peer != identity.peer_id {
+                members.insert(node_id_of(&peer), member);
+            }
+        }
+        let bootstrap = bootstrap
+            .iter()
+            .map(|address| member_of_address(address).map_err(|e| NodeError::Config(format!("--bootstrap: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if bootstrap.is_empty() {
+            // Every member of a fixed initial set initializes with the same membership (allowed
+            // by Raft: the first election decides); a member that already has a log skips this.
+            consensus.initialize_if_new(members).await?;
+        }
+        tracker.start();
+        let (shutdown_tx, _) = watch::channel(false);
+        let cluster = Arc::new_cyclic(|me| Cluster {
+            me: me.clone(),
+            config,
+            identity,
+            state,
+            consensus,
+            tracker,
+            ipfs,
+            shutdown_tx,
+            removed_tx: watch::channel(false).0,
+            refusals,
+            metrics: Mutex::new(MetricStore::default()),
+            ipfs_identity: Mutex::new(None),
+            traffic_sample: Mutex::new(None),
+            data: Mutex::new(Some(data)),
+            rpc,
+            me_member,
+            bootstrap,
+            bug_ack_before_commit: std::sync::atomic::AtomicBool::new(false),
+        });
+        cluster.spawn_loops();
+        Ok(cluster)
+    }
+
+    /// Resolves once this member has been removed from the cluster.
+    pub async fn removed(&self) {
+        let mut removed = self.removed_tx.subscribe();
+        let _ = removed.wait_for(|r| *r).await;
+    }
+
+    /// Whether this member has been removed from the cluster.
+    pub fn is_removed(&self) -> bool {
+        *self.removed_tx.borrow()
+    }
+
+    /// This member's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.identity.peer_id
+    }
+
+    /// The handler that answers other members' requests (the transport serves it).
+    pub fn rpc_handler(self: &Arc<Self>) -> Arc<dyn RpcHandler> {
+        Arc::new(ClusterRpcHandler { cluster: self.clone() })
+    }
+
+    /// The consensus component (tests and the simulator inspect it).
+    pub fn consensus(&self) -> &Consensus {
+        &self.consensus
+    }
+
+    /// The pinset store.
+    pub fn state(&self) -> &Arc<dyn State> {
+        &self.state
+    }
+
+    /// The tracker.
+    pub fn tracker(&self) -> &Arc<PinTracker> {
+        &self.tracker
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Stops the loops, the tracker and Raft, and releases the data folder lock. With
+    /// `leave_on_shutdown`, first removes this member from the cluster.
+    pub async fn shutdown(&self) {
+        if self.config.leave_on_shutdown && self.rpc.is_some() && !self.is_removed() {
+            let leaving = cluster_rt::timeout(
+                self.config.raft.wait_for_leader_timeout * 2,
+                self.peer_remove(self.identity.peer_id),
+            )
+            .await;
+            match leaving {
+                Ok(Ok(())) => tracing::info!("left the cluster"),
+                Ok(Err(e)) => tracing::warn!("leaving the cluster failed: {e}"),
+                Err(_) => tracing::warn!("leaving the cluster timed out"),
+            }
+        }
+        let _ = self.shutdown_tx.send(true);
+        self.tracker.shutdown();
+        self.consensus.shutdown().await;
+        self.data.lock().expect("data folder lock").take();
+    }
+
+    /// Switches on a deliberate bug: pins are acknowledged before they are committed. Only the
+    /// simulator's self-test uses it, to prove its invariants catch a lost acknowledged pin.
+    pub fn inject_bug_ack_before_commit(&self, on: bool) {
+        self.bug_ack_before_commit
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// This member's identity, asking the IPFS daemon for its own.
+    pub async fn id(&self) -> Id {
+        let ipfs = match self.ipfs.id().await {
+            Ok(id) => id,
+            Err(e) => IpfsId {
+                id: String::new(),
+                addresses: Vec::new(),
+                error: e.to_string(),
+            },
+        };
+        let peer = self.identity.peer_id;
+        Id {
+            id: peer,
+            addresses: self
+                .config
+                .listen_multiaddress
+                .iter()
+                .map(|a| format!("{a}/p2p/{peer}"))
+                .collect(),
+            cluster_peers: self.member_peers(),
+            cluster_peers_addresses: Vec::new(),
+            version: VERSION.to_string(),
+            commit: String::new(),
+            rpc_protocol_version: RPC_PROTOCOL_VERSION.to_string(),
+            error: String::new(),
+            ipfs,
+            peername: self.config.peername.clone(),
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Questions asked of every member: status, recover, identities, repository GC, the connection
+//! graph; answers merged into one.
+
+use super::*;
+
+/// Items buffered between a stream's producer and the REST writer.
+pub(super) const STREAM_BUFFER: usize = 256;
+
+/// Deadline of one member's status answer (Go: 15 s).
+pub(super) const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a member's repository GC may take when asked by another. Go allows 24 h
+/// (`repogc_timeout`); our libp2p exchanges are bounded at 5 minutes, so a longer GC is reported
+/// as an error for that member (the daemon still finishes it).
+pub(super) const REPO_GC_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Removed keys listed per member in a GC result; the rest are counted, so an answer stays far
+/// below the RPC frame limit.
+pub(super) const REPO_GC_KEYS_LISTED: usize = 100_000;
+
+/// How long a member may take to re-queue its failed items when another asks (a recover-all).
+pub(super) const RECOVER_ALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Pins read from the state per page when streaming it.
+pub(super) const STATE_PAGE: usize = 1000;
+
+impl Cluster {
+    /// Runs this member's daemon's repository GC; failures are reported inside the result.
+    pub async fn repo_gc_local(&self) -> RepoGc {
+        let mut result = RepoGc {
+            peer: self.identity.peer_id,
+            peername: self.config.peername.clone(),
+            keys: Vec::new(),
+            error: String::new(),
+        };
+        match self.ipfs.repo_gc().await {
+            Ok(mut entries) => {
+                let unlisted = entries.len().saturating_sub(REPO_GC_KEYS_LISTED);
+                entries.truncate(REPO_GC_KEYS_LISTED);
+                if unlisted > 0 {
+                    entries.push(GcEntry::Error(format!("{unlisted} more keys removed, not listed")));
+                }
+                result.keys = entries
+                    .into_iter()
+                    .map(|entry| match entry {
+                        GcEntry::Removed(cid) => RepoGcKey {
+                            key: Some(cid),
+                            error: String::new(),
+                        },
+                        GcEntry::Error(error) => RepoGcKey { key: None, error },
+                    })
+                    .collect();
+            }
+            Err(e) => result.error = e.to_string(),
+        }
+        result
+    }
+
+    /// Runs the repository GC on every member's daemon at once (Go `RepoGC`); a member that
+    /// cannot be reached is reported with its error.
+    pub async fn repo_gc_everywhere(&self) -> GlobalRepoGc {
+        let asks = self.members().into_iter().filter_map(|member| {
+            let peer = member.peer_id.parse::<PeerId>().ok()?;
+            Some(async move {
+                if peer == self.identity.peer_id {
+                    return self.repo_gc_local().await;
+                }
+                let answer = self.call_member(&member, RpcRequest::RepoGc, REPO_GC_TIMEOUT).await;
+                match answer {
+                    Ok(RpcResponse::RepoGc(gc)) => gc,
+                    other => RepoGc {
+                        peer,
+                        peername: String::new(),
+                        keys: Vec::new(),
+                        error: match other {
+                            Err(e) => format!("{e:?}"),
+                            Ok(answer) => format!("unexpected answer {answer:?}"),
+                        },
+                    },
+                }
+            })
+        });
+        let results = futures::future::join_all(asks).await;
+        GlobalRepoGc {
+            peer_map: results.into_iter().map(|gc| (gc.peer.to_string(), gc)).collect(),
+        }
+    }
+
+    /// Who is connected to whom (Go `ConnectGraph`): every member answering `id` is linked to the
+    /// members it lists, and each daemon to its swarm peers.
+    pub async fn connect_graph(&self) -> ConnectGraph {
+        let ids = self.peers_list().await;
+        let mut graph = ConnectGraph {
+            cluster_id: self.identity.peer_id,
+            id_to_peername: BTreeMap::new(),
+            ipfs_links: BTreeMap::new(),
+            cluster_links: BTreeMap::new(),
+            cluster_trust_links: BTreeMap::new(),
+            cluster_to_ipfs: BTreeMap::new(),
+        };
+        let members = self.members();
+        for id in &ids {
+            let key = id.id.to_string();
+            graph.id_to_peername.insert(key.clone(), id.peername.clone());
+            // Every Raft member is trusted.
+            graph.cluster_trust_links.insert(key.clone(), true);
+            if !id.error.is_empty() {
+                continue;
+            }
+            let links: Vec<PeerId> = id.cluster_peers.iter().filter(|p| **p != id.id).copied().collect();
+            graph.cluster_links.insert(key.clone(), links);
+            if id.ipfs.id.is_empty() {
+                continue;
+            }
+            graph.cluster_to_ipfs.insert(key.clone(), id.ipfs.id.clone());
+            let swarm = if id.id == self.identity.peer_id {
+                self.ipfs.swarm_peers().await.map_err(|e| e.to_string())
+            } else {
+                match members.iter().find(|m| m.peer_id == key) {
+                    Some(member) => match self.call_member(member, RpcRequest::SwarmPeers, STATUS_TIMEOUT).await {
+                        Ok(RpcResponse::SwarmPeers(peers)) => peers,
+                        other => Err(format!("{other:?}")),
+                    },
+                    None => Err(format!("{key} is not a member")),
+                }
+            };
+            match swarm {
+                Ok(peers) => {
+                    graph.ipfs_links.insert(id.ipfs.id.clone(), peers);
+                }
+                Err(e) => tracing::debug!(peer = %key, "swarm peers for the graph: {e}"),
+            }
+        }
+        graph
+    }
+
+    /// The status of `cid` on every member: allocated members are asked (over RPC when remote),
+    /// the others are `remote` without asking (Go `globalPinInfoCid`).
+    pub async fn global_status(&self, cid: Cid) -> Result<GlobalPinInfo, ClusterError> {
+        let local = self.tracker.status(&cid).await;
+        let pin = self
+            .state
+            .get(&cid)
+            .map_err(|e| ClusterError::Internal(e.to_string()))?;
+        let mut global = GlobalPinInfo {
+            cid,
+            name: String::new(),
+            allocations: Vec::new(),
+            origins: Vec::new(),
+            created: Timestamp::ZERO,
+            metadata: Default::default(),
+            peer_map: Default::default(),
+        };
+        global.add(local);
+        let Some(rpc) = &self.rpc else { return Ok(global) };
+        // Allocated members are asked at once; a slow one costs its own timeout, not the sum.
+        let mut asks = Vec::new();
+        for member in self.members() {
+            let Ok(peer) = member.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            if peer == self.identity.peer_id {
+                continue;
+            }
+            let status = match &pin {
+                None => TrackerStatus::Unpinned,
+                Some(pin) if !pin.is_allocated_to(&peer) => TrackerStatus::Remote,
+                Some(_) => {
+                    asks.push(async move {
+                        let answer = rpc.call(&member, RpcRequest::Status(cid), STATUS_TIMEOUT).await;
+                        (peer, answer)
+                    });
+                    continue;
+                }
+            };
+            global.peer_map.insert(
+                peer.to_string(),
+                PinInfoShort {
+                    status,
+                    timestamp: Timestamp::now(),
+                    ..Default::default()
+                },
+            );
+        }
+        for (peer, answer) in futures::future::join_all(asks).await {
+            match answer {
+                Ok(RpcResponse::Status(info)) => global.add(info),
+                Ok(other) => {
+                    global
+                        .peer_map
+                        .insert(peer.to_string(), cluster_error(format!("unexpected answer {other:?}")));
+                }
+                Err(e) => {
+                    global
+                        .peer_map
+                        .insert(peer.to_string(), cluster_error(format!("{e:?}")));
+                }
+            }
+        }
+        Ok(global)
+    }
+
+    /// The identity of every member: this one directly, the others over RPC; an unreachable
+    /// member is listed with its peer id and the error (Go `IDStream`).
+    pub async fn peers_list(&self) -> Vec<Id> {
+        // Every member is asked at once; the list keeps the member order.
+        let asks = self.members().into_iter().filter_map(|member| {
+            let peer = member.peer_id.parse::<PeerId>().ok()?;
+            Some(async move {
+                if peer == self.identity.peer_id {
+                    return self.id().await;
+                }
+                let answer = self.call_member(&member, RpcRequest::Id, STATUS_TIMEOUT).await;
+                match answer {
+                    Ok(RpcResponse::Id(id)) => id,
+                    other => Id {
+                        id: peer,
+                        addresses: vec![format!("{}/p2p/{peer}", member.address)],
+                        cluster_peers: Vec::new(),
+                        cluster_peers_addresses: Vec::new(),
+                        version: String::new(),
+                        commit: String::new(),
+                        rpc_protocol_version: String::new(),
+                        error: match other {
+                            Err(e) => format!("{e:?}"),
+                            Ok(answer) => format!("unexpected answer {answer:?}"),
+                        },
+                        ipfs: IpfsId::default(),
+                        peername: String::new(),
+                    },
+                }
+            })
+        });
+        futures::future::join_all(asks).await
+    }
+
+    /// Every member's status of every pin (or of `cids`), one [`Cluster::global_status`] per CID,
+    /// streamed in state order. Costs one status call per allocated remote member per pin: fine
+    /// for the small Raft clusters this serves; a per-member streaming merge is the scalable form.
+    pub fn global_status_stream(
+        self: Arc<Self>,
+        filter: TrackerStatusFilter,
+        cids: Vec<Cid>,
+    ) -> ResultStream<GlobalPinInfo> {
+        spawn_stream(move |tx| {
+            Box::pin(async move {
+                let send = |info: Result<GlobalPinInfo, ClusterError>| {
+                    let keep = info.as_ref().map(|i| i.matches(filter)).unwrap_or(true);
+                    let tx = tx.clone();
+                    async move { !keep || tx.send(info).await.is_ok() }
+                };
+                if !cids.is_empty() {
+                    for cid in cids {
+                        if !send(self.global_status(cid).await).await {
+                            return;
+                        }
+                    }
+                    return;
+                }
+                let mut after: Option<Cid> = None;
+                loop {
+                    let page = match self.state.list_page(after.as_ref(), STATE_PAGE) {
+                        Ok(page) => page,
+                        Err(e) => {
+                            let _ = tx.send(Err(ClusterError::Internal(e.to_string()))).await;
+                            return;
+                        }
+                    };
+                    let Some(last) = page.last().map(|p| p.cid) else { return };
+                    for pin in page {
+                        if !send(self.global_status(pin.cid).await).await {
+                            return;
+                        }
+                    }
+                    after = Some(last);
+                }
+            })
+        })
+    }
+
+    /// Re-queues a failed `cid` on every member allocated to it, then reports the global status.
+    pub async fn recover_everywhere(&self, cid: Cid) -> Result<GlobalPinInfo, ClusterError> {
+        let pin = self
+            .state
+            .get(&cid)
+            .map_err(|e| ClusterError::Internal(e.to_string()))?;
+        for member in self.members() {
+            let Ok(peer) = member.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            if pin.as_ref().is_some_and(|p| !p.is_allocated_to(&peer)) {
+                continue;
+            }
+            if peer == self.identity.peer_id {
+                self.tracker.recover(&cid).await?;
+            } else if let Some(rpc) = &self.rpc {
+                if let Err(e) = rpc.call(&member, RpcRequest::Recover(cid), STATUS_TIMEOUT).await {
+                    tracing::debug!(%cid, "recover on {} failed: {e:?}", member.peer_id);
+                }
+            }
+        }
+        self.global_status(cid).await
+    }
+
+    /// This member's side of a cluster-wide recover (Go `PinTracker.RecoverAll`): re-queues
+    /// every failed item; returns the first [`RECOVER_ALL_LISTED_MAX`] of them, with their new
+    /// status, and how many were re-queued in all. An item that cannot be re-queued is logged.
+    pub async fn recover_all_local(&self) -> Result<(Vec<PinInfo>, u64), ClusterError> {
+        let mut recovered = self.tracker.recover_all();
+        let mut listed = Vec::new();
+        let mut requeued = 0u64;
+        let mut first_error = None;
+        while let Some(item) = recovered.recv().await {
+            match item {
+                Ok(info) => {
+                    requeued += 1;
+                    if listed.len() < RECOVER_ALL_LISTED_MAX {
+                        listed.push(info);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("recover: {e}");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if requeued == 0 => Err(e),
+            _ => Ok((listed, requeued)),
+        }
+    }
+
+    /// Re-queues the failed items of every member at once (Go `RecoverAll`) and streams the
+    /// items re-queued anywhere, one [`GlobalPinInfo`] per CID; a member that could not be asked
+    /// is reported with its error in every item.
+    pub fn recover_all_everywhere(self: Arc<Self>) -> ResultStream<GlobalPinInfo> {
+        spawn_stream(move |tx| {
+            Box::pin(async move {
+                let asks = self.members().into_iter().filter_map(|member| {
+                    let peer = member.peer_id.parse::<PeerId>().ok()?;
+                    let cluster = self.clone();
+                    Some(async move {
+                        if peer == cluster.identity.peer_id {
+                            return (peer, cluster.recover_all_local().await);
+                        }
+                        let answer = cluster
+                            .call_member(&member, RpcRequest::RecoverAll, RECOVER_ALL_TIMEOUT)
+                            .await;
+                        let result = match answer {
+                            Ok(RpcResponse::RecoverAll(result)) => result,
+                            Ok(other) => Err(ClusterError::Internal(format!("unexpected answer {other:?}"))),
+                            Err(e) => Err(ClusterError::Internal(format!("{e:?}"))),
+                        };
+                        (peer, result)
+                    })
+                });
+                let mut merged: BTreeMap<Cid, GlobalPinInfo> = BTreeMap::new();
+                let mut failed = Vec::new();
+                for (peer, answer) in futures::future::join_all(asks).await {
+                    let (items, requeued) = match answer {
+                        Ok(answer) => answer,
+                        Err(e) => {
+                            failed.push((peer, e.to_string()));
+                            continue;
+                        }
+                    };
+                    if requeued > items.len() as u64 {
+                        tracing::info!("recover: {peer} re-queued {requeued} items; {} are listed", items.len());
+                    }
+                    for info in items {
+                        match merged.entry(info.cid) {
+                            std::collections::btree_map::Entry::Vacant(entry) => {
+                                entry.insert(info.into_global());
+                            }
+                            std::collections::btree_map::Entry::Occupied(mut entry) => entry.get_mut().add(info),
+                        }
+                    }
+                }
+                if merged.is_empty() && !failed.is_empty() {
+                    let reasons: Vec<String> = failed.iter().map(|(peer, e)| format!("{peer}: {e}")).collect();
+                    let _ = tx
+                        .send(Err(ClusterError::Internal(format!(
+                            "recover failed on {}",
+                            reasons.join("; ")
+                        ))))
+                        .await;
+                    return;
+                }
+                for mut global in merged.into_values() {
+                    for (peer, error) in &failed {
+                        global.peer_map.insert(peer.to_string(), cluster_error(error.clone()));
+                    }
+                    if tx.send(Ok(global)).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+    }
+}
+
+/// The status reported for a member that could not be asked.
+pub(super) fn cluster_error(message: String) -> PinInfoShort {
+    PinInfoShort {
+        status: TrackerStatus::ClusterError,
+        timestamp: Timestamp::now(),
+        error: message,
+        ..Default::default()
+    }
+}
+
+pub(super) fn spawn_stream<T: Send + 'static>(
+    producer: impl FnOnce(mpsc::Sender<Result<T, ClusterError>>) -> futures::future::BoxFuture<'static, ()>,
+) -> ResultStream<T> {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    cluster_rt::spawn(producer(tx));
+    rx
+}

@@ -1,0 +1,146 @@
+//! Serving other members' requests, and forwarding writes to the leader.
+
+use super::*;
+
+/// Forwards writes to the leader over RPC.
+pub(super) struct RpcForwarder {
+    pub(super) rpc: Arc<dyn Transport>,
+    pub(super) timeout: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl LeaderForwarder for RpcForwarder {
+    async fn forward(
+        &self,
+        leader: &MemberNode,
+        command: Command,
+    ) -> Result<Result<Committed, ClusterError>, TransportFailure> {
+        match self.rpc.call(leader, RpcRequest::Commit(command), self.timeout).await? {
+            RpcResponse::Commit(result) => Ok(result),
+            other => Err(TransportFailure::Network(format!(
+                "unexpected answer to a forwarded write: {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Serves other members' requests.
+pub(super) struct ClusterRpcHandler {
+    pub(super) cluster: Arc<Cluster>,
+}
+
+#[async_trait::async_trait]
+impl RpcHandler for ClusterRpcHandler {
+    async fn handle(&self, request: RpcRequest) -> RpcResponse {
+        let raft = self.cluster.consensus.raft();
+        match request {
+            RpcRequest::AppendEntries(r) => {
+                RpcResponse::AppendEntries(raft.append_entries(r).await.map_err(|e| e.to_string()))
+            }
+            RpcRequest::Vote(r) => {
+                // A candidate this member does not count as a member, and whose log is not
+                // ahead of this member's (one removed while it was away), is told so, and its
+                // term never reaches Raft. A candidate with a longer log may know of a change
+                // this member missed (its own addition): Raft decides as usual.
+                let candidate = r.vote.leader_id().voted_for();
+                let members = self.cluster.consensus.members();
+                let stranger =
+                    candidate.is_some_and(|c| !members.is_empty() && !members.iter().any(|(id, _)| *id == c));
+                let theirs = r.last_log_id.map(|log_id| log_id.index);
+                let not_ahead = theirs <= self.cluster.consensus.last_log_index();
+                if stranger && not_ahead {
+                    tracing::info!("refused a vote request from node {candidate:?}: not a member of this cluster");
+                    return RpcResponse::NotAMember;
+                }
+                RpcResponse::Vote(raft.vote(r).await.map_err(|e| e.to_string()))
+            }
+            RpcRequest::InstallSnapshot(r) => {
+                RpcResponse::InstallSnapshot(raft.install_snapshot(r).await.map_err(|e| e.to_string()))
+            }
+            RpcRequest::Commit(command) => RpcResponse::Commit(self.cluster.consensus.commit_local(command).await),
+            RpcRequest::Status(cid) => RpcResponse::Status(self.cluster.tracker.status(&cid).await),
+            RpcRequest::Recover(cid) => RpcResponse::Recover(self.cluster.tracker.recover(&cid).await),
+            RpcRequest::RecoverAll => RpcResponse::RecoverAll(self.cluster.recover_all_local().await),
+            RpcRequest::Id => RpcResponse::Id(Cluster::id(&self.cluster).await),
+            RpcRequest::PushMetric(metric) => {
+                self.cluster.metrics.lock().expect("metrics lock").record(metric);
+                RpcResponse::PushMetric
+            }
+            RpcRequest::RepoGc => RpcResponse::RepoGc(self.cluster.repo_gc_local().await),
+            RpcRequest::BlockPut(blocks) => RpcResponse::BlockPut(self.cluster.put_blocks_locally(blocks).await),
+            RpcRequest::RepoStat => RpcResponse::RepoStat(
+                self.cluster
+                    .ipfs
+                    .repo_stat()
+                    .await
+                    .map(|stat| (stat.repo_size, stat.storage_max))
+                    .map_err(|e| e.to_string()),
+            ),
+            RpcRequest::SwarmPeers => {
+                RpcResponse::SwarmPeers(self.cluster.ipfs.swarm_peers().await.map_err(|e| e.to_string()))
+            }
+            request @ (RpcRequest::PeerAdd(_) | RpcRequest::PeerPromote(_) | RpcRequest::PeerRemove(_)) => {
+                ClusterRpcHandler::serve_membership(&self.cluster, request).await
+            }
+        }
+    }
+}
+
+impl ClusterRpcHandler {
+    /// Membership requests: served on the leader, forwarded once by any other member.
+    pub(super) async fn serve_membership(cluster: &Cluster, request: RpcRequest) -> RpcResponse {
+        let leading = cluster.consensus.is_leader();
+        match request {
+            RpcRequest::PeerAdd(member) if leading => {
+                // Forget what an earlier incarnation of this peer reported.
+                if let Ok(peer) = member.peer_id.parse::<PeerId>() {
+                    cluster.metrics.lock().expect("metrics lock").forget(&peer);
+                }
+                let added = cluster.consensus.add_learner(member.clone()).await.map(|()| member);
+                RpcResponse::PeerAdd(added)
+            }
+            RpcRequest::PeerPromote(member) if leading => {
+                let promoted = match member.peer_id.parse::<PeerId>() {
+                    Ok(peer) => {
+                        let node = node_id_of(&peer);
+                        // A learner that caught up and then died still looks caught up: it must
+                        // answer before it gets a vote.
+                        if !cluster.consensus.is_voter(node) {
+                            let alive = cluster
+                                .call_member(&member, RpcRequest::Id, LEARNER_ALIVE_TIMEOUT)
+                                .await;
+                            if let Err(e) = alive {
+                                let answer = Err(ClusterError::Timeout(format!(
+                                    "{member} does not answer ({e:?}); not promoted"
+                                )));
+                                return RpcResponse::PeerPromote(answer);
+                            }
+                        }
+                        cluster.consensus.promote_if_caught_up(node).await
+                    }
+                    Err(e) => Err(ClusterError::InvalidArgument(format!(
+                        "peer id {:?}: {e}",
+                        member.peer_id
+                    ))),
+                };
+                RpcResponse::PeerPromote(promoted)
+            }
+            // Not the leader: forwarded once, as it is.
+            request @ (RpcRequest::PeerAdd(_) | RpcRequest::PeerPromote(_)) => {
+                let adding = matches!(request, RpcRequest::PeerAdd(_));
+                match Box::pin(cluster.to_leader(request, MEMBERSHIP_TIMEOUT)).await {
+                    Ok(answer) => answer,
+                    Err(e) if adding => RpcResponse::PeerAdd(Err(e)),
+                    Err(e) => RpcResponse::PeerPromote(Err(e)),
+                }
+            }
+            RpcRequest::PeerRemove(peer) if leading => {
+                RpcResponse::PeerRemove(cluster.remove_member_as_leader(peer).await)
+            }
+            RpcRequest::PeerRemove(peer) => RpcResponse::PeerRemove(Box::pin(cluster.peer_remove(peer)).await),
+            other => RpcResponse::PeerRemove(Err(ClusterError::Internal(format!(
+                "not a membership request: {other:?}"
+            )))),
+        }
+    }
+}
