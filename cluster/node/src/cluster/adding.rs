@@ -44,27 +44,30 @@ impl Cluster {
             })
             .collect();
         let members = self.members();
-        let puts = destinations.iter().map(|peer| {
-            let wire = wire.clone();
-            let member = members.iter().find(|m| m.peer_id == peer.to_string()).cloned();
-            async move {
-                if *peer == self.identity.peer_id {
-                    return self.put_blocks_locally(wire).await;
-                }
-                let Some(member) = member else {
-                    return Err(format!("{peer} is not a member"));
-                };
-                match self
-                    .call_member(&member, RpcRequest::BlockPut(wire), self.config.ipfs_request_timeout)
-                    .await
-                {
-                    Ok(RpcResponse::BlockPut(result)) => result,
-                    other => Err(format!("{other:?}")),
-                }
-            }
-        });
-        for (peer, result) in destinations.iter().zip(futures::future::join_all(puts).await) {
-            result.map_err(|e| ClusterError::Internal(format!("storing blocks on {peer}: {e}")))?;
+        let destinations = destinations
+            .iter()
+            .map(|peer| {
+                members
+                    .iter()
+                    .find(|m| m.peer_id == peer.to_string())
+                    .cloned()
+                    .ok_or_else(|| ClusterError::Internal(format!("storing blocks on {peer}: not a member")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let answers = self
+            .ask_members(
+                destinations,
+                Some(self.put_blocks_locally(wire.clone())),
+                || RpcRequest::BlockPut(wire.clone()),
+                self.config.ipfs_request_timeout,
+                answer_of!(RpcResponse::BlockPut),
+            )
+            .await;
+        for (member, answer) in answers {
+            answer
+                .map_err(|e| e.to_string())
+                .and_then(|stored| stored)
+                .map_err(|e| ClusterError::Internal(format!("storing blocks on {}: {e}", member.peer_id)))?;
         }
         Ok(())
     }

@@ -1,7 +1,28 @@
 //! Who the members are and how to reach them: the member list from consensus, calls to
 //! another member over the transport, and the leader.
 
+use std::future::Future;
+
 use super::*;
+
+/// Why a member's answer to a fan-out is missing.
+#[derive(Debug)]
+pub(super) enum AskFailure {
+    /// The call did not go through or got no answer.
+    Transport(TransportFailure),
+    /// The member answered with another kind of response (a version mismatch or a bug).
+    Unexpected(Box<RpcResponse>),
+}
+
+impl std::fmt::Display for AskFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AskFailure::Transport(TransportFailure::Unreachable(e)) => write!(f, "unreachable: {e}"),
+            AskFailure::Transport(TransportFailure::Network(e)) => write!(f, "no answer: {e}"),
+            AskFailure::Unexpected(answer) => write!(f, "unexpected answer {answer:?}"),
+        }
+    }
+}
 
 impl Cluster {
     /// Calls another member over the cluster transport; unreachable when there is none (a
@@ -72,5 +93,53 @@ impl Cluster {
                 "no answer from leader {leader} ({e}); the change may or may not be done"
             )),
         })
+    }
+
+    /// Asks `members` at once and returns their answers in the same order: this member through
+    /// `local` (when it is among them), the others with `request()` over the transport, their
+    /// answers taken by `expect` (`answer_of!`, which hands back any other kind of response).
+    pub(super) async fn ask_members<T, Local>(
+        &self,
+        members: Vec<MemberNode>,
+        local: Option<Local>,
+        request: impl Fn() -> RpcRequest,
+        timeout: Duration,
+        expect: impl Fn(RpcResponse) -> Result<T, Box<RpcResponse>>,
+    ) -> Vec<(MemberNode, Result<T, AskFailure>)>
+    where
+        Local: Future<Output = T>,
+    {
+        let mut local = local;
+        let (request, expect) = (&request, &expect);
+        let asks = members.into_iter().map(|member| {
+            let mine = if member.peer_id == self.me_member.peer_id {
+                local.take()
+            } else {
+                None
+            };
+            async move {
+                let answer = match mine {
+                    Some(local) => Ok(local.await),
+                    None => match self.call_member(&member, request(), timeout).await {
+                        Ok(answer) => expect(answer).map_err(AskFailure::Unexpected),
+                        Err(e) => Err(AskFailure::Transport(e)),
+                    },
+                };
+                (member, answer)
+            }
+        });
+        futures::future::join_all(asks).await
+    }
+
+    /// [`Cluster::ask_members`] over every member, this one answering through `local`.
+    pub(super) async fn ask_every_member<T>(
+        &self,
+        local: impl Future<Output = T>,
+        request: impl Fn() -> RpcRequest,
+        timeout: Duration,
+        expect: impl Fn(RpcResponse) -> Result<T, Box<RpcResponse>>,
+    ) -> Vec<(MemberNode, Result<T, AskFailure>)> {
+        self.ask_members(self.members(), Some(local), request, timeout, expect)
+            .await
     }
 }

@@ -16,6 +16,16 @@
 //! - `peerstore`: member addresses; `rpc_handler`, `rest_backend`: the member as served to
 //!   other members and to the REST API.
 
+/// The closure a fan-out takes an answer with: the variant's value, or back any other response.
+macro_rules! answer_of {
+    ($variant:path) => {
+        |answer: RpcResponse| match answer {
+            $variant(value) => Ok(value),
+            other => Err(Box::new(other)),
+        }
+    };
+}
+
 mod adding;
 mod loops;
 mod members;
@@ -26,6 +36,7 @@ mod pinning;
 mod queries;
 mod rest_backend;
 mod rpc_handler;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,7 +67,7 @@ use crate::{DataFolder, Identity, NodeConfig, NodeError};
 use membership::{LEARNER_ALIVE_TIMEOUT, MEMBERSHIP_TIMEOUT, MEMBERSHIP_WATCH};
 use metrics::TrafficSample;
 pub use peerstore::PEERSTORE_FILE;
-use peerstore::{member_of_address, read_peerstore};
+use peerstore::{bootstrap_members, member_of_address, read_peerstore};
 use queries::{spawn_stream, STATE_PAGE, STATUS_TIMEOUT};
 use rpc_handler::{ClusterRpcHandler, RpcForwarder};
 
@@ -110,6 +121,73 @@ impl ApplyObserver for TrackerObserver {
     }
 }
 
+/// How Raft reaches the other members: over the member RPC, or nowhere for a cluster of one.
+fn raft_transport(rpc: Option<&Arc<dyn Transport>>, refusals: &MembershipRefusals) -> Arc<dyn RaftTransport> {
+    match rpc {
+        Some(rpc) => Arc::new(RaftOverRpc::new(rpc.clone(), refusals.clone())),
+        None => Arc::new(NoTransport),
+    }
+}
+
+/// Opens the redb pinset in the data folder.
+fn open_state(data: &DataFolder, disk: &dyn Disk) -> Result<Arc<dyn State>, NodeError> {
+    let file = data.state_file();
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| NodeError::Io {
+            path: parent.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(Arc::new(RedbState::open_on(disk, &file)?))
+}
+
+/// The tracker's settings from the member's configuration.
+fn tracker_config(config: &NodeConfig) -> TrackerConfig {
+    TrackerConfig {
+        concurrent_pins: config.concurrent_pins,
+        priority_pin_max_age: config.priority_pin_max_age,
+        priority_pin_max_retries: config.priority_pin_max_retries,
+        pin_queue_size_max: config.pin_queue_size_max,
+        ..TrackerConfig::default()
+    }
+}
+
+/// The membership a new cluster starts with: this member and `init_peerset`, whose bare peer
+/// ids (Go's form) take their addresses from the `peerstore` file.
+fn initial_members(
+    config: &NodeConfig,
+    identity: &Identity,
+    data: &DataFolder,
+    me_member: &MemberNode,
+) -> Result<BTreeMap<NodeId, MemberNode>, NodeError> {
+    let mut members = BTreeMap::new();
+    members.insert(node_id_of(&identity.peer_id), me_member.clone());
+    let peerstore = read_peerstore(&data.path().join(PEERSTORE_FILE));
+    for entry in &config.init_peerset {
+        if entry.parse::<PeerId>().is_ok_and(|peer| peer == identity.peer_id) {
+            continue;
+        }
+        let member = match entry.parse::<PeerId>() {
+            // Go's form: a bare peer id, its address in the `peerstore` file.
+            Ok(peer) => peerstore
+                .iter()
+                .find(|m| m.peer_id == peer.to_string())
+                .cloned()
+                .ok_or_else(|| {
+                    NodeError::Config(format!(
+                        "consensus.raft.init_peerset: no address for {peer} in {PEERSTORE_FILE}; list it there as /ip4/<ip>/tcp/<port>/p2p/{peer}"
+                    ))
+                })?,
+            Err(_) => member_of_address(entry)?,
+        };
+        let peer: PeerId = member.peer_id.parse().expect("checked by member_of_address");
+        if peer != identity.peer_id {
+            members.insert(node_id_of(&peer), member);
+        }
+    }
+    Ok(members)
+}
+
 /// One cluster member.
 pub struct Cluster {
     config: NodeConfig,
@@ -159,47 +237,26 @@ impl Cluster {
             .or_else(|| config.listen_multiaddress.first().cloned())
             .unwrap_or_default();
         let refusals = MembershipRefusals::default();
-        let raft_transport: Arc<dyn RaftTransport> = match &rpc {
-            Some(rpc) => Arc::new(RaftOverRpc::new(rpc.clone(), refusals.clone())),
-            None => Arc::new(NoTransport),
-        };
-        let state: Arc<dyn State> = match state {
+        let state = match state {
             Some(state) => state,
-            None => {
-                let file = data.state_file();
-                if let Some(parent) = file.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| NodeError::Io {
-                        path: parent.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                }
-                Arc::new(RedbState::open_on(disk.as_ref(), &file)?)
-            }
-        };
-        let tracker_config = TrackerConfig {
-            concurrent_pins: config.concurrent_pins,
-            priority_pin_max_age: config.priority_pin_max_age,
-            priority_pin_max_retries: config.priority_pin_max_retries,
-            pin_queue_size_max: config.pin_queue_size_max,
-            ..TrackerConfig::default()
+            None => open_state(&data, disk.as_ref())?,
         };
         let tracker = PinTracker::new(
-            tracker_config,
+            tracker_config(&config),
             identity.peer_id,
             config.peername.clone(),
             ipfs.clone(),
             state.clone(),
         );
-        let observer = Arc::new(TrackerObserver {
-            tracker: tracker.clone(),
-        });
         let consensus = Consensus::start(
             &identity.peer_id,
             &data.raft_dir(),
             disk.as_ref(),
             state.clone(),
-            observer,
-            raft_transport,
+            Arc::new(TrackerObserver {
+                tracker: tracker.clone(),
+            }),
+            raft_transport(rpc.as_ref(), &refusals),
             config.raft.clone(),
         )
         .await?;
@@ -213,35 +270,8 @@ impl Cluster {
             peer_id: identity.peer_id.to_string(),
             address: advertised_address,
         };
-        let mut members = BTreeMap::new();
-        members.insert(node_id_of(&identity.peer_id), me_member.clone());
-        let peerstore = read_peerstore(&data.path().join(PEERSTORE_FILE));
-        for entry in &config.init_peerset {
-            if entry.parse::<PeerId>().is_ok_and(|peer| peer == identity.peer_id) {
-                continue;
-            }
-            let member = match entry.parse::<PeerId>() {
-                // Go's form: a bare peer id, its address in the `peerstore` file.
-                Ok(peer) => peerstore
-                    .iter()
-                    .find(|m| m.peer_id == peer.to_string())
-                    .cloned()
-                    .ok_or_else(|| {
-                        NodeError::Config(format!(
-                            "consensus.raft.init_peerset: no address for {peer} in {PEERSTORE_FILE}; list it there as /ip4/<ip>/tcp/<port>/p2p/{peer}"
-                        ))
-                    })?,
-                Err(_) => member_of_address(entry)?,
-            };
-            let peer: PeerId = member.peer_id.parse().expect("checked by member_of_address");
-            if peer != identity.peer_id {
-                members.insert(node_id_of(&peer), member);
-            }
-        }
-        let bootstrap = bootstrap
-            .iter()
-            .map(|address| member_of_address(address).map_err(|e| NodeError::Config(format!("--bootstrap: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let members = initial_members(&config, &identity, &data, &me_member)?;
+        let bootstrap = bootstrap_members(&bootstrap)?;
         if bootstrap.is_empty() {
             // Every member of a fixed initial set initializes with the same membership (allowed
             // by Raft: the first election decides); a member that already has a log skips this.

@@ -24,6 +24,14 @@ pub(super) fn read_peerstore(path: &std::path::Path) -> Vec<MemberNode> {
         .collect()
 }
 
+/// The members to join through, from `--bootstrap` addresses.
+pub(super) fn bootstrap_members(addresses: &[String]) -> Result<Vec<MemberNode>, NodeError> {
+    addresses
+        .iter()
+        .map(|address| member_of_address(address).map_err(|e| NodeError::Config(format!("--bootstrap: {e}"))))
+        .collect()
+}
+
 /// A member record from an `init_peerset` address (`/ip4/../tcp/../p2p/<peer id>`).
 pub(super) fn member_of_address(address: &str) -> Result<MemberNode, NodeError> {
     let parsed: multiaddr::Multiaddr = address

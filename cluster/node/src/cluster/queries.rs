@@ -59,31 +59,28 @@ impl Cluster {
     /// Runs the repository GC on every member's daemon at once (Go `RepoGC`); a member that
     /// cannot be reached is reported with its error.
     pub async fn repo_gc_everywhere(&self) -> GlobalRepoGc {
-        let asks = self.members().into_iter().filter_map(|member| {
-            let peer = member.peer_id.parse::<PeerId>().ok()?;
-            Some(async move {
-                if peer == self.identity.peer_id {
-                    return self.repo_gc_local().await;
-                }
-                let answer = self.call_member(&member, RpcRequest::RepoGc, REPO_GC_TIMEOUT).await;
-                match answer {
-                    Ok(RpcResponse::RepoGc(gc)) => gc,
-                    other => RepoGc {
-                        peer,
-                        peername: String::new(),
-                        keys: Vec::new(),
-                        error: match other {
-                            Err(e) => format!("{e:?}"),
-                            Ok(answer) => format!("unexpected answer {answer:?}"),
-                        },
-                    },
-                }
+        let answers = self
+            .ask_every_member(
+                self.repo_gc_local(),
+                || RpcRequest::RepoGc,
+                REPO_GC_TIMEOUT,
+                answer_of!(RpcResponse::RepoGc),
+            )
+            .await;
+        let peer_map = answers
+            .into_iter()
+            .filter_map(|(member, answer)| {
+                let peer = member.peer_id.parse::<PeerId>().ok()?;
+                let gc = answer.unwrap_or_else(|e| RepoGc {
+                    peer,
+                    peername: String::new(),
+                    keys: Vec::new(),
+                    error: e.to_string(),
+                });
+                Some((gc.peer.to_string(), gc))
             })
-        });
-        let results = futures::future::join_all(asks).await;
-        GlobalRepoGc {
-            peer_map: results.into_iter().map(|gc| (gc.peer.to_string(), gc)).collect(),
-        }
+            .collect();
+        GlobalRepoGc { peer_map }
     }
 
     /// Who is connected to whom (Go `ConnectGraph`): every member answering `id` is linked to the
@@ -99,6 +96,7 @@ impl Cluster {
             cluster_to_ipfs: BTreeMap::new(),
         };
         let members = self.members();
+        let mut asked = Vec::new();
         for id in &ids {
             let key = id.id.to_string();
             graph.id_to_peername.insert(key.clone(), id.peername.clone());
@@ -113,22 +111,28 @@ impl Cluster {
                 continue;
             }
             graph.cluster_to_ipfs.insert(key.clone(), id.ipfs.id.clone());
-            let swarm = if id.id == self.identity.peer_id {
-                self.ipfs.swarm_peers().await.map_err(|e| e.to_string())
-            } else {
-                match members.iter().find(|m| m.peer_id == key) {
-                    Some(member) => match self.call_member(member, RpcRequest::SwarmPeers, STATUS_TIMEOUT).await {
-                        Ok(RpcResponse::SwarmPeers(peers)) => peers,
-                        other => Err(format!("{other:?}")),
-                    },
-                    None => Err(format!("{key} is not a member")),
-                }
-            };
-            match swarm {
+            match members.iter().find(|m| m.peer_id == key) {
+                Some(member) => asked.push(member.clone()),
+                None => tracing::debug!(peer = %key, "swarm peers for the graph: not a member"),
+            }
+        }
+        let swarms = self
+            .ask_members(
+                asked,
+                Some(async { self.ipfs.swarm_peers().await.map_err(|e| e.to_string()) }),
+                || RpcRequest::SwarmPeers,
+                STATUS_TIMEOUT,
+                answer_of!(RpcResponse::SwarmPeers),
+            )
+            .await;
+        for (member, answer) in swarms {
+            match answer.map_err(|e| e.to_string()).and_then(|peers| peers) {
                 Ok(peers) => {
-                    graph.ipfs_links.insert(id.ipfs.id.clone(), peers);
+                    if let Some(ipfs) = graph.cluster_to_ipfs.get(&member.peer_id) {
+                        graph.ipfs_links.insert(ipfs.clone(), peers);
+                    }
                 }
-                Err(e) => tracing::debug!(peer = %key, "swarm peers for the graph: {e}"),
+                Err(e) => tracing::debug!(peer = %member.peer_id, "swarm peers for the graph: {e}"),
             }
         }
         graph
@@ -152,24 +156,21 @@ impl Cluster {
             peer_map: Default::default(),
         };
         global.add(local);
-        let Some(rpc) = &self.rpc else { return Ok(global) };
+        if self.rpc.is_none() {
+            return Ok(global);
+        }
         // Allocated members are asked at once; a slow one costs its own timeout, not the sum.
-        let mut asks = Vec::new();
+        let mut asked = Vec::new();
         for member in self.members() {
             let Ok(peer) = member.peer_id.parse::<PeerId>() else {
                 continue;
             };
-            if peer == self.identity.peer_id {
-                continue;
-            }
             let status = match &pin {
+                _ if peer == self.identity.peer_id => continue,
                 None => TrackerStatus::Unpinned,
                 Some(pin) if !pin.is_allocated_to(&peer) => TrackerStatus::Remote,
                 Some(_) => {
-                    asks.push(async move {
-                        let answer = rpc.call(&member, RpcRequest::Status(cid), STATUS_TIMEOUT).await;
-                        (peer, answer)
-                    });
+                    asked.push(member);
                     continue;
                 }
             };
@@ -182,18 +183,20 @@ impl Cluster {
                 },
             );
         }
-        for (peer, answer) in futures::future::join_all(asks).await {
+        let answers = self
+            .ask_members(
+                asked,
+                None::<std::future::Ready<PinInfo>>,
+                || RpcRequest::Status(cid),
+                STATUS_TIMEOUT,
+                answer_of!(RpcResponse::Status),
+            )
+            .await;
+        for (member, answer) in answers {
             match answer {
-                Ok(RpcResponse::Status(info)) => global.add(info),
-                Ok(other) => {
-                    global
-                        .peer_map
-                        .insert(peer.to_string(), cluster_error(format!("unexpected answer {other:?}")));
-                }
+                Ok(info) => global.add(info),
                 Err(e) => {
-                    global
-                        .peer_map
-                        .insert(peer.to_string(), cluster_error(format!("{e:?}")));
+                    global.peer_map.insert(member.peer_id, cluster_error(e.to_string()));
                 }
             }
         }
@@ -204,34 +207,32 @@ impl Cluster {
     /// member is listed with its peer id and the error (Go `IDStream`).
     pub async fn peers_list(&self) -> Vec<Id> {
         // Every member is asked at once; the list keeps the member order.
-        let asks = self.members().into_iter().filter_map(|member| {
-            let peer = member.peer_id.parse::<PeerId>().ok()?;
-            Some(async move {
-                if peer == self.identity.peer_id {
-                    return self.id().await;
-                }
-                let answer = self.call_member(&member, RpcRequest::Id, STATUS_TIMEOUT).await;
-                match answer {
-                    Ok(RpcResponse::Id(id)) => id,
-                    other => Id {
-                        id: peer,
-                        addresses: vec![format!("{}/p2p/{peer}", member.address)],
-                        cluster_peers: Vec::new(),
-                        cluster_peers_addresses: Vec::new(),
-                        version: String::new(),
-                        commit: String::new(),
-                        rpc_protocol_version: String::new(),
-                        error: match other {
-                            Err(e) => format!("{e:?}"),
-                            Ok(answer) => format!("unexpected answer {answer:?}"),
-                        },
-                        ipfs: IpfsId::default(),
-                        peername: String::new(),
-                    },
-                }
+        let answers = self
+            .ask_every_member(
+                self.id(),
+                || RpcRequest::Id,
+                STATUS_TIMEOUT,
+                answer_of!(RpcResponse::Id),
+            )
+            .await;
+        answers
+            .into_iter()
+            .filter_map(|(member, answer)| {
+                let peer = member.peer_id.parse::<PeerId>().ok()?;
+                Some(answer.unwrap_or_else(|e| Id {
+                    id: peer,
+                    addresses: vec![format!("{}/p2p/{peer}", member.address)],
+                    cluster_peers: Vec::new(),
+                    cluster_peers_addresses: Vec::new(),
+                    version: String::new(),
+                    commit: String::new(),
+                    rpc_protocol_version: String::new(),
+                    error: e.to_string(),
+                    ipfs: IpfsId::default(),
+                    peername: String::new(),
+                }))
             })
-        });
-        futures::future::join_all(asks).await
+            .collect()
     }
 
     /// Every member's status of every pin (or of `cids`), one [`Cluster::global_status`] per CID,
@@ -284,20 +285,32 @@ impl Cluster {
             .state
             .get(&cid)
             .map_err(|e| ClusterError::Internal(e.to_string()))?;
-        for member in self.members() {
-            let Ok(peer) = member.peer_id.parse::<PeerId>() else {
-                continue;
+        let allocated: Vec<MemberNode> = self
+            .members()
+            .into_iter()
+            .filter(|member| match (&pin, member.peer_id.parse::<PeerId>()) {
+                (_, Err(_)) => false,
+                (Some(pin), Ok(peer)) => pin.is_allocated_to(&peer),
+                (None, Ok(_)) => true,
+            })
+            .collect();
+        let answers = self
+            .ask_members(
+                allocated,
+                Some(self.tracker.recover(&cid)),
+                || RpcRequest::Recover(cid),
+                STATUS_TIMEOUT,
+                answer_of!(RpcResponse::Recover),
+            )
+            .await;
+        for (member, answer) in answers {
+            let failure = match answer {
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) if member.peer_id == self.me_member.peer_id => return Err(e),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
             };
-            if pin.as_ref().is_some_and(|p| !p.is_allocated_to(&peer)) {
-                continue;
-            }
-            if peer == self.identity.peer_id {
-                self.tracker.recover(&cid).await?;
-            } else if let Some(rpc) = &self.rpc {
-                if let Err(e) = rpc.call(&member, RpcRequest::Recover(cid), STATUS_TIMEOUT).await {
-                    tracing::debug!(%cid, "recover on {} failed: {e:?}", member.peer_id);
-                }
-            }
+            tracing::debug!(%cid, "recover on {} failed: {failure}", member.peer_id);
         }
         self.global_status(cid).await
     }
@@ -336,67 +349,77 @@ impl Cluster {
     pub fn recover_all_everywhere(self: Arc<Self>) -> ResultStream<GlobalPinInfo> {
         spawn_stream(move |tx| {
             Box::pin(async move {
-                let asks = self.members().into_iter().filter_map(|member| {
+                let answers = self
+                    .ask_every_member(
+                        self.recover_all_local(),
+                        || RpcRequest::RecoverAll,
+                        RECOVER_ALL_TIMEOUT,
+                        answer_of!(RpcResponse::RecoverAll),
+                    )
+                    .await;
+                let answers = answers.into_iter().filter_map(|(member, answer)| {
                     let peer = member.peer_id.parse::<PeerId>().ok()?;
-                    let cluster = self.clone();
-                    Some(async move {
-                        if peer == cluster.identity.peer_id {
-                            return (peer, cluster.recover_all_local().await);
-                        }
-                        let answer = cluster
-                            .call_member(&member, RpcRequest::RecoverAll, RECOVER_ALL_TIMEOUT)
-                            .await;
-                        let result = match answer {
-                            Ok(RpcResponse::RecoverAll(result)) => result,
-                            Ok(other) => Err(ClusterError::Internal(format!("unexpected answer {other:?}"))),
-                            Err(e) => Err(ClusterError::Internal(format!("{e:?}"))),
-                        };
-                        (peer, result)
-                    })
+                    Some((
+                        peer,
+                        answer
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string())),
+                    ))
                 });
-                let mut merged: BTreeMap<Cid, GlobalPinInfo> = BTreeMap::new();
-                let mut failed = Vec::new();
-                for (peer, answer) in futures::future::join_all(asks).await {
-                    let (items, requeued) = match answer {
-                        Ok(answer) => answer,
-                        Err(e) => {
-                            failed.push((peer, e.to_string()));
-                            continue;
-                        }
-                    };
-                    if requeued > items.len() as u64 {
-                        tracing::info!("recover: {peer} re-queued {requeued} items; {} are listed", items.len());
-                    }
-                    for info in items {
-                        match merged.entry(info.cid) {
-                            std::collections::btree_map::Entry::Vacant(entry) => {
-                                entry.insert(info.into_global());
-                            }
-                            std::collections::btree_map::Entry::Occupied(mut entry) => entry.get_mut().add(info),
-                        }
-                    }
-                }
-                if merged.is_empty() && !failed.is_empty() {
-                    let reasons: Vec<String> = failed.iter().map(|(peer, e)| format!("{peer}: {e}")).collect();
-                    let _ = tx
-                        .send(Err(ClusterError::Internal(format!(
-                            "recover failed on {}",
-                            reasons.join("; ")
-                        ))))
-                        .await;
-                    return;
-                }
-                for mut global in merged.into_values() {
-                    for (peer, error) in &failed {
-                        global.peer_map.insert(peer.to_string(), cluster_error(error.clone()));
-                    }
-                    if tx.send(Ok(global)).await.is_err() {
+                for item in merge_recovered(answers) {
+                    if tx.send(item).await.is_err() {
                         return;
                     }
                 }
             })
         })
     }
+}
+
+/// Merges members' recover-all answers per CID (as Go's `globalPinInfoStream`): each member
+/// that could not be asked is reported in every item; when no item was re-queued anywhere and
+/// some member failed, the answer is that failure.
+pub(super) fn merge_recovered(
+    answers: impl IntoIterator<Item = (PeerId, Result<(Vec<PinInfo>, u64), String>)>,
+) -> Vec<Result<GlobalPinInfo, ClusterError>> {
+    let mut merged: BTreeMap<Cid, GlobalPinInfo> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for (peer, answer) in answers {
+        let (items, requeued) = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                failed.push((peer, e));
+                continue;
+            }
+        };
+        if requeued > items.len() as u64 {
+            tracing::info!("recover: {peer} re-queued {requeued} items; {} are listed", items.len());
+        }
+        for info in items {
+            match merged.entry(info.cid) {
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(info.into_global());
+                }
+                std::collections::btree_map::Entry::Occupied(mut entry) => entry.get_mut().add(info),
+            }
+        }
+    }
+    if merged.is_empty() && !failed.is_empty() {
+        let reasons: Vec<String> = failed.iter().map(|(peer, e)| format!("{peer}: {e}")).collect();
+        return vec![Err(ClusterError::Internal(format!(
+            "recover failed on {}",
+            reasons.join("; ")
+        )))];
+    }
+    merged
+        .into_values()
+        .map(|mut global| {
+            for (peer, error) in &failed {
+                global.peer_map.insert(peer.to_string(), cluster_error(error.clone()));
+            }
+            Ok(global)
+        })
+        .collect()
 }
 
 /// The status reported for a member that could not be asked.
@@ -415,4 +438,65 @@ pub(super) fn spawn_stream<T: Send + 'static>(
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     cluster_rt::spawn(producer(tx));
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed_on(peer: PeerId, cid: Cid) -> PinInfo {
+        PinInfo {
+            cid,
+            name: String::new(),
+            peer,
+            allocations: Vec::new(),
+            origins: Vec::new(),
+            created: Timestamp::ZERO,
+            metadata: Default::default(),
+            short: PinInfoShort {
+                status: TrackerStatus::PinQueued,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn recovered_items_merge_per_cid_and_name_the_members_not_asked() {
+        let (a, b, c) = (
+            PeerId::from_ed25519_seed([1; 32]),
+            PeerId::from_ed25519_seed([2; 32]),
+            PeerId::from_ed25519_seed([3; 32]),
+        );
+        let (x, y) = (Cid::raw_sha256(b"x"), Cid::raw_sha256(b"y"));
+        let merged = merge_recovered([
+            (a, Ok((vec![failed_on(a, x), failed_on(a, y)], 2))),
+            (b, Ok((vec![failed_on(b, x)], 1))),
+            (c, Err("unreachable: down".to_string())),
+        ]);
+        let merged: Vec<GlobalPinInfo> = merged.into_iter().map(Result::unwrap).collect();
+        let mut expected = vec![(x, vec![a, b, c]), (y, vec![a, c])];
+        expected.sort_by_key(|(cid, _)| *cid);
+        assert_eq!(merged.len(), 2);
+        for (global, (cid, peers)) in merged.iter().zip(&expected) {
+            assert_eq!(global.cid, *cid);
+            let mut reported: Vec<String> = global.peer_map.keys().cloned().collect();
+            let mut wanted: Vec<String> = peers.iter().map(ToString::to_string).collect();
+            reported.sort();
+            wanted.sort();
+            assert_eq!(reported, wanted);
+            assert_eq!(global.peer_map[&c.to_string()].status, TrackerStatus::ClusterError);
+            assert_eq!(global.peer_map[&c.to_string()].error, "unreachable: down");
+            assert_eq!(global.peer_map[&a.to_string()].status, TrackerStatus::PinQueued);
+        }
+    }
+
+    #[test]
+    fn recover_with_nothing_requeued_and_a_failure_is_that_failure() {
+        let (a, b) = (PeerId::from_ed25519_seed([1; 32]), PeerId::from_ed25519_seed([2; 32]));
+        let merged = merge_recovered([(a, Ok((Vec::new(), 0))), (b, Err("no answer: timeout".to_string()))]);
+        assert_eq!(merged.len(), 1);
+        let error = merged.into_iter().next().unwrap().unwrap_err().to_string();
+        assert!(error.contains(&format!("{b}: no answer: timeout")), "{error}");
+        assert!(merge_recovered([(a, Ok((Vec::new(), 0)))]).is_empty());
+    }
 }

@@ -76,22 +76,29 @@ impl RestBackend for Cluster {
     }
 
     async fn repo_stat_all(&self) -> Result<(u64, u64), ClusterError> {
-        let asks = self.members().into_iter().map(|member| async move {
-            if member.peer_id == self.me_member.peer_id {
-                return self
-                    .ipfs
-                    .repo_stat()
-                    .await
-                    .map(|stat| (stat.repo_size, stat.storage_max))
-                    .map_err(|e| e.to_string());
-            }
-            match self.call_member(&member, RpcRequest::RepoStat, STATUS_TIMEOUT).await {
-                Ok(RpcResponse::RepoStat(answer)) => answer.map_err(|e| format!("{}: {e}", member.peer_id)),
-                other => Err(format!("{}: {other:?}", member.peer_id)),
-            }
+        let local = async {
+            self.ipfs
+                .repo_stat()
+                .await
+                .map(|stat| (stat.repo_size, stat.storage_max))
+                .map_err(|e| e.to_string())
+        };
+        let answers = self
+            .ask_every_member(
+                local,
+                || RpcRequest::RepoStat,
+                STATUS_TIMEOUT,
+                answer_of!(RpcResponse::RepoStat),
+            )
+            .await;
+        let answers = answers.into_iter().map(|(member, answer)| {
+            answer
+                .map_err(|e| e.to_string())
+                .and_then(|stat| stat)
+                .map_err(|e| format!("{}: {e}", member.peer_id))
         });
         let mut total = (0u64, 0u64);
-        for answer in futures::future::join_all(asks).await {
+        for answer in answers {
             // As Go: a member that cannot answer is logged and left out of the sum.
             match answer {
                 Ok((size, max)) => total = (total.0.saturating_add(size), total.1.saturating_add(max)),
