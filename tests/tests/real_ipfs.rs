@@ -366,3 +366,24 @@ fn a_folder_kubo_shards_gets_the_daemons_hamt_cid() {
     assert!(service.terminate(Duration::from_secs(30)));
     daemon.process.terminate(Duration::from_secs(20));
 }
+
+/// The connector conformance suite (the one the fakes pass) against the real daemon: what the
+/// cluster relies on holds for a daemon, not only for our fakes.
+#[test]
+fn the_kubo_connector_passes_the_conformance_suite_against_the_real_daemon() {
+    use cluster_ipfs::{KuboConnector, KuboConnectorConfig};
+    let mut daemon = RealDaemon::start();
+    eprintln!("real IPFS daemon: {} on port {}", daemon.kind, daemon.api_port);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let node_address = KuboConnectorConfig::address_from_multiaddr(&daemon.multiaddr()).unwrap();
+        let connector = KuboConnector::new(KuboConnectorConfig {
+            node_address,
+            request_timeout: Duration::from_secs(30),
+            pin_timeout: Duration::from_secs(30),
+            unpin_timeout: Duration::from_secs(30),
+        });
+        cluster_ipfs::testing::run_conformance_suite(&connector, "real-daemon").await;
+    });
+    daemon.process.terminate(Duration::from_secs(20));
+}

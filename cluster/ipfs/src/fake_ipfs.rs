@@ -430,10 +430,19 @@ impl IpfsConnector for FakeIpfs {
         Ok(FAKE_VERSION.into())
     }
 
-    async fn block_put(&self, cid: &Cid, _data: bytes::Bytes) -> Result<(), IpfsError> {
+    async fn block_put(&self, cid: &Cid, data: bytes::Bytes) -> Result<(), IpfsError> {
         self.enter("block_put").await?;
         if self.knobs().repo_full {
             return Err(repo_full_error("block/put"));
+        }
+        // As a daemon, which names a block by its own hash of the data: other content is refused.
+        const SHA2_256: u64 = 0x12;
+        if cid.0.hash().code() == SHA2_256 && Cid::raw_sha256(&data).0.hash().digest() != cid.0.hash().digest() {
+            return Err(IpfsError::Daemon {
+                path: "block/put".into(),
+                code: 500,
+                message: format!("the data is not the block {cid}"),
+            });
         }
         self.lock().blocks.insert(*cid);
         Ok(())

@@ -1,29 +1,35 @@
 //! The IPFS daemon beside a member, behind the [`IpfsConnector`] trait.
 //!
-//! Owns: the trait and its error type; [`KuboConnector`], the Kubo RPC HTTP client used in
-//! production (`cfg(not(madsim))`, reference §8); [`FakeIpfs`], an in-process daemon with fault
-//! knobs for the simulator and unit tests; and [`FakeKuboServer`], a Kubo RPC HTTP server over
-//! a `FakeIpfs` (like Go's `test/ipfs_mock.go`) for fast tests of real processes.
+//! Owns: the trait and its error type; `KuboConnector`, the Kubo RPC HTTP client used in
+//! production (`cfg(not(madsim))`, reference §8). Behind the `testing` feature (and in this
+//! crate's tests): `FakeIpfs`, an in-process daemon with fault knobs for the simulator and unit
+//! tests; `FakeKuboServer`, a Kubo RPC HTTP server over a `FakeIpfs` (like Go's
+//! `test/ipfs_mock.go`) for fast tests of real processes; and `testing`, the conformance suite
+//! every connector and fake must pass.
 //! Does not own: deciding what to pin (the tracker does).
 #![deny(missing_docs)]
 
 #[cfg(not(madsim))]
 mod daemon_connector;
 mod error;
+#[cfg(any(test, feature = "testing"))]
 mod fake_ipfs;
-#[cfg(not(madsim))]
+#[cfg(all(not(madsim), any(test, feature = "testing")))]
 mod fake_kubo_server;
 #[cfg(not(madsim))]
 mod json_stream;
 #[cfg(not(madsim))]
 mod kubo_connector;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use bytes::Bytes;
 #[cfg(not(madsim))]
 pub use daemon_connector::{uri_authority, DaemonConnector, DaemonStream};
 pub use error::IpfsError;
+#[cfg(any(test, feature = "testing"))]
 pub use fake_ipfs::{FakeIpfs, FakeIpfsKnobs};
-#[cfg(not(madsim))]
+#[cfg(all(not(madsim), any(test, feature = "testing")))]
 pub use fake_kubo_server::FakeKuboServer;
 #[cfg(not(madsim))]
 pub use kubo_connector::{KuboConnector, KuboConnectorConfig};

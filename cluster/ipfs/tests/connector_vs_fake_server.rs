@@ -425,3 +425,9 @@ async fn resolve_answers_plain_paths_names_and_refuses_unknown_ones() {
     let error = f.connector.resolve("/ipns/nobody.example").await.unwrap_err();
     assert!(error.to_string().contains("could not resolve"), "{error}");
 }
+
+#[tokio::test]
+async fn the_kubo_connector_over_the_fake_server_passes_the_conformance_suite() {
+    let f = fixture().await;
+    cluster_ipfs::testing::run_conformance_suite(&f.connector, "kubo-over-fake").await;
+}
