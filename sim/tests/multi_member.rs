@@ -455,7 +455,7 @@ async fn exchange_metrics(cluster: &SimCluster, of: &[usize], at: usize) {
     let observer = cluster.members[at].cluster().unwrap();
     let new_ones = || {
         observer
-            .fresh_metrics(cluster_allocator::FREESPACE)
+            .fresh_metrics(cluster_monitor::FREESPACE)
             .iter()
             .filter(|m| m.received_at >= since)
             .count()

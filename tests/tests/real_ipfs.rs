@@ -374,7 +374,10 @@ fn the_kubo_connector_passes_the_conformance_suite_against_the_real_daemon() {
     use cluster_ipfs::{KuboConnector, KuboConnectorConfig};
     let mut daemon = RealDaemon::start();
     eprintln!("real IPFS daemon: {} on port {}", daemon.kind, daemon.api_port);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let node_address = KuboConnectorConfig::address_from_multiaddr(&daemon.multiaddr()).unwrap();
         let connector = KuboConnector::new(KuboConnectorConfig {

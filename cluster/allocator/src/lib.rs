@@ -1,15 +1,17 @@
-//! Allocation: which members hold a pin (Go `allocate.go` and `allocator/balanced`), and the
-//! [`MetricStore`] of what members report about themselves (the `freespace` informer's values).
+//! Allocation: which members hold a pin (Go `allocate.go` and `allocator/balanced`), which
+//! members are candidates (`candidates`), and when a pin's allocations need repair (`repair`).
 //!
 //! Owns: the choice of members given the current allocations, the user's wishes, members'
-//! metrics and the replication factors. Sans-IO: plain functions over values, so the choice is
-//! unit-tested without clocks or sockets. Does not own: measuring or exchanging metrics
-//! (cluster-node does both).
+//! free-space metrics and the replication factors. Sans-IO: plain functions over values, `now`
+//! passed in, so every rule is table-tested without clocks or sockets. Does not own: measuring,
+//! exchanging or keeping metrics (cluster-monitor keeps them; cluster-node runs the loops).
 #![deny(missing_docs)]
 
-mod metric_store;
+mod candidates;
+mod repair;
 
-pub use metric_store::{MetricStore, FREESPACE};
+pub use candidates::{candidates, rendezvous_rank};
+pub use repair::{fallback_allocations, repair_need, surviving_allocations, RepairNeed};
 
 use cluster_types::PeerId;
 
@@ -102,6 +104,16 @@ pub fn allocate(candidates: &[Candidate], request: &Request<'_>) -> Result<Vec<P
             available: candidates.len(),
         });
     }
+    // A wrong allocation would be committed to every member's pinset: stop here instead.
+    assert!(
+        chosen.len() <= request.max && chosen.iter().all(is_candidate),
+        "allocation {chosen:?} is over the maximum {} or names a non-candidate",
+        request.max
+    );
+    assert!(
+        chosen.iter().enumerate().all(|(i, peer)| !chosen[..i].contains(peer)),
+        "allocation {chosen:?} names a member twice"
+    );
     Ok(chosen)
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_state::{Disk, State};
@@ -68,24 +68,46 @@ pub struct Consensus {
     raft: Raft<TypeConfig>,
     node_id: NodeId,
     config: RaftConfig,
-    forwarder: Arc<Mutex<Option<Arc<dyn LeaderForwarder>>>>,
+    forwarder: Option<Arc<dyn LeaderForwarder>>,
     /// Held by one membership change at a time: openraft refuses a change while another is
     /// under way, so members joining together would otherwise fail all but one.
     membership_turn: Arc<cluster_rt::tokio::sync::Mutex<()>>,
 }
 
+/// What a member's consensus is built from.
+pub struct ConsensusDeps<'a> {
+    /// This member.
+    pub peer: &'a PeerId,
+    /// The folder of the durable log.
+    pub raft_dir: &'a Path,
+    /// Where the log database is opened.
+    pub disk: &'a dyn Disk,
+    /// The pinset the state machine applies to.
+    pub state: Arc<dyn State>,
+    /// Told of every applied change.
+    pub observer: Arc<dyn ApplyObserver>,
+    /// How Raft's messages reach the other members.
+    pub transport: Arc<dyn RaftTransport>,
+    /// Who forwards writes to a remote leader; without one, writes need this member to lead.
+    pub forwarder: Option<Arc<dyn LeaderForwarder>>,
+    /// Raft's settings.
+    pub config: RaftConfig,
+}
+
 impl Consensus {
     /// Opens the durable log in `raft_dir` and starts Raft over `state`. The state machine
     /// resumes from what `state` had made durable; openraft re-applies the committed entries after it.
-    pub async fn start(
-        peer: &PeerId,
-        raft_dir: &Path,
-        disk: &dyn Disk,
-        state: Arc<dyn State>,
-        observer: Arc<dyn ApplyObserver>,
-        transport: Arc<dyn RaftTransport>,
-        config: RaftConfig,
-    ) -> Result<Consensus, ConsensusError> {
+    pub async fn start(deps: ConsensusDeps<'_>) -> Result<Consensus, ConsensusError> {
+        let ConsensusDeps {
+            peer,
+            raft_dir,
+            disk,
+            state,
+            observer,
+            transport,
+            forwarder,
+            config,
+        } = deps;
         let node_id = node_id_of(peer);
         let log_store = RedbLogStore::open_on(disk, &raft_dir.join("log.redb"))?;
         let state_machine = PinsetStateMachine::new(state, observer, raft_dir);
@@ -103,7 +125,7 @@ impl Consensus {
             raft,
             node_id,
             config,
-            forwarder: Arc::new(Mutex::new(None)),
+            forwarder,
             membership_turn: Arc::new(cluster_rt::tokio::sync::Mutex::new(())),
         })
     }
@@ -171,11 +193,6 @@ impl Consensus {
         }
     }
 
-    /// Sets who forwards writes to a remote leader (without one, writes need the local leader).
-    pub fn set_forwarder(&self, forwarder: Arc<dyn LeaderForwarder>) {
-        *self.forwarder.lock().expect("forwarder lock") = Some(forwarder);
-    }
-
     /// Commits `command` only if this member is the leader (serves forwarded writes: never
     /// forwards again, so a write cannot loop between members).
     pub async fn commit_local(&self, command: Command) -> Result<Committed, ClusterError> {
@@ -219,8 +236,7 @@ impl Consensus {
                     })
                 }
                 Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                    let forwarder = self.forwarder.lock().expect("forwarder lock").clone();
-                    match (forward.leader_id, forward.leader_node, forwarder) {
+                    match (forward.leader_id, forward.leader_node, &self.forwarder) {
                         (Some(leader), Some(node), Some(forwarder)) if leader != self.node_id && may_forward => {
                             match forwarder.forward(&node, command.clone()).await {
                                 Ok(result) => return result,

@@ -27,7 +27,7 @@ mod state_machine;
 mod type_config;
 
 pub use config::RaftConfig;
-pub use consensus::{Consensus, LeaderForwarder, Promotion, PROMOTION_LAG_MAX};
+pub use consensus::{Consensus, ConsensusDeps, LeaderForwarder, Promotion, PROMOTION_LAG_MAX};
 pub use error::ConsensusError;
 pub use log_store::RedbLogStore;
 pub use network::{NoTransport, RaftTransport, TransportFailure, TransportNetworkFactory};

@@ -98,6 +98,7 @@ fn apply_pin(
     ops: &mut Vec<StateOp>,
     changes: &mut Vec<AppliedChange>,
 ) -> CommandResponse {
+    check_allocations(&pin);
     overlay.insert(pin.cid, Some(pin.clone()));
     ops.push(StateOp::Add(pin.clone()));
     if let Some(previous) = &previous {
@@ -112,6 +113,33 @@ fn apply_pin(
         previous,
     });
     CommandResponse::Pinned(pin)
+}
+
+/// A committed pin's allocations never repeat a member nor exceed its maximum (allocation
+/// checks both before proposing). Checked again here, where every member applies it: a debug
+/// build (the simulator, the tests) stops at once; a release build logs it and applies the
+/// entry, as every other member does, rather than stop the state machine on a log it cannot skip.
+fn check_allocations(pin: &Pin) {
+    let max = pin.options.replication_factor_max;
+    let over = max > 0 && pin.allocations.len() > max as usize;
+    let repeated = pin
+        .allocations
+        .iter()
+        .enumerate()
+        .any(|(i, peer)| pin.allocations[..i].contains(peer));
+    if over || repeated {
+        tracing::error!(
+            cid = %pin.cid,
+            "committed pin has allocations {:?} for a maximum of {max}",
+            pin.allocations
+        );
+        if cfg!(debug_assertions) {
+            panic!(
+                "committed pin {} has allocations {:?} for a maximum of {max}",
+                pin.cid, pin.allocations
+            );
+        }
+    }
 }
 
 fn sm_read_error(e: impl std::fmt::Display) -> StorageError<NodeId> {

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use cluster_consensus::{
-    node_id_of, AppliedChange, ApplyObserver, Consensus, MemberNode, NoTransport, PinsetStateMachine, RaftConfig,
-    RedbLogStore, TypeConfig,
+    node_id_of, AppliedChange, ApplyObserver, Consensus, ConsensusDeps, MemberNode, NoTransport, PinsetStateMachine,
+    RaftConfig, RedbLogStore, TypeConfig,
 };
 use cluster_state::{MemoryState, RedbState, State};
 use cluster_types::{ClusterError, PeerId, Pin, PinOptions};
@@ -66,15 +66,16 @@ async fn start(dir: &std::path::Path, observer: Arc<Recorder>) -> (Consensus, Ar
             Err(e) => panic!("reopening the state: {e}"),
         }
     };
-    let consensus = Consensus::start(
-        &peer(),
-        &dir.join("raft"),
-        &cluster_state::RealDisk,
-        state.clone(),
+    let consensus = Consensus::start(ConsensusDeps {
+        peer: &peer(),
+        raft_dir: &dir.join("raft"),
+        disk: &cluster_state::RealDisk,
+        state: state.clone(),
         observer,
-        Arc::new(NoTransport),
-        RaftConfig::default(),
-    )
+        transport: Arc::new(NoTransport),
+        forwarder: None,
+        config: RaftConfig::default(),
+    })
     .await
     .unwrap();
     let mut members = BTreeMap::new();

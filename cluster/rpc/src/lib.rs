@@ -1,6 +1,7 @@
 //! The RPC API between members (Go's `rpc_api.go`): typed [`RpcRequest`]s and
 //! [`RpcResponse`]s, the [`Transport`] that carries them, the [`RpcHandler`] each member
-//! serves, and [`RaftOverRpc`], which carries Raft's messages over any transport.
+//! serves, [`RaftOverRpc`], which carries Raft's messages over any transport, [`LocalShortcut`],
+//! which answers a member's calls to itself, and [`RpcForwarder`], which sends writes to the leader.
 //!
 //! Owns: the request and response types, their wire encoding ([`wire`]) and their routing.
 //! Does not own: what a member does with a request (cluster-node implements [`RpcHandler`]) nor
@@ -8,11 +9,13 @@
 //! over madsim's simulated network.
 #![deny(missing_docs)]
 
+mod local;
 mod raft_over_rpc;
 #[cfg(madsim)]
 mod sim_transport;
 pub mod wire;
 
+pub use local::{LocalShortcut, RpcForwarder};
 pub use raft_over_rpc::{MembershipRefusals, RaftOverRpc};
 #[cfg(madsim)]
 pub use sim_transport::SimTransport;

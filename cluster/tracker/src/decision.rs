@@ -3,8 +3,9 @@
 //!
 //! Owns: status classification ([`local_status`]), what `track` and `recover` should enqueue
 //! ([`track_action`], [`recover_action`]), the queue-priority rule ([`is_priority`]), the retry
-//! rule ([`should_retry`], [`retry_backoff`]) and which `status_all` filters the operation map
-//! alone can answer ([`filter_is_op_only`]). Nothing here awaits, locks or reads a clock.
+//! rule ([`should_retry`], [`retry_backoff`]), which `status_all` filters the operation map
+//! alone can answer ([`filter_is_op_only`]) and which phase changes are allowed
+//! ([`phase_change_allowed`]). Nothing here awaits, locks or reads a clock.
 
 use std::time::Duration;
 
@@ -37,6 +38,17 @@ pub enum OpPhase {
     InProgress,
     /// The daemon call failed (or the queue was full); retried automatically or by `recover`.
     Error,
+}
+
+/// Whether an operation may move from phase `from` to `to`: a worker takes a queued one, the
+/// daemon's failure (or a full queue) puts it in error, a retry or recover queues it again.
+/// Done operations leave the map instead of changing phase.
+pub fn phase_change_allowed(from: OpPhase, to: OpPhase) -> bool {
+    use OpPhase::{Error, InProgress, Queued};
+    matches!(
+        (from, to),
+        (Queued, InProgress) | (Queued, Error) | (InProgress, Error) | (Error, Queued)
+    )
 }
 
 /// What the classification needs to know about an operation.
@@ -246,6 +258,26 @@ mod tests {
 
     fn me() -> PeerId {
         PeerId::from_ed25519_seed([1; 32])
+    }
+
+    #[test]
+    fn operations_move_only_along_their_lifecycle() {
+        use OpPhase::{Error, InProgress, Queued};
+        // (from, to, allowed)
+        let table = [
+            (Queued, InProgress, true),
+            (Queued, Error, true),
+            (InProgress, Error, true),
+            (Error, Queued, true),
+            (Queued, Queued, false),
+            (InProgress, Queued, false),
+            (InProgress, InProgress, false),
+            (Error, InProgress, false),
+            (Error, Error, false),
+        ];
+        for (from, to, allowed) in table {
+            assert_eq!(phase_change_allowed(from, to), allowed, "{from:?} -> {to:?}");
+        }
     }
 
     fn other() -> PeerId {

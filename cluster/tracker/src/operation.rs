@@ -19,7 +19,7 @@ use cluster_rt::tokio::sync::Notify;
 use cluster_types::{Cid, Pin, Timestamp, TrackerStatus};
 
 use crate::config::TrackerConfig;
-use crate::decision::{is_priority, op_status, OpKind, OpPhase, OpView, QUEUE_FULL_ERROR};
+use crate::decision::{is_priority, op_status, phase_change_allowed, OpKind, OpPhase, OpView, QUEUE_FULL_ERROR};
 
 /// One pin or unpin the tracker is doing, or failed to do, for one CID.
 #[derive(Debug, Clone)]
@@ -63,6 +63,14 @@ impl Operation {
     }
 
     fn set_phase(&mut self, phase: OpPhase, now: Timestamp) {
+        assert!(
+            phase_change_allowed(self.phase, phase),
+            "{:?} operation of {}: {:?} -> {:?} is not a phase change an operation makes",
+            self.kind,
+            self.pin.cid,
+            self.phase,
+            phase
+        );
         self.phase = phase;
         self.timestamp = now;
         if phase != OpPhase::Error {
@@ -268,7 +276,7 @@ impl OpTable {
             self.compact(op.kind);
         }
         if self.queue_len(op.kind) >= self.queue_size_max {
-            op.phase = OpPhase::Error;
+            op.set_phase(OpPhase::Error, op.timestamp);
             op.error = QUEUE_FULL_ERROR.to_string();
             return Enqueued::QueueFull;
         }

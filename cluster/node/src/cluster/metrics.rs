@@ -112,18 +112,12 @@ impl Cluster {
         });
     }
 
-    /// A metric about this member, measured now and valid for `metric_ttl`.
-    pub(super) fn own_metric(&self, name: String, value: String, weight: i64, partitionable: bool) -> Metric {
-        let now = Timestamp::now();
-        Metric {
-            name,
+    /// Who measures this member's metrics, now, and for how long they stay valid.
+    pub(super) fn measured_now(&self) -> Measured {
+        Measured {
             peer: self.identity.peer_id,
-            value,
-            expire: now.add(self.config.metric_ttl).unix_nanos(),
-            valid: true,
-            weight,
-            partitionable,
-            received_at: now.unix_nanos(),
+            now: Timestamp::now(),
+            ttl: self.config.metric_ttl,
         }
     }
 
@@ -139,18 +133,14 @@ impl Cluster {
     /// daemon.
     pub(super) fn publish_liveness(&self) {
         let ipfs = self.ipfs_identity.lock().expect("ipfs identity lock").clone();
-        let mut ping = serde_json::json!({ "peer_name": self.config.peername });
-        if let Some(ipfs) = ipfs {
-            ping["ipfs_id"] = ipfs.id.into();
-            ping["ipfs_addresses"] = ipfs.addresses.into();
-        }
-        let mut metrics = vec![self.own_metric("ping".into(), ping.to_string(), 0, false)];
-        for (name, value) in &self.config.tags {
-            metrics.push(self.own_metric(format!("tag:{name}"), value.clone(), 0, true));
-        }
-        let queued = self.tracker.queued_count() as u64;
-        let weight = -((queued / self.config.pinqueue_weight_bucket_size) as i64);
-        metrics.push(self.own_metric("pinqueue".into(), queued.to_string(), weight, false));
+        let measured = self.measured_now();
+        let mut metrics = vec![informers::ping(&measured, &self.config.peername, ipfs.as_ref())];
+        metrics.extend(informers::tags(&measured, &self.config.tags));
+        metrics.push(informers::pinqueue(
+            &measured,
+            self.tracker.queued_count() as u64,
+            self.config.pinqueue_weight_bucket_size,
+        ));
         self.publish(metrics);
     }
 
@@ -160,14 +150,7 @@ impl Cluster {
     pub(super) async fn publish_freespace(&self) -> bool {
         match self.ipfs.repo_stat().await {
             Ok(stat) => {
-                let free = stat.storage_max.saturating_sub(stat.repo_size);
-                let mut freespace = self.own_metric(
-                    FREESPACE.into(),
-                    free.to_string(),
-                    free.min(i64::MAX as u64) as i64,
-                    false,
-                );
-                freespace.valid = free > 0;
+                let freespace = informers::freespace(&self.measured_now(), stat.repo_size, stat.storage_max);
                 self.publish(vec![freespace]);
                 true
             }

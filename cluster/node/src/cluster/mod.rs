@@ -41,16 +41,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster_allocator::{Candidate, MetricStore, FREESPACE};
 use cluster_api::{RestBackend, ResultStream};
 use cluster_consensus::{
-    node_id_of, AppliedChange, ApplyObserver, Command, Committed, Consensus, LeaderForwarder, MemberNode, NoTransport,
+    node_id_of, AppliedChange, ApplyObserver, Consensus, ConsensusDeps, LeaderForwarder, MemberNode, NoTransport,
     NodeId, Promotion, RaftTransport, TransportFailure,
 };
 use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
+use cluster_monitor::informers::{self, Measured};
+use cluster_monitor::{Monitor, FREESPACE};
 use cluster_rpc::{
-    MembershipRefusals, RaftOverRpc, RpcHandler, RpcRequest, RpcResponse, Traffic, Transport, WireBlock,
-    MEMBER_STARTING, RECOVER_ALL_LISTED_MAX,
+    LocalShortcut, MembershipRefusals, RaftOverRpc, RpcForwarder, RpcHandler, RpcRequest, RpcResponse, Traffic,
+    Transport, WireBlock, MEMBER_STARTING, RECOVER_ALL_LISTED_MAX,
 };
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};
@@ -69,7 +70,7 @@ use metrics::TrafficSample;
 pub use peerstore::PEERSTORE_FILE;
 use peerstore::{bootstrap_members, member_of_address, read_peerstore};
 use queries::{spawn_stream, STATE_PAGE, STATUS_TIMEOUT};
-use rpc_handler::{ClusterRpcHandler, RpcForwarder};
+use rpc_handler::{ClusterRpcHandler, OwnRpcHandler};
 
 /// What a member is built from.
 pub struct ClusterDeps {
@@ -121,11 +122,19 @@ impl ApplyObserver for TrackerObserver {
     }
 }
 
-/// How Raft reaches the other members: over the member RPC, or nowhere for a cluster of one.
-fn raft_transport(rpc: Option<&Arc<dyn Transport>>, refusals: &MembershipRefusals) -> Arc<dyn RaftTransport> {
+/// How Raft reaches the other members and how writes reach the leader: over the member RPC,
+/// or nowhere for a cluster of one.
+fn consensus_links(
+    rpc: Option<&Arc<dyn Transport>>,
+    refusals: &MembershipRefusals,
+    forward_timeout: Duration,
+) -> (Arc<dyn RaftTransport>, Option<Arc<dyn LeaderForwarder>>) {
     match rpc {
-        Some(rpc) => Arc::new(RaftOverRpc::new(rpc.clone(), refusals.clone())),
-        None => Arc::new(NoTransport),
+        Some(rpc) => (
+            Arc::new(RaftOverRpc::new(rpc.clone(), refusals.clone())),
+            Some(Arc::new(RpcForwarder::new(rpc.clone(), forward_timeout))),
+        ),
+        None => (Arc::new(NoTransport), None),
     }
 }
 
@@ -202,7 +211,7 @@ pub struct Cluster {
     /// Members that refused this member's vote requests as coming from a non-member.
     refusals: MembershipRefusals,
     /// The latest metrics of every member, this one included.
-    metrics: Mutex<MetricStore>,
+    metrics: Mutex<Monitor>,
     /// The last traffic sample of `/health/bandwidth`: when, the totals, and the rates then.
     traffic_sample: Mutex<Option<TrafficSample>>,
     data: Mutex<Option<DataFolder>>,
@@ -233,9 +242,6 @@ impl Cluster {
             bootstrap,
             advertised_address,
         } = deps;
-        let advertised_address = advertised_address
-            .or_else(|| config.listen_multiaddress.first().cloned())
-            .unwrap_or_default();
         let refusals = MembershipRefusals::default();
         let state = match state {
             Some(state) => state,
@@ -248,27 +254,27 @@ impl Cluster {
             ipfs.clone(),
             state.clone(),
         );
-        let consensus = Consensus::start(
-            &identity.peer_id,
-            &data.raft_dir(),
-            disk.as_ref(),
-            state.clone(),
-            Arc::new(TrackerObserver {
+        // Calls to this member itself are answered here, never sent over the network.
+        let shortcut = rpc.map(|network| LocalShortcut::new(identity.peer_id, network));
+        let rpc = shortcut.clone().map(|shortcut| shortcut as Arc<dyn Transport>);
+        let (transport, forwarder) = consensus_links(rpc.as_ref(), &refusals, config.raft.network_timeout);
+        let consensus = Consensus::start(ConsensusDeps {
+            peer: &identity.peer_id,
+            raft_dir: &data.raft_dir(),
+            disk: disk.as_ref(),
+            state: state.clone(),
+            observer: Arc::new(TrackerObserver {
                 tracker: tracker.clone(),
             }),
-            raft_transport(rpc.as_ref(), &refusals),
-            config.raft.clone(),
-        )
+            transport,
+            forwarder,
+            config: config.raft.clone(),
+        })
         .await?;
-        if let Some(rpc) = &rpc {
-            consensus.set_forwarder(Arc::new(RpcForwarder {
-                rpc: rpc.clone(),
-                timeout: config.raft.network_timeout,
-            }));
-        }
         let me_member = MemberNode {
             peer_id: identity.peer_id.to_string(),
-            address: advertised_address,
+            address: advertised_address
+                .unwrap_or_else(|| config.listen_multiaddress.first().cloned().unwrap_or_default()),
         };
         let members = initial_members(&config, &identity, &data, &me_member)?;
         let bootstrap = bootstrap_members(&bootstrap)?;
@@ -290,7 +296,7 @@ impl Cluster {
             shutdown_tx,
             removed_tx: watch::channel(false).0,
             refusals,
-            metrics: Mutex::new(MetricStore::default()),
+            metrics: Mutex::new(Monitor::default()),
             ipfs_identity: Mutex::new(None),
             traffic_sample: Mutex::new(None),
             data: Mutex::new(Some(data)),
@@ -299,6 +305,11 @@ impl Cluster {
             bootstrap,
             bug_ack_before_commit: std::sync::atomic::AtomicBool::new(false),
         });
+        if let Some(shortcut) = shortcut {
+            shortcut.serve(Arc::new(OwnRpcHandler {
+                cluster: Arc::downgrade(&cluster),
+            }));
+        }
         cluster.spawn_loops();
         Ok(cluster)
     }

@@ -57,25 +57,23 @@ impl Cluster {
                 .map_err(|e| ClusterError::Internal(e.to_string()))?;
             let Some(last) = page.last().map(|p| p.cid) else { break };
             for existing in page {
-                if existing.is_everywhere() {
+                let Some(need) = cluster_allocator::repair_need(&existing, &members) else {
                     continue;
-                }
-                let departed = existing.allocations.iter().any(|p| !members.contains(p));
-                let short = existing.allocations.len() < existing.options.replication_factor_min.max(0) as usize;
-                if !departed && !short {
-                    continue;
-                }
+                };
                 let mut current = existing.clone();
-                current.allocations.retain(|p| members.contains(p));
+                current.allocations = cluster_allocator::surviving_allocations(&existing, &members);
                 let mut pin = existing.clone();
                 if let Err(e) = self.allocate(&mut pin, &[], Some(&current), leaving) {
-                    if !departed {
-                        // Still not enough candidates for a short pin: try again next round.
-                        tracing::debug!(cid = %existing.cid, "under-replicated pin stays so: {e}");
-                        continue;
+                    match cluster_allocator::fallback_allocations(need, current.allocations) {
+                        Some(surviving) => {
+                            tracing::warn!(cid = %existing.cid, "re-allocating away from departed members: {e}");
+                            pin.allocations = surviving;
+                        }
+                        None => {
+                            tracing::debug!(cid = %existing.cid, "under-replicated pin stays so: {e}");
+                            continue;
+                        }
                     }
-                    tracing::warn!(cid = %existing.cid, "re-allocating away from departed members: {e}");
-                    pin.allocations = current.allocations;
                 }
                 if pin.allocations == existing.allocations {
                     continue;
@@ -165,26 +163,14 @@ impl Cluster {
         }
         let mut peers = self.member_peers();
         peers.retain(|p| Some(p) != excluded);
-        let now = Timestamp::now();
-        let candidates: Vec<Candidate> = {
+        let candidates = {
             let metrics = self.metrics.lock().expect("metrics lock");
-            peers
-                .iter()
-                .filter_map(|peer| {
-                    let free_space = match metrics.latest(FREESPACE, peer) {
-                        // Never reported (just started or joined): a candidate after the others.
-                        None => None,
-                        // Expired (likely down) or full: not a candidate, as in Go.
-                        Some(m) if m.is_expired(now) || !m.valid => return None,
-                        Some(m) => Some(m.value.parse::<u64>().unwrap_or(0)),
-                    };
-                    Some(Candidate {
-                        peer: *peer,
-                        free_space,
-                        tie_break: rendezvous_rank(&pin.cid, peer),
-                    })
-                })
-                .collect()
+            cluster_allocator::candidates(
+                &peers,
+                &pin.cid,
+                |peer| metrics.latest(FREESPACE, peer),
+                Timestamp::now(),
+            )
         };
         let current = existing.map(|p| p.allocations.as_slice()).unwrap_or_default();
         let request = cluster_allocator::Request {
@@ -245,18 +231,6 @@ impl Cluster {
     }
 }
 
-/// FNV-1a 64 of the CID and member bytes: the member's rank for this CID among members with equal
-/// free space, so equal members share pins evenly (rendezvous hashing).
-pub(super) fn rendezvous_rank(cid: &Cid, peer: &PeerId) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in cid.to_bytes().into_iter().chain(peer.to_bytes()) {
-        hash ^= byte as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// Parses `/ipfs/<cid>` paths; deeper paths need the daemon's `resolve`, not supported yet.
 /// The CID a path names directly: `Some` for `/ipfs/<cid>` or `/ipld/<cid>` (Go resolves these
 /// without asking the daemon), `None` when the daemon must resolve it (`/ipns/...`, sub-paths).
 pub(super) fn direct_cid_of_path(path: &str) -> Result<Option<Cid>, ClusterError> {

@@ -1,25 +1,20 @@
-//! Serving other members' requests, and forwarding writes to the leader.
+//! Serving other members' requests, and this member's own calls to itself.
 
 use super::*;
 
-/// Forwards writes to the leader over RPC.
-pub(super) struct RpcForwarder {
-    pub(super) rpc: Arc<dyn Transport>,
-    pub(super) timeout: std::time::Duration,
+/// Serves this member's calls to itself (through [`LocalShortcut`]): holds the member weakly,
+/// since the member holds its transport.
+pub(super) struct OwnRpcHandler {
+    pub(super) cluster: std::sync::Weak<Cluster>,
 }
 
 #[async_trait::async_trait]
-impl LeaderForwarder for RpcForwarder {
-    async fn forward(
-        &self,
-        leader: &MemberNode,
-        command: Command,
-    ) -> Result<Result<Committed, ClusterError>, TransportFailure> {
-        match self.rpc.call(leader, RpcRequest::Commit(command), self.timeout).await? {
-            RpcResponse::Commit(result) => Ok(result),
-            other => Err(TransportFailure::Network(format!(
-                "unexpected answer to a forwarded write: {other:?}"
-            ))),
+impl RpcHandler for OwnRpcHandler {
+    async fn handle(&self, request: RpcRequest) -> RpcResponse {
+        match self.cluster.upgrade() {
+            Some(cluster) => ClusterRpcHandler { cluster }.handle(request).await,
+            // Only while the member is being dropped.
+            None => RpcResponse::Starting,
         }
     }
 }

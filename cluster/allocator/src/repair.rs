@@ -1,0 +1,106 @@
+//! When a pin's allocations need repair: it names a member no longer in the cluster (or one
+//! about to leave), or it has fewer than its minimum. And what stays when no new allocation is
+//! possible: a departed member is dropped anyway; a short pin waits for candidates.
+
+use cluster_types::{PeerId, Pin};
+
+/// Why a pin's allocations need repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepairNeed {
+    /// An allocated member is not among the members.
+    Departed,
+    /// Fewer allocations than the pin's minimum, all of them members.
+    Short,
+}
+
+/// Whether `pin` needs new allocations, given the members that stay (without a leaving one).
+/// Pins on every member need none.
+pub fn repair_need(pin: &Pin, members: &[PeerId]) -> Option<RepairNeed> {
+    if pin.is_everywhere() {
+        return None;
+    }
+    if pin.allocations.iter().any(|p| !members.contains(p)) {
+        return Some(RepairNeed::Departed);
+    }
+    let min = pin.options.replication_factor_min.max(0) as usize;
+    (pin.allocations.len() < min).then_some(RepairNeed::Short)
+}
+
+/// The allocations of `pin` that are still members: the base a repair allocates from.
+pub fn surviving_allocations(pin: &Pin, members: &[PeerId]) -> Vec<PeerId> {
+    pin.allocations
+        .iter()
+        .filter(|p| members.contains(p))
+        .copied()
+        .collect()
+}
+
+/// The allocations to commit when the allocator finds too few candidates: without the departed
+/// members (never keep a member that left), or nothing to do for a short pin (try again later).
+pub fn fallback_allocations(need: RepairNeed, surviving: Vec<PeerId>) -> Option<Vec<PeerId>> {
+    match need {
+        RepairNeed::Departed => Some(surviving),
+        RepairNeed::Short => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cluster_types::{Cid, PinOptions};
+
+    use super::*;
+
+    fn peer(i: u8) -> PeerId {
+        PeerId::from_ed25519_seed([i; 32])
+    }
+
+    fn pin(min: i32, max: i32, allocations: &[u8]) -> Pin {
+        let mut pin = Pin::new(
+            Cid::raw_sha256(b"repair"),
+            PinOptions {
+                replication_factor_min: min,
+                replication_factor_max: max,
+                ..PinOptions::default()
+            },
+        );
+        pin.allocations = allocations.iter().map(|i| peer(*i)).collect();
+        pin
+    }
+
+    #[test]
+    fn pins_needing_repair() {
+        let members = [peer(1), peer(2), peer(3)];
+        // (min, max, allocations, need)
+        let table: [(i32, i32, &[u8], Option<RepairNeed>); 7] = [
+            (2, 3, &[1, 2], None),
+            (2, 3, &[1, 9], Some(RepairNeed::Departed)),
+            (1, 1, &[9], Some(RepairNeed::Departed)),
+            (2, 3, &[1], Some(RepairNeed::Short)),
+            (3, 3, &[1, 2], Some(RepairNeed::Short)),
+            (-1, -1, &[], None),
+            (1, 2, &[1, 2, 3], None),
+        ];
+        for (min, max, allocations, need) in table {
+            assert_eq!(
+                repair_need(&pin(min, max, allocations), &members),
+                need,
+                "min {min} max {max} on {allocations:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_candidates_departed_members_go_and_short_pins_wait() {
+        let members = [peer(1), peer(2)];
+        let departed = pin(2, 2, &[1, 9]);
+        let surviving = surviving_allocations(&departed, &members);
+        assert_eq!(surviving, vec![peer(1)]);
+        assert_eq!(
+            fallback_allocations(RepairNeed::Departed, surviving),
+            Some(vec![peer(1)])
+        );
+        let short = pin(2, 2, &[1]);
+        let surviving = surviving_allocations(&short, &members);
+        assert_eq!(fallback_allocations(RepairNeed::Short, surviving), None);
+    }
+}
