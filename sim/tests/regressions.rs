@@ -5,9 +5,8 @@
 //! different run, so these seeds must be checked again: switch the fix back on behind a
 //! temporary flag, sweep seeds of the release build (`MADSIM_TEST_SEED=$s MADSIM_TEST_NUM=1
 //! target-sim/release/deps/random_workload-* random_workload`), pin two that fail, remove
-//! the flag. Last re-pinned after joins became learner-then-voter, heartbeats a quarter of
-//! `heartbeat_timeout` and the informers two loops; the workload's liveness phase now also
-//! requires every member that joined to be a voter everywhere.
+//! the flag. Last re-pinned after calls to self stopped crossing the simulated network
+//! (`LocalShortcut`) and fan-outs asked members at once (recover of one CID among them).
 #![cfg(madsim)]
 
 use std::time::Duration;
@@ -74,7 +73,7 @@ async fn unpin_lost_to_a_crash_while_the_daemon_was_down_is_finished_after_resta
     );
 }
 
-/// Found by `random_workload` seeds 17 and 31 of an earlier workload (seeds 33 and 55 of the
+/// Found by `random_workload` seeds 17 and 31 of an earlier workload (seeds 108 and 117 of the
 /// current one fail without the fix): `peers rm` while too few members were healthy left pins with fewer allocations than
 /// their minimum, and a pin allocated to a member while it was being removed kept the departed
 /// member; nothing re-allocated them afterwards. Fixed by the leader's allocation repair: after
@@ -82,30 +81,30 @@ async fn unpin_lost_to_a_crash_while_the_daemon_was_down_is_finished_after_resta
 /// interval it re-allocates pins with departed members or short of their minimum.
 #[test]
 fn pins_short_of_replicas_after_a_removal_are_re_allocated() {
-    for seed in [33, 55] {
+    for seed in [108, 117] {
         println!("{}", cluster_sim::workload::run_seed(seed));
     }
 }
 
-/// Found by `random_workload` seeds 288 and 302 of an earlier workload (seeds 25 and 87 of
+/// Found by `random_workload` seeds 288 and 302 of an earlier workload (seeds 160 and 216 of
 /// the current one fail without the fix): re-allocations (of `peers rm` and of the
 /// repair) read a pin, then wrote it back blindly; a client's unpin committed in between was
 /// undone and the acknowledged unpin came back. Fixed by `Command::Reallocate`, applied only
 /// if the pinset still holds the pin as it was read.
 #[test]
 fn a_re_allocation_does_not_resurrect_a_pin_unpinned_meanwhile() {
-    for seed in [25, 87] {
+    for seed in [160, 216] {
         println!("{}", cluster_sim::workload::run_seed(seed));
     }
 }
 
-/// Found by `random_workload` seed 5 of an earlier workload (seeds 200 and 549 of the
+/// Found by `random_workload` seed 5 of an earlier workload (seeds 5 and 131 of the
 /// current one fail without the fix, the joiner stuck as a learner): a joining member whose first `PeerAdd` failed after a
 /// leader's heartbeat had set its vote took itself for a member ("--bootstrap ignored") and
 /// never joined. Fixed: only a voter in its own membership skips the join.
 #[test]
 fn a_join_cut_short_after_a_leader_heartbeat_is_retried() {
-    for seed in [200, 549] {
+    for seed in [5, 131] {
         println!("{}", cluster_sim::workload::run_seed(seed));
     }
 }
