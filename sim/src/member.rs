@@ -164,9 +164,9 @@ async fn start_cluster(
     let mut config = ServiceConfig::parse(&json.to_string(), "sim service.json")
         .and_then(|c| c.validate())
         .expect("the default configuration is valid");
-    config.state_sync_interval = Duration::from_secs(30);
-    config.pin_recover_interval = Duration::from_secs(60);
-    config.listen_multiaddress = vec![format!("/ip4/{}/tcp/{MEMBER_PORT}", member.ip)];
+    config.cluster.state_sync_interval = Duration::from_secs(30);
+    config.cluster.pin_recover_interval = Duration::from_secs(60);
+    config.cluster.listen_multiaddress = vec![format!("/ip4/{}/tcp/{MEMBER_PORT}", member.ip)];
     config.init_peerset = member.peers.iter().map(|(seed, ip)| member_address(seed, ip)).collect();
     // A killed node's tasks are dropped by the simulator shortly after the kill, not at once:
     // wait (in simulated time) for the previous incarnation to release the folder.

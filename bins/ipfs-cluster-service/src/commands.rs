@@ -283,7 +283,7 @@ fn daemon(dir: &Path, args: &DaemonArgs) -> anyhow::Result<()> {
     }
     let mut config = service.validate()?;
     if args.leave {
-        config.leave_on_shutdown = true;
+        config.cluster.leave_on_shutdown = true;
     }
     let identity = Identity::load(&dir.join("identity.json"))?;
     let data = DataFolder::lock(dir)?;
@@ -361,8 +361,8 @@ fn bind_http_listeners(dir: &Path, config: &cluster_node::NodeConfig) -> anyhow:
             .transpose()
     };
     Ok(HttpListeners {
-        rest: bind(&config.rest_listen, "REST API", "api.restapi.http_listen_multiaddress")?,
-        proxy: bind(&config.proxy_listen, "IPFS proxy", "api.ipfsproxy.listen_multiaddress")?,
+        rest: bind(&config.rest.listen, "REST API", "api.restapi.http_listen_multiaddress")?,
+        proxy: bind(&config.proxy.listen, "IPFS proxy", "api.ipfsproxy.listen_multiaddress")?,
     })
 }
 
@@ -373,22 +373,22 @@ async fn run_daemon(
     data: DataFolder,
     bootstrap: Vec<String>,
 ) -> anyhow::Result<()> {
-    tracing::info!("starting member {} ({})", identity.peer_id, config.peername);
+    tracing::info!("starting member {} ({})", identity.peer_id, config.cluster.peername);
     // Every listener first: a port in use stops start-up here, before Raft or a join, so a
     // member that cannot serve never becomes a voter of anyone's cluster.
     let listeners = bind_http_listeners(&dir, &config)?;
     let transport = P2pTransport::start(P2pConfig {
         keypair: identity.keypair.clone(),
-        secret: config.secret.clone(),
-        listen: config.listen_multiaddress.clone(),
+        secret: config.cluster.secret.clone(),
+        listen: config.cluster.listen_multiaddress.clone(),
     })
     .await
     .map_err(|e| listen_failure("cluster peer-to-peer host", "cluster.listen_multiaddress", &dir, &e))?;
     // Without a secret and without credentials, the cluster host would hand the whole API to
     // anyone who reaches its port.
-    let api_open_to_anyone = config.secret.is_empty() && config.rest_credentials.is_none();
+    let api_open_to_anyone = config.cluster.secret.is_empty() && config.rest.credentials.is_none();
     let (tunnel, api_host) = match &listeners.rest {
-        Some(_) => libp2p_http_endpoint(&transport, config.rest_libp2p.clone(), api_open_to_anyone)
+        Some(_) => libp2p_http_endpoint(&transport, config.rest.libp2p.clone(), api_open_to_anyone)
             .await
             .map_err(|e| {
                 listen_failure(
@@ -401,24 +401,24 @@ async fn run_daemon(
         None => (None, None),
     };
     let ipfs = Arc::new(KuboConnector::new(KuboConnectorConfig {
-        node_address: config.ipfs_node_address.clone(),
-        request_timeout: config.ipfs_request_timeout,
-        pin_timeout: config.ipfs_pin_timeout,
-        unpin_timeout: config.ipfs_unpin_timeout,
+        node_address: config.ipfs.node_address.clone(),
+        request_timeout: config.ipfs.request_timeout,
+        pin_timeout: config.ipfs.pin_timeout,
+        unpin_timeout: config.ipfs.unpin_timeout,
     }));
     let rest_config = RestServerConfig {
         listen: Vec::new(),
-        headers: config.rest_headers.clone(),
-        credentials: config.rest_credentials.clone(),
-        cors: config.rest_cors.clone(),
-        tls: config.rest_tls.clone(),
+        headers: config.rest.headers.clone(),
+        credentials: config.rest.credentials.clone(),
+        cors: config.rest.cors.clone(),
+        tls: config.rest.tls.clone(),
     };
-    let proxy_config = config.proxy_listen.as_ref().map(|listen| IpfsProxyConfig {
-        extract_headers_extra: config.proxy_extract_headers_extra.clone(),
-        extract_headers_path: config.proxy_extract_headers_path.clone(),
-        extract_headers_ttl: config.proxy_extract_headers_ttl,
-        node_https: config.proxy_node_https,
-        ..IpfsProxyConfig::new(listen.clone(), config.proxy_node_address.clone())
+    let proxy_config = config.proxy.listen.as_ref().map(|listen| IpfsProxyConfig {
+        extract_headers_extra: config.proxy.extract_headers_extra.clone(),
+        extract_headers_path: config.proxy.extract_headers_path.clone(),
+        extract_headers_ttl: config.proxy.extract_headers_ttl,
+        node_https: config.proxy.node_https,
+        ..IpfsProxyConfig::new(listen.clone(), config.proxy.node_address.clone())
     });
     let known_members: Vec<String> = bootstrap.iter().chain(&config.init_peerset).cloned().collect();
     let advertised = advertised_address(transport.listen_addresses(), &known_members);

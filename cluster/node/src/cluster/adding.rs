@@ -59,7 +59,7 @@ impl Cluster {
                 destinations,
                 Some(self.put_blocks_locally(wire.clone())),
                 || RpcRequest::BlockPut(wire.clone()),
-                self.config.ipfs_request_timeout,
+                self.config.ipfs.request_timeout,
                 answer_of!(RpcResponse::BlockPut),
             )
             .await;

@@ -30,7 +30,7 @@ impl Cluster {
                 cluster_rt::tokio::select! {
                     biased;
                     _ = shutdown.changed() => return,
-                    _ = cluster_rt::sleep(cluster.config.state_sync_interval) => cluster.sync_once("periodic").await,
+                    _ = cluster_rt::sleep(cluster.config.cluster.state_sync_interval) => cluster.sync_once("periodic").await,
                 }
             }
         });
@@ -41,7 +41,7 @@ impl Cluster {
                 cluster_rt::tokio::select! {
                     biased;
                     _ = shutdown.changed() => return,
-                    _ = cluster_rt::sleep(cluster.config.pin_recover_interval) => {
+                    _ = cluster_rt::sleep(cluster.config.cluster.pin_recover_interval) => {
                         let mut recovered = cluster.tracker.recover_all();
                         let mut count = 0u64;
                         while let Some(item) = recovered.recv().await {

@@ -14,7 +14,7 @@ impl Cluster {
                 cluster_rt::tokio::select! {
                     biased;
                     _ = shutdown.changed() => return,
-                    _ = cluster_rt::sleep(cluster.config.monitor_check_interval) => {}
+                    _ = cluster_rt::sleep(cluster.config.monitor.check_interval) => {}
                 }
                 let raised = cluster
                     .metrics
@@ -90,7 +90,7 @@ impl Cluster {
                 cluster_rt::tokio::select! {
                     biased;
                     _ = shutdown.changed() => return,
-                    _ = cluster_rt::sleep(cluster.config.metric_ttl / 2) => {}
+                    _ = cluster_rt::sleep(cluster.config.monitor.metric_ttl / 2) => {}
                 }
             }
         });
@@ -99,9 +99,9 @@ impl Cluster {
         cluster_rt::spawn(async move {
             loop {
                 let next = if cluster.publish_freespace().await {
-                    cluster.config.metric_ttl / 2
+                    cluster.config.monitor.metric_ttl / 2
                 } else {
-                    cluster.config.metric_ttl / 4
+                    cluster.config.monitor.metric_ttl / 4
                 };
                 cluster_rt::tokio::select! {
                     biased;
@@ -117,7 +117,7 @@ impl Cluster {
         Measured {
             peer: self.identity.peer_id,
             now: Timestamp::now(),
-            ttl: self.config.metric_ttl,
+            ttl: self.config.monitor.metric_ttl,
         }
     }
 
@@ -134,12 +134,12 @@ impl Cluster {
     pub(super) fn publish_liveness(&self) {
         let ipfs = self.ipfs_identity.lock().expect("ipfs identity lock").clone();
         let measured = self.measured_now();
-        let mut metrics = vec![informers::ping(&measured, &self.config.peername, ipfs.as_ref())];
-        metrics.extend(informers::tags(&measured, &self.config.tags));
+        let mut metrics = vec![informers::ping(&measured, &self.config.cluster.peername, ipfs.as_ref())];
+        metrics.extend(informers::tags(&measured, &self.config.monitor.tags));
         metrics.push(informers::pinqueue(
             &measured,
             self.tracker.queued_count() as u64,
-            self.config.pinqueue_weight_bucket_size,
+            self.config.monitor.pinqueue_weight_bucket_size,
         ));
         self.publish(metrics);
     }

@@ -55,7 +55,7 @@ use cluster_rpc::{
 };
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};
-use cluster_tracker::{PinTracker, TrackerConfig};
+use cluster_tracker::PinTracker;
 use cluster_types::{
     Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
     PinInfo, PinInfoShort, PinOptions, PinType, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter,
@@ -150,17 +150,6 @@ fn open_state(data: &DataFolder, disk: &dyn Disk) -> Result<Arc<dyn State>, Node
     Ok(Arc::new(RedbState::open_on(disk, &file)?))
 }
 
-/// The tracker's settings from the member's configuration.
-fn tracker_config(config: &NodeConfig) -> TrackerConfig {
-    TrackerConfig {
-        concurrent_pins: config.concurrent_pins,
-        priority_pin_max_age: config.priority_pin_max_age,
-        priority_pin_max_retries: config.priority_pin_max_retries,
-        pin_queue_size_max: config.pin_queue_size_max,
-        ..TrackerConfig::default()
-    }
-}
-
 /// The membership a new cluster starts with: this member and `init_peerset`, whose bare peer
 /// ids (Go's form) take their addresses from the `peerstore` file.
 fn initial_members(
@@ -248,9 +237,9 @@ impl Cluster {
             None => open_state(&data, disk.as_ref())?,
         };
         let tracker = PinTracker::new(
-            tracker_config(&config),
+            config.tracker.clone(),
             identity.peer_id,
-            config.peername.clone(),
+            config.cluster.peername.clone(),
             ipfs.clone(),
             state.clone(),
         );
@@ -274,7 +263,7 @@ impl Cluster {
         let me_member = MemberNode {
             peer_id: identity.peer_id.to_string(),
             address: advertised_address
-                .unwrap_or_else(|| config.listen_multiaddress.first().cloned().unwrap_or_default()),
+                .unwrap_or_else(|| config.cluster.listen_multiaddress.first().cloned().unwrap_or_default()),
         };
         let members = initial_members(&config, &identity, &data, &me_member)?;
         let bootstrap = bootstrap_members(&bootstrap)?;
@@ -358,7 +347,7 @@ impl Cluster {
     /// Stops the loops, the tracker and Raft, and releases the data folder lock. With
     /// `leave_on_shutdown`, first removes this member from the cluster.
     pub async fn shutdown(&self) {
-        if self.config.leave_on_shutdown && self.rpc.is_some() && !self.is_removed() {
+        if self.config.cluster.leave_on_shutdown && self.rpc.is_some() && !self.is_removed() {
             let leaving = cluster_rt::timeout(
                 self.config.raft.wait_for_leader_timeout * 2,
                 self.peer_remove(self.identity.peer_id),
@@ -398,6 +387,7 @@ impl Cluster {
             id: peer,
             addresses: self
                 .config
+                .cluster
                 .listen_multiaddress
                 .iter()
                 .map(|a| format!("{a}/p2p/{peer}"))
@@ -409,7 +399,7 @@ impl Cluster {
             rpc_protocol_version: RPC_PROTOCOL_VERSION.to_string(),
             error: String::new(),
             ipfs,
-            peername: self.config.peername.clone(),
+            peername: self.config.cluster.peername.clone(),
         }
     }
 }

@@ -25,7 +25,7 @@ impl Cluster {
                 }
                 let is_leader = cluster.consensus.is_leader();
                 let members = cluster.member_peers();
-                let due = cluster_rt::now() - last_repair >= cluster.config.state_sync_interval;
+                let due = cluster_rt::now() - last_repair >= cluster.config.cluster.state_sync_interval;
                 if is_leader && (!was_leader || members != last_members || due) {
                     last_repair = cluster_rt::now();
                     match cluster.repair_allocations(None).await {
@@ -107,8 +107,8 @@ impl Cluster {
         existing: Option<&Pin>,
     ) -> Result<Pin, ClusterError> {
         if options.replication_factor_min == 0 && options.replication_factor_max == 0 {
-            options.replication_factor_min = self.config.replication_factor_min;
-            options.replication_factor_max = self.config.replication_factor_max;
+            options.replication_factor_min = self.config.cluster.replication_factor_min;
+            options.replication_factor_max = self.config.cluster.replication_factor_max;
         } else if options.replication_factor_min == 0 {
             options.replication_factor_min = options.replication_factor_max;
         } else if options.replication_factor_max == 0 {

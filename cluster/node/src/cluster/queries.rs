@@ -29,7 +29,7 @@ impl Cluster {
     pub async fn repo_gc_local(&self) -> RepoGc {
         let mut result = RepoGc {
             peer: self.identity.peer_id,
-            peername: self.config.peername.clone(),
+            peername: self.config.cluster.peername.clone(),
             keys: Vec::new(),
             error: String::new(),
         };
