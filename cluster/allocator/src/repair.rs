@@ -36,10 +36,16 @@ pub fn surviving_allocations(pin: &Pin, members: &[PeerId]) -> Vec<PeerId> {
 }
 
 /// The allocations to commit when the allocator finds too few candidates: without the departed
-/// members (never keep a member that left), or nothing to do for a short pin (try again later).
-pub fn fallback_allocations(need: RepairNeed, surviving: Vec<PeerId>) -> Option<Vec<PeerId>> {
+/// members (never keep a member that left) and never over the pin's maximum, or nothing to do
+/// for a short pin (try again later).
+pub fn fallback_allocations(need: RepairNeed, mut surviving: Vec<PeerId>, max: i32) -> Option<Vec<PeerId>> {
     match need {
-        RepairNeed::Departed => Some(surviving),
+        RepairNeed::Departed => {
+            if max > 0 {
+                surviving.truncate(max as usize);
+            }
+            Some(surviving)
+        }
         RepairNeed::Short => None,
     }
 }
@@ -96,11 +102,18 @@ mod tests {
         let surviving = surviving_allocations(&departed, &members);
         assert_eq!(surviving, vec![peer(1)]);
         assert_eq!(
-            fallback_allocations(RepairNeed::Departed, surviving),
+            fallback_allocations(RepairNeed::Departed, surviving, 2),
             Some(vec![peer(1)])
         );
         let short = pin(2, 2, &[1]);
         let surviving = surviving_allocations(&short, &members);
-        assert_eq!(fallback_allocations(RepairNeed::Short, surviving), None);
+        assert_eq!(fallback_allocations(RepairNeed::Short, surviving, 2), None);
+        // A pin over its maximum (older data) is cut to it, never committed over it.
+        let over = pin(1, 1, &[1, 2, 9]);
+        let surviving = surviving_allocations(&over, &members);
+        assert_eq!(
+            fallback_allocations(RepairNeed::Departed, surviving, 1),
+            Some(vec![peer(1)])
+        );
     }
 }

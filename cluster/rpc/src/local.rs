@@ -51,9 +51,18 @@ impl Transport for LocalShortcut {
         if to.peer_id != self.me {
             return self.network.call(to, request, timeout).await;
         }
-        match self.handler.get() {
-            Some(handler) => Ok(handler.handle(request).await),
-            None => Err(TransportFailure::Unreachable(format!("this member {MEMBER_STARTING}"))),
+        let starting = || TransportFailure::Unreachable(format!("this member {MEMBER_STARTING}"));
+        let Some(handler) = self.handler.get() else {
+            return Err(starting());
+        };
+        // The same promises as a network transport: an answer within `timeout`, and `Starting`
+        // seen as not delivered.
+        match cluster_rt::timeout(timeout, handler.handle(request)).await {
+            Ok(RpcResponse::Starting) => Err(starting()),
+            Ok(answer) => Ok(answer),
+            Err(_) => Err(TransportFailure::Network(format!(
+                "no answer from this member itself within {timeout:?}"
+            ))),
         }
     }
 }
@@ -107,12 +116,18 @@ mod tests {
         }
     }
 
-    struct AnswersStarting;
+    /// Answers `Id` with `Starting` (a member being dropped), anything else with `PushMetric`,
+    /// and `Status` never.
+    struct OwnHandler;
 
     #[async_trait::async_trait]
-    impl RpcHandler for AnswersStarting {
-        async fn handle(&self, _: RpcRequest) -> RpcResponse {
-            RpcResponse::Starting
+    impl RpcHandler for OwnHandler {
+        async fn handle(&self, request: RpcRequest) -> RpcResponse {
+            match request {
+                RpcRequest::Id => RpcResponse::Starting,
+                RpcRequest::Status(_) => std::future::pending().await,
+                _ => RpcResponse::PushMetric,
+            }
         }
     }
 
@@ -135,9 +150,22 @@ mod tests {
             matches!(&before_serving, Err(TransportFailure::Unreachable(e)) if e.contains(MEMBER_STARTING)),
             "{before_serving:?}"
         );
-        shortcut.serve(Arc::new(AnswersStarting));
-        let answer = shortcut.call(&member(1), RpcRequest::Id, second).await.unwrap();
-        assert!(matches!(answer, RpcResponse::Starting), "{answer:?}");
+        shortcut.serve(Arc::new(OwnHandler));
+        let answer = shortcut.call(&member(1), RpcRequest::RepoGc, second).await.unwrap();
+        assert!(matches!(answer, RpcResponse::PushMetric), "{answer:?}");
+        let starting = shortcut.call(&member(1), RpcRequest::Id, second).await;
+        assert!(
+            matches!(&starting, Err(TransportFailure::Unreachable(e)) if e.contains(MEMBER_STARTING)),
+            "{starting:?}"
+        );
+        let hung = shortcut
+            .call(
+                &member(1),
+                RpcRequest::Status(cluster_types::Cid::raw_sha256(b"x")),
+                Duration::from_millis(50),
+            )
+            .await;
+        assert!(matches!(hung, Err(TransportFailure::Network(_))), "{hung:?}");
         assert_eq!(network.calls.load(Ordering::SeqCst), 0);
 
         let answer = shortcut.call(&member(2), RpcRequest::Id, second).await.unwrap();

@@ -47,6 +47,10 @@ impl Cluster {
         let destinations = destinations
             .iter()
             .map(|peer| {
+                if *peer == self.identity.peer_id {
+                    // This member, whether or not its own view of the membership lists it yet.
+                    return Ok(self.me_member.clone());
+                }
                 members
                     .iter()
                     .find(|m| m.peer_id == peer.to_string())
@@ -54,10 +58,11 @@ impl Cluster {
                     .ok_or_else(|| ClusterError::Internal(format!("storing blocks on {peer}: not a member")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let here = destinations.iter().any(|m| m.peer_id == self.me_member.peer_id);
         let answers = self
             .ask_members(
                 destinations,
-                Some(self.put_blocks_locally(wire.clone())),
+                here.then(|| self.put_blocks_locally(wire.clone())),
                 || RpcRequest::BlockPut(wire.clone()),
                 self.config.ipfs.request_timeout,
                 answer_of!(RpcResponse::BlockPut),

@@ -4,7 +4,7 @@
 use super::*;
 
 impl Cluster {
-    /// Every `monitor_check_interval`, raises an alert for each member whose latest metric has
+    /// Every `monitor.check_interval`, raises an alert for each member whose latest metric has
     /// expired without a newer one (Go's monitor checker); `/health/alerts` lists them.
     pub(super) fn spawn_alert_checker(self: &Arc<Self>) {
         let cluster = self.clone();

@@ -64,7 +64,8 @@ impl Cluster {
                 current.allocations = cluster_allocator::surviving_allocations(&existing, &members);
                 let mut pin = existing.clone();
                 if let Err(e) = self.allocate(&mut pin, &[], Some(&current), leaving) {
-                    match cluster_allocator::fallback_allocations(need, current.allocations) {
+                    let max = existing.options.replication_factor_max;
+                    match cluster_allocator::fallback_allocations(need, current.allocations, max) {
                         Some(surviving) => {
                             tracing::warn!(cid = %existing.cid, "re-allocating away from departed members: {e}");
                             pin.allocations = surviving;

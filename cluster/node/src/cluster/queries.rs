@@ -111,7 +111,12 @@ impl Cluster {
                 continue;
             }
             graph.cluster_to_ipfs.insert(key.clone(), id.ipfs.id.clone());
-            match members.iter().find(|m| m.peer_id == key) {
+            let member = if key == self.me_member.peer_id {
+                Some(&self.me_member)
+            } else {
+                members.iter().find(|m| m.peer_id == key)
+            };
+            match member {
                 Some(member) => asked.push(member.clone()),
                 None => tracing::debug!(peer = %key, "swarm peers for the graph: not a member"),
             }

@@ -119,7 +119,7 @@ impl RestBackend for Cluster {
     }
 
     async fn peers(&self) -> ResultStream<Id> {
-        // Members are few (Raft clusters stay small); ask them one by one as Go's IDStream does.
+        // Members are few (Raft clusters stay small): all are asked at once, then streamed.
         let ids = self.peers_list().await;
         let (tx, rx) = mpsc::channel(ids.len().max(1));
         for id in ids {
