@@ -24,8 +24,8 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use crate::add_route::{body_stream, multipart_boundary, run_add, AddParams};
+use crate::http_server::{serve_http, Handler};
 use crate::listen::{BoundListener, Listeners};
-use crate::rest_server::{serve_http, Handler};
 use crate::RestBackend;
 
 /// Largest daemon answer to a `block/put` or `dag/put` we read to learn what to pin.

@@ -14,7 +14,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId, StreamProtocol, Swarm, Transport as _};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
 
-use crate::host::{build_transport, listen_all, secure, split_peer, tcp_transport, BaseTransport, P2pError};
+use crate::stack::{build_transport, listen_all, secure, split_peer, tcp_transport, BaseTransport, P2pError};
 
 /// The protocol name Go's `p2phttp.DefaultP2PProtocol` registers.
 pub const HTTP_PROTOCOL: StreamProtocol = StreamProtocol::new("/libp2p-http");

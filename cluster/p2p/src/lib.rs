@@ -15,8 +15,12 @@ mod codec;
 mod host;
 #[cfg(not(madsim))]
 mod http_tunnel;
+#[cfg(not(madsim))]
+mod stack;
 
 #[cfg(not(madsim))]
-pub use host::{P2pConfig, P2pError, P2pTransport};
+pub use host::{P2pConfig, P2pTransport};
 #[cfg(not(madsim))]
 pub use http_tunnel::{HttpConnections, HttpStream, HttpTunnelClient, HttpTunnelServer, NameServer, HTTP_PROTOCOL};
+#[cfg(not(madsim))]
+pub use stack::P2pError;
