@@ -187,52 +187,13 @@ fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
         ),
         Err(e) => return Err(e.into()),
     };
-    let secret = match std::env::var("CLUSTER_SECRET") {
-        Ok(text) if !text.is_empty() => text,
-        _ => {
-            let mut bytes = [0u8; 32];
-            cluster_rt::fill_random(&mut bytes);
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    };
-    let peername = std::env::var("CLUSTER_PEERNAME")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "ipfs-cluster-peer".to_string());
-    let mut json = ServiceConfig::default_json(&peername, &secret);
+    let mut json = ServiceConfig::default_json(&init_peername(), &init_secret());
     // As Go: peer ids in init_peerset, their addresses in the peerstore file.
-    let mut peer_ids = Vec::new();
-    for address in &args.peers {
-        let parsed: multiaddr::Multiaddr = address
-            .parse()
-            .with_context(|| format!("--peers: {address:?} is not a multiaddress"))?;
-        let Some(peer) = parsed.iter().find_map(|p| match p {
-            multiaddr::Protocol::P2p(peer) => Some(peer.to_string()),
-            _ => None,
-        }) else {
-            bail!("--peers: {address:?} has no /p2p/<peer id>");
-        };
-        peer_ids.push(peer);
-    }
+    let peer_ids = peer_ids_of(&args.peers)?;
     if !peer_ids.is_empty() {
         json["consensus"]["raft"]["init_peerset"] = serde_json::json!(peer_ids);
     }
-    let ports = if args.randomports {
-        Some(free_ports()?)
-    } else {
-        args.port_base.map(|base| ListenPorts {
-            rest: base,
-            proxy: base + 1,
-            cluster: base + 2,
-            pinning_service: base + 3,
-        })
-    };
-    if let Some(ports) = ports {
+    if let Some(ports) = init_ports(args)? {
         set_listen_ports(&mut json, ports);
     }
     // As Go's init: CLUSTER_* variables are written into the configuration.
@@ -263,6 +224,62 @@ fn init(dir: &Path, args: &InitArgs) -> anyhow::Result<()> {
         identity.peer_id
     );
     Ok(())
+}
+
+/// `CLUSTER_SECRET`, or 32 random bytes in hex.
+fn init_secret() -> String {
+    match std::env::var("CLUSTER_SECRET") {
+        Ok(text) if !text.is_empty() => text,
+        _ => {
+            let mut bytes = [0u8; 32];
+            cluster_rt::fill_random(&mut bytes);
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    }
+}
+
+/// `CLUSTER_PEERNAME`, or the host's name.
+fn init_peername() -> String {
+    std::env::var("CLUSTER_PEERNAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "ipfs-cluster-peer".to_string())
+}
+
+/// The peer id of each `--peers` address.
+fn peer_ids_of(addresses: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut peer_ids = Vec::new();
+    for address in addresses {
+        let parsed: multiaddr::Multiaddr = address
+            .parse()
+            .with_context(|| format!("--peers: {address:?} is not a multiaddress"))?;
+        let Some(peer) = parsed.iter().find_map(|p| match p {
+            multiaddr::Protocol::P2p(peer) => Some(peer.to_string()),
+            _ => None,
+        }) else {
+            bail!("--peers: {address:?} has no /p2p/<peer id>");
+        };
+        peer_ids.push(peer);
+    }
+    Ok(peer_ids)
+}
+
+/// The ports `--randomports` or `--port-base` ask for, if any.
+fn init_ports(args: &InitArgs) -> anyhow::Result<Option<ListenPorts>> {
+    if args.randomports {
+        return Ok(Some(free_ports()?));
+    }
+    Ok(args.port_base.map(|base| ListenPorts {
+        rest: base,
+        proxy: base + 1,
+        cluster: base + 2,
+        pinning_service: base + 3,
+    }))
 }
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -347,6 +364,9 @@ fn listen_failure(what: &str, key: &str, dir: &Path, error: &dyn std::fmt::Displ
     anyhow::anyhow!(message)
 }
 
+/// The connections the REST API's libp2p endpoint hands to the REST server.
+type TunnelReceiver = cluster_rt::tokio::sync::mpsc::Receiver<cluster_api::TunnelConnection>;
+
 /// The sockets of the REST API and the IPFS proxy, bound before the member starts.
 struct HttpListeners {
     rest: Option<cluster_api::Listeners>,
@@ -406,20 +426,7 @@ async fn run_daemon(
         pin_timeout: config.ipfs.pin_timeout,
         unpin_timeout: config.ipfs.unpin_timeout,
     }));
-    let rest_config = RestServerConfig {
-        listen: Vec::new(),
-        headers: config.rest.headers.clone(),
-        credentials: config.rest.credentials.clone(),
-        cors: config.rest.cors.clone(),
-        tls: config.rest.tls.clone(),
-    };
-    let proxy_config = config.proxy.listen.as_ref().map(|listen| IpfsProxyConfig {
-        extract_headers_extra: config.proxy.extract_headers_extra.clone(),
-        extract_headers_path: config.proxy.extract_headers_path.clone(),
-        extract_headers_ttl: config.proxy.extract_headers_ttl,
-        node_https: config.proxy.node_https,
-        ..IpfsProxyConfig::new(listen.clone(), config.proxy.node_address.clone())
-    });
+    let (rest_config, proxy_config) = http_server_configs(&config);
     let known_members: Vec<String> = bootstrap.iter().chain(&config.init_peerset).cloned().collect();
     let advertised = advertised_address(transport.listen_addresses(), &known_members);
     tracing::info!("other members reach this one at {advertised:?}");
@@ -436,20 +443,7 @@ async fn run_daemon(
     })
     .await?;
     // Whatever can still fail is done before the join: a member that joined is a voter.
-    let servers = (|| -> anyhow::Result<_> {
-        let rest = listeners
-            .rest
-            .map(|rest| RestServer::new(rest_config, rest, cluster.clone()).context("starting the REST API"))
-            .transpose()?;
-        let proxy = match (listeners.proxy, proxy_config) {
-            (Some(proxy), Some(config)) => {
-                Some(IpfsProxy::new(config, proxy, cluster.clone()).context("starting the IPFS proxy")?)
-            }
-            _ => None,
-        };
-        Ok((rest, proxy))
-    })();
-    let (rest_server, proxy_server) = match servers {
+    let (rest_server, proxy_server) = match http_servers(listeners, rest_config, proxy_config, &cluster) {
         Ok(servers) => servers,
         Err(e) => {
             cluster.shutdown().await;
@@ -463,9 +457,63 @@ async fn run_daemon(
         transport.stop();
         bail!("{e}");
     }
+    serve_until_stopped(&cluster, rest_server.map(|rest| (rest, tunnel)), proxy_server).await;
+    drop(api_host);
+    cluster.shutdown().await;
+    transport.stop();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The REST API and the IPFS proxy on their bound listeners, not serving yet.
+fn http_servers(
+    listeners: HttpListeners,
+    rest_config: RestServerConfig,
+    proxy_config: Option<IpfsProxyConfig>,
+    cluster: &Arc<Cluster>,
+) -> anyhow::Result<(Option<RestServer>, Option<IpfsProxy>)> {
+    let rest = listeners
+        .rest
+        .map(|rest| RestServer::new(rest_config, rest, cluster.clone()).context("starting the REST API"))
+        .transpose()?;
+    let proxy = match (listeners.proxy, proxy_config) {
+        (Some(proxy), Some(config)) => {
+            Some(IpfsProxy::new(config, proxy, cluster.clone()).context("starting the IPFS proxy")?)
+        }
+        _ => None,
+    };
+    Ok((rest, proxy))
+}
+
+/// The REST API's and the IPFS proxy's settings (listeners are bound apart).
+fn http_server_configs(config: &cluster_node::NodeConfig) -> (RestServerConfig, Option<IpfsProxyConfig>) {
+    let rest_config = RestServerConfig {
+        listen: Vec::new(),
+        headers: config.rest.headers.clone(),
+        credentials: config.rest.credentials.clone(),
+        cors: config.rest.cors.clone(),
+        tls: config.rest.tls.clone(),
+    };
+    let proxy_config = config.proxy.listen.as_ref().map(|listen| IpfsProxyConfig {
+        extract_headers_extra: config.proxy.extract_headers_extra.clone(),
+        extract_headers_path: config.proxy.extract_headers_path.clone(),
+        extract_headers_ttl: config.proxy.extract_headers_ttl,
+        node_https: config.proxy.node_https,
+        ..IpfsProxyConfig::new(listen.clone(), config.proxy.node_address.clone())
+    });
+    (rest_config, proxy_config)
+}
+
+/// Serves the REST API (with its libp2p tunnel) and the proxy until a signal comes or the
+/// member is removed, then lets them finish.
+async fn serve_until_stopped(
+    cluster: &Cluster,
+    rest_server: Option<(RestServer, Option<TunnelReceiver>)>,
+    proxy_server: Option<IpfsProxy>,
+) {
     let (stop_tx, stop_rx) = cluster_rt::tokio::sync::watch::channel(false);
     let mut server_task = None;
-    if let Some(server) = rest_server {
+    if let Some((server, tunnel)) = rest_server {
         tracing::info!("REST API listening on {}", list(&server.local_addresses()));
         let server = match tunnel {
             Some(tunnel) => server.with_tunnel(tunnel),
@@ -494,11 +542,6 @@ async fn run_daemon(
     for task in [server_task, proxy_task].into_iter().flatten() {
         let _ = task.await;
     }
-    drop(api_host);
-    cluster.shutdown().await;
-    transport.stop();
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// The REST API's libp2p endpoint, as Go's: `/libp2p-http` streams on the cluster's own host,
@@ -512,10 +555,7 @@ async fn libp2p_http_endpoint(
     transport: &P2pTransport,
     own_host: Option<cluster_node::RestLibp2pHost>,
     api_open_to_anyone: bool,
-) -> anyhow::Result<(
-    Option<cluster_rt::tokio::sync::mpsc::Receiver<cluster_api::TunnelConnection>>,
-    Option<HttpTunnelServer>,
-)> {
+) -> anyhow::Result<(Option<TunnelReceiver>, Option<HttpTunnelServer>)> {
     let (mut streams, host) = match own_host {
         None if api_open_to_anyone => {
             tracing::warn!(
