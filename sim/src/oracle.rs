@@ -48,7 +48,7 @@ pub struct Oracle {
 fn is_definite_refusal(error: &ClusterError) -> bool {
     matches!(
         error,
-        ClusterError::InvalidArgument(_) | ClusterError::NotEnoughPeers(_)
+        ClusterError::InvalidArgument(_) | ClusterError::NotEnoughPeers { .. }
     )
 }
 
@@ -108,7 +108,15 @@ mod tests {
         assert_eq!(oracle.expected(&cid), None);
         oracle.record::<()>(cid, OpKind::Unpin, Some(&Ok(())));
         assert_eq!(oracle.expected(&cid), Some(false));
-        oracle.record::<()>(cid, OpKind::Pin, Some(&Err(ClusterError::NotEnoughPeers("n".into()))));
+        oracle.record::<()>(
+            cid,
+            OpKind::Pin,
+            Some(&Err(ClusterError::NotEnoughPeers {
+                needed: 2,
+                wanted: 2,
+                available: 1,
+            })),
+        );
         assert_eq!(oracle.expected(&cid), Some(false));
         oracle.record::<()>(cid, OpKind::Pin, None);
         assert_eq!(oracle.expected(&cid), Some(false));

@@ -173,6 +173,12 @@ async fn a_member_removed_while_away_stops_when_it_returns() {
         );
         cluster_rt::sleep(Duration::from_millis(200)).await;
     }
+    let refused = returned.pin(cid_of(2), Default::default()).await;
+    assert!(
+        matches!(&refused, Err(e) if e.is_fatal()),
+        "a removed member refuses writes at once, as fatal: {refused:?}; {}",
+        replay_hint()
+    );
     cluster_rt::sleep(Duration::from_secs(10)).await;
     for i in [leader, stays] {
         let member = cluster.members[i].cluster().unwrap();

@@ -51,14 +51,19 @@ pub struct NotEnoughPeers {
     pub available: usize,
 }
 
+impl From<NotEnoughPeers> for cluster_types::ClusterError {
+    fn from(e: NotEnoughPeers) -> cluster_types::ClusterError {
+        cluster_types::ClusterError::NotEnoughPeers {
+            needed: e.needed,
+            wanted: e.wanted,
+            available: e.available,
+        }
+    }
+}
+
 impl std::fmt::Display for NotEnoughPeers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Go's text, word for word: clients match on it.
-        write!(
-            f,
-            "not enough peers to allocate CID. Needed at least: {}. Wanted at most: {}. Available candidates: {}. See logs for more info.",
-            self.needed, self.wanted, self.available
-        )
+        cluster_types::ClusterError::from(self.clone()).fmt(f)
     }
 }
 

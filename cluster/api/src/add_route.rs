@@ -214,10 +214,7 @@ fn bad_upload(message: impl std::fmt::Display) -> ClusterError {
 
 impl Adder {
     async fn emit(&self, line: AddedOutput) -> Result<(), ClusterError> {
-        self.tx
-            .send(Ok(line))
-            .await
-            .map_err(|_| ClusterError::Internal("the client went away".into()))
+        self.tx.send(Ok(line)).await.map_err(|_| ClusterError::ClientGone)
     }
 
     fn line(&self, name: String, cid: Cid, size: u64, bytes: u64) -> AddedOutput {

@@ -16,6 +16,8 @@ mod add_route;
 mod auth;
 mod cors;
 #[cfg(not(madsim))]
+mod http_server;
+#[cfg(not(madsim))]
 mod ipfs_proxy;
 #[cfg(not(madsim))]
 mod listen;
@@ -84,9 +86,7 @@ pub trait RestBackend: Send + Sync + 'static {
     /// The CID an IPFS path names, resolved by the daemon (the IPFS proxy's `pin/update`).
     async fn resolve_path(&self, path: String) -> Result<Cid, ClusterError> {
         let _ = path;
-        Err(ClusterError::Internal(
-            "resolving paths is not supported by this backend".into(),
-        ))
+        Err(ClusterError::unsupported("resolving paths"))
     }
 
     /// `DELETE /pins/{ipfs|ipns|ipld}/{path}`: resolves the path, then unpins.
@@ -116,17 +116,13 @@ pub trait RestBackend: Send + Sync + 'static {
     /// (an extension of Go's body) says where to reach a peer the cluster has not met.
     async fn peer_add(&self, peer: PeerId, addresses: Vec<String>) -> Result<Id, ClusterError> {
         let _ = (peer, addresses);
-        Err(ClusterError::Internal(
-            "adding peers is not supported by this backend".into(),
-        ))
+        Err(ClusterError::unsupported("adding peers"))
     }
 
     /// `DELETE /peers/{peer}`: moves the peer's pins elsewhere and removes it from the cluster.
     async fn peer_remove(&self, peer: PeerId) -> Result<(), ClusterError> {
         let _ = peer;
-        Err(ClusterError::Internal(
-            "removing peers is not supported by this backend".into(),
-        ))
+        Err(ClusterError::unsupported("removing peers"))
     }
 
     /// `GET /monitor/metrics`: the names of the metrics the monitor holds, sorted.
@@ -147,9 +143,7 @@ pub trait RestBackend: Send + Sync + 'static {
 
     /// `GET /health/graph`: who is connected to whom.
     async fn connect_graph(&self) -> Result<ConnectGraph, ClusterError> {
-        Err(ClusterError::Internal(
-            "the connectivity graph is not supported by this backend".into(),
-        ))
+        Err(ClusterError::unsupported("the connectivity graph"))
     }
 
     /// `GET /health/bandwidth`: traffic per protocol.
@@ -161,39 +155,29 @@ pub trait RestBackend: Send + Sync + 'static {
     /// (only this member with `local`).
     async fn add_destinations(&self, options: &PinOptions, local: bool) -> Result<Vec<PeerId>, ClusterError> {
         let _ = (options, local);
-        Err(ClusterError::Internal(
-            "adding content is not supported by this backend".into(),
-        ))
+        Err(ClusterError::unsupported("adding content"))
     }
 
     /// `POST /add`: stores blocks on every destination's daemon.
     async fn add_blocks(&self, destinations: &[PeerId], blocks: Vec<(Cid, bytes::Bytes)>) -> Result<(), ClusterError> {
         let _ = (destinations, blocks);
-        Err(ClusterError::Internal(
-            "adding content is not supported by this backend".into(),
-        ))
+        Err(ClusterError::unsupported("adding content"))
     }
 
     /// `POST /add`: pins the added root, allocated first to the destinations.
     async fn add_pin(&self, root: Cid, options: PinOptions, destinations: Vec<PeerId>) -> Result<Pin, ClusterError> {
         let _ = (root, options, destinations);
-        Err(ClusterError::Internal(
-            "adding content is not supported by this backend".into(),
-        ))
+        Err(ClusterError::unsupported("adding content"))
     }
 
     /// The IPFS proxy's `repo/stat`: `(RepoSize, StorageMax)` summed over every member's daemon.
     async fn repo_stat_all(&self) -> Result<(u64, u64), ClusterError> {
-        Err(ClusterError::Internal(
-            "repository stats are not supported by this backend".into(),
-        ))
+        Err(ClusterError::unsupported("reading repository stats"))
     }
 
     /// `POST /ipfs/gc`: runs the IPFS daemons' repository GC (only this member's if `local`).
     async fn repo_gc(&self, local: bool) -> Result<GlobalRepoGc, ClusterError> {
         let _ = local;
-        Err(ClusterError::Internal(
-            "repository GC is not supported by this backend".into(),
-        ))
+        Err(ClusterError::unsupported("repository GC"))
     }
 }

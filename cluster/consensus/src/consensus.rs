@@ -12,7 +12,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, ServerState};
 
 use crate::{
-    node_id_of, ApplyObserver, Command, CommandResponse, Committed, ConsensusError, MemberNode, NodeId,
+    node_id_of, raft_error, ApplyObserver, Command, CommandResponse, Committed, ConsensusError, MemberNode, NodeId,
     PinsetStateMachine, RaftConfig, RaftTransport, RedbLogStore, TransportFailure, TransportNetworkFactory, TypeConfig,
 };
 
@@ -166,7 +166,7 @@ impl Consensus {
     pub async fn log_pin(&self, pin: Pin) -> Result<Pin, ClusterError> {
         match self.write(Command::Pin(pin)).await? {
             CommandResponse::Pinned(pin) => Ok(pin),
-            other => Err(ClusterError::Internal(format!("unexpected response to pin: {other:?}"))),
+            other => Err(ClusterError::unexpected_answer("Pin", other)),
         }
     }
 
@@ -176,9 +176,7 @@ impl Consensus {
         match self.write(Command::Reallocate { pin, previous }).await? {
             CommandResponse::Pinned(_) => Ok(true),
             CommandResponse::Unchanged => Ok(false),
-            other => Err(ClusterError::Internal(format!(
-                "unexpected response to a re-allocation: {other:?}"
-            ))),
+            other => Err(ClusterError::unexpected_answer("Reallocate", other)),
         }
     }
 
@@ -187,9 +185,7 @@ impl Consensus {
         match self.write(Command::Unpin(cid)).await? {
             CommandResponse::Unpinned(Some(pin)) => Ok(pin),
             CommandResponse::Unpinned(None) => Err(ClusterError::NotFound),
-            other => Err(ClusterError::Internal(format!(
-                "unexpected response to unpin: {other:?}"
-            ))),
+            other => Err(ClusterError::unexpected_answer("Unpin", other)),
         }
     }
 
@@ -260,7 +256,7 @@ impl Consensus {
                     }
                 }
                 Ok(Err(RaftError::APIError(e))) => return Err(ClusterError::Consensus(e.to_string())),
-                Ok(Err(RaftError::Fatal(e))) => return Err(ClusterError::Consensus(e.to_string())),
+                Ok(Err(fatal @ RaftError::Fatal(_))) => return Err(raft_error(fatal)),
             }
             if cluster_rt::now() >= deadline {
                 return Err(ClusterError::NoLeader(format!(
@@ -342,11 +338,7 @@ impl Consensus {
     /// not vote, so it costs no quorum if it dies while catching up. Returns once the change is
     /// committed; [`Consensus::promote_if_caught_up`] makes it a voter later. Idempotent.
     pub async fn add_learner(&self, member: MemberNode) -> Result<(), ClusterError> {
-        let peer: PeerId = member
-            .peer_id
-            .parse()
-            .map_err(|e| ClusterError::InvalidArgument(format!("peer id {:?}: {e}", member.peer_id)))?;
-        let node = node_id_of(&peer);
+        let node = node_id_of(&member.peer_id);
         if let Some((_, known)) = self.members().into_iter().find(|(id, _)| *id == node) {
             if known.peer_id != member.peer_id {
                 return Err(ClusterError::InvalidArgument(format!(

@@ -2,6 +2,8 @@
 
 use cluster_types::ClusterError;
 
+use crate::NodeId;
+
 /// Consensus could not start or could not commit.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -31,5 +33,14 @@ pub enum ConsensusError {
 impl From<ConsensusError> for ClusterError {
     fn from(e: ConsensusError) -> ClusterError {
         ClusterError::Consensus(e.to_string())
+    }
+}
+
+/// A Raft error as a cluster error: a stopped Raft node (a storage failure, a panic) is fatal
+/// for this member; any other is a consensus error.
+pub fn raft_error<E: std::error::Error>(error: openraft::error::RaftError<NodeId, E>) -> ClusterError {
+    match error {
+        openraft::error::RaftError::Fatal(fatal) => ClusterError::Fatal(format!("raft stopped: {fatal}")),
+        openraft::error::RaftError::APIError(e) => ClusterError::Consensus(e.to_string()),
     }
 }

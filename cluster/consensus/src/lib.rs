@@ -26,10 +26,11 @@ mod network;
 mod state_machine;
 mod type_config;
 
+pub use cluster_types::{MemberNode, TransportFailure};
 pub use config::RaftConfig;
 pub use consensus::{Consensus, ConsensusDeps, LeaderForwarder, Promotion, PROMOTION_LAG_MAX};
-pub use error::ConsensusError;
+pub use error::{raft_error, ConsensusError};
 pub use log_store::RedbLogStore;
-pub use network::{NoTransport, RaftTransport, TransportFailure, TransportNetworkFactory};
+pub use network::{NoTransport, RaftTransport, TransportNetworkFactory};
 pub use state_machine::{applied_index_in, AppliedChange, ApplyObserver, PinsetStateMachine};
-pub use type_config::{node_id_of, Command, CommandResponse, Committed, MemberNode, NodeId, TypeConfig};
+pub use type_config::{node_id_of, Command, CommandResponse, Committed, NodeId, TypeConfig};

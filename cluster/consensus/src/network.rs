@@ -13,16 +13,9 @@ use openraft::raft::{
     VoteResponse,
 };
 
-use crate::{MemberNode, NodeId, TypeConfig};
+use cluster_types::{MemberNode, TransportFailure};
 
-/// Why a Raft message did not get an answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransportFailure {
-    /// The member could not be reached (down, partitioned, unknown address).
-    Unreachable(String),
-    /// The message was sent but the exchange failed (timeout, decode error).
-    Network(String),
-}
+use crate::{NodeId, TypeConfig};
 
 /// Delivers Raft messages to other members.
 ///

@@ -2,26 +2,11 @@
 
 use std::io::Cursor;
 
-use cluster_types::{Cid, PeerId, Pin};
+use cluster_types::{Cid, MemberNode, PeerId, Pin};
 use serde::{Deserialize, Serialize};
 
 /// Raft node id: a 64-bit digest of the member's peer id (see [`node_id_of`]).
 pub type NodeId = u64;
-
-/// A member as Raft knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct MemberNode {
-    /// The member's cluster peer id (base58).
-    pub peer_id: String,
-    /// An address the member listens on (multiaddr), empty if unknown.
-    pub address: String,
-}
-
-impl std::fmt::Display for MemberNode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}", self.peer_id, self.address)
-    }
-}
 
 /// A change to the shared pinset, one per Raft log entry.
 // Pins dominate the log; boxing them would add an allocation per entry for nothing.

@@ -82,7 +82,7 @@ async fn start(dir: &std::path::Path, observer: Arc<Recorder>) -> (Consensus, Ar
     members.insert(
         node_id_of(&peer()),
         MemberNode {
-            peer_id: peer().to_string(),
+            peer_id: peer(),
             address: String::new(),
         },
     );

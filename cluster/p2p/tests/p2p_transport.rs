@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_consensus::{MemberNode, TransportFailure};
 use cluster_p2p::{HttpTunnelClient, HttpTunnelServer, P2pConfig, P2pTransport};
 use cluster_rpc::{RpcHandler, RpcRequest, RpcResponse, Transport};
 use cluster_types::{Cid, ClusterError};
+use cluster_types::{MemberNode, TransportFailure};
 use libp2p_identity::Keypair;
 
 /// Answers `Recover(cid)` with an error naming this host, so the caller sees who answered.
@@ -38,7 +38,7 @@ async fn host(name: &'static str, secret: &[u8]) -> Arc<P2pTransport> {
 
 fn member(of: &P2pTransport) -> MemberNode {
     MemberNode {
-        peer_id: of.peer_id().to_string(),
+        peer_id: cluster_types::PeerId(of.peer_id()),
         address: of.listen_addresses()[0].to_string(),
     }
 }
@@ -89,7 +89,7 @@ async fn the_address_must_belong_to_the_peer_id() {
     let a = host("a", &secret).await;
     let b = host("b", &secret).await;
     let impostor = MemberNode {
-        peer_id: Keypair::generate_ed25519().public().to_peer_id().to_string(),
+        peer_id: cluster_types::PeerId(Keypair::generate_ed25519().public().to_peer_id()),
         address: member(&b).address,
     };
     let error = ask(&a, &impostor).await.unwrap_err();
@@ -118,7 +118,7 @@ async fn nobody_listening_is_unreachable_not_a_hang() {
         .unwrap()
         .port();
     let nobody = MemberNode {
-        peer_id: Keypair::generate_ed25519().public().to_peer_id().to_string(),
+        peer_id: cluster_types::PeerId(Keypair::generate_ed25519().public().to_peer_id()),
         address: format!("/ip4/127.0.0.1/tcp/{closed_port}"),
     };
     let error = ask(&a, &nobody).await.unwrap_err();

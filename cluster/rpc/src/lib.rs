@@ -109,11 +109,11 @@ mod base64_bytes {
 #[allow(clippy::large_enum_variant)]
 pub enum RpcResponse {
     /// Raft AppendEntries result.
-    AppendEntries(Result<AppendEntriesResponse<NodeId>, String>),
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, ClusterError>),
     /// Raft RequestVote result.
-    Vote(Result<VoteResponse<NodeId>, String>),
+    Vote(Result<VoteResponse<NodeId>, ClusterError>),
     /// Raft InstallSnapshot result.
-    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, String>),
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, ClusterError>),
     /// The committed result of a forwarded write, with its log index.
     Commit(Result<Committed, ClusterError>),
     /// A tracker status.
@@ -136,11 +136,11 @@ pub enum RpcResponse {
     /// The member's GC result (errors inside).
     RepoGc(RepoGc),
     /// The daemon's swarm peers, or why they could not be listed.
-    SwarmPeers(Result<Vec<String>, String>),
+    SwarmPeers(Result<Vec<String>, ClusterError>),
     /// `(RepoSize, StorageMax)`, or why they could not be read.
-    RepoStat(Result<(u64, u64), String>),
+    RepoStat(Result<(u64, u64), ClusterError>),
     /// Whether every block was stored.
-    BlockPut(Result<(), String>),
+    BlockPut(Result<(), ClusterError>),
     /// The member is starting and serves no request yet; the transport turns this into an
     /// `Unreachable` failure whose text contains [`MEMBER_STARTING`].
     Starting,

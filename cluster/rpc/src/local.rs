@@ -13,7 +13,7 @@ use crate::{RpcHandler, RpcRequest, RpcResponse, Traffic, Transport, MEMBER_STAR
 
 /// A transport that answers calls to `me` itself; see the module comment.
 pub struct LocalShortcut {
-    me: String,
+    me: PeerId,
     handler: OnceLock<Arc<dyn RpcHandler>>,
     network: Arc<dyn Transport>,
 }
@@ -23,7 +23,7 @@ impl LocalShortcut {
     /// as `Unreachable` with [`MEMBER_STARTING`], as a remote member still starting does.
     pub fn new(me: PeerId, network: Arc<dyn Transport>) -> Arc<LocalShortcut> {
         Arc::new(LocalShortcut {
-            me: me.to_string(),
+            me,
             handler: OnceLock::new(),
             network,
         })
@@ -133,7 +133,7 @@ mod tests {
 
     fn member(seed: u8) -> MemberNode {
         MemberNode {
-            peer_id: PeerId::from_ed25519_seed([seed; 32]).to_string(),
+            peer_id: PeerId::from_ed25519_seed([seed; 32]),
             address: format!("/ip4/10.0.0.{seed}/tcp/9096"),
         }
     }

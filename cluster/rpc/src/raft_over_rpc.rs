@@ -70,7 +70,7 @@ impl RaftTransport for RaftOverRpc {
             .call(node, RpcRequest::AppendEntries(request), timeout)
             .await?
         {
-            RpcResponse::AppendEntries(result) => result.map_err(TransportFailure::Network),
+            RpcResponse::AppendEntries(result) => result.map_err(|e| TransportFailure::Network(e.to_string())),
             _ => Err(mismatch("append_entries")),
         }
     }
@@ -83,7 +83,7 @@ impl RaftTransport for RaftOverRpc {
         timeout: Duration,
     ) -> Result<VoteResponse<NodeId>, TransportFailure> {
         match self.transport.call(node, RpcRequest::Vote(request), timeout).await? {
-            RpcResponse::Vote(result) => result.map_err(TransportFailure::Network),
+            RpcResponse::Vote(result) => result.map_err(|e| TransportFailure::Network(e.to_string())),
             RpcResponse::NotAMember => {
                 self.refusals.record(target);
                 Err(TransportFailure::Network(format!(
@@ -106,7 +106,7 @@ impl RaftTransport for RaftOverRpc {
             .call(node, RpcRequest::InstallSnapshot(request), timeout)
             .await?
         {
-            RpcResponse::InstallSnapshot(result) => result.map_err(TransportFailure::Network),
+            RpcResponse::InstallSnapshot(result) => result.map_err(|e| TransportFailure::Network(e.to_string())),
             _ => Err(mismatch("install_snapshot")),
         }
     }

@@ -95,16 +95,20 @@ mod tests {
     #[test]
     fn cluster_requests_and_answers_survive_the_wire() {
         let member = MemberNode {
-            peer_id: "12D3KooWJ6MbpUQmXvpH3ShQxqvRqx2iJJgmnNqQeRBXrbXyTBXe".into(),
+            peer_id: "12D3KooWJ6MbpUQmXvpH3ShQxqvRqx2iJJgmnNqQeRBXrbXyTBXe".parse().unwrap(),
             address: "/ip4/127.0.0.1/tcp/9096".into(),
         };
         match round_trip_request(RpcRequest::PeerAdd(member.clone())) {
             RpcRequest::PeerAdd(back) => assert_eq!(back, member),
             other => panic!("wrong variant {other:?}"),
         }
-        let answer = RpcResponse::Commit(Err(ClusterError::NotEnoughPeers("need 3".into())));
+        let answer = RpcResponse::Commit(Err(ClusterError::NotEnoughPeers {
+            needed: 3,
+            wanted: 3,
+            available: 1,
+        }));
         match decode_response(&encode_response(&answer)).unwrap() {
-            RpcResponse::Commit(Err(ClusterError::NotEnoughPeers(text))) => assert_eq!(text, "need 3"),
+            RpcResponse::Commit(Err(ClusterError::NotEnoughPeers { needed, .. })) => assert_eq!(needed, 3),
             other => panic!("wrong answer {other:?}"),
         }
         let pinned = RpcResponse::Commit(Ok(Committed {

@@ -523,9 +523,7 @@ impl Shared {
             let pin = match item {
                 Ok(pin) => pin,
                 Err(e) => {
-                    let _ = tx
-                        .send(Err(ClusterError::Internal(format!("reading the pinset: {e}"))))
-                        .await;
+                    let _ = tx.send(Err(ClusterError::storage("reading the pinset", e))).await;
                     return;
                 }
             };
@@ -570,7 +568,7 @@ impl Shared {
         let pin = self
             .state
             .get(cid)
-            .map_err(|e| ClusterError::Internal(format!("reading the pinset: {e}")))?;
+            .map_err(|e| ClusterError::storage("reading the pinset", e))?;
         let outcome = match recover_action(status, pin.as_ref(), &self.peer) {
             TrackAction::Nothing => return Ok(None),
             TrackAction::Pin => match pin {
@@ -585,7 +583,7 @@ impl Shared {
             }
         };
         if outcome == Enqueued::QueueFull {
-            return Err(ClusterError::Internal(QUEUE_FULL_ERROR.to_string()));
+            return Err(ClusterError::QueueFull);
         }
         tracing::info!(%cid, "recover: re-queued ({status})");
         Ok(Some(self.status(cid).await))
@@ -598,7 +596,7 @@ impl Shared {
             .map_err(|e| ClusterError::Ipfs(e.to_string()))?;
         let mut report = SyncReport::default();
         for item in PinIter::new(&*self.state, STATE_PAGE_SIZE) {
-            let pin = item.map_err(|e| ClusterError::Internal(format!("reading the pinset: {e}")))?;
+            let pin = item.map_err(|e| ClusterError::storage("reading the pinset", e))?;
             report.pins_checked += 1;
             let on_daemon = listed.remove(&pin.cid);
             if report.pins_checked % STATE_PAGE_SIZE as u64 == 0 {
@@ -658,7 +656,7 @@ impl Shared {
     /// daemon (a crash, a daemon that was down): every tombstone whose CID is not allocated here
     /// any more gets an unpin queued; tombstones of CIDs allocated here again are dropped.
     async fn sync_tombstones(self: &Arc<Self>, report: &mut SyncReport) -> Result<(), ClusterError> {
-        let read_error = |e: cluster_state::StateError| ClusterError::Internal(format!("reading tombstones: {e}"));
+        let read_error = |e: cluster_state::StateError| ClusterError::storage("reading tombstones", e);
         let mut after: Option<Cid> = None;
         loop {
             let page = self

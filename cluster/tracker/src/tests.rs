@@ -699,6 +699,8 @@ async fn full_queue_goes_straight_to_pin_error() {
     let refused = f.tracker.status(&pins[2].cid).await;
     assert_eq!(refused.short.status, TrackerStatus::PinError);
     assert_eq!(refused.short.error, QUEUE_FULL_ERROR);
+    // The error a refused operation returns says the same words.
+    assert_eq!(cluster_types::ClusterError::QueueFull.to_string(), QUEUE_FULL_ERROR);
     // Once the queue drains, recover gets it pinned.
     f.tracker.start();
     f.wait_status(&pins[0].cid, TrackerStatus::Pinned).await;

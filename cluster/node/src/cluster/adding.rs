@@ -5,13 +5,13 @@ use super::*;
 impl Cluster {
     /// Stores blocks on this member's daemon (as few `block/put` requests as the daemon allows);
     /// the first failure is returned.
-    pub async fn put_blocks_locally(&self, blocks: Vec<WireBlock>) -> Result<(), String> {
+    pub async fn put_blocks_locally(&self, blocks: Vec<WireBlock>) -> Result<(), ClusterError> {
         let count = blocks.len();
         let blocks = blocks.into_iter().map(|block| (block.cid, block.data.into())).collect();
         self.ipfs
             .block_put_many(blocks)
             .await
-            .map_err(|e| format!("block/put of {count} blocks: {e}"))
+            .map_err(|e| ClusterError::Ipfs(format!("block/put of {count} blocks: {e}")))
     }
 
     /// The members whose daemons receive an upload's blocks (Go `BlockAllocate`): the pin's
@@ -53,9 +53,9 @@ impl Cluster {
                 }
                 members
                     .iter()
-                    .find(|m| m.peer_id == peer.to_string())
+                    .find(|m| m.peer_id == *peer)
                     .cloned()
-                    .ok_or_else(|| ClusterError::Internal(format!("storing blocks on {peer}: not a member")))
+                    .ok_or(ClusterError::NotAMember { peer: *peer })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let here = destinations.iter().any(|m| m.peer_id == self.me_member.peer_id);
@@ -69,10 +69,10 @@ impl Cluster {
             )
             .await;
         for (member, answer) in answers {
-            answer
-                .map_err(|e| e.to_string())
-                .and_then(|stored| stored)
-                .map_err(|e| ClusterError::Internal(format!("storing blocks on {}: {e}", member.peer_id)))?;
+            answer.and_then(|stored| stored).map_err(|e| match e {
+                ClusterError::Ipfs(e) => ClusterError::Ipfs(format!("storing blocks on {}: {e}", member.peer_id)),
+                other => other,
+            })?;
         }
         Ok(())
     }

@@ -5,25 +5,6 @@ use std::future::Future;
 
 use super::*;
 
-/// Why a member's answer to a fan-out is missing.
-#[derive(Debug)]
-pub(super) enum AskFailure {
-    /// The call did not go through or got no answer.
-    Transport(TransportFailure),
-    /// The member answered with another kind of response (a version mismatch or a bug).
-    Unexpected(Box<RpcResponse>),
-}
-
-impl std::fmt::Display for AskFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AskFailure::Transport(TransportFailure::Unreachable(e)) => write!(f, "unreachable: {e}"),
-            AskFailure::Transport(TransportFailure::Network(e)) => write!(f, "no answer: {e}"),
-            AskFailure::Unexpected(answer) => write!(f, "unexpected answer {answer:?}"),
-        }
-    }
-}
-
 impl Cluster {
     /// Calls another member over the cluster transport; unreachable when there is none (a
     /// member started without one, as in unit tests).
@@ -42,7 +23,8 @@ impl Cluster {
     /// Every member with its address.
     pub(super) fn members(&self) -> Vec<MemberNode> {
         let mut members: Vec<MemberNode> = self.consensus.members().into_iter().map(|(_, node)| node).collect();
-        members.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        // By the peer id as text, as `peers ls` lists them.
+        members.sort_by_cached_key(|m| m.peer_id.to_string());
         members
     }
 
@@ -51,7 +33,7 @@ impl Cluster {
             .consensus
             .members()
             .into_iter()
-            .filter_map(|(_, node)| node.peer_id.parse().ok())
+            .map(|(_, node)| node.peer_id)
             .collect();
         if !peers.contains(&self.identity.peer_id) {
             peers.push(self.identity.peer_id);
@@ -83,11 +65,7 @@ impl Cluster {
         let Some(leader) = self.leader_member().await? else {
             return Ok(Box::pin(ClusterRpcHandler::serve_membership(self, request)).await);
         };
-        let rpc = self
-            .rpc
-            .as_ref()
-            .ok_or_else(|| ClusterError::Internal("no transport to reach the leader".into()))?;
-        rpc.call(&leader, request, timeout).await.map_err(|e| match e {
+        self.call_member(&leader, request, timeout).await.map_err(|e| match e {
             TransportFailure::Unreachable(e) => ClusterError::NoLeader(format!("leader {leader} unreachable: {e}")),
             TransportFailure::Network(e) => ClusterError::Timeout(format!(
                 "no answer from leader {leader} ({e}); the change may or may not be done"
@@ -98,6 +76,7 @@ impl Cluster {
     /// Asks `members` at once and returns their answers in the same order: this member through
     /// `local` (when it is among them), the others with `request()` over the transport, their
     /// answers taken by `expect` (`answer_of!`, which hands back any other kind of response).
+    /// A member that cannot be asked answers `Unreachable`, `NoAnswer` or `UnexpectedAnswer`.
     pub(super) async fn ask_members<T, Local>(
         &self,
         members: Vec<MemberNode>,
@@ -105,7 +84,7 @@ impl Cluster {
         request: impl Fn() -> RpcRequest,
         timeout: Duration,
         expect: impl Fn(RpcResponse) -> Result<T, Box<RpcResponse>>,
-    ) -> Vec<(MemberNode, Result<T, AskFailure>)>
+    ) -> Vec<(MemberNode, Result<T, ClusterError>)>
     where
         Local: Future<Output = T>,
     {
@@ -121,8 +100,10 @@ impl Cluster {
                 let answer = match mine {
                     Some(local) => Ok(local.await),
                     None => match self.call_member(&member, request(), timeout).await {
-                        Ok(answer) => expect(answer).map_err(AskFailure::Unexpected),
-                        Err(e) => Err(AskFailure::Transport(e)),
+                        Ok(answer) => {
+                            expect(answer).map_err(|answer| ClusterError::unexpected_answer(request(), answer))
+                        }
+                        Err(e) => Err(e.into_error(member.peer_id)),
                     },
                 };
                 (member, answer)
@@ -138,7 +119,7 @@ impl Cluster {
         request: impl Fn() -> RpcRequest,
         timeout: Duration,
         expect: impl Fn(RpcResponse) -> Result<T, Box<RpcResponse>>,
-    ) -> Vec<(MemberNode, Result<T, AskFailure>)> {
+    ) -> Vec<(MemberNode, Result<T, ClusterError>)> {
         self.ask_members(self.members(), Some(local), request, timeout, expect)
             .await
     }

@@ -107,10 +107,7 @@ impl Cluster {
     /// Adds `member` to the cluster (Go `PeerAdd`): as a learner until it has caught up, then
     /// as a voter. Served by the leader; other members forward it.
     pub async fn peer_add(&self, member: MemberNode) -> Result<MemberNode, ClusterError> {
-        let peer: PeerId = member
-            .peer_id
-            .parse()
-            .map_err(|e| ClusterError::InvalidArgument(format!("peer id {:?}: {e}", member.peer_id)))?;
+        let peer = member.peer_id;
         if member.address.is_empty() {
             if let Some((_, known)) = self
                 .consensus
@@ -129,11 +126,7 @@ impl Cluster {
             .await?
         {
             RpcResponse::PeerAdd(result) => result?,
-            other => {
-                return Err(ClusterError::Internal(format!(
-                    "unexpected answer to peer add: {other:?}"
-                )))
-            }
+            other => return Err(ClusterError::unexpected_answer("PeerAdd", other)),
         };
         self.wait_promoted(&member, None).await?;
         Ok(added)
@@ -190,9 +183,7 @@ impl Cluster {
     pub async fn peer_remove(&self, peer: PeerId) -> Result<(), ClusterError> {
         match self.to_leader(RpcRequest::PeerRemove(peer), MEMBERSHIP_TIMEOUT).await? {
             RpcResponse::PeerRemove(result) => result,
-            other => Err(ClusterError::Internal(format!(
-                "unexpected answer to peer rm: {other:?}"
-            ))),
+            other => Err(ClusterError::unexpected_answer("PeerRemove", other)),
         }
     }
 
@@ -274,12 +265,7 @@ impl Cluster {
 
     /// The leader's side of `peer rm`: re-allocates every pin held by `peer`, then removes it.
     pub(super) async fn remove_member_as_leader(&self, peer: PeerId) -> Result<(), ClusterError> {
-        if !self
-            .consensus
-            .members()
-            .iter()
-            .any(|(_, n)| n.peer_id == peer.to_string())
-        {
+        if !self.consensus.members().iter().any(|(_, n)| n.peer_id == peer) {
             tracing::info!("{peer} is not among the cluster's members: nothing to remove");
             return Ok(());
         }

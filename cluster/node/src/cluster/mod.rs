@@ -43,8 +43,8 @@ use std::time::Duration;
 
 use cluster_api::{RestBackend, ResultStream};
 use cluster_consensus::{
-    node_id_of, AppliedChange, ApplyObserver, Consensus, ConsensusDeps, LeaderForwarder, MemberNode, NoTransport,
-    NodeId, Promotion, RaftTransport, TransportFailure,
+    node_id_of, raft_error, AppliedChange, ApplyObserver, Consensus, ConsensusDeps, LeaderForwarder, MemberNode,
+    NoTransport, NodeId, Promotion, RaftTransport, TransportFailure,
 };
 use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
 use cluster_monitor::informers::{self, Measured};
@@ -169,7 +169,7 @@ fn initial_members(
             // Go's form: a bare peer id, its address in the `peerstore` file.
             Ok(peer) => peerstore
                 .iter()
-                .find(|m| m.peer_id == peer.to_string())
+                .find(|m| m.peer_id == peer)
                 .cloned()
                 .ok_or_else(|| {
                     NodeError::Config(format!(
@@ -178,9 +178,8 @@ fn initial_members(
                 })?,
             Err(_) => member_of_address(entry)?,
         };
-        let peer: PeerId = member.peer_id.parse().expect("checked by member_of_address");
-        if peer != identity.peer_id {
-            members.insert(node_id_of(&peer), member);
+        if member.peer_id != identity.peer_id {
+            members.insert(node_id_of(&member.peer_id), member);
         }
     }
     Ok(members)
@@ -261,7 +260,7 @@ impl Cluster {
         })
         .await?;
         let me_member = MemberNode {
-            peer_id: identity.peer_id.to_string(),
+            peer_id: identity.peer_id,
             address: advertised_address
                 .unwrap_or_else(|| config.cluster.listen_multiaddress.first().cloned().unwrap_or_default()),
         };
@@ -312,6 +311,17 @@ impl Cluster {
     /// Whether this member has been removed from the cluster.
     pub fn is_removed(&self) -> bool {
         *self.removed_tx.borrow()
+    }
+
+    /// `Fatal` once this member was removed from the cluster: it takes no more writes (they
+    /// would wait for a leader it will never hear from again).
+    pub(super) fn refuse_if_removed(&self) -> Result<(), ClusterError> {
+        match self.is_removed() {
+            true => Err(ClusterError::Fatal(
+                "this member was removed from the cluster; to join again, start it with --bootstrap".into(),
+            )),
+            false => Ok(()),
+        }
     }
 
     /// This member's peer id.

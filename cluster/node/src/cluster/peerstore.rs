@@ -40,7 +40,7 @@ pub(super) fn member_of_address(address: &str) -> Result<MemberNode, NodeError> 
     let peer = parsed
         .iter()
         .find_map(|p| match p {
-            multiaddr::Protocol::P2p(peer) => Some(peer.to_string()),
+            multiaddr::Protocol::P2p(peer) => Some(peer),
             _ => None,
         })
         .ok_or_else(|| {
@@ -48,7 +48,7 @@ pub(super) fn member_of_address(address: &str) -> Result<MemberNode, NodeError> 
                 "consensus.raft.init_peerset: {address:?} has no /p2p/<peer id>"
             ))
         })?;
-    peer.parse::<PeerId>()
+    let peer = PeerId::from_bytes(&peer.to_bytes())
         .map_err(|e| NodeError::Config(format!("consensus.raft.init_peerset: {address:?}: {e}")))?;
     let without_peer: multiaddr::Multiaddr = parsed
         .iter()
@@ -74,7 +74,7 @@ mod tests {
         assert_eq!(
             members,
             vec![MemberNode {
-                peer_id: peer.to_string(),
+                peer_id: peer,
                 address: "/ip4/10.0.0.4/tcp/9096".into()
             }]
         );

@@ -54,7 +54,7 @@ impl Cluster {
             let page = self
                 .state
                 .list_page(after.as_ref(), STATE_PAGE)
-                .map_err(|e| ClusterError::Internal(e.to_string()))?;
+                .map_err(|e| ClusterError::storage("reading the pinset", e))?;
             let Some(last) = page.last().map(|p| p.cid) else { break };
             for existing in page {
                 let Some(need) = cluster_allocator::repair_need(&existing, &members) else {
@@ -97,7 +97,7 @@ impl Cluster {
         self.ipfs
             .resolve(path)
             .await
-            .map_err(|e| ClusterError::Internal(format!("error resolving {path}: {e}")))
+            .map_err(|e| ClusterError::Ipfs(format!("error resolving {path}: {e}")))
     }
 
     /// Checks the options and fills the defaults (Go `setupPin`).
@@ -180,25 +180,25 @@ impl Cluster {
             current,
             priority: user_allocations,
         };
-        let chosen = cluster_allocator::allocate(&candidates, &request)
-            .map_err(|e| ClusterError::NotEnoughPeers(e.to_string()))?;
+        let chosen = cluster_allocator::allocate(&candidates, &request).map_err(ClusterError::from)?;
         pin.allocations = chosen;
         Ok(())
     }
 
     /// Pins `cid` cluster-wide and returns the pin as committed.
     pub async fn pin(&self, cid: Cid, options: PinOptions) -> Result<Pin, ClusterError> {
+        self.refuse_if_removed()?;
         let user_allocations = options.user_allocations.clone().unwrap_or_default();
         let existing = self
             .state
             .get(&cid)
-            .map_err(|e| ClusterError::Internal(e.to_string()))?;
+            .map_err(|e| ClusterError::storage("reading the pinset", e))?;
         // A pin update starts from the allocations of the pin it replaces.
         let allocation_base = match &options.pin_update {
             Some(from) if *from != cid && existing.is_none() => self
                 .state
                 .get(from)
-                .map_err(|e| ClusterError::Internal(e.to_string()))?,
+                .map_err(|e| ClusterError::storage("reading the pinset", e))?,
             _ => existing.clone(),
         };
         let mut pin = self.prepare_pin(cid, options, existing.as_ref())?;
@@ -217,10 +217,11 @@ impl Cluster {
 
     /// Unpins `cid` cluster-wide and returns the removed pin.
     pub async fn unpin(&self, cid: Cid) -> Result<Pin, ClusterError> {
+        self.refuse_if_removed()?;
         let existing = self
             .state
             .get(&cid)
-            .map_err(|e| ClusterError::Internal(e.to_string()))?;
+            .map_err(|e| ClusterError::storage("reading the pinset", e))?;
         match existing {
             None => Err(ClusterError::NotFound),
             Some(pin) if pin.pin_type != PinType::Data => Err(ClusterError::InvalidArgument(format!(

@@ -69,15 +69,15 @@ impl Cluster {
             .await;
         let peer_map = answers
             .into_iter()
-            .filter_map(|(member, answer)| {
-                let peer = member.peer_id.parse::<PeerId>().ok()?;
+            .map(|(member, answer)| {
+                let peer = member.peer_id;
                 let gc = answer.unwrap_or_else(|e| RepoGc {
                     peer,
                     peername: String::new(),
                     keys: Vec::new(),
                     error: e.to_string(),
                 });
-                Some((gc.peer.to_string(), gc))
+                (gc.peer.to_string(), gc)
             })
             .collect();
         GlobalRepoGc { peer_map }
@@ -111,10 +111,10 @@ impl Cluster {
                 continue;
             }
             graph.cluster_to_ipfs.insert(key.clone(), id.ipfs.id.clone());
-            let member = if key == self.me_member.peer_id {
+            let member = if id.id == self.me_member.peer_id {
                 Some(&self.me_member)
             } else {
-                members.iter().find(|m| m.peer_id == key)
+                members.iter().find(|m| m.peer_id == id.id)
             };
             match member {
                 Some(member) => asked.push(member.clone()),
@@ -124,16 +124,21 @@ impl Cluster {
         let swarms = self
             .ask_members(
                 asked,
-                Some(async { self.ipfs.swarm_peers().await.map_err(|e| e.to_string()) }),
+                Some(async {
+                    self.ipfs
+                        .swarm_peers()
+                        .await
+                        .map_err(|e| ClusterError::Ipfs(e.to_string()))
+                }),
                 || RpcRequest::SwarmPeers,
                 STATUS_TIMEOUT,
                 answer_of!(RpcResponse::SwarmPeers),
             )
             .await;
         for (member, answer) in swarms {
-            match answer.map_err(|e| e.to_string()).and_then(|peers| peers) {
+            match answer.and_then(|peers| peers) {
                 Ok(peers) => {
-                    if let Some(ipfs) = graph.cluster_to_ipfs.get(&member.peer_id) {
+                    if let Some(ipfs) = graph.cluster_to_ipfs.get(&member.peer_id.to_string()) {
                         graph.ipfs_links.insert(ipfs.clone(), peers);
                     }
                 }
@@ -150,7 +155,7 @@ impl Cluster {
         let pin = self
             .state
             .get(&cid)
-            .map_err(|e| ClusterError::Internal(e.to_string()))?;
+            .map_err(|e| ClusterError::storage("reading the pinset", e))?;
         let mut global = GlobalPinInfo {
             cid,
             name: String::new(),
@@ -167,9 +172,7 @@ impl Cluster {
         // Allocated members are asked at once; a slow one costs its own timeout, not the sum.
         let mut asked = Vec::new();
         for member in self.members() {
-            let Ok(peer) = member.peer_id.parse::<PeerId>() else {
-                continue;
-            };
+            let peer = member.peer_id;
             let status = match &pin {
                 _ if peer == self.identity.peer_id => continue,
                 None => TrackerStatus::Unpinned,
@@ -201,7 +204,9 @@ impl Cluster {
             match answer {
                 Ok(info) => global.add(info),
                 Err(e) => {
-                    global.peer_map.insert(member.peer_id, cluster_error(e.to_string()));
+                    global
+                        .peer_map
+                        .insert(member.peer_id.to_string(), cluster_error(e.to_string()));
                 }
             }
         }
@@ -222,9 +227,9 @@ impl Cluster {
             .await;
         answers
             .into_iter()
-            .filter_map(|(member, answer)| {
-                let peer = member.peer_id.parse::<PeerId>().ok()?;
-                Some(answer.unwrap_or_else(|e| Id {
+            .map(|(member, answer)| {
+                let peer = member.peer_id;
+                answer.unwrap_or_else(|e| Id {
                     id: peer,
                     addresses: vec![format!("{}/p2p/{peer}", member.address)],
                     cluster_peers: Vec::new(),
@@ -235,7 +240,7 @@ impl Cluster {
                     error: e.to_string(),
                     ipfs: IpfsId::default(),
                     peername: String::new(),
-                }))
+                })
             })
             .collect()
     }
@@ -268,7 +273,7 @@ impl Cluster {
                     let page = match self.state.list_page(after.as_ref(), STATE_PAGE) {
                         Ok(page) => page,
                         Err(e) => {
-                            let _ = tx.send(Err(ClusterError::Internal(e.to_string()))).await;
+                            let _ = tx.send(Err(ClusterError::storage("reading the pinset", e))).await;
                             return;
                         }
                     };
@@ -289,14 +294,13 @@ impl Cluster {
         let pin = self
             .state
             .get(&cid)
-            .map_err(|e| ClusterError::Internal(e.to_string()))?;
+            .map_err(|e| ClusterError::storage("reading the pinset", e))?;
         let allocated: Vec<MemberNode> = self
             .members()
             .into_iter()
-            .filter(|member| match (&pin, member.peer_id.parse::<PeerId>()) {
-                (_, Err(_)) => false,
-                (Some(pin), Ok(peer)) => pin.is_allocated_to(&peer),
-                (None, Ok(_)) => true,
+            .filter(|member| match &pin {
+                Some(pin) => pin.is_allocated_to(&member.peer_id),
+                None => true,
             })
             .collect();
         let answers = self
@@ -362,14 +366,9 @@ impl Cluster {
                         answer_of!(RpcResponse::RecoverAll),
                     )
                     .await;
-                let answers = answers.into_iter().filter_map(|(member, answer)| {
-                    let peer = member.peer_id.parse::<PeerId>().ok()?;
-                    Some((
-                        peer,
-                        answer
-                            .map_err(|e| e.to_string())
-                            .and_then(|r| r.map_err(|e| e.to_string())),
-                    ))
+                let answers = answers.into_iter().map(|(member, answer)| {
+                    let peer = member.peer_id;
+                    (peer, answer.and_then(|recovered| recovered).map_err(|e| e.to_string()))
                 });
                 for item in merge_recovered(answers) {
                     if tx.send(item).await.is_err() {

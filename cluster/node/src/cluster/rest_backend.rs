@@ -18,24 +18,14 @@ impl RestBackend for Cluster {
                     .address
             }
         };
-        let member = self
-            .peer_add(MemberNode {
-                peer_id: peer.to_string(),
-                address,
-            })
-            .await?;
+        let member = self.peer_add(MemberNode { peer_id: peer, address }).await?;
         if peer == self.identity.peer_id {
             return Ok(Cluster::id(self).await);
         }
-        let rpc = self
-            .rpc
-            .as_ref()
-            .ok_or_else(|| ClusterError::Internal("no transport".into()))?;
-        match rpc.call(&member, RpcRequest::Id, STATUS_TIMEOUT).await {
+        match self.call_member(&member, RpcRequest::Id, STATUS_TIMEOUT).await {
             Ok(RpcResponse::Id(id)) => Ok(id),
-            other => Err(ClusterError::Internal(format!(
-                "peer {peer} was added but did not answer: {other:?}"
-            ))),
+            Ok(other) => Err(ClusterError::unexpected_answer("Id", other)),
+            Err(e) => Err(e.into_error(peer)),
         }
     }
 
@@ -81,7 +71,7 @@ impl RestBackend for Cluster {
                 .repo_stat()
                 .await
                 .map(|stat| (stat.repo_size, stat.storage_max))
-                .map_err(|e| e.to_string())
+                .map_err(|e| ClusterError::Ipfs(e.to_string()))
         };
         let answers = self
             .ask_every_member(
@@ -93,7 +83,6 @@ impl RestBackend for Cluster {
             .await;
         let answers = answers.into_iter().map(|(member, answer)| {
             answer
-                .map_err(|e| e.to_string())
                 .and_then(|stat| stat)
                 .map_err(|e| format!("{}: {e}", member.peer_id))
         });
@@ -159,7 +148,7 @@ impl RestBackend for Cluster {
                     let page = match state.list_page(after.as_ref(), STATE_PAGE) {
                         Ok(page) => page,
                         Err(e) => {
-                            let _ = tx.send(Err(ClusterError::Internal(e.to_string()))).await;
+                            let _ = tx.send(Err(ClusterError::storage("reading the pinset", e))).await;
                             return;
                         }
                     };
@@ -181,7 +170,7 @@ impl RestBackend for Cluster {
     async fn allocation(&self, cid: Cid) -> Result<Pin, ClusterError> {
         self.state
             .get(&cid)
-            .map_err(|e| ClusterError::Internal(e.to_string()))?
+            .map_err(|e| ClusterError::storage("reading the pinset", e))?
             .ok_or(ClusterError::NotFound)
     }
 

@@ -30,7 +30,7 @@ impl RpcHandler for ClusterRpcHandler {
         let raft = self.cluster.consensus.raft();
         match request {
             RpcRequest::AppendEntries(r) => {
-                RpcResponse::AppendEntries(raft.append_entries(r).await.map_err(|e| e.to_string()))
+                RpcResponse::AppendEntries(raft.append_entries(r).await.map_err(raft_error))
             }
             RpcRequest::Vote(r) => {
                 // A candidate this member does not count as a member, and whose log is not
@@ -47,10 +47,10 @@ impl RpcHandler for ClusterRpcHandler {
                     tracing::info!("refused a vote request from node {candidate:?}: not a member of this cluster");
                     return RpcResponse::NotAMember;
                 }
-                RpcResponse::Vote(raft.vote(r).await.map_err(|e| e.to_string()))
+                RpcResponse::Vote(raft.vote(r).await.map_err(raft_error))
             }
             RpcRequest::InstallSnapshot(r) => {
-                RpcResponse::InstallSnapshot(raft.install_snapshot(r).await.map_err(|e| e.to_string()))
+                RpcResponse::InstallSnapshot(raft.install_snapshot(r).await.map_err(raft_error))
             }
             RpcRequest::Commit(command) => RpcResponse::Commit(self.cluster.consensus.commit_local(command).await),
             RpcRequest::Status(cid) => RpcResponse::Status(self.cluster.tracker.status(&cid).await),
@@ -69,11 +69,15 @@ impl RpcHandler for ClusterRpcHandler {
                     .repo_stat()
                     .await
                     .map(|stat| (stat.repo_size, stat.storage_max))
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| ClusterError::Ipfs(e.to_string())),
             ),
-            RpcRequest::SwarmPeers => {
-                RpcResponse::SwarmPeers(self.cluster.ipfs.swarm_peers().await.map_err(|e| e.to_string()))
-            }
+            RpcRequest::SwarmPeers => RpcResponse::SwarmPeers(
+                self.cluster
+                    .ipfs
+                    .swarm_peers()
+                    .await
+                    .map_err(|e| ClusterError::Ipfs(e.to_string())),
+            ),
             request @ (RpcRequest::PeerAdd(_) | RpcRequest::PeerPromote(_) | RpcRequest::PeerRemove(_)) => {
                 ClusterRpcHandler::serve_membership(&self.cluster, request).await
             }
@@ -88,37 +92,26 @@ impl ClusterRpcHandler {
         match request {
             RpcRequest::PeerAdd(member) if leading => {
                 // Forget what an earlier incarnation of this peer reported.
-                if let Ok(peer) = member.peer_id.parse::<PeerId>() {
-                    cluster.metrics.lock().expect("metrics lock").forget(&peer);
-                }
+                cluster.metrics.lock().expect("metrics lock").forget(&member.peer_id);
                 let added = cluster.consensus.add_learner(member.clone()).await.map(|()| member);
                 RpcResponse::PeerAdd(added)
             }
             RpcRequest::PeerPromote(member) if leading => {
-                let promoted = match member.peer_id.parse::<PeerId>() {
-                    Ok(peer) => {
-                        let node = node_id_of(&peer);
-                        // A learner that caught up and then died still looks caught up: it must
-                        // answer before it gets a vote.
-                        if !cluster.consensus.is_voter(node) {
-                            let alive = cluster
-                                .call_member(&member, RpcRequest::Id, LEARNER_ALIVE_TIMEOUT)
-                                .await;
-                            if let Err(e) = alive {
-                                let answer = Err(ClusterError::Timeout(format!(
-                                    "{member} does not answer ({e:?}); not promoted"
-                                )));
-                                return RpcResponse::PeerPromote(answer);
-                            }
-                        }
-                        cluster.consensus.promote_if_caught_up(node).await
+                let node = node_id_of(&member.peer_id);
+                // A learner that caught up and then died still looks caught up: it must answer
+                // before it gets a vote.
+                if !cluster.consensus.is_voter(node) {
+                    let alive = cluster
+                        .call_member(&member, RpcRequest::Id, LEARNER_ALIVE_TIMEOUT)
+                        .await;
+                    if let Err(e) = alive {
+                        let answer = Err(ClusterError::Timeout(format!(
+                            "{member} does not answer ({e:?}); not promoted"
+                        )));
+                        return RpcResponse::PeerPromote(answer);
                     }
-                    Err(e) => Err(ClusterError::InvalidArgument(format!(
-                        "peer id {:?}: {e}",
-                        member.peer_id
-                    ))),
-                };
-                RpcResponse::PeerPromote(promoted)
+                }
+                RpcResponse::PeerPromote(cluster.consensus.promote_if_caught_up(node).await)
             }
             // Not the leader: forwarded once, as it is.
             request @ (RpcRequest::PeerAdd(_) | RpcRequest::PeerPromote(_)) => {
