@@ -368,6 +368,8 @@ pub struct ClusterMember {
     pub process: Option<Process>,
     /// How many times it was started (each start logs to its own file).
     pub runs: u32,
+    /// `CLUSTER_*` settings every start gets.
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl ClusterMember {
@@ -380,6 +382,7 @@ impl ClusterMember {
             daemon: FakeDaemon::start(0),
             process: None,
             runs: 0,
+            env: vec![("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", "10s")],
         }
     }
 
@@ -401,7 +404,7 @@ impl ClusterMember {
         self.dir.start_daemon_with(
             &self.daemon.multiaddr(),
             &args,
-            &[("CLUSTER_RAFT_WAITFORLEADERTIMEOUT", "10s")],
+            &self.env,
             &format!("daemon-{}.log", self.runs),
         )
     }

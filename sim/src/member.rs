@@ -32,6 +32,22 @@ pub struct SimMemberConfig {
     pub peers: Vec<([u8; 32], IpAddr)>,
     /// A member to join through (`--bootstrap`) instead of an initial peerset: (identity seed, ip).
     pub bootstrap: Option<([u8; 32], IpAddr)>,
+    /// Changes to the default `service.json`, merged key by key (`{"cluster":
+    /// {"repinning_rate": 20}}`); `null` for none.
+    pub service: serde_json::Value,
+}
+
+/// Merges `patch` into `json`: objects key by key, anything else replaces.
+fn merge(json: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (json, patch) {
+        (serde_json::Value::Object(json), serde_json::Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(json.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+            }
+        }
+        (_, serde_json::Value::Null) => {}
+        (json, patch) => *json = patch.clone(),
+    }
 }
 
 fn member_address(seed: &[u8; 32], ip: &IpAddr) -> String {
@@ -160,7 +176,8 @@ async fn start_cluster(
     disk: Arc<SimDisk>,
     join_failures: &std::sync::atomic::AtomicU64,
 ) -> Arc<Cluster> {
-    let json = ServiceConfig::default_json(&member.name, &"11".repeat(32));
+    let mut json = ServiceConfig::default_json(&member.name, &"11".repeat(32));
+    merge(&mut json, &member.service);
     let mut config = ServiceConfig::parse(&json.to_string(), "sim service.json")
         .and_then(|c| c.validate())
         .expect("the default configuration is valid");

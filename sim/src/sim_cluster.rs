@@ -53,6 +53,12 @@ pub struct SimCluster {
 impl SimCluster {
     /// Starts `size` members that all know each other from the start.
     pub fn start(handle: &Handle, size: usize) -> SimCluster {
+        SimCluster::start_with(handle, size, |_| serde_json::Value::Null)
+    }
+
+    /// Starts `size` members that all know each other from the start, member `i` with
+    /// `service_of(i)` merged into the default `service.json`.
+    pub fn start_with(handle: &Handle, size: usize, service_of: impl Fn(usize) -> serde_json::Value) -> SimCluster {
         assert!((1..=7).contains(&size), "1 to 7 members, not {size}");
         let dir = run_folder();
         let members = (0..size)
@@ -70,6 +76,7 @@ impl SimCluster {
                         data_dir: dir.path().join(format!("member-{i}")),
                         peers,
                         bootstrap: None,
+                        service: service_of(i),
                     },
                 )
             })
@@ -102,6 +109,7 @@ impl SimCluster {
                 data_dir: self._dir.path().join(format!("member-{i}")),
                 peers: Vec::new(),
                 bootstrap: Some((member_seed(via), member_ip(via))),
+                service: serde_json::Value::Null,
             },
         );
         self.members.push(member);

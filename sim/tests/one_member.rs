@@ -50,6 +50,7 @@ async fn one_member_keeps_its_pins_across_a_crash() {
             data_dir: dir.path().join("member-0"),
             peers: Vec::new(),
             bootstrap: None,
+            service: serde_json::Value::Null,
         },
     );
     let mut trace = TraceHash::default();

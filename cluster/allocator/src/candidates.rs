@@ -1,34 +1,57 @@
 //! Which members may hold a pin, from their latest `freespace` metric: a member that never
 //! reported comes after the others (a fresh cluster still pins before its first metrics), one
 //! whose metric expired (likely down) or says its repository is full is left out, as in Go.
+//! Each candidate's groups are its values of the partitioning metrics (`tag:*`) of
+//! `allocate_by`.
 
 use cluster_types::{Cid, Metric, PeerId, Timestamp};
 
 use crate::Candidate;
 
-/// The candidates among `members` for `cid` at `now`; `freespace` gives each member's latest
-/// free-space metric, if any.
+/// The candidates among `members` for `cid` at `now`; `metric(name, peer)` gives a member's
+/// latest metric `name` (`freespace`, and each partitioning metric), if any.
 pub fn candidates<'m>(
     members: &[PeerId],
     cid: &Cid,
-    freespace: impl Fn(&PeerId) -> Option<&'m Metric>,
+    allocate_by: &[String],
+    metric: impl Fn(&str, &PeerId) -> Option<&'m Metric>,
     now: Timestamp,
 ) -> Vec<Candidate> {
     members
         .iter()
         .filter_map(|peer| {
-            let free_space = match freespace(peer) {
+            let free_space = match metric(FREESPACE, peer) {
                 None => None,
                 Some(metric) if metric.is_expired(now) || !metric.valid => return None,
                 Some(metric) => Some(metric.value.parse::<u64>().unwrap_or(0)),
             };
+            // A member whose tag is unknown (not reported yet, expired) is a group of its own.
+            let groups = partitioning_metrics(allocate_by)
+                .map(|name| match metric(name, peer) {
+                    Some(m) if !m.is_expired(now) && m.valid => m.value.clone(),
+                    _ => String::new(),
+                })
+                .collect();
             Some(Candidate {
                 peer: *peer,
                 free_space,
                 tie_break: rendezvous_rank(cid, peer),
+                groups,
             })
         })
         .collect()
+}
+
+/// The metric whose value is a member's free space.
+const FREESPACE: &str = "freespace";
+
+/// The entries of `allocate_by` that group members: the tags. Free space orders members inside
+/// a group wherever it is listed; other numeric metrics are not used for ordering.
+pub fn partitioning_metrics(allocate_by: &[String]) -> impl Iterator<Item = &str> {
+    allocate_by
+        .iter()
+        .map(String::as_str)
+        .filter(|name| name.starts_with("tag:"))
 }
 
 /// FNV-1a 64 of the CID and member bytes: the member's rank for this CID among members with
@@ -84,12 +107,43 @@ mod tests {
             .collect();
         let members: Vec<PeerId> = table.iter().map(|(i, _, _)| peer(*i)).collect();
         let cid = Cid::raw_sha256(b"candidates");
-        let chosen = candidates(&members, &cid, |p| metrics.get(p), now);
+        let chosen = candidates(&members, &cid, &[], |_, p| metrics.get(p), now);
         for (i, _, expected) in &table {
             let found = chosen.iter().find(|c| c.peer == peer(*i)).map(|c| c.free_space);
             assert_eq!(found, *expected, "member {i}");
         }
         assert!(chosen.iter().all(|c| c.tie_break == rendezvous_rank(&cid, &c.peer)));
+    }
+
+    #[test]
+    fn groups_are_the_tag_values_in_allocate_by_order() {
+        let now = Timestamp::from_unix(1_700_000_000, 0);
+        let later = now.unix_nanos() + 1;
+        let tag = |i: u8, name: &str, value: &str, expire: i64| Metric {
+            name: name.into(),
+            value: value.into(),
+            ..freespace(i, "", expire, true)
+        };
+        let metrics: BTreeMap<(String, PeerId), Metric> = [
+            tag(1, "tag:region", "eu", later),
+            tag(1, "tag:zone", "a", later),
+            tag(2, "tag:region", "us", later),
+            // Expired: the member's region is unknown.
+            tag(3, "tag:region", "asia", now.unix_nanos()),
+        ]
+        .into_iter()
+        .map(|m| ((m.name.clone(), m.peer), m))
+        .collect();
+        let allocate_by: Vec<String> = ["tag:region", "freespace", "tag:zone"].map(String::from).to_vec();
+        let chosen = candidates(
+            &[peer(1), peer(2), peer(3)],
+            &Cid::raw_sha256(b"groups"),
+            &allocate_by,
+            |name, p| metrics.get(&(name.to_string(), *p)),
+            now,
+        );
+        let groups: Vec<Vec<String>> = chosen.into_iter().map(|c| c.groups).collect();
+        assert_eq!(groups, [vec!["eu", "a"], vec!["us", ""], vec!["", ""]]);
     }
 
     #[test]

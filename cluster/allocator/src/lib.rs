@@ -1,5 +1,6 @@
-//! Allocation: which members hold a pin (Go `allocate.go` and `allocator/balanced`), which
-//! members are candidates (`candidates`), and when a pin's allocations need repair (`repair`).
+//! Allocation: which members hold a pin (Go `allocate.go` and `allocator/balanced`), spread
+//! across the groups of `allocate_by` (`partition`), which members are candidates
+//! (`candidates`), and when a pin's allocations need repair (`repair`).
 //!
 //! Owns: the choice of members given the current allocations, the user's wishes, members'
 //! free-space metrics and the replication factors. Sans-IO: plain functions over values, `now`
@@ -8,12 +9,30 @@
 #![deny(missing_docs)]
 
 mod candidates;
+mod partition;
 mod repair;
 
-pub use candidates::{candidates, rendezvous_rank};
+pub use candidates::{candidates, partitioning_metrics, rendezvous_rank};
 pub use repair::{fallback_allocations, repair_need, surviving_allocations, RepairNeed};
 
 use cluster_types::PeerId;
+
+/// The allocator's settings (`allocator.balanced`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocatorConfig {
+    /// The metrics to allocate by, in order: each `tag:*` entry groups members (copies spread
+    /// across groups), free space orders them inside a group.
+    pub allocate_by: Vec<String>,
+}
+
+impl Default for AllocatorConfig {
+    fn default() -> AllocatorConfig {
+        // Go's default.
+        AllocatorConfig {
+            allocate_by: vec!["tag:group".into(), "freespace".into()],
+        }
+    }
+}
 
 /// A member the allocator may choose, with what it knows of its free space.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +44,9 @@ pub struct Candidate {
     /// Tie-break among equal free space: a per-CID rank (rendezvous hashing), so pins of equal
     /// members spread evenly instead of all landing on the same ones.
     pub tie_break: u64,
+    /// Its value of each partitioning metric of `allocate_by`, in order (`["eu"]` for
+    /// `tag:group` = eu); empty when allocation is by free space alone.
+    pub groups: Vec<String>,
 }
 
 /// What an allocation must satisfy.
@@ -68,9 +90,10 @@ impl std::fmt::Display for NotEnoughPeers {
 }
 
 /// Chooses up to `request.max` members among `candidates`: current allocations first (while
-/// they are candidates), then the user's priority members, then the others by most free space.
-/// Members that have not reported free space yet come after every member that has, so a fresh
-/// cluster still pins before its first metrics arrive.
+/// they are candidates), then the user's priority members, then the others spread across
+/// their groups (see [`Candidate::groups`]), by most free space inside a group. Members that
+/// have not reported free space yet come after every member of their group that has, so a
+/// fresh cluster still pins before its first metrics arrive.
 ///
 /// To ensure correctness: callers pass only members that may hold pins (alive, in the cluster,
 /// not full); the result never repeats a member and never has more than `max`.
@@ -94,7 +117,11 @@ pub fn allocate(candidates: &[Candidate], request: &Request<'_>) -> Result<Vec<P
             .then(a.tie_break.cmp(&b.tie_break))
             .then(a.peer.cmp(&b.peer))
     });
-    for candidate in ranked {
+    let held: Vec<&Candidate> = chosen
+        .iter()
+        .filter_map(|peer| candidates.iter().find(|c| c.peer == *peer))
+        .collect();
+    for candidate in partition::spread(&ranked, &held) {
         if chosen.len() >= request.max {
             break;
         }
@@ -135,6 +162,7 @@ mod tests {
             peer: peer(i),
             free_space: free,
             tie_break: i as u64,
+            groups: Vec::new(),
         }
     }
 

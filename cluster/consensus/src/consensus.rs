@@ -1,7 +1,7 @@
 //! [`Consensus`]: the node's handle on Raft. Commits pin/unpin commands, waits for a leader,
 //! reports members, and shuts down.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,15 +130,19 @@ impl Consensus {
         })
     }
 
+    /// Whether this member has any Raft state (a vote or a log): false on a first start, or
+    /// after its `raft` folder was lost.
+    pub async fn has_raft_state(&self) -> Result<bool, ConsensusError> {
+        self.raft
+            .is_initialized()
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))
+    }
+
     /// Starts a new cluster with `members` unless this member already belongs to one (has a
     /// vote or log). Returns whether it initialized.
     pub async fn initialize_if_new(&self, members: BTreeMap<NodeId, MemberNode>) -> Result<bool, ConsensusError> {
-        let initialized = self
-            .raft
-            .is_initialized()
-            .await
-            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-        if initialized {
+        if self.has_raft_state().await? {
             return Ok(false);
         }
         assert!(
@@ -177,6 +181,16 @@ impl Consensus {
             CommandResponse::Pinned(_) => Ok(true),
             CommandResponse::Unchanged => Ok(false),
             other => Err(ClusterError::unexpected_answer("Reallocate", other)),
+        }
+    }
+
+    /// Commits `commands` as one log entry (one fsync), applied in order, and returns each
+    /// one's response.
+    pub async fn log_batch(&self, commands: Vec<Command>) -> Result<Vec<CommandResponse>, ClusterError> {
+        let count = commands.len();
+        match self.write(Command::Batch(commands)).await? {
+            CommandResponse::Batch(responses) if responses.len() == count => Ok(responses),
+            other => Err(ClusterError::unexpected_answer("Batch", other)),
         }
     }
 
@@ -336,7 +350,8 @@ impl Consensus {
 
     /// Adds a member as a learner (on the leader): it receives the log (or a snapshot) but does
     /// not vote, so it costs no quorum if it dies while catching up. Returns once the change is
-    /// committed; [`Consensus::promote_if_caught_up`] makes it a voter later. Idempotent.
+    /// committed; [`Consensus::promote_if_caught_up`] makes it a voter later. Idempotent for a
+    /// learner; a voter asking again is made a learner until it has caught up.
     pub async fn add_learner(&self, member: MemberNode) -> Result<(), ClusterError> {
         let node = node_id_of(&member.peer_id);
         if let Some((_, known)) = self.members().into_iter().find(|(id, _)| *id == node) {
@@ -347,7 +362,24 @@ impl Consensus {
                 )));
             }
             if self.is_voter(node) {
-                return Ok(());
+                // A voter asking to join has no Raft state of its own any more (its folder was
+                // lost, or its promotion never reached it). Until it has caught up it must not
+                // count toward the quorum: it goes back to being a learner (Raft's log
+                // "reverted" on the leader's side, which openraft allows with
+                // `loosen-follower-log-revert`), and the joiner's promotion step makes it a
+                // voter again once it has.
+                tracing::warn!("{member} asks to join but is a voter: a learner again until it has caught up");
+                self.require_quorum()?;
+                let _turn = self.membership_turn.lock().await;
+                let demoted = BTreeSet::from([node]);
+                self.while_change_in_progress(|| {
+                    self.raft
+                        .change_membership(openraft::ChangeMembers::RemoveVoters(demoted.clone()), true)
+                })
+                .await?;
+                if known.address == member.address {
+                    return Ok(());
+                }
             }
             if known.address != member.address {
                 // A learner asking again from another address: openraft keeps a known node's

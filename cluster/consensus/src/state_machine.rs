@@ -91,28 +91,35 @@ fn sm_write_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
 }
 
 /// Adds or replaces a pin in the batch being applied.
-fn apply_pin(
-    pin: Pin,
-    previous: Option<Pin>,
-    overlay: &mut HashMap<Cid, Option<Pin>>,
-    ops: &mut Vec<StateOp>,
-    changes: &mut Vec<AppliedChange>,
-) -> CommandResponse {
+fn apply_pin(pin: Pin, previous: Option<Pin>, pending: &mut Pending) -> CommandResponse {
     check_allocations(&pin);
-    overlay.insert(pin.cid, Some(pin.clone()));
-    ops.push(StateOp::Add(pin.clone()));
+    pending.overlay.insert(pin.cid, Some(pin.clone()));
+    pending.ops.push(StateOp::Add(pin.clone()));
     if let Some(previous) = &previous {
         // Allocations moved: a member that held it must unpin even if it crashes before doing
         // so (its tracker re-queues tombstones at every state sync).
         if previous.allocations != pin.allocations || previous.is_everywhere() != pin.is_everywhere() {
-            ops.push(StateOp::Tombstone(pin.cid));
+            pending.ops.push(StateOp::Tombstone(pin.cid));
         }
     }
-    changes.push(AppliedChange::Pinned {
+    pending.changes.push(AppliedChange::Pinned {
         pin: pin.clone(),
         previous,
     });
     CommandResponse::Pinned(pin)
+}
+
+/// Removes a pin (if present) in the batch being applied.
+fn apply_unpin(cid: Cid, previous: Option<Pin>, pending: &mut Pending) -> CommandResponse {
+    pending.overlay.insert(cid, None);
+    if let Some(pin) = &previous {
+        pending.ops.push(StateOp::Rm(cid));
+        // Durable with the removal: the daemon unpin happens later and may be lost to a crash;
+        // the tombstone makes the tracker finish it.
+        pending.ops.push(StateOp::Tombstone(cid));
+        pending.changes.push(AppliedChange::Unpinned { pin: pin.clone() });
+    }
+    CommandResponse::Unpinned(previous)
 }
 
 /// A committed pin's allocations never repeat a member nor exceed its maximum (allocation
@@ -245,6 +252,63 @@ impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
     }
 }
 
+/// What applying a run of entries changes, written in one commit at the end of the run.
+#[derive(Default)]
+struct Pending {
+    /// Pins changed earlier in this run: later commands must see them as "previous".
+    overlay: HashMap<Cid, Option<Pin>>,
+    ops: Vec<StateOp>,
+    changes: Vec<AppliedChange>,
+}
+
+impl PinsetStateMachine {
+    /// The pin `cid` as the commands applied so far leave it.
+    fn current(&self, cid: &Cid, pending: &Pending) -> Result<Option<Pin>, StorageError<NodeId>> {
+        match pending.overlay.get(cid) {
+            Some(pin) => Ok(pin.clone()),
+            None => self.state.get(cid).map_err(sm_read_error),
+        }
+    }
+
+    fn apply_command(&self, command: Command, pending: &mut Pending) -> Result<CommandResponse, StorageError<NodeId>> {
+        Ok(match command {
+            Command::Pin(pin) => {
+                let previous = self.current(&pin.cid, pending)?;
+                apply_pin(pin, previous, pending)
+            }
+            Command::Reallocate {
+                pin,
+                previous: expected,
+            } => {
+                let previous = self.current(&pin.cid, pending)?;
+                if previous.as_ref() == Some(&expected) {
+                    apply_pin(pin, previous, pending)
+                } else {
+                    CommandResponse::Unchanged
+                }
+            }
+            Command::Unpin(cid) => {
+                let previous = self.current(&cid, pending)?;
+                apply_unpin(cid, previous, pending)
+            }
+            Command::Expire { previous: expected } => {
+                let previous = self.current(&expected.cid, pending)?;
+                if previous.as_ref() == Some(&expected) {
+                    apply_unpin(expected.cid, previous, pending)
+                } else {
+                    CommandResponse::Unchanged
+                }
+            }
+            Command::Batch(commands) => CommandResponse::Batch(
+                commands
+                    .into_iter()
+                    .map(|command| self.apply_command(command, pending))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
     type SnapshotBuilder = PinsetStateMachine;
 
@@ -261,11 +325,8 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         I::IntoIter: openraft::OptionalSend,
     {
         let mut meta = self.applied_meta()?;
-        let mut ops = Vec::new();
-        let mut changes = Vec::new();
+        let mut pending = Pending::default();
         let mut responses = Vec::new();
-        // Pins changed earlier in this batch: later entries must see them as "previous".
-        let mut overlay: HashMap<Cid, Option<Pin>> = HashMap::new();
         for entry in entries {
             if let Some(last) = &meta.last_applied {
                 assert!(
@@ -282,45 +343,11 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
                     meta.membership = StoredMembership::new(Some(entry.log_id), membership);
                     CommandResponse::Nothing
                 }
-                EntryPayload::Normal(Command::Pin(pin)) => {
-                    let previous = match overlay.get(&pin.cid) {
-                        Some(pending) => pending.clone(),
-                        None => self.state.get(&pin.cid).map_err(sm_read_error)?,
-                    };
-                    apply_pin(pin, previous, &mut overlay, &mut ops, &mut changes)
-                }
-                EntryPayload::Normal(Command::Reallocate {
-                    pin,
-                    previous: expected,
-                }) => {
-                    let previous = match overlay.get(&pin.cid) {
-                        Some(pending) => pending.clone(),
-                        None => self.state.get(&pin.cid).map_err(sm_read_error)?,
-                    };
-                    if previous.as_ref() == Some(&expected) {
-                        apply_pin(pin, previous, &mut overlay, &mut ops, &mut changes)
-                    } else {
-                        CommandResponse::Unchanged
-                    }
-                }
-                EntryPayload::Normal(Command::Unpin(cid)) => {
-                    let previous = match overlay.get(&cid) {
-                        Some(pending) => pending.clone(),
-                        None => self.state.get(&cid).map_err(sm_read_error)?,
-                    };
-                    overlay.insert(cid, None);
-                    if let Some(pin) = &previous {
-                        ops.push(StateOp::Rm(cid));
-                        // Durable with the removal: the daemon unpin happens later and may be
-                        // lost to a crash; the tombstone makes the tracker finish it.
-                        ops.push(StateOp::Tombstone(cid));
-                        changes.push(AppliedChange::Unpinned { pin: pin.clone() });
-                    }
-                    CommandResponse::Unpinned(previous)
-                }
+                EntryPayload::Normal(command) => self.apply_command(command, &mut pending)?,
             };
             responses.push(response);
         }
+        let Pending { ops, changes, .. } = pending;
         let meta_bytes = serde_json::to_vec(&meta).map_err(sm_write_error)?;
         self.state.commit(&ops, Some(&meta_bytes)).map_err(sm_write_error)?;
         if !changes.is_empty() {

@@ -26,6 +26,15 @@ pub enum Command {
         /// The pin as read before re-allocating.
         previous: Pin,
     },
+    /// Remove `previous` only if the pinset still holds exactly it: an expired pin that was
+    /// pinned again meanwhile (with a new `expire_at`) stays.
+    Expire {
+        /// The pin as read when it was found expired.
+        previous: Pin,
+    },
+    /// Several commands in one log entry (one fsync), applied in order as if one entry each:
+    /// the leader's repairs and expiries go through Raft in batches.
+    Batch(Vec<Command>),
 }
 
 /// A command's result and the log index it was committed at (so a member that forwarded the
@@ -48,8 +57,11 @@ pub enum CommandResponse {
     Pinned(Pin),
     /// The removed pin, `None` if the CID was not in the pinset.
     Unpinned(Option<Pin>),
-    /// A [`Command::Reallocate`] that found the pin changed or gone and did nothing.
+    /// A [`Command::Reallocate`] or [`Command::Expire`] that found the pin changed or gone and
+    /// did nothing.
     Unchanged,
+    /// The response of each command of a [`Command::Batch`], in order.
+    Batch(Vec<CommandResponse>),
 }
 
 openraft::declare_raft_types!(

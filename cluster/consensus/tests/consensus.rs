@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use cluster_consensus::{
-    node_id_of, AppliedChange, ApplyObserver, Consensus, ConsensusDeps, MemberNode, NoTransport, PinsetStateMachine,
-    RaftConfig, RedbLogStore, TypeConfig,
+    node_id_of, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, ConsensusDeps, MemberNode,
+    NoTransport, PinsetStateMachine, RaftConfig, RedbLogStore, TypeConfig,
 };
 use cluster_state::{MemoryState, RedbState, State};
 use cluster_types::{ClusterError, PeerId, Pin, PinOptions};
@@ -170,5 +170,60 @@ async fn a_reallocation_applies_only_to_the_pin_it_read() {
     moved.allocations = vec![PeerId::from_ed25519_seed([7; 32])];
     assert!(consensus.log_reallocation(moved.clone(), renamed).await.unwrap());
     assert_eq!(state.get(&read.cid).unwrap().unwrap(), moved);
+    consensus.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_applies_in_order_and_an_expiry_only_to_the_pin_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let (consensus, state) = start(dir.path(), recorder.clone()).await;
+    let first = consensus.log_pin(pin(1)).await.unwrap();
+    let second = consensus.log_pin(pin(2)).await.unwrap();
+    let mut renamed = second.clone();
+    renamed.options.name = "pinned again".into();
+    let mut moved = first.clone();
+    moved.allocations = vec![PeerId::from_ed25519_seed([7; 32])];
+    let responses = consensus
+        .log_batch(vec![
+            Command::Reallocate {
+                pin: moved.clone(),
+                previous: first.clone(),
+            },
+            // Sees the re-allocation just before it in the same entry: not the pin it read.
+            Command::Expire {
+                previous: first.clone(),
+            },
+            Command::Pin(renamed.clone()),
+            Command::Expire {
+                previous: second.clone(),
+            },
+            Command::Expire {
+                previous: renamed.clone(),
+            },
+            Command::Pin(pin(3)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        responses,
+        vec![
+            CommandResponse::Pinned(moved.clone()),
+            CommandResponse::Unchanged,
+            CommandResponse::Pinned(renamed.clone()),
+            CommandResponse::Unchanged,
+            CommandResponse::Unpinned(Some(renamed.clone())),
+            CommandResponse::Pinned(pin(3)),
+        ]
+    );
+    assert_eq!(state.get(&first.cid).unwrap(), Some(moved));
+    assert_eq!(state.get(&second.cid).unwrap(), None);
+    assert!(state.get(&pin(3).cid).unwrap().is_some());
+    let changes = recorder.changes.lock().unwrap().clone();
+    assert!(matches!(
+        changes.last(),
+        Some(AppliedChange::Pinned { previous: None, .. })
+    ));
+    assert!(matches!(&changes[changes.len() - 2], AppliedChange::Unpinned { pin } if *pin == renamed));
     consensus.shutdown().await;
 }

@@ -2,18 +2,21 @@
 //! `metrics.Checker`).
 //!
 //! Owns: building this member's metrics from what it measured ([`informers`]), the latest metric
-//! of each name from each member ([`MetricStore`]), and the alerts raised when one expires
-//! without a newer one ([`FailureDetector`]); [`Monitor`] keeps the last two together. Sans-IO:
+//! of each name from each member ([`MetricStore`]), the alerts raised when one expires
+//! without a newer one ([`FailureDetector`]), and which members are down long enough for
+//! their pins to move ([`down_members`]); [`Monitor`] keeps the store and the detector. Sans-IO:
 //! `now` is passed in, so every rule is table-tested without clocks. Does not own: measuring,
 //! the publish and check loops, or sending metrics to other members (cluster-node runs those).
 #![deny(missing_docs)]
 
 mod failure_detector;
 pub mod informers;
+mod liveness;
 mod metric_store;
 
 pub use failure_detector::{FailureDetector, ALERTS_KEPT};
 pub use informers::{FREESPACE, PING, PINQUEUE};
+pub use liveness::down_members;
 pub use metric_store::MetricStore;
 
 use cluster_types::{Alert, Metric, PeerId, Timestamp};

@@ -7,12 +7,14 @@
 mod acknowledged_pins_kept;
 mod applied_state_agrees;
 mod pins_placed_on_allocated_daemons;
+mod replication_restored_on_live_members;
 mod single_leader_per_term;
 mod unpins_not_resurrected;
 
 pub use acknowledged_pins_kept::check as acknowledged_pins_kept;
 pub use applied_state_agrees::check as applied_state_agrees;
 pub use pins_placed_on_allocated_daemons::check as pins_placed_on_allocated_daemons;
+pub use replication_restored_on_live_members::check as replication_restored_on_live_members;
 pub use single_leader_per_term::check as single_leader_per_term;
 pub use unpins_not_resurrected::check as unpins_not_resurrected;
 

@@ -27,7 +27,7 @@ impl Cluster {
         let placeholder = Cid::raw_sha256(&seed);
         let mut pin = self.prepare_pin(placeholder, options.clone(), None)?;
         let user_allocations = options.user_allocations.clone().unwrap_or_default();
-        self.allocate(&mut pin, &user_allocations, None, None)?;
+        self.allocate(&mut pin, &user_allocations, None, &[])?;
         if pin.is_everywhere() {
             return Ok(self.member_peers());
         }

@@ -32,7 +32,8 @@ pub(super) const MEMBERSHIP_WATCH: Duration = Duration::from_secs(1);
 impl Cluster {
     /// Watches the member list: once this member has been in it and then is not, it was
     /// removed (`peers rm`); [`Cluster::removed`] tells the daemon to stop (Go `watchPeers`).
-    /// Also logs when this member becomes the leader.
+    /// Also logs when this member becomes the leader, and keeps the `peerstore` file up to
+    /// date with the other members' addresses.
     pub(super) fn spawn_membership_watch(self: &Arc<Self>) {
         let cluster = self.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
@@ -40,6 +41,7 @@ impl Cluster {
             let me = cluster.consensus.node_id();
             let mut was_member = false;
             let mut was_leader = false;
+            let mut in_peerstore: Vec<MemberNode> = Vec::new();
             loop {
                 let is_leader = cluster.consensus.is_leader();
                 if is_leader && !was_leader {
@@ -66,6 +68,14 @@ impl Cluster {
                     return;
                 }
                 was_member |= is_member;
+                if is_member {
+                    let mut nodes: Vec<MemberNode> = members.iter().map(|(_, node)| node.clone()).collect();
+                    nodes.sort_by_cached_key(|m| m.peer_id.to_string());
+                    if nodes != in_peerstore {
+                        cluster.save_peerstore(&nodes);
+                        in_peerstore = nodes;
+                    }
+                }
                 cluster_rt::tokio::select! {
                     biased;
                     _ = shutdown.changed() => return,
@@ -73,6 +83,22 @@ impl Cluster {
                 }
             }
         });
+    }
+
+    /// Rewrites the `peerstore` file with `members`' addresses (this member left out).
+    fn save_peerstore(&self, members: &[MemberNode]) {
+        let Some(folder) = self
+            .data
+            .lock()
+            .expect("data folder lock")
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+        else {
+            return;
+        };
+        if let Err(e) = write_peerstore(&folder.join(PEERSTORE_FILE), members, &self.identity.peer_id) {
+            tracing::warn!("writing {}: {e}", folder.join(PEERSTORE_FILE).display());
+        }
     }
 
     /// Whether this member was removed while it was away: it has no leader, and most of the
@@ -279,7 +305,10 @@ impl Cluster {
             (Err(no_quorum @ ClusterError::NoQuorum(_)), _) => no_quorum,
             _ => e,
         };
-        let moved = self.repair_allocations(Some(&peer)).await.map_err(no_quorum_first)?;
+        let moved = self
+            .repair_allocations(Some(&peer), &[], false)
+            .await
+            .map_err(no_quorum_first)?;
         tracing::info!("moved {moved} pins away from {peer}; removing it from the cluster");
         self.metrics.lock().expect("metrics lock").forget(&peer);
         self.consensus
@@ -287,7 +316,7 @@ impl Cluster {
             .await
             .map_err(no_quorum_first)?;
         // Pins allocated to the peer while it was leaving.
-        let late = self.repair_allocations(None).await?;
+        let late = self.repair_allocations(None, &[], false).await?;
         if late > 0 {
             tracing::info!("moved {late} more pins allocated to {peer} while it was leaving");
         }

@@ -43,12 +43,12 @@ use std::time::Duration;
 
 use cluster_api::{RestBackend, ResultStream};
 use cluster_consensus::{
-    node_id_of, raft_error, AppliedChange, ApplyObserver, Consensus, ConsensusDeps, LeaderForwarder, MemberNode,
-    NoTransport, NodeId, Promotion, RaftTransport, TransportFailure,
+    node_id_of, raft_error, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, ConsensusDeps,
+    LeaderForwarder, MemberNode, NoTransport, NodeId, Promotion, RaftTransport, TransportFailure,
 };
 use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
 use cluster_monitor::informers::{self, Measured};
-use cluster_monitor::{Monitor, FREESPACE};
+use cluster_monitor::{Monitor, PING};
 use cluster_rpc::{
     LocalShortcut, MembershipRefusals, RaftOverRpc, RpcForwarder, RpcHandler, RpcRequest, RpcResponse, Traffic,
     Transport, WireBlock, MEMBER_STARTING, RECOVER_ALL_LISTED_MAX,
@@ -68,7 +68,7 @@ use crate::{DataFolder, Identity, NodeConfig, NodeError};
 use membership::{LEARNER_ALIVE_TIMEOUT, MEMBERSHIP_TIMEOUT, MEMBERSHIP_WATCH};
 use metrics::TrafficSample;
 pub use peerstore::PEERSTORE_FILE;
-use peerstore::{bootstrap_members, member_of_address, read_peerstore};
+use peerstore::{bootstrap_members, member_of_address, read_peerstore, refuse_to_fork, write_peerstore};
 use queries::{spawn_stream, STATE_PAGE, STATUS_TIMEOUT};
 use rpc_handler::{ClusterRpcHandler, OwnRpcHandler};
 
@@ -267,6 +267,9 @@ impl Cluster {
         let members = initial_members(&config, &identity, &data, &me_member)?;
         let bootstrap = bootstrap_members(&bootstrap)?;
         if bootstrap.is_empty() {
+            if !consensus.has_raft_state().await? {
+                refuse_to_fork(&data, &members, &identity.peer_id)?;
+            }
             // Every member of a fixed initial set initializes with the same membership (allowed
             // by Raft: the first election decides); a member that already has a log skips this.
             consensus.initialize_if_new(members).await?;

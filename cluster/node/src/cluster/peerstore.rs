@@ -1,4 +1,6 @@
 //! The `peerstore` file and member addresses: `/ip4/../tcp/../p2p/<id>` into member records.
+//! A member rewrites the file with the other members' addresses whenever they change, so its
+//! data folder remembers which cluster it belongs to even if its Raft state is lost.
 
 use super::*;
 
@@ -22,6 +24,45 @@ pub(super) fn read_peerstore(path: &std::path::Path) -> Vec<MemberNode> {
             }
         })
         .collect()
+}
+
+/// Writes the addresses of `members` other than `me` (those with an address) to `path`,
+/// replacing it whole (written beside, then renamed).
+pub(super) fn write_peerstore(path: &std::path::Path, members: &[MemberNode], me: &PeerId) -> std::io::Result<()> {
+    let lines: Vec<String> = members
+        .iter()
+        .filter(|m| m.peer_id != *me && !m.address.is_empty())
+        .map(|m| format!("{}/p2p/{}\n", m.address, m.peer_id))
+        .collect();
+    let temp = path.with_extension("tmp");
+    std::fs::write(&temp, lines.concat())?;
+    std::fs::rename(&temp, path)
+}
+
+/// Refuses to start a cluster of one when this member's Raft state is gone but its peerstore
+/// names other members: it belonged to a cluster, and alone it would elect itself and take
+/// writes the others never see.
+pub(super) fn refuse_to_fork(
+    data: &DataFolder,
+    members: &BTreeMap<NodeId, MemberNode>,
+    me: &PeerId,
+) -> Result<(), NodeError> {
+    let path = data.path().join(PEERSTORE_FILE);
+    let known: Vec<MemberNode> = read_peerstore(&path).into_iter().filter(|m| m.peer_id != *me).collect();
+    if members.len() > 1 || known.is_empty() {
+        return Ok(());
+    }
+    let example = format!("{}/p2p/{}", known[0].address, known[0].peer_id);
+    Err(NodeError::Config(format!(
+        "this member has no Raft state ({} is empty or missing) but {} lists {} other members of its cluster: \
+         started alone it would form a cluster of its own and fork the pinset. To rejoin as a new, empty member, \
+         start it with --bootstrap <a member's address> (for example --bootstrap {example}); to start a new \
+         cluster on this member instead, delete {}",
+        data.raft_dir().display(),
+        path.display(),
+        known.len(),
+        path.display()
+    )))
 }
 
 /// The members to join through, from `--bootstrap` addresses.
@@ -79,5 +120,56 @@ mod tests {
             }]
         );
         assert!(read_peerstore(&dir.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn the_written_peerstore_reads_back_without_this_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(PEERSTORE_FILE);
+        let member = |i: u8, address: &str| MemberNode {
+            peer_id: PeerId::from_ed25519_seed([i; 32]),
+            address: address.into(),
+        };
+        let members = [
+            member(1, "/ip4/10.0.0.1/tcp/9096"),
+            member(2, "/ip4/10.0.0.2/tcp/9096"),
+            member(3, ""),
+        ];
+        write_peerstore(&path, &members, &members[0].peer_id).unwrap();
+        assert_eq!(read_peerstore(&path), vec![members[1].clone()]);
+    }
+
+    #[test]
+    fn a_member_without_raft_state_but_with_a_cluster_in_its_peerstore_refuses_to_start_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataFolder::lock(dir.path()).unwrap();
+        let me = MemberNode {
+            peer_id: PeerId::from_ed25519_seed([1; 32]),
+            address: "/ip4/10.0.0.1/tcp/9096".into(),
+        };
+        let other = MemberNode {
+            peer_id: PeerId::from_ed25519_seed([2; 32]),
+            address: "/ip4/10.0.0.2/tcp/9096".into(),
+        };
+        let alone = BTreeMap::from([(node_id_of(&me.peer_id), me.clone())]);
+        // A first start: no peerstore, or one naming only this member.
+        assert!(refuse_to_fork(&data, &alone, &me.peer_id).is_ok());
+        write_peerstore(&dir.path().join(PEERSTORE_FILE), std::slice::from_ref(&me), &me.peer_id).unwrap();
+        assert!(refuse_to_fork(&data, &alone, &me.peer_id).is_ok());
+        // It was in a cluster.
+        write_peerstore(
+            &dir.path().join(PEERSTORE_FILE),
+            &[me.clone(), other.clone()],
+            &me.peer_id,
+        )
+        .unwrap();
+        let refused = refuse_to_fork(&data, &alone, &me.peer_id).unwrap_err().to_string();
+        assert!(refused.contains("--bootstrap /ip4/10.0.0.2/tcp/9096/p2p/"), "{refused}");
+        // An initial peer set names the cluster: Raft catches it up, it cannot win an election.
+        let with_peers = BTreeMap::from([
+            (node_id_of(&me.peer_id), me.clone()),
+            (node_id_of(&other.peer_id), other),
+        ]);
+        assert!(refuse_to_fork(&data, &with_peers, &me.peer_id).is_ok());
     }
 }

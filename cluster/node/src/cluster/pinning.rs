@@ -4,18 +4,22 @@
 use super::*;
 
 impl Cluster {
-    /// On the leader: repairs allocations to peers that left the cluster, and of pins short of
-    /// their minimum replication, when it becomes the leader, when the membership changes, and
-    /// every `state_sync_interval`. `peers rm` moves pins away before it removes the member,
-    /// but a pin allocated meanwhile by a member with an older member list (or a leader that
-    /// crashed in between) would otherwise keep a departed member; and a removal while too few
-    /// members were healthy leaves pins short until candidates come back.
+    /// On the leader: repairs allocations to peers that left the cluster, to members down past
+    /// the repinning grace, and of pins short of their minimum replication, when it becomes the
+    /// leader, when the membership or the set of down members changes, and every
+    /// `state_sync_interval` (which also removes expired pins). `peers rm` moves pins away
+    /// before it removes the member, but a pin allocated meanwhile by a member with an older
+    /// member list (or a leader that crashed in between) would otherwise keep a departed member;
+    /// and a removal while too few members were healthy leaves pins short until candidates
+    /// come back.
     pub(super) fn spawn_allocation_repair(self: &Arc<Self>) {
         let cluster = self.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
+        let listening_since = Timestamp::now();
         cluster_rt::spawn(async move {
             let mut was_leader = false;
             let mut last_members = Vec::new();
+            let mut last_down = Vec::new();
             let mut last_repair = cluster_rt::now();
             loop {
                 cluster_rt::tokio::select! {
@@ -25,31 +29,80 @@ impl Cluster {
                 }
                 let is_leader = cluster.consensus.is_leader();
                 let members = cluster.member_peers();
+                let down = match is_leader {
+                    true => cluster.down_for_repinning(&members, listening_since),
+                    false => Vec::new(),
+                };
                 let due = cluster_rt::now() - last_repair >= cluster.config.cluster.state_sync_interval;
-                if is_leader && (!was_leader || members != last_members || due) {
+                if is_leader && (!was_leader || members != last_members || down != last_down || due) {
                     last_repair = cluster_rt::now();
-                    match cluster.repair_allocations(None).await {
+                    if down != last_down && !down.is_empty() {
+                        tracing::warn!(
+                            "members down for longer than the repinning grace, their pins move elsewhere: {}",
+                            down.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                        );
+                    }
+                    match cluster.repair_allocations(None, &down, true).await {
                         Ok(0) => {}
                         Ok(moved) => {
-                            tracing::info!("re-allocated {moved} pins of departed members or short of replicas")
+                            tracing::info!("re-allocated {moved} pins of departed or down members or short of replicas")
                         }
-                        Err(e) => tracing::warn!("re-allocating pins of departed members or short of replicas: {e}"),
+                        Err(e) => {
+                            tracing::warn!("re-allocating pins of departed or down members or short of replicas: {e}")
+                        }
+                    }
+                    if !was_leader || due {
+                        match cluster.expire_pins().await {
+                            Ok(0) => {}
+                            Ok(expired) => tracing::info!("removed {expired} expired pins"),
+                            Err(e) => tracing::warn!("removing expired pins: {e}"),
+                        }
                     }
                 }
                 was_leader = is_leader;
                 last_members = members;
+                last_down = down;
             }
         });
     }
 
+    /// The members (other than this one) whose pins move: down past the repinning grace; none
+    /// when repinning is disabled.
+    fn down_for_repinning(&self, members: &[PeerId], listening_since: Timestamp) -> Vec<PeerId> {
+        if self.config.cluster.disable_repinning {
+            return Vec::new();
+        }
+        let others: Vec<PeerId> = members
+            .iter()
+            .filter(|p| **p != self.identity.peer_id)
+            .copied()
+            .collect();
+        let monitor = self.metrics.lock().expect("metrics lock");
+        cluster_monitor::down_members(
+            &others,
+            |peer| monitor.latest(PING, peer),
+            Timestamp::now(),
+            listening_since,
+            self.config.monitor.metric_ttl,
+            self.config.cluster.repinning_grace_period,
+        )
+    }
+
     /// Gives new allocations to every pin allocated to a peer outside the membership (or to
-    /// `leaving`, about to be removed) or short of its minimum replication (when candidates
-    /// allow); returns how many pins changed.
-    pub(super) async fn repair_allocations(&self, leaving: Option<&PeerId>) -> Result<u64, ClusterError> {
+    /// `leaving`, about to be removed), to a member in `down`, or short of its minimum
+    /// replication (when candidates allow); returns how many pins changed. Changes go through
+    /// Raft in batches; with `paced`, at most `repinning_rate` pins a second.
+    pub(super) async fn repair_allocations(
+        &self,
+        leaving: Option<&PeerId>,
+        down: &[PeerId],
+        paced: bool,
+    ) -> Result<u64, ClusterError> {
         let mut members = self.member_peers();
         members.retain(|p| Some(p) != leaving);
+        let excluded: Vec<PeerId> = leaving.into_iter().chain(down).copied().collect();
+        let mut batch = RepairBatch::new(self.config.cluster.repinning_rate, paced);
         let mut after: Option<Cid> = None;
-        let mut moved = 0u64;
         loop {
             let page = self
                 .state
@@ -57,35 +110,69 @@ impl Cluster {
                 .map_err(|e| ClusterError::storage("reading the pinset", e))?;
             let Some(last) = page.last().map(|p| p.cid) else { break };
             for existing in page {
-                let Some(need) = cluster_allocator::repair_need(&existing, &members) else {
-                    continue;
-                };
-                let mut current = existing.clone();
-                current.allocations = cluster_allocator::surviving_allocations(&existing, &members);
-                let mut pin = existing.clone();
-                if let Err(e) = self.allocate(&mut pin, &[], Some(&current), leaving) {
-                    let max = existing.options.replication_factor_max;
-                    match cluster_allocator::fallback_allocations(need, current.allocations, max) {
-                        Some(surviving) => {
-                            tracing::warn!(cid = %existing.cid, "re-allocating away from departed members: {e}");
-                            pin.allocations = surviving;
-                        }
-                        None => {
-                            tracing::debug!(cid = %existing.cid, "under-replicated pin stays so: {e}");
-                            continue;
-                        }
+                if let Some(pin) = self.repaired(&existing, &members, down, &excluded) {
+                    batch.push(Command::Reallocate {
+                        pin,
+                        previous: existing,
+                    });
+                    if batch.is_full() {
+                        batch.commit(&self.consensus).await?;
                     }
-                }
-                if pin.allocations == existing.allocations {
-                    continue;
-                }
-                if self.consensus.log_reallocation(pin, existing).await? {
-                    moved += 1;
                 }
             }
             after = Some(last);
         }
-        Ok(moved)
+        batch.commit(&self.consensus).await?;
+        Ok(batch.changed)
+    }
+
+    /// `existing` with repaired allocations, or `None` when it needs no repair or none is
+    /// possible yet.
+    fn repaired(&self, existing: &Pin, members: &[PeerId], down: &[PeerId], excluded: &[PeerId]) -> Option<Pin> {
+        let need = cluster_allocator::repair_need(existing, members, down)?;
+        let mut current = existing.clone();
+        current.allocations = cluster_allocator::surviving_allocations(existing, members, down);
+        let mut pin = existing.clone();
+        if let Err(e) = self.allocate(&mut pin, &[], Some(&current), excluded) {
+            let max = existing.options.replication_factor_max;
+            match cluster_allocator::fallback_allocations(need, current.allocations, max) {
+                Some(surviving) => {
+                    tracing::warn!(cid = %existing.cid, "re-allocating away from departed members: {e}");
+                    pin.allocations = surviving;
+                }
+                None => {
+                    tracing::debug!(cid = %existing.cid, "pin waits for candidates ({need:?}): {e}");
+                    return None;
+                }
+            }
+        }
+        (pin.allocations != existing.allocations).then_some(pin)
+    }
+
+    /// On the leader: removes every pin whose `expire_at` has passed, in batches; a pin pinned
+    /// again meanwhile stays. Returns how many were removed.
+    pub(super) async fn expire_pins(&self) -> Result<u64, ClusterError> {
+        let now = Timestamp::now();
+        let mut batch = RepairBatch::new(self.config.cluster.repinning_rate, false);
+        let mut after: Option<Cid> = None;
+        loop {
+            let page = self
+                .state
+                .list_page(after.as_ref(), STATE_PAGE)
+                .map_err(|e| ClusterError::storage("reading the pinset", e))?;
+            let Some(last) = page.last().map(|p| p.cid) else { break };
+            for pin in page {
+                if pin.is_expired(now) {
+                    batch.push(Command::Expire { previous: pin });
+                    if batch.is_full() {
+                        batch.commit(&self.consensus).await?;
+                    }
+                }
+            }
+            after = Some(last);
+        }
+        batch.commit(&self.consensus).await?;
+        Ok(batch.changed)
     }
 
     /// The CID an IPFS path names: `/ipfs/<cid>` directly, anything else (`/ipns/<name>`,
@@ -148,28 +235,30 @@ impl Cluster {
     }
 
     /// Chooses the members that hold `pin` (Go `allocate`): everywhere for -1, else current valid
-    /// allocations first, then the user's, then the members with most free space (from the
-    /// freespace metrics members publish), up to the maximum. Members whose metric expired or
-    /// says the repository is full are left out; members that have not reported yet come last.
+    /// allocations first, then the user's, then the others spread across the tag groups of
+    /// `allocate_by` and by most free space inside a group (from the metrics members publish),
+    /// up to the maximum. Members whose metric expired or says the repository is full are left
+    /// out; members that have not reported yet come last in their group.
     pub(super) fn allocate(
         &self,
         pin: &mut Pin,
         user_allocations: &[PeerId],
         existing: Option<&Pin>,
-        excluded: Option<&PeerId>,
+        excluded: &[PeerId],
     ) -> Result<(), ClusterError> {
         if pin.is_everywhere() {
             pin.allocations.clear();
             return Ok(());
         }
         let mut peers = self.member_peers();
-        peers.retain(|p| Some(p) != excluded);
+        peers.retain(|p| !excluded.contains(p));
         let candidates = {
             let metrics = self.metrics.lock().expect("metrics lock");
             cluster_allocator::candidates(
                 &peers,
                 &pin.cid,
-                |peer| metrics.latest(FREESPACE, peer),
+                &self.config.allocator.allocate_by,
+                |name, peer| metrics.latest(name, peer),
                 Timestamp::now(),
             )
         };
@@ -202,7 +291,7 @@ impl Cluster {
             _ => existing.clone(),
         };
         let mut pin = self.prepare_pin(cid, options, existing.as_ref())?;
-        self.allocate(&mut pin, &user_allocations, allocation_base.as_ref(), None)?;
+        self.allocate(&mut pin, &user_allocations, allocation_base.as_ref(), &[])?;
         if self.bug_ack_before_commit.load(std::sync::atomic::Ordering::Relaxed) {
             // The deliberate bug (see `inject_bug_ack_before_commit`): answer first, commit later.
             let consensus = self.consensus.clone();
@@ -254,6 +343,60 @@ pub(super) fn direct_cid_of_path(path: &str) -> Result<Option<Cid>, ClusterError
         ))),
     }
 }
+
+/// Re-allocations or expiries on their way into Raft: one log entry per batch; when paced, a
+/// pause after each batch holds the pace at `rate` pins a second.
+struct RepairBatch {
+    commands: Vec<Command>,
+    size: usize,
+    rate: u64,
+    paced: bool,
+    /// Commands that changed the pinset so far.
+    changed: u64,
+}
+
+impl RepairBatch {
+    /// Batches of a tenth of a second's worth at `rate`, at most [`REPAIR_BATCH_MAX`].
+    fn new(rate: u64, paced: bool) -> RepairBatch {
+        let size = (rate / 10).clamp(1, REPAIR_BATCH_MAX as u64) as usize;
+        RepairBatch {
+            commands: Vec::with_capacity(size),
+            size,
+            rate: rate.max(1),
+            paced,
+            changed: 0,
+        }
+    }
+
+    fn push(&mut self, command: Command) {
+        self.commands.push(command);
+    }
+
+    fn is_full(&self) -> bool {
+        self.commands.len() >= self.size
+    }
+
+    /// Commits what is batched (nothing when empty), counts what changed, and paces.
+    async fn commit(&mut self, consensus: &Consensus) -> Result<(), ClusterError> {
+        if self.commands.is_empty() {
+            return Ok(());
+        }
+        let commands = std::mem::take(&mut self.commands);
+        let count = commands.len() as u64;
+        let responses = consensus.log_batch(commands).await?;
+        self.changed += responses
+            .iter()
+            .filter(|r| !matches!(r, CommandResponse::Unchanged))
+            .count() as u64;
+        if self.paced {
+            cluster_rt::sleep(Duration::from_secs_f64(count as f64 / self.rate as f64)).await;
+        }
+        Ok(())
+    }
+}
+
+/// The most commands in one repair or expiry log entry.
+const REPAIR_BATCH_MAX: usize = 1000;
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use cluster_allocator::AllocatorConfig;
 use cluster_api::{CorsConfig, Credentials, TlsFiles};
 use cluster_consensus::RaftConfig;
 use cluster_tracker::TrackerConfig;
@@ -41,6 +42,8 @@ pub struct NodeConfig {
     pub tracker: TrackerConfig,
     /// Metrics and alerts (`informer.*`, `monitor.pubsubmon`).
     pub monitor: MonitorSettings,
+    /// Where pins go (`allocator.balanced`).
+    pub allocator: AllocatorConfig,
 }
 
 /// The `cluster` section.
@@ -62,8 +65,15 @@ pub struct ClusterSettings {
     pub replication_factor_min: i32,
     /// Default maximum replication (-1 everywhere).
     pub replication_factor_max: i32,
-    /// Whether pins of a dead member stay where they are.
+    /// Whether pins of a member down past the grace stay where they are (Go's default is
+    /// true; `init` writes false).
     pub disable_repinning: bool,
+    /// How long a member's `ping` must have been expired before its pins move elsewhere: a
+    /// member back within it (a restart, a flapping link) keeps them.
+    pub repinning_grace_period: Duration,
+    /// At most this many pins re-allocated per second (repinning and allocation repair), so
+    /// that losing a member with a million pins floods neither Raft nor the daemons.
+    pub repinning_rate: u64,
 }
 
 impl Default for ClusterSettings {
@@ -77,7 +87,9 @@ impl Default for ClusterSettings {
             pin_recover_interval: Duration::from_secs(720),
             replication_factor_min: -1,
             replication_factor_max: -1,
-            disable_repinning: true,
+            disable_repinning: false,
+            repinning_grace_period: Duration::from_secs(60),
+            repinning_rate: 1000,
         }
     }
 }

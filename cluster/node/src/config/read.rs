@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use cluster_allocator::AllocatorConfig;
 use cluster_api::{CorsConfig, Credentials, TlsFiles};
 use cluster_consensus::RaftConfig;
 use cluster_tracker::TrackerConfig;
@@ -24,6 +25,7 @@ const PROXY: &[&str] = &["api", "ipfsproxy"];
 const IPFS: &[&str] = &["ipfs_connector", "ipfshttp"];
 const TRACKER: &[&str] = &["pin_tracker", "stateless"];
 const TAGS: &[&str] = &["informer", "tags"];
+const BALANCED: &[&str] = &["allocator", "balanced"];
 
 /// The `cluster` section.
 pub(super) fn cluster(r: &Reader) -> Result<ClusterSettings, NodeError> {
@@ -57,6 +59,8 @@ pub(super) fn cluster(r: &Reader) -> Result<ClusterSettings, NodeError> {
         replication_factor_min: replication_factor_min as i32,
         replication_factor_max: replication_factor_max as i32,
         disable_repinning: r.bool(CLUSTER, "disable_repinning", d.disable_repinning)?,
+        repinning_grace_period: r.duration(CLUSTER, "repinning_grace_period", d.repinning_grace_period)?,
+        repinning_rate: r.u64(CLUSTER, "repinning_rate", d.repinning_rate)?.max(1),
     })
 }
 
@@ -289,6 +293,25 @@ pub(super) fn monitor(r: &Reader) -> Result<MonitorSettings, NodeError> {
         tags,
         pinqueue_weight_bucket_size: bucket.max(1),
     })
+}
+
+/// The `allocator.balanced` section. Go takes any metric name; ours publishes `freespace`,
+/// `pinqueue` and `tag:*`, so another name would silently mean nothing: refused.
+pub(super) fn allocator(r: &Reader) -> Result<AllocatorConfig, NodeError> {
+    let d = AllocatorConfig::default();
+    let allocate_by = r.strings(BALANCED, "allocate_by", &as_strs(&d.allocate_by))?;
+    for name in &allocate_by {
+        let known =
+            matches!(name.as_str(), "freespace" | "pinqueue") || name.len() > "tag:".len() && name.starts_with("tag:");
+        if !known {
+            return Err(r.error(
+                BALANCED,
+                "allocate_by",
+                &format!("{name:?} is not a metric this cluster publishes (freespace, pinqueue, tag:<name>)"),
+            ));
+        }
+    }
+    Ok(AllocatorConfig { allocate_by })
 }
 
 /// Typed access to one key, with errors that name the file and the key.

@@ -32,6 +32,8 @@ const SECTIONS: &[SectionKeys] = &[
             "replication_factor_min",
             "replication_factor_max",
             "disable_repinning",
+            "repinning_grace_period",
+            "repinning_rate",
         ],
         go_only: &[
             "id",
@@ -166,6 +168,12 @@ const SECTIONS: &[SectionKeys] = &[
         go_only: &["metric_type"],
     },
     SectionKeys {
+        path: &["allocator", "balanced"],
+        env_prefix: "CLUSTER_BALANCED_",
+        used: &["allocate_by"],
+        go_only: &[],
+    },
+    SectionKeys {
         path: &["pin_tracker", "stateless"],
         env_prefix: "CLUSTER_STATELESS_",
         used: &[
@@ -196,7 +204,6 @@ const TOP_LEVEL: &[&str] = &[
 /// Sections that Go has and we do not implement yet: loaded, warned about once.
 const NOT_YET: &[(&str, &str)] = &[
     ("api", "pinsvcapi"),
-    ("allocator", ""),
     ("informer", "numpin"),
     ("observations", ""),
     ("datastore", ""),
@@ -250,6 +257,11 @@ impl ServiceConfig {
         let mut json = go_defaults();
         json["cluster"]["peername"] = json!(peername);
         json["cluster"]["secret"] = json!(secret_hex);
+        // Ours: a member lost for good has its pins moved, at a bounded pace (Go's default
+        // leaves replication short until someone acts).
+        json["cluster"]["disable_repinning"] = json!(false);
+        json["cluster"]["repinning_grace_period"] = json!("1m0s");
+        json["cluster"]["repinning_rate"] = json!(1000);
         json
     }
 
@@ -353,6 +365,7 @@ impl ServiceConfig {
             ipfs,
             tracker: read::tracker(&r)?,
             monitor: read::monitor(&r)?,
+            allocator: read::allocator(&r)?,
         })
     }
 }

@@ -293,5 +293,43 @@ fn the_file_init_writes_reads_as_every_sections_default() {
     assert_eq!(config.ipfs, IpfsSettings::default());
     assert_eq!(config.tracker, cluster_tracker::TrackerConfig::default());
     assert_eq!(config.monitor, MonitorSettings::default());
+    assert_eq!(config.allocator, cluster_allocator::AllocatorConfig::default());
     assert!(config.init_peerset.is_empty());
+    assert!(!config.cluster.disable_repinning, "init writes repinning on");
+}
+
+#[test]
+fn a_go_service_json_keeps_repinning_off() {
+    let config = parse(&super::go_defaults::go_defaults()).unwrap();
+    assert!(config.cluster.disable_repinning);
+    let mut json = ServiceConfig::default_json("", "");
+    json["cluster"]["repinning_grace_period"] = json!("2m30s");
+    json["cluster"]["repinning_rate"] = json!(50);
+    let config = parse(&json).unwrap();
+    assert_eq!(
+        (config.cluster.repinning_grace_period, config.cluster.repinning_rate),
+        (Duration::from_secs(150), 50)
+    );
+}
+
+#[test]
+fn allocate_by_takes_the_metrics_members_publish() {
+    let with = |allocate_by: serde_json::Value| {
+        let mut json = ServiceConfig::default_json("", "");
+        json["allocator"]["balanced"]["allocate_by"] = allocate_by;
+        parse(&json)
+    };
+    let config = with(serde_json::json!(["tag:region", "tag:zone", "freespace"])).unwrap();
+    assert_eq!(config.allocator.allocate_by, ["tag:region", "tag:zone", "freespace"]);
+    for refused in [
+        serde_json::json!(["numpin"]),
+        serde_json::json!(["tag:"]),
+        serde_json::json!(42),
+    ] {
+        let error = with(refused.clone()).unwrap_err().to_string();
+        assert!(
+            error.contains("allocator.balanced") && error.contains("allocate_by"),
+            "{refused}: {error}"
+        );
+    }
 }
