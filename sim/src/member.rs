@@ -70,6 +70,8 @@ pub struct SimMember {
     /// Join attempts (`--bootstrap`) that failed; the simulated member tries again where an
     /// operator would restart the daemon.
     pub join_failures: Arc<std::sync::atomic::AtomicU64>,
+    /// The next start is an operator's plain restart, without `--bootstrap` (after a wipe).
+    plain_restart: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SimMember {
@@ -82,12 +84,14 @@ impl SimMember {
         let disk = Arc::new(SimDisk::new());
         let slot: Arc<Mutex<Weak<Cluster>>> = Arc::new(Mutex::new(Weak::new()));
         let join_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (init_identity, init_ipfs, init_slot, init_disk, init_failures) = (
+        let plain_restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (init_identity, init_ipfs, init_slot, init_disk, init_failures, init_plain) = (
             identity.clone(),
             ipfs.clone(),
             slot.clone(),
             disk.clone(),
             join_failures.clone(),
+            plain_restart.clone(),
         );
         let init_config = config.clone();
         let node = handle
@@ -95,7 +99,7 @@ impl SimMember {
             .name(config.name.clone())
             .ip(config.ip)
             .init(move || {
-                let (identity, ipfs, slot, config, disk, failures) = (
+                let (identity, ipfs, slot, mut config, disk, failures) = (
                     init_identity.clone(),
                     init_ipfs.clone(),
                     init_slot.clone(),
@@ -103,10 +107,17 @@ impl SimMember {
                     init_disk.clone(),
                     init_failures.clone(),
                 );
+                let plain = init_plain.swap(false, std::sync::atomic::Ordering::Relaxed);
                 async move {
+                    // The members an operator would name with --bootstrap: where it joined from,
+                    // or its initial peers.
+                    let rejoin_via: Vec<_> = config.bootstrap.iter().chain(&config.peers).copied().collect();
+                    if plain {
+                        config.bootstrap = None;
+                    }
                     // Boxed: a member's start-up is a large future, and madsim builds the node's
                     // task on the stack before it moves it to the heap.
-                    let cluster = Box::pin(start_cluster(&config, identity, ipfs, disk, &failures)).await;
+                    let cluster = Box::pin(start_cluster(&config, &rejoin_via, identity, ipfs, disk, &failures)).await;
                     *slot.lock().expect("member slot") = Arc::downgrade(&cluster);
                     // As the daemon: a member removed from the cluster stops; it is held (for
                     // the scenario to inspect) until the node is killed.
@@ -124,6 +135,7 @@ impl SimMember {
             identity,
             disk,
             join_failures,
+            plain_restart,
         }
     }
 
@@ -160,6 +172,19 @@ impl SimMember {
         self.disk.crash();
     }
 
+    /// The member's disk is lost (its `raft` and `state` folders and databases; the rest of
+    /// the data folder stays), then an operator restarts it as usual, without `--bootstrap`.
+    pub fn wipe(&self, handle: &Handle, data_dir: &std::path::Path) {
+        *self.cluster.lock().expect("member slot") = Weak::new();
+        handle.kill(self.node.id());
+        self.disk.wipe();
+        for folder in ["raft", "state"] {
+            let _ = std::fs::remove_dir_all(data_dir.join(folder));
+        }
+        self.plain_restart.store(true, std::sync::atomic::Ordering::Relaxed);
+        handle.restart(self.node.id());
+    }
+
     /// Restarts the member from what its disk made durable (crashing it first if it runs).
     pub fn restart(&self, handle: &Handle) {
         *self.cluster.lock().expect("member slot") = Weak::new();
@@ -171,11 +196,48 @@ impl SimMember {
 
 async fn start_cluster(
     member: &SimMemberConfig,
+    rejoin_via: &[([u8; 32], IpAddr)],
     identity: Identity,
     ipfs: Arc<FakeIpfs>,
     disk: Arc<SimDisk>,
     join_failures: &std::sync::atomic::AtomicU64,
 ) -> Arc<Cluster> {
+    let mut member = member.clone();
+    let (cluster, sim_transport) = loop {
+        match start_once(&member, identity.clone(), ipfs.clone(), disk.clone()).await {
+            Ok(started) => break started,
+            // A member that lost its Raft state refuses to start as it is; its operator does
+            // what the message says and starts it with --bootstrap.
+            Err(e) if e.to_string().contains("--bootstrap") && member.bootstrap.is_none() => {
+                tracing::info!("{}: {e}; starting it again with --bootstrap", member.name);
+                member.peers.clear();
+                member.bootstrap = rejoin_via.first().copied();
+            }
+            Err(e) => panic!("{}: the member does not start: {e}", member.name),
+        }
+    };
+    if let Some(transport) = sim_transport {
+        // Serve only once the cluster exists; earlier calls from peers fail and are retried.
+        transport.serve(cluster.rpc_handler());
+    }
+    // An operator whose join failed starts the daemon again; the simulated one retries.
+    let mut attempt = 0u32;
+    while let Err(e) = cluster.join().await {
+        attempt += 1;
+        join_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("{}: join attempt {attempt} failed: {e}", member.name);
+        cluster_rt::sleep(Duration::from_secs(1)).await;
+    }
+    cluster
+}
+
+/// One start of the member's daemon with `member`'s settings.
+async fn start_once(
+    member: &SimMemberConfig,
+    identity: Identity,
+    ipfs: Arc<FakeIpfs>,
+    disk: Arc<SimDisk>,
+) -> Result<(Arc<Cluster>, Option<Arc<SimTransport>>), cluster_node::NodeError> {
     let mut json = ServiceConfig::default_json(&member.name, &"11".repeat(32));
     merge(&mut json, &member.service);
     let mut config = ServiceConfig::parse(&json.to_string(), "sim service.json")
@@ -224,19 +286,6 @@ async fn start_cluster(
             .collect(),
         advertised_address: None,
     })
-    .await
-    .expect("member starts");
-    if let Some(transport) = sim_transport {
-        // Serve only once the cluster exists; earlier calls from peers fail and are retried.
-        transport.serve(cluster.rpc_handler());
-    }
-    // An operator whose join failed starts the daemon again; the simulated one retries.
-    let mut attempt = 0u32;
-    while let Err(e) = cluster.join().await {
-        attempt += 1;
-        join_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!("{}: join attempt {attempt} failed: {e}", member.name);
-        cluster_rt::sleep(Duration::from_secs(1)).await;
-    }
-    cluster
+    .await?;
+    Ok((cluster, sim_transport))
 }

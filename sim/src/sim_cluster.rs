@@ -177,6 +177,15 @@ impl SimCluster {
         self.alive[i] = false;
     }
 
+    /// Member `i` loses its disk (Raft log and pinset) and its operator restarts it as usual;
+    /// told it must rejoin, the operator starts it again with `--bootstrap`.
+    pub fn wipe(&mut self, handle: &Handle, i: usize) {
+        assert!(!self.departed[i], "member {i} left the cluster; it is not restarted");
+        let data_dir = self._dir.path().join(format!("member-{i}"));
+        self.members[i].wipe(handle, &data_dir);
+        self.alive[i] = true;
+    }
+
     /// Restarts member `i` from its data folder (never a departed one).
     pub fn restart(&mut self, handle: &Handle, i: usize) {
         assert!(!self.departed[i], "member {i} left the cluster; it is not restarted");

@@ -62,6 +62,12 @@ impl SimDisk {
         }
     }
 
+    /// The disk is lost: every file is gone, durable or not.
+    pub fn wipe(&self) {
+        self.crash();
+        self.lock_files().clear();
+    }
+
     /// How many syncs all files of this disk have had.
     pub fn syncs(&self) -> u64 {
         self.lock_files()

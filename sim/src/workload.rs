@@ -8,6 +8,10 @@
 //! cluster to converge within a bound, then checks that no acknowledged pin was lost, no
 //! acknowledged unpin undone, and every pin sits on exactly its allocated daemons. A failure
 //! prints the seed and the fault plan.
+//!
+//! The self-healing variant ([`run_self_healing`]) adds two faults: a member lost for good (never
+//! restarted; its pins must move to live members) and a member whose disk is wiped (it must
+//! rejoin, not fork). Its runs differ from the classic ones, whose seeds stay as they were.
 
 use std::time::Duration;
 
@@ -44,6 +48,10 @@ struct Run {
     leaving: Vec<usize>,
     /// Whether message loss and delay are switched on.
     lossy: bool,
+    /// Whether the self-healing faults (lost for good, wiped) are in the plan.
+    self_healing: bool,
+    /// Members lost for good: never restarted, their pins moved by repinning.
+    lost: Vec<usize>,
 }
 
 impl Run {
@@ -84,7 +92,9 @@ impl Run {
         let majority = members.len() / 2 + 1;
         let net = madsim::net::NetSim::current();
         let pick = |list: &[usize]| list[random(list.len() as u64) as usize];
-        match random(12) {
+        // The classic plan draws exactly as before, so its seeds replay unchanged.
+        let kinds = if self.self_healing { 14 } else { 12 };
+        match random(kinds) {
             0 if alive.len() > majority => {
                 let victim = pick(&alive);
                 self.plan.push(format!("{} kill {victim}", self.now()));
@@ -95,7 +105,11 @@ impl Run {
                 }
             }
             1 => {
-                if let Some(dead) = members.iter().copied().find(|i| !alive.contains(i)) {
+                if let Some(dead) = members
+                    .iter()
+                    .copied()
+                    .find(|i| !alive.contains(i) && !self.lost.contains(i))
+                {
                     self.plan.push(format!("{} restart {dead}", self.now()));
                     self.cluster.restart(handle, dead);
                 }
@@ -192,8 +206,59 @@ impl Run {
                     daemon.forget(cid);
                 }
             }
+            12 if self.lost.is_empty() && members.len() >= 4 && self.may_lose_a_disk(&members, &alive) => {
+                // Lost for good: replication 3 still fits on the members left.
+                let victim = pick(&alive);
+                self.plan.push(format!("{} member {victim} lost for good", self.now()));
+                self.cluster.kill(handle, victim);
+                if self.clogged == Some(victim) {
+                    net.unclog_node(self.cluster.members[victim].node().id());
+                    self.clogged = None;
+                }
+                self.lost.push(victim);
+            }
+            13 if self.may_lose_a_disk(&members, &alive) => {
+                let candidates: Vec<usize> = alive.iter().copied().filter(|i| !self.leaving.contains(i)).collect();
+                if !candidates.is_empty() {
+                    let victim = pick(&candidates);
+                    self.plan.push(format!("{} member {victim} wiped", self.now()));
+                    if self.clogged == Some(victim) {
+                        net.unclog_node(self.cluster.members[victim].node().id());
+                        self.clogged = None;
+                    }
+                    self.cluster.wipe(handle, victim);
+                }
+            }
             _ => {}
         }
+    }
+
+    /// Whether one more member may lose its state (lost for good, or wiped) and the others
+    /// still hold a majority of the voters with their logs: Raft survives losing a minority of
+    /// disks, not more. Only when every member is up, reachable and voting (an earlier wipe
+    /// has rejoined) and nothing is being removed.
+    fn may_lose_a_disk(&self, members: &[usize], alive: &[usize]) -> bool {
+        let voters = members.len();
+        let keeping = voters - self.lost.len() - 1;
+        self.leaving.is_empty()
+            && self.clogged.is_none()
+            && self.clogged_links.is_empty()
+            && !self.lossy
+            && keeping > voters / 2
+            && members.iter().all(|i| self.lost.contains(i) || alive.contains(i))
+            && alive.iter().all(|i| self.cluster.is_voter_everywhere(*i))
+    }
+
+    /// In the self-healing plan, whether every running member votes (no wiped member is still
+    /// rejoining): a join then waits. Always true in the classic plan, whose draws stay as
+    /// they were.
+    fn all_voting(&self) -> bool {
+        !self.self_healing
+            || self
+                .cluster
+                .alive()
+                .iter()
+                .all(|i| self.cluster.is_voter_everywhere(*i))
     }
 
     fn pinned(&self) -> Vec<Cid> {
@@ -226,7 +291,7 @@ impl Run {
             33..40 if !pinned.is_empty() => "update",
             40..50 if !known.is_empty() => "status",
             50..55 if !pinned.is_empty() => "recover",
-            55..57 if members < 7 && self.leaving.is_empty() => "join",
+            55..57 if members < 7 && self.leaving.is_empty() && self.all_voting() => "join",
             57..60 => "peers rm",
             _ => "pin",
         };
@@ -402,7 +467,7 @@ impl Run {
             member.ipfs.set_knobs(FakeIpfsKnobs::default());
         }
         for i in self.cluster.in_cluster() {
-            if !self.cluster.alive().contains(&i) {
+            if !self.cluster.alive().contains(&i) && !self.lost.contains(&i) {
                 self.cluster.restart(handle, i);
             }
         }
@@ -410,7 +475,13 @@ impl Run {
         let deadline = cluster_rt::now() + LIVENESS_BOUND;
         loop {
             self.settle_removals(handle);
-            let snapshots = self.cluster.snapshots();
+            let with_lost = self.cluster.snapshots();
+            // The lost members are out of the picture: their pins must have moved.
+            let snapshots: Vec<MemberSnapshot> = with_lost
+                .iter()
+                .filter(|m| !self.lost.contains(&m.index))
+                .cloned()
+                .collect();
             let mut violations = Vec::new();
             let all_up = snapshots.iter().all(|m| m.alive);
             let agreed = all_up && snapshots.iter().all(|m| m.pins == snapshots[0].pins);
@@ -419,10 +490,11 @@ impl Run {
                 .cluster
                 .in_cluster()
                 .into_iter()
-                .filter(|i| !self.cluster.is_voter_everywhere(*i))
+                .filter(|i| !self.lost.contains(i) && !self.cluster.is_voter_everywhere(*i))
                 .collect();
             if agreed && learners.is_empty() {
                 invariants::pins_placed_on_allocated_daemons(&snapshots, &mut violations);
+                invariants::replication_restored_on_live_members(&with_lost, &mut violations);
                 if violations.is_empty() {
                     return snapshots;
                 }
@@ -448,11 +520,21 @@ impl Run {
     }
 }
 
-async fn safety_phase(handle: &Handle) -> Run {
+async fn safety_phase(handle: &Handle, self_healing: bool) -> Run {
     let size = 3 + random(3) as usize;
     let operations = 30 + random(40);
+    let cluster = match self_healing {
+        // A lost member's pins move 10 + 20 s after its last ping, well inside the liveness bound.
+        true => SimCluster::start_with(handle, size, |_| {
+            serde_json::json!({
+                "cluster": {"repinning_grace_period": "20s"},
+                "informer": {"disk": {"metric_ttl": "10s"}},
+            })
+        }),
+        false => SimCluster::start(handle, size),
+    };
     let mut run = Run {
-        cluster: SimCluster::start(handle, size),
+        cluster,
         oracle: Oracle::default(),
         plan: vec![format!("members={size} operations={operations}")],
         trace: TraceHash::default(),
@@ -460,6 +542,8 @@ async fn safety_phase(handle: &Handle) -> Run {
         clogged_links: Vec::new(),
         leaving: Vec::new(),
         lossy: false,
+        self_healing,
+        lost: Vec::new(),
     };
     run.cluster
         .wait_leader(&run.cluster.alive(), Duration::from_secs(30))
@@ -480,14 +564,27 @@ async fn safety_phase(handle: &Handle) -> Run {
 /// The test that runs [`run`] for `MADSIM_TEST_SEED`, which `just sim-replay S` reruns.
 pub const RANDOM_WORKLOAD_TEST: &str = "random_workload_under_faults_loses_nothing";
 
+/// The test that runs [`run_self_healing`].
+pub const SELF_HEALING_WORKLOAD_TEST: &str = "random_workload_with_lost_and_wiped_members_heals";
+
+/// [`run`] with members lost for good and wiped in the fault plan.
+pub async fn run_self_healing() -> String {
+    crate::begin_scenario(SELF_HEALING_WORKLOAD_TEST);
+    run_plan(true).await
+}
+
 /// One whole run for the current seed: the safety phase, the liveness phase, then the
 /// client-visible invariants. Panics (with the seed, the fault plan and how to replay) on any
 /// violation; returns the line every run prints, with its trace hash.
 pub async fn run() -> String {
     // Regression tests run a seed of this workload on a thread of their own.
     crate::begin_scenario(RANDOM_WORKLOAD_TEST);
+    run_plan(false).await
+}
+
+async fn run_plan(self_healing: bool) -> String {
     let handle = Handle::current();
-    let mut run = safety_phase(&handle).await;
+    let mut run = safety_phase(&handle, self_healing).await;
     let converged = run.liveness(&handle).await;
     let mut violations = Vec::new();
     invariants::acknowledged_pins_kept(&converged, &run.oracle, &mut violations);

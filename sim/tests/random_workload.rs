@@ -15,6 +15,14 @@ async fn random_workload_under_faults_loses_nothing() {
     println!("{}", cluster_sim::workload::run().await);
 }
 
+/// The same workload with members lost for good and wiped: pins move off the lost member, the
+/// wiped one rejoins, nothing acknowledged is lost.
+#[madsim::test]
+async fn random_workload_with_lost_and_wiped_members_heals() {
+    cluster_sim::scenario!();
+    println!("{}", cluster_sim::workload::run_self_healing().await);
+}
+
 /// The simulator's self-test: with a deliberate bug (acknowledge a pin before committing it),
 /// crashing the acknowledging member right after the answer loses the pin, and the invariants
 /// must say so.

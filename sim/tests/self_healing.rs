@@ -297,3 +297,73 @@ async fn expired_pins_leave_the_pinset_and_every_daemon() {
     assert_eq!(left.len(), 10, "the unexpired pins stay; {}", replay_hint());
     assert!(kept.iter().all(|c| left.contains(c)), "{}", replay_hint());
 }
+
+/// A member whose disk is lost (one that joined with `--bootstrap`, and one of the initial
+/// members) is restarted as usual: it refuses to start a cluster of its own, its operator
+/// starts it with `--bootstrap`, and it rejoins empty, catches up and takes writes. Before the
+/// fix the joined one elected itself and forked the pinset.
+#[madsim::test]
+async fn a_wiped_member_rejoins_instead_of_forking() {
+    cluster_sim::scenario!();
+    let handle = Handle::current();
+    let mut cluster = SimCluster::start_with(&handle, 3, |_| service(1000));
+    cluster.wait_leader(&[0, 1, 2], Duration::from_secs(30)).await;
+    let joined = cluster.join_new_member(&handle, 0);
+    cluster.members[joined].wait_up(Duration::from_secs(30)).await;
+    let all: Vec<usize> = (0..4).collect();
+    wait_until(&cluster, "the joined member votes", Duration::from_secs(60), |_, v| {
+        if !cluster.is_voter_everywhere(joined) {
+            v.push(Violation {
+                invariant: "joined",
+                detail: "not a voter yet".into(),
+            });
+        }
+    })
+    .await;
+    for n in 0..30u64 {
+        let pinned = cluster.pin_with((n % 3) as usize, cid_of(n), options_of(n)).await;
+        assert!(matches!(pinned, Some(Ok(_))), "pin {n}: {pinned:?}; {}", replay_hint());
+    }
+    for wiped in [joined, 1] {
+        cluster.wipe(&handle, wiped);
+        let member = cluster.members[wiped].wait_up(Duration::from_secs(60)).await;
+        // Writes through it work once it has caught up with the members and their metrics.
+        for n in 30..35u64 {
+            let deadline = cluster_rt::now() + Duration::from_secs(60);
+            while let Err(e) = member.pin(cid_of(n * 10 + wiped as u64), options_of(n)).await {
+                assert!(
+                    cluster_rt::now() < deadline,
+                    "a write through the wiped member: {e}; {}",
+                    replay_hint()
+                );
+                cluster_rt::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        let check = |s: &[cluster_sim::MemberSnapshot], v: &mut Vec<Violation>| {
+            invariants::applied_state_agrees(s, v);
+            if s.iter().any(|m| m.pins != s[0].pins) {
+                v.push(Violation {
+                    invariant: "one pinset",
+                    detail: format!("pinset sizes {:?}", s.iter().map(|m| m.pins.len()).collect::<Vec<_>>()),
+                });
+            }
+            invariants::pins_placed_on_allocated_daemons(s, v);
+        };
+        wait_until(
+            &cluster,
+            "the wiped member caught up, one pinset",
+            Duration::from_secs(90),
+            check,
+        )
+        .await;
+        assert!(
+            all.iter().all(|i| cluster.is_voter_everywhere(*i)) || {
+                cluster_rt::sleep(Duration::from_secs(30)).await;
+                all.iter().all(|i| cluster.is_voter_everywhere(*i))
+            },
+            "every member votes again; {}",
+            replay_hint()
+        );
+    }
+    assert_eq!(pinset(&cluster).len(), 40, "{}", replay_hint());
+}

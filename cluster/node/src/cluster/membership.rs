@@ -54,7 +54,12 @@ impl Cluster {
                 was_leader = is_leader;
                 let members = cluster.consensus.members();
                 let is_member = members.iter().any(|(id, _)| *id == me);
-                let removed = if was_member && !is_member {
+                // A member still joining is not told it was removed: dropped half way (a
+                // membership change that finished without it), its join asks again.
+                let joining = cluster.joining.load(std::sync::atomic::Ordering::Relaxed);
+                let removed = if joining {
+                    None
+                } else if was_member && !is_member {
                     Some("its own log says so".to_string())
                 } else {
                     cluster.removed_while_away(&members)
@@ -67,12 +72,12 @@ impl Cluster {
                     let _ = cluster.removed_tx.send(true);
                     return;
                 }
-                was_member |= is_member;
+                was_member |= is_member && !joining;
                 if is_member {
                     let mut nodes: Vec<MemberNode> = members.iter().map(|(_, node)| node.clone()).collect();
                     nodes.sort_by_cached_key(|m| m.peer_id.to_string());
                     if nodes != in_peerstore {
-                        cluster.save_peerstore(&nodes);
+                        cluster.save_membership(&nodes);
                         in_peerstore = nodes;
                     }
                 }
@@ -85,8 +90,9 @@ impl Cluster {
         });
     }
 
-    /// Rewrites the `peerstore` file with `members`' addresses (this member left out).
-    fn save_peerstore(&self, members: &[MemberNode]) {
+    /// Notes in the data folder that this member belongs to a cluster, and rewrites the
+    /// `peerstore` file with `members`' addresses (this member left out; none: left as it is).
+    fn save_membership(&self, members: &[MemberNode]) {
         let Some(folder) = self
             .data
             .lock()
@@ -96,6 +102,12 @@ impl Cluster {
         else {
             return;
         };
+        if let Err(e) = mark_member(&folder) {
+            tracing::warn!("writing {}: {e}", folder.join(MEMBER_MARKER_FILE).display());
+        }
+        if members.is_empty() {
+            return;
+        }
         if let Err(e) = write_peerstore(&folder.join(PEERSTORE_FILE), members, &self.identity.peer_id) {
             tracing::warn!("writing {}: {e}", folder.join(PEERSTORE_FILE).display());
         }
@@ -225,6 +237,7 @@ impl Cluster {
         // step must be sent again to be promoted.
         if self.consensus.is_voter(self.consensus.node_id()) {
             tracing::info!("already a cluster member; --bootstrap ignored");
+            self.joining.store(false, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
         }
         let rpc = self
@@ -247,11 +260,13 @@ impl Cluster {
                 match answer {
                     Ok(RpcResponse::PeerAdd(Ok(_))) => {
                         tracing::info!("catching up as a learner before voting");
+                        self.save_membership(&[]);
                         self.wait_promoted(&self.me_member, Some(through)).await?;
                         self.consensus
                             .wait_for_leader(self.config.raft.wait_for_leader_timeout)
                             .await?;
                         tracing::info!("joined the cluster through {through}");
+                        self.joining.store(false, std::sync::atomic::Ordering::Relaxed);
                         self.publish_metrics().await;
                         return Ok(());
                     }

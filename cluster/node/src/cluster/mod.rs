@@ -68,7 +68,10 @@ use crate::{DataFolder, Identity, NodeConfig, NodeError};
 use membership::{LEARNER_ALIVE_TIMEOUT, MEMBERSHIP_TIMEOUT, MEMBERSHIP_WATCH};
 use metrics::TrafficSample;
 pub use peerstore::PEERSTORE_FILE;
-use peerstore::{bootstrap_members, member_of_address, read_peerstore, refuse_to_fork, write_peerstore};
+use peerstore::{
+    bootstrap_members, mark_member, member_of_address, read_peerstore, refuse_to_fork, write_peerstore,
+    MEMBER_MARKER_FILE,
+};
 use queries::{spawn_stream, STATE_PAGE, STATUS_TIMEOUT};
 use rpc_handler::{ClusterRpcHandler, OwnRpcHandler};
 
@@ -210,6 +213,11 @@ pub struct Cluster {
     ipfs_identity: Mutex<Option<IpfsId>>,
     /// Where to join from, if this member started with `--bootstrap`.
     bootstrap: Vec<MemberNode>,
+    /// Joining and not a voter in its own log yet: it refuses vote requests. A member that
+    /// lost its Raft state is still a voter in the others' membership until the leader makes
+    /// it a learner again; voting with an empty log it could elect a leader that lacks
+    /// committed entries.
+    joining: std::sync::atomic::AtomicBool,
     bug_ack_before_commit: std::sync::atomic::AtomicBool,
     /// This cluster, for streams that outlive a `&self` call.
     me: std::sync::Weak<Cluster>,
@@ -273,8 +281,12 @@ impl Cluster {
             // Every member of a fixed initial set initializes with the same membership (allowed
             // by Raft: the first election decides); a member that already has a log skips this.
             consensus.initialize_if_new(members).await?;
+            if let Err(e) = mark_member(data.path()) {
+                tracing::warn!("writing {}: {e}", data.path().join(MEMBER_MARKER_FILE).display());
+            }
         }
         tracker.start();
+        let joining = !bootstrap.is_empty() && !consensus.is_voter(consensus.node_id());
         let (shutdown_tx, _) = watch::channel(false);
         let cluster = Arc::new_cyclic(|me| Cluster {
             me: me.clone(),
@@ -293,6 +305,7 @@ impl Cluster {
             data: Mutex::new(Some(data)),
             rpc,
             me_member,
+            joining: std::sync::atomic::AtomicBool::new(joining),
             bootstrap,
             bug_ack_before_commit: std::sync::atomic::AtomicBool::new(false),
         });

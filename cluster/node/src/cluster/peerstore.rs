@@ -39,29 +39,57 @@ pub(super) fn write_peerstore(path: &std::path::Path, members: &[MemberNode], me
     std::fs::rename(&temp, path)
 }
 
-/// Refuses to start a cluster of one when this member's Raft state is gone but its peerstore
-/// names other members: it belonged to a cluster, and alone it would elect itself and take
-/// writes the others never see.
+/// The file a member writes once it belongs to a cluster (beside `raft/`, which may be lost
+/// without it).
+pub const MEMBER_MARKER_FILE: &str = "cluster-member";
+
+/// Writes [`MEMBER_MARKER_FILE`] in `folder` unless it is there.
+pub(super) fn mark_member(folder: &std::path::Path) -> std::io::Result<()> {
+    let path = folder.join(MEMBER_MARKER_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::write(
+        path,
+        "This member belongs to a cluster: its Raft state is in raft/. If raft/ is lost, start it with \
+         --bootstrap <a member's address> to rejoin; delete this file only to start a new cluster.\n",
+    )
+}
+
+/// Refuses to start (or start a cluster) when this member's Raft state is gone but it
+/// belonged to a cluster: its data folder has [`MEMBER_MARKER_FILE`], or its peerstore names
+/// other members while no initial peer set does. Alone it would elect itself and take writes
+/// the others never see; with its peer set it would vote with an empty log.
 pub(super) fn refuse_to_fork(
     data: &DataFolder,
     members: &BTreeMap<NodeId, MemberNode>,
     me: &PeerId,
 ) -> Result<(), NodeError> {
     let path = data.path().join(PEERSTORE_FILE);
+    let marker = data.path().join(MEMBER_MARKER_FILE);
     let known: Vec<MemberNode> = read_peerstore(&path).into_iter().filter(|m| m.peer_id != *me).collect();
-    if members.len() > 1 || known.is_empty() {
+    let was_member = marker.exists();
+    if !was_member && (members.len() > 1 || known.is_empty()) {
         return Ok(());
     }
-    let example = format!("{}/p2p/{}", known[0].address, known[0].peer_id);
+    let example = match known.first() {
+        Some(member) => format!(" (for example --bootstrap {}/p2p/{})", member.address, member.peer_id),
+        None => String::new(),
+    };
+    let evidence = match was_member {
+        true => format!("; {} says so", marker.display()),
+        false => String::new(),
+    };
     Err(NodeError::Config(format!(
-        "this member has no Raft state ({} is empty or missing) but {} lists {} other members of its cluster: \
-         started alone it would form a cluster of its own and fork the pinset. To rejoin as a new, empty member, \
-         start it with --bootstrap <a member's address> (for example --bootstrap {example}); to start a new \
-         cluster on this member instead, delete {}",
+        "this member has no Raft state ({} is empty or missing) but belonged to a cluster ({} lists {} other \
+         members{evidence}): started as it is it would fork the pinset. To rejoin as a new, empty member, start it \
+         with --bootstrap <a member's address>{example}; to start a new cluster on this member instead, delete {} \
+         and {}",
         data.raft_dir().display(),
         path.display(),
         known.len(),
-        path.display()
+        path.display(),
+        marker.display(),
     )))
 }
 
@@ -165,11 +193,20 @@ mod tests {
         .unwrap();
         let refused = refuse_to_fork(&data, &alone, &me.peer_id).unwrap_err().to_string();
         assert!(refused.contains("--bootstrap /ip4/10.0.0.2/tcp/9096/p2p/"), "{refused}");
-        // An initial peer set names the cluster: Raft catches it up, it cannot win an election.
+        // A first start with an initial peer set (`init --peers` wrote the peerstore too).
         let with_peers = BTreeMap::from([
             (node_id_of(&me.peer_id), me.clone()),
             (node_id_of(&other.peer_id), other),
         ]);
         assert!(refuse_to_fork(&data, &with_peers, &me.peer_id).is_ok());
+        // Once it has been a member, a lost Raft state is refused whatever the configuration says.
+        mark_member(dir.path()).unwrap();
+        assert!(refuse_to_fork(&data, &with_peers, &me.peer_id).is_err());
+        std::fs::remove_file(dir.path().join(PEERSTORE_FILE)).unwrap();
+        let refused = refuse_to_fork(&data, &alone, &me.peer_id).unwrap_err().to_string();
+        assert!(
+            refused.contains("--bootstrap") && refused.contains(MEMBER_MARKER_FILE),
+            "{refused}"
+        );
     }
 }

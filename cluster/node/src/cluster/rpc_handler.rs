@@ -47,6 +47,11 @@ impl RpcHandler for ClusterRpcHandler {
                     tracing::info!("refused a vote request from node {candidate:?}: not a member of this cluster");
                     return RpcResponse::NotAMember;
                 }
+                if self.cluster.joining.load(std::sync::atomic::Ordering::Relaxed) {
+                    return RpcResponse::Vote(Err(ClusterError::Consensus(
+                        "this member is joining and votes only once it has caught up".into(),
+                    )));
+                }
                 RpcResponse::Vote(raft.vote(r).await.map_err(raft_error))
             }
             RpcRequest::InstallSnapshot(r) => {
