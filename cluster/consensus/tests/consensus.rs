@@ -227,3 +227,20 @@ async fn a_batch_applies_in_order_and_an_expiry_only_to_the_pin_it_read() {
     assert!(matches!(&changes[changes.len() - 2], AppliedChange::Unpinned { pin } if *pin == renamed));
     consensus.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expire_at_survives_a_snapshot_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (consensus, state) = start(dir.path(), Arc::new(Recorder::default())).await;
+    let mut expiring = pin(1);
+    expiring.options.expire_at = cluster_types::Timestamp::from_unix(2_000_000_000, 5);
+    consensus.log_pin(expiring.clone()).await.unwrap();
+    consensus.trigger_snapshot().await.unwrap();
+    consensus.shutdown().await;
+    drop(consensus);
+    drop(state);
+    let (consensus, state) = start(dir.path(), Arc::new(Recorder::default())).await;
+    let read = state.get(&expiring.cid).unwrap().expect("still pinned");
+    assert_eq!(read.options.expire_at, expiring.options.expire_at);
+    consensus.shutdown().await;
+}

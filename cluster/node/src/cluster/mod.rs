@@ -188,6 +188,26 @@ fn initial_members(
     Ok(members)
 }
 
+/// Starts a new cluster with `members` on a first start; nothing when this member has a Raft
+/// log; refuses when its Raft state was lost while it belonged to a cluster.
+async fn initialize_unless_lost(
+    consensus: &Consensus,
+    data: &DataFolder,
+    members: BTreeMap<NodeId, MemberNode>,
+    me: &PeerId,
+) -> Result<(), NodeError> {
+    if !consensus.has_raft_state().await? {
+        refuse_to_fork(data, &members, me)?;
+    }
+    // Every member of a fixed initial set initializes with the same membership (allowed by
+    // Raft: the first election decides); a member that already has a log skips this.
+    consensus.initialize_if_new(members).await?;
+    if let Err(e) = mark_member(data.path()) {
+        tracing::warn!("writing {}: {e}", data.path().join(MEMBER_MARKER_FILE).display());
+    }
+    Ok(())
+}
+
 /// One cluster member.
 pub struct Cluster {
     config: NodeConfig,
@@ -275,15 +295,7 @@ impl Cluster {
         let members = initial_members(&config, &identity, &data, &me_member)?;
         let bootstrap = bootstrap_members(&bootstrap)?;
         if bootstrap.is_empty() {
-            if !consensus.has_raft_state().await? {
-                refuse_to_fork(&data, &members, &identity.peer_id)?;
-            }
-            // Every member of a fixed initial set initializes with the same membership (allowed
-            // by Raft: the first election decides); a member that already has a log skips this.
-            consensus.initialize_if_new(members).await?;
-            if let Err(e) = mark_member(data.path()) {
-                tracing::warn!("writing {}: {e}", data.path().join(MEMBER_MARKER_FILE).display());
-            }
+            initialize_unless_lost(&consensus, &data, members, &identity.peer_id).await?;
         }
         tracker.start();
         let joining = !bootstrap.is_empty() && !consensus.is_voter(consensus.node_id());
