@@ -367,3 +367,39 @@ async fn a_wiped_member_rejoins_instead_of_forking() {
     }
     assert_eq!(pinset(&cluster).len(), 40, "{}", replay_hint());
 }
+
+/// A member whose Raft node stopped (as it does on a storage failure, a full disk among them)
+/// says so in its health, and gets no new pins while its metrics still arrive.
+#[madsim::test]
+async fn a_member_whose_raft_stopped_reports_it_and_takes_no_pins() {
+    cluster_sim::scenario!();
+    let handle = Handle::current();
+    let cluster = cluster_with_pins(&handle, 1000, 0).await;
+    let broken = busiest_follower(&cluster);
+    let member = cluster.members[broken].cluster().expect("up");
+    assert_eq!(member.health(), Ok(()));
+    let _ = member.consensus().raft().shutdown().await;
+    let why = member.health().expect_err("a stopped Raft node is unhealthy");
+    assert!(why.contains("raft stopped"), "{why}");
+    // Its next free-space metric says it takes no pins.
+    cluster_rt::sleep(TTL).await;
+    let peer = cluster.members[broken].identity.peer_id;
+    let via = (broken + 1) % 5;
+    for n in 0..20u64 {
+        let options = PinOptions {
+            replication_factor_min: 3,
+            replication_factor_max: 4,
+            ..Default::default()
+        };
+        let pin = cluster
+            .pin_with(via, cid_of(500 + n), options)
+            .await
+            .expect("up")
+            .unwrap_or_else(|e| panic!("pin {n}: {e}; {}", replay_hint()));
+        assert!(
+            !pin.is_allocated_to(&peer),
+            "pin {n} allocated to the member whose Raft stopped; {}",
+            replay_hint()
+        );
+    }
+}

@@ -71,6 +71,11 @@ pub trait RestBackend: Send + Sync + 'static {
     /// `GET /id`: this member's identity (asks the IPFS daemon each time).
     async fn id(&self) -> Id;
 
+    /// `GET /health`: `Ok` when the member can do its work (204), else why not (503).
+    async fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// `GET /peers`: the identity of every member.
     async fn peers(&self) -> ResultStream<Id>;
 

@@ -562,7 +562,13 @@ async fn dispatch(
                 version: VERSION.to_string(),
             },
         ),
-        Route::Health => shared.response(StatusCode::NO_CONTENT, ResponseBody::Empty),
+        Route::Health => match backend.health().await {
+            Ok(()) => shared.response(StatusCode::NO_CONTENT, ResponseBody::Empty),
+            Err(reason) => shared.failure(Failure {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: reason,
+            }),
+        },
         Route::Peers => shared.stream(backend.peers().await, trailers).await,
         Route::StatusAll => {
             let filter = TrackerStatusFilter::parse(query.get("filter"))

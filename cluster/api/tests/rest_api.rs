@@ -178,6 +178,10 @@ fn make_global(i: usize) -> GlobalPinInfo {
 
 #[async_trait::async_trait]
 impl RestBackend for Mock {
+    async fn health(&self) -> Result<(), String> {
+        self.take_failure().map_err(|e| e.to_string())
+    }
+
     async fn id(&self) -> Id {
         self.record("id".into());
         make_id(0)
@@ -524,6 +528,15 @@ async fn id_version_health_and_common_headers() {
     assert_eq!(reply.header("x-custom"), Some("yes"));
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(server.mock.calls(), vec!["id"]);
+
+    // A member that cannot work says so, and why.
+    server.mock.fail_next(ClusterError::Fatal("raft stopped".into()));
+    let reply = send(server.addr, Method::GET, "/health").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"code": 503, "message": "this member cannot serve requests: raft stopped"})
+    );
     server.stop().await;
 }
 

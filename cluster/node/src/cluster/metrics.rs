@@ -150,7 +150,12 @@ impl Cluster {
     pub(super) async fn publish_freespace(&self) -> bool {
         match self.ipfs.repo_stat().await {
             Ok(stat) => {
-                let freespace = informers::freespace(&self.measured_now(), stat.repo_size, stat.storage_max);
+                let mut freespace = informers::freespace(&self.measured_now(), stat.repo_size, stat.storage_max);
+                // A member that cannot do its work is no candidate for new pins.
+                if let Err(why) = self.health() {
+                    tracing::debug!("freespace informer: not taking pins: {why}");
+                    freespace.valid = false;
+                }
                 self.publish(vec![freespace]);
                 true
             }

@@ -341,6 +341,21 @@ impl Cluster {
         *self.removed_tx.borrow()
     }
 
+    /// Whether this member can do its work: its Raft node runs (it stops for good on a storage
+    /// failure, a full disk among them) and it was not removed. `/health` answers 503 with the
+    /// reason otherwise, and the member's free-space metric says it takes no pins.
+    pub fn health(&self) -> Result<(), String> {
+        if let Err(fatal) = &self.consensus.raft().metrics().borrow().running_state {
+            return Err(format!(
+                "raft stopped: {fatal}; the member needs a restart once its storage works"
+            ));
+        }
+        if self.is_removed() {
+            return Err("this member was removed from the cluster".into());
+        }
+        Ok(())
+    }
+
     /// `Fatal` once this member was removed from the cluster: it takes no more writes (they
     /// would wait for a leader it will never hear from again).
     pub(super) fn refuse_if_removed(&self) -> Result<(), ClusterError> {

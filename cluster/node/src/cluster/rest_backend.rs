@@ -8,6 +8,10 @@ impl RestBackend for Cluster {
         Cluster::id(self).await
     }
 
+    async fn health(&self) -> Result<(), String> {
+        Cluster::health(self)
+    }
+
     async fn peer_add(&self, peer: PeerId, addresses: Vec<String>) -> Result<Id, ClusterError> {
         let address = match addresses.first() {
             None => String::new(),
