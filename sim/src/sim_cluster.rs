@@ -47,6 +47,8 @@ pub struct SimCluster {
     alive: Vec<bool>,
     /// Members removed from the cluster (`peers rm`) and stopped for good.
     departed: Vec<bool>,
+    /// The `service.json` changes of members that join later (those of member 0).
+    joiner_service: serde_json::Value,
     _dir: tempfile::TempDir,
 }
 
@@ -91,6 +93,7 @@ impl SimCluster {
             client,
             alive: vec![true; size],
             departed: vec![false; size],
+            joiner_service: service_of(0),
             _dir: dir,
         }
     }
@@ -109,7 +112,7 @@ impl SimCluster {
                 data_dir: self._dir.path().join(format!("member-{i}")),
                 peers: Vec::new(),
                 bootstrap: Some((member_seed(via), member_ip(via))),
-                service: serde_json::Value::Null,
+                service: self.joiner_service.clone(),
             },
         );
         self.members.push(member);

@@ -249,6 +249,32 @@ impl Run {
             && alive.iter().all(|i| self.cluster.is_voter_everywhere(*i))
     }
 
+    /// In the self-healing plan, a run whose faults never lost a disk (their guards are strict)
+    /// wipes one member once every member is back and voting, so that each seed tests it.
+    async fn ensure_a_disk_was_lost(&mut self, handle: &Handle) {
+        if !self.self_healing
+            || self
+                .plan
+                .iter()
+                .any(|p| p.contains(" wiped") || p.contains("lost for good"))
+        {
+            return;
+        }
+        let deadline = cluster_rt::now() + Duration::from_secs(60);
+        while cluster_rt::now() < deadline {
+            self.settle_removals(handle);
+            let members = self.cluster.in_cluster();
+            let alive = self.cluster.alive();
+            if self.may_lose_a_disk(&members, &alive) {
+                let victim = alive[random(alive.len() as u64) as usize];
+                self.plan.push(format!("{} member {victim} wiped", self.now()));
+                self.cluster.wipe(handle, victim);
+                return;
+            }
+            cluster_rt::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// In the self-healing plan, whether every running member votes (no wiped member is still
     /// rejoining): a join then waits. Always true in the classic plan, whose draws stay as
     /// they were.
@@ -471,6 +497,7 @@ impl Run {
                 self.cluster.restart(handle, i);
             }
         }
+        self.ensure_a_disk_was_lost(handle).await;
         self.plan.push(format!("{} liveness phase", self.now()));
         let deadline = cluster_rt::now() + LIVENESS_BOUND;
         loop {

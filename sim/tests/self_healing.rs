@@ -93,10 +93,16 @@ async fn wait_until(
     }
 }
 
-/// The pinset as one live member sees it.
+/// The pinset as the live member that has applied the most sees it (a member just restarted
+/// may still be catching up).
 fn pinset(cluster: &SimCluster) -> Vec<Pin> {
     let snapshots = cluster.snapshots();
-    snapshots.into_iter().find(|s| s.alive).expect("a live member").pins
+    snapshots
+        .into_iter()
+        .filter(|s| s.alive)
+        .max_by_key(|s| s.applied_index)
+        .expect("a live member")
+        .pins
 }
 
 fn allocated_to(pins: &[Pin], peer: &PeerId) -> usize {
@@ -381,10 +387,16 @@ async fn a_member_whose_raft_stopped_reports_it_and_takes_no_pins() {
     let _ = member.consensus().raft().shutdown().await;
     let why = member.health().expect_err("a stopped Raft node is unhealthy");
     assert!(why.contains("raft stopped"), "{why}");
-    // Its next free-space metric says it takes no pins.
+    // Its next free-space metric, which still arrives, says it takes no pins.
     cluster_rt::sleep(TTL).await;
     let peer = cluster.members[broken].identity.peer_id;
     let via = (broken + 1) % 5;
+    let seen = cluster.members[via].cluster().expect("up").fresh_metrics("freespace");
+    assert!(
+        seen.iter().any(|m| m.peer == peer && !m.valid),
+        "a fresh, invalid free-space metric from it: {seen:?}; {}",
+        replay_hint()
+    );
     for n in 0..20u64 {
         let options = PinOptions {
             replication_factor_min: 3,

@@ -74,9 +74,9 @@ fn a_killed_member_has_its_pins_moved_and_an_alert_shows_it() {
         Duration::from_secs(90),
         "every pin allocated and pinned on two live members",
         || {
-            let moved = json_values(&stdout(&members[via].ctl(&["--enc", "json", "pin", "ls"])))
-                .iter()
-                .all(|pin| {
+            let pins = json_values(&stdout(&members[via].ctl(&["--enc", "json", "pin", "ls"])));
+            let moved = pins.len() == cids.len()
+                && pins.iter().all(|pin| {
                     let allocations = pin["allocations"].as_array().cloned().unwrap_or_default();
                     allocations.len() == 2 && allocations.iter().all(|p| p.as_str() != Some(lost_peer.as_str()))
                 });

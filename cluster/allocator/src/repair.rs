@@ -48,6 +48,8 @@ pub fn surviving_allocations(pin: &Pin, members: &[PeerId], down: &[PeerId]) -> 
 /// for a short pin (try again later).
 pub fn fallback_allocations(need: RepairNeed, mut surviving: Vec<PeerId>, max: i32) -> Option<Vec<PeerId>> {
     match need {
+        // No allocations would mean "everywhere": nothing is committed then.
+        RepairNeed::Departed if surviving.is_empty() => None,
         RepairNeed::Departed => {
             if max > 0 {
                 surviving.truncate(max as usize);
@@ -121,6 +123,8 @@ mod tests {
             fallback_allocations(RepairNeed::Departed, surviving, 2),
             Some(vec![peer(1)])
         );
+        // Every allocation departed: an empty list would read as "everywhere"; it waits.
+        assert_eq!(fallback_allocations(RepairNeed::Departed, Vec::new(), 2), None);
         let short = pin(2, 2, &[1]);
         let surviving = surviving_allocations(&short, &members, &[]);
         assert_eq!(fallback_allocations(RepairNeed::Short, surviving, 2), None);

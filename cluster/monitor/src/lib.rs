@@ -26,6 +26,8 @@ use cluster_types::{Alert, Metric, PeerId, Timestamp};
 pub struct Monitor {
     store: MetricStore,
     detector: FailureDetector,
+    /// When each member was last forgotten.
+    forgotten: std::collections::HashMap<PeerId, Timestamp>,
 }
 
 impl Monitor {
@@ -59,10 +61,22 @@ impl Monitor {
         self.store.names()
     }
 
-    /// Forgets a member (removed from the cluster); its past alerts stay listed.
-    pub fn forget(&mut self, peer: &PeerId) {
+    /// Forgets a member (removed from the cluster, or joining again) at `now`; its past alerts
+    /// stay listed.
+    pub fn forget(&mut self, peer: &PeerId, now: Timestamp) {
         self.store.forget(peer);
         self.detector.forget(peer);
+        self.forgotten.insert(*peer, now);
+    }
+
+    /// Since when metrics of `peer` could have arrived: `started` (when this member began to
+    /// listen), or when `peer` was last forgotten if later. A member forgotten as it joins again
+    /// is not "never heard from" from this member's start.
+    pub fn listening_to_since(&self, peer: &PeerId, started: Timestamp) -> Timestamp {
+        match self.forgotten.get(peer) {
+            Some(at) if *at > started => *at,
+            _ => started,
+        }
     }
 }
 
@@ -82,5 +96,27 @@ mod testing {
             partitionable: false,
             received_at: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_forgotten_as_it_joins_again_is_heard_from_since_then() {
+        let peer = PeerId::from_ed25519_seed([3; 32]);
+        let other = PeerId::from_ed25519_seed([4; 32]);
+        let (started, rejoined) = (Timestamp::from_unix(100, 0), Timestamp::from_unix(500, 0));
+        let mut monitor = Monitor::default();
+        assert_eq!(monitor.listening_to_since(&peer, started), started);
+        monitor.forget(&peer, rejoined);
+        assert_eq!(monitor.listening_to_since(&peer, started), rejoined);
+        assert_eq!(monitor.listening_to_since(&other, started), started);
+        // Forgotten before this member started listening: its start counts.
+        assert_eq!(
+            monitor.listening_to_since(&peer, Timestamp::from_unix(900, 0)),
+            Timestamp::from_unix(900, 0)
+        );
     }
 }

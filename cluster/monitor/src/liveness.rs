@@ -8,13 +8,13 @@ use std::time::Duration;
 use cluster_types::{Metric, PeerId, Timestamp};
 
 /// The members among `members` that are down for repinning at `now`. `ping(peer)` is the
-/// member's latest `ping` metric; `listening_since` is when this member started receiving
-/// metrics; `ttl` is a ping's lifetime.
+/// member's latest `ping` metric; `listening_since(peer)` is since when this member could have
+/// received it; `ttl` is a ping's lifetime.
 pub fn down_members<'m>(
     members: &[PeerId],
     ping: impl Fn(&PeerId) -> Option<&'m Metric>,
     now: Timestamp,
-    listening_since: Timestamp,
+    listening_since: impl Fn(&PeerId) -> Timestamp,
     ttl: Duration,
     grace: Duration,
 ) -> Vec<PeerId> {
@@ -24,7 +24,7 @@ pub fn down_members<'m>(
         .iter()
         .filter(|peer| match ping(peer) {
             Some(metric) => now.saturating_sub(metric.expire) > grace,
-            None => now.saturating_sub(listening_since.unix_nanos()) > nanos(ttl).saturating_add(grace),
+            None => now.saturating_sub(listening_since(peer).unix_nanos()) > nanos(ttl).saturating_add(grace),
         })
         .copied()
         .collect()
@@ -75,7 +75,7 @@ mod tests {
         ];
         for (i, expire, now, down) in table {
             let metric = expire.map(|seconds| ping(i, start.unix_nanos().saturating_add(seconds * SECOND)));
-            let found = down_members(&[peer(i)], |_| metric.as_ref(), at(now), start, ttl, grace);
+            let found = down_members(&[peer(i)], |_| metric.as_ref(), at(now), |_| start, ttl, grace);
             assert_eq!(!found.is_empty(), down, "member {i} at {now}s");
         }
     }

@@ -188,20 +188,24 @@ fn initial_members(
     Ok(members)
 }
 
-/// Starts a new cluster with `members` on a first start; nothing when this member has a Raft
-/// log; refuses when its Raft state was lost while it belonged to a cluster.
+/// Starts a new cluster with the initial members on a first start; nothing when this member
+/// has a Raft log (the initial peer set and the peerstore are read only then: the peerstore
+/// follows the membership since); refuses when its Raft state was lost while it belonged to a
+/// cluster.
 async fn initialize_unless_lost(
     consensus: &Consensus,
+    config: &NodeConfig,
+    identity: &Identity,
     data: &DataFolder,
-    members: BTreeMap<NodeId, MemberNode>,
-    me: &PeerId,
+    me_member: &MemberNode,
 ) -> Result<(), NodeError> {
     if !consensus.has_raft_state().await? {
-        refuse_to_fork(data, &members, me)?;
+        let members = initial_members(config, identity, data, me_member)?;
+        refuse_to_fork(data, &members, &identity.peer_id)?;
+        // Every member of a fixed initial set initializes with the same membership (allowed
+        // by Raft: the first election decides).
+        consensus.initialize_if_new(members).await?;
     }
-    // Every member of a fixed initial set initializes with the same membership (allowed by
-    // Raft: the first election decides); a member that already has a log skips this.
-    consensus.initialize_if_new(members).await?;
     if let Err(e) = mark_member(data.path()) {
         tracing::warn!("writing {}: {e}", data.path().join(MEMBER_MARKER_FILE).display());
     }
@@ -292,10 +296,9 @@ impl Cluster {
             address: advertised_address
                 .unwrap_or_else(|| config.cluster.listen_multiaddress.first().cloned().unwrap_or_default()),
         };
-        let members = initial_members(&config, &identity, &data, &me_member)?;
         let bootstrap = bootstrap_members(&bootstrap)?;
         if bootstrap.is_empty() {
-            initialize_unless_lost(&consensus, &data, members, &identity.peer_id).await?;
+            initialize_unless_lost(&consensus, &config, &identity, &data, &me_member).await?;
         }
         tracker.start();
         let joining = !bootstrap.is_empty() && !consensus.is_voter(consensus.node_id());

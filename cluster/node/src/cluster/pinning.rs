@@ -21,6 +21,7 @@ impl Cluster {
             let mut last_members = Vec::new();
             let mut last_down = Vec::new();
             let mut last_repair = cluster_rt::now();
+            let mut last_expiry = cluster_rt::now();
             loop {
                 cluster_rt::tokio::select! {
                     biased;
@@ -33,7 +34,10 @@ impl Cluster {
                     true => cluster.down_for_repinning(&members, listening_since),
                     false => Vec::new(),
                 };
-                let due = cluster_rt::now() - last_repair >= cluster.config.cluster.state_sync_interval;
+                let interval = cluster.config.cluster.state_sync_interval;
+                let due = cluster_rt::now() - last_repair >= interval;
+                // Its own clock: repairs triggered by changes must not put expiry off.
+                let expiry_due = cluster_rt::now() - last_expiry >= interval;
                 if is_leader && (!was_leader || members != last_members || down != last_down || due) {
                     last_repair = cluster_rt::now();
                     if down != last_down && !down.is_empty() {
@@ -51,12 +55,13 @@ impl Cluster {
                             tracing::warn!("re-allocating pins of departed or down members or short of replicas: {e}")
                         }
                     }
-                    if !was_leader || due {
-                        match cluster.expire_pins().await {
-                            Ok(0) => {}
-                            Ok(expired) => tracing::info!("removed {expired} expired pins"),
-                            Err(e) => tracing::warn!("removing expired pins: {e}"),
-                        }
+                }
+                if is_leader && (!was_leader || expiry_due) {
+                    last_expiry = cluster_rt::now();
+                    match cluster.expire_pins().await {
+                        Ok(0) => {}
+                        Ok(expired) => tracing::info!("removed {expired} expired pins"),
+                        Err(e) => tracing::warn!("removing expired pins: {e}"),
                     }
                 }
                 was_leader = is_leader;
@@ -82,7 +87,7 @@ impl Cluster {
             &others,
             |peer| monitor.latest(PING, peer),
             Timestamp::now(),
-            listening_since,
+            |peer| monitor.listening_to_since(peer, listening_since),
             self.config.monitor.metric_ttl,
             self.config.cluster.repinning_grace_period,
         )
@@ -135,7 +140,9 @@ impl Cluster {
         let mut pin = existing.clone();
         if let Err(e) = self.allocate(&mut pin, &[], Some(&current), excluded) {
             let max = existing.options.replication_factor_max;
-            match cluster_allocator::fallback_allocations(need, current.allocations, max) {
+            // Without candidates, a copy on a down member is kept: it may come back.
+            let members_only = cluster_allocator::surviving_allocations(existing, members, &[]);
+            match cluster_allocator::fallback_allocations(need, members_only, max) {
                 Some(surviving) => {
                     tracing::warn!(cid = %existing.cid, "re-allocating away from departed members: {e}");
                     pin.allocations = surviving;

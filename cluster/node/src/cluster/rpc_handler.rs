@@ -97,7 +97,11 @@ impl ClusterRpcHandler {
         match request {
             RpcRequest::PeerAdd(member) if leading => {
                 // Forget what an earlier incarnation of this peer reported.
-                cluster.metrics.lock().expect("metrics lock").forget(&member.peer_id);
+                cluster
+                    .metrics
+                    .lock()
+                    .expect("metrics lock")
+                    .forget(&member.peer_id, Timestamp::now());
                 let added = cluster.consensus.add_learner(member.clone()).await.map(|()| member);
                 RpcResponse::PeerAdd(added)
             }
