@@ -325,7 +325,10 @@ impl Cluster {
             .await
             .map_err(no_quorum_first)?;
         tracing::info!("moved {moved} pins away from {peer}; removing it from the cluster");
-        self.metrics.lock().expect("metrics lock").forget(&peer, Timestamp::now());
+        self.metrics
+            .lock()
+            .expect("metrics lock")
+            .forget(&peer, Timestamp::now());
         self.consensus
             .remove_member(node_id_of(&peer))
             .await
