@@ -211,6 +211,9 @@ pub struct MemberDir {
     /// The REST API serves HTTPS with a self-signed certificate; [`MemberDir::ctl`] then uses
     /// `--https --no-check-certificate`.
     pub https: bool,
+    /// A command the daemon is started through (it ends by running its arguments), as
+    /// `unshare` with a mount; empty to start the daemon directly.
+    pub launcher: Vec<String>,
 }
 
 impl MemberDir {
@@ -241,6 +244,7 @@ impl MemberDir {
             proxy_port,
             credentials: None,
             https: false,
+            launcher: Vec::new(),
         }
     }
 
@@ -313,7 +317,14 @@ impl MemberDir {
         env: &[(&str, &str)],
         log_name: &str,
     ) -> Process {
-        let mut command = Command::new(bin_path("ipfs-cluster-service"));
+        let mut command = match self.launcher.split_first() {
+            None => Command::new(bin_path("ipfs-cluster-service")),
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(bin_path("ipfs-cluster-service"));
+                command
+            }
+        };
         command
             .arg("--config")
             .arg(self.path())

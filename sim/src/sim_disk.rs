@@ -3,12 +3,14 @@
 //! Each database file has the bytes the running member sees and the bytes that reached the
 //! platter. `sync_data` (redb's fsync) copies the ranges written since the last sync to the
 //! durable image; a crash throws away everything else and invalidates the handles the dead
-//! incarnation still holds, so its dropped tasks can no longer write. No real disk I/O happens,
-//! which is most of what makes a 5-member cluster cheap to simulate.
+//! incarnation still holds, so its dropped tasks can no longer write. A full disk refuses every
+//! write and every growth of a file, as "No space left on device", until it is freed. No real
+//! disk I/O happens, which is most of what makes a 5-member cluster cheap to simulate.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cluster_node::Disk;
@@ -18,6 +20,8 @@ use redb::{Database, DatabaseError, StorageBackend};
 #[derive(Default)]
 pub struct SimDisk {
     files: Mutex<HashMap<PathBuf, Arc<Mutex<FileImage>>>>,
+    /// Set while the disk is full; shared with every open handle.
+    full: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for SimDisk {
@@ -68,6 +72,21 @@ impl SimDisk {
         self.lock_files().clear();
     }
 
+    /// The disk fills up: writes fail with "No space left on device" until [`SimDisk::free`].
+    pub fn fill(&self) {
+        self.full.store(true, Ordering::SeqCst);
+    }
+
+    /// Space is freed: writes work again.
+    pub fn free(&self) {
+        self.full.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the disk is full.
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::SeqCst)
+    }
+
     /// How many syncs all files of this disk have had.
     pub fn syncs(&self) -> u64 {
         self.lock_files()
@@ -85,6 +104,7 @@ impl Disk for SimDisk {
             path: path.to_path_buf(),
             file,
             incarnation,
+            full: self.full.clone(),
         })
     }
 }
@@ -94,6 +114,7 @@ struct SimFile {
     path: PathBuf,
     file: Arc<Mutex<FileImage>>,
     incarnation: u64,
+    full: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for SimFile {
@@ -119,6 +140,17 @@ impl SimFile {
             )));
         }
         Ok(image)
+    }
+
+    /// Refuses a write while the disk is full.
+    fn check_space(&self) -> IoResult<()> {
+        match self.full.load(Ordering::SeqCst) {
+            true => Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("{}: No space left on device (simulated)", self.path.display()),
+            )),
+            false => Ok(()),
+        }
     }
 }
 
@@ -146,6 +178,9 @@ impl StorageBackend for SimFile {
     fn set_len(&self, len: u64) -> IoResult<()> {
         let len = usize::try_from(len).map_err(|_| io_error(format!("length {len} out of range")))?;
         let mut image = self.image()?;
+        if len > image.current.len() {
+            self.check_space()?;
+        }
         image.current.resize(len, 0);
         Ok(())
     }
@@ -165,6 +200,7 @@ impl StorageBackend for SimFile {
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> IoResult<()> {
+        self.check_space()?;
         let mut image = self.image()?;
         let range = range(offset, data.len(), image.current.len())?;
         image.current[range.clone()].copy_from_slice(data);
@@ -199,6 +235,31 @@ mod tests {
             .map(|e| e.unwrap().0.value())
             .collect();
         keys
+    }
+
+    #[test]
+    fn a_full_disk_fails_writes_and_a_reopened_store_works_once_freed() {
+        use cluster_state::{RedbState, State, StateError, StateOp};
+        let disk = Arc::new(SimDisk::new());
+        let pin = |i: u8| cluster_types::Pin::new(cluster_types::Cid::raw_sha256(&[i]), Default::default());
+        let state = RedbState::open_on(disk.clone(), Path::new("/sim/pinset.redb")).unwrap();
+        state.commit(&[StateOp::Add(pin(1))], Some(b"one")).unwrap();
+        disk.fill();
+        let refused = state.commit(&[StateOp::Add(pin(2))], Some(b"two")).unwrap_err();
+        assert!(
+            matches!(&refused, StateError::Io(reason) if reason.contains("No space left on device")),
+            "a full disk refuses the commit as an I/O failure: {refused:?}"
+        );
+        disk.free();
+        // redb refuses everything after an I/O failure; the store opens the file again.
+        state.commit(&[StateOp::Add(pin(3))], Some(b"three")).unwrap();
+        assert!(state.has(&pin(1).cid).unwrap(), "what was committed before is kept");
+        assert!(!state.has(&pin(2).cid).unwrap(), "the refused commit left nothing");
+        assert!(state.has(&pin(3).cid).unwrap());
+        assert_eq!(state.meta().unwrap().as_deref(), Some(&b"three"[..]));
+        disk.crash();
+        let state = RedbState::open_on(disk, Path::new("/sim/pinset.redb")).unwrap();
+        assert_eq!(state.len().unwrap(), 2, "and all of it is durable");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct MemberSnapshot {
     pub pins: Vec<Pin>,
     /// The CIDs its IPFS daemon holds (the daemon outlives the member).
     pub daemon_pins: Vec<Cid>,
+    /// What the member says of its own health (`/health`), if running.
+    pub health: Option<Result<(), String>>,
 }
 
 impl MemberSnapshot {
@@ -38,17 +40,17 @@ impl MemberSnapshot {
         let (term, is_leader, applied_index, pins) = match &cluster {
             Some(cluster) => {
                 let consensus = cluster.consensus();
-                let pins = PinIter::new(cluster.state().as_ref(), 1000)
-                    .map(|p| p.expect("state readable"))
-                    .collect();
-                (
-                    Some(consensus.current_term()),
-                    consensus.is_leader(),
-                    // From the state, not openraft's metrics: those lag the apply a little, and
-                    // the pins read here are the state's.
-                    cluster_consensus::applied_index_in(cluster.state().as_ref()),
-                    pins,
-                )
+                // A full disk can leave the state unreadable for a while: its index and pins
+                // are then unknown, and no invariant compares them.
+                let pins: Result<Vec<Pin>, _> = PinIter::new(cluster.state().as_ref(), 1000).collect();
+                // From the state, not openraft's metrics: those lag the apply a little, and
+                // the pins read here are the state's.
+                let applied = cluster_consensus::applied_index_in(cluster.state().as_ref());
+                let (applied, pins) = match pins {
+                    Ok(pins) => (applied, pins),
+                    Err(_) => (None, Vec::new()),
+                };
+                (Some(consensus.current_term()), consensus.is_leader(), applied, pins)
             }
             None => (None, false, None, Vec::new()),
         };
@@ -63,6 +65,7 @@ impl MemberSnapshot {
             applied_index,
             pins,
             daemon_pins: member.ipfs.pins(),
+            health: cluster.as_ref().map(|c| c.health()),
         }
     }
 }

@@ -9,9 +9,10 @@
 //! acknowledged unpin undone, and every pin sits on exactly its allocated daemons. A failure
 //! prints the seed and the fault plan.
 //!
-//! The self-healing variant ([`run_self_healing`]) adds two faults: a member lost for good (never
-//! restarted; its pins must move to live members) and a member whose disk is wiped (it must
-//! rejoin, not fork). Its runs differ from the classic ones, whose seeds stay as they were.
+//! The self-healing variant ([`run_self_healing`]) adds three faults: a member lost for good
+//! (never restarted; its pins must move to live members), a member whose disk is wiped (it must
+//! rejoin, not fork) and a member whose disk fills up, then is freed (it must write again
+//! without a restart). Its runs differ from the classic ones, whose seeds stay as they were.
 
 use std::time::Duration;
 
@@ -52,6 +53,8 @@ struct Run {
     self_healing: bool,
     /// Members lost for good: never restarted, their pins moved by repinning.
     lost: Vec<usize>,
+    /// The member whose disk is full, if any.
+    full: Option<usize>,
 }
 
 impl Run {
@@ -93,10 +96,11 @@ impl Run {
         let net = madsim::net::NetSim::current();
         let pick = |list: &[usize]| list[random(list.len() as u64) as usize];
         // The classic plan draws exactly as before, so its seeds replay unchanged.
-        let kinds = if self.self_healing { 14 } else { 12 };
+        let kinds = if self.self_healing { 16 } else { 12 };
         match random(kinds) {
             0 if alive.len() > majority => {
                 let victim = pick(&alive);
+                self.free_disk_of(victim);
                 self.plan.push(format!("{} kill {victim}", self.now()));
                 self.cluster.kill(handle, victim);
                 if self.clogged == Some(victim) {
@@ -110,6 +114,7 @@ impl Run {
                     .copied()
                     .find(|i| !alive.contains(i) && !self.lost.contains(i))
                 {
+                    self.free_disk_of(dead);
                     self.plan.push(format!("{} restart {dead}", self.now()));
                     self.cluster.restart(handle, dead);
                 }
@@ -209,6 +214,7 @@ impl Run {
             12 if self.lost.is_empty() && members.len() >= 4 && self.may_lose_a_disk(&members, &alive) => {
                 // Lost for good: replication 3 still fits on the members left.
                 let victim = pick(&alive);
+                self.free_disk_of(victim);
                 self.plan.push(format!("{} member {victim} lost for good", self.now()));
                 self.cluster.kill(handle, victim);
                 if self.clogged == Some(victim) {
@@ -221,6 +227,7 @@ impl Run {
                 let candidates: Vec<usize> = alive.iter().copied().filter(|i| !self.leaving.contains(i)).collect();
                 if !candidates.is_empty() {
                     let victim = pick(&candidates);
+                    self.free_disk_of(victim);
                     self.plan.push(format!("{} member {victim} wiped", self.now()));
                     if self.clogged == Some(victim) {
                         net.unclog_node(self.cluster.members[victim].node().id());
@@ -229,7 +236,29 @@ impl Run {
                     self.cluster.wipe(handle, victim);
                 }
             }
+            // One disk at a time, so that a majority can always write.
+            14 if self.full.is_none() => {
+                let victim = pick(&alive);
+                self.plan.push(format!("{} disk {victim} full", self.now()));
+                self.cluster.members[victim].disk.fill();
+                self.full = Some(victim);
+            }
+            15 => {
+                if let Some(full) = self.full {
+                    self.free_disk_of(full);
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// Frees the full disk of `member`, if it is the full one: before it is crashed, lost or
+    /// wiped (a restart on a full disk cannot open its databases), and when faults stop.
+    fn free_disk_of(&mut self, member: usize) {
+        if self.full == Some(member) {
+            self.plan.push(format!("{} disk {member} freed", self.now()));
+            self.cluster.members[member].disk.free();
+            self.full = None;
         }
     }
 
@@ -492,6 +521,9 @@ impl Run {
         for member in &self.cluster.members {
             member.ipfs.set_knobs(FakeIpfsKnobs::default());
         }
+        if let Some(full) = self.full {
+            self.free_disk_of(full);
+        }
         for i in self.cluster.in_cluster() {
             if !self.cluster.alive().contains(&i) && !self.lost.contains(&i) {
                 self.cluster.restart(handle, i);
@@ -519,6 +551,7 @@ impl Run {
                 .into_iter()
                 .filter(|i| !self.lost.contains(i) && !self.cluster.is_voter_everywhere(*i))
                 .collect();
+            invariants::members_healthy_once_faults_stop(&snapshots, &mut violations);
             if agreed && learners.is_empty() {
                 invariants::pins_placed_on_allocated_daemons(&snapshots, &mut violations);
                 invariants::replication_restored_on_live_members(&with_lost, &mut violations);
@@ -571,6 +604,7 @@ async fn safety_phase(handle: &Handle, self_healing: bool) -> Run {
         lossy: false,
         self_healing,
         lost: Vec::new(),
+        full: None,
     };
     run.cluster
         .wait_leader(&run.cluster.alive(), Duration::from_secs(30))

@@ -13,7 +13,8 @@ use openraft::{Raft, ServerState};
 
 use crate::{
     node_id_of, raft_error, ApplyObserver, Command, CommandResponse, Committed, ConsensusError, MemberNode, NodeId,
-    PinsetStateMachine, RaftConfig, RaftTransport, RedbLogStore, TransportFailure, TransportNetworkFactory, TypeConfig,
+    PinsetStateMachine, RaftConfig, RaftTransport, RedbLogStore, StorageHealth, TransportFailure,
+    TransportNetworkFactory, TypeConfig,
 };
 
 /// A failed membership change as a cluster error: "not the leader" stays distinguishable.
@@ -29,6 +30,8 @@ fn membership_error(error: RaftError<NodeId, ClientWriteError<NodeId, MemberNode
 
 /// How often a write retries while there is no leader.
 const LEADER_POLL: Duration = Duration::from_millis(50);
+/// How long a shutdown waits for Raft to stop.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// How long a membership change waits for one already under way to finish.
 const MEMBERSHIP_BUSY_WAIT: Duration = Duration::from_secs(10);
 /// A learner this close to the leader's last log index is caught up enough to vote: what is
@@ -72,6 +75,8 @@ pub struct Consensus {
     /// Held by one membership change at a time: openraft refuses a change while another is
     /// under way, so members joining together would otherwise fail all but one.
     membership_turn: Arc<cluster_rt::tokio::sync::Mutex<()>>,
+    /// Whether the log and the pinset can be written.
+    health: StorageHealth,
 }
 
 /// What a member's consensus is built from.
@@ -81,7 +86,7 @@ pub struct ConsensusDeps<'a> {
     /// The folder of the durable log.
     pub raft_dir: &'a Path,
     /// Where the log database is opened.
-    pub disk: &'a dyn Disk,
+    pub disk: Arc<dyn Disk>,
     /// The pinset the state machine applies to.
     pub state: Arc<dyn State>,
     /// Told of every applied change.
@@ -109,8 +114,9 @@ impl Consensus {
             config,
         } = deps;
         let node_id = node_id_of(peer);
-        let log_store = RedbLogStore::open_on(disk, &raft_dir.join("log.redb"))?;
-        let state_machine = PinsetStateMachine::new(state, observer, raft_dir);
+        let health = StorageHealth::default();
+        let log_store = RedbLogStore::open_on(disk, &raft_dir.join("log.redb"), health.clone())?;
+        let state_machine = PinsetStateMachine::new(state, observer, raft_dir, health.clone());
         let openraft_config = config.to_openraft("ipfs-cluster").map_err(ConsensusError::Raft)?;
         let raft = Raft::new(
             node_id,
@@ -127,7 +133,22 @@ impl Consensus {
             config,
             forwarder,
             membership_turn: Arc::new(cluster_rt::tokio::sync::Mutex::new(())),
+            health,
         })
+    }
+
+    /// `"<store>: <error>"` while this member's Raft log, pinset or snapshot cannot be written
+    /// (its disk is full, say); Raft waits and retries meanwhile, and resumes on its own once
+    /// the disk takes writes again.
+    pub fn storage_failure(&self) -> Option<String> {
+        self.health.failure()
+    }
+
+    fn storage_error(reason: String) -> ClusterError {
+        ClusterError::storage(
+            "this member cannot write to its disk; it resumes on its own once it can",
+            reason,
+        )
     }
 
     /// Whether this member has any Raft state (a vote or a log): false on a first start, or
@@ -226,26 +247,45 @@ impl Consensus {
     }
 
     async fn write_with(&self, command: Command, may_forward: bool) -> Result<Committed, ClusterError> {
+        // Refused at once: Raft here waits for the disk, and the write would only time out.
+        if let Some(reason) = self.health.failure() {
+            return Err(Consensus::storage_error(reason));
+        }
         let deadline = cluster_rt::now() + self.config.wait_for_leader_timeout;
         loop {
             let attempt = cluster_rt::timeout(
                 self.config.wait_for_leader_timeout + self.config.network_timeout,
-                self.raft.client_write(command.clone()),
+                async {
+                    // Biased: no random draw, so the simulator's runs stay as they were.
+                    cluster_rt::tokio::select! {
+                        biased;
+                        written = self.raft.client_write(command.clone()) => Ok(written),
+                        reason = self.health.failed() => Err(reason),
+                    }
+                },
             )
             .await;
-            match attempt {
+            let written = match attempt {
                 Err(_) => {
                     return Err(ClusterError::Timeout(
                         "consensus write timed out; it may or may not be committed".into(),
                     ))
                 }
-                Ok(Ok(response)) => {
+                Ok(Err(reason)) => {
+                    return Err(ClusterError::Timeout(format!(
+                        "this member cannot write to its disk ({reason}); the write may or may not be committed"
+                    )))
+                }
+                Ok(Ok(written)) => written,
+            };
+            match written {
+                Ok(response) => {
                     return Ok(Committed {
                         response: response.data,
                         log_index: response.log_id.index,
                     })
                 }
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                     match (forward.leader_id, forward.leader_node, &self.forwarder) {
                         (Some(leader), Some(node), Some(forwarder)) if leader != self.node_id && may_forward => {
                             match forwarder.forward(&node, command.clone()).await {
@@ -269,8 +309,8 @@ impl Consensus {
                         _ => {}
                     }
                 }
-                Ok(Err(RaftError::APIError(e))) => return Err(ClusterError::Consensus(e.to_string())),
-                Ok(Err(fatal @ RaftError::Fatal(_))) => return Err(raft_error(fatal)),
+                Err(RaftError::APIError(e)) => return Err(ClusterError::Consensus(e.to_string())),
+                Err(fatal @ RaftError::Fatal(_)) => return Err(raft_error(fatal)),
             }
             if cluster_rt::now() >= deadline {
                 return Err(ClusterError::NoLeader(format!(
@@ -558,10 +598,20 @@ impl Consensus {
         self.raft.metrics().borrow().snapshot.map(|l| l.index)
     }
 
-    /// Stops Raft. Pending writes fail.
+    /// Stops Raft. Pending writes fail. Raft waiting for a full disk cannot stop: after
+    /// [`SHUTDOWN_WAIT`] the member stops without it (nothing unwritten was acknowledged).
     pub async fn shutdown(&self) {
-        if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!("raft shutdown: {e}");
+        match cluster_rt::timeout(SHUTDOWN_WAIT, self.raft.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("raft shutdown: {e}"),
+            Err(_) => tracing::warn!(
+                "raft did not stop within {}{}; stopping without it",
+                cluster_types::duration::format(SHUTDOWN_WAIT),
+                self.health
+                    .failure()
+                    .map(|failure| format!(" (it waits for its disk: {failure})"))
+                    .unwrap_or_default()
+            ),
         }
     }
 }

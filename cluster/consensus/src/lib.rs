@@ -24,6 +24,7 @@ mod error;
 mod log_store;
 mod network;
 mod state_machine;
+mod storage_health;
 mod type_config;
 
 pub use cluster_types::{MemberNode, TransportFailure};
@@ -33,4 +34,5 @@ pub use error::{raft_error, ConsensusError};
 pub use log_store::RedbLogStore;
 pub use network::{NoTransport, RaftTransport, TransportNetworkFactory};
 pub use state_machine::{applied_index_in, AppliedChange, ApplyObserver, PinsetStateMachine};
+pub use storage_health::StorageHealth;
 pub use type_config::{node_id_of, Command, CommandResponse, Committed, NodeId, TypeConfig};

@@ -5,36 +5,41 @@
 //! the vote is durable before we answer a vote request, and entries are durable before we
 //! acknowledge an append. All entries of one `append` call share one transaction, so
 //! concurrent proposals that openraft batches cost one fsync (group commit).
+//!
+//! openraft stops for good at a storage error, so a read or write the disk refuses (it is
+//! full) is retried until it works (see [`StorageHealth`]); other errors go to openraft.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use cluster_state::{Disk, RealDisk};
+use cluster_state::{Disk, IoFailure, RealDisk, ReopeningDatabase};
 
-use crate::{ConsensusError, NodeId, TypeConfig};
+use crate::{ConsensusError, NodeId, StorageHealth, TypeConfig};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
 const KEY_LAST_PURGED: &str = "last_purged";
+/// How [`StorageHealth`] names this store.
+const STORE: &str = "raft log";
 
 /// The Raft log of one member, in `<data>/raft/log.redb`. Cheap to clone (shares the database).
 #[derive(Clone)]
 pub struct RedbLogStore {
-    database: Arc<Database>,
-    path: PathBuf,
+    database: Arc<ReopeningDatabase>,
+    health: StorageHealth,
 }
 
 impl Debug for RedbLogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RedbLogStore({})", self.path.display())
+        write!(f, "RedbLogStore({})", self.database.path().display())
     }
 }
 
@@ -46,14 +51,20 @@ fn read_error(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
     StorageIOError::read_logs(&e).into()
 }
 
+/// A stored entry or meta value; undecodable bytes are corruption, not a disk failure to retry.
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, redb::Error> {
+    serde_json::from_slice(bytes).map_err(|e| redb::Error::Corrupted(format!("undecodable raft log record: {e}")))
+}
+
 impl RedbLogStore {
     /// Opens or creates the log database at `path`.
     pub fn open(path: &Path) -> Result<RedbLogStore, ConsensusError> {
-        RedbLogStore::open_on(&RealDisk, path)
+        RedbLogStore::open_on(Arc::new(RealDisk), path, StorageHealth::default())
     }
 
-    /// Opens or creates the log database at `path` on `disk`.
-    pub fn open_on(disk: &dyn Disk, path: &Path) -> Result<RedbLogStore, ConsensusError> {
+    /// Opens or creates the log database at `path` on `disk`; its write failures are recorded
+    /// in `health`.
+    pub fn open_on(disk: Arc<dyn Disk>, path: &Path, health: StorageHealth) -> Result<RedbLogStore, ConsensusError> {
         let display = path.display().to_string();
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| ConsensusError::LogStore {
@@ -61,7 +72,7 @@ impl RedbLogStore {
                 message: e.to_string(),
             })?;
         }
-        let database = disk.open_database(path).map_err(|e| match e {
+        let database = ReopeningDatabase::open(disk, path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => ConsensusError::Locked { path: display.clone() },
             other => ConsensusError::LogStore {
                 path: display.clone(),
@@ -70,10 +81,10 @@ impl RedbLogStore {
         })?;
         let store = RedbLogStore {
             database: Arc::new(database),
-            path: path.to_path_buf(),
+            health,
         };
         store
-            .write(|txn| {
+            .write_once(Durability::Immediate, |txn| {
                 txn.open_table(LOG)?;
                 txn.open_table(META)?;
                 Ok(())
@@ -85,62 +96,82 @@ impl RedbLogStore {
         Ok(store)
     }
 
-    fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T, redb::Error> {
-        self.write_with(Durability::Immediate, f)
+    /// The health its writes report to.
+    pub fn health(&self) -> &StorageHealth {
+        &self.health
     }
 
-    fn write_with<T>(
+    /// One write transaction, committed with `durability`.
+    fn write_once<T>(
         &self,
         durability: Durability,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
     ) -> Result<T, redb::Error> {
-        let mut txn = self.database.begin_write()?;
-        txn.set_durability(durability)
-            .map_err(|e| redb::Error::from(redb::StorageError::Io(std::io::Error::other(e.to_string()))))?;
-        let value = f(&txn)?;
-        txn.commit()?;
-        Ok(value)
+        self.database.with(|database| {
+            let mut txn = database.begin_write()?;
+            txn.set_durability(durability)
+                .map_err(|e| redb::Error::from(redb::StorageError::Io(std::io::Error::other(e.to_string()))))?;
+            let value = f(&txn)?;
+            txn.commit()?;
+            Ok(value)
+        })
     }
 
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError<NodeId>> {
-        let txn = self.database.begin_read().map_err(read_error)?;
-        let table = txn.open_table(META).map_err(read_error)?;
-        match table.get(key).map_err(read_error)? {
+    /// A write transaction, retried until the disk takes it.
+    async fn write<T>(
+        &self,
+        durability: Durability,
+        f: impl Fn(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StorageError<NodeId>> {
+        self.health
+            .retry(STORE, true, redb::Error::is_io_failure, || {
+                self.write_once(durability, &f)
+            })
+            .await
+            .map_err(write_error)
+    }
+
+    /// A read transaction, retried until the disk gives it.
+    async fn read<T>(
+        &self,
+        f: impl Fn(&redb::ReadTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StorageError<NodeId>> {
+        self.health
+            .retry(STORE, false, redb::Error::is_io_failure, || {
+                self.database.with(|database| f(&database.begin_read()?))
+            })
+            .await
+            .map_err(read_error)
+    }
+
+    async fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError<NodeId>> {
+        self.read(|txn| match txn.open_table(META)?.get(key)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(bytes.value()).map(Some).map_err(read_error),
-        }
+            Some(bytes) => decode(bytes.value()).map(Some),
+        })
+        .await
     }
 
-    fn write_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError<NodeId>> {
-        self.write_meta_with(Durability::Immediate, key, value)
-    }
-
-    fn write_meta_with<T: serde::Serialize>(
+    async fn write_meta<T: serde::Serialize>(
         &self,
         durability: Durability,
         key: &str,
         value: &T,
     ) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(value).map_err(write_error)?;
-        self.write_with(durability, |txn| {
+        self.write(durability, |txn| {
             txn.open_table(META)?.insert(key, bytes.as_slice())?;
             Ok(())
         })
-        .map_err(write_error)
+        .await
     }
 
-    fn last_entry_log_id(&self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        let txn = self.database.begin_read().map_err(read_error)?;
-        let table = txn.open_table(LOG).map_err(read_error)?;
-        let last = table.last().map_err(read_error)?;
-        let log_id = match last {
-            None => None,
-            Some((_, bytes)) => {
-                let entry: Entry<TypeConfig> = serde_json::from_slice(bytes.value()).map_err(read_error)?;
-                Some(entry.log_id)
-            }
-        };
-        Ok(log_id)
+    async fn last_entry_log_id(&self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        self.read(|txn| match txn.open_table(LOG)?.last()? {
+            None => Ok(None),
+            Some((_, bytes)) => Ok(Some(decode::<Entry<TypeConfig>>(bytes.value())?.log_id)),
+        })
+        .await
     }
 }
 
@@ -159,14 +190,16 @@ impl RaftLogReader<TypeConfig> for RedbLogStore {
             Bound::Excluded(i) => Bound::Excluded(*i),
             Bound::Unbounded => Bound::Unbounded,
         };
-        let txn = self.database.begin_read().map_err(read_error)?;
-        let table = txn.open_table(LOG).map_err(read_error)?;
-        let mut entries = Vec::new();
-        for item in table.range((Bound::Included(start), end)).map_err(read_error)? {
-            let (_, bytes) = item.map_err(read_error)?;
-            entries.push(serde_json::from_slice(bytes.value()).map_err(read_error)?);
-        }
-        Ok(entries)
+        self.read(|txn| {
+            let table = txn.open_table(LOG)?;
+            let mut entries = Vec::new();
+            for item in table.range((Bound::Included(start), end))? {
+                let (_, bytes) = item?;
+                entries.push(decode(bytes.value())?);
+            }
+            Ok(entries)
+        })
+        .await
     }
 }
 
@@ -174,8 +207,8 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
     type LogReader = RedbLogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
-        let last_purged: Option<LogId<NodeId>> = self.read_meta(KEY_LAST_PURGED)?;
-        let last = self.last_entry_log_id()?.or(last_purged);
+        let last_purged: Option<LogId<NodeId>> = self.read_meta(KEY_LAST_PURGED).await?;
+        let last = self.last_entry_log_id().await?.or(last_purged);
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last,
@@ -187,23 +220,24 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.write_meta(KEY_VOTE, vote)
-            .map_err(|_| StorageIOError::write_vote(&std::io::Error::other("vote write failed")).into())
+        self.write_meta(Durability::Immediate, KEY_VOTE, vote)
+            .await
+            .map_err(|e| StorageIOError::write_vote(&std::io::Error::other(format!("vote write failed: {e}"))).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
-        self.read_meta(KEY_VOTE)
+        self.read_meta(KEY_VOTE).await
     }
 
     /// A hint, not a promise: without an fsync of its own it reaches the disk with the next
     /// durable write. Losing it in a crash only means re-learning the commit index from the
     /// leader; the applied index lives with the state. This saves one fsync per commit.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
-        self.write_meta_with(Durability::None, KEY_COMMITTED, &committed)
+        self.write_meta(Durability::None, KEY_COMMITTED, &committed).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        Ok(self.read_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)?.flatten())
+        Ok(self.read_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED).await?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
@@ -215,43 +249,44 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
         for entry in entries {
             encoded.push((entry.log_id.index, serde_json::to_vec(&entry).map_err(write_error)?));
         }
-        let result = self.write(|txn| {
-            let mut table = txn.open_table(LOG)?;
-            for (index, bytes) in &encoded {
-                table.insert(*index, bytes.as_slice())?;
-            }
-            Ok(())
-        });
+        let result = self
+            .write(Durability::Immediate, |txn| {
+                let mut table = txn.open_table(LOG)?;
+                for (index, bytes) in &encoded {
+                    table.insert(*index, bytes.as_slice())?;
+                }
+                Ok(())
+            })
+            .await;
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
             Err(e) => {
-                let message = e.to_string();
-                callback.log_io_completed(Err(std::io::Error::other(message.clone())));
-                Err(write_error(std::io::Error::other(message)))
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(e)
             }
         }
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.write(|txn| {
+        self.write(Durability::Immediate, |txn| {
             let mut table = txn.open_table(LOG)?;
             table.retain_in(log_id.index.., |_, _| false)?;
             Ok(())
         })
-        .map_err(write_error)
+        .await
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(&log_id).map_err(write_error)?;
-        self.write(|txn| {
+        self.write(Durability::Immediate, |txn| {
             txn.open_table(META)?.insert(KEY_LAST_PURGED, bytes.as_slice())?;
             let mut table = txn.open_table(LOG)?;
             table.retain_in(..=log_id.index, |_, _| false)?;
             Ok(())
         })
-        .map_err(write_error)
+        .await
     }
 }

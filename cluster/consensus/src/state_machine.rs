@@ -10,13 +10,16 @@
 //! that installs the snapshot and then replays the entries after its index ends in exactly the
 //! leader's state. (The snapshot body is still one in-memory buffer, as openraft 0.9's default
 //! snapshot data type requires; streaming it is future work.)
+//!
+//! A read or write the disk refuses (it is full) is retried until it works, as in the log
+//! store: openraft would otherwise stop for good (see [`StorageHealth`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cluster_state::{PinIter, State, StateOp};
+use cluster_state::{IoFailure, PinIter, State, StateError, StateOp};
 use cluster_types::{Cid, Pin};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -24,7 +27,11 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Command, CommandResponse, MemberNode, NodeId, TypeConfig};
+use crate::{Command, CommandResponse, MemberNode, NodeId, StorageHealth, TypeConfig};
+
+/// How [`StorageHealth`] names the pinset store and the snapshot file.
+const STORE: &str = "pinset";
+const SNAPSHOT_STORE: &str = "raft snapshot";
 
 /// One change made to the pinset by an applied entry.
 #[allow(clippy::large_enum_variant)]
@@ -84,6 +91,7 @@ pub struct PinsetStateMachine {
     observer: Arc<dyn ApplyObserver>,
     snapshot_dir: PathBuf,
     current_snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+    health: StorageHealth,
 }
 
 fn sm_write_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
@@ -160,35 +168,74 @@ fn snapshot_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
 const SNAPSHOT_FILE: &str = "snapshot.ndjson";
 
 impl PinsetStateMachine {
-    /// A state machine over `state`, keeping its latest snapshot in `snapshot_dir`.
-    pub fn new(state: Arc<dyn State>, observer: Arc<dyn ApplyObserver>, snapshot_dir: &Path) -> PinsetStateMachine {
+    /// A state machine over `state`, keeping its latest snapshot in `snapshot_dir`; its write
+    /// failures are recorded in `health`.
+    pub fn new(
+        state: Arc<dyn State>,
+        observer: Arc<dyn ApplyObserver>,
+        snapshot_dir: &Path,
+        health: StorageHealth,
+    ) -> PinsetStateMachine {
         let current = load_snapshot(snapshot_dir);
         PinsetStateMachine {
             state,
             observer,
             snapshot_dir: snapshot_dir.to_path_buf(),
             current_snapshot: Arc::new(Mutex::new(current)),
+            health,
         }
     }
 
-    fn applied_meta(&self) -> Result<AppliedMeta, StorageError<NodeId>> {
-        match self.state.meta().map_err(sm_read_error)? {
+    fn applied_meta(&self) -> Result<AppliedMeta, StateError> {
+        match self.state.meta()? {
             None => Ok(AppliedMeta::default()),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(sm_read_error),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt(format!("applied meta: {e}")))
+            }
         }
     }
 
-    fn save_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), StorageError<NodeId>> {
-        std::fs::create_dir_all(&self.snapshot_dir).map_err(snapshot_error)?;
+    /// Reads from the state, retried while the disk refuses.
+    async fn read_state<T>(&self, read: impl FnMut() -> Result<T, StateError>) -> Result<T, StorageError<NodeId>> {
+        self.health
+            .retry(STORE, false, StateError::is_io_failure, read)
+            .await
+            .map_err(sm_read_error)
+    }
+
+    /// Writes to the state, retried until the disk takes it.
+    async fn write_state<T>(&self, write: impl FnMut() -> Result<T, StateError>) -> Result<T, StorageError<NodeId>> {
+        self.health
+            .retry(STORE, true, StateError::is_io_failure, write)
+            .await
+            .map_err(sm_write_error)
+    }
+
+    /// Saves `snapshot` as the current one, retried until the disk takes it.
+    async fn keep_snapshot(&self, snapshot: StoredSnapshot) -> Result<(), StorageError<NodeId>> {
+        self.health
+            .retry(
+                SNAPSHOT_STORE,
+                true,
+                |_: &std::io::Error| true,
+                || self.save_snapshot(&snapshot),
+            )
+            .await
+            .map_err(snapshot_error)?;
+        *self.current_snapshot.lock().expect("snapshot lock") = Some(snapshot);
+        Ok(())
+    }
+
+    fn save_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), std::io::Error> {
+        std::fs::create_dir_all(&self.snapshot_dir)?;
         let final_path = self.snapshot_dir.join(SNAPSHOT_FILE);
         let temp_path = self.snapshot_dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        let mut file = std::fs::File::create(&temp_path).map_err(snapshot_error)?;
-        let header = serde_json::to_vec(&snapshot.meta).map_err(snapshot_error)?;
-        file.write_all(&header).map_err(snapshot_error)?;
-        file.write_all(b"\n").map_err(snapshot_error)?;
-        file.write_all(&snapshot.data).map_err(snapshot_error)?;
-        file.sync_all().map_err(snapshot_error)?;
-        std::fs::rename(&temp_path, &final_path).map_err(snapshot_error)?;
+        let mut file = std::fs::File::create(&temp_path)?;
+        serde_json::to_writer(&mut file, &snapshot.meta)?;
+        file.write_all(b"\n")?;
+        file.write_all(&snapshot.data)?;
+        file.sync_all()?;
+        std::fs::rename(&temp_path, &final_path)?;
         Ok(())
     }
 }
@@ -209,12 +256,12 @@ fn load_snapshot(dir: &Path) -> Option<StoredSnapshot> {
 }
 
 /// Encodes the snapshot body: the applied meta line, then one pin per line.
-fn encode_snapshot(state: &dyn State, meta: &AppliedMeta) -> Result<Vec<u8>, StorageError<NodeId>> {
-    let mut data = serde_json::to_vec(meta).map_err(snapshot_error)?;
+fn encode_snapshot(state: &dyn State, meta: &AppliedMeta) -> Result<Vec<u8>, StateError> {
+    let encoding = |e: serde_json::Error| StateError::Storage(format!("encoding a snapshot: {e}"));
+    let mut data = serde_json::to_vec(meta).map_err(encoding)?;
     data.push(b'\n');
     for pin in PinIter::new(state, 1000) {
-        let pin = pin.map_err(snapshot_error)?;
-        serde_json::to_writer(&mut data, &pin).map_err(snapshot_error)?;
+        serde_json::to_writer(&mut data, &pin?).map_err(encoding)?;
         data.push(b'\n');
     }
     Ok(data)
@@ -223,8 +270,13 @@ fn encode_snapshot(state: &dyn State, meta: &AppliedMeta) -> Result<Vec<u8>, Sto
 impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         // Meta first: see the module doc on fuzzy snapshots.
-        let meta = self.applied_meta()?;
-        let data = encode_snapshot(self.state.as_ref(), &meta)?;
+        let (meta, data) = self
+            .read_state(|| {
+                let meta = self.applied_meta()?;
+                let data = encode_snapshot(self.state.as_ref(), &meta)?;
+                Ok((meta, data))
+            })
+            .await?;
         let snapshot_id = match &meta.last_applied {
             Some(log_id) => format!(
                 "{}-{}-{}",
@@ -239,12 +291,11 @@ impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
             last_membership: meta.membership.clone(),
             snapshot_id,
         };
-        let stored = StoredSnapshot {
+        self.keep_snapshot(StoredSnapshot {
             meta: snapshot_meta.clone(),
             data: data.clone(),
-        };
-        self.save_snapshot(&stored)?;
-        *self.current_snapshot.lock().expect("snapshot lock") = Some(stored);
+        })
+        .await?;
         Ok(Snapshot {
             meta: snapshot_meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -263,14 +314,50 @@ struct Pending {
 
 impl PinsetStateMachine {
     /// The pin `cid` as the commands applied so far leave it.
-    fn current(&self, cid: &Cid, pending: &Pending) -> Result<Option<Pin>, StorageError<NodeId>> {
+    fn current(&self, cid: &Cid, pending: &Pending) -> Result<Option<Pin>, StateError> {
         match pending.overlay.get(cid) {
             Some(pin) => Ok(pin.clone()),
-            None => self.state.get(cid).map_err(sm_read_error),
+            None => self.state.get(cid),
         }
     }
 
-    fn apply_command(&self, command: Command, pending: &mut Pending) -> Result<CommandResponse, StorageError<NodeId>> {
+    /// Applies `entries` to the state in one commit; returns each entry's response and what
+    /// changed. Reads and writes nothing else, so it can run again after a disk failure.
+    fn apply_entries(
+        &self,
+        entries: &[openraft::Entry<TypeConfig>],
+    ) -> Result<(Vec<CommandResponse>, Vec<AppliedChange>), StateError> {
+        let mut meta = self.applied_meta()?;
+        let mut pending = Pending::default();
+        let mut responses = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if let Some(last) = &meta.last_applied {
+                assert!(
+                    entry.log_id.index > last.index,
+                    "applied index must grow: {} after {}",
+                    entry.log_id,
+                    last
+                );
+            }
+            meta.last_applied = Some(entry.log_id);
+            let response = match &entry.payload {
+                EntryPayload::Blank => CommandResponse::Nothing,
+                EntryPayload::Membership(membership) => {
+                    meta.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                    CommandResponse::Nothing
+                }
+                EntryPayload::Normal(command) => self.apply_command(command.clone(), &mut pending)?,
+            };
+            responses.push(response);
+        }
+        let Pending { ops, changes, .. } = pending;
+        let meta_bytes =
+            serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
+        self.state.commit(&ops, Some(&meta_bytes))?;
+        Ok((responses, changes))
+    }
+
+    fn apply_command(&self, command: Command, pending: &mut Pending) -> Result<CommandResponse, StateError> {
         Ok(match command {
             Command::Pin(pin) => {
                 let previous = self.current(&pin.cid, pending)?;
@@ -315,7 +402,7 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, MemberNode>), StorageError<NodeId>> {
-        let meta = self.applied_meta()?;
+        let meta = self.read_state(|| self.applied_meta()).await?;
         Ok((meta.last_applied, meta.membership))
     }
 
@@ -324,32 +411,8 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         I: IntoIterator<Item = openraft::Entry<TypeConfig>> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
-        let mut meta = self.applied_meta()?;
-        let mut pending = Pending::default();
-        let mut responses = Vec::new();
-        for entry in entries {
-            if let Some(last) = &meta.last_applied {
-                assert!(
-                    entry.log_id.index > last.index,
-                    "applied index must grow: {} after {}",
-                    entry.log_id,
-                    last
-                );
-            }
-            meta.last_applied = Some(entry.log_id);
-            let response = match entry.payload {
-                EntryPayload::Blank => CommandResponse::Nothing,
-                EntryPayload::Membership(membership) => {
-                    meta.membership = StoredMembership::new(Some(entry.log_id), membership);
-                    CommandResponse::Nothing
-                }
-                EntryPayload::Normal(command) => self.apply_command(command, &mut pending)?,
-            };
-            responses.push(response);
-        }
-        let Pending { ops, changes, .. } = pending;
-        let meta_bytes = serde_json::to_vec(&meta).map_err(sm_write_error)?;
-        self.state.commit(&ops, Some(&meta_bytes)).map_err(sm_write_error)?;
+        let entries: Vec<_> = entries.into_iter().collect();
+        let (responses, changes) = self.write_state(|| self.apply_entries(&entries)).await?;
         if !changes.is_empty() {
             self.observer.applied(&changes);
         }
@@ -392,14 +455,16 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             }
         }
         // The first line is the sender's applied meta; openraft's `meta` is authoritative.
-        let mut pins = body_lines().filter_map(|line| serde_json::from_str::<Pin>(&line).ok());
-        self.state.replace_all(&mut pins, &meta_bytes).map_err(sm_write_error)?;
-        let stored = StoredSnapshot {
+        self.write_state(|| {
+            let mut pins = body_lines().filter_map(|line| serde_json::from_str::<Pin>(&line).ok());
+            self.state.replace_all(&mut pins, &meta_bytes)
+        })
+        .await?;
+        self.keep_snapshot(StoredSnapshot {
             meta: meta.clone(),
             data,
-        };
-        self.save_snapshot(&stored)?;
-        *self.current_snapshot.lock().expect("snapshot lock") = Some(stored);
+        })
+        .await?;
         self.observer.snapshot_installed();
         Ok(())
     }

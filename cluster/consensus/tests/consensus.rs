@@ -34,7 +34,7 @@ impl StoreBuilder<TypeConfig, RedbLogStore, PinsetStateMachine, tempfile::TempDi
         let dir = tempfile::tempdir().unwrap();
         let log = RedbLogStore::open(&dir.path().join("log.redb")).unwrap();
         let state: Arc<dyn State> = Arc::new(MemoryState::new());
-        let machine = PinsetStateMachine::new(state, Arc::new(Recorder::default()), dir.path());
+        let machine = PinsetStateMachine::new(state, Arc::new(Recorder::default()), dir.path(), Default::default());
         Ok((dir, log, machine))
     }
 }
@@ -69,7 +69,7 @@ async fn start(dir: &std::path::Path, observer: Arc<Recorder>) -> (Consensus, Ar
     let consensus = Consensus::start(ConsensusDeps {
         peer: &peer(),
         raft_dir: &dir.join("raft"),
-        disk: &cluster_state::RealDisk,
+        disk: Arc::new(cluster_state::RealDisk),
         state: state.clone(),
         observer,
         transport: Arc::new(NoTransport),

@@ -16,6 +16,7 @@ mod equivalence_test;
 mod error;
 mod memory_state;
 mod redb_state;
+mod reopening;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -23,6 +24,7 @@ pub use disk::{Disk, RealDisk};
 pub use error::StateError;
 pub use memory_state::MemoryState;
 pub use redb_state::RedbState;
+pub use reopening::{IoFailure, ReopeningDatabase};
 
 use cluster_types::{Cid, Pin};
 

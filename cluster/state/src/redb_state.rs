@@ -11,14 +11,16 @@
 
 use std::fmt;
 use std::ops::Bound;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use cluster_types::{Cid, Pin};
 use redb::{
-    Database, DatabaseError, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition, WriteTransaction,
+    DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
 };
 
-use crate::{Disk, RealDisk, State, StateError, StateOp};
+use crate::{Disk, IoFailure, RealDisk, ReopeningDatabase, State, StateError, StateOp};
 
 /// CID bytes -> encoded pin.
 const PINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pins");
@@ -30,10 +32,10 @@ const TOMBSTONES: TableDefinition<&[u8], ()> = TableDefinition::new("tombstones"
 const META_KEY: &str = "applied";
 
 /// A pinset stored in a redb file. Reads run on MVCC snapshots and never wait for a writer;
-/// writers are serialized by redb (one write transaction at a time).
+/// writers are serialized by redb (one write transaction at a time). After an I/O failure (a
+/// full disk) the file is opened again by the next operation (see [`ReopeningDatabase`]).
 pub struct RedbState {
-    db: Database,
-    path: PathBuf,
+    db: ReopeningDatabase,
 }
 
 impl RedbState {
@@ -42,68 +44,76 @@ impl RedbState {
     /// Fails with [`StateError::Locked`] when another process, or another open handle in this
     /// process, holds the file.
     pub fn open(path: &Path) -> Result<RedbState, StateError> {
-        RedbState::open_on(&RealDisk, path)
+        RedbState::open_on(Arc::new(RealDisk), path)
     }
 
     /// Opens the database at `path` on `disk` (the simulator's memory disk, or the real one).
-    pub fn open_on(disk: &dyn Disk, path: &Path) -> Result<RedbState, StateError> {
-        let db = disk.open_database(path).map_err(|e| open_error(path, e))?;
-        let state = RedbState {
-            db,
-            path: path.to_path_buf(),
-        };
+    pub fn open_on(disk: Arc<dyn Disk>, path: &Path) -> Result<RedbState, StateError> {
+        let db = ReopeningDatabase::open(disk, path).map_err(|e| open_error(path, e))?;
+        let state = RedbState { db };
         // Creating both tables up front lets read transactions open them without handling
         // "table does not exist" on a fresh file.
-        let txn = state.begin_write()?;
-        txn.open_table(PINS).map_err(storage)?;
-        txn.open_table(META).map_err(storage)?;
-        txn.open_table(TOMBSTONES).map_err(storage)?;
-        txn.commit().map_err(storage)?;
+        state.write(|txn| {
+            txn.open_table(PINS).map_err(storage)?;
+            txn.open_table(META).map_err(storage)?;
+            txn.open_table(TOMBSTONES).map_err(storage)?;
+            Ok(())
+        })?;
         tracing::debug!(path = %path.display(), "opened pinset state");
         Ok(state)
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.db.path()
     }
 
-    /// A write transaction that fsyncs on commit. Immediate is redb's default; it is set
-    /// explicitly because the [`State`] contract depends on it.
-    fn begin_write(&self) -> Result<WriteTransaction, StateError> {
-        let mut txn = self.db.begin_write().map_err(storage)?;
-        txn.set_durability(Durability::Immediate).map_err(storage)?;
-        Ok(txn)
+    /// Runs `f` in a write transaction and commits it, fsync included. Immediate is redb's
+    /// default durability; it is set explicitly because the [`State`] contract depends on it.
+    /// An error in `f` drops the transaction, which aborts it: nothing of it becomes visible.
+    fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, StateError>) -> Result<T, StateError> {
+        self.db.with(|db| {
+            let mut txn = db.begin_write().map_err(storage)?;
+            txn.set_durability(Durability::Immediate).map_err(storage)?;
+            let value = f(&txn)?;
+            txn.commit().map_err(storage)?;
+            Ok(value)
+        })
+    }
+
+    /// Runs `f` in a read transaction.
+    fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T, StateError>) -> Result<T, StateError> {
+        self.db.with(|db| f(&db.begin_read().map_err(storage)?))
     }
 }
 
 impl fmt::Debug for RedbState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedbState").field("path", &self.path).finish()
+        f.debug_struct("RedbState").field("path", &self.path()).finish()
     }
 }
 
 impl State for RedbState {
     fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError> {
         let key = cid.to_bytes();
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(PINS).map_err(storage)?;
-        let value = table.get(key.as_slice()).map_err(storage)?;
-        value.map(|value| decode_pin(&key, value.value())).transpose()
+        self.read(|txn| {
+            let table = txn.open_table(PINS).map_err(storage)?;
+            let value = table.get(key.as_slice()).map_err(storage)?;
+            value.map(|value| decode_pin(&key, value.value())).transpose()
+        })
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, StateError> {
         // Cheaper than the provided method: no decoding.
         let key = cid.to_bytes();
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(PINS).map_err(storage)?;
-        Ok(table.get(key.as_slice()).map_err(storage)?.is_some())
+        self.read(|txn| {
+            let table = txn.open_table(PINS).map_err(storage)?;
+            Ok(table.get(key.as_slice()).map_err(storage)?.is_some())
+        })
     }
 
     fn len(&self) -> Result<u64, StateError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(PINS).map_err(storage)?;
-        table.len().map_err(storage)
+        self.read(|txn| txn.open_table(PINS).map_err(storage)?.len().map_err(storage))
     }
 
     fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
@@ -112,16 +122,17 @@ impl State for RedbState {
             Some(key) => Bound::Excluded(key.as_slice()),
             None => Bound::Unbounded,
         };
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(PINS).map_err(storage)?;
-        let range = table.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?;
-        // Capped so a huge `limit` does not allocate up front.
-        let mut page = Vec::with_capacity(limit.min(1024));
-        for entry in range.take(limit) {
-            let (key, value) = entry.map_err(storage)?;
-            page.push(decode_pin(key.value(), value.value())?);
-        }
-        Ok(page)
+        self.read(|txn| {
+            let table = txn.open_table(PINS).map_err(storage)?;
+            let range = table.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?;
+            // Capped so a huge `limit` does not allocate up front.
+            let mut page = Vec::with_capacity(limit.min(1024));
+            for entry in range.take(limit) {
+                let (key, value) = entry.map_err(storage)?;
+                page.push(decode_pin(key.value(), value.value())?);
+            }
+            Ok(page)
+        })
     }
 
     fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
@@ -129,9 +140,7 @@ impl State for RedbState {
             // Nothing to make durable: skip the fsync.
             return Ok(());
         }
-        // An error below drops `txn`, which aborts it: nothing of this commit becomes visible.
-        let txn = self.begin_write()?;
-        {
+        self.write(|txn| {
             let mut pins = txn.open_table(PINS).map_err(storage)?;
             let mut tombstones = txn.open_table(TOMBSTONES).map_err(storage)?;
             for op in ops {
@@ -158,23 +167,23 @@ impl State for RedbState {
                     .insert(META_KEY, meta)
                     .map_err(storage)?;
             }
-        }
-        txn.commit().map_err(storage)
+            Ok(())
+        })
     }
 
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(META).map_err(storage)?;
-        let value = table.get(META_KEY).map_err(storage)?;
-        Ok(value.map(|value| value.value().to_vec()))
+        self.read(|txn| {
+            let table = txn.open_table(META).map_err(storage)?;
+            let value = table.get(META_KEY).map_err(storage)?;
+            Ok(value.map(|value| value.value().to_vec()))
+        })
     }
 
     fn replace_all(&self, pins: &mut dyn Iterator<Item = Pin>, meta: &[u8]) -> Result<(), StateError> {
         // One write transaction: readers see the old pinset until the commit, then the new one.
-        let txn = self.begin_write()?;
-        // Deleting the table frees its pages at once instead of removing keys one by one.
-        txn.delete_table(PINS).map_err(storage)?;
-        {
+        self.write(|txn| {
+            // Deleting the table frees its pages at once instead of removing keys one by one.
+            txn.delete_table(PINS).map_err(storage)?;
             let mut table = txn.open_table(PINS).map_err(storage)?;
             for pin in pins {
                 let value = encode_pin(&pin)?;
@@ -186,25 +195,28 @@ impl State for RedbState {
                 .map_err(storage)?
                 .insert(META_KEY, meta)
                 .map_err(storage)?;
-        }
-        txn.commit().map_err(storage)
+            Ok(())
+        })
     }
 
     fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(TOMBSTONES).map_err(storage)?;
         let start_key = after.map(|cid| cid.to_bytes());
-        let range = match &start_key {
-            Some(key) => table.range::<&[u8]>((std::ops::Bound::Excluded(key.as_slice()), std::ops::Bound::Unbounded)),
-            None => table.range::<&[u8]>(..),
-        }
-        .map_err(storage)?;
-        let mut cids = Vec::new();
-        for item in range.take(limit) {
-            let (key, _) = item.map_err(storage)?;
-            cids.push(Cid::from_bytes(key.value()).map_err(|e| StateError::Corrupt(format!("tombstone key: {e}")))?);
-        }
-        Ok(cids)
+        self.read(|txn| {
+            let table = txn.open_table(TOMBSTONES).map_err(storage)?;
+            let range = match &start_key {
+                Some(key) => table.range::<&[u8]>((Bound::Excluded(key.as_slice()), Bound::Unbounded)),
+                None => table.range::<&[u8]>(..),
+            }
+            .map_err(storage)?;
+            let mut cids = Vec::new();
+            for item in range.take(limit) {
+                let (key, _) = item.map_err(storage)?;
+                cids.push(
+                    Cid::from_bytes(key.value()).map_err(|e| StateError::Corrupt(format!("tombstone key: {e}")))?,
+                );
+            }
+            Ok(cids)
+        })
     }
 }
 
@@ -236,7 +248,16 @@ fn key_text(key: &[u8]) -> String {
 }
 
 fn storage<E: Into<redb::Error>>(error: E) -> StateError {
-    StateError::Storage(error.into().to_string())
+    StateError::from(error.into())
+}
+
+impl From<redb::Error> for StateError {
+    fn from(error: redb::Error) -> StateError {
+        match error.is_io_failure() {
+            true => StateError::Io(error.to_string()),
+            false => StateError::Storage(error.to_string()),
+        }
+    }
 }
 
 fn open_error(path: &Path, error: DatabaseError) -> StateError {
@@ -329,18 +350,19 @@ mod tests {
         let path = dir.path().join("pinset.redb");
         let state = RedbState::open(&path).unwrap();
         // Write bad records behind the store's back.
-        let txn = state.db.begin_write().unwrap();
-        {
-            let mut table = txn.open_table(PINS).unwrap();
-            table
-                .insert(test_pin(1).cid.to_bytes().as_slice(), &b"not json"[..])
-                .unwrap();
-            let misplaced = encode_pin(&test_pin(3)).unwrap();
-            table
-                .insert(test_pin(2).cid.to_bytes().as_slice(), misplaced.as_slice())
-                .unwrap();
-        }
-        txn.commit().unwrap();
+        state
+            .write(|txn| {
+                let mut table = txn.open_table(PINS).unwrap();
+                table
+                    .insert(test_pin(1).cid.to_bytes().as_slice(), &b"not json"[..])
+                    .unwrap();
+                let misplaced = encode_pin(&test_pin(3)).unwrap();
+                table
+                    .insert(test_pin(2).cid.to_bytes().as_slice(), misplaced.as_slice())
+                    .unwrap();
+                Ok(())
+            })
+            .unwrap();
         assert!(matches!(state.get(&test_pin(1).cid), Err(StateError::Corrupt(_))));
         assert!(matches!(state.get(&test_pin(2).cid), Err(StateError::Corrupt(_))));
         assert!(matches!(state.list_page(None, 10), Err(StateError::Corrupt(_))));

@@ -6,6 +6,7 @@
 
 mod acknowledged_pins_kept;
 mod applied_state_agrees;
+mod members_healthy_once_faults_stop;
 mod pins_placed_on_allocated_daemons;
 mod replication_restored_on_live_members;
 mod single_leader_per_term;
@@ -13,6 +14,7 @@ mod unpins_not_resurrected;
 
 pub use acknowledged_pins_kept::check as acknowledged_pins_kept;
 pub use applied_state_agrees::check as applied_state_agrees;
+pub use members_healthy_once_faults_stop::check as members_healthy_once_faults_stop;
 pub use pins_placed_on_allocated_daemons::check as pins_placed_on_allocated_daemons;
 pub use replication_restored_on_live_members::check as replication_restored_on_live_members;
 pub use single_leader_per_term::check as single_leader_per_term;

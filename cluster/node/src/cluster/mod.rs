@@ -142,7 +142,7 @@ fn consensus_links(
 }
 
 /// Opens the redb pinset in the data folder.
-fn open_state(data: &DataFolder, disk: &dyn Disk) -> Result<Arc<dyn State>, NodeError> {
+fn open_state(data: &DataFolder, disk: Arc<dyn Disk>) -> Result<Arc<dyn State>, NodeError> {
     let file = data.state_file();
     if let Some(parent) = file.parent() {
         std::fs::create_dir_all(parent).map_err(|e| NodeError::Io {
@@ -265,7 +265,7 @@ impl Cluster {
         let refusals = MembershipRefusals::default();
         let state = match state {
             Some(state) => state,
-            None => open_state(&data, disk.as_ref())?,
+            None => open_state(&data, disk.clone())?,
         };
         let tracker = PinTracker::new(
             config.tracker.clone(),
@@ -281,7 +281,7 @@ impl Cluster {
         let consensus = Consensus::start(ConsensusDeps {
             peer: &identity.peer_id,
             raft_dir: &data.raft_dir(),
-            disk: disk.as_ref(),
+            disk: disk.clone(),
             state: state.clone(),
             observer: Arc::new(TrackerObserver {
                 tracker: tracker.clone(),
@@ -344,14 +344,17 @@ impl Cluster {
         *self.removed_tx.borrow()
     }
 
-    /// Whether this member can do its work: its Raft node runs (it stops for good on a storage
-    /// failure, a full disk among them) and it was not removed. `/health` answers 503 with the
-    /// reason otherwise, and the member's free-space metric says it takes no pins.
+    /// Whether this member can do its work: its disk takes writes (while it does not, Raft
+    /// waits and retries), its Raft node runs and it was not removed. `/health` answers 503
+    /// with the reason otherwise, and the member's free-space metric says it takes no pins.
     pub fn health(&self) -> Result<(), String> {
-        if let Err(fatal) = &self.consensus.raft().metrics().borrow().running_state {
+        if let Some(failure) = self.consensus.storage_failure() {
             return Err(format!(
-                "raft stopped: {fatal}; the member needs a restart once its storage works"
+                "cannot write to disk: {failure}; writes resume on their own once it can"
             ));
+        }
+        if let Err(fatal) = &self.consensus.raft().metrics().borrow().running_state {
+            return Err(format!("raft stopped: {fatal}; the member needs a restart"));
         }
         if self.is_removed() {
             return Err("this member was removed from the cluster".into());
