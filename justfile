@@ -98,6 +98,17 @@ sim-replay-check:
 sim-speed SEEDS="5":
     SIM_SPEED_SEEDS={{SEEDS}} {{sim_env}} cargo bench -p cluster-sim --bench sim_speed
 
+# A simulated member holding 40 % of PINS pins (replication 2, 5 members) is lost for good: how
+# long until every pin is back on two live members, at what peak Raft entry rate.
+bench-repinning PINS="100000":
+    REPIN_PINS={{PINS}} {{sim_env}} cargo bench -p cluster-sim --bench repinning_at_scale
+
+# The same with real processes: 4 members (release build) and PINS pins at replication 2, one
+# killed with SIGKILL: time until every pin is back on two live daemons, and the leader's RSS.
+bench-repinning-rss PINS="100000":
+    cargo build --release --bins
+    python3 scripts/repinning-rss.py {{PINS}}
+
 # Installs the real IPFS daemon used by the tests (js-ipfs from npm, pinned by the lockfile).
 jsipfs-install:
     #!/usr/bin/env bash

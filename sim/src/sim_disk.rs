@@ -96,16 +96,26 @@ impl SimDisk {
     }
 }
 
-impl Disk for SimDisk {
-    fn open_database(&self, path: &Path) -> Result<Database, DatabaseError> {
+impl SimDisk {
+    fn open_with(&self, path: &Path, builder: &mut redb::Builder) -> Result<Database, DatabaseError> {
         let file = self.lock_files().entry(path.to_path_buf()).or_default().clone();
         let incarnation = file.lock().unwrap_or_else(|e| e.into_inner()).incarnation;
-        Database::builder().create_with_backend(SimFile {
+        builder.create_with_backend(SimFile {
             path: path.to_path_buf(),
             file,
             incarnation,
             full: self.full.clone(),
         })
+    }
+}
+
+impl Disk for SimDisk {
+    fn open_database(&self, path: &Path) -> Result<Database, DatabaseError> {
+        self.open_with(path, &mut Database::builder())
+    }
+
+    fn open_database_with_cache(&self, path: &Path, cache_bytes: usize) -> Result<Database, DatabaseError> {
+        self.open_with(path, Database::builder().set_cache_size(cache_bytes))
     }
 }
 

@@ -60,6 +60,11 @@ impl DataFolder {
     pub fn state_file(&self) -> PathBuf {
         self.path.join("state").join("pinset.redb")
     }
+
+    /// The scratch database the tracker lists the IPFS daemon's pins into.
+    pub fn daemon_listing_file(&self) -> PathBuf {
+        self.path.join("state").join("daemon-listing.redb")
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ mod reopening;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use disk::{Disk, RealDisk};
+pub use disk::{Disk, MemoryDisk, RealDisk};
 pub use error::StateError;
 pub use memory_state::MemoryState;
 pub use redb_state::RedbState;

@@ -46,6 +46,8 @@ impl IoFailure for StateError {
 pub struct ReopeningDatabase {
     disk: Arc<dyn Disk>,
     path: PathBuf,
+    /// The page cache, if not redb's default.
+    cache_bytes: Option<usize>,
     /// `None` between a failure and the next successful open.
     open: Mutex<Option<Arc<Database>>>,
 }
@@ -59,12 +61,30 @@ impl std::fmt::Debug for ReopeningDatabase {
 impl ReopeningDatabase {
     /// Opens (or creates) the database at `path` on `disk`.
     pub fn open(disk: Arc<dyn Disk>, path: &Path) -> Result<ReopeningDatabase, DatabaseError> {
-        let database = disk.open_database(path)?;
+        ReopeningDatabase::open_with_cache(disk, path, None)
+    }
+
+    /// Opens (or creates) the database at `path` on `disk` with a page cache of at most
+    /// `cache_bytes` (redb's default, 1 GiB, if `None`).
+    pub fn open_with_cache(
+        disk: Arc<dyn Disk>,
+        path: &Path,
+        cache_bytes: Option<usize>,
+    ) -> Result<ReopeningDatabase, DatabaseError> {
+        let database = ReopeningDatabase::open_on(disk.as_ref(), path, cache_bytes)?;
         Ok(ReopeningDatabase {
             disk,
             path: path.to_path_buf(),
+            cache_bytes,
             open: Mutex::new(Some(Arc::new(database))),
         })
+    }
+
+    fn open_on(disk: &dyn Disk, path: &Path, cache_bytes: Option<usize>) -> Result<Database, DatabaseError> {
+        match cache_bytes {
+            None => disk.open_database(path),
+            Some(bytes) => disk.open_database_with_cache(path, bytes),
+        }
     }
 
     /// The database file.
@@ -97,7 +117,11 @@ impl ReopeningDatabase {
         if let Some(database) = &*open {
             return Ok(database.clone());
         }
-        let database = Arc::new(self.disk.open_database(&self.path)?);
+        let database = Arc::new(ReopeningDatabase::open_on(
+            self.disk.as_ref(),
+            &self.path,
+            self.cache_bytes,
+        )?);
         tracing::info!(path = %self.path.display(), "database opened again after an I/O failure");
         *open = Some(database.clone());
         Ok(database)

@@ -35,11 +35,13 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod daemon_listing;
 pub mod decision;
 pub mod operation;
 pub mod pin_tracker;
 
 pub use config::TrackerConfig;
+pub use daemon_listing::ListingStore;
 pub use decision::{OpKind, OpPhase, QUEUE_FULL_ERROR, UNEXPECTEDLY_UNPINNED_ERROR};
 pub use operation::Operation;
 pub use pin_tracker::{PinTracker, SyncReport};

@@ -20,9 +20,9 @@ use cluster_types::{
     Cid, ClusterError, IpfsId, PeerId, Pin, PinInfo, PinInfoShort, PinOptions, Timestamp, TrackerStatus,
     TrackerStatusFilter,
 };
-use futures::StreamExt;
 
 use crate::config::TrackerConfig;
+use crate::daemon_listing::{DaemonListing, ListingError, ListingStore};
 use crate::decision::{
     filter_is_op_only, local_status, needs_daemon, recover_action, retry_backoff, should_retry, track_action,
     wants_pinned, DaemonView, LocalStatus, OpKind, TrackAction, QUEUE_FULL_ERROR,
@@ -72,6 +72,8 @@ struct Shared {
     peername: String,
     ipfs: Arc<dyn IpfsConnector>,
     state: Arc<dyn State>,
+    /// Where the daemon's pin listings are written for state syncs and status walks.
+    listings: Arc<ListingStore>,
     table: Mutex<OpTable>,
     /// Wakes a pin worker when a pin ticket is queued.
     pin_ready: Notify,
@@ -87,7 +89,8 @@ struct Shared {
 
 impl PinTracker {
     /// A tracker for member `peer` (named `peername`) over its daemon `ipfs` and the pinset
-    /// `state`. Nothing runs until [`PinTracker::start`]; operations tracked before then wait in
+    /// `state`, listing the daemon's pins into `listings` when it syncs. Nothing runs until
+    /// [`PinTracker::start`]; operations tracked before then wait in
     /// the queues.
     pub fn new(
         config: TrackerConfig,
@@ -95,6 +98,7 @@ impl PinTracker {
         peername: String,
         ipfs: Arc<dyn IpfsConnector>,
         state: Arc<dyn State>,
+        listings: ListingStore,
     ) -> Arc<PinTracker> {
         let table = Mutex::new(OpTable::new(config.pin_queue_size_max));
         let (shutdown, _) = watch::channel(false);
@@ -104,6 +108,7 @@ impl PinTracker {
             peername,
             ipfs,
             state,
+            listings: Arc::new(listings),
             table,
             pin_ready: Notify::new(),
             unpin_ready: Notify::new(),
@@ -451,24 +456,19 @@ impl Shared {
 
     /// The daemon's recursive pins, and a [`crate::operation::RecentPins`] mark taken before
     /// listing (pins completed after it may be missing from the listing).
-    async fn daemon_pin_set(self: &Arc<Self>) -> Result<(HashSet<Cid>, u64), IpfsError> {
+    async fn daemon_listing(self: &Arc<Self>) -> Result<(DaemonListing, u64), ListingError> {
         let mark = lock(&self.table).recent.mark();
-        let mut stream = self.ipfs.pin_ls().await?;
-        let mut pins = HashSet::new();
-        // Bounded: the daemon's listing is finite and the connector puts a deadline on it.
-        while let Some(item) = stream.next().await {
-            pins.insert(item?);
-        }
+        let listing = self.listings.list(self.ipfs.as_ref()).await?;
         self.refresh_ipfs_id();
-        Ok((pins, mark))
+        Ok((listing, mark))
     }
 
-    /// Whether the daemon holds `pin`, given the listing and its mark: listed, or pinned by us
-    /// after the listing began; direct pins (not in the recursive listing) and pins the recent
-    /// log cannot vouch for are looked up.
-    async fn daemon_view_of(self: &Arc<Self>, pin: &Pin, listed: &HashSet<Cid>, mark: u64) -> DaemonOwned {
+    /// Whether the daemon holds `pin`, given whether the listing has it and its mark: listed,
+    /// or pinned by us after the listing began; direct pins (not in the recursive listing) and
+    /// pins the recent log cannot vouch for are looked up.
+    async fn daemon_view_of(self: &Arc<Self>, pin: &Pin, listed: bool, mark: u64) -> DaemonOwned {
         if pin.max_depth != 0 {
-            if listed.contains(&pin.cid) {
+            if listed {
                 return DaemonOwned::Has(IpfsPinType::Recursive);
             }
             let pinned_since = lock(&self.table).recent.pinned_since(&pin.cid, mark);
@@ -511,13 +511,14 @@ impl Shared {
         filter: TrackerStatusFilter,
         tx: &mpsc::Sender<Result<PinInfo, ClusterError>>,
     ) {
-        let (listed, mark) = match self.daemon_pin_set().await {
+        let (mut listing, mark) = match self.daemon_listing().await {
             Ok(listing) => listing,
             Err(e) => {
-                let _ = tx.send(Err(ClusterError::Ipfs(e.to_string()))).await;
+                let _ = tx.send(Err(e.into())).await;
                 return;
             }
         };
+        let mut listed = listing.cursor();
         let mut reported_ops = HashSet::new();
         for (index, item) in PinIter::new(&*self.state, STATE_PAGE_SIZE).enumerate() {
             let pin = match item {
@@ -534,7 +535,14 @@ impl Shared {
                 }
                 None => {
                     let daemon = if needs_daemon(Some(&pin), &self.peer) {
-                        self.daemon_view_of(&pin, &listed, mark).await
+                        let on_daemon = match listed.contains(&pin.cid) {
+                            Ok(on_daemon) => on_daemon,
+                            Err(e) => {
+                                let _ = tx.send(Err(e)).await;
+                                return;
+                            }
+                        };
+                        self.daemon_view_of(&pin, on_daemon, mark).await
                     } else {
                         DaemonOwned::NotAsked
                     };
@@ -590,15 +598,14 @@ impl Shared {
     }
 
     async fn sync_state(self: &Arc<Self>) -> Result<SyncReport, ClusterError> {
-        let (mut listed, mark) = self
-            .daemon_pin_set()
-            .await
-            .map_err(|e| ClusterError::Ipfs(e.to_string()))?;
+        let (mut listing, mark) = self.daemon_listing().await?;
+        let mut listed = listing.cursor();
         let mut report = SyncReport::default();
         for item in PinIter::new(&*self.state, STATE_PAGE_SIZE) {
             let pin = item.map_err(|e| ClusterError::storage("reading the pinset", e))?;
             report.pins_checked += 1;
-            let on_daemon = listed.remove(&pin.cid);
+            // Every pin is looked up, in order, so that what is left counts the daemon's own.
+            let on_daemon = listed.contains(&pin.cid)?;
             if report.pins_checked % STATE_PAGE_SIZE as u64 == 0 {
                 cluster_rt::tokio::task::yield_now().await;
             }
@@ -613,7 +620,7 @@ impl Shared {
             if on_daemon {
                 continue;
             }
-            match self.daemon_view_of(&pin, &listed, mark).await {
+            match self.daemon_view_of(&pin, false, mark).await {
                 DaemonOwned::Has(pin_type) if crate::decision::is_pinned_on_daemon(pin.max_depth, pin_type) => continue,
                 DaemonOwned::Failed(error) => {
                     tracing::debug!(cid = %pin.cid, "state sync: daemon lookup failed: {error}");
@@ -639,8 +646,10 @@ impl Shared {
                 Enqueued::AlreadyOngoing => report.with_operation += 1,
             }
         }
+        drop(listed);
+        report.daemon_only = listing.not_looked_up();
+        drop(listing);
         self.sync_tombstones(&mut report).await?;
-        report.daemon_only = listed.len() as u64;
         if report.pins_queued > 0 {
             tracing::info!(
                 "state sync: re-queued {} pins missing from the daemon",

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster_ipfs::{IpfsConnector, IpfsError, IpfsPinType, RepoStat};
-use cluster_state::{MemoryState, State, StateOp};
+use cluster_state::{MemoryDisk, MemoryState, State, StateOp};
 use cluster_types::{
     Cid, IpfsId, PeerId, Pin, PinInfo, PinOptions, PinType, Timestamp, TrackerStatus, TrackerStatusFilter,
 };
 use futures::stream::BoxStream;
 
-use crate::{PinTracker, TrackerConfig, QUEUE_FULL_ERROR, UNEXPECTEDLY_UNPINNED_ERROR};
+use crate::{ListingStore, PinTracker, TrackerConfig, QUEUE_FULL_ERROR, UNEXPECTEDLY_UNPINNED_ERROR};
 
 const DAEMON_ID: &str = "12D3KooWFakeDaemon";
 
@@ -217,7 +217,8 @@ impl Fixture {
     fn new(config: TrackerConfig, latency: Duration) -> Fixture {
         let ipfs = TestIpfs::with_latency(latency);
         let state = Arc::new(MemoryState::new());
-        let tracker = PinTracker::new(config, me(), "peer-a".into(), ipfs.clone(), state.clone());
+        let listings = ListingStore::open(Arc::new(MemoryDisk), std::path::Path::new("listing.redb")).unwrap();
+        let tracker = PinTracker::new(config, me(), "peer-a".into(), ipfs.clone(), state.clone(), listings);
         Fixture { tracker, ipfs, state }
     }
 

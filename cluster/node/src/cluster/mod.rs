@@ -55,7 +55,7 @@ use cluster_rpc::{
 };
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};
-use cluster_tracker::PinTracker;
+use cluster_tracker::{ListingStore, PinTracker};
 use cluster_types::{
     Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
     PinInfo, PinInfoShort, PinOptions, PinType, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter,
@@ -151,6 +151,18 @@ fn open_state(data: &DataFolder, disk: Arc<dyn Disk>) -> Result<Arc<dyn State>, 
         })?;
     }
     Ok(Arc::new(RedbState::open_on(disk, &file)?))
+}
+
+/// Opens the scratch database the tracker lists the daemon's pins into.
+fn open_listings(data: &DataFolder, disk: Arc<dyn Disk>) -> Result<ListingStore, NodeError> {
+    let file = data.daemon_listing_file();
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| NodeError::Io {
+            path: parent.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(ListingStore::open(disk, &file)?)
 }
 
 /// The membership a new cluster starts with: this member and `init_peerset`, whose bare peer
@@ -267,12 +279,14 @@ impl Cluster {
             Some(state) => state,
             None => open_state(&data, disk.clone())?,
         };
+        let listings = open_listings(&data, disk.clone())?;
         let tracker = PinTracker::new(
             config.tracker.clone(),
             identity.peer_id,
             config.cluster.peername.clone(),
             ipfs.clone(),
             state.clone(),
+            listings,
         );
         // Calls to this member itself are answered here, never sent over the network.
         let shortcut = rpc.map(|network| LocalShortcut::new(identity.peer_id, network));
