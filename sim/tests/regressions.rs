@@ -108,3 +108,14 @@ fn a_join_cut_short_after_a_leader_heartbeat_is_retried() {
         println!("{}", cluster_sim::workload::run_seed(seed));
     }
 }
+
+/// Found by `random_workload` seed 2374: the leader removing a member (`peers rm`) lost its
+/// leadership between the two steps of the change, leaving a joint configuration; the next
+/// leader's unrelated change (a restarted member asking to join again, demoted with `retain`)
+/// finished it keeping the removed member as a learner, so it neither voted nor left. Fixed: a
+/// leader finishes a change left half done as the change meant (the removed voters leave), on
+/// its own and before a demotion.
+#[test]
+fn a_removal_cut_short_by_a_leader_change_is_finished_by_the_next_leader() {
+    println!("{}", cluster_sim::workload::run_seed(2374));
+}

@@ -411,6 +411,9 @@ impl Consensus {
                 tracing::warn!("{member} asks to join but is a voter: a learner again until it has caught up");
                 self.require_quorum()?;
                 let _turn = self.membership_turn.lock().await;
+                // Demoting keeps the removed voter as a learner: a change left half done must
+                // not finish that way too (a member `peers rm` was removing would stay a learner).
+                self.finish_joint_membership().await?;
                 let demoted = BTreeSet::from([node]);
                 self.while_change_in_progress(|| {
                     self.raft
@@ -506,6 +509,41 @@ impl Consensus {
         })
         .await?;
         Ok(Promotion::Voter)
+    }
+
+    /// Finishes a membership change that a previous leader left half done (a joint
+    /// configuration, as when the leader that was removing a member lost its leadership between
+    /// the two steps): the voters of its last configuration stay, the others leave the member
+    /// list, as the change meant to. Does nothing unless this member leads, a change was left
+    /// half done and this member is not changing the membership itself. Returns whether it did.
+    pub async fn finish_interrupted_membership_change(&self) -> Result<bool, ClusterError> {
+        if !self.is_leader() {
+            return Ok(false);
+        }
+        let Ok(_turn) = self.membership_turn.try_lock() else {
+            return Ok(false);
+        };
+        self.finish_joint_membership().await
+    }
+
+    /// [`Consensus::finish_interrupted_membership_change`], for a caller holding the turn.
+    async fn finish_joint_membership(&self) -> Result<bool, ClusterError> {
+        let last = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let joint = metrics.membership_config.membership().get_joint_config();
+            if joint.len() < 2 {
+                return Ok(false);
+            }
+            joint.last().cloned().unwrap_or_default()
+        };
+        tracing::warn!("finishing a membership change left half done by a previous leader: the voters are {last:?}");
+        self.while_change_in_progress(|| {
+            self.raft
+                .change_membership(openraft::ChangeMembers::ReplaceAllVoters(last.clone()), false)
+        })
+        .await?;
+        Ok(true)
     }
 
     /// Runs a membership change, again while openraft says another one (say, of a previous

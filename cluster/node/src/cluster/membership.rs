@@ -32,8 +32,9 @@ pub(super) const MEMBERSHIP_WATCH: Duration = Duration::from_secs(1);
 impl Cluster {
     /// Watches the member list: once this member has been in it and then is not, it was
     /// removed (`peers rm`); [`Cluster::removed`] tells the daemon to stop (Go `watchPeers`).
-    /// Also logs when this member becomes the leader, and keeps the `peerstore` file up to
-    /// date with the other members' addresses.
+    /// Also logs when this member becomes the leader, finishes a membership change a previous
+    /// leader left half done, and keeps the `peerstore` file up to date with the other
+    /// members' addresses.
     pub(super) fn spawn_membership_watch(self: &Arc<Self>) {
         let cluster = self.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
@@ -52,6 +53,11 @@ impl Cluster {
                     );
                 }
                 was_leader = is_leader;
+                if is_leader {
+                    if let Err(e) = cluster.consensus.finish_interrupted_membership_change().await {
+                        tracing::warn!("finishing a membership change left half done: {e}");
+                    }
+                }
                 let members = cluster.consensus.members();
                 let is_member = members.iter().any(|(id, _)| *id == me);
                 // A member still joining is not told it was removed: dropped half way (a
