@@ -264,12 +264,17 @@ impl Run {
 
     /// Whether one more member may lose its state (lost for good, or wiped) and the others
     /// still hold a majority of the voters with their logs: Raft survives losing a minority of
-    /// disks, not more. Only when every member is up, reachable and voting (an earlier wipe
-    /// has rejoined) and nothing is being removed.
+    /// disks, not more. Only when every member is up, reachable, voting and done joining (an
+    /// earlier wipe has rejoined; a voter still counts as one everywhere while a full disk
+    /// keeps its rejoin from committing), no disk is full and nothing is being removed.
     fn may_lose_a_disk(&self, members: &[usize], alive: &[usize]) -> bool {
         let voters = members.len();
         let keeping = voters - self.lost.len() - 1;
-        self.leaving.is_empty()
+        self.full.is_none()
+            && alive
+                .iter()
+                .all(|i| self.cluster.members[*i].cluster().is_some_and(|c| !c.is_joining()))
+            && self.leaving.is_empty()
             && self.clogged.is_none()
             && self.clogged_links.is_empty()
             && !self.lossy

@@ -353,6 +353,11 @@ impl Cluster {
         let _ = removed.wait_for(|r| *r).await;
     }
 
+    /// Whether this member is still joining (started with `--bootstrap`, not yet a voter).
+    pub fn is_joining(&self) -> bool {
+        self.joining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether this member has been removed from the cluster.
     pub fn is_removed(&self) -> bool {
         *self.removed_tx.borrow()
