@@ -323,11 +323,30 @@ impl PinsetStateMachine {
 
     /// Applies `entries` to the state in one commit; returns each entry's response and what
     /// changed. Reads and writes nothing else, so it can run again after a disk failure.
+    ///
+    /// A commit can fail after it reached the disk (its last fsync failed, say); the `retry`
+    /// then finds the entries applied. It answers them with `Nothing` (their writers get an
+    /// unexpected answer for a write that was done) and has the tracker reconcile everything,
+    /// as after a snapshot, since their changes were never reported.
     fn apply_entries(
         &self,
         entries: &[openraft::Entry<TypeConfig>],
+        retry: bool,
     ) -> Result<(Vec<CommandResponse>, Vec<AppliedChange>), StateError> {
         let mut meta = self.applied_meta()?;
+        let applied_before = meta.last_applied.map(|log_id| log_id.index);
+        if retry && entries.first().is_some_and(|e| Some(e.log_id.index) <= applied_before) {
+            tracing::warn!("a commit reported as failed had reached the disk; reconciling the tracker");
+            self.observer.snapshot_installed();
+            let done: Vec<_> = entries
+                .iter()
+                .filter(|e| Some(e.log_id.index) <= applied_before)
+                .map(|_| CommandResponse::Nothing)
+                .collect();
+            let (mut responses, changes) = self.apply_entries(&entries[done.len()..], false)?;
+            responses.splice(0..0, done);
+            return Ok((responses, changes));
+        }
         let mut pending = Pending::default();
         let mut responses = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -412,7 +431,13 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         I::IntoIter: openraft::OptionalSend,
     {
         let entries: Vec<_> = entries.into_iter().collect();
-        let (responses, changes) = self.write_state(|| self.apply_entries(&entries)).await?;
+        let mut attempt = 0;
+        let (responses, changes) = self
+            .write_state(|| {
+                attempt += 1;
+                self.apply_entries(&entries, attempt > 1)
+            })
+            .await?;
         if !changes.is_empty() {
             self.observer.applied(&changes);
         }

@@ -244,3 +244,101 @@ async fn expire_at_survives_a_snapshot_and_a_restart() {
     assert_eq!(read.options.expire_at, expiring.options.expire_at);
     consensus.shutdown().await;
 }
+
+/// A pinset whose next commit reaches the store and then reports a disk failure, as when the
+/// last fsync of a commit fails after the commit was written.
+struct CommitThenFail {
+    inner: MemoryState,
+    fail_next: std::sync::atomic::AtomicBool,
+}
+
+impl State for CommitThenFail {
+    fn get(&self, cid: &cluster_types::Cid) -> Result<Option<Pin>, cluster_state::StateError> {
+        self.inner.get(cid)
+    }
+    fn len(&self) -> Result<u64, cluster_state::StateError> {
+        self.inner.len()
+    }
+    fn list_page(
+        &self,
+        after: Option<&cluster_types::Cid>,
+        limit: usize,
+    ) -> Result<Vec<Pin>, cluster_state::StateError> {
+        self.inner.list_page(after, limit)
+    }
+    fn commit(&self, ops: &[cluster_state::StateOp], meta: Option<&[u8]>) -> Result<(), cluster_state::StateError> {
+        self.inner.commit(ops, meta)?;
+        match self.fail_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            true => Err(cluster_state::StateError::Io("the last fsync failed".into())),
+            false => Ok(()),
+        }
+    }
+    fn meta(&self) -> Result<Option<Vec<u8>>, cluster_state::StateError> {
+        self.inner.meta()
+    }
+    fn replace_all(&self, pins: &mut dyn Iterator<Item = Pin>, meta: &[u8]) -> Result<(), cluster_state::StateError> {
+        self.inner.replace_all(pins, meta)
+    }
+    fn tombstones(
+        &self,
+        after: Option<&cluster_types::Cid>,
+        limit: usize,
+    ) -> Result<Vec<cluster_types::Cid>, cluster_state::StateError> {
+        self.inner.tombstones(after, limit)
+    }
+}
+
+struct Reconciles(Arc<std::sync::atomic::AtomicU32>);
+
+impl ApplyObserver for Reconciles {
+    fn applied(&self, _changes: &[AppliedChange]) {}
+    fn snapshot_installed(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn entry(index: u64, command: Command) -> openraft::Entry<TypeConfig> {
+    openraft::Entry {
+        log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 0), index),
+        payload: openraft::EntryPayload::Normal(command),
+    }
+}
+
+/// A commit that reached the disk but reported a failure is not applied twice: the retry
+/// answers the entries already applied, applies the rest, and has the tracker reconcile.
+#[tokio::test]
+async fn an_apply_retried_after_a_commit_that_reached_the_disk_applies_nothing_twice() {
+    use openraft::storage::RaftStateMachine;
+    let dir = tempfile::tempdir().unwrap();
+    let reconciled = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let state = Arc::new(CommitThenFail {
+        inner: MemoryState::new(),
+        fail_next: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mut machine = PinsetStateMachine::new(
+        state.clone(),
+        Arc::new(Reconciles(reconciled.clone())),
+        dir.path(),
+        Default::default(),
+    );
+    machine.apply(vec![entry(1, Command::Pin(pin(1)))]).await.unwrap();
+    state.fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    let responses = machine
+        .apply(vec![
+            entry(2, Command::Pin(pin(2))),
+            entry(3, Command::Unpin(pin(1).cid)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(responses.len(), 2, "one response per entry");
+    assert_eq!(
+        reconciled.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the tracker reconciles"
+    );
+    assert_eq!(state.list_page(None, 10).unwrap(), vec![pin(2)]);
+    assert_eq!(cluster_consensus::applied_index_in(state.as_ref()), Some(3));
+    // The next entry applies as usual.
+    machine.apply(vec![entry(4, Command::Pin(pin(4)))]).await.unwrap();
+    assert_eq!(state.len().unwrap(), 2);
+}
