@@ -155,8 +155,9 @@ fn add_imports_files_with_kubo_cids_and_pins_the_root() {
         .arg(format!("{api}/add?stream-channels=false"));
     let text = stdout(&run(command, Duration::from_secs(60)));
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
-    // Go: with stream-channels=false, a failed add is a 500 and its error.
-    assert_eq!(code, "500", "{body}");
+    // Go: with stream-channels=false, a failed add is a 500 and its error; a malformed
+    // request is the client's error here, a 400.
+    assert_eq!(code, "400", "{body}");
     assert!(body.contains("boundary"), "{body}");
 
     // Bad parameters and bodies are 400s before anything is read.

@@ -263,15 +263,15 @@ fn a_member_leaves_on_shutdown_and_post_peers_adds_it_back() {
         stderr(&output)
     );
 
-    // A peer id nobody knows, without addresses: a clear error (500, as every refusal of Go's
-    // backend), nothing added.
+    // A peer id nobody knows, without addresses: a clear error (400: the request cannot work;
+    // Go's backend answers 500 to every refusal), nothing added.
     let stranger = MemberDir::init().peer_id();
     let (code, body) = cluster_tests::curl_with_body(
         "POST",
         &format!("http://127.0.0.1:{}/peers", first.dir.rest_port),
         &serde_json::json!({ "peer_id": stranger }).to_string(),
     );
-    assert_eq!(code, "500", "{body}");
+    assert_eq!(code, "400", "{body}");
     assert!(body.contains("--bootstrap"), "{body}");
     assert_eq!(member_count(&first), 2);
 

@@ -9,6 +9,25 @@ use std::time::Duration;
 use cluster_tests::{bin_path, curl, free_port, run, stderr, stdout, wait_until, FakeDaemon, MemberDir};
 use cluster_types::Cid;
 
+/// `bytes` in multibase base32 (lower case, no padding), as CIDv1 are written.
+fn multibase_base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut text = String::from("b");
+    let (mut buffer, mut bits) = (0u32, 0);
+    for byte in bytes {
+        buffer = (buffer << 8) | u32::from(*byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            text.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        text.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    text
+}
+
 fn cid(i: u32) -> String {
     Cid::raw_sha256(format!("process test {i}").as_bytes()).to_string()
 }
@@ -134,6 +153,25 @@ fn bad_input_is_refused_and_changes_nothing() {
             "400",
             "{query}"
         );
+    }
+    // The client's own errors are 400s (Go answers 500 to some): replication factors that
+    // contradict each other, a date that does not exist, an expiry in the past, a path whose
+    // CID does not decode, a CID with bytes after it (Go refuses it; it would pin a shorter CID).
+    let mut with_trailing_bytes = cid(3).parse::<Cid>().unwrap().to_bytes();
+    with_trailing_bytes.push(0);
+    let trailing = multibase_base32(&with_trailing_bytes);
+    for (method, path) in [
+        ("POST", format!("/pins/{}?replication-min=5&replication-max=1", cid(1))),
+        ("POST", format!("/pins/{}?expire-at=2031-02-30T00:00:00Z", cid(1))),
+        ("POST", format!("/pins/{}?expire-at=2001-01-01T00:00:00Z", cid(1))),
+        ("POST", "/pins/ipfs/not-a-cid".to_string()),
+        ("POST", "/pins/ipld/bafyNOPE/a/b".to_string()),
+        ("DELETE", "/pins/ipfs/not-a-cid".to_string()),
+        ("POST", format!("/pins/{trailing}")),
+        ("POST", format!("/pins/ipfs/{trailing}")),
+    ] {
+        let (code, body) = curl(method, &format!("{base}{path}"));
+        assert_eq!(code, "400", "{method} {path}: {body}");
     }
     // invalid replication factors: clear errors, nothing pinned
     for args in [vec!["--rmin", "3", "--rmax", "2"], vec!["--replication", "5"]] {

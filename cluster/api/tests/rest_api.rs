@@ -702,8 +702,9 @@ async fn backend_errors_map_to_their_status() {
         .mock
         .fail_next(ClusterError::InvalidArgument("bad replication".into()));
     let reply = send(server.addr, Method::POST, &format!("/pins/{c}")).await;
-    // Go answers every backend error but "not found" with 500, refusals included.
-    assert_eq!(reply.error(500), "bad replication");
+    // Go answers every backend error but "not found" with 500, refusals included; a request
+    // that is wrong in itself is the client's error here: 400.
+    assert_eq!(reply.error(400), "bad replication");
     server.mock.fail_next(ClusterError::NotFound);
     let reply = send(server.addr, Method::GET, &format!("/pins/{c}")).await;
     assert_eq!(reply.error(404), "pin is not part of the pinset");

@@ -18,7 +18,16 @@ pub struct CidError(pub String);
 impl Cid {
     /// Decodes a CID from its binary form.
     pub fn from_bytes(bytes: &[u8]) -> Result<Cid, CidError> {
-        cid::Cid::try_from(bytes).map(Cid).map_err(|e| CidError(e.to_string()))
+        let mut rest = bytes;
+        let cid = cid::Cid::read_bytes(&mut rest).map_err(|e| CidError(e.to_string()))?;
+        // Refused, as go-cid does: a prefix that parses is another, shorter CID.
+        if !rest.is_empty() {
+            return Err(CidError(format!(
+                "trailing bytes in data ({} after the CID)",
+                rest.len()
+            )));
+        }
+        Ok(Cid(cid))
     }
 
     /// The binary form (used as the state key: sorts by version, codec, multihash).
@@ -52,7 +61,13 @@ impl FromStr for Cid {
         if s.is_empty() {
             return Err(CidError("cid too short".into()));
         }
-        cid::Cid::try_from(s).map(Cid).map_err(|e| CidError(e.to_string()))
+        // CIDv0: 46 base58btc characters, no multibase prefix.
+        if s.len() == 46 && s.starts_with("Qm") {
+            return cid::Cid::try_from(s).map(Cid).map_err(|e| CidError(e.to_string()));
+        }
+        // Decoded here, not by `cid::Cid::try_from`, which ignores bytes after the CID.
+        let (_, bytes) = multibase::decode(s).map_err(|e| CidError(e.to_string()))?;
+        Cid::from_bytes(&bytes)
     }
 }
 
@@ -161,6 +176,43 @@ mod tests {
         assert!(v1.to_string().starts_with("bafkrei"), "{v1}");
         let again: Cid = v1.to_string().parse().unwrap();
         assert_eq!(again, v1);
+    }
+
+    #[test]
+    fn trailing_bytes_after_a_cid_are_refused() {
+        let cid = Cid::raw_sha256(b"trailing");
+        for extra in [&[0u8][..], &[1, 2, 3], &cid.to_bytes()] {
+            let mut bytes = cid.to_bytes();
+            bytes.extend_from_slice(extra);
+            for base in [
+                multibase::Base::Base32Lower,
+                multibase::Base::Base58Btc,
+                multibase::Base::Base64,
+            ] {
+                let text = multibase::encode(base, &bytes);
+                let refused = text.parse::<Cid>().expect_err(&text);
+                assert!(refused.0.contains("trailing bytes"), "{text}: {refused}");
+            }
+            assert!(
+                Cid::from_bytes(&bytes).is_err(),
+                "binary form with {} trailing bytes",
+                extra.len()
+            );
+        }
+        // CIDv0 (bare base58btc) with trailing bytes.
+        let v0: Cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9".parse().unwrap();
+        let mut bytes = v0.to_bytes();
+        bytes.push(0);
+        let text = multibase::Base::Base58Btc.encode(&bytes);
+        assert!(text.parse::<Cid>().is_err(), "{text}");
+        // The CID itself still parses, in every base.
+        for base in [
+            multibase::Base::Base32Lower,
+            multibase::Base::Base58Btc,
+            multibase::Base::Base64,
+        ] {
+            assert_eq!(multibase::encode(base, cid.to_bytes()).parse::<Cid>().unwrap(), cid);
+        }
     }
 
     #[test]

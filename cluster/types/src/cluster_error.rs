@@ -116,10 +116,14 @@ pub enum ClusterError {
 
 impl ClusterError {
     /// The REST status code for this error (reference §1.3): Go's `SendResponse` answers 404
-    /// only for "pin is not part of the pinset", 500 for every other backend error.
+    /// only for "pin is not part of the pinset", 500 for every other backend error. We answer
+    /// 400 where the request itself is wrong (`InvalidArgument`: replication factors that
+    /// contradict each other, an expiry in the past, a path that does not decode): retrying it
+    /// cannot help, and clients tell it from a failure of the cluster.
     pub fn http_status(&self) -> u16 {
         match self {
             ClusterError::NotFound => 404,
+            ClusterError::InvalidArgument(_) => 400,
             _ => 500,
         }
     }
@@ -280,6 +284,7 @@ mod tests {
              See logs for more info."
         );
         assert_eq!(ClusterError::NotFound.http_status(), 404);
+        assert_eq!(ClusterError::InvalidArgument("x".into()).http_status(), 400);
         assert_eq!(ClusterError::QueueFull.http_status(), 500);
     }
 

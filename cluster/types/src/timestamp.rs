@@ -165,6 +165,16 @@ fn parse_number(text: &str, what: &str) -> Result<u32, String> {
     text.parse().map_err(|_| format!("bad {what}"))
 }
 
+/// Days in `month` (1-12) of `year`, in the proleptic Gregorian calendar.
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
     let bytes = text.as_bytes();
     if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !(bytes[10] == b'T' || bytes[10] == b't') {
@@ -179,7 +189,14 @@ fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
     let hour = parse_number(&text[11..13], "hour")?;
     let minute = parse_number(&text[14..16], "minute")?;
     let second = parse_number(&text[17..19], "second")?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    // As Go's time.Parse: no day past the end of its month, no leap second.
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
         return Err("field out of range".into());
     }
     let mut rest = &text[19..];
@@ -206,10 +223,13 @@ fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
         }
         let zone_hours = parse_number(&rest[1..3], "zone hour")? as i64;
         let zone_minutes = parse_number(&rest[4..6], "zone minute")? as i64;
+        if zone_hours > 23 || zone_minutes > 59 {
+            return Err("zone out of range".into());
+        }
         sign * (zone_hours * 3600 + zone_minutes * 60)
     };
     let days = days_from_civil(year, month, day);
-    let unix_seconds = days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second.min(59) as i64 - offset_seconds;
+    let unix_seconds = days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second as i64 - offset_seconds;
     Ok(Timestamp { unix_seconds, nanos })
 }
 
@@ -268,6 +288,32 @@ mod tests {
             "2026-01-01T00:00:00.Z",
         ] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
+        }
+    }
+
+    /// As Go's `time.Parse`: a day past the end of its month, a leap second or a zone offset
+    /// of 24 hours or more is not a time.
+    #[test]
+    fn rejects_impossible_dates_as_go_does() {
+        for bad in [
+            "2027-02-30T00:00:00Z",
+            "2027-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-11-31T12:00:00Z",
+            "2026-12-31T23:59:60Z",
+            "2026-01-01T00:00:00+24:00",
+            "2026-01-01T00:00:00+01:60",
+        ] {
+            assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
+        }
+        for good in [
+            "2028-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "2026-01-31T23:59:59Z",
+            "2026-12-31T00:00:00-23:59",
+        ] {
+            assert!(good.parse::<Timestamp>().is_ok(), "{good}");
         }
     }
 }
