@@ -710,9 +710,17 @@ struct PeerAddBody {
     addresses: Vec<String>,
 }
 
+/// User input quoted in an error: at most 100 characters of it.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(100) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 fn parse_peer(text: &str) -> Result<PeerId, Failure> {
     text.parse::<PeerId>()
-        .map_err(|e| Failure::bad_request(format!("error decoding peer ID {text:?}: {e}")))
+        .map_err(|e| Failure::bad_request(format!("error decoding peer ID {:?}: {e}", shortened(text))))
 }
 
 /// Request bodies of routes that take JSON are small; larger ones are refused, not buffered.

@@ -711,6 +711,23 @@ async fn backend_errors_map_to_their_status() {
     server.stop().await;
 }
 
+/// A huge peer id or CID in the URL is refused by its length, before any decoding, and the
+/// error does not echo it back whole.
+#[tokio::test]
+async fn overlong_peer_ids_and_cids_are_refused_by_length() {
+    let server = start();
+    let long = "1".repeat(60_000);
+    let reply = send(server.addr, Method::DELETE, &format!("/peers/{long}")).await;
+    let message = reply.error(400);
+    assert!(message.contains("too long: 60000 characters"), "{message}");
+    assert!(reply.body.len() < 1000, "{} bytes", reply.body.len());
+    let reply = send(server.addr, Method::POST, &format!("/pins/z{long}")).await;
+    let message = reply.error(400);
+    assert!(message.contains("too long"), "{message}");
+    assert!(reply.body.len() < 1000, "{} bytes", reply.body.len());
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn unknown_routes_wrong_methods_and_trailing_slashes() {
     let server = start();

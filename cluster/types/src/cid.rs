@@ -55,11 +55,22 @@ impl fmt::Debug for Cid {
     }
 }
 
+/// The longest CID text decoded: room for the longest CID this type holds (a 64-byte digest) in
+/// any base, base16 included. Refused before decoding, whose cost grows with the length
+/// (base58's with its square).
+pub const CID_TEXT_MAX: usize = 512;
+
 impl FromStr for Cid {
     type Err = CidError;
     fn from_str(s: &str) -> Result<Cid, CidError> {
         if s.is_empty() {
             return Err(CidError("cid too short".into()));
+        }
+        if s.len() > CID_TEXT_MAX {
+            return Err(CidError(format!(
+                "cid too long: {} characters, at most {CID_TEXT_MAX}",
+                s.len()
+            )));
         }
         // CIDv0: 46 base58btc characters, no multibase prefix.
         if s.len() == 46 && s.starts_with("Qm") {
@@ -213,6 +224,20 @@ mod tests {
         ] {
             assert_eq!(multibase::encode(base, cid.to_bytes()).parse::<Cid>().unwrap(), cid);
         }
+    }
+
+    #[test]
+    fn overlong_cids_are_refused_before_decoding() {
+        let long = format!("z{}", "1".repeat(60_000));
+        let refused = long.parse::<Cid>().unwrap_err();
+        assert!(refused.0.contains("too long: 60001 characters"), "{refused}");
+        // The longest CID this type holds (a 64-byte digest), in base16, the longest common
+        // base, still fits.
+        let mut bytes = vec![0x01, 0x55, 0x00, 0x40];
+        bytes.extend([7u8; 64]);
+        let inline = multibase::encode(multibase::Base::Base16Lower, &bytes);
+        assert!(inline.len() <= CID_TEXT_MAX);
+        assert_eq!(inline.parse::<Cid>().unwrap().to_bytes(), bytes);
     }
 
     #[test]

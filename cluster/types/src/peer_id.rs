@@ -48,9 +48,20 @@ impl fmt::Debug for PeerId {
     }
 }
 
+/// The longest peer id text decoded: ed25519 and secp256k1 ids are 52 to 53 characters, hashed
+/// keys 46. Refused before decoding, since base58 decoding costs the square of the length (a
+/// 60,000-character id took 2.5 s of CPU).
+pub const PEER_ID_TEXT_MAX: usize = 128;
+
 impl FromStr for PeerId {
     type Err = PeerIdError;
     fn from_str(s: &str) -> Result<PeerId, PeerIdError> {
+        if s.len() > PEER_ID_TEXT_MAX {
+            return Err(PeerIdError(format!(
+                "peer id too long: {} characters, at most {PEER_ID_TEXT_MAX}",
+                s.len()
+            )));
+        }
         libp2p_identity::PeerId::from_str(s)
             .map(PeerId)
             .map_err(|e| PeerIdError(e.to_string()))
@@ -73,6 +84,15 @@ impl<'de> Deserialize<'de> for PeerId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlong_ids_are_refused_before_decoding() {
+        let long = "1".repeat(60_000);
+        let refused = long.parse::<PeerId>().unwrap_err();
+        assert!(refused.0.contains("too long: 60000 characters"), "{refused}");
+        let just_over = "1".repeat(PEER_ID_TEXT_MAX + 1);
+        assert!(just_over.parse::<PeerId>().unwrap_err().0.contains("too long"));
+    }
 
     #[test]
     fn round_trips_known_ids() {
