@@ -77,6 +77,10 @@ pub struct Consensus {
     membership_turn: Arc<cluster_rt::tokio::sync::Mutex<()>>,
     /// Whether the log and the pinset can be written.
     health: StorageHealth,
+    /// The voters in this member's own log when it started: what it is until Raft's core
+    /// first reports (its metrics start empty, and a restarted voter must not take itself
+    /// for a newcomer meanwhile).
+    voters_at_start: BTreeSet<NodeId>,
 }
 
 /// What a member's consensus is built from.
@@ -115,8 +119,16 @@ impl Consensus {
         } = deps;
         let node_id = node_id_of(peer);
         let health = StorageHealth::default();
-        let log_store = RedbLogStore::open_on(disk, &raft_dir.join("log.redb"), health.clone())?;
-        let state_machine = PinsetStateMachine::new(state, observer, raft_dir, health.clone());
+        let mut log_store = RedbLogStore::open_on(disk, &raft_dir.join("log.redb"), health.clone())?;
+        let mut state_machine = PinsetStateMachine::new(state, observer, raft_dir, health.clone());
+        let voters_at_start = openraft::storage::StorageHelper::new(&mut log_store, &mut state_machine)
+            .get_membership()
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?
+            .effective()
+            .membership()
+            .voter_ids()
+            .collect();
         let openraft_config = config.to_openraft("ipfs-cluster").map_err(ConsensusError::Raft)?;
         let raft = Raft::new(
             node_id,
@@ -134,6 +146,7 @@ impl Consensus {
             forwarder,
             membership_turn: Arc::new(cluster_rt::tokio::sync::Mutex::new(())),
             health,
+            voters_at_start,
         })
     }
 
@@ -385,6 +398,10 @@ impl Consensus {
     pub fn is_voter(&self, node: NodeId) -> bool {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
+        if metrics.membership_config.log_id().is_none() {
+            // Nothing reported yet (or no membership at all, where the log has none either).
+            return self.voters_at_start.contains(&node);
+        }
         metrics.membership_config.membership().voter_ids().any(|id| id == node)
     }
 

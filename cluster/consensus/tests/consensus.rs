@@ -342,3 +342,42 @@ async fn an_apply_retried_after_a_commit_that_reached_the_disk_applies_nothing_t
     machine.apply(vec![entry(4, Command::Pin(pin(4)))]).await.unwrap();
     assert_eq!(state.len().unwrap(), 2);
 }
+
+/// A member restarted on its data folder knows it is a voter from its own log at once, not
+/// only once Raft's core first reports: a restarted member that asked the question too early
+/// took itself for a newcomer and joined again through `--bootstrap`, even after it had been
+/// removed (the flaky `a_removed_member_stops_when_it_returns…` process test).
+#[tokio::test(flavor = "current_thread")]
+async fn a_restarted_voter_knows_it_is_a_voter_before_raft_first_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (consensus, state) = start(dir.path(), Arc::new(Recorder::default())).await;
+    consensus
+        .wait_for_leader(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    consensus.log_pin(pin(1)).await.unwrap();
+    consensus.shutdown().await;
+    drop(consensus);
+    drop(state);
+
+    let state: Arc<dyn State> = Arc::new(RedbState::open(&dir.path().join("pinset.redb")).unwrap());
+    let consensus = Consensus::start(ConsensusDeps {
+        peer: &peer(),
+        raft_dir: &dir.path().join("raft"),
+        disk: Arc::new(cluster_state::RealDisk),
+        state,
+        observer: Arc::new(Recorder::default()),
+        transport: Arc::new(NoTransport),
+        forwarder: None,
+        config: RaftConfig::default(),
+    })
+    .await
+    .unwrap();
+    // No await between the start and the question: Raft's core task has not run yet.
+    assert!(
+        consensus.is_voter(node_id_of(&peer())),
+        "a restarted voter took itself for a newcomer"
+    );
+    assert!(!consensus.is_voter(node_id_of(&PeerId::from_ed25519_seed([8; 32]))));
+    consensus.shutdown().await;
+}

@@ -144,24 +144,25 @@ fn consensus_links(
 /// Opens the redb pinset in the data folder.
 fn open_state(data: &DataFolder, disk: Arc<dyn Disk>) -> Result<Arc<dyn State>, NodeError> {
     let file = data.state_file();
-    if let Some(parent) = file.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| NodeError::Io {
+    create_parent(&file)?;
+    Ok(Arc::new(RedbState::open_on(disk, &file)?))
+}
+
+/// Creates the folder `file` lives in (the real disk holds the simulator's folders too).
+fn create_parent(file: &std::path::Path) -> Result<(), NodeError> {
+    match file.parent() {
+        Some(parent) => std::fs::create_dir_all(parent).map_err(|e| NodeError::Io {
             path: parent.display().to_string(),
             message: e.to_string(),
-        })?;
+        }),
+        None => Ok(()),
     }
-    Ok(Arc::new(RedbState::open_on(disk, &file)?))
 }
 
 /// Opens the scratch database the tracker lists the daemon's pins into.
 fn open_listings(data: &DataFolder, disk: Arc<dyn Disk>) -> Result<ListingStore, NodeError> {
     let file = data.daemon_listing_file();
-    if let Some(parent) = file.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| NodeError::Io {
-            path: parent.display().to_string(),
-            message: e.to_string(),
-        })?;
-    }
+    create_parent(&file)?;
     Ok(ListingStore::open(disk, &file)?)
 }
 
