@@ -273,6 +273,33 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_loses_the_unsynced_pinset_commits_whole_and_a_sync_keeps_them() {
+        use cluster_state::{RedbState, State, StateOp};
+        let disk = Arc::new(SimDisk::new());
+        let path = Path::new("/sim/pinset.redb");
+        let pin = |i: u8| cluster_types::Pin::new(cluster_types::Cid::raw_sha256(&[i]), Default::default());
+        let state = RedbState::open_on(disk.clone(), path).unwrap();
+        state.commit(&[StateOp::Add(pin(1))], Some(b"1")).unwrap();
+        state.commit_unsynced(&[StateOp::Add(pin(2))], Some(b"2")).unwrap();
+        state.commit_unsynced(&[StateOp::Add(pin(3))], Some(b"3")).unwrap();
+        disk.crash();
+        drop(state);
+        let state = RedbState::open_on(disk.clone(), path).unwrap();
+        assert_eq!(state.len().unwrap(), 1, "unsynced commits are lost whole");
+        assert_eq!(state.meta().unwrap().as_deref(), Some(&b"1"[..]), "with their meta");
+        state.commit_unsynced(&[StateOp::Add(pin(4))], Some(b"4")).unwrap();
+        state.sync().unwrap();
+        disk.crash();
+        drop(state);
+        let state = RedbState::open_on(disk, path).unwrap();
+        assert!(
+            state.has(&pin(4).cid).unwrap(),
+            "a sync made the unsynced commit durable"
+        );
+        assert_eq!(state.meta().unwrap().as_deref(), Some(&b"4"[..]));
+    }
+
+    #[test]
     fn a_crash_keeps_synced_commits_and_loses_the_rest() {
         let disk = SimDisk::new();
         let path = Path::new("/sim/db.redb");

@@ -21,6 +21,9 @@ pub struct RaftConfig {
     pub trailing_logs: u64,
     /// Entries since the last snapshot that trigger a new one (`snapshot_threshold`).
     pub snapshot_threshold: u64,
+    /// Writes that arrive together on the leader share one log entry, at most this many
+    /// (`max_append_entries`, as Go's Raft batches its applies); 1 commits each on its own.
+    pub max_append_entries: usize,
 }
 
 impl Default for RaftConfig {
@@ -32,6 +35,7 @@ impl Default for RaftConfig {
             election_timeout: Duration::from_secs(1),
             trailing_logs: 10_240,
             snapshot_threshold: 8_192,
+            max_append_entries: 64,
         }
     }
 }

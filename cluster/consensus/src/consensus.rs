@@ -11,6 +11,7 @@ use cluster_types::{Cid, ClusterError, PeerId, Pin};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, ServerState};
 
+use crate::write_batch::{WriteBatcher, WriteFailure};
 use crate::{
     node_id_of, raft_error, ApplyObserver, Command, CommandResponse, Committed, ConsensusError, MemberNode, NodeId,
     PinsetStateMachine, RaftConfig, RaftTransport, RedbLogStore, StorageHealth, TransportFailure,
@@ -81,6 +82,8 @@ pub struct Consensus {
     /// first reports (its metrics start empty, and a restarted voter must not take itself
     /// for a newcomer meanwhile).
     voters_at_start: BTreeSet<NodeId>,
+    /// Group commit of concurrent writes on the leader.
+    batcher: Arc<WriteBatcher>,
 }
 
 /// What a member's consensus is built from.
@@ -118,9 +121,11 @@ impl Consensus {
             config,
         } = deps;
         let node_id = node_id_of(peer);
+        let max_append_entries = config.max_append_entries;
         let health = StorageHealth::default();
         let mut log_store = RedbLogStore::open_on(disk, &raft_dir.join("log.redb"), health.clone())?;
-        let mut state_machine = PinsetStateMachine::new(state, observer, raft_dir, health.clone());
+        let mut state_machine =
+            PinsetStateMachine::new(state, observer, raft_dir, health.clone()).with_log(log_store.clone());
         let voters_at_start = openraft::storage::StorageHelper::new(&mut log_store, &mut state_machine)
             .get_membership()
             .await
@@ -147,6 +152,7 @@ impl Consensus {
             membership_turn: Arc::new(cluster_rt::tokio::sync::Mutex::new(())),
             health,
             voters_at_start,
+            batcher: Arc::new(WriteBatcher::new(max_append_entries)),
         })
     }
 
@@ -272,7 +278,7 @@ impl Consensus {
                     // Biased: no random draw, so the simulator's runs stay as they were.
                     cluster_rt::tokio::select! {
                         biased;
-                        written = self.raft.client_write(command.clone()) => Ok(written),
+                        written = self.batcher.write(&self.raft, command.clone(), self.is_leader()) => Ok(written),
                         reason = self.health.failed() => Err(reason),
                     }
                 },
@@ -292,13 +298,16 @@ impl Consensus {
                 Ok(Ok(written)) => written,
             };
             match written {
-                Ok(response) => {
-                    return Ok(Committed {
-                        response: response.data,
-                        log_index: response.log_id.index,
-                    })
+                Ok(committed) => return Ok(committed),
+                Err(WriteFailure::Abandoned) => {
+                    return Err(ClusterError::Timeout(
+                        "the write's batch was given up half way; it may or may not be committed".into(),
+                    ))
                 }
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(WriteFailure::Unexpected(response)) => {
+                    return Err(ClusterError::unexpected_answer("a batch of writes", response))
+                }
+                Err(WriteFailure::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                     match (forward.leader_id, forward.leader_node, &self.forwarder) {
                         (Some(leader), Some(node), Some(forwarder)) if leader != self.node_id && may_forward => {
                             match forwarder.forward(&node, command.clone()).await {
@@ -322,8 +331,8 @@ impl Consensus {
                         _ => {}
                     }
                 }
-                Err(RaftError::APIError(e)) => return Err(ClusterError::Consensus(e.to_string())),
-                Err(fatal @ RaftError::Fatal(_)) => return Err(raft_error(fatal)),
+                Err(WriteFailure::Raft(RaftError::APIError(e))) => return Err(ClusterError::Consensus(e.to_string())),
+                Err(WriteFailure::Raft(fatal @ RaftError::Fatal(_))) => return Err(raft_error(fatal)),
             }
             if cluster_rt::now() >= deadline {
                 return Err(ClusterError::NoLeader(format!(

@@ -26,6 +26,7 @@ mod network;
 mod state_machine;
 mod storage_health;
 mod type_config;
+mod write_batch;
 
 pub use cluster_types::{MemberNode, TransportFailure};
 pub use config::RaftConfig;

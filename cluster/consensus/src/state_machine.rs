@@ -13,6 +13,13 @@
 //!
 //! A read or write the disk refuses (it is full) is retried until it works, as in the log
 //! store: openraft would otherwise stop for good (see [`StorageHealth`]).
+//!
+//! Applies commit without an fsync of their own ([`State::commit_unsynced`]): the log holds
+//! every entry durably, and a crash only means openraft applies again what the state lost. The
+//! state is synced every [`SYNC_EVERY_OPS`] changes and before a snapshot is built, so the log
+//! is never purged past what the state holds durably. A sync the disk refused loses the
+//! unsynced applies (the database is opened again from its last durable commit); they are
+//! applied again from the log before anything else.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Cursor, Write};
@@ -27,7 +34,10 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Command, CommandResponse, MemberNode, NodeId, StorageHealth, TypeConfig};
+use crate::{Command, CommandResponse, MemberNode, NodeId, RedbLogStore, StorageHealth, TypeConfig};
+
+/// Changes applied without an fsync before the state is synced.
+const SYNC_EVERY_OPS: usize = 4096;
 
 /// How [`StorageHealth`] names the pinset store and the snapshot file.
 const STORE: &str = "pinset";
@@ -92,6 +102,10 @@ pub struct PinsetStateMachine {
     snapshot_dir: PathBuf,
     current_snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
     health: StorageHealth,
+    /// Where applies lost by a failed sync are read again; without it, applies are synced.
+    log: Option<RedbLogStore>,
+    /// Changes committed since the last sync.
+    unsynced_ops: usize,
 }
 
 fn sm_write_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
@@ -183,6 +197,48 @@ impl PinsetStateMachine {
             snapshot_dir: snapshot_dir.to_path_buf(),
             current_snapshot: Arc::new(Mutex::new(current)),
             health,
+            log: None,
+            unsynced_ops: 0,
+        }
+    }
+
+    /// Applies without an fsync each, replaying from `log` what a failed sync loses.
+    pub fn with_log(mut self, log: RedbLogStore) -> PinsetStateMachine {
+        self.log = Some(log);
+        self
+    }
+
+    /// Applies again, from the log, entries up to `through` that the state lost (a sync the
+    /// disk refused reopened it at its last durable commit), and syncs them; the tracker then
+    /// reconciles.
+    async fn catch_up(&mut self, through: u64) -> Result<(), StorageError<NodeId>> {
+        loop {
+            let applied = self.read_state(|| self.applied_meta()).await?.last_applied;
+            let from = match applied {
+                Some(log_id) if log_id.index >= through => return Ok(()),
+                Some(log_id) => log_id.index + 1,
+                None => 0,
+            };
+            let Some(log) = self.log.as_mut() else {
+                return Err(sm_write_error(format!(
+                    "the pinset lost the entries {from}..={through} and has no log to apply them from"
+                )));
+            };
+            let missing = openraft::RaftLogReader::try_get_log_entries(log, from..=through).await?;
+            if missing.first().map(|e| e.log_id.index) != Some(from) || missing.len() as u64 != through - from + 1 {
+                return Err(sm_write_error(format!(
+                    "the pinset lost the entries {from}..={through} and the log no longer holds them all"
+                )));
+            }
+            tracing::warn!(
+                "the pinset lost {} applied entries to a failed write; applying them again from the raft log",
+                missing.len()
+            );
+            self.write_state(|| self.apply_entries(&missing, false)).await?;
+            self.observer.snapshot_installed();
+            // A sync that fails again loses them again: the next turn applies them again.
+            self.write_state(|| self.state.sync()).await?;
+            self.unsynced_ops = 0;
         }
     }
 
@@ -269,6 +325,8 @@ fn encode_snapshot(state: &dyn State, meta: &AppliedMeta) -> Result<Vec<u8>, Sta
 
 impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        // Durable first: the log is purged up to what this snapshot holds.
+        self.write_state(|| self.state.sync()).await?;
         // Meta first: see the module doc on fuzzy snapshots.
         let (meta, data) = self
             .read_state(|| {
@@ -372,7 +430,7 @@ impl PinsetStateMachine {
         let Pending { ops, changes, .. } = pending;
         let meta_bytes =
             serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
-        self.state.commit(&ops, Some(&meta_bytes))?;
+        self.state.commit_unsynced(&ops, Some(&meta_bytes))?;
         Ok((responses, changes))
     }
 
@@ -431,6 +489,13 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         I::IntoIter: openraft::OptionalSend,
     {
         let entries: Vec<_> = entries.into_iter().collect();
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(Vec::new());
+        };
+        let (first, last) = (first.log_id.index, last.log_id.index);
+        if self.log.is_some() && first > 0 {
+            self.catch_up(first - 1).await?;
+        }
         let mut attempt = 0;
         let (responses, changes) = self
             .write_state(|| {
@@ -440,6 +505,14 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             .await?;
         if !changes.is_empty() {
             self.observer.applied(&changes);
+        }
+        self.unsynced_ops += changes.len().max(1);
+        if self.log.is_none() || self.unsynced_ops >= SYNC_EVERY_OPS {
+            self.write_state(|| self.state.sync()).await?;
+            self.unsynced_ops = 0;
+            if self.log.is_some() {
+                self.catch_up(last).await?;
+            }
         }
         Ok(responses)
     }

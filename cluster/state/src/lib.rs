@@ -78,6 +78,19 @@ pub trait State: Send + Sync + 'static {
     /// Applies `ops` in order and, if given, replaces the applied meta; atomically and durably.
     fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError>;
 
+    /// As [`State::commit`], atomically but not yet durably: a crash may lose this commit and
+    /// the unsynced ones after it (whole commits, the newest first), never a part of one. The
+    /// next [`State::commit`] or [`State::sync`] makes it durable. Consensus applies with it,
+    /// since its log already holds every entry durably and replays what a crash lost.
+    fn commit_unsynced(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
+        self.commit(ops, meta)
+    }
+
+    /// Makes every commit so far durable.
+    fn sync(&self) -> Result<(), StateError> {
+        Ok(())
+    }
+
     /// The applied meta last committed, if any.
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError>;
 

@@ -72,12 +72,55 @@ impl RedbState {
     /// default durability; it is set explicitly because the [`State`] contract depends on it.
     /// An error in `f` drops the transaction, which aborts it: nothing of it becomes visible.
     fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, StateError>) -> Result<T, StateError> {
+        self.write_with(Durability::Immediate, f)
+    }
+
+    /// As [`RedbState::write`] with `durability`: `None` commits without writing to the disk
+    /// (the next durable commit writes everything since the last).
+    fn write_with<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
         self.db.with(|db| {
             let mut txn = db.begin_write().map_err(storage)?;
-            txn.set_durability(Durability::Immediate).map_err(storage)?;
+            txn.set_durability(durability).map_err(storage)?;
             let value = f(&txn)?;
             txn.commit().map_err(storage)?;
             Ok(value)
+        })
+    }
+
+    /// Applies `ops` and `meta` in one transaction committed with `durability`.
+    fn commit_with(&self, durability: Durability, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
+        self.write_with(durability, |txn| {
+            let mut pins = txn.open_table(PINS).map_err(storage)?;
+            let mut tombstones = txn.open_table(TOMBSTONES).map_err(storage)?;
+            for op in ops {
+                match op {
+                    StateOp::Add(pin) => {
+                        let value = encode_pin(pin)?;
+                        pins.insert(pin.cid.to_bytes().as_slice(), value.as_slice())
+                            .map_err(storage)?;
+                    }
+                    StateOp::Rm(cid) => {
+                        pins.remove(cid.to_bytes().as_slice()).map_err(storage)?;
+                    }
+                    StateOp::Tombstone(cid) => {
+                        tombstones.insert(cid.to_bytes().as_slice(), ()).map_err(storage)?;
+                    }
+                    StateOp::ClearTombstone(cid) => {
+                        tombstones.remove(cid.to_bytes().as_slice()).map_err(storage)?;
+                    }
+                }
+            }
+            if let Some(meta) = meta {
+                txn.open_table(META)
+                    .map_err(storage)?
+                    .insert(META_KEY, meta)
+                    .map_err(storage)?;
+            }
+            Ok(())
         })
     }
 
@@ -140,35 +183,19 @@ impl State for RedbState {
             // Nothing to make durable: skip the fsync.
             return Ok(());
         }
-        self.write(|txn| {
-            let mut pins = txn.open_table(PINS).map_err(storage)?;
-            let mut tombstones = txn.open_table(TOMBSTONES).map_err(storage)?;
-            for op in ops {
-                match op {
-                    StateOp::Add(pin) => {
-                        let value = encode_pin(pin)?;
-                        pins.insert(pin.cid.to_bytes().as_slice(), value.as_slice())
-                            .map_err(storage)?;
-                    }
-                    StateOp::Rm(cid) => {
-                        pins.remove(cid.to_bytes().as_slice()).map_err(storage)?;
-                    }
-                    StateOp::Tombstone(cid) => {
-                        tombstones.insert(cid.to_bytes().as_slice(), ()).map_err(storage)?;
-                    }
-                    StateOp::ClearTombstone(cid) => {
-                        tombstones.remove(cid.to_bytes().as_slice()).map_err(storage)?;
-                    }
-                }
-            }
-            if let Some(meta) = meta {
-                txn.open_table(META)
-                    .map_err(storage)?
-                    .insert(META_KEY, meta)
-                    .map_err(storage)?;
-            }
-            Ok(())
-        })
+        self.commit_with(Durability::Immediate, ops, meta)
+    }
+
+    fn commit_unsynced(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
+        if ops.is_empty() && meta.is_none() {
+            return Ok(());
+        }
+        self.commit_with(Durability::None, ops, meta)
+    }
+
+    fn sync(&self) -> Result<(), StateError> {
+        // An empty durable commit writes every non-durable one before it.
+        self.write(|_| Ok(()))
     }
 
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {

@@ -63,7 +63,7 @@ type Check = fn(&dyn State);
 
 /// Runs every check below, each against a fresh, empty store from `make`.
 pub fn run_conformance_suite(make: &dyn Fn() -> Box<dyn State>) {
-    let checks: [(&str, Check); 11] = [
+    let checks: [(&str, Check); 12] = [
         ("empty", check_empty),
         ("add_then_get", check_add_then_get),
         ("add_same_cid_replaces", check_add_same_cid_replaces),
@@ -75,6 +75,7 @@ pub fn run_conformance_suite(make: &dyn Fn() -> Box<dyn State>) {
         ("replace_all", check_replace_all),
         ("replace_all_empty", check_replace_all_empty),
         ("tombstones", check_tombstones),
+        ("unsynced_commits", check_unsynced_commits),
     ];
     for (name, check) in checks {
         tracing::info!("--- conformance check {name}");
@@ -193,6 +194,25 @@ pub fn check_meta(state: &dyn State) {
     // Empty meta is a value, not an absence.
     state.commit(&[], Some(b"")).unwrap();
     assert_eq!(state.meta().unwrap(), Some(Vec::new()));
+}
+
+/// An unsynced commit is visible at once, atomically, and stays after a sync and later
+/// commits of either kind (what it costs in durability only a crash shows: see the simulator's
+/// disk tests).
+pub fn check_unsynced_commits(state: &dyn State) {
+    state
+        .commit_unsynced(&[StateOp::Add(test_pin(1)), StateOp::Add(test_pin(2))], Some(b"one"))
+        .unwrap();
+    assert_eq!(state.len().unwrap(), 2);
+    assert_eq!(state.meta().unwrap().as_deref(), Some(&b"one"[..]));
+    state
+        .commit_unsynced(&[StateOp::Rm(test_cid(1))], Some(b"two"))
+        .unwrap();
+    state.sync().unwrap();
+    add(state, [test_pin(3)]);
+    state.commit_unsynced(&[], None).unwrap();
+    assert_eq!(full_listing(state), sorted_pins([2, 3]));
+    assert_eq!(state.meta().unwrap().as_deref(), Some(&b"two"[..]));
 }
 
 /// Pages follow CID byte order, respect `limit`, start strictly after `after` and end with an

@@ -74,6 +74,9 @@ pub(super) fn raft(r: &Reader) -> Result<RaftConfig, NodeError> {
         election_timeout: r.duration(RAFT, "election_timeout", d.election_timeout)?,
         trailing_logs: r.u64(RAFT, "trailing_logs", d.trailing_logs)?,
         snapshot_threshold: r.u64(RAFT, "snapshot_threshold", d.snapshot_threshold)?,
+        max_append_entries: r
+            .u64(RAFT, "max_append_entries", d.max_append_entries as u64)?
+            .clamp(1, 4096) as usize,
     };
     for (key, value) in [
         ("wait_for_leader_timeout", raft.wait_for_leader_timeout),
