@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Cursor, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cluster_state::{IoFailure, PinIter, State, StateError, StateOp};
 use cluster_types::{Cid, Pin};
@@ -99,8 +99,9 @@ struct StoredSnapshot {
 pub struct PinsetStateMachine {
     state: Arc<dyn State>,
     observer: Arc<dyn ApplyObserver>,
+    /// Holds the current snapshot's file, read when openraft sends it (never kept in memory:
+    /// it is as large as the pinset).
     snapshot_dir: PathBuf,
-    current_snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
     health: StorageHealth,
     /// Where applies lost by a failed sync are read again; without it, applies are synced.
     log: Option<RedbLogStore>,
@@ -190,12 +191,10 @@ impl PinsetStateMachine {
         snapshot_dir: &Path,
         health: StorageHealth,
     ) -> PinsetStateMachine {
-        let current = load_snapshot(snapshot_dir);
         PinsetStateMachine {
             state,
             observer,
             snapshot_dir: snapshot_dir.to_path_buf(),
-            current_snapshot: Arc::new(Mutex::new(current)),
             health,
             log: None,
             unsynced_ops: 0,
@@ -268,17 +267,16 @@ impl PinsetStateMachine {
     }
 
     /// Saves `snapshot` as the current one, retried until the disk takes it.
-    async fn keep_snapshot(&self, snapshot: StoredSnapshot) -> Result<(), StorageError<NodeId>> {
+    async fn keep_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), StorageError<NodeId>> {
         self.health
             .retry(
                 SNAPSHOT_STORE,
                 true,
                 |_: &std::io::Error| true,
-                || self.save_snapshot(&snapshot),
+                || self.save_snapshot(snapshot),
             )
             .await
             .map_err(snapshot_error)?;
-        *self.current_snapshot.lock().expect("snapshot lock") = Some(snapshot);
         Ok(())
     }
 
@@ -349,14 +347,14 @@ impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
             last_membership: meta.membership.clone(),
             snapshot_id,
         };
-        self.keep_snapshot(StoredSnapshot {
-            meta: snapshot_meta.clone(),
-            data: data.clone(),
-        })
-        .await?;
-        Ok(Snapshot {
+        let stored = StoredSnapshot {
             meta: snapshot_meta,
-            snapshot: Box::new(Cursor::new(data)),
+            data,
+        };
+        self.keep_snapshot(&stored).await?;
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
         })
     }
 }
@@ -558,7 +556,7 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             self.state.replace_all(&mut pins, &meta_bytes)
         })
         .await?;
-        self.keep_snapshot(StoredSnapshot {
+        self.keep_snapshot(&StoredSnapshot {
             meta: meta.clone(),
             data,
         })
@@ -568,7 +566,7 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let current = self.current_snapshot.lock().expect("snapshot lock").clone();
+        let current = load_snapshot(&self.snapshot_dir);
         Ok(current.map(|s| Snapshot {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),

@@ -20,9 +20,14 @@ pub trait Disk: Send + Sync + Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealDisk;
 
+/// The page cache of a member's databases on the real disk. redb's default, 1 GiB, is taken
+/// in full by a large pinset and made up most of a member's memory (about 1.3 KB per pin);
+/// pages the cache does not hold are read from the file (the OS caches them too).
+pub const PAGE_CACHE_BYTES: usize = 64 << 20;
+
 impl Disk for RealDisk {
     fn open_database(&self, path: &Path) -> Result<Database, DatabaseError> {
-        Database::builder().create(path)
+        Database::builder().set_cache_size(PAGE_CACHE_BYTES).create(path)
     }
 
     fn open_database_with_cache(&self, path: &Path, cache_bytes: usize) -> Result<Database, DatabaseError> {
