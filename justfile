@@ -109,6 +109,28 @@ bench-repinning-rss PINS="100000":
     cargo build --release --bins
     python3 scripts/repinning-rss.py {{PINS}}
 
+# Ingest against etcd: bench/compare.sh (etcd 3-member, then our leader's POST /pins/<cid>) at
+# 1, 16 and 64 connections, RUNS times on fresh clusters the script starts (release build, fake
+# daemons, loopback); prints each table and the median ratio ours/etcd. Installs etcd and wrk
+# from Debian's packages when missing.
+bench-ingest RUNS="3":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null || ! command -v wrk >/dev/null; then
+        apt-get install -y -q etcd-server etcd-client wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q etcd-server etcd-client wrk >/dev/null; }
+    fi
+    cargo build --release --bins
+    RUNS={{RUNS}} python3 scripts/bench-ingest.py
+
+# Scale: PINS pins into a 3-member cluster through the REST API, then each member's RSS and disk
+# bytes per pin, the rate of GET /allocations and GET /pins?local=true, and a follower's restart.
+bench-scale PINS="200000":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
+    cargo build --release --bins
+    python3 scripts/bench-scale.py {{PINS}}
+
 # Installs the real IPFS daemon used by the tests (js-ipfs from npm, pinned by the lockfile).
 jsipfs-install:
     #!/usr/bin/env bash
