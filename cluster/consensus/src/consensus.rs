@@ -11,7 +11,7 @@ use cluster_types::{Cid, ClusterError, PeerId, Pin};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, ServerState};
 
-use crate::write_batch::{WriteBatcher, WriteFailure};
+use crate::write_batch::{commit_one, WriteBatcher, WriteFailure};
 use crate::{
     node_id_of, raft_error, ApplyObserver, Command, CommandResponse, Committed, ConsensusError, MemberNode, NodeId,
     PinsetStateMachine, RaftConfig, RaftTransport, RedbLogStore, StorageHealth, TransportFailure,
@@ -271,6 +271,7 @@ impl Consensus {
             return Err(Consensus::storage_error(reason));
         }
         let deadline = cluster_rt::now() + self.config.wait_for_leader_timeout;
+        let commit = |command| commit_one(&self.raft, command);
         loop {
             let attempt = cluster_rt::timeout(
                 self.config.wait_for_leader_timeout + self.config.network_timeout,
@@ -278,7 +279,11 @@ impl Consensus {
                     // Biased: no random draw, so the simulator's runs stay as they were.
                     cluster_rt::tokio::select! {
                         biased;
-                        written = self.batcher.write(&self.raft, command.clone(), self.is_leader()) => Ok(written),
+                        written = self.batcher.write(
+                            command.clone(),
+                            self.is_leader(),
+                            &commit,
+                        ) => Ok(written),
                         reason = self.health.failed() => Err(reason),
                     }
                 },

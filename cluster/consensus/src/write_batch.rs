@@ -76,11 +76,16 @@ impl WriteBatcher {
         }
     }
 
-    /// Commits `command` through `raft`, batched with concurrent writes when `batch` allows.
-    pub(crate) async fn write(&self, raft: &Raft<TypeConfig>, command: Command, batch: bool) -> WriteOutcome {
+    /// Commits `command` with `commit` (one Raft entry per call), batched with concurrent
+    /// writes when `batch` allows.
+    pub(crate) async fn write<C, F>(&self, command: Command, batch: bool, commit: &C) -> WriteOutcome
+    where
+        C: Fn(Command) -> F,
+        F: std::future::Future<Output = WriteOutcome>,
+    {
         // A batch is never nested in another: its caller wants its entry as it is.
         if !batch || self.max_batch <= 1 || matches!(command, Command::Batch(_)) {
-            return commit_one(raft, command).await;
+            return commit(command).await;
         }
         let place = {
             let mut queue = self.queue.lock().expect("write queue lock");
@@ -95,11 +100,19 @@ impl WriteBatcher {
         };
         let command = match place {
             Place::Committer(command) => command,
-            Place::Queued(answer) => match answer.await {
-                Ok(Signal::Done(outcome)) => return outcome,
-                Ok(Signal::YourTurn(command)) => command,
-                Err(_) => return Err(WriteFailure::Abandoned),
-            },
+            Place::Queued(answer) => {
+                let mut waiting = Waiting {
+                    batcher: self,
+                    answer: Some(answer),
+                };
+                let answer = waiting.answer.as_mut().expect("set above").await;
+                waiting.answer = None;
+                match answer {
+                    Ok(Signal::Done(outcome)) => return outcome,
+                    Ok(Signal::YourTurn(command)) => command,
+                    Err(_) => return Err(WriteFailure::Abandoned),
+                }
+            }
         };
         let slot = CommitterSlot { batcher: self };
         let others: Vec<Queued> = {
@@ -108,24 +121,17 @@ impl WriteBatcher {
             queue.waiting.drain(..take).collect()
         };
         let outcome = if others.is_empty() {
-            commit_one(raft, command).await
+            commit(command).await
         } else {
-            commit_batch(raft, command, others).await
+            commit_batch(commit, command, others).await
         };
         drop(slot);
         outcome
     }
-}
 
-/// Held by a caller while it commits a batch; gives the slot to the next queued caller (or
-/// frees it) when the batch is done or its caller gives up.
-struct CommitterSlot<'a> {
-    batcher: &'a WriteBatcher,
-}
-
-impl Drop for CommitterSlot<'_> {
-    fn drop(&mut self) {
-        let mut queue = self.batcher.queue.lock().expect("write queue lock");
+    /// Gives a committing slot to the next queued caller that still waits, or frees it.
+    fn pass_slot(&self) {
+        let mut queue = self.queue.lock().expect("write queue lock");
         while let Some(next) = queue.waiting.pop_front() {
             match next.signal.send(Signal::YourTurn(next.command)) {
                 Ok(()) => return,
@@ -135,9 +141,46 @@ impl Drop for CommitterSlot<'_> {
         }
         queue.committers -= 1;
     }
+
+    #[cfg(test)]
+    fn committers(&self) -> usize {
+        self.queue.lock().expect("write queue lock").committers
+    }
 }
 
-async fn commit_one(raft: &Raft<TypeConfig>, command: Command) -> WriteOutcome {
+/// Held by a caller while it commits a batch; passes the slot on when the batch is done or its
+/// caller gives up.
+struct CommitterSlot<'a> {
+    batcher: &'a WriteBatcher,
+}
+
+impl Drop for CommitterSlot<'_> {
+    fn drop(&mut self) {
+        self.batcher.pass_slot();
+    }
+}
+
+/// A queued caller. If it gives up after the slot was handed to it but before it took it (its
+/// write timed out, the disk failed), the slot is passed on rather than lost: two lost slots
+/// would leave every later write queued for good.
+struct Waiting<'a> {
+    batcher: &'a WriteBatcher,
+    answer: Option<oneshot::Receiver<Signal>>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(mut answer) = self.answer.take() {
+            answer.close();
+            if let Ok(Signal::YourTurn(_)) = answer.try_recv() {
+                self.batcher.pass_slot();
+            }
+        }
+    }
+}
+
+/// Commits through `raft` as one entry.
+pub(crate) async fn commit_one(raft: &Raft<TypeConfig>, command: Command) -> WriteOutcome {
     match raft.client_write(command).await {
         Ok(written) => Ok(Committed {
             response: written.data,
@@ -149,7 +192,11 @@ async fn commit_one(raft: &Raft<TypeConfig>, command: Command) -> WriteOutcome {
 
 /// Commits `first` and `others` as one entry; answers `others` and returns `first`'s outcome.
 /// If this future is dropped, `others` are dropped unanswered and learn it was abandoned.
-async fn commit_batch(raft: &Raft<TypeConfig>, first: Command, others: Vec<Queued>) -> WriteOutcome {
+async fn commit_batch<C, F>(commit: &C, first: Command, others: Vec<Queued>) -> WriteOutcome
+where
+    C: Fn(Command) -> F,
+    F: std::future::Future<Output = WriteOutcome>,
+{
     let count = others.len() + 1;
     let mut commands = Vec::with_capacity(count);
     commands.push(first);
@@ -158,13 +205,7 @@ async fn commit_batch(raft: &Raft<TypeConfig>, first: Command, others: Vec<Queue
         commands.push(queued.command);
         signals.push(queued.signal);
     }
-    let outcomes: Vec<WriteOutcome> = match raft
-        .client_write(Command::Batch(commands))
-        .await
-        .map(|written| Committed {
-            response: written.data,
-            log_index: written.log_id.index,
-        }) {
+    let outcomes: Vec<WriteOutcome> = match commit(Command::Batch(commands)).await {
         Ok(Committed {
             response: CommandResponse::Batch(responses),
             log_index,
@@ -173,7 +214,7 @@ async fn commit_batch(raft: &Raft<TypeConfig>, first: Command, others: Vec<Queue
             .map(|response| Ok(Committed { response, log_index }))
             .collect(),
         Ok(other) => vec![Err(WriteFailure::Unexpected(other.response)); count],
-        Err(e) => vec![Err(WriteFailure::Raft(e)); count],
+        Err(e) => vec![Err(e); count],
     };
     let mut outcomes = outcomes.into_iter();
     let own = outcomes.next().expect("one outcome per command");
@@ -182,4 +223,105 @@ async fn commit_batch(raft: &Raft<TypeConfig>, first: Command, others: Vec<Queue
         let _ = signal.send(Signal::Done(outcome));
     }
     own
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use cluster_types::Cid;
+
+    fn unpin(i: u8) -> Command {
+        Command::Unpin(Cid::raw_sha256(&[i]))
+    }
+
+    /// A commit that waits for a permit of `gate`, then answers each command with `Unpinned(None)`.
+    fn gated(
+        gate: Arc<cluster_rt::tokio::sync::Semaphore>,
+    ) -> impl Fn(Command) -> futures::future::BoxFuture<'static, WriteOutcome> {
+        move |command| {
+            let gate = gate.clone();
+            Box::pin(async move {
+                gate.acquire().await.expect("open").forget();
+                let response = match command {
+                    Command::Batch(commands) => {
+                        CommandResponse::Batch(commands.iter().map(|_| CommandResponse::Unpinned(None)).collect())
+                    }
+                    _ => CommandResponse::Unpinned(None),
+                };
+                Ok(Committed { response, log_index: 1 })
+            })
+        }
+    }
+
+    async fn settle() {
+        for _ in 0..20 {
+            cluster_rt::tokio::task::yield_now().await;
+        }
+    }
+
+    /// Writes queued behind two committing ones share entries, each is answered, and all slots
+    /// come back.
+    #[tokio::test(flavor = "current_thread")]
+    async fn queued_writes_share_entries() {
+        let batcher = Arc::new(WriteBatcher::new(64));
+        let gate = Arc::new(cluster_rt::tokio::sync::Semaphore::new(0));
+        let entries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writes: Vec<_> = (0..10u8)
+            .map(|i| {
+                let (batcher, gate, entries) = (batcher.clone(), gate.clone(), entries.clone());
+                tokio::spawn(async move {
+                    let commit = gated(gate);
+                    let counted = |command: Command| {
+                        entries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        commit(command)
+                    };
+                    batcher.write(unpin(i), true, &counted).await
+                })
+            })
+            .collect();
+        settle().await;
+        assert_eq!(batcher.committers(), 2, "two commit, eight wait");
+        gate.add_permits(10);
+        for write in writes {
+            let outcome = write.await.unwrap().unwrap();
+            assert_eq!(outcome.response, CommandResponse::Unpinned(None));
+        }
+        // The two first, then the eight queued in one entry, or in two if both slots were
+        // passed on before the first taker drained the queue.
+        let entries = entries.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((3..=4).contains(&entries), "10 writes in {entries} entries");
+        assert_eq!(batcher.committers(), 0);
+    }
+
+    /// A queued write given up just after the slot was handed to it passes the slot on.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_write_given_up_as_its_turn_comes_does_not_keep_the_slot() {
+        let batcher = Arc::new(WriteBatcher::new(64));
+        let gate = Arc::new(cluster_rt::tokio::sync::Semaphore::new(0));
+        let committing: Vec<_> = (0..2u8)
+            .map(|i| {
+                let (batcher, gate) = (batcher.clone(), gate.clone());
+                tokio::spawn(async move { batcher.write(unpin(i), true, &gated(gate)).await })
+            })
+            .collect();
+        settle().await;
+        assert_eq!(batcher.committers(), 2);
+        let commit = gated(gate.clone());
+        let mut queued = Box::pin(batcher.write(unpin(9), true, &commit));
+        assert!(futures::poll!(&mut queued).is_pending(), "queued behind the two");
+        // One of the two finishes and hands its slot to the queued write, which is given up
+        // before it runs again.
+        gate.add_permits(1);
+        while !committing.iter().any(|write| write.is_finished()) {
+            cluster_rt::tokio::task::yield_now().await;
+        }
+        drop(queued);
+        gate.add_permits(1);
+        for write in committing {
+            write.await.unwrap().unwrap();
+        }
+        assert_eq!(batcher.committers(), 0, "no slot was lost");
+    }
 }
