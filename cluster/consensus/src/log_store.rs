@@ -3,8 +3,8 @@
 //! Every write but the committed-index hint commits with immediate durability (fsync) before
 //! openraft is told it is done:
 //! the vote is durable before we answer a vote request, and entries are durable before we
-//! acknowledge an append. All entries of one `append` call share one transaction, so
-//! concurrent proposals that openraft batches cost one fsync (group commit).
+//! acknowledge an append. All entries of one `append` call share one transaction and one
+//! fsync; concurrent writes on the leader share entries (see `write_batch`).
 //!
 //! openraft stops for good at a storage error, so a read or write the disk refuses (it is
 //! full) is retried until it works (see [`StorageHealth`]); other errors go to openraft.

@@ -2,8 +2,8 @@
 //!
 //! Layout: table `pins` maps the CID's binary form to the encoded pin (so redb's key order is the
 //! CID byte order [`State::list_page`] promises); table `meta` holds the applied meta under one key.
-//! Every write transaction commits with immediate durability (fsync before returning), which is
-//! what lets consensus treat a returned commit as applied across a crash.
+//! `commit`, `replace_all` and `sync` commit with immediate durability (fsync before returning);
+//! `commit_unsynced` commits with none, and is made durable by the next of those.
 //!
 //! Encoding: pins are stored as their serde JSON (the Go-compatible wire form). It is simple,
 //! self-describing and survives new optional fields; a compact binary form could replace it later,
