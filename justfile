@@ -144,10 +144,13 @@ jsipfs-install:
     fi
 
 # Real processes against a real IPFS daemon (Kubo if on PATH, else js-ipfs), offline, loopback-only namespace.
+# `--workspace` with the feature named by package (here and in test-js-clients): with `-p` alone,
+# cargo resolves the features of one package's dependencies, which differ from the workspace's,
+# and builds every dependency a second time.
 test-real-ipfs: jsipfs-install
     cargo build --workspace --bins
-    cargo test -p cluster-tests --features real-ipfs --no-run
-    scripts/in-loopback-namespace.sh cargo test --offline -p cluster-tests --features real-ipfs --test real_ipfs --test quickstart -- --nocapture
+    cargo test --workspace --features cluster-tests/real-ipfs --test real_ipfs --test quickstart --no-run
+    scripts/in-loopback-namespace.sh cargo test --offline --workspace --features cluster-tests/real-ipfs --test real_ipfs --test quickstart -- --nocapture
 
 # The JavaScript clients the compatibility tests drive (versions locked in package-lock.json).
 jsclients-install:
@@ -161,7 +164,7 @@ jsclients-install:
 # Real third-party clients (@nftstorage/ipfs-cluster, kubo-rpc-client, js-libp2p) against running members.
 test-js-clients: jsclients-install
     cargo build --workspace --bins
-    cargo test -p cluster-tests --features js-clients --test js_clients
+    cargo test --workspace --features cluster-tests/js-clients --test js_clients
 
 # Starts a one-member cluster beside a local IPFS daemon (see README).
 run:
