@@ -53,6 +53,125 @@ async fn wait_placed(cluster: &SimCluster, cid: Cid, alive: &[usize], limit: Dur
     }
 }
 
+/// Each member's status of `cid` by its position in the cluster (`None`: not reported).
+fn statuses_by_member(cluster: &SimCluster, global: &cluster_types::GlobalPinInfo) -> Vec<Option<TrackerStatus>> {
+    cluster
+        .members
+        .iter()
+        .map(|m| global.peer_map.get(&m.identity.peer_id.to_string()).map(|s| s.status))
+        .collect()
+}
+
+/// Member `via`'s cluster-wide status of every pin, asked in ranges of `page` pins.
+async fn status_in_ranges(cluster: &SimCluster, via: usize, page: usize) -> Vec<cluster_types::GlobalPinInfo> {
+    cluster
+        .call(via, move |c| async move {
+            let mut stream = c.global_status_paged(cluster_types::TrackerStatusFilter::ANY, Vec::new(), page);
+            let mut items = Vec::new();
+            while let Some(info) = stream.recv().await {
+                items.push(info?);
+            }
+            Ok(items)
+        })
+        .await
+        .expect("member up")
+        .unwrap_or_else(|e| panic!("cluster-wide status: {e}; {}", replay_hint()))
+}
+
+/// The cluster-wide status asks each member once per range of pins and merges the answers: the
+/// same statuses as asking for each CID alone, in CID byte order; a paused member is asked once
+/// in the whole listing, not once per range, and reported as failed where it holds pins.
+#[madsim::test]
+async fn cluster_wide_status_merges_ranges_and_asks_a_paused_member_once() {
+    let handle = Handle::current();
+    let size = 4;
+    let cluster = SimCluster::start(&handle, size);
+    let all: Vec<usize> = (0..size).collect();
+    let leader = cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    let pins = 50u64;
+    for i in 0..pins {
+        cluster
+            .pin(leader, cid_of(1000 + i), 2)
+            .await
+            .expect("member up")
+            .unwrap_or_else(|e| panic!("pin {i}: {e}; {}", replay_hint()));
+    }
+    for i in 0..pins {
+        wait_placed(&cluster, cid_of(1000 + i), &all, Duration::from_secs(30)).await;
+    }
+    let asked = (leader + 1) % size;
+    // Ranges of 7 pins: 8 ranges, the last one short.
+    let merged = status_in_ranges(&cluster, asked, 7).await;
+    let keys: Vec<Vec<u8>> = merged.iter().map(|g| g.cid.to_bytes()).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "one item per CID, in CID byte order; {}", replay_hint());
+    assert_eq!(merged.len(), pins as usize, "{}", replay_hint());
+    for global in &merged {
+        let cid = global.cid;
+        let one = cluster
+            .call(asked, move |c| async move { c.global_status(cid).await })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            statuses_by_member(&cluster, global),
+            statuses_by_member(&cluster, &one),
+            "{cid}: merged ranges against one CID alone; {}",
+            replay_hint()
+        );
+        let pinned = global
+            .peer_map
+            .values()
+            .filter(|s| s.status == TrackerStatus::Pinned)
+            .count();
+        let remote = global
+            .peer_map
+            .values()
+            .filter(|s| s.status == TrackerStatus::Remote)
+            .count();
+        assert_eq!((pinned, remote), (2, size - 2), "{global:?}; {}", replay_hint());
+    }
+
+    // Paused (a stalled machine), not killed: a call to it waits for its whole deadline
+    // instead of failing at once.
+    let dead = (0..size).find(|i| *i != leader && *i != asked).unwrap();
+    handle.pause(cluster.members[dead].node().id());
+    let dead_peer = cluster.members[dead].identity.peer_id.to_string();
+    let started = cluster_rt::now();
+    let merged = status_in_ranges(&cluster, asked, 7).await;
+    let took = cluster_rt::now() - started;
+    assert_eq!(merged.len(), pins as usize, "{}", replay_hint());
+    // One status timeout (15 s) at most, not one per range.
+    assert!(
+        took < Duration::from_secs(20),
+        "the listing took {took:?}: the paused member was asked more than once; {}",
+        replay_hint()
+    );
+    let mut failed_where_allocated = 0;
+    for global in &merged {
+        let entry = &global.peer_map[&dead_peer];
+        if global.allocations.iter().any(|p| p.to_string() == dead_peer) {
+            assert_eq!(
+                entry.status,
+                TrackerStatus::ClusterError,
+                "{global:?}; {}",
+                replay_hint()
+            );
+            assert!(!entry.error.is_empty());
+            failed_where_allocated += 1;
+        } else {
+            assert_eq!(entry.status, TrackerStatus::Remote, "{global:?}; {}", replay_hint());
+        }
+    }
+    assert!(
+        failed_where_allocated > 0,
+        "the paused member held none of {pins} pins; {}",
+        replay_hint()
+    );
+}
+
 async fn replication_and_failover(size: usize) {
     let handle = Handle::current();
     let mut cluster = SimCluster::start(&handle, size);

@@ -43,6 +43,9 @@ pub enum RpcRequest {
     Commit(Command),
     /// The member's tracker status of one CID (Go `PinTracker.Status`).
     Status(Cid),
+    /// The member's tracker status of the pins in a range of CIDs, for a cluster-wide status
+    /// (Go streams `PinTracker.StatusAll` from every member; we ask for one range at a time).
+    StatusRange(StatusRange),
     /// Re-queue a failed operation on the member (Go `PinTracker.Recover`).
     Recover(Cid),
     /// Re-queue every failed operation on the member (Go `PinTracker.RecoverAll`); the answer
@@ -78,6 +81,18 @@ pub const MEMBER_STARTING: &str = "is starting and serves no request yet";
 /// Items listed in one member's answer to [`RpcRequest::RecoverAll`]: under the frame limit
 /// ([`wire::MAX_FRAME`], 64 MiB) even at a few kilobytes each (a daemon's address list).
 pub const RECOVER_ALL_LISTED_MAX: usize = 10_000;
+
+/// Which pins a [`RpcRequest::StatusRange`] asks about: those whose CIDs fall in
+/// `(after, through]` in CID byte order (`None`: from the start, to the end), at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatusRange {
+    /// The range starts after this CID.
+    pub after: Option<Cid>,
+    /// The range ends with this CID.
+    pub through: Option<Cid>,
+    /// The most pins one answer covers (the member caps it too).
+    pub limit: u32,
+}
 
 /// A block in an RPC: its CID and its bytes (base64 in the JSON frame).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -118,6 +133,9 @@ pub enum RpcResponse {
     Commit(Result<Committed, ClusterError>),
     /// A tracker status.
     Status(PinInfo),
+    /// The statuses of a range in CID byte order, and where the member stopped when `limit`
+    /// pins were read before the end of the range (the caller asks again from there).
+    StatusRange(Result<(Vec<PinInfo>, Option<Cid>), ClusterError>),
     /// The status after a recover.
     Recover(Result<PinInfo, ClusterError>),
     /// The new status of the items a recover-all re-queued (the first

@@ -1,6 +1,6 @@
 //! [`TrackerConfig`]: how many pins run at once, how queues are sized and prioritized, and how
 //! failed operations are retried. Mirrors the `pin_tracker.stateless` section of `service.json`
-//! plus two Rust-only retry knobs.
+//! plus Rust-only knobs: two for retries, one for status listings.
 
 use std::time::Duration;
 
@@ -26,6 +26,11 @@ pub struct TrackerConfig {
     /// Wait before the first automatic retry; doubles with every attempt, capped at
     /// [`TrackerConfig::RETRY_BACKOFF_MAX`] (default 1 s).
     pub retry_backoff_base: Duration,
+    /// How long the daemon listing taken for one [`crate::PinTracker::status_range`] serves the
+    /// next ones (default 30 s). Pins and unpins made since the listing are known from the
+    /// recent-operations log, so an older listing is still right; it costs more daemon lookups
+    /// as that log rolls over, and misses pins removed on the daemon behind the cluster's back.
+    pub status_listing_reuse: Duration,
 }
 
 impl TrackerConfig {
@@ -42,6 +47,7 @@ impl Default for TrackerConfig {
             pin_queue_size_max: 1_000_000,
             retry_limit: 3,
             retry_backoff_base: Duration::from_secs(1),
+            status_listing_reuse: Duration::from_secs(30),
         }
     }
 }

@@ -71,7 +71,7 @@ impl ListingStore {
             store: self.clone(),
             table,
             total: 0,
-            matched: 0,
+            matched: AtomicU64::new(0),
         };
         let mut stream = ipfs.pin_ls().await.map_err(ListingError::Ipfs)?;
         let mut page = Vec::with_capacity(PAGE);
@@ -114,7 +114,7 @@ pub(crate) struct DaemonListing {
     /// CIDs listed.
     total: u64,
     /// Listed CIDs a lookup found.
-    matched: u64,
+    matched: AtomicU64,
 }
 
 impl DaemonListing {
@@ -156,11 +156,17 @@ impl DaemonListing {
     }
 
     /// Looks up CIDs in ascending byte order (the pinset's order); see [`ListingCursor`].
-    pub(crate) fn cursor(&mut self) -> ListingCursor<'_> {
+    pub(crate) fn cursor(&self) -> ListingCursor<'_> {
+        self.cursor_after(None)
+    }
+
+    /// A cursor whose lookups start after `after` (in CID byte order): for a walk over part of
+    /// the pinset. Several cursors may read one listing at once.
+    pub(crate) fn cursor_after(&self, after: Option<&Cid>) -> ListingCursor<'_> {
         ListingCursor {
             listing: self,
             page: VecDeque::new(),
-            after: None,
+            after: after.map(|cid| cid.to_bytes()),
             exhausted: false,
         }
     }
@@ -168,7 +174,7 @@ impl DaemonListing {
     /// Listed CIDs no lookup asked for: pins the daemon holds that the pinset does not have,
     /// once every pin of the pinset was looked up.
     pub(crate) fn not_looked_up(&self) -> u64 {
-        self.total - self.matched
+        self.total - self.matched.load(Ordering::Relaxed)
     }
 }
 
@@ -189,7 +195,7 @@ impl Drop for DaemonListing {
 
 /// Reads a listing page by page, for lookups in ascending CID byte order.
 pub(crate) struct ListingCursor<'a> {
-    listing: &'a mut DaemonListing,
+    listing: &'a DaemonListing,
     page: VecDeque<Vec<u8>>,
     /// The last key read into `page`.
     after: Option<Vec<u8>>,
@@ -212,7 +218,7 @@ impl ListingCursor<'_> {
                 }
                 std::cmp::Ordering::Equal => {
                     self.page.pop_front();
-                    self.listing.matched += 1;
+                    self.listing.matched.fetch_add(1, Ordering::Relaxed);
                     return Ok(true);
                 }
                 std::cmp::Ordering::Greater => return Ok(false),
@@ -274,7 +280,7 @@ mod tests {
             ipfs.pin(&cid(i), -1).await.unwrap();
         }
         let store = Arc::new(ListingStore::open(Arc::new(MemoryDisk), Path::new("listing.redb")).unwrap());
-        let mut listing = store.list(&ipfs).await.unwrap();
+        let listing = store.list(&ipfs).await.unwrap();
         let mut sorted: Vec<(Vec<u8>, u32)> = (0..count).map(|i| (cid(i).to_bytes(), i)).collect();
         sorted.sort();
         let mut cursor = listing.cursor();
@@ -298,7 +304,7 @@ mod tests {
     async fn an_empty_daemon_lists_nothing_and_tables_go_with_their_listing() {
         let ipfs = FakeIpfs::new("empty".into());
         let store = Arc::new(ListingStore::open(Arc::new(MemoryDisk), Path::new("listing.redb")).unwrap());
-        let mut listing = store.list(&ipfs).await.unwrap();
+        let listing = store.list(&ipfs).await.unwrap();
         assert!(!listing.cursor().contains(&cid(1)).unwrap());
         assert_eq!(listing.not_looked_up(), 0);
         ipfs.pin(&cid(1), -1).await.unwrap();

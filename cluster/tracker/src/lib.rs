@@ -44,7 +44,7 @@ pub use config::TrackerConfig;
 pub use daemon_listing::ListingStore;
 pub use decision::{OpKind, OpPhase, QUEUE_FULL_ERROR, UNEXPECTEDLY_UNPINNED_ERROR};
 pub use operation::Operation;
-pub use pin_tracker::{PinTracker, SyncReport};
+pub use pin_tracker::{PinTracker, SyncReport, STATUS_RANGE_MAX};
 
 #[cfg(test)]
 mod tests;

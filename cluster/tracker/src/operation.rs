@@ -218,6 +218,15 @@ impl OpTable {
         self.ops.iter().map(|(cid, op)| (*cid, op.clone())).collect()
     }
 
+    /// The operations (cloned) of the CIDs `keep` selects.
+    pub fn matching(&self, keep: impl Fn(&Cid) -> bool) -> Vec<(Cid, Operation)> {
+        self.ops
+            .iter()
+            .filter(|(cid, _)| keep(cid))
+            .map(|(cid, op)| (*cid, op.clone()))
+            .collect()
+    }
+
     /// Number of operations in the table.
     pub fn len(&self) -> usize {
         self.ops.len()

@@ -22,7 +22,7 @@ use cluster_types::{
 };
 
 use crate::config::TrackerConfig;
-use crate::daemon_listing::{DaemonListing, ListingError, ListingStore};
+use crate::daemon_listing::{DaemonListing, ListingCursor, ListingError, ListingStore};
 use crate::decision::{
     filter_is_op_only, local_status, needs_daemon, recover_action, retry_backoff, should_retry, track_action,
     wants_pinned, DaemonView, LocalStatus, OpKind, TrackAction, QUEUE_FULL_ERROR,
@@ -34,6 +34,9 @@ const STATE_PAGE_SIZE: usize = 1000;
 
 /// Items buffered in a status/recover stream before the producer waits for the consumer.
 const STREAM_BUFFER: usize = 1024;
+
+/// The most pins one [`PinTracker::status_range`] answer covers (a few megabytes of JSON).
+pub const STATUS_RANGE_MAX: usize = 10_000;
 
 /// What one [`PinTracker::sync_state`] found and did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,6 +88,15 @@ struct Shared {
     ipfs_id_fetching: AtomicBool,
     /// Becomes `true` on shutdown; retry timers watch it.
     shutdown: watch::Sender<bool>,
+    /// The listing the status ranges share, its mark and when it was taken.
+    range_listing: cluster_rt::tokio::sync::Mutex<Option<SharedListing>>,
+}
+
+/// A daemon listing shared by consecutive [`PinTracker::status_range`] calls.
+struct SharedListing {
+    listing: Arc<DaemonListing>,
+    mark: u64,
+    taken: cluster_rt::tokio::time::Instant,
 }
 
 impl PinTracker {
@@ -115,6 +127,7 @@ impl PinTracker {
             ipfs_id: Mutex::new(None),
             ipfs_id_fetching: AtomicBool::new(false),
             shutdown,
+            range_listing: cluster_rt::tokio::sync::Mutex::new(None),
         });
         Arc::new(PinTracker {
             shared,
@@ -192,6 +205,26 @@ impl PinTracker {
     /// `cluster_error` items.
     pub fn status_all(self: &Arc<Self>, filter: TrackerStatusFilter) -> mpsc::Receiver<Result<PinInfo, ClusterError>> {
         self.shared.spawn_status_all(filter)
+    }
+
+    /// This member's status of the pins of its state whose CIDs fall in `(after, through]` (CID
+    /// byte order; `through: None` is the end), at most `limit` of them (clamped to
+    /// 1..=[`STATUS_RANGE_MAX`]), each as [`PinTracker::status_all`] reports it, and of the
+    /// operations in that range for CIDs the state no longer has, all in CID byte order. A
+    /// cluster-wide status asks every member for one range at a time and merges the answers.
+    ///
+    /// The range ends early when `limit` pins were read: the second value is then the last CID
+    /// covered, where the caller asks again. The daemon's pins are listed once and the listing
+    /// is reused by the ranges asked for within [`TrackerConfig::status_listing_reuse`].
+    ///
+    /// Errors: the daemon cannot list its pins, or the state cannot be read.
+    pub async fn status_range(
+        &self,
+        after: Option<Cid>,
+        through: Option<Cid>,
+        limit: usize,
+    ) -> Result<(Vec<PinInfo>, Option<Cid>), ClusterError> {
+        self.shared.status_range(after, through, limit).await
     }
 
     /// Re-queues `cid` if it is in `pin_error`, `unpin_error` or `unexpectedly_unpinned`, toward
@@ -511,7 +544,7 @@ impl Shared {
         filter: TrackerStatusFilter,
         tx: &mpsc::Sender<Result<PinInfo, ClusterError>>,
     ) {
-        let (mut listing, mark) = match self.daemon_listing().await {
+        let (listing, mark) = match self.daemon_listing().await {
             Ok(listing) => listing,
             Err(e) => {
                 let _ = tx.send(Err(e.into())).await;
@@ -528,26 +561,16 @@ impl Shared {
                     return;
                 }
             };
-            let info = match self.op_status_of(&pin.cid) {
-                Some(info) => {
-                    reported_ops.insert(pin.cid);
+            let info = match self.walked_status(&pin, &mut listed, mark).await {
+                Ok((info, from_op)) => {
+                    if from_op {
+                        reported_ops.insert(pin.cid);
+                    }
                     info
                 }
-                None => {
-                    let daemon = if needs_daemon(Some(&pin), &self.peer) {
-                        let on_daemon = match listed.contains(&pin.cid) {
-                            Ok(on_daemon) => on_daemon,
-                            Err(e) => {
-                                let _ = tx.send(Err(e)).await;
-                                return;
-                            }
-                        };
-                        self.daemon_view_of(&pin, on_daemon, mark).await
-                    } else {
-                        DaemonOwned::NotAsked
-                    };
-                    let local = local_status(Some(&pin), &self.peer, None, daemon.view());
-                    self.local_info(pin.cid, Some(&pin), local)
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
                 }
             };
             if filter.matches(info.short.status) && tx.send(Ok(info)).await.is_err() {
@@ -568,6 +591,106 @@ impl Shared {
                 return;
             }
         }
+    }
+
+    /// The status of `pin` met in a walk of the state: its operation's if one exists (then
+    /// `true`), else from the daemon `listed` (taken at `mark`).
+    async fn walked_status(
+        self: &Arc<Self>,
+        pin: &Pin,
+        listed: &mut ListingCursor<'_>,
+        mark: u64,
+    ) -> Result<(PinInfo, bool), ClusterError> {
+        if let Some(info) = self.op_status_of(&pin.cid) {
+            return Ok((info, true));
+        }
+        let daemon = if needs_daemon(Some(pin), &self.peer) {
+            let on_daemon = listed.contains(&pin.cid)?;
+            self.daemon_view_of(pin, on_daemon, mark).await
+        } else {
+            DaemonOwned::NotAsked
+        };
+        let local = local_status(Some(pin), &self.peer, None, daemon.view());
+        Ok((self.local_info(pin.cid, Some(pin), local), false))
+    }
+
+    /// The listing for status ranges: the shared one while it is younger than
+    /// [`TrackerConfig::status_listing_reuse`], else a new one.
+    async fn range_listing(self: &Arc<Self>) -> Result<(Arc<DaemonListing>, u64), ClusterError> {
+        let mut shared = self.range_listing.lock().await;
+        if let Some(current) = shared.as_ref() {
+            if cluster_rt::now().duration_since(current.taken) < self.config.status_listing_reuse {
+                return Ok((current.listing.clone(), current.mark));
+            }
+        }
+        // The old table goes before the new one is written.
+        *shared = None;
+        let (listing, mark) = self.daemon_listing().await?;
+        let listing = Arc::new(listing);
+        *shared = Some(SharedListing {
+            listing: listing.clone(),
+            mark,
+            taken: cluster_rt::now(),
+        });
+        Ok((listing, mark))
+    }
+
+    async fn status_range(
+        self: &Arc<Self>,
+        after: Option<Cid>,
+        through: Option<Cid>,
+        limit: usize,
+    ) -> Result<(Vec<PinInfo>, Option<Cid>), ClusterError> {
+        let limit = limit.clamp(1, STATUS_RANGE_MAX);
+        let storage = |e| ClusterError::storage("reading the pinset", e);
+        let after_key = after.map(|cid| cid.to_bytes());
+        let through_key = through.map(|cid| cid.to_bytes());
+        let mut pins = self.state.list_page(after.as_ref(), limit).map_err(storage)?;
+        let read = pins.len();
+        if let Some(through) = &through_key {
+            pins.retain(|pin| pin.cid.to_bytes() <= *through);
+        }
+        // Every pin read lies in the range and the page is full: the range goes on after it.
+        let stopped_at = if read == limit && pins.len() == limit {
+            pins.last().map(|pin| pin.cid)
+        } else {
+            None
+        };
+        let upper_key = stopped_at.map(|cid| cid.to_bytes()).or(through_key);
+        let in_range = |key: &[u8]| {
+            after_key.as_ref().is_none_or(|after| key > after.as_slice())
+                && upper_key.as_ref().is_none_or(|upper| key <= upper.as_slice())
+        };
+        // Operations in the range for CIDs the state does not have (unpins in flight or failed).
+        let in_state: HashSet<Cid> = pins.iter().map(|pin| pin.cid).collect();
+        let candidates = lock(&self.table).matching(|cid| !in_state.contains(cid) && in_range(&cid.to_bytes()));
+        let mut others = Vec::with_capacity(candidates.len());
+        for (cid, op) in candidates {
+            if !self.state.has(&cid).map_err(storage)? {
+                others.push((cid.to_bytes(), self.op_info(cid, &op)));
+            }
+        }
+        others.sort_by(|a, b| a.0.cmp(&b.0));
+
+        let mut walked = Vec::with_capacity(pins.len());
+        if !pins.is_empty() {
+            let (listing, mark) = self.range_listing().await?;
+            let mut listed = listing.cursor_after(after.as_ref());
+            for pin in &pins {
+                walked.push((pin.cid.to_bytes(), self.walked_status(pin, &mut listed, mark).await?.0));
+            }
+        }
+        // Both lists are sorted and disjoint: merge them in CID byte order.
+        let mut items = Vec::with_capacity(walked.len() + others.len());
+        let mut others = others.into_iter().peekable();
+        for (key, info) in walked {
+            while let Some((_, other)) = others.next_if(|(other_key, _)| *other_key < key) {
+                items.push(other);
+            }
+            items.push(info);
+        }
+        items.extend(others.map(|(_, info)| info));
+        Ok((items, stopped_at))
     }
 
     /// Re-queues `cid`, whose status is `status`, per [`recover_action`]; `None` if nothing was
@@ -598,7 +721,7 @@ impl Shared {
     }
 
     async fn sync_state(self: &Arc<Self>) -> Result<SyncReport, ClusterError> {
-        let (mut listing, mark) = self.daemon_listing().await?;
+        let (listing, mark) = self.daemon_listing().await?;
         let mut listed = listing.cursor();
         let mut report = SyncReport::default();
         for item in PinIter::new(&*self.state, STATE_PAGE_SIZE) {

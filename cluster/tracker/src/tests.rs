@@ -33,6 +33,8 @@ struct TestIpfsInner {
     in_flight: usize,
     in_flight_max: usize,
     pin_calls: Vec<Cid>,
+    /// Calls of `pin/ls` without an argument (whole listings).
+    listings: usize,
 }
 
 /// Counts a call in flight until dropped (also when the tracker drops the call).
@@ -141,7 +143,8 @@ impl IpfsConnector for TestIpfs {
 
     async fn pin_ls(&self) -> Result<BoxStream<'static, Result<Cid, IpfsError>>, IpfsError> {
         self.check_reachable("pin/ls")?;
-        let inner = self.inner.lock().unwrap();
+        let mut inner = self.inner.lock().unwrap();
+        inner.listings += 1;
         let recursive: Vec<Result<Cid, IpfsError>> = inner
             .pins
             .iter()
@@ -543,9 +546,13 @@ async fn daemon_failure_in_status_is_cluster_error() {
 /// Builds: 1 pinned, 2 remote, 3 pin_error, 4 unexpectedly_unpinned, 5 direct pinned,
 /// 6 unpin_error (no longer in the state).
 async fn mixed_fixture() -> (Fixture, Vec<Pin>) {
+    mixed_fixture_with(fast_config()).await
+}
+
+async fn mixed_fixture_with(config: TrackerConfig) -> (Fixture, Vec<Pin>) {
     let config = TrackerConfig {
         retry_limit: 1,
-        ..fast_config()
+        ..config
     };
     let f = Fixture::new(config, Duration::from_millis(1));
     f.tracker.start();
@@ -614,6 +621,88 @@ async fn status_all_classifies_and_filters() {
     let lost = f.status_all("unexpectedly_unpinned").await.pop().unwrap().unwrap();
     assert_eq!(lost.short.error, UNEXPECTEDLY_UNPINNED_ERROR);
     assert_eq!(lost.allocations, vec![me(), other()]);
+}
+
+/// Every status range of the walk from `after` to `through`, asked `limit` pins at a time.
+async fn ranges(f: &Fixture, after: Option<Cid>, through: Option<Cid>, limit: usize) -> Vec<PinInfo> {
+    let mut items = Vec::new();
+    let mut after = after;
+    for _ in 0..100 {
+        let (page, stopped_at) = f.tracker.status_range(after, through, limit).await.unwrap();
+        items.extend(page);
+        match stopped_at {
+            Some(cid) => after = Some(cid),
+            None => return items,
+        }
+    }
+    panic!("status ranges from {after:?} did not end");
+}
+
+#[cluster_rt::tokio::test]
+async fn status_ranges_cover_the_walk_in_cid_byte_order() {
+    let (f, pins) = mixed_fixture().await;
+    let all = f.statuses("").await;
+    // The unpin that failed is for a CID the state no longer has: the ranges report it too.
+    assert!(all.contains_key(&pins[5].cid) && !f.state.has(&pins[5].cid).unwrap());
+    let mut keys: Vec<Vec<u8>> = all.keys().map(|cid| cid.to_bytes()).collect();
+    keys.sort();
+    let by_range = |items: &[PinInfo]| -> Vec<(Vec<u8>, TrackerStatus)> {
+        items.iter().map(|i| (i.cid.to_bytes(), i.short.status)).collect()
+    };
+    let expected: Vec<(Vec<u8>, TrackerStatus)> = {
+        let mut v: Vec<_> = all.iter().map(|(cid, s)| (cid.to_bytes(), *s)).collect();
+        v.sort();
+        v
+    };
+    for limit in [1, 2, 3, 100] {
+        let walked = ranges(&f, None, None, limit).await;
+        assert_eq!(by_range(&walked), expected, "limit {limit}");
+    }
+    // Cut at each key: (.., key] then (key, ..] is the whole walk, each half in its range.
+    let cid_of = |key: &[u8]| Cid::from_bytes(key).unwrap();
+    for (n, cut) in keys.iter().enumerate() {
+        let head = ranges(&f, None, Some(cid_of(cut)), 2).await;
+        let tail = ranges(&f, Some(cid_of(cut)), None, 2).await;
+        assert_eq!(by_range(&head), expected[..=n], "up to key {n}");
+        assert_eq!(by_range(&tail), expected[n + 1..], "after key {n}");
+    }
+    // The operation-only CID alone: a range of one key.
+    let unpin_key = pins[5].cid.to_bytes();
+    let at = keys.iter().position(|k| *k == unpin_key).unwrap();
+    let before = (at > 0).then(|| cid_of(&keys[at - 1]));
+    let alone = ranges(&f, before, Some(pins[5].cid), 10).await;
+    assert_eq!(by_range(&alone), vec![(unpin_key, TrackerStatus::UnpinError)]);
+}
+
+#[cluster_rt::tokio::test]
+async fn status_ranges_share_one_daemon_listing_for_a_while() {
+    let reuse = Duration::from_secs(2);
+    let (f, pins) = mixed_fixture_with(TrackerConfig {
+        status_listing_reuse: reuse,
+        ..fast_config()
+    })
+    .await;
+    let listings = || f.ipfs.inner.lock().unwrap().listings;
+    let before = listings();
+    ranges(&f, None, None, 1).await;
+    ranges(&f, None, None, 2).await;
+    assert_eq!(
+        listings(),
+        before + 1,
+        "one listing serves ranges asked within LISTING_REUSE"
+    );
+    // A pin made after the listing is known from the recent-operations log.
+    let late = pin(7, vec![me()], false);
+    f.commit(&late);
+    f.wait_status(&late.cid, TrackerStatus::Pinned).await;
+    let walked = ranges(&f, None, None, 3).await;
+    let status_of = |cid: &Cid| walked.iter().find(|i| i.cid == *cid).map(|i| i.short.status);
+    assert_eq!(status_of(&late.cid), Some(TrackerStatus::Pinned));
+    assert_eq!(status_of(&pins[0].cid), Some(TrackerStatus::Pinned));
+    assert_eq!(listings(), before + 1);
+    cluster_rt::sleep(reuse).await;
+    ranges(&f, None, None, 100).await;
+    assert_eq!(listings(), before + 2, "an older listing is taken again");
 }
 
 #[cluster_rt::tokio::test]

@@ -11,7 +11,8 @@
 //! - `membership`: join, peer add and remove, removal noticed;
 //! - `pinning`, `adding`: pins, allocations and their repair; content added through `/add`;
 //! - `metrics`: informers, alerts, traffic;
-//! - `queries`: status, recover, identities, GC and graph across members;
+//! - `queries`: status, recover, identities, GC and graph across members; `status_merge`: the
+//!   members' statuses of a range of CIDs merged into one per CID;
 //! - `loops`: the daemon watch and the periodic sync and recover passes;
 //! - `peerstore`: member addresses; `rpc_handler`, `rest_backend`: the member as served to
 //!   other members and to the REST API.
@@ -36,6 +37,7 @@ mod pinning;
 mod queries;
 mod rest_backend;
 mod rpc_handler;
+mod status_merge;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -50,8 +52,8 @@ use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
 use cluster_monitor::informers::{self, Measured};
 use cluster_monitor::{Monitor, PING};
 use cluster_rpc::{
-    LocalShortcut, MembershipRefusals, RaftOverRpc, RpcForwarder, RpcHandler, RpcRequest, RpcResponse, Traffic,
-    Transport, WireBlock, MEMBER_STARTING, RECOVER_ALL_LISTED_MAX,
+    LocalShortcut, MembershipRefusals, RaftOverRpc, RpcForwarder, RpcHandler, RpcRequest, RpcResponse, StatusRange,
+    Traffic, Transport, WireBlock, MEMBER_STARTING, RECOVER_ALL_LISTED_MAX,
 };
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};

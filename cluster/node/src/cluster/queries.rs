@@ -1,6 +1,9 @@
 //! Questions asked of every member: status, recover, identities, repository GC, the connection
 //! graph; answers merged into one.
 
+use std::future::Future;
+
+use super::status_merge::{merge_range, RangeAnswer};
 use super::*;
 
 /// Items buffered between a stream's producer and the REST writer.
@@ -23,6 +26,10 @@ pub(super) const RECOVER_ALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Pins read from the state per page when streaming it.
 pub(super) const STATE_PAGE: usize = 1000;
+
+/// Pins per range of a cluster-wide status: one call per member per range (a few megabytes of
+/// JSON at most), so that a million pins take a few hundred calls instead of one per pin.
+pub(super) const STATUS_RANGE_PAGE: usize = 4096;
 
 impl Cluster {
     /// Runs this member's daemon's repository GC; failures are reported inside the result.
@@ -245,14 +252,25 @@ impl Cluster {
             .collect()
     }
 
-    /// Every member's status of every pin (or of `cids`), one [`Cluster::global_status`] per CID,
-    /// streamed in state order. Costs one status call per allocated remote member per pin: fine
-    /// for the small Raft clusters this serves; a per-member streaming merge is the scalable form.
+    /// Every member's status of every pin, streamed in CID byte order, asking each member once
+    /// per range of pins ([`Cluster::stream_status_ranges`]); or of `cids` only, one
+    /// [`Cluster::global_status`] per CID.
     pub fn global_status_stream(
         self: Arc<Self>,
         filter: TrackerStatusFilter,
         cids: Vec<Cid>,
     ) -> ResultStream<GlobalPinInfo> {
+        self.global_status_paged(filter, cids, STATUS_RANGE_PAGE)
+    }
+
+    /// [`Cluster::global_status_stream`] with ranges of `page` pins (at least 1).
+    pub fn global_status_paged(
+        self: Arc<Self>,
+        filter: TrackerStatusFilter,
+        cids: Vec<Cid>,
+        page: usize,
+    ) -> ResultStream<GlobalPinInfo> {
+        let page = page.max(1);
         spawn_stream(move |tx| {
             Box::pin(async move {
                 let send = |info: Result<GlobalPinInfo, ClusterError>| {
@@ -268,25 +286,106 @@ impl Cluster {
                     }
                     return;
                 }
-                let mut after: Option<Cid> = None;
-                loop {
-                    let page = match self.state.list_page(after.as_ref(), STATE_PAGE) {
-                        Ok(page) => page,
-                        Err(e) => {
-                            let _ = tx.send(Err(ClusterError::storage("reading the pinset", e))).await;
-                            return;
-                        }
-                    };
-                    let Some(last) = page.last().map(|p| p.cid) else { return };
-                    for pin in page {
-                        if !send(self.global_status(pin.cid).await).await {
-                            return;
-                        }
-                    }
-                    after = Some(last);
-                }
+                self.stream_status_ranges(page, send).await;
             })
         })
+    }
+
+    /// The cluster-wide status of every pin, one range of `page` pins of this member's state at
+    /// a time: every member is asked for its statuses of the range at once
+    /// ([`PinTracker::status_range`]), and the answers are merged ([`merge_range`]) and handed
+    /// to `send` in CID byte order until it returns false. The last range runs to the end, so
+    /// pins only other members have yet are listed too. A member that fails is not asked again
+    /// for the rest of the stream: its error stands in for its statuses.
+    pub(super) async fn stream_status_ranges<F, Fut>(&self, page: usize, send: F)
+    where
+        F: Fn(Result<GlobalPinInfo, ClusterError>) -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let mut failed: BTreeMap<PeerId, String> = BTreeMap::new();
+        let mut after: Option<Cid> = None;
+        loop {
+            let pins = match self.state.list_page(after.as_ref(), page) {
+                Ok(pins) => pins,
+                Err(e) => {
+                    send(Err(ClusterError::storage("reading the pinset", e))).await;
+                    return;
+                }
+            };
+            let through = if pins.len() < page {
+                None
+            } else {
+                pins.last().map(|p| p.cid)
+            };
+            let members = self.members();
+            let asks = members.iter().map(|member| {
+                let known_failure = failed.get(&member.peer_id).cloned();
+                async move {
+                    let answer = match known_failure {
+                        Some(error) => RangeAnswer::Failed(error),
+                        None => match self.status_range_of(member, after, through, page).await {
+                            Ok(items) => RangeAnswer::Statuses(items),
+                            Err(e) => RangeAnswer::Failed(e.to_string()),
+                        },
+                    };
+                    (member.peer_id, answer)
+                }
+            });
+            let answers = futures::future::join_all(asks).await;
+            for (peer, answer) in &answers {
+                if let RangeAnswer::Failed(error) = answer {
+                    if !failed.contains_key(peer) {
+                        tracing::debug!(%peer, "cluster-wide status: {error}");
+                        failed.insert(*peer, error.clone());
+                    }
+                }
+            }
+            for global in merge_range(&pins, answers, Timestamp::now()) {
+                if !send(Ok(global)).await {
+                    return;
+                }
+            }
+            match through {
+                Some(last) => after = Some(last),
+                None => return,
+            }
+        }
+    }
+
+    /// One member's statuses of `(after, through]`, asked `page` pins at a time until its
+    /// answer covers the range (its state may hold more of it than this member's).
+    async fn status_range_of(
+        &self,
+        member: &MemberNode,
+        after: Option<Cid>,
+        through: Option<Cid>,
+        page: usize,
+    ) -> Result<Vec<PinInfo>, ClusterError> {
+        let mut items = Vec::new();
+        let mut after = after;
+        loop {
+            let (answer, stopped_at) = if member.peer_id == self.me_member.peer_id {
+                self.tracker.status_range(after, through, page).await?
+            } else {
+                let range = StatusRange {
+                    after,
+                    through,
+                    limit: page as u32,
+                };
+                let request = || RpcRequest::StatusRange(range);
+                match self.call_member(member, request(), STATUS_TIMEOUT).await {
+                    Ok(RpcResponse::StatusRange(answer)) => answer?,
+                    Ok(other) => return Err(ClusterError::unexpected_answer(request(), other)),
+                    Err(e) => return Err(e.into_error(member.peer_id)),
+                }
+            };
+            items.extend(answer);
+            match stopped_at {
+                // Each answer ends further on, so this ends.
+                Some(cid) if Some(cid) != after => after = Some(cid),
+                _ => return Ok(items),
+            }
+        }
     }
 
     /// Re-queues a failed `cid` on every member allocated to it, then reports the global status.

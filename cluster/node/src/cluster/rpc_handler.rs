@@ -59,6 +59,12 @@ impl RpcHandler for ClusterRpcHandler {
             }
             RpcRequest::Commit(command) => RpcResponse::Commit(self.cluster.consensus.commit_local(command).await),
             RpcRequest::Status(cid) => RpcResponse::Status(self.cluster.tracker.status(&cid).await),
+            RpcRequest::StatusRange(range) => RpcResponse::StatusRange(
+                self.cluster
+                    .tracker
+                    .status_range(range.after, range.through, range.limit as usize)
+                    .await,
+            ),
             RpcRequest::Recover(cid) => RpcResponse::Recover(self.cluster.tracker.recover(&cid).await),
             RpcRequest::RecoverAll => RpcResponse::RecoverAll(self.cluster.recover_all_local().await),
             RpcRequest::Id => RpcResponse::Id(Cluster::id(&self.cluster).await),
