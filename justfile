@@ -123,13 +123,24 @@ bench-ingest RUNS="3":
     RUNS={{RUNS}} python3 scripts/bench-ingest.py
 
 # Scale: PINS pins into a 3-member cluster through the REST API, then each member's RSS and disk
-# bytes per pin, the rate of GET /allocations and GET /pins?local=true, and a follower's restart.
+# bytes per pin, the rate of GET /allocations, GET /pins?local=true and the cluster-wide GET /pins,
+# and a follower's restart.
 bench-scale PINS="200000":
     #!/usr/bin/env bash
     set -euo pipefail
     command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
     cargo build --release --bins
     python3 scripts/bench-scale.py {{PINS}}
+
+# Failover under load: per run a fresh 3-member cluster (release build, fake daemons), wrk at 16
+# connections through one follower, a probe writing through the other; the leader gets SIGKILL.
+# Prints how long until writes succeed again, per run and the median of RUNS.
+bench-failover RUNS="5":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
+    cargo build --release --bins
+    python3 scripts/bench-failover.py {{RUNS}}
 
 # Installs the real IPFS daemon used by the tests (js-ipfs from npm, pinned by the lockfile).
 jsipfs-install:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Scale figures: a 3-member cluster (release build, fake IPFS daemons, loopback) is loaded with
 PINS pins through the REST API (wrk, 64 connections, bench/wrk-pins.lua), then prints per
-member: RSS, disk bytes per pin (pinset and Raft log), the rate of GET /allocations and
-GET /pins?local=true to /dev/null, and how long a restarted follower takes to serve requests.
+member: RSS, disk bytes per pin (pinset and Raft log), the rate of GET /allocations,
+GET /pins?local=true and the cluster-wide GET /pins to /dev/null, and how long a restarted
+follower takes to serve requests.
 Run by `just bench-scale PINS`; every process it starts is stopped by PID.
 """
 import http.client, importlib.util, os, subprocess, sys, tempfile, time
@@ -90,7 +91,7 @@ def main():
         role = "leader" if i == leader else "follower"
         print(f"member {i} ({role}): RSS {rss:.0f} MB (high-water {hwm:.0f} MB), {rss * 1024 * 1024 / loaded:.0f} bytes/pin; "
               f"disk: pinset {state / loaded:.0f} bytes/pin, raft log and snapshot {raft / loaded:.0f} bytes/pin", flush=True)
-    for path in ("/allocations", "/pins?local=true"):
+    for path in ("/allocations", "/pins?local=true", "/pins"):
         seconds, size, lines = stream(members[leader]["rest"], path)
         print(f"GET {path}: {lines} pins in {seconds:.2f} s = {lines / seconds:.0f} pins/s ({size / seconds / 1e6:.0f} MB/s)", flush=True)
     follower = (leader + 1) % len(members)
