@@ -132,6 +132,11 @@ bench-scale PINS="200000":
     cargo build --release --bins
     python3 scripts/bench-scale.py {{PINS}}
 
+# Micro-benchmarks of the pinset store and the pin encoding: encode/decode (binary and JSON),
+# grouped applies, a full listing, random reads and bytes per pin, over PINS pins.
+bench-store PINS="200000":
+    STORE_BENCH_PINS={{PINS}} cargo bench -p cluster-state --bench store
+
 # Failover under load: per run a fresh 3-member cluster (release build, fake daemons), wrk at 16
 # connections through one follower, a probe writing through the other; the leader gets SIGKILL.
 # Prints how long until writes succeed again, per run and the median of RUNS.

@@ -5,16 +5,17 @@
 //! `commit`, `replace_all` and `sync` commit with immediate durability (fsync before returning);
 //! `commit_unsynced` commits with none, and is made durable by the next of those.
 //!
-//! Encoding: pins are stored as their serde JSON (the Go-compatible wire form). It is simple,
-//! self-describing and survives new optional fields; a compact binary form could replace it later,
-//! and only [`encode_pin`] / [`decode_pin`] would change (plus a migration of existing files).
+//! Encoding: pins are written in the compact binary form of [`cluster_types::pin_codec`],
+//! without their CID (the key holds it): about a quarter of their JSON, and no text to parse on
+//! every read. Pins stored as JSON by earlier versions (first byte `{`) are still read, so a
+//! pinset needs no migration; each is rewritten in the binary form when next changed.
 
 use std::fmt;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
-use cluster_types::{Cid, Pin};
+use cluster_types::{pin_codec, Cid, Pin};
 use redb::{
     DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
@@ -247,14 +248,18 @@ impl State for RedbState {
     }
 }
 
-/// The stored form of a pin (see the module doc for why JSON).
+/// The stored form of a pin (see the module doc).
 fn encode_pin(pin: &Pin) -> Result<Vec<u8>, StateError> {
-    serde_json::to_vec(pin).map_err(|e| StateError::Storage(format!("encoding pin {}: {e}", pin.cid)))
+    Ok(pin_codec::encode_pin(pin, false))
 }
 
-/// Decodes a stored pin and checks it is stored under its own CID, so a mixed-up record is
-/// reported instead of silently breaking the CID order.
+/// Decodes a stored pin, binary or JSON (see the module doc). A JSON pin must be stored under
+/// its own CID, so a mixed-up record is reported instead of silently breaking the CID order.
 fn decode_pin(key: &[u8], bytes: &[u8]) -> Result<Pin, StateError> {
+    if bytes.first() != Some(&b'{') {
+        let cid = Cid::from_bytes(key).map_err(|e| StateError::Corrupt(format!("pin key {}: {e}", key_text(key))))?;
+        return pin_codec::decode_pin(bytes, Some(cid)).map_err(|e| StateError::Corrupt(format!("{cid}: {e}")));
+    }
     let pin: Pin = serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(format!("{}: {e}", key_text(key))))?;
     if pin.cid.to_bytes() != key {
         return Err(StateError::Corrupt(format!(
@@ -383,15 +388,21 @@ mod tests {
                 table
                     .insert(test_pin(1).cid.to_bytes().as_slice(), &b"not json"[..])
                     .unwrap();
-                let misplaced = encode_pin(&test_pin(3)).unwrap();
+                let misplaced = serde_json::to_vec(&test_pin(3)).unwrap();
                 table
                     .insert(test_pin(2).cid.to_bytes().as_slice(), misplaced.as_slice())
+                    .unwrap();
+                let misplaced = pin_codec::encode_pin(&test_pin(5), true);
+                table
+                    .insert(test_pin(4).cid.to_bytes().as_slice(), misplaced.as_slice())
                     .unwrap();
                 Ok(())
             })
             .unwrap();
-        assert!(matches!(state.get(&test_pin(1).cid), Err(StateError::Corrupt(_))));
-        assert!(matches!(state.get(&test_pin(2).cid), Err(StateError::Corrupt(_))));
+        for n in [1, 2, 4] {
+            let result = state.get(&test_pin(n).cid);
+            assert!(matches!(result, Err(StateError::Corrupt(_))), "pin {n}: {result:?}");
+        }
         assert!(matches!(state.list_page(None, 10), Err(StateError::Corrupt(_))));
         // Presence checks do not decode.
         assert!(state.has(&test_pin(1).cid).unwrap());
@@ -402,5 +413,41 @@ mod tests {
         let pin = test_pin(42);
         let bytes = encode_pin(&pin).unwrap();
         assert_eq!(decode_pin(&pin.cid.to_bytes(), &bytes).unwrap(), pin);
+    }
+
+    #[test]
+    fn a_pinset_stored_as_json_is_read_and_changed_pins_are_stored_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pinset.redb");
+        let state = RedbState::open(&path).unwrap();
+        // As earlier versions wrote them.
+        state
+            .write(|txn| {
+                let mut table = txn.open_table(PINS).unwrap();
+                for n in 0..3 {
+                    let json = serde_json::to_vec(&test_pin(n)).unwrap();
+                    table
+                        .insert(test_pin(n).cid.to_bytes().as_slice(), json.as_slice())
+                        .unwrap();
+                }
+                Ok(())
+            })
+            .unwrap();
+        let mut expected: Vec<Pin> = (0..3).map(test_pin).collect();
+        expected.sort_by_key(|p| p.cid.to_bytes());
+        assert_eq!(state.list_page(None, 10).unwrap(), expected);
+        let mut changed = test_pin(1);
+        changed.options.name = "renamed".into();
+        state.commit(&[StateOp::Add(changed.clone())], None).unwrap();
+        assert_eq!(state.get(&changed.cid).unwrap(), Some(changed.clone()));
+        let stored = state
+            .read(|txn| {
+                let table = txn.open_table(PINS).unwrap();
+                let value = table.get(changed.cid.to_bytes().as_slice()).unwrap().unwrap();
+                Ok(value.value().to_vec())
+            })
+            .unwrap();
+        assert_eq!(stored[0], pin_codec::FORMAT_V1, "rewritten in the binary form");
+        assert!(stored.len() * 3 < serde_json::to_vec(&changed).unwrap().len());
     }
 }

@@ -26,6 +26,7 @@ mod member;
 mod metric;
 mod peer_id;
 mod pin;
+pub mod pin_codec;
 mod pin_info;
 mod tcp_address;
 mod timestamp;

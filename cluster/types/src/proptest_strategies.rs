@@ -1,4 +1,5 @@
-//! Property tests: every wire type survives JSON encode → decode unchanged.
+//! Property tests: every wire type survives JSON encode → decode unchanged, and a pin its
+//! binary form ([`crate::pin_codec`]).
 
 use std::collections::BTreeMap;
 
@@ -163,7 +164,11 @@ proptest! {
         timestamp in timestamp_strategy(),
     ) {
         round_trip(&options);
-        round_trip(&Pin { options, cid, pin_type, allocations, max_depth, reference, timestamp });
+        let pin = Pin { options, cid, pin_type, allocations, max_depth, reference, timestamp };
+        round_trip(&pin);
+        // The store's binary form, with and without the CID.
+        prop_assert_eq!(&crate::pin_codec::decode_pin(&crate::pin_codec::encode_pin(&pin, true), None).unwrap(), &pin);
+        prop_assert_eq!(&crate::pin_codec::decode_pin(&crate::pin_codec::encode_pin(&pin, false), Some(cid)).unwrap(), &pin);
     }
 
     #[test]
