@@ -8,8 +8,10 @@
 //! Snapshots are *fuzzy*: the builder reads the applied meta first, then pages through the pins
 //! while applies may continue. Every command sets or removes one key absolutely, so a receiver
 //! that installs the snapshot and then replays the entries after its index ends in exactly the
-//! leader's state. (The snapshot body is still one in-memory buffer, as openraft 0.9's default
-//! snapshot data type requires; streaming it is future work.)
+//! leader's state. The body is a line of applied meta, then one line per pin: the base64 of its
+//! binary form ([`pin_codec`]; JSON lines of earlier versions are still read). (The body is
+//! still one in-memory buffer, as openraft 0.9's default snapshot data type requires; streaming
+//! it is future work.)
 //!
 //! A read or write the disk refuses (it is full) is retried until it works, as in the log
 //! store: openraft would otherwise stop for good (see [`StorageHealth`]).
@@ -26,8 +28,10 @@ use std::io::{BufRead, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
 use cluster_state::{IoFailure, PinIter, State, StateError, StateOp};
-use cluster_types::{Cid, Pin};
+use cluster_types::{pin_codec, Cid, Pin};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
@@ -309,16 +313,30 @@ fn load_snapshot(dir: &Path) -> Option<StoredSnapshot> {
     }
 }
 
-/// Encodes the snapshot body: the applied meta line, then one pin per line.
+/// Encodes the snapshot body: the applied meta line, then one pin per line, as the base64 text
+/// of its binary form ([`pin_codec`]).
 fn encode_snapshot(state: &dyn State, meta: &AppliedMeta) -> Result<Vec<u8>, StateError> {
     let encoding = |e: serde_json::Error| StateError::Storage(format!("encoding a snapshot: {e}"));
     let mut data = serde_json::to_vec(meta).map_err(encoding)?;
     data.push(b'\n');
+    let mut text = String::new();
     for pin in PinIter::new(state, 1000) {
-        serde_json::to_writer(&mut data, &pin?).map_err(encoding)?;
+        text.clear();
+        STANDARD_NO_PAD.encode_string(pin_codec::encode_pin(&pin?, true), &mut text);
+        data.extend_from_slice(text.as_bytes());
         data.push(b'\n');
     }
     Ok(data)
+}
+
+/// A pin of a snapshot body line: the base64 of its binary form, or a JSON object as snapshots
+/// of earlier versions hold them.
+fn pin_of_snapshot_line(line: &str) -> Result<Pin, String> {
+    if line.starts_with('{') {
+        return serde_json::from_str(line).map_err(|e| e.to_string());
+    }
+    let bytes = STANDARD_NO_PAD.decode(line).map_err(|e| format!("not base64: {e}"))?;
+    pin_codec::decode_pin(&bytes, None).map_err(|e| e.to_string())
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
@@ -543,7 +561,7 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
                 .filter(|l| !l.is_empty())
         };
         for (number, line) in body_lines().enumerate() {
-            if let Err(e) = serde_json::from_str::<Pin>(&line) {
+            if let Err(e) = pin_of_snapshot_line(&line) {
                 return Err(snapshot_error(format!(
                     "corrupt snapshot {} at pin {number}: {e}",
                     meta.snapshot_id
@@ -552,7 +570,7 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         }
         // The first line is the sender's applied meta; openraft's `meta` is authoritative.
         self.write_state(|| {
-            let mut pins = body_lines().filter_map(|line| serde_json::from_str::<Pin>(&line).ok());
+            let mut pins = body_lines().filter_map(|line| pin_of_snapshot_line(&line).ok());
             self.state.replace_all(&mut pins, &meta_bytes)
         })
         .await?;
@@ -571,5 +589,52 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster_state::MemoryState;
+    use cluster_types::{PeerId, PinOptions};
+
+    fn pin(n: u8) -> Pin {
+        let mut pin = Pin::new(
+            Cid::raw_sha256(&[n]),
+            PinOptions {
+                name: format!("pin {n}"),
+                ..Default::default()
+            },
+        );
+        pin.allocations = vec![PeerId::from_ed25519_seed([n; 32])];
+        pin
+    }
+
+    #[test]
+    fn snapshot_bodies_hold_binary_pins_and_json_lines_of_earlier_versions_are_read() {
+        let state = MemoryState::new();
+        let pins: Vec<Pin> = (0..5).map(pin).collect();
+        let ops: Vec<StateOp> = pins.iter().cloned().map(StateOp::Add).collect();
+        state.commit(&ops, None).unwrap();
+        let body = encode_snapshot(&state, &AppliedMeta::default()).unwrap();
+        let text = String::from_utf8(body).unwrap();
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(lines.len(), 5);
+        let mut read: Vec<Pin> = lines.iter().map(|line| pin_of_snapshot_line(line).unwrap()).collect();
+        let mut expected = pins.clone();
+        read.sort_by_key(|p| p.cid.to_bytes());
+        expected.sort_by_key(|p| p.cid.to_bytes());
+        assert_eq!(read, expected);
+        assert!(
+            lines
+                .iter()
+                .all(|line| line.len() * 2 < serde_json::to_string(&pins[0]).unwrap().len()),
+            "{lines:?}"
+        );
+        let old = serde_json::to_string(&pins[3]).unwrap();
+        assert_eq!(pin_of_snapshot_line(&old).unwrap(), pins[3]);
+        for bad in ["!!", "AQ", "{\"cid\":7}"] {
+            assert!(pin_of_snapshot_line(bad).is_err(), "{bad}");
+        }
     }
 }

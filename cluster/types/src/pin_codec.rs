@@ -383,6 +383,83 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// For `#[serde(with = "pin_codec::wire")]`: a pin as its binary form (with its CID), as
+/// base64 text in JSON. Reads a JSON pin object too, as earlier versions wrote it (Raft log
+/// entries on disk, messages from a member not yet upgraded).
+pub mod wire {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use base64::Engine;
+    use serde::de::{self, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{decode_pin, encode_pin};
+    use crate::Pin;
+
+    /// Writes `pin` in its binary form.
+    pub fn serialize<S: Serializer>(pin: &Pin, serializer: S) -> Result<S::Ok, S::Error> {
+        let bytes = encode_pin(pin, true);
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&STANDARD_NO_PAD.encode(bytes))
+        } else {
+            serializer.serialize_bytes(&bytes)
+        }
+    }
+
+    /// Reads a pin in its binary form or as a JSON object.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Pin, D::Error> {
+        deserializer.deserialize_any(PinVisitor)
+    }
+
+    struct PinVisitor;
+
+    impl<'de> Visitor<'de> for PinVisitor {
+        type Value = Pin;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a pin: base64 of its binary form, or a JSON object")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Pin, E> {
+            let bytes = STANDARD_NO_PAD
+                .decode(text)
+                .map_err(|e| E::custom(format!("binary pin: {e}")))?;
+            self.visit_bytes(&bytes)
+        }
+
+        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Pin, E> {
+            decode_pin(bytes, None).map_err(E::custom)
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Pin, M::Error> {
+            Pin::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+
+    /// For `#[serde(with = "pin_codec::wire::option")]`: `None` as `null`.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use crate::Pin;
+
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        struct Wire(#[serde(with = "super")] Pin);
+
+        /// Writes the pin, if any, in its binary form.
+        pub fn serialize<S: Serializer>(pin: &Option<Pin>, serializer: S) -> Result<S::Ok, S::Error> {
+            match pin {
+                Some(pin) => super::serialize(pin, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        /// Reads `null` or a pin in either form.
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Pin>, D::Error> {
+            Ok(Option::<Wire>::deserialize(deserializer)?.map(|wire| wire.0))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +499,36 @@ mod tests {
         assert_eq!(decode_pin(&with_cid, None).unwrap(), pin);
         assert_eq!(decode_pin(&with_cid, Some(pin.cid)).unwrap(), pin);
         assert_ne!(binary[0], b'{', "never taken for JSON");
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Carrier {
+        #[serde(with = "wire")]
+        pin: Pin,
+        #[serde(with = "wire::option")]
+        maybe: Option<Pin>,
+        #[serde(with = "wire::option")]
+        none: Option<Pin>,
+    }
+
+    #[test]
+    fn in_messages_a_pin_is_base64_binary_and_a_json_object_is_still_read() {
+        let carrier = Carrier {
+            pin: typical(),
+            maybe: Some(typical()),
+            none: None,
+        };
+        let json = serde_json::to_string(&carrier).unwrap();
+        assert!(!json.contains("photos/2026"), "binary, not JSON: {json}");
+        assert_eq!(serde_json::from_str::<Carrier>(&json).unwrap(), carrier);
+        // As an earlier version wrote it.
+        let pin_json = serde_json::to_string(&typical()).unwrap();
+        let old = format!(r#"{{"pin":{pin_json},"maybe":{pin_json},"none":null}}"#);
+        assert_eq!(serde_json::from_str::<Carrier>(&old).unwrap(), carrier);
+        for bad in [r#""!!""#, r#""AQ""#, "7"] {
+            let text = format!(r#"{{"pin":{bad},"maybe":null,"none":null}}"#);
+            assert!(serde_json::from_str::<Carrier>(&text).is_err(), "{text}");
+        }
     }
 
     #[test]
