@@ -24,6 +24,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use crate::add_route::{body_stream, multipart_boundary, run_add, AddParams};
+use crate::conn_limits::HttpLimits;
 use crate::http_server::{serve_http, Handler};
 use crate::listen::{BoundListener, Listeners};
 use crate::RestBackend;
@@ -49,6 +50,8 @@ pub struct IpfsProxyConfig {
     pub extract_headers_path: String,
     /// How long they are kept before being read again; zero keeps them forever.
     pub extract_headers_ttl: std::time::Duration,
+    /// The timeouts, header size and connection cap (see [`HttpLimits`]).
+    pub limits: HttpLimits,
 }
 
 impl IpfsProxyConfig {
@@ -61,6 +64,7 @@ impl IpfsProxyConfig {
             extract_headers_extra: Vec::new(),
             extract_headers_path: "/api/v0/version".into(),
             extract_headers_ttl: std::time::Duration::from_secs(300),
+            limits: HttpLimits::proxy_default(),
         }
     }
 }
@@ -79,6 +83,7 @@ const EXTRACTED_ALWAYS: &str = "access-control-expose-headers";
 pub struct IpfsProxy {
     listeners: Vec<BoundListener>,
     shared: Arc<Shared>,
+    limits: HttpLimits,
 }
 
 impl std::fmt::Debug for IpfsProxy {
@@ -199,6 +204,7 @@ impl IpfsProxy {
         extract_headers.extend(config.extract_headers_extra.iter().map(|h| h.to_ascii_lowercase()));
         Ok(IpfsProxy {
             listeners,
+            limits: config.limits.clone(),
             shared: Arc::new(Shared {
                 backend,
                 node_base: format!("{scheme}://{}", uri_authority(&config.node_address)),
@@ -231,7 +237,7 @@ impl IpfsProxy {
             let shared = shared.clone();
             Box::pin(async move { handle(&shared, request).await })
         });
-        serve_http(self.listeners, None, "IPFS proxy", None, handler, shutdown).await;
+        serve_http(self.listeners, None, "IPFS proxy", None, self.limits, handler, shutdown).await;
     }
 }
 

@@ -14,6 +14,7 @@
 #[cfg(not(madsim))]
 mod add_route;
 mod auth;
+mod conn_limits;
 mod cors;
 #[cfg(not(madsim))]
 mod http_server;
@@ -30,6 +31,7 @@ mod te_trailers;
 
 pub use auth::Credentials;
 pub use cluster_types::HttpAddress;
+pub use conn_limits::{default_max_connections, HttpLimits, MAX_HEADER_BYTES_MIN};
 pub use cors::CorsConfig;
 #[cfg(not(madsim))]
 pub use ipfs_proxy::{IpfsProxy, IpfsProxyConfig};

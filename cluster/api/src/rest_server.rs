@@ -44,6 +44,7 @@ use tokio::sync::mpsc;
 
 use crate::add_route::{body_stream, collect_all, multipart_boundary, run_add, AddParams};
 use crate::auth::{Credentials, Denied};
+use crate::conn_limits::HttpLimits;
 use crate::cors::CorsConfig;
 use crate::http_server::{serve_http, Handler};
 use crate::listen::{BoundListener, Listeners, TunnelConnection};
@@ -79,6 +80,8 @@ pub struct RestServerConfig {
     pub cors: CorsConfig,
     /// `ssl_cert_file` and `ssl_key_file` (PEM): serve HTTPS instead of HTTP.
     pub tls: Option<TlsFiles>,
+    /// The timeouts, header size and connection cap (see [`HttpLimits`]).
+    pub limits: HttpLimits,
 }
 
 impl TlsFiles {
@@ -115,6 +118,7 @@ impl Default for RestServerConfig {
             credentials: None,
             cors: CorsConfig::default(),
             tls: None,
+            limits: HttpLimits::rest_default(),
         }
     }
 }
@@ -125,6 +129,7 @@ pub struct RestServer {
     tunnel: Option<mpsc::Receiver<TunnelConnection>>,
     shared: Arc<Shared>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: HttpLimits,
 }
 
 impl std::fmt::Debug for RestServer {
@@ -179,6 +184,7 @@ impl RestServer {
             listeners: listeners.0,
             tunnel: None,
             tls,
+            limits: config.limits.clone(),
             shared: Arc::new(Shared {
                 backend,
                 headers,
@@ -213,7 +219,16 @@ impl RestServer {
             let shared = shared.clone();
             Box::pin(async move { handle(&shared, request).await })
         });
-        serve_http(self.listeners, self.tunnel, "REST API", self.tls, handler, shutdown).await;
+        serve_http(
+            self.listeners,
+            self.tunnel,
+            "REST API",
+            self.tls,
+            self.limits,
+            handler,
+            shutdown,
+        )
+        .await;
     }
 }
 

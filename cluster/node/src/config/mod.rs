@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cluster_allocator::AllocatorConfig;
-use cluster_api::{CorsConfig, Credentials, TlsFiles};
+use cluster_api::{CorsConfig, Credentials, HttpLimits, TlsFiles};
 use cluster_consensus::RaftConfig;
 use cluster_tracker::TrackerConfig;
 use cluster_types::HttpAddress;
@@ -111,6 +111,9 @@ pub struct RestSettings {
     /// `ssl_cert_file` and `ssl_key_file`, resolved against the configuration folder: the API
     /// serves HTTPS.
     pub tls: Option<TlsFiles>,
+    /// `read_header_timeout`, `idle_timeout`, `read_timeout`, `write_timeout`,
+    /// `max_header_bytes` and `max_connections`.
+    pub limits: HttpLimits,
 }
 
 impl Default for RestSettings {
@@ -122,6 +125,7 @@ impl Default for RestSettings {
             cors: CorsConfig::default(),
             libp2p: None,
             tls: None,
+            limits: HttpLimits::rest_default(),
         }
     }
 }
@@ -157,6 +161,8 @@ pub struct ProxySettings {
     pub extract_headers_path: String,
     /// How long it keeps them (`extract_headers_ttl`, zero = forever).
     pub extract_headers_ttl: Duration,
+    /// The server timeouts, `max_header_bytes` and `max_connections`.
+    pub limits: HttpLimits,
 }
 
 impl Default for ProxySettings {
@@ -168,6 +174,7 @@ impl Default for ProxySettings {
             extract_headers_extra: Vec::new(),
             extract_headers_path: "/api/v0/version".into(),
             extract_headers_ttl: Duration::from_secs(300),
+            limits: HttpLimits::proxy_default(),
         }
     }
 }

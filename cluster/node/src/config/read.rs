@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cluster_allocator::AllocatorConfig;
-use cluster_api::{CorsConfig, Credentials, TlsFiles};
+use cluster_api::{CorsConfig, Credentials, HttpLimits, TlsFiles, MAX_HEADER_BYTES_MIN};
 use cluster_consensus::RaftConfig;
 use cluster_tracker::TrackerConfig;
 use cluster_types::{duration, HttpAddress};
@@ -111,6 +111,36 @@ pub(super) fn rest(r: &Reader, config_dir: &Path) -> Result<RestSettings, NodeEr
         cors: rest_cors(r, &d.cors)?,
         libp2p: rest_libp2p(r)?,
         tls: rest_tls(r, config_dir)?,
+        limits: http_limits(r, REST, &d.limits)?,
+    })
+}
+
+/// Go's server timeouts and `max_header_bytes`, and our `max_connections`, of `section`.
+fn http_limits(r: &Reader, section: &[&str], d: &HttpLimits) -> Result<HttpLimits, NodeError> {
+    let optional = |d: Option<Duration>| d.unwrap_or(Duration::ZERO);
+    let some = |t: Duration| (!t.is_zero()).then_some(t);
+    let read_header_timeout = r.duration(section, "read_header_timeout", d.read_header_timeout)?;
+    let idle_timeout = r.duration(section, "idle_timeout", d.idle_timeout)?;
+    let max_header_bytes = r.u64(section, "max_header_bytes", d.max_header_bytes as u64)?;
+    if max_header_bytes < MAX_HEADER_BYTES_MIN as u64 {
+        return Err(r.error(
+            section,
+            "max_header_bytes",
+            &format!("must be at least {MAX_HEADER_BYTES_MIN}"),
+        ));
+    }
+    let max_connections = r.u64(section, "max_connections", d.max_connections as u64)?;
+    if max_connections == 0 {
+        return Err(r.error(section, "max_connections", "must be at least 1"));
+    }
+    Ok(HttpLimits {
+        // Go: zero means no limit; a connection still has to send its head some day.
+        read_header_timeout: some(read_header_timeout).unwrap_or(idle_timeout),
+        idle_timeout: some(idle_timeout).unwrap_or(read_header_timeout),
+        read_timeout: some(r.duration(section, "read_timeout", optional(d.read_timeout))?),
+        write_timeout: some(r.duration(section, "write_timeout", optional(d.write_timeout))?),
+        max_header_bytes: max_header_bytes.min(usize::MAX as u64) as usize,
+        max_connections: max_connections.min(usize::MAX as u64) as usize,
     })
 }
 
@@ -245,6 +275,7 @@ pub(super) fn proxy(r: &Reader, ipfs: &IpfsSettings) -> Result<ProxySettings, No
         extract_headers_extra: r.strings(PROXY, "extract_headers_extra", &as_strs(&d.extract_headers_extra))?,
         extract_headers_path: r.string(PROXY, "extract_headers_path", &d.extract_headers_path)?,
         extract_headers_ttl: r.duration(PROXY, "extract_headers_ttl", d.extract_headers_ttl)?,
+        limits: http_limits(r, PROXY, &d.limits)?,
     })
 }
 

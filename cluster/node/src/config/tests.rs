@@ -333,3 +333,62 @@ fn allocate_by_takes_the_metrics_members_publish() {
         );
     }
 }
+
+#[test]
+fn server_timeouts_header_size_and_connection_cap_are_read_for_both_servers() {
+    let config = parse(&ServiceConfig::default_json("p", SECRET)).unwrap();
+    // Go's defaults: the REST API idles 2 minutes, the proxy 1 minute.
+    assert_eq!(config.rest.limits.read_header_timeout, Duration::from_secs(5));
+    assert_eq!(config.rest.limits.idle_timeout, Duration::from_secs(120));
+    assert_eq!(config.proxy.limits.idle_timeout, Duration::from_secs(60));
+    assert_eq!(
+        (config.rest.limits.read_timeout, config.rest.limits.write_timeout),
+        (None, None)
+    );
+    assert_eq!(config.rest.limits.max_header_bytes, 4096);
+    assert_eq!(
+        config.rest.limits.max_connections,
+        cluster_api::default_max_connections()
+    );
+    let mut json = ServiceConfig::default_json("p", SECRET);
+    for section in ["restapi", "ipfsproxy"] {
+        let s = &mut json["api"][section];
+        s["read_header_timeout"] = json!("2s");
+        s["idle_timeout"] = json!("30s");
+        s["read_timeout"] = json!("1m0s");
+        s["write_timeout"] = json!("10m0s");
+        s["max_header_bytes"] = json!(8192);
+        s["max_connections"] = json!(100);
+    }
+    let service = ServiceConfig::parse(&json.to_string(), "f").unwrap();
+    assert!(service.warnings().is_empty(), "{:?}", service.warnings());
+    let config = service.validate().unwrap();
+    for limits in [&config.rest.limits, &config.proxy.limits] {
+        assert_eq!(limits.read_header_timeout, Duration::from_secs(2));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(30));
+        assert_eq!(limits.read_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(limits.write_timeout, Some(Duration::from_secs(600)));
+        assert_eq!((limits.max_header_bytes, limits.max_connections), (8192, 100));
+    }
+    // Go: a zero read_header_timeout or idle_timeout falls back on the other.
+    json["api"]["restapi"]["idle_timeout"] = json!("0s");
+    assert_eq!(parse(&json).unwrap().rest.limits.idle_timeout, Duration::from_secs(2));
+    for (key, value, expected) in [
+        (
+            "max_header_bytes",
+            json!(100),
+            "api.restapi.max_header_bytes: must be at least 4096",
+        ),
+        (
+            "max_connections",
+            json!(0),
+            "api.restapi.max_connections: must be at least 1",
+        ),
+        ("read_timeout", json!("soon"), "api.restapi.read_timeout"),
+    ] {
+        let mut bad = ServiceConfig::default_json("p", SECRET);
+        bad["api"]["restapi"][key] = value;
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(error.contains(expected), "{key}: {error}");
+    }
+}
