@@ -493,12 +493,14 @@ fn http_server_configs(config: &cluster_node::NodeConfig) -> (RestServerConfig, 
         credentials: config.rest.credentials.clone(),
         cors: config.rest.cors.clone(),
         tls: config.rest.tls.clone(),
+        limits: config.rest.limits.clone(),
     };
     let proxy_config = config.proxy.listen.as_ref().map(|listen| IpfsProxyConfig {
         extract_headers_extra: config.proxy.extract_headers_extra.clone(),
         extract_headers_path: config.proxy.extract_headers_path.clone(),
         extract_headers_ttl: config.proxy.extract_headers_ttl,
         node_https: config.proxy.node_https,
+        limits: config.proxy.limits.clone(),
         ..IpfsProxyConfig::new(listen.clone(), config.proxy.node_address.clone())
     });
     (rest_config, proxy_config)

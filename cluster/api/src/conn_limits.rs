@@ -9,8 +9,9 @@
 //!   such as `GET /pins` of millions of pins is cut at this deadline, as in Go).
 //! - `max_header_bytes`: a larger head is answered 431.
 //! - `max_connections` (ours): at the cap, the connection idle the longest is closed to make
-//!   room; when none is idle the newcomer is answered 503. Idle keep-alive connections can so
-//!   never lock the API out; slow ones are bounded by the deadlines above.
+//!   room (waiting for its next request, or opened more than [`SILENT_GRACE`] ago without a
+//!   byte sent); when none is idle the newcomer is answered 503. Idle connections can so never
+//!   lock the API out; slow ones are bounded by the deadlines above.
 //!
 //! Deadlines are enforced on the connection's reads and writes ([`DeadlineIo`]), as Go does:
 //! a read or write past its deadline fails and hyper closes the connection.
@@ -47,6 +48,10 @@ pub struct HttpLimits {
     /// `max_connections`: connections served at once (at least 1).
     pub max_connections: usize,
 }
+
+/// How long a new connection may stay silent before it counts as idle for the cap: a client
+/// sends its request right after connecting.
+pub const SILENT_GRACE: Duration = Duration::from_millis(250);
 
 /// Go's smallest `max_header_bytes`.
 pub const MAX_HEADER_BYTES_MIN: usize = 4096;
@@ -100,6 +105,9 @@ struct ClockState {
     idle_since: Option<Instant>,
     /// When the request being read began (its first byte, or the connection's start).
     request_began: Instant,
+    /// When the connection was accepted, and whether it has sent a byte since.
+    accepted: Instant,
+    spoke: bool,
     read_deadline: Option<Instant>,
     write_deadline: Option<Instant>,
     /// The tasks waiting on a read or a write: a new deadline must wake them so that they wait
@@ -134,6 +142,8 @@ impl ConnClock {
             state: Mutex::new(ClockState {
                 idle_since: None,
                 request_began: now,
+                accepted: now,
+                spoke: false,
                 read_deadline,
                 write_deadline: None,
                 read_waker: None,
@@ -150,6 +160,7 @@ impl ConnClock {
     /// Bytes arrived: on an idle connection they begin the next request's head.
     fn bytes_read(&self) {
         let mut state = self.lock();
+        state.spoke = true;
         if state.idle_since.take().is_some() {
             let now = Instant::now();
             state.request_began = now;
@@ -177,8 +188,15 @@ impl ConnClock {
         state.wake();
     }
 
-    fn idle_since(&self) -> Option<Instant> {
-        self.lock().idle_since
+    /// Since when the connection is idle: waiting for its next request, or silent since it
+    /// was accepted (once [`SILENT_GRACE`] has passed).
+    fn idle_since(&self, now: Instant) -> Option<Instant> {
+        let state = self.lock();
+        match state.idle_since {
+            Some(since) => Some(since),
+            None if !state.spoke && now.duration_since(state.accepted) >= SILENT_GRACE => Some(state.accepted),
+            None => None,
+        }
     }
 
     /// Resolves when this connection is chosen to make room.
@@ -254,9 +272,10 @@ impl ConnRegistry {
     pub(crate) fn admit(self: &Arc<Self>, what: &str) -> Admission {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         if live.len() >= self.limits.max_connections.max(1) {
+            let now = Instant::now();
             let idlest = live
                 .iter()
-                .filter_map(|(id, clock)| clock.idle_since().map(|since| (since, *id)))
+                .filter_map(|(id, clock)| clock.idle_since(now).map(|since| (since, *id)))
                 .min();
             match idlest {
                 Some((_, id)) => {
@@ -513,6 +532,8 @@ mod tests {
             panic!("second refused")
         };
         // Both are reading their first request: nobody idle, the third is refused.
+        first.clock.bytes_read();
+        second.clock.bytes_read();
         assert!(matches!(registry.admit("test"), Admission::Refuse));
         assert_eq!(registry.counts(), (1, 0));
         first.clock.request_started();
@@ -527,6 +548,24 @@ mod tests {
         assert_eq!(registry.live(), 2, "the evicted one was already forgotten");
         drop((second, third));
         assert_eq!(registry.live(), 0);
+    }
+
+    #[test]
+    fn a_connection_silent_past_the_grace_counts_as_idle() {
+        let clock = ConnClock::new(Arc::new(limits(1)));
+        let accepted = clock.lock().accepted;
+        assert_eq!(
+            clock.idle_since(accepted),
+            None,
+            "a client gets time to send its request"
+        );
+        assert_eq!(clock.idle_since(accepted + SILENT_GRACE), Some(accepted));
+        clock.bytes_read();
+        assert_eq!(
+            clock.idle_since(accepted + SILENT_GRACE),
+            None,
+            "it spoke: reading its head"
+        );
     }
 
     #[test]

@@ -339,16 +339,29 @@ mod tests {
             closed_within(&mut first, Duration::from_secs(2)).await,
             "the idlest made room"
         );
-        // Two fresh connections take both places (the idle ones make room); they are reading
-        // their first head, so a third newcomer is refused.
-        let _fresh1 = TcpStream::connect(addr).await.unwrap();
+        // Two connections in the middle of their heads take both places (the idle ones make
+        // room), so a third newcomer is refused.
+        let mut slow1 = TcpStream::connect(addr).await.unwrap();
+        slow1.write_all(b"GET /id").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let _fresh2 = TcpStream::connect(addr).await.unwrap();
+        let mut slow2 = TcpStream::connect(addr).await.unwrap();
+        slow2.write_all(b"GET /id").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let mut refused = TcpStream::connect(addr).await.unwrap();
         let text = answer(&mut refused).await;
         assert!(text.starts_with("HTTP/1.1 503"), "{text}");
         assert!(text.contains("too many connections"), "{text}");
+        // Connections that never say anything are idle once their grace has passed: a flood of
+        // them cannot keep a client out.
+        drop((slow1, slow2));
+        let mut silent = Vec::new();
+        for _ in 0..4 {
+            silent.push(TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(crate::conn_limits::SILENT_GRACE + Duration::from_millis(100)).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(REQUEST).await.unwrap();
+        assert!(answer(&mut client).await.starts_with("HTTP/1.1 200"));
     }
 
     #[tokio::test]
