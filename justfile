@@ -147,6 +147,12 @@ bench-failover RUNS="5":
     cargo build --release --bins
     python3 scripts/bench-failover.py {{RUNS}}
 
+# Floods against the leader (members limited to 256 open files): 400 idle connections, then
+# 60,000-character peer ids from 12 threads; prints /health and pin latency and elections.
+bench-floods:
+    cargo build --release --bins
+    python3 scripts/bench-floods.py
+
 # Installs the real IPFS daemon used by the tests (js-ipfs from npm, pinned by the lockfile).
 jsipfs-install:
     #!/usr/bin/env bash
