@@ -265,7 +265,7 @@ async fn start_once(
         None
     } else {
         Some(
-            SimTransport::bind(SocketAddr::new(member.ip, MEMBER_PORT))
+            SimTransport::bind(SocketAddr::new(member.ip, MEMBER_PORT), identity.peer_id)
                 .await
                 .expect("bind member port"),
         )

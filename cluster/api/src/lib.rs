@@ -14,8 +14,10 @@
 #[cfg(not(madsim))]
 mod add_route;
 mod auth;
+#[cfg(not(madsim))]
 mod conn_limits;
 mod cors;
+mod http_limits;
 #[cfg(not(madsim))]
 mod http_server;
 #[cfg(not(madsim))]
@@ -31,8 +33,8 @@ mod te_trailers;
 
 pub use auth::Credentials;
 pub use cluster_types::HttpAddress;
-pub use conn_limits::{default_max_connections, HttpLimits, MAX_HEADER_BYTES_MIN};
 pub use cors::CorsConfig;
+pub use http_limits::{default_max_connections, HttpLimits, MAX_HEADER_BYTES_MIN};
 #[cfg(not(madsim))]
 pub use ipfs_proxy::{IpfsProxy, IpfsProxyConfig};
 #[cfg(not(madsim))]

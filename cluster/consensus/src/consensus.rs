@@ -408,6 +408,33 @@ impl Consensus {
         self.raft.metrics().borrow().last_log_index
     }
 
+    /// Whether `node` is in the membership as a voter (`Some(true)`) or a learner
+    /// (`Some(false)`); `None` if it is not in it. Before openraft first reports, the voters
+    /// read from the log at start answer (learners are not known then).
+    pub fn standing(&self, node: NodeId) -> Option<bool> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        if metrics.membership_config.log_id().is_none() {
+            return self.voters_at_start.contains(&node).then_some(true);
+        }
+        let membership = metrics.membership_config.membership();
+        if membership.voter_ids().any(|id| id == node) {
+            Some(true)
+        } else if membership.learner_ids().any(|id| id == node) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Whether this member has a membership at all (it has none while it joins, until the
+    /// leader's first entries or snapshot arrive).
+    pub fn has_membership(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.membership_config.log_id().is_some() || !self.voters_at_start.is_empty()
+    }
+
     /// Whether `node` is a voter in the current membership.
     pub fn is_voter(&self, node: NodeId) -> bool {
         let metrics = self.raft.metrics();

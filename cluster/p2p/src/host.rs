@@ -345,7 +345,7 @@ impl SwarmTask {
                     return;
                 }
             };
-            let response = handler.handle(request).await;
+            let response = handler.handle(cluster_types::PeerId(peer), request).await;
             let _ = commands.send(HostCommand::Respond {
                 channel,
                 response: wire::encode_response(&response),

@@ -16,7 +16,7 @@ struct NamedHandler(&'static str);
 
 #[async_trait::async_trait]
 impl RpcHandler for NamedHandler {
-    async fn handle(&self, request: RpcRequest) -> RpcResponse {
+    async fn handle(&self, _: cluster_types::PeerId, request: RpcRequest) -> RpcResponse {
         match request {
             RpcRequest::Recover(cid) => RpcResponse::Recover(Err(ClusterError::Internal(format!("{} {cid}", self.0)))),
             other => RpcResponse::Recover(Err(ClusterError::InvalidArgument(format!("unexpected {other:?}")))),

@@ -166,15 +166,19 @@ pub enum RpcResponse {
     /// example one removed while it was away): refused without reaching Raft, so it cannot
     /// raise the cluster's term.
     NotAMember,
+    /// The caller may not make this call (the member's RPC policy), and why.
+    Refused(String),
 }
 
 /// Serves requests from other members.
 ///
-/// To ensure correctness: `handle` must answer with the response variant of the request.
+/// To ensure correctness: `handle` must answer with the response variant of the request, or
+/// [`RpcResponse::Refused`].
 #[async_trait::async_trait]
 pub trait RpcHandler: Send + Sync + 'static {
-    /// Answers one request.
-    async fn handle(&self, request: RpcRequest) -> RpcResponse;
+    /// Answers one request from `from`, the peer the transport authenticated (this member
+    /// itself for its own calls).
+    async fn handle(&self, from: PeerId, request: RpcRequest) -> RpcResponse;
 }
 
 /// Carries requests to other members, addressed by their Raft member record (peer id and

@@ -57,7 +57,7 @@ impl Transport for LocalShortcut {
         };
         // The same promises as a network transport: an answer within `timeout`, and `Starting`
         // seen as not delivered.
-        match cluster_rt::timeout(timeout, handler.handle(request)).await {
+        match cluster_rt::timeout(timeout, handler.handle(self.me, request)).await {
             Ok(RpcResponse::Starting) => Err(starting()),
             Ok(answer) => Ok(answer),
             Err(_) => Err(TransportFailure::Network(format!(
@@ -122,7 +122,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl RpcHandler for OwnHandler {
-        async fn handle(&self, request: RpcRequest) -> RpcResponse {
+        async fn handle(&self, _: PeerId, request: RpcRequest) -> RpcResponse {
             match request {
                 RpcRequest::Id => RpcResponse::Starting,
                 RpcRequest::Status(_) => std::future::pending().await,

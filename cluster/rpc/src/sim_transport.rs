@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_consensus::{MemberNode, TransportFailure};
+use cluster_types::PeerId;
 use madsim::net::Endpoint;
 
 use crate::{socket_address, RpcHandler, RpcRequest, RpcResponse, Transport};
@@ -15,13 +16,17 @@ use crate::{socket_address, RpcHandler, RpcRequest, RpcResponse, Transport};
 /// A member's endpoint on the simulated network.
 pub struct SimTransport {
     endpoint: Endpoint,
+    /// Who this endpoint's requests come from (what libp2p's secure channel proves in
+    /// production; here the simulated peers are our own code and tell the truth).
+    me: PeerId,
 }
 
 impl SimTransport {
-    /// Binds `address` on the current simulated node.
-    pub async fn bind(address: SocketAddr) -> std::io::Result<Arc<SimTransport>> {
+    /// Binds `address` on the current simulated node, for the peer `me`.
+    pub async fn bind(address: SocketAddr, me: PeerId) -> std::io::Result<Arc<SimTransport>> {
         Ok(Arc::new(SimTransport {
             endpoint: Endpoint::bind(address).await?,
+            me,
         }))
     }
 
@@ -36,10 +41,11 @@ impl SimTransport {
                 let handler = handler.clone();
                 cluster_rt::spawn(async move {
                     let Ok(payload) = receiver.recv().await else { return };
-                    let Ok(request) = payload.downcast::<RpcRequest>() else {
+                    let Ok(request) = payload.downcast::<(PeerId, RpcRequest)>() else {
                         return;
                     };
-                    let response = handler.handle(*request).await;
+                    let (from, request) = *request;
+                    let response = handler.handle(from, request).await;
                     let _ = sender.send(Box::new(response)).await;
                 });
             }
@@ -64,7 +70,7 @@ impl Transport for SimTransport {
                 .await
                 .map_err(|e| TransportFailure::Unreachable(e.to_string()))?;
             sender
-                .send(Box::new(request))
+                .send(Box::new((self.me, request)))
                 .await
                 .map_err(|e| TransportFailure::Unreachable(e.to_string()))?;
             let payload = receiver

@@ -37,6 +37,7 @@ mod pinning;
 mod queries;
 mod rest_backend;
 mod rpc_handler;
+mod rpc_policy;
 mod status_merge;
 
 use std::collections::BTreeMap;
@@ -240,6 +241,8 @@ pub struct Cluster {
     removed_tx: watch::Sender<bool>,
     /// Members that refused this member's vote requests as coming from a non-member.
     refusals: MembershipRefusals,
+    /// Calls this member refused by its RPC policy.
+    refused_calls: rpc_handler::RefusedCalls,
     /// The latest metrics of every member, this one included.
     metrics: Mutex<Monitor>,
     /// The last traffic sample of `/health/bandwidth`: when, the totals, and the rates then.
@@ -331,6 +334,7 @@ impl Cluster {
             shutdown_tx,
             removed_tx: watch::channel(false).0,
             refusals,
+            refused_calls: Default::default(),
             metrics: Mutex::new(Monitor::default()),
             ipfs_identity: Mutex::new(None),
             traffic_sample: Mutex::new(None),

@@ -1,6 +1,53 @@
-//! Serving other members' requests, and this member's own calls to itself.
+//! Serving other members' requests, and this member's own calls to itself. Every request
+//! passes the RPC policy first ([`rpc_verdict`]): a refused one is answered
+//! [`RpcResponse::Refused`], logged once per peer and counted.
 
+use super::rpc_policy::{kind_of, rpc_verdict, Standing, Verdict};
 use super::*;
+
+/// Refused RPC calls counted, and the peers already warned about.
+#[derive(Debug, Default)]
+pub(super) struct RefusedCalls {
+    count: std::sync::atomic::AtomicU64,
+    warned: Mutex<std::collections::HashSet<PeerId>>,
+}
+
+impl Cluster {
+    /// What this member's membership says of `peer`.
+    pub(super) fn standing_of(&self, peer: &PeerId) -> Standing {
+        if *peer == self.identity.peer_id {
+            return Standing::Voter;
+        }
+        let node = node_id_of(peer);
+        match self.consensus.standing(node) {
+            Some(true) => Standing::Voter,
+            Some(false) => Standing::Learner,
+            None if self.consensus.has_membership() => Standing::Stranger,
+            None => Standing::NoMembershipYet,
+        }
+    }
+
+    /// Counts a refused call and logs the first one of each peer.
+    pub(super) fn refused_call(&self, from: &PeerId, kind: &str, why: &str) {
+        self.refused_calls
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let first = self
+            .refused_calls
+            .warned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(*from);
+        if first {
+            tracing::warn!(peer = %from, "refused an RPC call ({kind}): {why}; later refusals of this peer are only counted");
+        }
+    }
+
+    /// RPC calls refused by the policy since the start.
+    pub fn refused_rpc_calls(&self) -> u64 {
+        self.refused_calls.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// Serves this member's calls to itself (through [`LocalShortcut`]): holds the member weakly,
 /// since the member holds its transport.
@@ -10,9 +57,9 @@ pub(super) struct OwnRpcHandler {
 
 #[async_trait::async_trait]
 impl RpcHandler for OwnRpcHandler {
-    async fn handle(&self, request: RpcRequest) -> RpcResponse {
+    async fn handle(&self, from: PeerId, request: RpcRequest) -> RpcResponse {
         match self.cluster.upgrade() {
-            Some(cluster) => ClusterRpcHandler { cluster }.handle(request).await,
+            Some(cluster) => ClusterRpcHandler { cluster }.handle(from, request).await,
             // Only while the member is being dropped.
             None => RpcResponse::Starting,
         }
@@ -26,27 +73,25 @@ pub(super) struct ClusterRpcHandler {
 
 #[async_trait::async_trait]
 impl RpcHandler for ClusterRpcHandler {
-    async fn handle(&self, request: RpcRequest) -> RpcResponse {
+    async fn handle(&self, from: PeerId, request: RpcRequest) -> RpcResponse {
+        match rpc_verdict(&request, &from, self.cluster.standing_of(&from)) {
+            Verdict::Serve => {}
+            Verdict::Refuse(why) => {
+                self.cluster.refused_call(&from, kind_of(&request), why);
+                return RpcResponse::Refused(format!("{}: {why}", kind_of(&request)));
+            }
+            Verdict::NotAMember => {
+                tracing::info!("refused a vote request from {from}: not a member of this cluster");
+                return RpcResponse::NotAMember;
+            }
+        }
         let raft = self.cluster.consensus.raft();
         match request {
             RpcRequest::AppendEntries(r) => {
                 RpcResponse::AppendEntries(raft.append_entries(r).await.map_err(raft_error))
             }
             RpcRequest::Vote(r) => {
-                // A candidate this member does not count as a member, and whose log is not
-                // ahead of this member's (one removed while it was away), is told so, and its
-                // term never reaches Raft. A candidate with a longer log may know of a change
-                // this member missed (its own addition): Raft decides as usual.
-                let candidate = r.vote.leader_id().voted_for();
-                let members = self.cluster.consensus.members();
-                let stranger =
-                    candidate.is_some_and(|c| !members.is_empty() && !members.iter().any(|(id, _)| *id == c));
-                let theirs = r.last_log_id.map(|log_id| log_id.index);
-                let not_ahead = theirs <= self.cluster.consensus.last_log_index();
-                if stranger && not_ahead {
-                    tracing::info!("refused a vote request from node {candidate:?}: not a member of this cluster");
-                    return RpcResponse::NotAMember;
-                }
+                // Candidates outside the membership were answered by the policy.
                 if self.cluster.joining.load(std::sync::atomic::Ordering::Relaxed) {
                     return RpcResponse::Vote(Err(ClusterError::Consensus(
                         "this member is joining and votes only once it has caught up".into(),
