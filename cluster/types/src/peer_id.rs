@@ -36,9 +36,59 @@ impl PeerId {
     }
 }
 
+/// The base58 text of the peer ids a thread met last, both ways: a cluster names a handful of
+/// peers millions of times (allocations, status maps, metrics), and base58 costs about a
+/// microsecond per id each way. Bounded: emptied when it holds [`TEXT_CACHE_MAX`] ids.
+mod text_cache {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    pub(super) const TEXT_CACHE_MAX: usize = 512;
+
+    thread_local! {
+        static TO_TEXT: RefCell<HashMap<libp2p_identity::PeerId, Arc<str>>> = RefCell::new(HashMap::new());
+        static FROM_TEXT: RefCell<HashMap<Box<str>, libp2p_identity::PeerId>> = RefCell::new(HashMap::new());
+    }
+
+    pub(super) fn text_of(id: &libp2p_identity::PeerId) -> Arc<str> {
+        TO_TEXT.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(text) = cache.get(id) {
+                return text.clone();
+            }
+            if cache.len() >= TEXT_CACHE_MAX {
+                cache.clear();
+            }
+            let text: Arc<str> = id.to_base58().into();
+            cache.insert(*id, text.clone());
+            text
+        })
+    }
+
+    pub(super) fn parsed(text: &str) -> Option<libp2p_identity::PeerId> {
+        FROM_TEXT.with(|cache| cache.borrow().get(text).copied())
+    }
+
+    pub(super) fn remember(text: &str, id: libp2p_identity::PeerId) {
+        FROM_TEXT.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.len() >= TEXT_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(text.into(), id);
+        })
+    }
+
+    #[cfg(test)]
+    pub(super) fn sizes() -> (usize, usize) {
+        (TO_TEXT.with(|c| c.borrow().len()), FROM_TEXT.with(|c| c.borrow().len()))
+    }
+}
+
 impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        f.write_str(&text_cache::text_of(&self.0))
     }
 }
 
@@ -62,21 +112,24 @@ impl FromStr for PeerId {
                 s.len()
             )));
         }
-        libp2p_identity::PeerId::from_str(s)
-            .map(PeerId)
-            .map_err(|e| PeerIdError(e.to_string()))
+        if let Some(id) = text_cache::parsed(s) {
+            return Ok(PeerId(id));
+        }
+        let id = libp2p_identity::PeerId::from_str(s).map_err(|e| PeerIdError(e.to_string()))?;
+        text_cache::remember(s, id);
+        Ok(PeerId(id))
     }
 }
 
 impl Serialize for PeerId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
+        serializer.serialize_str(&text_cache::text_of(&self.0))
     }
 }
 
 impl<'de> Deserialize<'de> for PeerId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PeerId, D::Error> {
-        let text = String::deserialize(deserializer)?;
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
     }
 }
@@ -92,6 +145,32 @@ mod tests {
         assert!(refused.0.contains("too long: 60000 characters"), "{refused}");
         let just_over = "1".repeat(PEER_ID_TEXT_MAX + 1);
         assert!(just_over.parse::<PeerId>().unwrap_err().0.contains("too long"));
+    }
+
+    #[test]
+    fn the_text_cache_answers_as_base58_does_and_stays_bounded() {
+        let ids: Vec<PeerId> = (0..=text_cache::TEXT_CACHE_MAX as u32 + 10)
+            .map(|n| {
+                let mut seed = [0u8; 32];
+                seed[..4].copy_from_slice(&n.to_be_bytes());
+                PeerId::from_ed25519_seed(seed)
+            })
+            .collect();
+        for _ in 0..2 {
+            for id in &ids {
+                let text = id.to_string();
+                assert_eq!(text, id.0.to_base58());
+                assert_eq!(text.parse::<PeerId>().unwrap(), *id);
+                let json = serde_json::to_string(id).unwrap();
+                assert_eq!(json, format!("\"{text}\""));
+                assert_eq!(serde_json::from_str::<PeerId>(&json).unwrap(), *id);
+            }
+        }
+        let (to_text, from_text) = text_cache::sizes();
+        assert!(to_text <= text_cache::TEXT_CACHE_MAX && from_text <= text_cache::TEXT_CACHE_MAX);
+        // A text that is not a peer id is never remembered.
+        assert!("12D3KooWnot".parse::<PeerId>().is_err());
+        assert!("12D3KooWnot".parse::<PeerId>().is_err());
     }
 
     #[test]
