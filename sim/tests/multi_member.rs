@@ -143,9 +143,9 @@ async fn cluster_wide_status_merges_ranges_and_asks_a_paused_member_once() {
     let merged = status_in_ranges(&cluster, asked, 7).await;
     let took = cluster_rt::now() - started;
     assert_eq!(merged.len(), pins as usize, "{}", replay_hint());
-    // One status timeout (15 s) at most, not one per range.
+    // One range deadline (120 s) at most, not one per range (8 ranges).
     assert!(
-        took < Duration::from_secs(20),
+        took < Duration::from_secs(150),
         "the listing took {took:?}: the paused member was asked more than once; {}",
         replay_hint()
     );

@@ -31,6 +31,10 @@ pub(super) const STATE_PAGE: usize = 1000;
 /// JSON at most), so that a million pins take a few hundred calls instead of one per pin.
 pub(super) const STATUS_RANGE_PAGE: usize = 4096;
 
+/// Deadline of one member's answer for a range. Its first range lists the daemon's pins (Kubo
+/// takes seconds for millions of them); a member that misses it is not asked again.
+pub(super) const STATUS_RANGE_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl Cluster {
     /// Runs this member's daemon's repository GC; failures are reported inside the result.
     pub async fn repo_gc_local(&self) -> RepoGc {
@@ -373,7 +377,7 @@ impl Cluster {
                     limit: page as u32,
                 };
                 let request = || RpcRequest::StatusRange(range);
-                match self.call_member(member, request(), STATUS_TIMEOUT).await {
+                match self.call_member(member, request(), STATUS_RANGE_TIMEOUT).await {
                     Ok(RpcResponse::StatusRange(answer)) => answer?,
                     Ok(other) => return Err(ClusterError::unexpected_answer(request(), other)),
                     Err(e) => return Err(e.into_error(member.peer_id)),
