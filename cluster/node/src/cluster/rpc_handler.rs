@@ -5,6 +5,10 @@
 use super::rpc_policy::{kind_of, rpc_verdict, Standing, Verdict};
 use super::*;
 
+/// Peers remembered as already warned about: peer ids cost an attacker nothing, so the set is
+/// bounded; past it every refusal is only counted.
+const WARNED_PEERS_MAX: usize = 1024;
+
 /// Refused RPC calls counted, and the peers already warned about.
 #[derive(Debug, Default)]
 pub(super) struct RefusedCalls {
@@ -32,12 +36,10 @@ impl Cluster {
         self.refused_calls
             .count
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let first = self
-            .refused_calls
-            .warned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(*from);
+        let first = {
+            let mut warned = self.refused_calls.warned.lock().unwrap_or_else(|e| e.into_inner());
+            warned.len() < WARNED_PEERS_MAX && warned.insert(*from)
+        };
         if first {
             tracing::warn!(peer = %from, "refused an RPC call ({kind}): {why}; later refusals of this peer are only counted");
         }
