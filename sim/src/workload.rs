@@ -679,12 +679,25 @@ async fn run_plan(self_healing: bool) -> String {
 /// Runs [`run`] under a fresh simulator with a fixed `seed`, outside `#[madsim::test]` (which
 /// takes its seed from the environment): regression tests pin the seed that found their bug.
 pub fn run_seed(seed: u64) -> String {
+    run_seed_of(seed, false)
+}
+
+/// [`run_seed`] for [`run_self_healing`].
+pub fn run_self_healing_seed(seed: u64) -> String {
+    run_seed_of(seed, true)
+}
+
+fn run_seed_of(seed: u64, self_healing: bool) -> String {
     // A fresh thread per run, as `#[madsim::test]` does: std's hash map keys are drawn once
     // per thread, so a second simulation on the same thread would not replay the seed.
     #[allow(clippy::disallowed_methods)]
     let run = std::thread::spawn(move || {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-        runtime.block_on(run())
+        if self_healing {
+            runtime.block_on(run_self_healing())
+        } else {
+            runtime.block_on(run())
+        }
     });
     run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }

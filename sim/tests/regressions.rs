@@ -119,3 +119,13 @@ fn a_join_cut_short_after_a_leader_heartbeat_is_retried() {
 fn a_removal_cut_short_by_a_leader_change_is_finished_by_the_next_leader() {
     println!("{}", cluster_sim::workload::run_seed(2374));
 }
+
+/// Found by `random_workload_with_lost_and_wiped_members_heals` seed 1152369054 (CI's random
+/// batch): member 0 was killed before members 5 and 6 joined; when it came back, one of them
+/// led, and the RPC policy refused its AppendEntries because the leader was not a voter in
+/// member 0's stale membership, so member 0 never caught up (pinset 0 of 23). Fixed: Raft
+/// replication is served from the leader it names, whatever this member's view of it.
+#[test]
+fn a_member_that_missed_a_join_accepts_the_new_leader_it_does_not_know() {
+    println!("{}", cluster_sim::workload::run_self_healing_seed(1152369054));
+}

@@ -52,7 +52,7 @@ fn forged(outsider: PeerId, members: &[MemberNode], leader: &MemberNode) -> Vec<
             entries: Vec::new(),
             leader_commit: far_log,
         }),
-        RpcRequest::Vote(VoteRequest::new(Vote::new(50, node_id_of(&outsider)), far_log)),
+        RpcRequest::Vote(VoteRequest::new(Vote::new(50, node_id_of(&outsider)), None)),
         RpcRequest::PeerAdd(members[0].clone()),
     ]
 }

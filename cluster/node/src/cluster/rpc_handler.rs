@@ -83,8 +83,15 @@ impl RpcHandler for ClusterRpcHandler {
                 return RpcResponse::Refused(format!("{}: {why}", kind_of(&request)));
             }
             Verdict::NotAMember => {
-                tracing::info!("refused a vote request from {from}: not a member of this cluster");
-                return RpcResponse::NotAMember;
+                // A candidate with a longer log may know of a change this member missed (its
+                // own addition): Raft decides. Otherwise (one removed while it was away) it is
+                // told so, and its term never reaches Raft.
+                let ahead = matches!(&request, RpcRequest::Vote(r)
+                    if r.last_log_id.map(|id| id.index) > self.cluster.consensus.last_log_index());
+                if !ahead {
+                    tracing::info!("refused a vote request from {from}: not a member of this cluster");
+                    return RpcResponse::NotAMember;
+                }
             }
         }
         let raft = self.cluster.consensus.raft();
