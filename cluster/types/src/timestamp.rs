@@ -176,6 +176,10 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 }
 
 fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+    // Every field below is sliced by byte position: a multi-byte character would split.
+    if !text.is_ascii() {
+        return Err("not ASCII".into());
+    }
     let bytes = text.as_bytes();
     if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !(bytes[10] == b'T' || bytes[10] == b't') {
         return Err("expected YYYY-MM-DDTHH:MM:SS".into());
@@ -256,6 +260,19 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `user_text` fuzz target (fuzz/regressions/user_text/): a character of two
+    /// bytes across the seconds field panicked, and `expire-at` reaches this parser from a URL.
+    #[test]
+    fn a_timestamp_with_a_multibyte_character_is_refused_not_a_panic() {
+        for text in [
+            "2026-12-06T04:33:0\u{2ad}04:33:01Z",
+            "2026-12-06T04:3\u{e9}:00Z",
+            "\u{e9}026-12-06T04:33:00Z",
+        ] {
+            assert!(text.parse::<Timestamp>().is_err(), "{text}");
+        }
+    }
 
     #[test]
     fn zero_time_prints_like_go() {
