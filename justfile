@@ -15,7 +15,7 @@ build:
     cargo build --workspace --bins
 
 # The whole test suite: lint, unit and process tests, the simulator, the real IPFS daemon test.
-test: lint test-unit sim sim-seeds-ci sim-determinism sim-replay-check test-real-ipfs test-js-clients
+test: lint test-unit sim sim-seeds-ci sim-determinism sim-replay-check test-real-ipfs test-js-clients fuzz-check
     @echo "all test suites passed"
 
 # Formatting, clippy (with the determinism guard of clippy.toml) in both builds.
@@ -195,3 +195,14 @@ run:
 # Stops what `just run` started.
 stop:
     bash scripts/quickstart.sh stop
+
+# Fuzzes one target (fuzz/fuzz_targets/) for SECONDS (0: until stopped); no target lists them.
+fuzz TARGET="" SECONDS="0":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -z "{{TARGET}}" ]; then echo "fuzz targets (just fuzz TARGET [SECONDS]):"; bash scripts/fuzz.sh list; exit 0; fi
+    bash scripts/fuzz.sh run {{TARGET}} {{SECONDS}}
+
+# Builds every fuzz target, replays the kept inputs and fuzzes each for a few seconds.
+fuzz-check SECONDS="5":
+    bash scripts/fuzz.sh check {{SECONDS}}

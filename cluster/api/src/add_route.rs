@@ -99,7 +99,7 @@ pub(crate) fn multipart_boundary(content_type: Option<&str>) -> Result<String, S
 
 /// The path of a part, as Go derives it: the `filename` query-unescaped, then cleaned and made
 /// relative. Parts without a filename take their field name.
-fn part_path(filename: Option<&str>, field_name: Option<&str>) -> String {
+pub(crate) fn part_path(filename: Option<&str>, field_name: Option<&str>) -> String {
     let raw = filename.filter(|f| !f.is_empty()).or(field_name).unwrap_or("file");
     let unescaped: String = url::form_urlencoded::parse(format!("x={}", raw.replace('&', "%26")).as_bytes())
         .next()

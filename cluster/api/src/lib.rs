@@ -17,6 +17,9 @@ mod auth;
 #[cfg(not(madsim))]
 mod conn_limits;
 mod cors;
+#[cfg(not(madsim))]
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod http_limits;
 #[cfg(not(madsim))]
 mod http_server;

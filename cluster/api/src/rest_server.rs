@@ -240,7 +240,7 @@ const PATH_KEY_TYPES: [&str; 3] = ["ipfs", "ipns", "ipld"];
 
 /// A matched route and its path arguments (still undecoded as CIDs: that is each handler's job).
 #[derive(Debug, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     Id,
     Version,
     Peers,
@@ -269,14 +269,14 @@ enum Route {
 
 /// Why no route matched.
 #[derive(Debug, PartialEq, Eq)]
-enum NoRoute {
+pub(crate) enum NoRoute {
     NotFound,
     /// The path exists but not with this method; the value lists the allowed methods.
     MethodNotAllowed(&'static str),
 }
 
 /// Matches a request against the route table. `segments` are the percent-decoded path segments.
-fn route(method: &Method, segments: &[String]) -> Result<Route, NoRoute> {
+pub(crate) fn route(method: &Method, segments: &[String]) -> Result<Route, NoRoute> {
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let only = |allowed: &'static str, m: &Method, r: Route| -> Result<Route, NoRoute> {
         if allowed.split(", ").any(|a| a == m.as_str()) {
@@ -329,7 +329,7 @@ fn route(method: &Method, segments: &[String]) -> Result<Route, NoRoute> {
 
 /// Splits an absolute path into percent-decoded segments. `None` for a path that is not absolute
 /// or does not decode to UTF-8.
-fn path_segments(path: &str) -> Option<Vec<String>> {
+pub(crate) fn path_segments(path: &str) -> Option<Vec<String>> {
     let rest = path.strip_prefix('/')?;
     if rest.is_empty() {
         return Some(Vec::new());
@@ -348,7 +348,7 @@ fn path_segments(path: &str) -> Option<Vec<String>> {
 // Request handling
 
 /// A request rejected before reaching the backend, or a backend error: status and message.
-struct Failure {
+pub(crate) struct Failure {
     status: StatusCode,
     message: String,
 }
@@ -372,10 +372,10 @@ impl From<ClusterError> for Failure {
 }
 
 /// Parsed query string: pairs in order, form-decoded (`+` is a space, as in Go's `url.ParseQuery`).
-struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(query: Option<&str>) -> Query {
+    pub(crate) fn parse(query: Option<&str>) -> Query {
         Query(
             url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .into_owned()
@@ -384,7 +384,7 @@ impl Query {
     }
 
     /// The first value of `key` (Go's `Values.Get`); empty when absent.
-    fn get(&self, key: &str) -> &str {
+    pub(crate) fn get(&self, key: &str) -> &str {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -392,7 +392,7 @@ impl Query {
             .unwrap_or("")
     }
 
-    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
@@ -412,7 +412,7 @@ fn parse_cid(text: &str) -> Result<Cid, Failure> {
 }
 
 /// `/allocations?filter=`: empty selects everything; a list naming no known type is a 400, like Go.
-fn allocation_filter(text: &str) -> Result<u32, Failure> {
+pub(crate) fn allocation_filter(text: &str) -> Result<u32, Failure> {
     let mut names = text.split(',').map(str::trim).filter(|n| !n.is_empty()).peekable();
     if names.peek().is_some()
         && !names.any(|n| matches!(n, "pin" | "meta-pin" | "clusterdag-pin" | "shard-pin" | "all"))

@@ -32,7 +32,7 @@ pub use cluster_types::{MemberNode, TransportFailure};
 pub use config::RaftConfig;
 pub use consensus::{Consensus, ConsensusDeps, LeaderForwarder, Promotion, PROMOTION_LAG_MAX};
 pub use error::{raft_error, ConsensusError};
-pub use log_store::RedbLogStore;
+pub use log_store::{decode_log_entry, RedbLogStore};
 pub use network::{NoTransport, RaftTransport, TransportNetworkFactory};
 pub use state_machine::{applied_index_in, AppliedChange, ApplyObserver, PinsetStateMachine};
 pub use storage_health::StorageHealth;

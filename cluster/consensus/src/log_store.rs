@@ -56,6 +56,12 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, redb::Error
     serde_json::from_slice(bytes).map_err(|e| redb::Error::Corrupted(format!("undecodable raft log record: {e}")))
 }
 
+/// One Raft log entry as stored on disk, or why the bytes are not one (the fuzz targets read
+/// entries through this, as the log store does).
+pub fn decode_log_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, redb::Error> {
+    decode(bytes)
+}
+
 impl RedbLogStore {
     /// Opens or creates the log database at `path`.
     pub fn open(path: &Path) -> Result<RedbLogStore, ConsensusError> {

@@ -55,7 +55,9 @@ pub fn protocol() -> StreamProtocol {
     StreamProtocol::new(PROTOCOL)
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+/// One frame from `io`: its length, checked against [`MAX_FRAME`] before allocating, then its
+/// bytes.
+pub async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
     let mut length = [0u8; 4];
     io.read_exact(&mut length).await?;
     let length = u32::from_be_bytes(length) as usize;

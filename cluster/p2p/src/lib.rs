@@ -19,6 +19,8 @@ mod http_tunnel;
 mod stack;
 
 #[cfg(not(madsim))]
+pub use codec::read_frame;
+#[cfg(not(madsim))]
 pub use host::{P2pConfig, P2pTransport};
 #[cfg(not(madsim))]
 pub use http_tunnel::{HttpConnections, HttpStream, HttpTunnelClient, HttpTunnelServer, NameServer, HTTP_PROTOCOL};

@@ -121,6 +121,109 @@ mod tests {
         ));
     }
 
+    /// Seeds for the fuzz targets that read these bytes (fuzz/seeds/): one message of each kind
+    /// a peer sends, the log entries they carry, and pins in their binary form. Run again when the
+    /// messages change.
+    #[test]
+    #[ignore = "writes files: FUZZ_SEEDS=$PWD/fuzz/seeds cargo test -p cluster-rpc -- --ignored fuzz_seeds"]
+    fn fuzz_seeds() {
+        use crate::{StatusRange, WireBlock};
+        use cluster_types::{pin_codec, Metric, PeerId};
+        let dir = std::path::PathBuf::from(std::env::var("FUZZ_SEEDS").expect("FUZZ_SEEDS names the seeds folder"));
+        let write = |target: &str, name: &str, bytes: &[u8]| {
+            std::fs::create_dir_all(dir.join(target)).unwrap();
+            std::fs::write(dir.join(target).join(name), bytes).unwrap();
+        };
+        let log_id = LogId::new(LeaderId::new(3, 7), 42);
+        let options = PinOptions {
+            name: "seed".into(),
+            replication_factor_min: 1,
+            replication_factor_max: 2,
+            metadata: [("k".to_string(), "v".to_string())].into(),
+            ..PinOptions::default()
+        };
+        let peer: PeerId = "12D3KooWJ6MbpUQmXvpH3ShQxqvRqx2iJJgmnNqQeRBXrbXyTBXe".parse().unwrap();
+        let mut pin = Pin::new(cid(), options);
+        pin.allocations = vec![peer];
+        let entry = Entry::<TypeConfig> {
+            log_id,
+            payload: EntryPayload::Normal(Command::Pin(pin.clone())),
+        };
+        write("raft_log_entry", "pin", &serde_json::to_vec(&entry).unwrap());
+        let blank = Entry::<TypeConfig> {
+            log_id,
+            payload: EntryPayload::Blank,
+        };
+        write("raft_log_entry", "blank", &serde_json::to_vec(&blank).unwrap());
+        write(
+            "pin_codec",
+            "with_cid",
+            &[[1u8].as_slice(), &pin_codec::encode_pin(&pin, true)].concat(),
+        );
+        write(
+            "pin_codec",
+            "keyed",
+            &[[0u8].as_slice(), &pin_codec::encode_pin(&pin, false)].concat(),
+        );
+        let requests = [
+            (
+                "append",
+                RpcRequest::AppendEntries(AppendEntriesRequest {
+                    vote: Vote::new_committed(3, 7),
+                    prev_log_id: Some(log_id),
+                    entries: vec![entry],
+                    leader_commit: Some(log_id),
+                }),
+            ),
+            (
+                "vote",
+                RpcRequest::Vote(VoteRequest::new(Vote::new(4, 9), Some(log_id))),
+            ),
+            ("status", RpcRequest::Status(cid())),
+            (
+                "range",
+                RpcRequest::StatusRange(StatusRange {
+                    after: Some(cid()),
+                    through: None,
+                    limit: 4096,
+                }),
+            ),
+            ("commit", RpcRequest::Commit(Command::Pin(pin.clone()))),
+            (
+                "metric",
+                RpcRequest::PushMetric(Metric {
+                    name: "freespace".into(),
+                    value: "1000".into(),
+                    peer,
+                    expire: 1,
+                    valid: true,
+                    weight: 0,
+                    partitionable: false,
+                    received_at: 0,
+                }),
+            ),
+            (
+                "blocks",
+                RpcRequest::BlockPut(vec![WireBlock {
+                    cid: cid(),
+                    data: vec![1, 2, 3],
+                }]),
+            ),
+        ];
+        for (name, request) in &requests {
+            let bytes = encode_request(request);
+            write("rpc_message", name, &bytes);
+            let mut frame = (bytes.len() as u32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&bytes);
+            write("rpc_frame", name, &frame);
+        }
+        let pinned = RpcResponse::Commit(Ok(Committed {
+            response: CommandResponse::Pinned(pin),
+            log_index: 42,
+        }));
+        write("rpc_message", "pinned", &encode_response(&pinned));
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode_request(b"").is_err());
