@@ -1,8 +1,8 @@
 //! A peer that holds the cluster secret but is not a member sends every kind of RPC call to
 //! every member, forging what it can (the leader's name, a member's metric): each call is
-//! refused, and no pinset, membership, term or daemon changes. Not covered, and not refused
-//! yet: Raft messages in the outsider's own name with a longer log or a higher term (a member
-//! that missed a membership change cannot tell them from a new member's).
+//! refused, and no pinset, membership, term or daemon changes. That includes Raft messages in
+//! the outsider's own name with a higher term and a longer log, which a member that missed a
+//! membership change could take for a new member's: no voter vouches for the outsider.
 #![cfg(madsim)]
 
 use std::net::SocketAddr;
@@ -50,9 +50,13 @@ fn forged_calls(outsider: PeerId, leader: NodeId, members: &[MemberNode], term: 
             done: true,
         })
     };
+    let own_vote = Vote::new_committed(term + 5, node_id_of(&outsider));
     vec![
         append(leader_vote),
         snapshot(leader_vote),
+        append(own_vote),
+        snapshot(own_vote),
+        RpcRequest::Vote(VoteRequest::new(Vote::new(term + 5, node_id_of(&outsider)), far_log)),
         RpcRequest::Vote(VoteRequest::new(Vote::new(term + 5, node_id_of(&outsider)), None)),
         RpcRequest::Vote(VoteRequest::new(Vote::new(term + 5, leader), far_log)),
         RpcRequest::Commit(Command::Pin(pin)),
@@ -92,6 +96,7 @@ fn forged_calls(outsider: PeerId, leader: NodeId, members: &[MemberNode], term: 
         RpcRequest::SwarmPeers,
         RpcRequest::RepoStat,
         RpcRequest::BlockPut(Vec::new()),
+        RpcRequest::Vouch(outsider),
     ]
 }
 

@@ -52,7 +52,15 @@ fn forged(outsider: PeerId, members: &[MemberNode], leader: &MemberNode) -> Vec<
             entries: Vec::new(),
             leader_commit: far_log,
         }),
+        // In its own name, with a higher term and a longer log: no voter vouches for it.
+        RpcRequest::AppendEntries(AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(50, node_id_of(&outsider)),
+            prev_log_id: None,
+            entries: Vec::new(),
+            leader_commit: far_log,
+        }),
         RpcRequest::Vote(VoteRequest::new(Vote::new(50, node_id_of(&outsider)), None)),
+        RpcRequest::Vote(VoteRequest::new(Vote::new(50, node_id_of(&outsider)), far_log)),
         RpcRequest::PeerAdd(members[0].clone()),
     ]
 }

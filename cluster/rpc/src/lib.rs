@@ -72,6 +72,10 @@ pub enum RpcRequest {
     RepoStat,
     /// Store these blocks on the member's daemon (Go `IPFSConnector.BlockStream`, for `/add`).
     BlockPut(Vec<WireBlock>),
+    /// Whether this peer is a voter of the member's membership: asked of a known voter by a
+    /// member that receives Raft messages from a peer its own membership does not name (one that
+    /// joined while it was away).
+    Vouch(PeerId),
 }
 
 /// The words of a transport failure to a member that is still starting (it answered
@@ -159,6 +163,8 @@ pub enum RpcResponse {
     RepoStat(Result<(u64, u64), ClusterError>),
     /// Whether every block was stored.
     BlockPut(Result<(), ClusterError>),
+    /// Whether the peer asked about is a voter of the answering member's membership.
+    Vouch(bool),
     /// The member is starting and serves no request yet; the transport turns this into an
     /// `Unreachable` failure whose text contains [`MEMBER_STARTING`].
     Starting,

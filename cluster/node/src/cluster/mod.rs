@@ -39,6 +39,7 @@ mod rest_backend;
 mod rpc_handler;
 mod rpc_policy;
 mod status_merge;
+mod vouching;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -243,6 +244,9 @@ pub struct Cluster {
     refusals: MembershipRefusals,
     /// Calls this member refused by its RPC policy.
     refused_calls: rpc_handler::RefusedCalls,
+    /// What known voters answered about peers sending Raft messages this member's membership
+    /// does not expect.
+    vouches: Mutex<vouching::Vouches>,
     /// The latest metrics of every member, this one included.
     metrics: Mutex<Monitor>,
     /// The last traffic sample of `/health/bandwidth`: when, the totals, and the rates then.
@@ -335,6 +339,7 @@ impl Cluster {
             removed_tx: watch::channel(false).0,
             refusals,
             refused_calls: Default::default(),
+            vouches: Default::default(),
             metrics: Mutex::new(Monitor::default()),
             ipfs_identity: Mutex::new(None),
             traffic_sample: Mutex::new(None),

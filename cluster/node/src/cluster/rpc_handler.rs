@@ -84,13 +84,21 @@ impl RpcHandler for ClusterRpcHandler {
             }
             Verdict::NotAMember => {
                 // A candidate with a longer log may know of a change this member missed (its
-                // own addition): Raft decides. Otherwise (one removed while it was away) it is
-                // told so, and its term never reaches Raft.
+                // own addition): Raft decides, if a known voter vouches for it. Otherwise (one
+                // removed while it was away, or a peer that only holds the secret) it is told
+                // so, and its term never reaches Raft.
                 let ahead = matches!(&request, RpcRequest::Vote(r)
                     if r.last_log_id.map(|id| id.index) > self.cluster.consensus.last_log_index());
-                if !ahead {
+                if !ahead || !self.cluster.vouched_for(&from).await {
                     tracing::info!("refused a vote request from {from}: not a member of this cluster");
                     return RpcResponse::NotAMember;
+                }
+            }
+            Verdict::Vouch => {
+                if !self.cluster.vouched_for(&from).await {
+                    let why = "Raft replication from a leader no voter of this member's membership vouches for";
+                    self.cluster.refused_call(&from, kind_of(&request), why);
+                    return RpcResponse::Refused(format!("{}: {why}", kind_of(&request)));
                 }
             }
         }
@@ -128,6 +136,9 @@ impl RpcHandler for ClusterRpcHandler {
             }
             RpcRequest::RepoGc => RpcResponse::RepoGc(self.cluster.repo_gc_local().await),
             RpcRequest::BlockPut(blocks) => RpcResponse::BlockPut(self.cluster.put_blocks_locally(blocks).await),
+            RpcRequest::Vouch(peer) => {
+                RpcResponse::Vouch(self.cluster.consensus.standing(node_id_of(&peer)) == Some(true))
+            }
             RpcRequest::RepoStat => RpcResponse::RepoStat(
                 self.cluster
                     .ipfs

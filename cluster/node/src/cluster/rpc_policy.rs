@@ -2,16 +2,17 @@
 //! channel; the cluster secret only lets a peer connect). Go's Raft mode trusts every peer that
 //! holds the secret; we do not. Pure: the caller's standing and the request in, a verdict out.
 //!
-//! - Raft: AppendEntries and InstallSnapshot only from the leader they name; RequestVote only
-//!   from the candidate it names. The leader need not be in this member's membership: a member
-//!   that was down while others joined does not know the new leader until that leader's
-//!   entries tell it (requiring a known voter left it out for good: sim seed 1152369054 of the
-//!   self-healing workload). A vote request from a peer outside the membership is
-//!   [`Verdict::NotAMember`]: a member removed while it was away learns so from it.
+//! - Raft: AppendEntries and InstallSnapshot only from the leader they name, and RequestVote
+//!   only from the candidate it names. That peer must be a voter of this member's membership,
+//!   or be vouched for ([`Verdict::Vouch`]): a member that was down while others joined does
+//!   not know the new leader until that leader's entries tell it (sim seed 1152369054 of the
+//!   self-healing workload), so a voter it knows is asked whether the peer is one of theirs
+//!   (`vouching.rs`). A vote request from outside the membership is [`Verdict::NotAMember`]:
+//!   a member removed while it was away learns so from it.
 //! - Joining: `id` is open; `peer add` and `peer promote` may come from the member being added
 //!   (itself) or from a member forwarding it.
-//! - Everything else (writes, status, recover, removals, metrics, GC, blocks) only from members;
-//!   a metric only from the member it is about.
+//! - Everything else (writes, status, recover, removals, metrics, GC, blocks, vouching) only
+//!   from members; a metric only from the member it is about.
 
 use cluster_consensus::{node_id_of, NodeId};
 use cluster_rpc::RpcRequest;
@@ -37,6 +38,9 @@ pub(super) enum Verdict {
     Refuse(&'static str),
     /// A vote request from outside the membership: answered `NotAMember`.
     NotAMember,
+    /// Raft replication from a leader this member's membership does not name as a voter:
+    /// served only once a known voter vouches for it.
+    Vouch,
 }
 
 /// The verdict on `request` from `from`, whose standing is `standing`.
@@ -46,8 +50,8 @@ pub(super) fn rpc_verdict(request: &RpcRequest, from: &PeerId, standing: Standin
     let member = matches!(standing, Voter | Learner);
     let names_sender = |node: Option<NodeId>| node == Some(node_id_of(from));
     match request {
-        AppendEntries(r) => raft_from_leader(names_sender(r.vote.leader_id().voted_for())),
-        InstallSnapshot(r) => raft_from_leader(names_sender(r.vote.leader_id().voted_for())),
+        AppendEntries(r) => raft_from_leader(names_sender(r.vote.leader_id().voted_for()), standing),
+        InstallSnapshot(r) => raft_from_leader(names_sender(r.vote.leader_id().voted_for()), standing),
         Vote(r) if !names_sender(r.vote.leader_id().voted_for()) => {
             Verdict::Refuse("a vote request for another candidate")
         }
@@ -65,11 +69,11 @@ pub(super) fn rpc_verdict(request: &RpcRequest, from: &PeerId, standing: Standin
     }
 }
 
-fn raft_from_leader(names_sender: bool) -> Verdict {
-    if names_sender {
-        Verdict::Serve
-    } else {
-        Verdict::Refuse("Raft replication naming another leader")
+fn raft_from_leader(names_sender: bool, standing: Standing) -> Verdict {
+    match standing {
+        _ if !names_sender => Verdict::Refuse("Raft replication naming another leader"),
+        Standing::Voter | Standing::NoMembershipYet => Verdict::Serve,
+        Standing::Learner | Standing::Stranger => Verdict::Vouch,
     }
 }
 
@@ -93,6 +97,7 @@ pub(super) fn kind_of(request: &RpcRequest) -> &'static str {
         RpcRequest::SwarmPeers => "swarm_peers",
         RpcRequest::RepoStat => "repo_stat",
         RpcRequest::BlockPut(_) => "block_put",
+        RpcRequest::Vouch(_) => "vouch",
     }
 }
 
@@ -180,40 +185,47 @@ mod tests {
         ]
     }
 
+    /// A verdict in one word, for the table.
+    fn word(verdict: &Verdict) -> &'static str {
+        match verdict {
+            Verdict::Serve => "serve",
+            Verdict::Refuse(_) => "refuse",
+            Verdict::NotAMember => "not-a-member",
+            Verdict::Vouch => "vouch",
+        }
+    }
+
     #[test]
     fn the_rpc_policy_table() {
         use Standing::*;
         let (caller, other) = (peer(2), peer(3));
         let serve = Verdict::Serve;
         let refused = |v: &Verdict| matches!(v, Verdict::Refuse(_));
-        assert_eq!(rpc_verdict(&vote_for(&caller), &caller, Stranger), Verdict::NotAMember);
-        assert_eq!(rpc_verdict(&vote_for(&caller), &caller, Learner), Verdict::NotAMember);
-        // (request, [verdict for Voter, Learner, Stranger, NoMembershipYet]) from `caller`.
-        let table: Vec<(RpcRequest, [bool; 4])> = vec![
-            (append_from(&caller), [true, true, true, true]),
-            (append_from(&other), [false, false, false, false]),
-            (snapshot_from(&caller), [true, true, true, true]),
-            (snapshot_from(&other), [false, false, false, false]),
-            (vote_for(&caller), [true, false, false, true]),
-            (vote_for(&other), [false, false, false, false]),
-            (RpcRequest::Id, [true, true, true, true]),
-            (RpcRequest::PeerAdd(node(&caller)), [true, true, true, true]),
-            (RpcRequest::PeerAdd(node(&other)), [true, true, false, false]),
-            (RpcRequest::PeerPromote(node(&caller)), [true, true, true, true]),
-            (RpcRequest::PeerPromote(node(&other)), [true, true, false, false]),
-            (metric_of(&caller), [true, true, false, false]),
-            (metric_of(&other), [false, false, false, false]),
+        const ALL: [&str; 4] = ["serve"; 4];
+        const NONE: [&str; 4] = ["refuse"; 4];
+        const MEMBERS: [&str; 4] = ["serve", "serve", "refuse", "refuse"];
+        // (request from `caller`, verdict when it is a Voter, Learner, Stranger, NoMembershipYet).
+        let table: Vec<(RpcRequest, [&str; 4])> = vec![
+            (append_from(&caller), ["serve", "vouch", "vouch", "serve"]),
+            (append_from(&other), NONE),
+            (snapshot_from(&caller), ["serve", "vouch", "vouch", "serve"]),
+            (snapshot_from(&other), NONE),
+            (vote_for(&caller), ["serve", "not-a-member", "not-a-member", "serve"]),
+            (vote_for(&other), NONE),
+            (RpcRequest::Id, ALL),
+            (RpcRequest::PeerAdd(node(&caller)), ALL),
+            (RpcRequest::PeerAdd(node(&other)), MEMBERS),
+            (RpcRequest::PeerPromote(node(&caller)), ALL),
+            (RpcRequest::PeerPromote(node(&other)), MEMBERS),
+            (metric_of(&caller), MEMBERS),
+            (metric_of(&other), NONE),
+            (RpcRequest::Vouch(other), MEMBERS),
         ];
         let standings = [Voter, Learner, Stranger, NoMembershipYet];
         for (request, expected) in &table {
-            for (standing, serve_it) in standings.iter().zip(expected) {
+            for (standing, want) in standings.iter().zip(expected) {
                 let verdict = rpc_verdict(request, &caller, *standing);
-                assert_eq!(
-                    verdict == serve,
-                    *serve_it,
-                    "{} from a {standing:?}: {verdict:?}",
-                    kind_of(request)
-                );
+                assert_eq!(word(&verdict), *want, "{} from a {standing:?}", kind_of(request));
             }
         }
         for request in member_only_requests(Cid::raw_sha256(b"x")) {
