@@ -136,26 +136,36 @@ where
 {
     let (tx, rx) = mpsc::channel(16);
     cluster_rt::spawn(async move {
-        let mut adder = Adder {
-            backend,
-            destinations,
-            batch: Vec::new(),
-            batch_bytes: 0,
-            waiting: Vec::new(),
-            tx: tx.clone(),
-        };
-        let result = match MultipartDecoder::new(&boundary) {
-            Ok(decoder) => {
-                let mut upload = Upload {
-                    body: Box::pin(body),
-                    decoder,
-                };
-                adder.add(params, &mut upload).await
+        let client = tx.clone();
+        let add = async move {
+            let mut adder = Adder {
+                backend,
+                destinations,
+                batch: Vec::new(),
+                batch_bytes: 0,
+                waiting: Vec::new(),
+                tx: tx.clone(),
+            };
+            let result = match MultipartDecoder::new(&boundary) {
+                Ok(decoder) => {
+                    let mut upload = Upload {
+                        body: Box::pin(body),
+                        decoder,
+                    };
+                    adder.add(params, &mut upload).await
+                }
+                Err(e) => Err(bad_upload(e)),
+            };
+            if let Err(error) = result {
+                let _ = tx.send(Err(error)).await;
             }
-            Err(e) => Err(bad_upload(e)),
         };
-        if let Err(error) = result {
-            let _ = tx.send(Err(error)).await;
+        // The output's receiver goes with the response: once the client is gone, the add
+        // stops wherever it is (reading the upload, storing a batch, pinning), and the upload,
+        // its decoder and the blocks not yet stored are dropped with it.
+        tokio::select! {
+            () = add => {}
+            () = client.closed() => tracing::info!("an add stopped: its client went away"),
         }
     });
     rx
@@ -481,5 +491,122 @@ mod tests {
         assert!(AddParams::parse(&get, PinOptions::default())
             .unwrap_err()
             .contains("local"));
+    }
+}
+
+/// An add whose client goes away.
+#[cfg(test)]
+mod client_gone_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use cluster_types::{GlobalPinInfo, Id, Pin, TrackerStatusFilter};
+
+    const BATCH_STORE_TIME: Duration = Duration::from_millis(300);
+
+    /// Stores each batch slowly and counts what it was asked; every other call is unused here.
+    #[derive(Default)]
+    struct SlowStore {
+        batches: AtomicUsize,
+        pins: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl RestBackend for SlowStore {
+        async fn add_blocks(&self, _: &[PeerId], _: Vec<(Cid, Bytes)>) -> Result<(), ClusterError> {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            cluster_rt::sleep(BATCH_STORE_TIME).await;
+            Ok(())
+        }
+        async fn add_pin(&self, root: Cid, options: PinOptions, _: Vec<PeerId>) -> Result<Pin, ClusterError> {
+            self.pins.fetch_add(1, Ordering::SeqCst);
+            Ok(Pin::new(root, options))
+        }
+        async fn id(&self) -> Id {
+            unreachable!("an add asks no id")
+        }
+        async fn peers(&self) -> ResultStream<Id> {
+            unreachable!("an add lists no peers")
+        }
+        async fn pin(&self, _: Cid, _: PinOptions) -> Result<Pin, ClusterError> {
+            unreachable!("an add pins through add_pin")
+        }
+        async fn pin_path(&self, _: String, _: PinOptions) -> Result<Pin, ClusterError> {
+            unreachable!("an add pins through add_pin")
+        }
+        async fn unpin(&self, _: Cid) -> Result<Pin, ClusterError> {
+            unreachable!("an add unpins nothing")
+        }
+        async fn unpin_path(&self, _: String) -> Result<Pin, ClusterError> {
+            unreachable!("an add unpins nothing")
+        }
+        async fn allocations(&self, _: u32) -> ResultStream<Pin> {
+            unreachable!("an add lists nothing")
+        }
+        async fn allocation(&self, _: Cid) -> Result<Pin, ClusterError> {
+            unreachable!("an add reads no allocation")
+        }
+        async fn status(&self, _: Cid, _: bool) -> Result<GlobalPinInfo, ClusterError> {
+            unreachable!("an add reads no status")
+        }
+        async fn status_all(&self, _: TrackerStatusFilter, _: Vec<Cid>, _: bool) -> ResultStream<GlobalPinInfo> {
+            unreachable!("an add reads no status")
+        }
+        async fn recover(&self, _: Cid, _: bool) -> Result<GlobalPinInfo, ClusterError> {
+            unreachable!("an add recovers nothing")
+        }
+        async fn recover_all(&self, _: bool) -> ResultStream<GlobalPinInfo> {
+            unreachable!("an add recovers nothing")
+        }
+    }
+
+    /// An upload of one file of `size` bytes, all of it available at once (the client sent it
+    /// and left).
+    fn upload_of(size: usize) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let mut body = b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n".to_vec();
+        body.extend((0..size).map(|i| (i % 251) as u8));
+        body.extend_from_slice(b"\r\n--B--\r\n");
+        futures::stream::iter(
+            body.chunks(64 * 1024)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Reported: abandoned adds went on storing blocks for many minutes after their client left.
+    #[tokio::test]
+    async fn an_add_stops_when_its_client_goes_away() {
+        let store = Arc::new(SlowStore::default());
+        let params = AddParams::parse(&|_: &str| None, PinOptions::default()).expect("default add parameters");
+        // 8 MiB: eight batches of 1 MiB, each slow to store.
+        let lines = run_add(
+            store.clone(),
+            params.clone(),
+            Vec::new(),
+            upload_of(8 << 20),
+            "B".into(),
+        );
+        while store.batches.load(Ordering::SeqCst) == 0 {
+            cluster_rt::sleep(Duration::from_millis(10)).await;
+        }
+        drop(lines);
+        // Long enough for the seven batches left, and the pin, had the add gone on.
+        cluster_rt::sleep(BATCH_STORE_TIME * 10).await;
+        assert_eq!(
+            store.batches.load(Ordering::SeqCst),
+            1,
+            "batches stored after the client left"
+        );
+        assert_eq!(store.pins.load(Ordering::SeqCst), 0, "the abandoned add was pinned");
+
+        // The same add with its client staying to the end stores every batch and pins.
+        let store = Arc::new(SlowStore::default());
+        let mut lines = run_add(store.clone(), params, Vec::new(), upload_of(8 << 20), "B".into());
+        while let Some(line) = lines.recv().await {
+            line.expect("the add succeeds");
+        }
+        assert!(store.batches.load(Ordering::SeqCst) >= 8);
+        assert_eq!(store.pins.load(Ordering::SeqCst), 1);
     }
 }

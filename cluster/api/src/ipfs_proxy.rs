@@ -741,10 +741,17 @@ async fn add(shared: &Shared, query: &[(String, String)], request: Request<Incom
         loop {
             let line = match next.take() {
                 Some(line) => line,
-                None => match lines.recv().await {
-                    Some(line) => line,
-                    None => return,
-                },
+                None => {
+                    let received = tokio::select! {
+                        line = lines.recv() => line,
+                        // The client left: dropping `lines` stops the add.
+                        () = tx.closed() => return,
+                    };
+                    match received {
+                        Some(line) => line,
+                        None => return,
+                    }
+                }
             };
             let frame = match line {
                 Ok(line) => Ok(Frame::data(kubo_add_line(&line))),
