@@ -51,3 +51,8 @@ pub use crate::version::{Version, RPC_PROTOCOL_VERSION, VERSION};
 
 #[cfg(test)]
 mod proptest_strategies;
+// The strategies name this crate as other crates do: their file is shared with cluster-rpc's tests.
+#[cfg(test)]
+extern crate self as cluster_types;
+#[cfg(test)]
+mod strategies;
