@@ -52,6 +52,15 @@ pub struct SimCluster {
     _dir: tempfile::TempDir,
 }
 
+/// The client node dies with the cluster, as the members' nodes do (see `SimMember`'s drop).
+impl Drop for SimCluster {
+    fn drop(&mut self) {
+        if let Ok(handle) = Handle::try_current() {
+            handle.kill(self.client.id());
+        }
+    }
+}
+
 impl SimCluster {
     /// Starts `size` members that all know each other from the start.
     pub fn start(handle: &Handle, size: usize) -> SimCluster {
