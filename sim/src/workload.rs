@@ -566,10 +566,42 @@ impl Run {
             }
             if cluster_rt::now() >= deadline {
                 if !agreed {
-                    let sizes: Vec<usize> = snapshots.iter().map(|m| m.pins.len()).collect();
+                    let sizes: Vec<String> = snapshots
+                        .iter()
+                        .map(|m| {
+                            format!(
+                                "member {}: {} pins, applied {:?}, term {:?}{}",
+                                m.index,
+                                m.pins.len(),
+                                m.applied_index,
+                                m.term,
+                                if m.is_leader { ", leader" } else { "" }
+                            )
+                        })
+                        .collect();
+                    // The CIDs not every member holds, and who lacks each.
+                    let mut differing = Vec::new();
+                    for cid in snapshots
+                        .iter()
+                        .flat_map(|m| m.pins.iter().map(|p| p.cid))
+                        .collect::<std::collections::BTreeSet<_>>()
+                    {
+                        let lacking: Vec<usize> = snapshots
+                            .iter()
+                            .filter(|m| !m.pins.iter().any(|p| p.cid == cid))
+                            .map(|m| m.index)
+                            .collect();
+                        if !lacking.is_empty() {
+                            differing.push(format!("{cid} not on {lacking:?}"));
+                        }
+                    }
                     violations.push(Violation {
                         invariant: "liveness",
-                        detail: format!("members did not agree within {LIVENESS_BOUND:?}: pinset sizes {sizes:?}"),
+                        detail: format!(
+                            "members did not agree within {LIVENESS_BOUND:?}: {}; {}",
+                            sizes.join("; "),
+                            differing.join(", ")
+                        ),
                     });
                 }
                 if !learners.is_empty() {

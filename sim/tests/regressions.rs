@@ -129,3 +129,14 @@ fn a_removal_cut_short_by_a_leader_change_is_finished_by_the_next_leader() {
 fn a_member_that_missed_a_join_accepts_the_new_leader_it_does_not_know() {
     println!("{}", cluster_sim::workload::run_self_healing_seed(1152369054));
 }
+
+/// Found by a sweep of `random_workload_with_lost_and_wiped_members_heals` (seed 7000558): member
+/// 0's disk was full while it applied entries. The failed commit reopened its pinset at the last
+/// durable commit, losing earlier applies that were not yet synced; the retry, once the disk had
+/// room, applied the new entries on top without applying the lost ones again, so member 0 held 11
+/// pins against 12 on the others at the same applied index, for good. Fixed: a retried apply
+/// first catches up from the Raft log.
+#[test]
+fn an_apply_retried_after_a_full_disk_first_applies_again_what_the_reopen_lost() {
+    println!("{}", cluster_sim::workload::run_self_healing_seed(7000558));
+}
