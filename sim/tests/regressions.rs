@@ -140,3 +140,12 @@ fn a_member_that_missed_a_join_accepts_the_new_leader_it_does_not_know() {
 fn an_apply_retried_after_a_full_disk_first_applies_again_what_the_reopen_lost() {
     println!("{}", cluster_sim::workload::run_self_healing_seed(7000558));
 }
+
+/// Found by the same sweep (seed 7000710): member 2 was wiped, rejoined with --bootstrap, and was
+/// killed after the leader added it as a learner but before its promotion. Restarted without
+/// --bootstrap, it started as a learner of its own log and never asked to be promoted, so it
+/// stayed a learner for good. Fixed: a member that starts as a learner finishes its join.
+#[test]
+fn a_member_killed_between_its_learner_step_and_its_promotion_finishes_its_join() {
+    println!("{}", cluster_sim::workload::run_self_healing_seed(7000710));
+}

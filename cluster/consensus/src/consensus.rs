@@ -82,6 +82,9 @@ pub struct Consensus {
     /// first reports (its metrics start empty, and a restarted voter must not take itself
     /// for a newcomer meanwhile).
     voters_at_start: BTreeSet<NodeId>,
+    /// Whether this member was a learner of its own log's membership at start: a join cut
+    /// short after the learner step.
+    learner_at_start: bool,
     /// Group commit of concurrent writes on the leader.
     batcher: Arc<WriteBatcher>,
 }
@@ -126,14 +129,13 @@ impl Consensus {
         let mut log_store = RedbLogStore::open_on(disk, &raft_dir.join("log.redb"), health.clone())?;
         let mut state_machine =
             PinsetStateMachine::new(state, observer, raft_dir, health.clone()).with_log(log_store.clone());
-        let voters_at_start = openraft::storage::StorageHelper::new(&mut log_store, &mut state_machine)
+        let membership_at_start = openraft::storage::StorageHelper::new(&mut log_store, &mut state_machine)
             .get_membership()
             .await
-            .map_err(|e| ConsensusError::Raft(e.to_string()))?
-            .effective()
-            .membership()
-            .voter_ids()
-            .collect();
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let membership_at_start = membership_at_start.effective().membership();
+        let voters_at_start = membership_at_start.voter_ids().collect();
+        let learner_at_start = membership_at_start.learner_ids().any(|id| id == node_id);
         let openraft_config = config.to_openraft("ipfs-cluster").map_err(ConsensusError::Raft)?;
         let raft = Raft::new(
             node_id,
@@ -152,6 +154,7 @@ impl Consensus {
             membership_turn: Arc::new(cluster_rt::tokio::sync::Mutex::new(())),
             health,
             voters_at_start,
+            learner_at_start,
             batcher: Arc::new(WriteBatcher::new(max_append_entries)),
         })
     }
@@ -425,6 +428,12 @@ impl Consensus {
         } else {
             None
         }
+    }
+
+    /// Whether this member started as a learner of its own log's membership: it was killed
+    /// while it joined, after it was added and before it was promoted.
+    pub fn learner_at_start(&self) -> bool {
+        self.learner_at_start
     }
 
     /// Whether this member has a membership at all (it has none while it joins, until the

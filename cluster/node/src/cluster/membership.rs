@@ -236,6 +236,18 @@ impl Cluster {
     /// leader sends it the log (or a snapshot) before answering.
     pub async fn join(&self) -> Result<(), ClusterError> {
         if self.bootstrap.is_empty() {
+            // A join cut short after the learner step, restarted without --bootstrap: the
+            // member finishes it, else it would stay a learner for good (sim seed 7000710 of
+            // the self-healing workload).
+            if self.consensus.learner_at_start() {
+                tracing::info!(
+                    "this member is a learner of its cluster (its join was cut short): catching up before voting"
+                );
+                self.wait_promoted(&self.me_member, None).await?;
+                tracing::info!("caught up: this member votes now");
+                self.joining.store(false, std::sync::atomic::Ordering::Relaxed);
+                self.publish_metrics().await;
+            }
             return Ok(());
         }
         // A voter in its own log's membership. Not openraft's `is_initialized`: that is true as

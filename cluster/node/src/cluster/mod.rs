@@ -325,7 +325,8 @@ impl Cluster {
             initialize_unless_lost(&consensus, &config, &identity, &data, &me_member).await?;
         }
         tracker.start();
-        let joining = !bootstrap.is_empty() && !consensus.is_voter(consensus.node_id());
+        let joining =
+            (!bootstrap.is_empty() && !consensus.is_voter(consensus.node_id())) || consensus.learner_at_start();
         let (shutdown_tx, _) = watch::channel(false);
         let cluster = Arc::new_cyclic(|me| Cluster {
             me: me.clone(),
