@@ -65,16 +65,19 @@ case "${1:-}" in
         build
         for target in $(targets); do
             mapfile -t kept < <(kept_inputs "$target")
+            kept_dirs=()
+            for dir in "seeds/$target" "regressions/$target"; do [ -d "$dir" ] && kept_dirs+=("$dir"); done
             # A scratch corpus: CI must not grow the one in the tree.
             scratch=$(mktemp -d)
+            mkdir "$scratch/corpus" "$scratch/crashes"
             if [ ${#kept[@]} -gt 0 ] && ! "$(binary "$target")" -runs=1 "${kept[@]}" > "$scratch/log" 2>&1; then
                 echo "fuzz target $target fails on a kept input; the log ends:"; tail -n 40 "$scratch/log"; exit 1
             fi
             if ! "$(binary "$target")" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-                -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$scratch/" "$scratch" \
-                ${kept[@]+"${kept[@]}"} > "$scratch/log" 2>&1; then
+                -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$scratch/crashes/" "$scratch/corpus" \
+                ${kept_dirs[@]+"${kept_dirs[@]}"} > "$scratch/log" 2>&1; then
                 echo "fuzz target $target crashed within ${seconds}s; the log ends:"
-                tail -n 40 "$scratch/log"; ls "$scratch"; exit 1
+                tail -n 40 "$scratch/log"; ls "$scratch/crashes"; exit 1
             fi
             echo "fuzz $target: $(grep -o 'stat::number_of_executed_units: [0-9]*' "$scratch/log" | grep -o '[0-9]*$' || echo '?') executions in ${seconds}s, no crash"
             rm -rf "$scratch"
