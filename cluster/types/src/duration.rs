@@ -41,7 +41,12 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
             _ => return Err(err()),
         };
         rest = &rest[unit_len..];
-        total_nanos += (number * unit_nanos).round() as u128;
+        // A float cast saturates: an overlong number or their sum must be refused, not wrap.
+        let nanos = (number * unit_nanos).round();
+        if !nanos.is_finite() || nanos >= u64::MAX as f64 {
+            return Err(err());
+        }
+        total_nanos = total_nanos.checked_add(nanos as u128).ok_or_else(err)?;
     }
     let nanos = u64::try_from(total_nanos).map_err(|_| err())?;
     Ok(Duration::from_nanos(nanos))
@@ -109,6 +114,25 @@ pub mod serde_go {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `service_config` fuzz target (fuzz/regressions/service_config/): durations
+    /// past the float-to-integer cast overflowed the sum (a panic with overflow checks, a wrapped
+    /// duration without them). Go refuses them as invalid.
+    #[test]
+    fn durations_too_long_for_a_u64_of_nanoseconds_are_refused() {
+        let huge = "9".repeat(400);
+        for text in [
+            format!("{huge}h"),
+            format!("{huge}h{huge}h"),
+            "99999999999999999999h".to_string(),
+            "18446744073709551615ns1ns".to_string(),
+            "5124096h".to_string(),
+            "3000000h3000000h".to_string(),
+        ] {
+            assert!(parse(&text).is_err(), "{text:.40}");
+        }
+        assert_eq!(parse("5124095h").unwrap(), Duration::from_secs(5_124_095 * 3600));
+    }
 
     #[test]
     fn formats_like_go() {
