@@ -859,3 +859,40 @@ async fn a_silent_member_raises_one_alert_per_metric() {
     );
     assert!(alerts[0].triggered_at > alerts[7].triggered_at, "newest first");
 }
+
+/// `peers rm` of the leader through a follower: when the call returns, the follower it went
+/// through already shows the pins moved off the removed member (the process test
+/// `a_member_leaves_on_shutdown_and_post_peers_adds_it_back` read the old allocations there).
+#[madsim::test]
+async fn removing_the_leader_through_a_follower_shows_the_moved_pins_there_at_once() {
+    cluster_sim::scenario!();
+    let handle = Handle::current();
+    let cluster = SimCluster::start(&handle, 2);
+    let all = [0, 1];
+    let leader = cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    let follower = all.iter().copied().find(|i| *i != leader).unwrap();
+    for i in 0..20 {
+        cluster
+            .pin(follower, cid_of(i), 2)
+            .await
+            .expect("member up")
+            .unwrap_or_else(|e| panic!("pin {i}: {e}; {}", replay_hint()));
+    }
+    wait_pin_count(&cluster, &all, 20, Duration::from_secs(10)).await;
+    let removed_peer = cluster.members[leader].identity.peer_id;
+    cluster
+        .remove_member(follower, leader)
+        .await
+        .expect("member up")
+        .unwrap_or_else(|e| panic!("peers rm of the leader: {e}; {}", replay_hint()));
+    let state = cluster.members[follower].cluster().unwrap().state().clone();
+    for pin in state.list_page(None, 100).unwrap() {
+        assert!(
+            !pin.allocations.contains(&removed_peer),
+            "{} still allocated to the removed leader on the member peers rm went through; {}",
+            pin.cid,
+            replay_hint()
+        );
+    }
+    println!("seed={} leader removed through a follower", seed());
+}

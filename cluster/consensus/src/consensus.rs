@@ -411,6 +411,22 @@ impl Consensus {
         self.raft.metrics().borrow().last_log_index
     }
 
+    /// Waits (up to the network timeout) until this member has applied every entry now in its
+    /// log, so what a change made through the leader wrote is visible here; returns anyway on
+    /// time out: the entries are committed and apply later. A change the leader made without
+    /// answering through `write` (a membership change) needs it for read-your-writes.
+    pub async fn apply_own_log(&self) {
+        let Some(last) = self.last_log_index() else { return };
+        let applied = self
+            .raft
+            .wait(Some(self.config.network_timeout))
+            .applied_index_at_least(Some(last), "this member's log applied")
+            .await;
+        if let Err(e) = applied {
+            tracing::debug!(index = last, "log not yet applied here: {e}");
+        }
+    }
+
     /// Whether `node` is in the membership as a voter (`Some(true)`) or a learner
     /// (`Some(false)`); `None` if it is not in it. Before openraft first reports, the voters
     /// read from the log at start answer (learners are not known then).

@@ -226,7 +226,15 @@ impl Cluster {
     /// repeat it; the leader decides, since another member's view may lag behind a join.
     pub async fn peer_remove(&self, peer: PeerId) -> Result<(), ClusterError> {
         match self.to_leader(RpcRequest::PeerRemove(peer), MEMBERSHIP_TIMEOUT).await? {
-            RpcResponse::PeerRemove(result) => result,
+            RpcResponse::PeerRemove(result) => {
+                result?;
+                // The pins the leader moved, seen here too (it answered once they were
+                // committed, not applied here; removing itself, it stops telling us at all).
+                if peer != self.me_member.peer_id {
+                    self.consensus.apply_own_log().await;
+                }
+                Ok(())
+            }
             other => Err(ClusterError::unexpected_answer("PeerRemove", other)),
         }
     }
@@ -351,6 +359,11 @@ impl Cluster {
             .remove_member(node_id_of(&peer))
             .await
             .map_err(no_quorum_first)?;
+        if peer == self.me_member.peer_id {
+            // Removed itself: no longer a member, it writes nothing more. The next leader
+            // repairs, as every new leader does, what was allocated here meanwhile.
+            return Ok(());
+        }
         // Pins allocated to the peer while it was leaving.
         let late = self.repair_allocations(None, &[], false).await?;
         if late > 0 {
