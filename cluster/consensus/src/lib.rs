@@ -23,6 +23,7 @@ mod consensus;
 mod error;
 mod log_store;
 mod network;
+mod snapshot_file;
 mod state_machine;
 mod storage_health;
 mod type_config;
@@ -34,6 +35,9 @@ pub use consensus::{Consensus, ConsensusDeps, LeaderForwarder, Promotion, PROMOT
 pub use error::{raft_error, ConsensusError};
 pub use log_store::{decode_log_entry, RedbLogStore};
 pub use network::{NoTransport, RaftTransport, TransportNetworkFactory};
-pub use state_machine::{applied_index_in, AppliedChange, ApplyObserver, PinsetStateMachine};
+pub use snapshot_file::SnapshotFile;
+pub use state_machine::{
+    applied_index_in, applied_members, import_pinset, AppliedChange, ApplyObserver, PinsetStateMachine,
+};
 pub use storage_health::StorageHealth;
 pub use type_config::{node_id_of, Command, CommandResponse, Committed, NodeId, TypeConfig};

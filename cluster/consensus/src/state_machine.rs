@@ -9,9 +9,9 @@
 //! while applies may continue. Every command sets or removes one key absolutely, so a receiver
 //! that installs the snapshot and then replays the entries after its index ends in exactly the
 //! leader's state. The body is a line of applied meta, then one line per pin: the base64 of its
-//! binary form ([`pin_codec`]; JSON lines of earlier versions are still read). (The body is
-//! still one in-memory buffer, as openraft 0.9's default snapshot data type requires; streaming
-//! it is future work.)
+//! binary form ([`pin_codec`]; JSON lines of earlier versions are still read). The body is
+//! written to a file as the pins are read, sent and received in chunks, and installed from the
+//! file as it is read ([`crate::snapshot_file`]): a snapshot is never whole in memory.
 //!
 //! A read or write the disk refuses (it is full) is retried until it works, as in the log
 //! store: openraft would otherwise stop for good (see [`StorageHealth`]).
@@ -23,9 +23,9 @@
 //! unsynced applies (the database is opened again from its last durable commit); they are
 //! applied again from the log before anything else.
 
-use std::collections::HashMap;
-use std::io::{BufRead, Cursor, Write};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -34,10 +34,12 @@ use cluster_state::{IoFailure, PinIter, State, StateError, StateOp};
 use cluster_types::{pin_codec, Cid, Pin};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+    CommittedLeaderId, EntryPayload, LogId, Membership, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot_file::{SnapshotFile, SnapshotFolder, BUILDING_FILE, RECEIVING_FILE};
 use crate::{Command, CommandResponse, MemberNode, NodeId, RedbLogStore, StorageHealth, TypeConfig};
 
 /// Changes applied without an fsync before the state is synced.
@@ -91,11 +93,49 @@ pub fn applied_index_in(state: &dyn State) -> Option<u64> {
     meta.last_applied.map(|log_id| log_id.index)
 }
 
-/// The snapshot kept on disk: openraft's meta, then the body.
-#[derive(Debug, Clone)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, MemberNode>,
-    data: Vec<u8>,
+/// The members of the cluster the pinset in `state` was last applied in; none if it never was.
+pub fn applied_members(state: &dyn State) -> Result<Vec<MemberNode>, StateError> {
+    Ok(applied_meta_of(state)?
+        .membership
+        .membership()
+        .nodes()
+        .map(|(_, node)| node.clone())
+        .collect())
+}
+
+fn applied_meta_of(state: &dyn State) -> Result<AppliedMeta, StateError> {
+    match state.meta()? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt(format!("applied meta: {e}"))),
+        None => Ok(AppliedMeta::default()),
+    }
+}
+
+/// Replaces the pinset of a stopped member with `pins` (`state import`), as if the member had
+/// installed a snapshot taken at a cluster's first log entry: members that import the same pins
+/// and then start with empty Raft folders start the same cluster from it. The cluster is the
+/// one `state` was last applied in (its members kept, voters and learners), or `fresh`, all
+/// voters, for a member that never was in one. A pin that fails to read fails the import and
+/// changes nothing. Returns the members.
+pub fn import_pinset(
+    state: &dyn State,
+    pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
+    fresh: BTreeMap<NodeId, MemberNode>,
+) -> Result<Vec<MemberNode>, StateError> {
+    let existing = applied_meta_of(state)?;
+    let membership = match existing.membership.membership().nodes().next() {
+        Some(_) => existing.membership.membership().clone(),
+        None => Membership::new(vec![fresh.keys().copied().collect()], fresh),
+    };
+    // The log id `Raft::initialize` gives a new cluster's first entry.
+    let first = LogId::new(CommittedLeaderId::new(0, 0), 0);
+    let meta = AppliedMeta {
+        last_applied: Some(first),
+        membership: StoredMembership::new(Some(first), membership.clone()),
+    };
+    let meta = serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
+    state.replace_all(pins, &meta)?;
+    state.sync()?;
+    Ok(membership.nodes().map(|(_, node)| node.clone()).collect())
 }
 
 /// The Raft state machine over a pinset store. Cheap to clone.
@@ -103,9 +143,9 @@ struct StoredSnapshot {
 pub struct PinsetStateMachine {
     state: Arc<dyn State>,
     observer: Arc<dyn ApplyObserver>,
-    /// Holds the current snapshot's file, read when openraft sends it (never kept in memory:
-    /// it is as large as the pinset).
-    snapshot_dir: PathBuf,
+    /// Holds the current snapshot, read when openraft sends it (never kept in memory: it is as
+    /// large as the pinset).
+    snapshots: SnapshotFolder,
     health: StorageHealth,
     /// Where applies lost by a failed sync are read again; without it, applies are synced.
     log: Option<RedbLogStore>,
@@ -184,8 +224,6 @@ fn snapshot_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
 }
 
-const SNAPSHOT_FILE: &str = "snapshot.ndjson";
-
 impl PinsetStateMachine {
     /// A state machine over `state`, keeping its latest snapshot in `snapshot_dir`; its write
     /// failures are recorded in `health`.
@@ -198,7 +236,7 @@ impl PinsetStateMachine {
         PinsetStateMachine {
             state,
             observer,
-            snapshot_dir: snapshot_dir.to_path_buf(),
+            snapshots: SnapshotFolder::new(snapshot_dir),
             health,
             log: None,
             unsynced_ops: 0,
@@ -246,12 +284,7 @@ impl PinsetStateMachine {
     }
 
     fn applied_meta(&self) -> Result<AppliedMeta, StateError> {
-        match self.state.meta()? {
-            None => Ok(AppliedMeta::default()),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt(format!("applied meta: {e}")))
-            }
-        }
+        applied_meta_of(self.state.as_ref())
     }
 
     /// Reads from the state, retried while the disk refuses.
@@ -270,63 +303,46 @@ impl PinsetStateMachine {
             .map_err(sm_write_error)
     }
 
-    /// Saves `snapshot` as the current one, retried until the disk takes it.
-    async fn keep_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), StorageError<NodeId>> {
+    /// Runs a snapshot file operation, retried until the disk takes it.
+    async fn snapshot_io<T>(&self, io: impl FnMut() -> std::io::Result<T>) -> Result<T, StorageError<NodeId>> {
         self.health
-            .retry(
-                SNAPSHOT_STORE,
-                true,
-                |_: &std::io::Error| true,
-                || self.save_snapshot(snapshot),
-            )
+            .retry(SNAPSHOT_STORE, true, |_: &std::io::Error| true, io)
             .await
-            .map_err(snapshot_error)?;
-        Ok(())
-    }
-
-    fn save_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), std::io::Error> {
-        std::fs::create_dir_all(&self.snapshot_dir)?;
-        let final_path = self.snapshot_dir.join(SNAPSHOT_FILE);
-        let temp_path = self.snapshot_dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        let mut file = std::fs::File::create(&temp_path)?;
-        serde_json::to_writer(&mut file, &snapshot.meta)?;
-        file.write_all(b"\n")?;
-        file.write_all(&snapshot.data)?;
-        file.sync_all()?;
-        std::fs::rename(&temp_path, &final_path)?;
-        Ok(())
+            .map_err(snapshot_error)
     }
 }
 
-fn load_snapshot(dir: &Path) -> Option<StoredSnapshot> {
-    let bytes = std::fs::read(dir.join(SNAPSHOT_FILE)).ok()?;
-    let newline = bytes.iter().position(|b| *b == b'\n')?;
-    match serde_json::from_slice(&bytes[..newline]) {
-        Ok(meta) => Some(StoredSnapshot {
-            meta,
-            data: bytes[newline + 1..].to_vec(),
-        }),
-        Err(e) => {
-            tracing::warn!("ignoring unreadable raft snapshot in {}: {e}", dir.display());
-            None
-        }
-    }
-}
-
-/// Encodes the snapshot body: the applied meta line, then one pin per line, as the base64 text
-/// of its binary form ([`pin_codec`]).
-fn encode_snapshot(state: &dyn State, meta: &AppliedMeta) -> Result<Vec<u8>, StateError> {
-    let encoding = |e: serde_json::Error| StateError::Storage(format!("encoding a snapshot: {e}"));
-    let mut data = serde_json::to_vec(meta).map_err(encoding)?;
-    data.push(b'\n');
+/// Writes the snapshot body to `out`: the applied meta line, then one pin per line, as the
+/// base64 text of its binary form ([`pin_codec`]).
+fn encode_snapshot(state: &dyn State, meta: &AppliedMeta, out: &mut impl Write) -> Result<(), SnapshotWriteError> {
+    serde_json::to_writer(&mut *out, meta).map_err(|e| StateError::Storage(format!("encoding a snapshot: {e}")))?;
+    out.write_all(b"\n")?;
     let mut text = String::new();
     for pin in PinIter::new(state, 1000) {
         text.clear();
         STANDARD_NO_PAD.encode_string(pin_codec::encode_pin(&pin?, true), &mut text);
-        data.extend_from_slice(text.as_bytes());
-        data.push(b'\n');
+        text.push('\n');
+        out.write_all(text.as_bytes())?;
     }
-    Ok(data)
+    Ok(())
+}
+
+/// Why writing a snapshot body failed: the pinset could not be read, or the file written.
+#[derive(Debug, thiserror::Error)]
+enum SnapshotWriteError {
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("writing the snapshot file: {0}")]
+    File(#[from] std::io::Error),
+}
+
+impl SnapshotWriteError {
+    fn is_io_failure(&self) -> bool {
+        match self {
+            SnapshotWriteError::State(e) => e.is_io_failure(),
+            SnapshotWriteError::File(_) => true,
+        }
+    }
 }
 
 /// A pin of a snapshot body line: the base64 of its binary form, or a JSON object as snapshots
@@ -343,14 +359,21 @@ impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         // Durable first: the log is purged up to what this snapshot holds.
         self.write_state(|| self.state.sync()).await?;
-        // Meta first: see the module doc on fuzzy snapshots.
-        let (meta, data) = self
-            .read_state(|| {
+        // Meta first: see the module doc on fuzzy snapshots. Pins go to the file as they are
+        // read, through a buffer.
+        let meta = self
+            .health
+            .retry(SNAPSHOT_STORE, true, SnapshotWriteError::is_io_failure, || {
                 let meta = self.applied_meta()?;
-                let data = encode_snapshot(self.state.as_ref(), &meta)?;
-                Ok((meta, data))
+                let mut file = self.snapshots.scratch(BUILDING_FILE)?;
+                let mut out = BufWriter::with_capacity(1 << 20, &mut file);
+                encode_snapshot(self.state.as_ref(), &meta, &mut out)?;
+                out.into_inner().map_err(|e| e.into_error())?;
+                file.sync()?;
+                Ok(meta)
             })
-            .await?;
+            .await
+            .map_err(snapshot_error)?;
         let snapshot_id = match &meta.last_applied {
             Some(log_id) => format!(
                 "{}-{}-{}",
@@ -365,15 +388,22 @@ impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
             last_membership: meta.membership.clone(),
             snapshot_id,
         };
-        let stored = StoredSnapshot {
-            meta: snapshot_meta,
-            data,
-        };
-        self.keep_snapshot(&stored).await?;
+        self.snapshot_io(|| self.snapshots.keep(BUILDING_FILE, &snapshot_meta))
+            .await?;
+        let (meta, file) = self.current_snapshot()?;
         Ok(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            meta,
+            snapshot: Box::new(file),
         })
+    }
+}
+
+impl PinsetStateMachine {
+    /// The snapshot just kept: an error if it does not read back.
+    fn current_snapshot(&self) -> Result<(SnapshotMeta<NodeId, MemberNode>, SnapshotFile), StorageError<NodeId>> {
+        self.snapshots
+            .current()
+            .ok_or_else(|| snapshot_error("the snapshot just written does not read back"))
     }
 }
 
@@ -552,57 +582,54 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError<NodeId>> {
+        let file = self.snapshot_io(|| self.snapshots.scratch(RECEIVING_FILE)).await?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, MemberNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError<NodeId>> {
-        let data = snapshot.into_inner();
+        let mut file = *snapshot;
         let applied = AppliedMeta {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
         let meta_bytes = serde_json::to_vec(&applied).map_err(snapshot_error)?;
-        // Validate the whole body before touching the state: a corrupt snapshot changes nothing.
-        let body_lines = || {
-            Cursor::new(&data)
-                .lines()
-                .skip(1)
-                .map_while(Result::ok)
-                .filter(|l| !l.is_empty())
-        };
-        for (number, line) in body_lines().enumerate() {
-            if let Err(e) = pin_of_snapshot_line(&line) {
-                return Err(snapshot_error(format!(
-                    "corrupt snapshot {} at pin {number}: {e}",
-                    meta.snapshot_id
-                )));
-            }
-        }
-        // The first line is the sender's applied meta; openraft's `meta` is authoritative.
-        self.write_state(|| {
-            let mut pins = body_lines().filter_map(|line| pin_of_snapshot_line(&line).ok());
-            self.state.replace_all(&mut pins, &meta_bytes)
-        })
-        .await?;
-        self.keep_snapshot(&StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        })
-        .await?;
+        self.snapshot_io(|| file.sync()).await?;
+        // The first line is the sender's applied meta; openraft's `meta` is authoritative. A
+        // corrupt line fails the install before the state changes (`replace_all` commits only
+        // a whole pinset).
+        let snapshot_id = &meta.snapshot_id;
+        self.health
+            .retry(STORE, true, SnapshotWriteError::is_io_failure, || {
+                let mut pins = file
+                    .lines()?
+                    .skip(1)
+                    .take_while(|line| line.as_ref().map_or(true, |line| !line.is_empty()))
+                    .enumerate()
+                    .map(|(number, line)| {
+                        let line = line.map_err(|e| StateError::Io(format!("reading snapshot {snapshot_id}: {e}")))?;
+                        pin_of_snapshot_line(&line)
+                            .map_err(|e| StateError::Corrupt(format!("snapshot {snapshot_id} at pin {number}: {e}")))
+                    });
+                self.state.replace_all(&mut pins, &meta_bytes)?;
+                Ok(())
+            })
+            .await
+            .map_err(sm_write_error)?;
+        drop(file);
+        self.snapshot_io(|| self.snapshots.keep(RECEIVING_FILE, meta)).await?;
         self.observer.snapshot_installed();
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let current = load_snapshot(&self.snapshot_dir);
-        Ok(current.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
+        Ok(self.snapshots.current().map(|(meta, file)| Snapshot {
+            meta,
+            snapshot: Box::new(file),
         }))
     }
 }
@@ -631,7 +658,8 @@ mod tests {
         let pins: Vec<Pin> = (0..5).map(pin).collect();
         let ops: Vec<StateOp> = pins.iter().cloned().map(StateOp::Add).collect();
         state.commit(&ops, None).unwrap();
-        let body = encode_snapshot(&state, &AppliedMeta::default()).unwrap();
+        let mut body = Vec::new();
+        encode_snapshot(&state, &AppliedMeta::default(), &mut body).unwrap();
         let text = String::from_utf8(body).unwrap();
         let lines: Vec<&str> = text.lines().skip(1).collect();
         assert_eq!(lines.len(), 5);
@@ -651,5 +679,70 @@ mod tests {
         for bad in ["!!", "AQ", "{\"cid\":7}"] {
             assert!(pin_of_snapshot_line(bad).is_err(), "{bad}");
         }
+    }
+
+    struct Unobserved;
+    impl ApplyObserver for Unobserved {
+        fn applied(&self, _: &[AppliedChange]) {}
+        fn snapshot_installed(&self) {}
+    }
+
+    fn machine(dir: &Path, pins: std::ops::Range<u8>) -> (Arc<MemoryState>, PinsetStateMachine) {
+        let state = Arc::new(MemoryState::new());
+        let ops: Vec<StateOp> = pins.map(pin).map(StateOp::Add).collect();
+        state.commit(&ops, None).unwrap();
+        let machine = PinsetStateMachine::new(state.clone(), Arc::new(Unobserved), dir, StorageHealth::default());
+        (state, machine)
+    }
+
+    fn listing(state: &MemoryState) -> Vec<Pin> {
+        PinIter::new(state, 100).map(Result::unwrap).collect()
+    }
+
+    /// What openraft does with a snapshot: the leader builds it and reads it in chunks, the
+    /// follower writes the chunks at their offsets and installs it; then a corrupt one.
+    #[cfg(not(madsim))]
+    #[tokio::test]
+    async fn a_snapshot_goes_through_files_and_a_corrupt_one_changes_nothing() {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+        let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (_, mut leader) = machine(leader_dir.path(), 0..40);
+        let (follower_state, mut follower) = machine(follower_dir.path(), 100..103);
+        let built = leader.build_snapshot().await.unwrap();
+        let mut sent = leader.get_current_snapshot().await.unwrap().expect("kept");
+        assert_eq!(sent.meta, built.meta);
+        let mut received = follower.begin_receiving_snapshot().await.unwrap();
+        let mut offset = 0u64;
+        loop {
+            let mut chunk = vec![0; 100];
+            sent.snapshot.seek(std::io::SeekFrom::Start(offset)).await.unwrap();
+            let n = sent.snapshot.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            received.seek(std::io::SeekFrom::Start(offset)).await.unwrap();
+            AsyncWriteExt::write_all(&mut received, &chunk[..n]).await.unwrap();
+            offset += n as u64;
+        }
+        follower.install_snapshot(&sent.meta, received).await.unwrap();
+        let mut expected: Vec<Pin> = (0..40).map(pin).collect();
+        expected.sort_by_key(|p| p.cid.to_bytes());
+        assert_eq!(listing(&follower_state), expected);
+        let current = follower.get_current_snapshot().await.unwrap().expect("kept");
+        assert_eq!(current.meta, sent.meta);
+
+        // A line that is no pin: the install fails and the state stays as it was.
+        let mut corrupt = follower.begin_receiving_snapshot().await.unwrap();
+        let body = format!(
+            "{{}}\n{}\nnot a pin\n",
+            STANDARD_NO_PAD.encode(pin_codec::encode_pin(&pin(200), true))
+        );
+        AsyncWriteExt::write_all(&mut corrupt, body.as_bytes()).await.unwrap();
+        let mut meta = sent.meta.clone();
+        meta.snapshot_id = "corrupt-1".into();
+        let error = follower.install_snapshot(&meta, corrupt).await.unwrap_err();
+        assert!(error.to_string().contains("at pin 1"), "{error}");
+        assert_eq!(listing(&follower_state).len(), 40);
+        assert_eq!(follower.get_current_snapshot().await.unwrap().unwrap().meta, sent.meta);
     }
 }

@@ -1,7 +1,5 @@
 //! The openraft type configuration: what a log entry carries and how members are named.
 
-use std::io::Cursor;
-
 use cluster_types::{pin_codec, Cid, MemberNode, PeerId, Pin};
 use serde::{Deserialize, Serialize};
 
@@ -77,7 +75,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = MemberNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::SnapshotFile,
         AsyncRuntime = cluster_rt::OpenraftRuntime,
 );
 

@@ -276,7 +276,11 @@ impl State for CommitThenFail {
     fn meta(&self) -> Result<Option<Vec<u8>>, cluster_state::StateError> {
         self.inner.meta()
     }
-    fn replace_all(&self, pins: &mut dyn Iterator<Item = Pin>, meta: &[u8]) -> Result<(), cluster_state::StateError> {
+    fn replace_all(
+        &self,
+        pins: &mut dyn Iterator<Item = Result<Pin, cluster_state::StateError>>,
+        meta: &[u8],
+    ) -> Result<(), cluster_state::StateError> {
         self.inner.replace_all(pins, meta)
     }
     fn tombstones(
@@ -491,7 +495,11 @@ impl State for LosesUnsyncedOnFailedSync {
     fn meta(&self) -> Result<Option<Vec<u8>>, cluster_state::StateError> {
         self.live().meta()
     }
-    fn replace_all(&self, pins: &mut dyn Iterator<Item = Pin>, meta: &[u8]) -> Result<(), cluster_state::StateError> {
+    fn replace_all(
+        &self,
+        pins: &mut dyn Iterator<Item = Result<Pin, cluster_state::StateError>>,
+        meta: &[u8],
+    ) -> Result<(), cluster_state::StateError> {
         self.live().replace_all(pins, meta)?;
         self.keep_durable()
     }

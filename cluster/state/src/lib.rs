@@ -94,9 +94,15 @@ pub trait State: Send + Sync + 'static {
     /// The applied meta last committed, if any.
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError>;
 
-    /// Replaces the whole pinset and the meta, atomically (installing a snapshot). Tombstones
-    /// are kept.
-    fn replace_all(&self, pins: &mut dyn Iterator<Item = Pin>, meta: &[u8]) -> Result<(), StateError>;
+    /// Replaces the whole pinset and the meta, atomically (installing a snapshot, importing a
+    /// pinset). Tombstones are kept. The pins are read as they are stored (a snapshot or an
+    /// import file is never whole in memory); the first `Err` among them is returned and
+    /// nothing changes.
+    fn replace_all(
+        &self,
+        pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
+        meta: &[u8],
+    ) -> Result<(), StateError>;
 
     /// Up to `limit` tombstoned CIDs, in CID order, starting strictly after `after`.
     fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError>;

@@ -127,10 +127,16 @@ impl State for MemoryState {
         Ok(self.read()?.meta.clone())
     }
 
-    fn replace_all(&self, pins: &mut dyn Iterator<Item = Pin>, meta: &[u8]) -> Result<(), StateError> {
+    fn replace_all(
+        &self,
+        pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
+        meta: &[u8],
+    ) -> Result<(), StateError> {
         // The new map is built outside the lock (the iterator may be slow, e.g. a snapshot being
         // received) and swapped in at once, so readers never see a half-installed pinset.
-        let fresh: BTreeMap<Vec<u8>, Pin> = pins.map(|pin| (pin.cid.to_bytes(), pin)).collect();
+        let fresh: BTreeMap<Vec<u8>, Pin> = pins
+            .map(|pin| pin.map(|pin| (pin.cid.to_bytes(), pin)))
+            .collect::<Result<_, _>>()?;
         let mut inner = self.write()?;
         inner.pins = fresh;
         inner.meta = Some(meta.to_vec());

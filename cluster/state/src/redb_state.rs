@@ -207,13 +207,19 @@ impl State for RedbState {
         })
     }
 
-    fn replace_all(&self, pins: &mut dyn Iterator<Item = Pin>, meta: &[u8]) -> Result<(), StateError> {
+    fn replace_all(
+        &self,
+        pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
+        meta: &[u8],
+    ) -> Result<(), StateError> {
         // One write transaction: readers see the old pinset until the commit, then the new one.
         self.write(|txn| {
             // Deleting the table frees its pages at once instead of removing keys one by one.
             txn.delete_table(PINS).map_err(storage)?;
             let mut table = txn.open_table(PINS).map_err(storage)?;
             for pin in pins {
+                // An error drops the transaction uncommitted.
+                let pin = pin?;
                 let value = encode_pin(&pin)?;
                 table
                     .insert(pin.cid.to_bytes().as_slice(), value.as_slice())
@@ -346,7 +352,9 @@ mod tests {
         {
             let state = RedbState::open(&path).unwrap();
             state.commit(&[StateOp::Add(test_pin(1))], Some(b"old")).unwrap();
-            state.replace_all(&mut (10..20).map(test_pin), b"new").unwrap();
+            state
+                .replace_all(&mut (10..20).map(|i| Ok(test_pin(i))), b"new")
+                .unwrap();
         }
         let state = RedbState::open(&path).unwrap();
         assert_eq!(testing::full_listing(&state), testing::sorted_pins(10..20));

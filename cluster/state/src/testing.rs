@@ -63,7 +63,7 @@ type Check = fn(&dyn State);
 
 /// Runs every check below, each against a fresh, empty store from `make`.
 pub fn run_conformance_suite(make: &dyn Fn() -> Box<dyn State>) {
-    let checks: [(&str, Check); 12] = [
+    let checks: [(&str, Check); 13] = [
         ("empty", check_empty),
         ("add_then_get", check_add_then_get),
         ("add_same_cid_replaces", check_add_same_cid_replaces),
@@ -74,6 +74,7 @@ pub fn run_conformance_suite(make: &dyn Fn() -> Box<dyn State>) {
         ("pin_iter", check_pin_iter),
         ("replace_all", check_replace_all),
         ("replace_all_empty", check_replace_all_empty),
+        ("replace_all_failing", check_replace_all_failing),
         ("tombstones", check_tombstones),
         ("unsynced_commits", check_unsynced_commits),
     ];
@@ -306,7 +307,9 @@ pub fn check_replace_all(state: &dyn State) {
         )
         .unwrap();
     // Overlapping range: 20..30 stay, 0..20 go, 30..45 arrive.
-    state.replace_all(&mut (20..45).map(test_pin), b"after").unwrap();
+    state
+        .replace_all(&mut (20..45).map(|i| Ok(test_pin(i))), b"after")
+        .unwrap();
     assert_eq!(state.len().unwrap(), 25);
     assert!(!state.has(&test_cid(0)).unwrap());
     assert_eq!(state.get(&test_cid(44)).unwrap(), Some(test_pin(44)));
@@ -326,6 +329,27 @@ pub fn check_replace_all_empty(state: &dyn State) {
     assert!(state.is_empty().unwrap());
     assert!(state.list_page(None, 10).unwrap().is_empty());
     assert_eq!(state.meta().unwrap().as_deref(), Some(&b"snapshot"[..]));
+}
+
+/// `replace_all` whose pins fail part way (a corrupt snapshot line, a bad import line) returns
+/// that error and changes nothing: neither pins nor meta.
+pub fn check_replace_all_failing(state: &dyn State) {
+    state
+        .commit(
+            &(0..10).map(|i| StateOp::Add(test_pin(i))).collect::<Vec<_>>(),
+            Some(b"before"),
+        )
+        .unwrap();
+    let mut pins = (20..30)
+        .map(|i| Ok(test_pin(i)))
+        .chain([Err(StateError::Corrupt("line 11".into()))])
+        .chain((30..35).map(|i| Ok(test_pin(i))));
+    match state.replace_all(&mut pins, b"after") {
+        Err(StateError::Corrupt(why)) => assert_eq!(why, "line 11"),
+        other => panic!("expected the pins' error, got {other:?}"),
+    }
+    assert_eq!(full_listing(state), sorted_pins(0..10));
+    assert_eq!(state.meta().unwrap().as_deref(), Some(&b"before"[..]));
 }
 
 /// Tombstones are set and cleared with commits, listed in CID order with paging, never
@@ -350,7 +374,7 @@ pub fn check_tombstones(state: &dyn State) {
         )
         .unwrap();
     assert_eq!(state.tombstones(None, 10).unwrap(), sorted[1..].to_vec());
-    state.replace_all(&mut vec![test_pin(7)].into_iter(), b"m").unwrap();
+    state.replace_all(&mut [Ok(test_pin(7))].into_iter(), b"m").unwrap();
     assert_eq!(
         state.tombstones(None, 10).unwrap(),
         sorted[1..].to_vec(),
