@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Scale figures: a 3-member cluster (release build, fake IPFS daemons, loopback) is loaded with
-PINS pins through the REST API (wrk, 64 connections, bench/wrk-pins.lua), then prints per
-member: RSS, disk bytes per pin (pinset and Raft log), the rate of GET /allocations,
-GET /pins?local=true and the cluster-wide GET /pins to /dev/null, and how long a restarted
-follower takes to serve requests.
+PINS pins, then prints per member: RSS, disk bytes per pin (pinset and Raft log), the rate of
+GET /allocations, GET /pins?local=true and the cluster-wide GET /pins to /dev/null, and how long
+a restarted follower takes to serve requests.
+
+The pins go in through the bulk path by default: the members are stopped, each imports the same
+file of PINS pins (`ipfs-cluster-service state import`, two allocations each, round robin) and
+starts again. LOAD=rest loads them through the REST API instead (wrk, 64 connections,
+bench/wrk-pins.lua), one Raft write per pin.
 Run by `just bench-scale PINS`; every process it starts is stopped by PID.
 """
-import http.client, importlib.util, os, subprocess, sys, tempfile, time
+import base64, hashlib, http.client, importlib.util, json, os, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 spec = importlib.util.spec_from_file_location("bench_ingest", os.path.join(ROOT, "scripts", "bench-ingest.py"))
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 PINS = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+LOAD = os.environ.get("LOAD", "import")
 
 
 def rss_mb(pid):
@@ -57,9 +62,13 @@ def count_pins(port):
     return stream(port, "/allocations")[2]
 
 
-def main():
-    work = tempfile.mkdtemp(prefix="bench-scale-")
-    members, leader = bench.start_cluster(work)
+def cid_of(data):
+    # CIDv1, raw codec, sha256: as bench/gen-cids.py writes them.
+    multihash = bytes([0x12, 32]) + hashlib.sha256(data).digest()
+    return "b" + base64.b32encode(bytes([1, 0x55]) + multihash).decode().lower().rstrip("=")
+
+
+def load_by_rest(work, members, leader):
     cids = os.path.join(work, "cids.txt")
     subprocess.run(["python3", os.path.join(ROOT, "bench", "gen-cids.py"), str(PINS), cids, "--prefix", f"scale-{time.time_ns()}-"],
                    check=True, capture_output=True)
@@ -83,6 +92,70 @@ def main():
         loaded = count_pins(members[leader]["rest"])
     took = time.time() - began
     print(f"{loaded} pins loaded in {took:.0f} s ({loaded / took:.0f} pins/s)", flush=True)
+    return loaded
+
+
+def start_member(work, member, name):
+    env = dict(os.environ, CLUSTER_IPFSHTTP_NODEMULTIADDRESS=f"/ip4/127.0.0.1/tcp/{member['ipfs']}")
+    member["process"] = bench.spawn([os.path.join(bench.BIN, "ipfs-cluster-service"), "--config", member["folder"], "daemon"],
+                                    os.path.join(work, name), env)
+
+
+def stop_member(member):
+    member["process"].send_signal(15)
+    member["process"].wait(timeout=120)
+
+
+def load_by_import(work, members):
+    """Stops the members, imports PINS pins on each, starts them again; returns the count."""
+    for member in members:
+        stop_member(member)
+    peers = [m["peer"] for m in members]
+    path = os.path.join(work, "pinset.ndjson")
+    prefix = f"scale-{time.time_ns()}-"
+    began = time.time()
+    with open(path, "w") as out:
+        for i in range(PINS):
+            pin = {"cid": cid_of(f"{prefix}{i}".encode()), "type": "pin", "mode": "recursive", "name": "",
+                   "allocations": [peers[i % 3], peers[(i + 1) % 3]], "replication_factor_min": 2,
+                   "replication_factor_max": 2, "max_depth": -1, "metadata": {}, "origins": [],
+                   "timestamp": "2026-12-06T00:00:00Z", "expire_at": "0001-01-01T00:00:00Z"}
+            out.write(json.dumps(pin, separators=(",", ":")) + "\n")
+    print(f"wrote {PINS} pins to {path} ({os.path.getsize(path) / 1e6:.0f} MB) in {time.time() - began:.0f} s", flush=True)
+    for i, member in enumerate(members):
+        began = time.time()
+        output = subprocess.run([os.path.join(bench.BIN, "ipfs-cluster-service"), "--config", member["folder"], "state", "import", "--force", path],
+                                capture_output=True, text=True)
+        if output.returncode != 0:
+            sys.exit(f"state import on member {i} failed: {output.stderr}")
+        took = time.time() - began
+        print(f"member {i}: state import of {PINS} pins in {took:.1f} s ({PINS / took:.0f} pins/s)", flush=True)
+    began = time.time()
+    for i, member in enumerate(members):
+        start_member(work, member, f"member-{i}-imported.log")
+    for i, member in enumerate(members):
+        bench.wait(f"member {i} to answer after the import", 900, lambda: bench.answers(member["rest"])[0] == 200)
+    print(f"the three members serve requests {time.time() - began:.1f} s after they were started on the imported pinset", flush=True)
+    leader = None
+    def found():
+        nonlocal leader
+        for i in range(len(members)):
+            if "this member is now the raft leader" in open(os.path.join(work, f"member-{i}-imported.log")).read():
+                leader = i
+                return True
+        return False
+    bench.wait("a leader after the import", 120, found)
+    loaded = count_pins(members[leader]["rest"])
+    return loaded, leader
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="bench-scale-")
+    members, leader = bench.start_cluster(work)
+    if LOAD == "rest":
+        loaded = load_by_rest(work, members, leader)
+    else:
+        loaded, leader = load_by_import(work, members)
     time.sleep(5)
     for i, member in enumerate(members):
         rss, hwm = rss_mb(member["process"].pid)
@@ -95,13 +168,9 @@ def main():
         seconds, size, lines = stream(members[leader]["rest"], path)
         print(f"GET {path}: {lines} pins in {seconds:.2f} s = {lines / seconds:.0f} pins/s ({size / seconds / 1e6:.0f} MB/s)", flush=True)
     follower = (leader + 1) % len(members)
-    process = members[follower]["process"]
-    process.send_signal(15)
-    process.wait(timeout=60)
-    env = dict(os.environ, CLUSTER_IPFSHTTP_NODEMULTIADDRESS=f"/ip4/127.0.0.1/tcp/{members[follower]['ipfs']}")
+    stop_member(members[follower])
     began = time.time()
-    members[follower]["process"] = bench.spawn([os.path.join(bench.BIN, "ipfs-cluster-service"), "--config", members[follower]["folder"], "daemon"],
-                                               os.path.join(work, f"member-{follower}-restart.log"), env)
+    start_member(work, members[follower], f"member-{follower}-restart.log")
     bench.wait("the restarted follower to answer", 600, lambda: bench.answers(members[follower]["rest"])[0] == 200)
     print(f"follower {follower} restarted with {loaded} pins: serving requests after {time.time() - began:.2f} s", flush=True)
 

@@ -1,4 +1,4 @@
-//! Command-line definitions and the `init` and `daemon` commands.
+//! Command-line definitions and the `init`, `daemon` and `state` commands.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +42,9 @@ enum Command {
     Daemon(DaemonArgs),
     /// Print this member's peer id (from identity.json), e.g. to build a --bootstrap address.
     Id,
+    /// Export, import or remove this member's pinset (state) while the member is stopped.
+    #[command(subcommand)]
+    State(StateCommand),
     /// Print the version.
     Version,
 }
@@ -87,6 +90,48 @@ struct DaemonArgs {
     leave: bool,
 }
 
+#[derive(Subcommand, Debug)]
+enum StateCommand {
+    /// Write the pinset as JSON, one pin per line, to stdout or a file: a backup, or what
+    /// `state import` reads on this or another member. It is the pinset as the member last
+    /// stopped cleanly (after a crash, start it and stop it once to include what its Raft log
+    /// holds beyond that).
+    Export {
+        /// Write to this file instead of stdout.
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+    },
+    /// Replace the pinset with an exported one (from FILE, or stdin) and empty the Raft data,
+    /// so the member starts from it. Stop every member and import the same file on each
+    /// before starting them again. Also the bulk path for loading millions of pins.
+    Import(ImportArgs),
+    /// Remove the pinset and the Raft data: the next start is a first start (a member of a
+    /// cluster then rejoins with --bootstrap).
+    Cleanup {
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+#[derive(Parser, Debug)]
+struct ImportArgs {
+    /// The exported pinset; stdin when absent.
+    file: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Set every pin's replication factor minimum to this (when above 0).
+    #[arg(long = "replication-min", visible_alias = "rmin", default_value_t = 0)]
+    replication_min: i32,
+    /// Set every pin's replication factor maximum to this (when above 0).
+    #[arg(long = "replication-max", visible_alias = "rmax", default_value_t = 0)]
+    replication_max: i32,
+    /// Set every pin's allocations to these peer ids (comma-separated).
+    #[arg(long = "allocations", visible_alias = "allocs", value_delimiter = ',')]
+    allocations: Vec<String>,
+}
+
 fn config_dir(cli: &Cli) -> PathBuf {
     if let Some(dir) = &cli.config {
         return dir.clone();
@@ -123,6 +168,7 @@ pub fn main() -> i32 {
                 println!("{}", identity.peer_id);
             })
             .map_err(anyhow::Error::from),
+        Command::State(command) => state(&config_dir(&cli), command),
     };
     match result {
         Ok(()) => 0,
@@ -131,6 +177,99 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// The `state` commands, on the stopped member's data folder (its lock refuses a running one).
+fn state(dir: &Path, command: &StateCommand) -> anyhow::Result<()> {
+    let lock = || DataFolder::lock(dir).context("the member must be stopped to use its pinset offline");
+    match command {
+        StateCommand::Export { file } => {
+            let data = lock()?;
+            let count = match file {
+                Some(path) => {
+                    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                    cluster_node::export_state(&data, &mut std::io::BufWriter::new(file))?
+                }
+                None => cluster_node::export_state(&data, &mut std::io::BufWriter::new(std::io::stdout().lock()))?,
+            };
+            eprintln!("exported {count} pins");
+            Ok(())
+        }
+        StateCommand::Import(args) => {
+            let allocations = args
+                .allocations
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| p.parse().map_err(|e| anyhow::anyhow!("--allocations: {p}: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let overrides = cluster_node::ImportOverrides {
+                replication_factor_min: args.replication_min,
+                replication_factor_max: args.replication_max,
+                allocations,
+            };
+            let mut service = ServiceConfig::load(&dir.join("service.json"))?;
+            service.apply_env(std::env::vars())?;
+            let config = service.validate()?;
+            let identity = Identity::load(&dir.join("identity.json"))?;
+            let data = lock()?;
+            if !args.force && !confirmed("The pinset (state) of this peer will be replaced. Continue? [y/n]:")? {
+                return Ok(());
+            }
+            let imported = match &args.file {
+                Some(path) => {
+                    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+                    cluster_node::import_state(
+                        &data,
+                        &config,
+                        &identity,
+                        &mut std::io::BufReader::new(file),
+                        &overrides,
+                    )?
+                }
+                None => {
+                    eprintln!("reading from stdin, Ctrl-D to finish");
+                    let stdin = std::io::stdin().lock();
+                    cluster_node::import_state(
+                        &data,
+                        &config,
+                        &identity,
+                        &mut std::io::BufReader::new(stdin),
+                        &overrides,
+                    )?
+                }
+            };
+            let members: Vec<String> = imported.members.iter().map(|m| m.peer_id.to_string()).collect();
+            eprintln!(
+                "imported {} pins; started again, this member begins from them in a cluster of {}: {}. Import the same \
+                 file on every member before starting them.",
+                imported.pins,
+                members.len(),
+                members.join(", ")
+            );
+            Ok(())
+        }
+        StateCommand::Cleanup { force } => {
+            let data = lock()?;
+            if !force && !confirmed("The peer state will be removed.  Existing pins may be lost. Continue? [y/n]:")? {
+                return Ok(());
+            }
+            cluster_node::cleanup_state(&data)?;
+            eprintln!("removed the pinset and the Raft data in {}", dir.display());
+            Ok(())
+        }
+    }
+}
+
+/// Asks `question` on the terminal; without one, refuses (scripts pass --force).
+fn confirmed(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to confirm on: pass --force");
+    }
+    eprint!("{question} ");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// The ports of a member's listeners.

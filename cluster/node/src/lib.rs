@@ -18,6 +18,7 @@ pub mod config;
 mod data_folder;
 mod error;
 mod identity;
+mod offline_state;
 
 pub use cluster::{Cluster, ClusterDeps, PEERSTORE_FILE};
 /// Where the member's databases are opened (see [`ClusterDeps::disk`]).
@@ -26,3 +27,4 @@ pub use config::{NodeConfig, RestLibp2pHost, ServiceConfig};
 pub use data_folder::DataFolder;
 pub use error::NodeError;
 pub use identity::{keypair_of, Identity};
+pub use offline_state::{cleanup_state, export_state, import_state, ImportOverrides, Imported};

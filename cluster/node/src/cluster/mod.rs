@@ -172,7 +172,7 @@ fn open_listings(data: &DataFolder, disk: Arc<dyn Disk>) -> Result<ListingStore,
 
 /// The membership a new cluster starts with: this member and `init_peerset`, whose bare peer
 /// ids (Go's form) take their addresses from the `peerstore` file.
-fn initial_members(
+pub(crate) fn initial_members(
     config: &NodeConfig,
     identity: &Identity,
     data: &DataFolder,
@@ -453,6 +453,13 @@ impl Cluster {
         let _ = self.shutdown_tx.send(true);
         self.tracker.shutdown();
         self.consensus.shutdown().await;
+        // Applies are committed without an fsync (the log replays them after a crash): a clean
+        // stop leaves the pinset whole on disk, as `state export` reads it.
+        if let Err(e) = self.state.sync() {
+            tracing::warn!(
+                "writing the pinset to disk at shutdown: {e}; the next start applies again from the raft log"
+            );
+        }
         self.data.lock().expect("data folder lock").take();
     }
 
