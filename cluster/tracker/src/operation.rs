@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use cluster_rt::tokio::sync::Notify;
-use cluster_types::{Cid, Pin, Timestamp, TrackerStatus};
+use cluster_types::{pin_codec, Cid, Pin, Timestamp, TrackerStatus};
 
 use crate::config::TrackerConfig;
 use crate::decision::{is_priority, op_status, phase_change_allowed, OpKind, OpPhase, OpView, QUEUE_FULL_ERROR};
@@ -28,8 +28,11 @@ pub struct Operation {
     pub kind: OpKind,
     /// Queued, in progress or failed.
     pub phase: OpPhase,
-    /// The pin as committed (a bare pin for an unpin of a CID no longer in the state).
-    pub pin: Pin,
+    /// The pin as committed (a bare pin for an unpin of a CID no longer in the state), in its
+    /// binary form ([`pin_codec`]): a `Pin` takes 472 bytes in place and a table slot with one
+    /// 632, while a state sync may queue up to a million pins (`max_pin_queue_size`).
+    /// [`Operation::pin`] decodes it.
+    pin: Box<[u8]>,
     /// Daemon calls made so far; carried over when a failed operation is replaced by one of the
     /// same kind (automatic retry, `recover`, re-commit), as Go does, so that repeatedly failing
     /// pins lose their priority.
@@ -47,7 +50,16 @@ pub struct Operation {
     pub(crate) cancel: Option<Arc<Notify>>,
 }
 
+fn encoded(pin: &Pin) -> Box<[u8]> {
+    pin_codec::encode_pin(pin, true).into_boxed_slice()
+}
+
 impl Operation {
+    /// The pin as committed.
+    pub fn pin(&self) -> Pin {
+        pin_codec::decode_pin(&self.pin, None).expect("an operation's pin decodes: it was encoded here")
+    }
+
     /// The tracker status this operation reports.
     pub fn status(&self) -> TrackerStatus {
         op_status(self.kind, self.phase)
@@ -67,7 +79,7 @@ impl Operation {
             phase_change_allowed(self.phase, phase),
             "{:?} operation of {}: {:?} -> {:?} is not a phase change an operation makes",
             self.kind,
-            self.pin.cid,
+            self.pin().cid,
             self.phase,
             phase
         );
@@ -251,7 +263,7 @@ impl OpTable {
         if let Some(existing) = self.ops.get_mut(&cid) {
             if existing.kind == kind && existing.phase != OpPhase::Error {
                 if existing.phase == OpPhase::Queued && kind == OpKind::Pin {
-                    existing.pin = pin;
+                    existing.pin = encoded(&pin);
                 }
                 return Enqueued::AlreadyOngoing;
             }
@@ -266,7 +278,7 @@ impl OpTable {
         let mut op = Operation {
             kind,
             phase: OpPhase::Queued,
-            pin,
+            pin: encoded(&pin),
             attempt_count,
             priority_pin: priority,
             error: String::new(),
@@ -312,6 +324,14 @@ impl OpTable {
         }
     }
 
+    /// Whether a `kind` operation would be queued now rather than fail with a full queue.
+    pub fn has_room(&mut self, kind: OpKind) -> bool {
+        if self.queue_len(kind) >= self.queue_size_max {
+            self.compact(kind);
+        }
+        self.queue_len(kind) < self.queue_size_max
+    }
+
     /// Drops stale tickets, so that cancelled operations do not count against the queue size.
     fn compact(&mut self, kind: OpKind) {
         let ops = &self.ops;
@@ -345,7 +365,7 @@ impl OpTable {
                 cid: ticket.0,
                 generation: ticket.1,
                 kind: op.kind,
-                pin: op.pin.clone(),
+                pin: op.pin(),
                 cancel,
             });
         }
@@ -395,7 +415,7 @@ impl OpTable {
             None => return None,
         };
         op.set_phase(OpPhase::Queued, now);
-        op.priority_pin = op.kind == OpKind::Pin && is_priority(op.pin.timestamp, now, op.attempt_count, config);
+        op.priority_pin = op.kind == OpKind::Pin && is_priority(op.pin().timestamp, now, op.attempt_count, config);
         let outcome = self.push_ticket(&mut op, *cid);
         let kind = op.kind;
         self.ops.insert(*cid, op);

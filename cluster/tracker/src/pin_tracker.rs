@@ -49,7 +49,7 @@ pub struct SyncReport {
     pub with_operation: u64,
     /// Allocated pins missing from the daemon for which a pin operation was queued.
     pub pins_queued: u64,
-    /// Allocated pins missing from the daemon that could not be queued (queue full).
+    /// Allocated pins missing from the daemon left for the next sync: the pin queue was full.
     pub queue_full: u64,
     /// Direct pins whose daemon lookup failed (left alone until the next sync).
     pub daemon_errors: u64,
@@ -181,7 +181,7 @@ impl PinTracker {
     pub fn untrack(&self, cid: &Cid) {
         let pin = lock(&self.shared.table)
             .get(cid)
-            .map(|op| op.pin.clone())
+            .map(|op| op.pin())
             .unwrap_or_else(|| bare_pin(*cid));
         self.shared.enqueue(OpKind::Unpin, pin);
     }
@@ -433,7 +433,7 @@ impl Shared {
             priority_pin: op.priority_pin,
             ..PinInfoShort::default()
         };
-        self.info(cid, Some(&op.pin), short)
+        self.info(cid, Some(&op.pin()), short)
     }
 
     fn local_info(&self, cid: Cid, pin: Option<&Pin>, local: LocalStatus) -> PinInfo {
@@ -708,7 +708,7 @@ impl Shared {
             },
             TrackAction::Unpin => {
                 let pin = pin
-                    .or_else(|| lock(&self.table).get(cid).map(|op| op.pin.clone()))
+                    .or_else(|| lock(&self.table).get(cid).map(|op| op.pin()))
                     .unwrap_or_else(|| bare_pin(*cid));
                 self.enqueue(OpKind::Unpin, pin)
             }
@@ -760,6 +760,12 @@ impl Shared {
                     report.with_operation += 1;
                     continue;
                 }
+                // Left for the next sync rather than recorded in error: a member that must pin
+                // millions would hold an operation for each.
+                if !table.has_room(OpKind::Pin) {
+                    report.queue_full += 1;
+                    continue;
+                }
                 table.enqueue(OpKind::Pin, pin, Timestamp::now(), &self.config)
             };
             self.after_enqueue(OpKind::Pin, &cid, outcome);
@@ -777,6 +783,12 @@ impl Shared {
             tracing::info!(
                 "state sync: re-queued {} pins missing from the daemon",
                 report.pins_queued
+            );
+        }
+        if report.queue_full > 0 {
+            tracing::info!(
+                "state sync: the pin queue is full (max_pin_queue_size); {} more pins missing from the daemon wait for the next state sync",
+                report.queue_full
             );
         }
         Ok(report)

@@ -811,3 +811,54 @@ async fn shutdown_stops_the_workers() {
     assert_eq!(f.tracker.status(&p.cid).await.short.status, TrackerStatus::PinQueued);
     assert!(f.ipfs.pin_calls().is_empty());
 }
+
+/// A state sync that finds more missing pins than the pin queue holds queues what fits and
+/// leaves the rest for the next sync, instead of an operation in error for each: a member
+/// that must pin millions (a fresh daemon, an imported pinset) would hold them all in memory.
+#[cluster_rt::tokio::test]
+async fn state_sync_queues_what_the_pin_queue_holds_and_leaves_the_rest_for_the_next() {
+    let config = TrackerConfig {
+        pin_queue_size_max: 3,
+        ..fast_config()
+    };
+    let f = Fixture::new(config, Duration::from_millis(1));
+    f.tracker.start();
+    let pins: Vec<Pin> = (0..8).map(|n| pin(n, vec![me()], false)).collect();
+    for chunk in pins.chunks(3) {
+        for p in chunk {
+            f.commit(p);
+        }
+        for p in chunk {
+            f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+        }
+    }
+    // The daemon loses them all; pins now take a while, so the queue stays full during the
+    // sync (it does not yield to the workers).
+    f.ipfs.set(|d| d.latency = Duration::from_millis(300));
+    for p in &pins {
+        f.ipfs.forget(&p.cid);
+    }
+    let report = f.tracker.sync_state().await.unwrap();
+    assert_eq!(report.pins_allocated, 8);
+    assert_eq!(report.pins_queued, 3);
+    assert_eq!(report.queue_full, 5, "{report:?}");
+    for p in &pins {
+        let status = f.tracker.status(&p.cid).await.short.status;
+        assert_ne!(
+            status,
+            TrackerStatus::PinError,
+            "no operation in error for the pins left waiting"
+        );
+    }
+    // The next syncs queue the rest as the queue drains.
+    for _ in 0..20 {
+        if pins.iter().all(|p| f.ipfs.has(&p.cid)) {
+            break;
+        }
+        cluster_rt::sleep(Duration::from_millis(400)).await;
+        f.tracker.sync_state().await.unwrap();
+    }
+    for p in &pins {
+        f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    }
+}
