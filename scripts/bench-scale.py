@@ -7,7 +7,8 @@ a restarted follower takes to serve requests.
 The pins go in through the bulk path by default: the members are stopped, each imports the same
 file of PINS pins (`ipfs-cluster-service state import`, two allocations each, round robin) and
 starts again. LOAD=rest loads them through the REST API instead (wrk, 64 connections,
-bench/wrk-pins.lua), one Raft write per pin.
+bench/wrk-pins.lua), one Raft write per pin. LISTINGS (comma-separated paths) picks the
+listings timed.
 Run by `just bench-scale PINS`; every process it starts is stopped by PID.
 """
 import base64, hashlib, http.client, importlib.util, json, os, subprocess, sys, tempfile, time
@@ -164,7 +165,7 @@ def main():
         role = "leader" if i == leader else "follower"
         print(f"member {i} ({role}): RSS {rss:.0f} MB (high-water {hwm:.0f} MB), {rss * 1024 * 1024 / loaded:.0f} bytes/pin; "
               f"disk: pinset {state / loaded:.0f} bytes/pin, raft log and snapshot {raft / loaded:.0f} bytes/pin", flush=True)
-    for path in ("/allocations", "/pins?local=true", "/pins"):
+    for path in os.environ.get("LISTINGS", "/allocations,/pins?local=true,/pins").split(","):
         seconds, size, lines = stream(members[leader]["rest"], path)
         print(f"GET {path}: {lines} pins in {seconds:.2f} s = {lines / seconds:.0f} pins/s ({size / seconds / 1e6:.0f} MB/s)", flush=True)
     follower = (leader + 1) % len(members)

@@ -110,7 +110,12 @@ fn a_stopped_cluster_imports_a_bulk_pinset_on_every_member_and_starts_from_it() 
         let said = stderr(&output);
         assert!(said.contains(&format!("imported {} pins", BULK + 3)), "{said}");
         assert!(said.contains("in a cluster of 3"), "{said}");
-        assert!(!member.dir.path().join("raft").exists());
+        let raft = member.dir.path().join("raft");
+        assert!(!raft.join("log.redb").exists(), "the old Raft log is gone");
+        assert!(
+            raft.join("snapshot.json").exists(),
+            "a snapshot of the import replaces it"
+        );
     }
     // No --bootstrap: each still belongs to its cluster, now starting from the imported pinset.
     for member in &mut members {

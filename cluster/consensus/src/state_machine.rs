@@ -111,15 +111,17 @@ fn applied_meta_of(state: &dyn State) -> Result<AppliedMeta, StateError> {
 }
 
 /// Replaces the pinset of a stopped member with `pins` (`state import`), as if the member had
-/// installed a snapshot taken at a cluster's first log entry: members that import the same pins
-/// and then start with empty Raft folders start the same cluster from it. The cluster is the
-/// one `state` was last applied in (its members kept, voters and learners), or `fresh`, all
-/// voters, for a member that never was in one. A pin that fails to read fails the import and
-/// changes nothing. Returns the members.
+/// installed a snapshot taken at a cluster's first log entry, and writes that snapshot into
+/// `raft_dir` (an empty folder that becomes the member's Raft folder), so that its first start
+/// need not build one. Members that import the same pins start the same cluster from it. The
+/// cluster is the one `state` was last applied in (its members kept, voters and learners), or
+/// `fresh`, all voters, for a member that never was in one. A pin that fails to read fails the
+/// import and the pinset is unchanged. Returns the members.
 pub fn import_pinset(
     state: &dyn State,
     pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
     fresh: BTreeMap<NodeId, MemberNode>,
+    raft_dir: &Path,
 ) -> Result<Vec<MemberNode>, StateError> {
     let existing = applied_meta_of(state)?;
     let membership = match existing.membership.membership().nodes().next() {
@@ -132,9 +134,39 @@ pub fn import_pinset(
         last_applied: Some(first),
         membership: StoredMembership::new(Some(first), membership.clone()),
     };
-    let meta = serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
-    state.replace_all(pins, &meta)?;
+    let meta_bytes =
+        serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
+    let snapshot_io =
+        |e: std::io::Error| StateError::Io(format!("writing the snapshot in {}: {e}", raft_dir.display()));
+    let folder = SnapshotFolder::new(raft_dir);
+    let mut file = folder.scratch(BUILDING_FILE).map_err(snapshot_io)?;
+    {
+        // The snapshot body is written as the pins go into the store.
+        let mut out = BufWriter::with_capacity(1 << 20, &mut file);
+        out.write_all(&meta_bytes)
+            .and_then(|_| out.write_all(b"\n"))
+            .map_err(snapshot_io)?;
+        let mut text = String::new();
+        let mut teed = pins.map(|pin| {
+            let pin = pin?;
+            text.clear();
+            STANDARD_NO_PAD.encode_string(pin_codec::encode_pin(&pin, true), &mut text);
+            text.push('\n');
+            out.write_all(text.as_bytes()).map_err(snapshot_io)?;
+            Ok(pin)
+        });
+        state.replace_all(&mut teed, &meta_bytes)?;
+        drop(teed);
+        out.into_inner().map_err(|e| snapshot_io(e.into_error()))?;
+    }
+    file.sync().map_err(snapshot_io)?;
     state.sync()?;
+    let snapshot = SnapshotMeta {
+        last_log_id: Some(first),
+        last_membership: meta.membership,
+        snapshot_id: "imported".into(),
+    };
+    folder.keep(BUILDING_FILE, &snapshot).map_err(snapshot_io)?;
     Ok(membership.nodes().map(|(_, node)| node.clone()).collect())
 }
 

@@ -86,8 +86,8 @@ pub fn export_state(data: &DataFolder, out: &mut dyn Write) -> Result<u64, NodeE
 
 /// Replaces the member's pinset with the pins in `input` (JSON objects, as `export_state`
 /// writes them; whitespace between them is free, as Go's decoder reads them), each changed by
-/// `overrides`, and empties its Raft folder: started again, the member begins from that pinset
-/// as a snapshot at its cluster's first log entry. Every member of a cluster must import the
+/// `overrides`, and replaces its Raft folder with a snapshot of them at its cluster's first log
+/// entry: started again, the member begins from that pinset. Every member of a cluster must import the
 /// same file while all are stopped, as in Go.
 ///
 /// The cluster is the one the member belonged to (the membership its pinset was last applied
@@ -125,13 +125,27 @@ pub fn import_state(
                 count + 1
             ))),
         });
-    let members = cluster_consensus::import_pinset(&state, &mut pins, fresh)?;
+    // The new Raft folder (the snapshot of the imported pinset) is made beside the old one,
+    // which a failed import leaves as it was.
+    let raft = data.raft_dir();
+    let importing = raft.with_extension("importing");
+    let remove = |folder: &Path| match std::fs::remove_dir_all(folder) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(folder, e)),
+        _ => Ok(()),
+    };
+    remove(&importing)?;
+    let imported = cluster_consensus::import_pinset(&state, &mut pins, fresh, &importing);
     drop(pins);
     drop(state);
-    let raft = data.raft_dir();
-    if raft.exists() {
-        std::fs::remove_dir_all(&raft).map_err(|e| io_error(&raft, e))?;
-    }
+    let members = match imported {
+        Ok(members) => members,
+        Err(e) => {
+            remove(&importing)?;
+            return Err(e.into());
+        }
+    };
+    remove(&raft)?;
+    std::fs::rename(&importing, &raft).map_err(|e| io_error(&raft, e))?;
     Ok(Imported { pins: count, members })
 }
 
@@ -209,7 +223,14 @@ mod tests {
         assert_eq!(imported.pins, 5);
         assert_eq!(imported.members.len(), 1);
         assert_eq!(imported.members[0].peer_id, identity.peer_id);
-        assert!(!data.raft_dir().exists(), "the member starts from the imported pinset");
+        let raft: Vec<String> = std::fs::read_dir(data.raft_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !raft.contains(&"raft-log.redb".to_string()) && raft.contains(&"snapshot.json".to_string()),
+            "the member starts from a snapshot of the imported pinset: {raft:?}"
+        );
         assert_eq!(exported(&data), by_cid(pins.clone()));
 
         let overrides = ImportOverrides {
@@ -251,6 +272,7 @@ mod tests {
             assert!(error.to_string().contains("pin number 2"), "{error}");
             assert_eq!(exported(&data), by_cid((0..3).map(pin).collect()));
             assert!(data.raft_dir().exists(), "a failed import leaves the Raft folder");
+            assert!(!data.raft_dir().with_extension("importing").exists());
         }
     }
 

@@ -703,7 +703,16 @@ impl Shared {
         let outcome = match recover_action(status, pin.as_ref(), &self.peer) {
             TrackAction::Nothing => return Ok(None),
             TrackAction::Pin => match pin {
-                Some(pin) => self.enqueue(OpKind::Pin, pin),
+                Some(pin) => {
+                    // A pin with no operation (unexpectedly unpinned) is not given one in error
+                    // when the queue is full: millions may wait so for the next state sync.
+                    let mut table = lock(&self.table);
+                    if table.get(cid).is_none() && !table.has_room(OpKind::Pin) {
+                        return Err(ClusterError::QueueFull);
+                    }
+                    drop(table);
+                    self.enqueue(OpKind::Pin, pin)
+                }
                 None => return Ok(None),
             },
             TrackAction::Unpin => {
