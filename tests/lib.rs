@@ -455,6 +455,23 @@ impl ClusterMember {
     }
 }
 
+/// Starts `count` members with `secret`: the first alone, the others joining through it, one
+/// after the other, each waited for.
+pub fn start_cluster(count: usize, secret: &str) -> Vec<ClusterMember> {
+    let mut members: Vec<ClusterMember> = (0..count).map(|_| ClusterMember::new(secret)).collect();
+    join_through_first(&mut members);
+    members
+}
+
+/// Starts `members[0]` alone, then the others joining through it, each waited for.
+pub fn join_through_first(members: &mut [ClusterMember]) {
+    members[0].start(None);
+    let (first, rest) = members.split_at_mut(1);
+    for member in rest {
+        member.start(Some(&first[0]));
+    }
+}
+
 /// Every JSON value in ctl's `--enc json` output (one indented value per item).
 pub fn json_values(text: &str) -> Vec<serde_json::Value> {
     serde_json::Deserializer::from_str(text)

@@ -6,17 +6,11 @@
 
 use std::time::Duration;
 
-use cluster_tests::ClusterMember;
-
 const SECRET: &str = "6d2e8c1f4b3a59e07c81d2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7";
 
 #[test]
 fn a_member_down_is_logged_once_with_a_count_in_plain_text() {
-    let mut members: Vec<ClusterMember> = (0..3).map(|_| ClusterMember::new(SECRET)).collect();
-    members[0].start(None);
-    let (first, rest) = members.split_at_mut(1);
-    rest[0].start(Some(&first[0]));
-    rest[1].start(Some(&first[0]));
+    let mut members = cluster_tests::start_cluster(3, SECRET);
     let dead_peer = members[2].dir.peer_id();
     members[2].process.as_mut().expect("running").kill();
     // Twenty seconds of the leader trying to reach the dead member (before: about 8 lines a

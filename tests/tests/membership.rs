@@ -5,17 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use cluster_tests::{json_values, stderr, stdout, wait_until, ClusterMember};
+use cluster_tests::{json_values, stderr, stdout, wait_until};
 
 const SECRET: &str = "0d1c2b3a495867768594a3b2c1d0e9f8a7b6c5d4e3f2011f2e3d4c5b6a798897";
 
 #[test]
 fn a_removed_member_stops_when_it_returns_and_peers_rm_needs_a_quorum() {
-    let mut members: Vec<ClusterMember> = (0..3).map(|_| ClusterMember::new(SECRET)).collect();
-    members[0].start(None);
-    let (first, rest) = members.split_at_mut(1);
-    rest[0].start(Some(&first[0]));
-    rest[1].start(Some(&first[0]));
+    let mut members = cluster_tests::start_cluster(3, SECRET);
 
     // Member 3 goes down and is removed meanwhile.
     let away = members[2].dir.peer_id();

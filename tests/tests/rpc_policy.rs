@@ -67,11 +67,7 @@ fn forged(outsider: PeerId, members: &[MemberNode], leader: &MemberNode) -> Vec<
 
 #[test]
 fn a_peer_with_the_secret_but_not_a_member_is_refused_over_the_real_transport() {
-    let mut members: Vec<ClusterMember> = (0..3).map(|_| ClusterMember::new(SECRET)).collect();
-    members[0].start(None);
-    let (first, rest) = members.split_at_mut(1);
-    rest[0].start(Some(&first[0]));
-    rest[1].start(Some(&first[0]));
+    let members = cluster_tests::start_cluster(3, SECRET);
     let nodes: Vec<MemberNode> = members.iter().map(member_node).collect();
     let leader = members.iter().position(ClusterMember::is_leader).unwrap_or(0);
 

@@ -21,11 +21,7 @@ fn cluster(count: usize, env: &[(&'static str, &'static str)]) -> Vec<Member> {
     for member in &mut members {
         member.env.extend_from_slice(env);
     }
-    members[0].start(None);
-    let (first, rest) = members.split_at_mut(1);
-    for member in rest {
-        member.start(Some(&first[0]));
-    }
+    cluster_tests::join_through_first(&mut members);
     members
 }
 

@@ -50,11 +50,7 @@ fn exported(member: &Member) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_stopped_cluster_imports_a_bulk_pinset_on_every_member_and_starts_from_it() {
-    let mut members: Vec<Member> = (0..3).map(|_| Member::new(SECRET)).collect();
-    members[0].start(None);
-    let (first, rest) = members.split_at_mut(1);
-    rest[0].start(Some(&first[0]));
-    rest[1].start(Some(&first[0]));
+    let mut members = cluster_tests::start_cluster(3, SECRET);
     for i in 0..3 {
         let output = members[0].ctl(&["pin", "add", "--replication", "2", &cid(i)]);
         assert!(output.status.success(), "pin add: {}", stderr(&output));

@@ -149,10 +149,7 @@ pub fn import_pinset(
         let mut text = String::new();
         let mut teed = pins.map(|pin| {
             let pin = pin?;
-            text.clear();
-            STANDARD_NO_PAD.encode_string(pin_codec::encode_pin(&pin, true), &mut text);
-            text.push('\n');
-            out.write_all(text.as_bytes()).map_err(snapshot_io)?;
+            write_snapshot_line(&pin, &mut text, &mut out).map_err(snapshot_io)?;
             Ok(pin)
         });
         state.replace_all(&mut teed, &meta_bytes)?;
@@ -351,12 +348,17 @@ fn encode_snapshot(state: &dyn State, meta: &AppliedMeta, out: &mut impl Write) 
     out.write_all(b"\n")?;
     let mut text = String::new();
     for pin in PinIter::new(state, 1000) {
-        text.clear();
-        STANDARD_NO_PAD.encode_string(pin_codec::encode_pin(&pin?, true), &mut text);
-        text.push('\n');
-        out.write_all(text.as_bytes())?;
+        write_snapshot_line(&pin?, &mut text, out)?;
     }
     Ok(())
+}
+
+/// Writes one snapshot body line of `pin` to `out`, through the reused buffer `text`.
+fn write_snapshot_line(pin: &Pin, text: &mut String, out: &mut impl Write) -> std::io::Result<()> {
+    text.clear();
+    STANDARD_NO_PAD.encode_string(pin_codec::encode_pin(pin, true), text);
+    text.push('\n');
+    out.write_all(text.as_bytes())
 }
 
 /// Why writing a snapshot body failed: the pinset could not be read, or the file written.

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use cluster_state::{PinIter, RealDisk, RedbState, StateError};
+use cluster_state::{PinIter, RealDisk, State, StateError};
 use cluster_types::{MemberNode, PeerId, Pin};
 
 use crate::cluster::initial_members;
@@ -48,12 +48,8 @@ pub struct Imported {
     pub members: Vec<MemberNode>,
 }
 
-fn open_state(data: &DataFolder) -> Result<RedbState, NodeError> {
-    let file = data.state_file();
-    if let Some(parent) = file.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
-    }
-    Ok(RedbState::open_on(std::sync::Arc::new(RealDisk), &file)?)
+fn open_state(data: &DataFolder) -> Result<std::sync::Arc<dyn State>, NodeError> {
+    crate::cluster::open_state(data, std::sync::Arc::new(RealDisk))
 }
 
 fn io_error(path: &Path, error: impl std::fmt::Display) -> NodeError {
@@ -75,7 +71,7 @@ pub fn export_state(data: &DataFolder, out: &mut dyn Write) -> Result<u64, NodeE
         path: "the export output".into(),
         message: e.to_string(),
     };
-    for pin in PinIter::new(&state, 1000) {
+    for pin in PinIter::new(state.as_ref(), 1000) {
         serde_json::to_writer(&mut *out, &pin?).map_err(|e| stdout_error(e.into()))?;
         out.write_all(b"\n").map_err(stdout_error)?;
         written += 1;
@@ -107,7 +103,7 @@ pub fn import_state(
     };
     let state = open_state(data)?;
     // Read only for a member that never was in a cluster, as at a first start.
-    let fresh = match cluster_consensus::applied_members(&state)?.is_empty() {
+    let fresh = match cluster_consensus::applied_members(state.as_ref())?.is_empty() {
         true => initial_members(config, identity, data, &me)?,
         false => Default::default(),
     };
@@ -134,7 +130,7 @@ pub fn import_state(
         _ => Ok(()),
     };
     remove(&importing)?;
-    let imported = cluster_consensus::import_pinset(&state, &mut pins, fresh, &importing);
+    let imported = cluster_consensus::import_pinset(state.as_ref(), &mut pins, fresh, &importing);
     drop(pins);
     drop(state);
     let members = match imported {

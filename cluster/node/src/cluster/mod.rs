@@ -146,7 +146,7 @@ fn consensus_links(
 }
 
 /// Opens the redb pinset in the data folder.
-fn open_state(data: &DataFolder, disk: Arc<dyn Disk>) -> Result<Arc<dyn State>, NodeError> {
+pub(crate) fn open_state(data: &DataFolder, disk: Arc<dyn Disk>) -> Result<Arc<dyn State>, NodeError> {
     let file = data.state_file();
     create_parent(&file)?;
     Ok(Arc::new(RedbState::open_on(disk, &file)?))
