@@ -52,7 +52,7 @@ def start_cluster(work):
     for i in range(MEMBERS):
         folder = os.path.join(work, f"member-{i}")
         ipfs_port = free_port()
-        spawn([os.path.join(BIN, "fake-ipfs-daemon"), "--api", f"/ip4/127.0.0.1/tcp/{ipfs_port}"], os.path.join(work, f"ipfs-{i}.log"))
+        daemon = spawn([os.path.join(BIN, "fake-ipfs-daemon"), "--api", f"/ip4/127.0.0.1/tcp/{ipfs_port}"], os.path.join(work, f"ipfs-{i}.log"))
         subprocess.run([os.path.join(BIN, "ipfs-cluster-service"), "--config", folder, "init"], check=True, capture_output=True)
         path = os.path.join(folder, "service.json")
         config = json.load(open(path))
@@ -63,7 +63,7 @@ def start_cluster(work):
         config["api"]["ipfsproxy"]["listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
         json.dump(config, open(path, "w"), indent=2)
         peer = json.load(open(os.path.join(folder, "identity.json")))["id"]
-        members.append({"folder": folder, "rest": rest, "cluster": cluster_port, "ipfs": ipfs_port, "peer": peer})
+        members.append({"folder": folder, "rest": rest, "cluster": cluster_port, "ipfs": ipfs_port, "peer": peer, "daemon": daemon})
     env = dict(os.environ)
     for i, member in enumerate(members):
         env["CLUSTER_IPFSHTTP_NODEMULTIADDRESS"] = f"/ip4/127.0.0.1/tcp/{member['ipfs']}"

@@ -6,9 +6,12 @@ a restarted follower takes to serve requests.
 
 The pins go in through the bulk path by default: the members are stopped, each imports the same
 file of PINS pins (`ipfs-cluster-service state import`, two allocations each, round robin) and
-starts again. LOAD=rest loads them through the REST API instead (wrk, 64 connections,
+starts again. Each fake daemon is restarted holding the pins allocated to its member (unless
+HELD=0), so the figures measure the cluster, not a tracker pinning millions on its daemon.
+LOAD=rest loads them through the REST API instead (wrk, 64 connections,
 bench/wrk-pins.lua), one Raft write per pin. LISTINGS (comma-separated paths) picks the
-listings timed.
+listings timed. KEEP=SECONDS keeps the cluster up that long after the figures (to profile it by
+hand: the members' PIDs and REST ports are printed).
 Run by `just bench-scale PINS`; every process it starts is stopped by PID.
 """
 import base64, hashlib, http.client, importlib.util, json, os, subprocess, sys, tempfile, time
@@ -19,6 +22,7 @@ bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 PINS = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
 LOAD = os.environ.get("LOAD", "import")
+HELD = os.environ.get("HELD", "1") != "0"
 
 
 def rss_mb(pid):
@@ -115,13 +119,19 @@ def load_by_import(work, members):
     path = os.path.join(work, "pinset.ndjson")
     prefix = f"scale-{time.time_ns()}-"
     began = time.time()
+    held = [open(os.path.join(work, f"held-{m}.txt"), "w") for m in range(len(members))]
     with open(path, "w") as out:
         for i in range(PINS):
-            pin = {"cid": cid_of(f"{prefix}{i}".encode()), "type": "pin", "mode": "recursive", "name": "",
+            cid = cid_of(f"{prefix}{i}".encode())
+            pin = {"cid": cid, "type": "pin", "mode": "recursive", "name": "",
                    "allocations": [peers[i % 3], peers[(i + 1) % 3]], "replication_factor_min": 2,
                    "replication_factor_max": 2, "max_depth": -1, "metadata": {}, "origins": [],
                    "timestamp": "2026-12-06T00:00:00Z", "expire_at": "0001-01-01T00:00:00Z"}
             out.write(json.dumps(pin, separators=(",", ":")) + "\n")
+            held[i % 3].write(cid + "\n")
+            held[(i + 1) % 3].write(cid + "\n")
+    for f in held:
+        f.close()
     print(f"wrote {PINS} pins to {path} ({os.path.getsize(path) / 1e6:.0f} MB) in {time.time() - began:.0f} s", flush=True)
     for i, member in enumerate(members):
         began = time.time()
@@ -131,6 +141,16 @@ def load_by_import(work, members):
             sys.exit(f"state import on member {i} failed: {output.stderr}")
         took = time.time() - began
         print(f"member {i}: state import of {PINS} pins in {took:.1f} s ({PINS / took:.0f} pins/s)", flush=True)
+    if HELD:
+        for i, member in enumerate(members):
+            member["daemon"].send_signal(15)
+            member["daemon"].wait(timeout=60)
+            member["daemon"] = bench.spawn([os.path.join(bench.BIN, "fake-ipfs-daemon"), "--api", f"/ip4/127.0.0.1/tcp/{member['ipfs']}",
+                                            "--pins", os.path.join(work, f"held-{i}.txt")], os.path.join(work, f"ipfs-{i}-held.log"))
+        for i, member in enumerate(members):
+            bench.wait(f"fake daemon {i} to hold its pins", 600,
+                       lambda: "held from the start" in open(os.path.join(work, f"ipfs-{i}-held.log")).read())
+        print("the fake daemons were restarted holding the pins allocated to their members", flush=True)
     began = time.time()
     for i, member in enumerate(members):
         start_member(work, member, f"member-{i}-imported.log")
@@ -174,6 +194,12 @@ def main():
     start_member(work, members[follower], f"member-{follower}-restart.log")
     bench.wait("the restarted follower to answer", 600, lambda: bench.answers(members[follower]["rest"])[0] == 200)
     print(f"follower {follower} restarted with {loaded} pins: serving requests after {time.time() - began:.2f} s", flush=True)
+    keep = float(os.environ.get("KEEP", "0"))
+    if keep > 0:
+        for i, member in enumerate(members):
+            print(f"member {i}: PID {member['process'].pid}, REST port {member['rest']}", flush=True)
+        print(f"keeping the cluster up for {keep:.0f} s", flush=True)
+        time.sleep(keep)
 
 
 if __name__ == "__main__":

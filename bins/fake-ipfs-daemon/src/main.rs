@@ -28,6 +28,34 @@ mod serve {
         /// Where the API listens: a multiaddress (/ip4/127.0.0.1/tcp/5001) or host:port.
         #[arg(long, default_value = "/ip4/127.0.0.1/tcp/5001")]
         api: String,
+
+        /// A file of CIDs, one per line, that the daemon holds pinned (recursively) from the
+        /// start: a daemon beside a member whose pinset was imported, for benchmarks at scale.
+        #[arg(long, value_name = "FILE")]
+        pins: Option<std::path::PathBuf>,
+    }
+
+    /// The CIDs of `path`, one per line (blank lines skipped).
+    fn read_cids(path: &std::path::Path) -> Result<Vec<cluster_types::Cid>, String> {
+        use std::io::BufRead;
+        let file = std::fs::File::open(path).map_err(|e| format!("--pins {}: {e}", path.display()))?;
+        let mut cids = Vec::new();
+        for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|e| format!("--pins {}: {e}", path.display()))?;
+            let text = line.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let cid = text.parse().map_err(|e| {
+                format!(
+                    "--pins {} line {}: {text:?} is not a CID: {e}",
+                    path.display(),
+                    number + 1
+                )
+            })?;
+            cids.push(cid);
+        }
+        Ok(cids)
     }
 
     /// `/ip4|ip6/<ip>/tcp/<port>` or `ip:port`.
@@ -62,6 +90,13 @@ mod serve {
                 return 1;
             }
         };
+        let held = match cli.pins.as_deref().map(read_cids).transpose() {
+            Ok(held) => held.unwrap_or_default(),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        };
         let runtime = match cluster_rt::tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -79,6 +114,8 @@ mod serve {
             cluster_rt::fill_random(&mut seed);
             let peer = cluster_types::PeerId::from_ed25519_seed(seed).to_string();
             let fake = Arc::new(FakeIpfs::new(peer.clone()));
+            let holding = held.len();
+            fake.hold_pins(held);
             let server = match FakeKuboServer::start(fake, address).await {
                 Ok(server) => server,
                 Err(e) => {
@@ -87,7 +124,7 @@ mod serve {
                 }
             };
             eprintln!(
-                "fake IPFS daemon {peer}: API on {} (pins in memory, no content stored)",
+                "fake IPFS daemon {peer}: API on {} (pins in memory, no content stored; {holding} pins held from the start)",
                 server.multiaddr()
             );
             wait_for_signal().await;

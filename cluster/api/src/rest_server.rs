@@ -58,9 +58,12 @@ const MAX_STREAM_ERRORS: usize = 10;
 /// Each `X-Stream-Error` value is cut to this many bytes, for the same reason.
 const MAX_STREAM_ERROR_LEN: usize = 1024;
 
-/// How many stream items one body poll may consume without producing a frame (only errors do
-/// that) before yielding to the runtime.
+/// How many stream items one body poll may consume: a frame holds at most this many lines, and a
+/// run of errors (which make no line) yields to the runtime after this many.
 const MAX_ITEMS_PER_POLL: usize = 256;
+
+/// A streamed body's frame is cut once it holds this many bytes of lines.
+const FRAME_TARGET: usize = 64 * 1024;
 
 /// The trailer that carries errors met after a stream started.
 const STREAM_ERROR_TRAILER: &str = "x-stream-error";
@@ -810,6 +813,7 @@ impl Shared {
                         errors: Vec::new(),
                         omitted_errors: 0,
                         trailers,
+                        source_ended: false,
                         finished: false,
                     })),
                 ),
@@ -840,6 +844,7 @@ impl Shared {
                 errors: Vec::new(),
                 omitted_errors: 0,
                 trailers,
+                source_ended: false,
                 finished: false,
             })),
         );
@@ -847,6 +852,21 @@ impl Shared {
             .headers_mut()
             .insert(TRAILER, HeaderValue::from_static("X-Stream-Error"));
         response
+    }
+}
+
+/// Appends compact JSON plus `\n` to `out`; on error `out` is as it was.
+fn append_line<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
+    let start = out.len();
+    match serde_json::to_writer(&mut *out, value) {
+        Ok(()) => {
+            out.push(b'\n');
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(format!("error encoding response: {e}"))
+        }
     }
 }
 
@@ -918,17 +938,17 @@ impl Body for ResponseBody {
 
 /// Where NDJSON lines come from; object-safe so the body need not be generic.
 trait LineSource: Send {
-    /// The next encoded line, an error message, or `None` at the end.
-    fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, String>>>;
+    /// Appends the next encoded line to `out`; or gives an error message, or `None` at the end.
+    fn poll_line_into(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<Option<Result<(), String>>>;
 }
 
 struct ChannelSource<T>(ResultStream<T>);
 
 impl<T: Serialize + Send> LineSource for ChannelSource<T> {
-    fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, String>>> {
+    fn poll_line_into(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<Option<Result<(), String>>> {
         self.0.poll_recv(cx).map(|item| {
             item.map(|result| match result {
-                Ok(value) => encode_line(&value),
+                Ok(value) => append_line(out, &value),
                 Err(error) => Err(error.to_string()),
             })
         })
@@ -944,6 +964,8 @@ struct NdjsonBody {
     omitted_errors: usize,
     /// Whether the client sent `TE: trailers`.
     trailers: bool,
+    /// The source said it has no more lines (the trailers are still to go).
+    source_ended: bool,
     finished: bool,
 }
 
@@ -976,6 +998,8 @@ impl NdjsonBody {
         map
     }
 
+    /// The lines ready now, up to [`FRAME_TARGET`] bytes, go out as one frame (one chunk, one
+    /// write), so a fast source is not written a line at a time; a slow one is not waited for.
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(Ok(Frame::data(first))));
@@ -983,23 +1007,41 @@ impl NdjsonBody {
         if self.finished {
             return Poll::Ready(None);
         }
+        let mut batch = Vec::new();
+        let mut waiting = false;
         for _ in 0..MAX_ITEMS_PER_POLL {
-            match self.source.poll_line(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(line))) => return Poll::Ready(Some(Ok(Frame::data(line)))),
+            match self.source.poll_line_into(cx, &mut batch) {
+                Poll::Pending => {
+                    waiting = true;
+                    break;
+                }
+                Poll::Ready(Some(Ok(()))) => {
+                    if batch.len() >= FRAME_TARGET {
+                        break;
+                    }
+                }
                 // Later items still go out; the error is reported at the end.
                 Poll::Ready(Some(Err(message))) => self.record_error(message),
                 Poll::Ready(None) => {
-                    self.finished = true;
-                    if !self.errors.is_empty() && !self.trailers {
-                        return Poll::Ready(Some(Err(StreamAborted(self.errors.join("; ")))));
-                    }
-                    return Poll::Ready(Some(Ok(Frame::trailers(self.trailer_map()))));
+                    self.source_ended = true;
+                    break;
                 }
             }
         }
-        // Only errors so far in this poll: let other tasks run, then continue.
-        cx.waker().wake_by_ref();
+        if !batch.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(batch)))));
+        }
+        if self.source_ended {
+            self.finished = true;
+            if !self.errors.is_empty() && !self.trailers {
+                return Poll::Ready(Some(Err(StreamAborted(self.errors.join("; ")))));
+            }
+            return Poll::Ready(Some(Ok(Frame::trailers(self.trailer_map()))));
+        }
+        if !waiting {
+            // Only errors so far in this poll: let other tasks run, then continue.
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }

@@ -189,6 +189,14 @@ impl FakeIpfs {
         self.lock().pins.get(cid).copied()
     }
 
+    /// Pins every CID of `cids` recursively without a call (a daemon that held them already).
+    pub fn hold_pins(&self, cids: impl IntoIterator<Item = Cid>) {
+        let mut state = self.lock();
+        for cid in cids {
+            state.pins.insert(cid, IpfsPinType::Recursive);
+        }
+    }
+
     /// Every pinned CID, in CID order.
     pub fn pins(&self) -> Vec<Cid> {
         self.lock().pins.keys().copied().collect()

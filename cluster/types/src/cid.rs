@@ -82,9 +82,40 @@ impl FromStr for Cid {
     }
 }
 
+impl Cid {
+    /// The text of a CIDv1 (multibase base32, as [`fmt::Display`] writes it) written into `buf`
+    /// without allocating: listings write millions. `None` for a CIDv0 or a CID too long for it.
+    fn write_v1_text<'b>(&self, buf: &'b mut [u8; 160]) -> Option<&'b str> {
+        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        if self.0.version() != cid::Version::V1 || self.0.encoded_len() > 96 {
+            return None;
+        }
+        let mut bytes = [0u8; 96];
+        let mut writer = &mut bytes[..];
+        let length = self.0.write_bytes(&mut writer).ok()?;
+        buf[0] = b'b';
+        let mut out = 1;
+        for group in bytes[..length].chunks(5) {
+            let mut block = [0u8; 5];
+            block[..group.len()].copy_from_slice(group);
+            let bits = u64::from_be_bytes([0, 0, 0, block[0], block[1], block[2], block[3], block[4]]);
+            // 8 characters of 5 bits hold 5 bytes; a shorter group writes only what it covers.
+            let characters = (group.len() * 8).div_ceil(5);
+            for i in 0..characters {
+                buf[out] = ALPHABET[((bits >> (35 - 5 * i)) & 31) as usize];
+                out += 1;
+            }
+        }
+        std::str::from_utf8(&buf[..out]).ok()
+    }
+}
+
 impl Serialize for Cid {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
+        match self.write_v1_text(&mut [0; 160]) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_str(&self.0),
+        }
     }
 }
 
@@ -177,6 +208,29 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The allocation-free text (JSON of listings) is the multibase text for every digest
+    /// length and codec, and a CIDv0 keeps base58.
+    #[test]
+    fn the_fast_v1_text_matches_the_multibase_one() {
+        for length in 0..=64usize {
+            for codec in [0x55u64, 0x70, 0x71, 0x0129, 0x1_0000] {
+                let digest: Vec<u8> = (0..length).map(|i| (i * 37 + length) as u8).collect();
+                let mh = multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+                let cid = Cid(cid::Cid::new_v1(codec, mh));
+                let fast = cid.write_v1_text(&mut [0; 160]).expect("a CIDv1").to_string();
+                assert_eq!(fast, cid.to_string(), "codec {codec:#x}, digest of {length} bytes");
+                assert_eq!(serde_json::to_string(&cid).unwrap(), format!("\"{fast}\""));
+                assert_eq!(fast.parse::<Cid>().unwrap(), cid);
+            }
+        }
+        let v0: Cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9".parse().unwrap();
+        assert!(v0.write_v1_text(&mut [0; 160]).is_none());
+        assert_eq!(
+            serde_json::to_string(&v0).unwrap(),
+            "\"QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9\""
+        );
+    }
 
     #[test]
     fn v0_stays_base58_and_v1_becomes_base32() {

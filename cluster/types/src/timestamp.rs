@@ -124,8 +124,58 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+impl Timestamp {
+    /// The RFC 3339 text written into `buf` without the formatting machinery (listings write
+    /// millions); `None` for a year outside 0000..=9999, which [`fmt::Display`] writes slowly.
+    fn write_text<'b>(&self, buf: &'b mut [u8; 30]) -> Option<&'b str> {
+        let days = self.unix_seconds.div_euclid(86_400);
+        let secs_of_day = self.unix_seconds.rem_euclid(86_400) as u32;
+        let (year, month, day) = civil_from_days(days);
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        fn digits(out: &mut [u8], mut value: u32) {
+            for slot in out.iter_mut().rev() {
+                *slot = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        digits(&mut buf[0..4], year as u32);
+        buf[4] = b'-';
+        digits(&mut buf[5..7], month);
+        buf[7] = b'-';
+        digits(&mut buf[8..10], day);
+        buf[10] = b'T';
+        digits(&mut buf[11..13], secs_of_day / 3600);
+        buf[13] = b':';
+        digits(&mut buf[14..16], secs_of_day / 60 % 60);
+        buf[16] = b':';
+        digits(&mut buf[17..19], secs_of_day % 60);
+        let mut end = 19;
+        if self.nanos != 0 {
+            buf[19] = b'.';
+            digits(&mut buf[20..29], self.nanos);
+            end = 29;
+            while buf[end - 1] == b'0' {
+                end -= 1;
+            }
+        }
+        buf[end] = b'Z';
+        std::str::from_utf8(&buf[..end + 1]).ok()
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.write_text(&mut [0; 30]) {
+            Some(text) => f.write_str(text),
+            None => self.fmt_any_year(f),
+        }
+    }
+}
+
+impl Timestamp {
+    fn fmt_any_year(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let days = self.unix_seconds.div_euclid(86_400);
         let secs_of_day = self.unix_seconds.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(days);
@@ -246,7 +296,10 @@ impl FromStr for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self.write_text(&mut [0; 30]) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -272,6 +325,36 @@ mod tests {
         ] {
             assert!(text.parse::<Timestamp>().is_err(), "{text}");
         }
+    }
+
+    /// The fast writer (listings) and the formatter agree wherever the fast one applies, and
+    /// years it does not write still print.
+    #[test]
+    fn the_fast_text_matches_the_formatted_one() {
+        struct Slow(Timestamp);
+        impl fmt::Display for Slow {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt_any_year(f)
+            }
+        }
+        let mut seconds: i64 = -62_135_596_800; // 0001-01-01
+        let mut nanos: u32 = 0;
+        while seconds < 253_402_300_800 {
+            // 9999-12-31 and on
+            let t = Timestamp::from_unix(seconds, nanos);
+            let fast = t.write_text(&mut [0; 30]).expect("a year of four digits").to_string();
+            assert_eq!(fast, Slow(t).to_string());
+            assert_eq!(fast.parse::<Timestamp>().unwrap(), t);
+            seconds += 79_999_977;
+            nanos = [0, 100_000_000, 5, (nanos + 123_456_789) % 1_000_000_000][seconds.rem_euclid(4) as usize];
+        }
+        assert_eq!(
+            Timestamp::from_unix(253_402_300_800, 0).to_string(),
+            "10000-01-01T00:00:00Z"
+        );
+        assert!(Timestamp::from_unix(253_402_300_800, 0)
+            .write_text(&mut [0; 30])
+            .is_none());
     }
 
     #[test]
