@@ -67,6 +67,11 @@ fn forged_calls(outsider: PeerId, leader: NodeId, members: &[MemberNode], term: 
             through: None,
             limit: 100,
         }),
+        RpcRequest::StatusPage(StatusRange {
+            after: None,
+            through: None,
+            limit: 100,
+        }),
         RpcRequest::Recover(cid_of(0)),
         RpcRequest::RecoverAll,
         RpcRequest::PeerRemove(members[0].peer_id),

@@ -46,6 +46,11 @@ fn forged(outsider: PeerId, members: &[MemberNode], leader: &MemberNode) -> Vec<
             through: None,
             limit: 10,
         }),
+        RpcRequest::StatusPage(StatusRange {
+            after: None,
+            through: None,
+            limit: 10,
+        }),
         RpcRequest::AppendEntries(AppendEntriesRequest::<TypeConfig> {
             vote: Vote::new_committed(50, node_id_of(&leader.peer_id)),
             prev_log_id: None,

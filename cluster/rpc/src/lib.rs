@@ -23,7 +23,7 @@ pub use sim_transport::SimTransport;
 use std::time::Duration;
 
 use cluster_consensus::{Command, Committed, MemberNode, NodeId, Promotion, TransportFailure, TypeConfig};
-use cluster_types::{Cid, ClusterError, Id, Metric, PeerId, PinInfo, RepoGc};
+use cluster_types::{Cid, ClusterError, Id, Metric, PeerId, PinInfo, PinInfoShort, RepoGc, Timestamp, TrackerStatus};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
@@ -46,6 +46,10 @@ pub enum RpcRequest {
     /// The member's tracker status of the pins in a range of CIDs, for a cluster-wide status
     /// (Go streams `PinTracker.StatusAll` from every member; we ask for one range at a time).
     StatusRange(StatusRange),
+    /// [`RpcRequest::StatusRange`] answered as a [`StatusPage`]: the member's own fields once,
+    /// and per pin only its status (the caller has the pins from its own state). Callers ask
+    /// this one; `StatusRange` is still served for members of earlier versions.
+    StatusPage(StatusRange),
     /// Re-queue a failed operation on the member (Go `PinTracker.Recover`).
     Recover(Cid),
     /// Re-queue every failed operation on the member (Go `PinTracker.RecoverAll`); the answer
@@ -98,6 +102,102 @@ pub struct StatusRange {
     pub limit: u32,
 }
 
+/// One member's statuses of a range ([`RpcRequest::StatusPage`]): what is the same for every
+/// pin once, and per pin what differs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct StatusPage {
+    /// The member's peername.
+    pub peername: String,
+    /// The member's IPFS daemon peer id (empty when unknown).
+    pub ipfs_peer_id: String,
+    /// The member's IPFS daemon addresses.
+    pub ipfs_peer_addresses: Vec<String>,
+    /// The statuses, in CID byte order.
+    pub items: Vec<PinStatus>,
+    /// Where the member stopped when `limit` pins were read before the end of the range (the
+    /// caller asks again from there).
+    pub stopped_at: Option<Cid>,
+}
+
+/// One pin's status in a [`StatusPage`]; short keys and defaults left out, since a page holds
+/// thousands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PinStatus {
+    /// The pin's CID.
+    #[serde(rename = "c")]
+    pub cid: Cid,
+    /// Its status on the member.
+    #[serde(rename = "s")]
+    pub status: TrackerStatus,
+    /// When the status last changed.
+    #[serde(rename = "t")]
+    pub timestamp: Timestamp,
+    /// Error text of an error status.
+    #[serde(rename = "e", default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// How many times the operation was tried.
+    #[serde(rename = "a", default, skip_serializing_if = "is_zero")]
+    pub attempt_count: u32,
+    /// Whether the operation sits in the priority queue.
+    #[serde(rename = "p", default, skip_serializing_if = "is_false")]
+    pub priority_pin: bool,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
+}
+
+fn is_false(flag: &bool) -> bool {
+    !*flag
+}
+
+impl StatusPage {
+    /// The page of a tracker's statuses (all of one member: the member's fields are taken from
+    /// the first that has them).
+    pub fn of_statuses(statuses: Vec<PinInfo>, stopped_at: Option<Cid>) -> StatusPage {
+        let mut page = StatusPage {
+            items: Vec::with_capacity(statuses.len()),
+            stopped_at,
+            ..StatusPage::default()
+        };
+        for info in statuses {
+            let short = info.short;
+            if page.peername.is_empty() {
+                page.peername = short.peername;
+            }
+            if page.ipfs_peer_id.is_empty() {
+                page.ipfs_peer_id = short.ipfs_peer_id;
+            }
+            if page.ipfs_peer_addresses.is_empty() {
+                page.ipfs_peer_addresses = short.ipfs_peer_addresses;
+            }
+            page.items.push(PinStatus {
+                cid: info.cid,
+                status: short.status,
+                timestamp: short.timestamp,
+                error: short.error,
+                attempt_count: short.attempt_count,
+                priority_pin: short.priority_pin,
+            });
+        }
+        page
+    }
+
+    /// The member's full status of one of its items.
+    pub fn short_of(&self, item: PinStatus) -> PinInfoShort {
+        PinInfoShort {
+            peername: self.peername.clone(),
+            ipfs_peer_id: self.ipfs_peer_id.clone(),
+            ipfs_peer_addresses: self.ipfs_peer_addresses.clone(),
+            status: item.status,
+            timestamp: item.timestamp,
+            error: item.error,
+            attempt_count: item.attempt_count,
+            priority_pin: item.priority_pin,
+        }
+    }
+}
+
 /// A block in an RPC: its CID and its bytes (base64 in the JSON frame).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WireBlock {
@@ -140,6 +240,8 @@ pub enum RpcResponse {
     /// The statuses of a range in CID byte order, and where the member stopped when `limit`
     /// pins were read before the end of the range (the caller asks again from there).
     StatusRange(Result<(Vec<PinInfo>, Option<Cid>), ClusterError>),
+    /// The statuses of a range as one page.
+    StatusPage(Result<StatusPage, ClusterError>),
     /// The status after a recover.
     Recover(Result<PinInfo, ClusterError>),
     /// The new status of the items a recover-all re-queued (the first

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use cluster_consensus::{Command, CommandResponse, Committed, MemberNode, NodeId, Promotion, TypeConfig};
 use cluster_rpc::wire::{decode_request, decode_response, encode_request, encode_response};
-use cluster_rpc::{RpcRequest, RpcResponse, StatusRange, WireBlock};
+use cluster_rpc::{RpcRequest, RpcResponse, StatusPage, StatusRange, WireBlock};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
@@ -125,6 +125,12 @@ fn request() -> impl Strategy<Value = RpcRequest> {
             any::<u32>()
         )
             .prop_map(|(after, through, limit)| RpcRequest::StatusRange(StatusRange { after, through, limit })),
+        (
+            proptest::option::of(cid_strategy()),
+            proptest::option::of(cid_strategy()),
+            any::<u32>()
+        )
+            .prop_map(|(after, through, limit)| RpcRequest::StatusPage(StatusRange { after, through, limit })),
         cid_strategy().prop_map(RpcRequest::Recover),
         Just(()).prop_map(|()| RpcRequest::RecoverAll),
         Just(()).prop_map(|()| RpcRequest::Id),
@@ -197,6 +203,11 @@ fn response() -> impl Strategy<Value = RpcResponse> {
         result(committed).prop_map(RpcResponse::Commit),
         pin_info_strategy().prop_map(RpcResponse::Status),
         result((statuses(), proptest::option::of(cid_strategy()))).prop_map(RpcResponse::StatusRange),
+        result(
+            (statuses(), proptest::option::of(cid_strategy()))
+                .prop_map(|(statuses, stopped_at)| StatusPage::of_statuses(statuses, stopped_at))
+        )
+        .prop_map(RpcResponse::StatusPage),
         result(pin_info_strategy()).prop_map(RpcResponse::Recover),
         result((statuses(), any::<u64>())).prop_map(RpcResponse::RecoverAll),
         id_strategy().prop_map(RpcResponse::Id),
@@ -245,6 +256,7 @@ fn every_variant_has_a_strategy(request: &RpcRequest, response: &RpcResponse) {
         | RpcRequest::Commit(_)
         | RpcRequest::Status(_)
         | RpcRequest::StatusRange(_)
+        | RpcRequest::StatusPage(_)
         | RpcRequest::Recover(_)
         | RpcRequest::RecoverAll
         | RpcRequest::Id
@@ -265,6 +277,7 @@ fn every_variant_has_a_strategy(request: &RpcRequest, response: &RpcResponse) {
         | RpcResponse::Commit(_)
         | RpcResponse::Status(_)
         | RpcResponse::StatusRange(_)
+        | RpcResponse::StatusPage(_)
         | RpcResponse::Recover(_)
         | RpcResponse::RecoverAll(_)
         | RpcResponse::Id(_)

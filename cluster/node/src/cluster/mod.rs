@@ -54,8 +54,8 @@ use cluster_ipfs::{Bytes, GcEntry, IpfsConnector};
 use cluster_monitor::informers::{self, Measured};
 use cluster_monitor::{Monitor, PING};
 use cluster_rpc::{
-    LocalShortcut, MembershipRefusals, RaftOverRpc, RpcForwarder, RpcHandler, RpcRequest, RpcResponse, StatusRange,
-    Traffic, Transport, WireBlock, MEMBER_STARTING, RECOVER_ALL_LISTED_MAX,
+    LocalShortcut, MembershipRefusals, RaftOverRpc, RpcForwarder, RpcHandler, RpcRequest, RpcResponse, StatusPage,
+    StatusRange, Traffic, Transport, WireBlock, MEMBER_STARTING, RECOVER_ALL_LISTED_MAX,
 };
 use cluster_rt::tokio::sync::{mpsc, watch};
 use cluster_state::{Disk, RedbState, State};

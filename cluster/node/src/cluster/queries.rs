@@ -297,45 +297,34 @@ impl Cluster {
 
     /// The cluster-wide status of every pin, one range of `page` pins of this member's state at
     /// a time: every member is asked for its statuses of the range at once
-    /// ([`PinTracker::status_range`]), and the answers are merged ([`merge_range`]) and handed
-    /// to `send` in CID byte order until it returns false. The last range runs to the end, so
-    /// pins only other members have yet are listed too. A member that fails is not asked again
-    /// for the rest of the stream: its error stands in for its statuses.
-    pub(super) async fn stream_status_ranges<F, Fut>(&self, page: usize, send: F)
+    /// ([`PinTracker::status_range`], as a [`StatusPage`]), and the answers are merged
+    /// ([`merge_range`]) and handed to `send` in CID byte order until it returns false; the next
+    /// range is asked for while one is sent. The last range runs to the end, so pins only other
+    /// members have yet are listed too. A member that fails is not asked again for the rest of
+    /// the stream: its error stands in for its statuses.
+    pub(super) async fn stream_status_ranges<F, Fut>(self: &Arc<Self>, page: usize, send: F)
     where
         F: Fn(Result<GlobalPinInfo, ClusterError>) -> Fut,
         Fut: Future<Output = bool>,
     {
+        // The next range is fetched in a task of its own, so that reading and decoding it runs
+        // beside the merge and the sending of this one (on another core when there is one).
+        let fetch = |after: Option<Cid>, failed: BTreeMap<PeerId, String>| {
+            let me = self.clone();
+            TaskOnLeash(cluster_rt::spawn(async move {
+                me.fetch_status_range(after, page, &failed).await
+            }))
+        };
         let mut failed: BTreeMap<PeerId, String> = BTreeMap::new();
-        let mut after: Option<Cid> = None;
+        let mut fetched = fetch(None, failed.clone()).await;
         loop {
-            let pins = match self.state.list_page(after.as_ref(), page) {
-                Ok(pins) => pins,
+            let (pins, through, answers) = match fetched {
+                Ok(range) => range,
                 Err(e) => {
-                    send(Err(ClusterError::storage("reading the pinset", e))).await;
+                    send(Err(e)).await;
                     return;
                 }
             };
-            let through = if pins.len() < page {
-                None
-            } else {
-                pins.last().map(|p| p.cid)
-            };
-            let members = self.members();
-            let asks = members.iter().map(|member| {
-                let known_failure = failed.get(&member.peer_id).cloned();
-                async move {
-                    let answer = match known_failure {
-                        Some(error) => RangeAnswer::Failed(error),
-                        None => match self.status_range_of(member, after, through, page).await {
-                            Ok(items) => RangeAnswer::Statuses(items),
-                            Err(e) => RangeAnswer::Failed(e.to_string()),
-                        },
-                    };
-                    (member.peer_id, answer)
-                }
-            });
-            let answers = futures::future::join_all(asks).await;
             for (peer, answer) in &answers {
                 if let RangeAnswer::Failed(error) = answer {
                     if !failed.contains_key(peer) {
@@ -344,16 +333,65 @@ impl Cluster {
                     }
                 }
             }
-            for global in merge_range(&pins, answers, Timestamp::now()) {
-                if !send(Ok(global)).await {
+            let merged = merge_range(&pins, answers, Timestamp::now());
+            let send_all = async {
+                for global in merged {
+                    if !send(Ok(global)).await {
+                        return false;
+                    }
+                }
+                true
+            };
+            match through {
+                Some(last) => {
+                    let (next, going_on) = futures::join!(fetch(Some(last), failed.clone()), send_all);
+                    if !going_on {
+                        return;
+                    }
+                    fetched = next;
+                }
+                None => {
+                    send_all.await;
                     return;
                 }
             }
-            match through {
-                Some(last) => after = Some(last),
-                None => return,
-            }
         }
+    }
+
+    /// The pins of this member's state after `after` (at most `page`), where that range ends
+    /// (`None`: at the end), and every member's statuses of it; members in `failed` are not
+    /// asked again.
+    async fn fetch_status_range(
+        &self,
+        after: Option<Cid>,
+        page: usize,
+        failed: &BTreeMap<PeerId, String>,
+    ) -> Result<(Vec<Pin>, Option<Cid>, Vec<(PeerId, RangeAnswer)>), ClusterError> {
+        let pins = self
+            .state
+            .list_page(after.as_ref(), page)
+            .map_err(|e| ClusterError::storage("reading the pinset", e))?;
+        let through = if pins.len() < page {
+            None
+        } else {
+            pins.last().map(|p| p.cid)
+        };
+        let members = self.members();
+        let asks = members.iter().map(|member| {
+            let known_failure = failed.get(&member.peer_id).cloned();
+            async move {
+                let answer = match known_failure {
+                    Some(error) => RangeAnswer::Failed(error),
+                    None => match self.status_range_of(member, after, through, page).await {
+                        Ok(statuses) => RangeAnswer::Statuses(statuses),
+                        Err(e) => RangeAnswer::Failed(e.to_string()),
+                    },
+                };
+                (member.peer_id, answer)
+            }
+        });
+        let answers = futures::future::join_all(asks).await;
+        Ok((pins, through, answers))
     }
 
     /// One member's statuses of `(after, through]`, asked `page` pins at a time until its
@@ -364,30 +402,35 @@ impl Cluster {
         after: Option<Cid>,
         through: Option<Cid>,
         page: usize,
-    ) -> Result<Vec<PinInfo>, ClusterError> {
-        let mut items = Vec::new();
+    ) -> Result<StatusPage, ClusterError> {
+        let mut statuses: Option<StatusPage> = None;
         let mut after = after;
         loop {
-            let (answer, stopped_at) = if member.peer_id == self.me_member.peer_id {
-                self.tracker.status_range(after, through, page).await?
+            let answer = if member.peer_id == self.me_member.peer_id {
+                let (items, stopped_at) = self.tracker.status_range(after, through, page).await?;
+                StatusPage::of_statuses(items, stopped_at)
             } else {
                 let range = StatusRange {
                     after,
                     through,
                     limit: page as u32,
                 };
-                let request = || RpcRequest::StatusRange(range);
+                let request = || RpcRequest::StatusPage(range);
                 match self.call_member(member, request(), STATUS_RANGE_TIMEOUT).await {
-                    Ok(RpcResponse::StatusRange(answer)) => answer?,
+                    Ok(RpcResponse::StatusPage(answer)) => answer?,
                     Ok(other) => return Err(ClusterError::unexpected_answer(request(), other)),
                     Err(e) => return Err(e.into_error(member.peer_id)),
                 }
             };
-            items.extend(answer);
+            let stopped_at = answer.stopped_at;
+            match &mut statuses {
+                None => statuses = Some(answer),
+                Some(statuses) => statuses.items.extend(answer.items),
+            }
             match stopped_at {
                 // Each answer ends further on, so this ends.
                 Some(cid) if Some(cid) != after => after = Some(cid),
-                _ => return Ok(items),
+                _ => return Ok(statuses.unwrap_or_default()),
             }
         }
     }
@@ -536,6 +579,26 @@ pub(super) fn cluster_error(message: String) -> PinInfoShort {
         timestamp: Timestamp::now(),
         error: message,
         ..Default::default()
+    }
+}
+
+/// A spawned task that is aborted when this handle is dropped (a stream whose reader left stops
+/// fetching); awaiting it gives the task's result, or an error if the task panicked.
+struct TaskOnLeash<T>(cluster_rt::tokio::task::JoinHandle<Result<T, ClusterError>>);
+
+impl<T> Drop for TaskOnLeash<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for TaskOnLeash<T> {
+    type Output = Result<T, ClusterError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or_else(|e| Err(ClusterError::Internal(format!("status range task: {e}")))))
     }
 }
 

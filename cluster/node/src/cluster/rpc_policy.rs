@@ -86,6 +86,7 @@ pub(super) fn kind_of(request: &RpcRequest) -> &'static str {
         RpcRequest::Commit(_) => "commit",
         RpcRequest::Status(_) => "status",
         RpcRequest::StatusRange(_) => "status_range",
+        RpcRequest::StatusPage(_) => "status_page",
         RpcRequest::Recover(_) => "recover",
         RpcRequest::RecoverAll => "recover_all",
         RpcRequest::Id => "id",
@@ -171,6 +172,11 @@ mod tests {
             RpcRequest::Commit(Command::Pin(Pin::new(cid, PinOptions::default()))),
             RpcRequest::Status(cid),
             RpcRequest::StatusRange(StatusRange {
+                after: None,
+                through: None,
+                limit: 10,
+            }),
+            RpcRequest::StatusPage(StatusRange {
                 after: None,
                 through: None,
                 limit: 10,
