@@ -51,6 +51,10 @@ struct Run {
     lossy: bool,
     /// Whether the self-healing faults (lost for good, wiped) are in the plan.
     self_healing: bool,
+    /// Whether Raft snapshots are taken every few entries (members catch up from them).
+    frequent_snapshots: bool,
+    /// Members whose data folder was wiped.
+    wiped: Vec<usize>,
     /// Members lost for good: never restarted, their pins moved by repinning.
     lost: Vec<usize>,
     /// The member whose disk is full, if any.
@@ -229,6 +233,7 @@ impl Run {
                     let victim = pick(&candidates);
                     self.free_disk_of(victim);
                     self.plan.push(format!("{} member {victim} wiped", self.now()));
+                    self.wiped.push(victim);
                     if self.clogged == Some(victim) {
                         net.unclog_node(self.cluster.members[victim].node().id());
                         self.clogged = None;
@@ -302,6 +307,7 @@ impl Run {
             if self.may_lose_a_disk(&members, &alive) {
                 let victim = alive[random(alive.len() as u64) as usize];
                 self.plan.push(format!("{} member {victim} wiped", self.now()));
+                self.wiped.push(victim);
                 self.cluster.wipe(handle, victim);
                 return;
             }
@@ -558,7 +564,15 @@ impl Run {
                 .collect();
             invariants::members_healthy_once_faults_stop(&snapshots, &mut violations);
             if agreed && learners.is_empty() {
-                invariants::pins_placed_on_allocated_daemons(&snapshots, &mut violations);
+                if self.frequent_snapshots {
+                    invariants::pins_placed_on_allocated_daemons_but_wiped_orphans(
+                        &snapshots,
+                        &self.wiped,
+                        &mut violations,
+                    );
+                } else {
+                    invariants::pins_placed_on_allocated_daemons(&snapshots, &mut violations);
+                }
                 invariants::replication_restored_on_live_members(&with_lost, &mut violations);
                 if violations.is_empty() {
                     return snapshots;
@@ -617,18 +631,27 @@ impl Run {
     }
 }
 
-async fn safety_phase(handle: &Handle, self_healing: bool) -> Run {
+async fn safety_phase(handle: &Handle, self_healing: bool, frequent_snapshots: bool) -> Run {
     let size = 3 + random(3) as usize;
     let operations = 30 + random(40);
-    let cluster = match self_healing {
+    let cluster = match (self_healing, frequent_snapshots) {
         // A lost member's pins move 10 + 20 s after its last ping, well inside the liveness bound.
-        true => SimCluster::start_with(handle, size, |_| {
+        (true, false) => SimCluster::start_with(handle, size, |_| {
             serde_json::json!({
                 "cluster": {"repinning_grace_period": "20s"},
                 "informer": {"disk": {"metric_ttl": "10s"}},
             })
         }),
-        false => SimCluster::start(handle, size),
+        // A snapshot every few entries and a short log after it: a member that was down or
+        // wiped catches up from a snapshot written from the leader's store as it is sent.
+        (true, true) => SimCluster::start_with(handle, size, |_| {
+            serde_json::json!({
+                "cluster": {"repinning_grace_period": "20s"},
+                "informer": {"disk": {"metric_ttl": "10s"}},
+                "consensus": {"raft": {"snapshot_threshold": 4, "trailing_logs": 2}},
+            })
+        }),
+        (false, _) => SimCluster::start(handle, size),
     };
     let mut run = Run {
         cluster,
@@ -640,6 +663,8 @@ async fn safety_phase(handle: &Handle, self_healing: bool) -> Run {
         leaving: Vec::new(),
         lossy: false,
         self_healing,
+        frequent_snapshots,
+        wiped: Vec::new(),
         lost: Vec::new(),
         full: None,
     };
@@ -668,7 +693,17 @@ pub const SELF_HEALING_WORKLOAD_TEST: &str = "random_workload_with_lost_and_wipe
 /// [`run`] with members lost for good and wiped in the fault plan.
 pub async fn run_self_healing() -> String {
     crate::begin_scenario(SELF_HEALING_WORKLOAD_TEST);
-    run_plan(true).await
+    run_plan(true, false).await
+}
+
+/// The test that runs [`run_with_frequent_snapshots`].
+pub const SNAPSHOT_WORKLOAD_TEST: &str = "random_workload_with_frequent_snapshots_heals";
+
+/// [`run_self_healing`] with a Raft snapshot every few entries, so that members catch up from
+/// snapshots rather than from the log.
+pub async fn run_with_frequent_snapshots() -> String {
+    crate::begin_scenario(SNAPSHOT_WORKLOAD_TEST);
+    run_plan(true, true).await
 }
 
 /// One whole run for the current seed: the safety phase, the liveness phase, then the
@@ -677,12 +712,12 @@ pub async fn run_self_healing() -> String {
 pub async fn run() -> String {
     // Regression tests run a seed of this workload on a thread of their own.
     crate::begin_scenario(RANDOM_WORKLOAD_TEST);
-    run_plan(false).await
+    run_plan(false, false).await
 }
 
-async fn run_plan(self_healing: bool) -> String {
+async fn run_plan(self_healing: bool, frequent_snapshots: bool) -> String {
     let handle = Handle::current();
-    let mut run = safety_phase(&handle, self_healing).await;
+    let mut run = safety_phase(&handle, self_healing, frequent_snapshots).await;
     let converged = run.liveness(&handle).await;
     let mut violations = Vec::new();
     invariants::acknowledged_pins_kept(&converged, &run.oracle, &mut violations);
@@ -711,24 +746,29 @@ async fn run_plan(self_healing: bool) -> String {
 /// Runs [`run`] under a fresh simulator with a fixed `seed`, outside `#[madsim::test]` (which
 /// takes its seed from the environment): regression tests pin the seed that found their bug.
 pub fn run_seed(seed: u64) -> String {
-    run_seed_of(seed, false)
+    run_seed_of(seed, false, false)
 }
 
 /// [`run_seed`] for [`run_self_healing`].
 pub fn run_self_healing_seed(seed: u64) -> String {
-    run_seed_of(seed, true)
+    run_seed_of(seed, true, false)
 }
 
-fn run_seed_of(seed: u64, self_healing: bool) -> String {
+/// [`run_seed`] for [`run_with_frequent_snapshots`].
+pub fn run_with_frequent_snapshots_seed(seed: u64) -> String {
+    run_seed_of(seed, true, true)
+}
+
+fn run_seed_of(seed: u64, self_healing: bool, frequent_snapshots: bool) -> String {
     // A fresh thread per run, as `#[madsim::test]` does: std's hash map keys are drawn once
     // per thread, so a second simulation on the same thread would not replay the seed.
     #[allow(clippy::disallowed_methods)]
     let run = std::thread::spawn(move || {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-        if self_healing {
-            runtime.block_on(run_self_healing())
-        } else {
-            runtime.block_on(run())
+        match (self_healing, frequent_snapshots) {
+            (true, true) => runtime.block_on(run_with_frequent_snapshots()),
+            (true, false) => runtime.block_on(run_self_healing()),
+            (false, _) => runtime.block_on(run()),
         }
     });
     run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))

@@ -23,6 +23,15 @@ async fn random_workload_with_lost_and_wiped_members_heals() {
     println!("{}", cluster_sim::workload::run_self_healing().await);
 }
 
+/// The self-healing workload with a Raft snapshot every few entries: lagging, restarted and
+/// wiped members catch up from snapshots, whose bodies the leader writes from its store as it
+/// sends them.
+#[madsim::test]
+async fn random_workload_with_frequent_snapshots_heals() {
+    cluster_sim::scenario!();
+    println!("{}", cluster_sim::workload::run_with_frequent_snapshots().await);
+}
+
 /// The simulator's self-test: with a deliberate bug (acknowledge a pin before committing it),
 /// crashing the acknowledging member right after the answer loses the pin, and the invariants
 /// must say so.

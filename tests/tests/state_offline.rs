@@ -109,7 +109,7 @@ fn a_stopped_cluster_imports_a_bulk_pinset_on_every_member_and_starts_from_it() 
         let raft = member.dir.path().join("raft");
         assert!(!raft.join("log.redb").exists(), "the old Raft log is gone");
         assert!(
-            raft.join("snapshot.json").exists(),
+            raft.join("snapshot-deferred.json").exists(),
             "a snapshot of the import replaces it"
         );
     }

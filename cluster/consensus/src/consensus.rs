@@ -129,6 +129,15 @@ impl Consensus {
         let mut log_store = RedbLogStore::open_on(disk, &raft_dir.join("log.redb"), health.clone())?;
         let mut state_machine =
             PinsetStateMachine::new(state, observer, raft_dir, health.clone()).with_log(log_store.clone());
+        let tombstoned = state_machine
+            .tombstone_unapplied_log_tail()
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        if tombstoned > 0 {
+            tracing::info!(
+                "{tombstoned} CIDs of log entries not yet applied are tombstoned until the state sync checks them"
+            );
+        }
         let membership_at_start = openraft::storage::StorageHelper::new(&mut log_store, &mut state_machine)
             .get_membership()
             .await

@@ -2,10 +2,17 @@
 //! sent from in chunks and received into chunk by chunk ([`SnapshotFile`], openraft's
 //! `SnapshotData`), and the folder that keeps the current one ([`SnapshotFolder`]).
 //!
-//! The folder holds `snapshot.json` (openraft's meta of the current snapshot) and its body,
-//! `snapshot-<id>.body`; the meta is renamed into place last, so it never names a body that is
-//! not whole. Earlier versions kept one file, `snapshot.ndjson` (the meta on its first line,
-//! the body after it): it is still read, at an offset, until a newer snapshot replaces it.
+//! A snapshot kept here is only its meta, `snapshot-deferred.json`: the body is written when
+//! openraft first reads it (to send it to a member that is behind), from the pinset as it is
+//! then, into a file unlinked as soon as it is created, so it leaves the disk when the send
+//! ends. The pinset store already holds every pin; a second copy on disk (as earlier versions
+//! kept) doubled the bytes per pin and rewrote the whole pinset every `snapshot_threshold`
+//! entries. The body may hold applies newer than its meta: see the state machine's doc on
+//! fuzzy snapshots.
+//!
+//! Earlier versions kept `snapshot.json` (the meta) and its body `snapshot-<id>.body`, or one
+//! file, `snapshot.ndjson` (the meta on its first line, the body after it, read at an offset):
+//! both are still read until a newer snapshot replaces them.
 //!
 //! The file's I/O is plain blocking I/O inside `poll`: a local disk, chunks of at most
 //! openraft's `snapshot_max_chunk_size`, and nothing that escapes the simulator.
@@ -21,7 +28,9 @@ use openraft::SnapshotMeta;
 
 use crate::{MemberNode, NodeId};
 
-/// The current snapshot's meta.
+/// The current snapshot's meta when its body is written on demand.
+const DEFERRED_META_FILE: &str = "snapshot-deferred.json";
+/// The current snapshot's meta when its body is kept beside it (earlier versions).
 const META_FILE: &str = "snapshot.json";
 /// The single-file snapshot of earlier versions.
 const LEGACY_FILE: &str = "snapshot.ndjson";
@@ -30,24 +39,74 @@ pub(crate) const BUILDING_FILE: &str = "building.tmp";
 /// A snapshot being received from the leader.
 pub(crate) const RECEIVING_FILE: &str = "receiving.tmp";
 
-/// A snapshot's body in a file, from byte `base` on (the legacy file's meta line precedes it).
-#[derive(Debug)]
+/// Writes a deferred snapshot's body into the file it is given.
+pub(crate) type BodyWriter = Box<dyn FnOnce(&mut File) -> io::Result<()> + Send + Sync>;
+
+/// A snapshot's body in a file, from byte `base` on (the legacy file's meta line precedes it);
+/// or a body still to be written, the first time it is read or sought.
 pub struct SnapshotFile {
-    file: File,
+    file: Option<File>,
     base: u64,
     /// Where the last `start_seek` landed, for `poll_complete`.
     sought: Option<io::Result<u64>>,
+    /// A deferred body: the folder its file goes in, and what writes it.
+    deferred: Option<(PathBuf, BodyWriter)>,
+}
+
+impl std::fmt::Debug for SnapshotFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotFile")
+            .field("file", &self.file)
+            .field("base", &self.base)
+            .field("deferred", &self.deferred.as_ref().map(|(dir, _)| dir))
+            .finish()
+    }
 }
 
 impl SnapshotFile {
     fn new(file: File, base: u64) -> io::Result<SnapshotFile> {
         let mut snapshot = SnapshotFile {
-            file,
+            file: Some(file),
             base,
             sought: None,
+            deferred: None,
         };
         snapshot.rewind()?;
         Ok(snapshot)
+    }
+
+    /// A body that `write` writes, in a file in `dir`, when it is first read or sought.
+    pub(crate) fn deferred(dir: &Path, write: BodyWriter) -> SnapshotFile {
+        SnapshotFile {
+            file: None,
+            base: 0,
+            sought: None,
+            deferred: Some((dir.to_path_buf(), write)),
+        }
+    }
+
+    /// The body's file, written first if deferred: in a fresh file unlinked at once, so its
+    /// bytes leave the disk when this is dropped.
+    fn body(&mut self) -> io::Result<&mut File> {
+        if let Some((dir, write)) = self.deferred.take() {
+            static SENDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let number = SENDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("sending-{number}.tmp"));
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
+            std::fs::remove_file(&path)?;
+            write(&mut file)?;
+            file.seek(SeekFrom::Start(0))?;
+            self.file = Some(file);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("a deferred snapshot body failed to be written before"))
     }
 
     /// Creates (or empties) the file at `path` to write a body into.
@@ -63,37 +122,39 @@ impl SnapshotFile {
 
     /// Back to the body's first byte.
     pub(crate) fn rewind(&mut self) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(self.base)).map(|_| ())
+        let base = self.base;
+        self.body()?.seek(SeekFrom::Start(base)).map(|_| ())
     }
 
     /// The body's lines, from its start, each without its newline (a blank line ends it).
     pub(crate) fn lines(&mut self) -> io::Result<impl Iterator<Item = io::Result<String>> + '_> {
         self.rewind()?;
-        Ok(BufReader::new(&mut self.file).lines())
+        Ok(BufReader::new(self.body()?).lines())
     }
 
     /// Writes what was written durably to disk.
     pub(crate) fn sync(&mut self) -> io::Result<()> {
-        self.file.flush()?;
-        self.file.sync_all()
+        let file = self.body()?;
+        file.flush()?;
+        file.sync_all()
     }
 }
 
 /// Builds write the body with plain writes.
 impl Write for SnapshotFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
+        self.body()?.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.body()?.flush()
     }
 }
 
 impl tokio::io::AsyncRead for SnapshotFile {
     fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let read = this.file.read(buf.initialize_unfilled())?;
+        let read = this.body()?.read(buf.initialize_unfilled())?;
         buf.advance(read);
         Poll::Ready(Ok(()))
     }
@@ -101,15 +162,15 @@ impl tokio::io::AsyncRead for SnapshotFile {
 
 impl tokio::io::AsyncWrite for SnapshotFile {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Ready(self.get_mut().file.write(buf))
+        Poll::Ready(self.get_mut().body().and_then(|file| file.write(buf)))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().file.flush())
+        Poll::Ready(self.get_mut().body().and_then(|file| file.flush()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().file.flush())
+        Poll::Ready(self.get_mut().body().and_then(|file| file.flush()))
     }
 }
 
@@ -121,7 +182,7 @@ impl tokio::io::AsyncSeek for SnapshotFile {
             other => other,
         };
         let base = this.base;
-        this.sought = Some(this.file.seek(position).and_then(|at| {
+        this.sought = Some(this.body().and_then(|file| file.seek(position)).and_then(|at| {
             at.checked_sub(base)
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the snapshot's start"))
         }));
@@ -132,7 +193,12 @@ impl tokio::io::AsyncSeek for SnapshotFile {
         let this = self.get_mut();
         Poll::Ready(match this.sought.take() {
             Some(result) => result,
-            None => this.file.stream_position().map(|at| at.saturating_sub(this.base)),
+            None => {
+                let base = this.base;
+                this.body()
+                    .and_then(|file| file.stream_position())
+                    .map(|at| at.saturating_sub(base))
+            }
         })
     }
 }
@@ -153,38 +219,66 @@ impl SnapshotFolder {
         }
     }
 
+    /// The folder's path.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// A fresh file named `name` in the folder (created if missing).
     pub(crate) fn scratch(&self, name: &str) -> io::Result<SnapshotFile> {
         std::fs::create_dir_all(&self.dir)?;
         SnapshotFile::create(&self.dir.join(name))
     }
 
-    /// Makes the body written to the scratch file `scratch` (synced by the caller) the current
-    /// snapshot, described by `meta`, and removes older ones.
-    pub(crate) fn keep(&self, scratch: &str, meta: &SnapshotMeta<NodeId, MemberNode>) -> io::Result<()> {
+    /// Makes `meta` the current snapshot, its body to be written on demand, and removes older
+    /// snapshots (and the scratch files of earlier builds and receipts).
+    pub(crate) fn keep_deferred(&self, meta: &SnapshotMeta<NodeId, MemberNode>) -> io::Result<()> {
         let _keeping = self.keeping.lock().unwrap_or_else(|e| e.into_inner());
-        let body = body_name(&meta.snapshot_id);
-        std::fs::rename(self.dir.join(scratch), self.dir.join(&body))?;
-        let temp = self.dir.join(format!("{META_FILE}.tmp"));
+        std::fs::create_dir_all(&self.dir)?;
+        let temp = self.dir.join(format!("{DEFERRED_META_FILE}.tmp"));
         let mut file = File::create(&temp)?;
         serde_json::to_writer(&mut file, meta)?;
         file.sync_all()?;
-        std::fs::rename(&temp, self.dir.join(META_FILE))?;
+        std::fs::rename(&temp, self.dir.join(DEFERRED_META_FILE))?;
         File::open(&self.dir)?.sync_all()?;
         for entry in std::fs::read_dir(&self.dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            let older_body = name.starts_with("snapshot-") && name.ends_with(".body") && *name != body;
-            if older_body || name == LEGACY_FILE {
+            let older = (name.starts_with("snapshot-") && name.ends_with(".body"))
+                || name == LEGACY_FILE
+                || name == META_FILE
+                || name == BUILDING_FILE
+                || name == RECEIVING_FILE;
+            if older {
                 let _ = std::fs::remove_file(self.dir.join(&*name));
             }
         }
         Ok(())
     }
 
-    /// The current snapshot's meta and body, if there is one that reads.
-    pub(crate) fn current(&self) -> Option<(SnapshotMeta<NodeId, MemberNode>, SnapshotFile)> {
+    /// The current snapshot's meta and body (`None`: written on demand), if there is one that
+    /// reads.
+    pub(crate) fn current(&self) -> Option<(SnapshotMeta<NodeId, MemberNode>, Option<SnapshotFile>)> {
         let _keeping = self.keeping.lock().unwrap_or_else(|e| e.into_inner());
+        match std::fs::read(self.dir.join(DEFERRED_META_FILE)) {
+            Ok(bytes) => {
+                return serde_json::from_slice(&bytes)
+                    .inspect_err(|e| tracing::warn!("ignoring unreadable raft snapshot in {}: {e}", self.dir.display()))
+                    .ok()
+                    .map(|meta| (meta, None));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!("ignoring unreadable raft snapshot in {}: {e}", self.dir.display());
+                return None;
+            }
+        }
+        self.current_of_earlier_versions()
+            .map(|(meta, body)| (meta, Some(body)))
+    }
+
+    /// A snapshot kept with its body, as earlier versions did.
+    fn current_of_earlier_versions(&self) -> Option<(SnapshotMeta<NodeId, MemberNode>, SnapshotFile)> {
         match std::fs::read(self.dir.join(META_FILE)) {
             Ok(bytes) => {
                 let read = serde_json::from_slice::<SnapshotMeta<NodeId, MemberNode>>(&bytes)
@@ -249,30 +343,45 @@ mod tests {
     }
 
     fn body_of(folder: &SnapshotFolder) -> (String, String) {
-        let (meta, mut file) = folder.current().expect("a current snapshot");
+        let (meta, file) = folder.current().expect("a current snapshot");
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut file.file, &mut text).unwrap();
+        std::io::Read::read_to_string(file.expect("a kept body").file.as_mut().unwrap(), &mut text).unwrap();
         (meta.snapshot_id, text)
     }
 
-    #[test]
-    fn a_kept_snapshot_is_current_and_replaces_older_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let folder = SnapshotFolder::new(dir.path());
-        assert!(folder.current().is_none());
-        for (id, body) in [("T1-N7-10-5", "first\n"), ("../T2/N7 20", "second\n")] {
-            let mut file = folder.scratch(BUILDING_FILE).unwrap();
-            file.file.write_all(body.as_bytes()).unwrap();
-            file.sync().unwrap();
-            folder.keep(BUILDING_FILE, &meta(id)).unwrap();
-            assert_eq!(body_of(&folder), (id.to_string(), body.to_string()));
-        }
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["snapshot-___T2_N7_20.body", "snapshot.json"]);
+        names
+    }
+
+    /// A snapshot of the previous version (meta and body files) is read until a deferred one
+    /// replaces it; then only the deferred meta is left, whatever scratch files were there.
+    #[test]
+    fn a_deferred_snapshot_replaces_kept_bodies_and_scratch_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = SnapshotFolder::new(dir.path());
+        assert!(folder.current().is_none());
+        std::fs::write(
+            dir.path().join(META_FILE),
+            serde_json::to_vec(&meta("../T1 N7")).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(body_name("../T1 N7")), b"first\n").unwrap();
+        assert_eq!(body_of(&folder), ("../T1 N7".to_string(), "first\n".to_string()));
+        for scratch in [BUILDING_FILE, RECEIVING_FILE, LEGACY_FILE] {
+            std::fs::write(dir.path().join(scratch), b"left over").unwrap();
+        }
+        folder.keep_deferred(&meta("T2-N7-20")).unwrap();
+        let (current, body) = folder.current().unwrap();
+        assert_eq!(current.snapshot_id, "T2-N7-20");
+        assert!(body.is_none(), "written on demand");
+        assert_eq!(names_in(dir.path()), [DEFERRED_META_FILE]);
+        folder.keep_deferred(&meta("T3-N7-30")).unwrap();
+        assert_eq!(folder.current().unwrap().0.snapshot_id, "T3-N7-30");
     }
 
     #[test]
@@ -282,18 +391,52 @@ mod tests {
         legacy.extend_from_slice(b"\n{\"applied\":1}\nAAAA\n");
         std::fs::write(dir.path().join(LEGACY_FILE), legacy).unwrap();
         let folder = SnapshotFolder::new(dir.path());
-        let (_, mut file) = folder.current().unwrap();
-        let lines: Vec<String> = file.lines().unwrap().map(Result::unwrap).collect();
+        let (_, file) = folder.current().unwrap();
+        let lines: Vec<String> = file.unwrap().lines().unwrap().map(Result::unwrap).collect();
         assert_eq!(lines, ["{\"applied\":1}", "AAAA"]);
         assert_eq!(
             body_of(&folder),
             ("old-1".to_string(), "{\"applied\":1}\nAAAA\n".to_string())
         );
         // A newer snapshot replaces it.
-        folder.scratch(BUILDING_FILE).unwrap().sync().unwrap();
-        folder.keep(BUILDING_FILE, &meta("new-2")).unwrap();
+        folder.keep_deferred(&meta("new-2")).unwrap();
         assert!(!dir.path().join(LEGACY_FILE).exists());
-        assert_eq!(body_of(&folder).0, "new-2");
+        assert_eq!(folder.current().unwrap().0.snapshot_id, "new-2");
+    }
+
+    /// A deferred body is written once, when first read, into a file that is already unlinked:
+    /// nothing is left on disk when it is dropped.
+    #[test]
+    fn a_deferred_body_is_written_when_first_read_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = writes.clone();
+        let mut body = SnapshotFile::deferred(
+            dir.path(),
+            Box::new(move |file| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                file.write_all(b"meta\npin 1\npin 2\n")
+            }),
+        );
+        assert_eq!(
+            writes.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "not before it is read"
+        );
+        let lines: Vec<String> = body.lines().unwrap().map(Result::unwrap).collect();
+        assert_eq!(lines, ["meta", "pin 1", "pin 2"]);
+        let again: Vec<String> = body.lines().unwrap().map(Result::unwrap).collect();
+        assert_eq!(again, lines);
+        assert_eq!(writes.load(std::sync::atomic::Ordering::SeqCst), 1, "written once");
+        assert!(
+            names_in(dir.path()).is_empty(),
+            "unlinked at once: {:?}",
+            names_in(dir.path())
+        );
+        let failing = SnapshotFile::deferred(dir.path(), Box::new(|_| Err(io::Error::other("disk full"))));
+        let mut failing = failing;
+        assert!(failing.lines().is_err());
+        assert!(failing.lines().is_err(), "a failed body stays failed");
     }
 
     #[test]
@@ -301,6 +444,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(META_FILE), b"{not json").unwrap();
         assert!(SnapshotFolder::new(dir.path()).current().is_none());
+        std::fs::write(dir.path().join(DEFERRED_META_FILE), b"{not json").unwrap();
+        assert!(SnapshotFolder::new(dir.path()).current().is_none());
+        std::fs::remove_file(dir.path().join(DEFERRED_META_FILE)).unwrap();
         std::fs::write(dir.path().join(META_FILE), serde_json::to_vec(&meta("gone")).unwrap()).unwrap();
         assert!(
             SnapshotFolder::new(dir.path()).current().is_none(),

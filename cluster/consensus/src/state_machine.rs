@@ -5,13 +5,17 @@
 //! atomic commit as the pins of the batch, so after a crash state and applied index agree and
 //! openraft re-applies exactly the entries after it.
 //!
-//! Snapshots are *fuzzy*: the builder reads the applied meta first, then pages through the pins
-//! while applies may continue. Every command sets or removes one key absolutely, so a receiver
-//! that installs the snapshot and then replays the entries after its index ends in exactly the
-//! leader's state. The body is a line of applied meta, then one line per pin: the base64 of its
-//! binary form ([`pin_codec`]; JSON lines of earlier versions are still read). The body is
-//! written to a file as the pins are read, sent and received in chunks, and installed from the
-//! file as it is read ([`crate::snapshot_file`]): a snapshot is never whole in memory.
+//! A snapshot is the store itself: building one syncs the store and keeps only its meta
+//! ([`crate::snapshot_file`]). When openraft sends one, its body is written from one consistent
+//! read of the store ([`State::view`]) under a meta naming exactly the applies that read holds
+//! (at or after the one built), so a member that installs it holds what the sender held at that
+//! index, never applies beyond it. The body is a line of applied meta, then one line per pin:
+//! the base64 of its binary form ([`pin_codec`]; JSON lines of earlier versions are still read).
+//! It is sent and received in chunks and installed from the file as it is read: a snapshot is
+//! never whole in memory, nor kept on disk beside the pinset. Bodies kept by earlier versions
+//! were *fuzzy* (pins read while applies went on); every command sets or removes one key, or
+//! does so only if it still holds what it read, so replaying the entries after such a
+//! snapshot's index still ends in the leader's state.
 //!
 //! A read or write the disk refuses (it is full) is retried until it works, as in the log
 //! store: openraft would otherwise stop for good (see [`StorageHealth`]).
@@ -30,7 +34,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
-use cluster_state::{IoFailure, PinIter, State, StateError, StateOp};
+use cluster_state::{IoFailure, PinIter, State, StateError, StateOp, StateView};
 use cluster_types::{pin_codec, Cid, Pin};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -39,7 +43,7 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot_file::{SnapshotFile, SnapshotFolder, BUILDING_FILE, RECEIVING_FILE};
+use crate::snapshot_file::{SnapshotFile, SnapshotFolder, RECEIVING_FILE};
 use crate::{Command, CommandResponse, MemberNode, NodeId, RedbLogStore, StorageHealth, TypeConfig};
 
 /// Changes applied without an fsync before the state is synced.
@@ -104,7 +108,11 @@ pub fn applied_members(state: &dyn State) -> Result<Vec<MemberNode>, StateError>
 }
 
 fn applied_meta_of(state: &dyn State) -> Result<AppliedMeta, StateError> {
-    match state.meta()? {
+    parse_applied_meta(state.meta()?)
+}
+
+fn parse_applied_meta(bytes: Option<Vec<u8>>) -> Result<AppliedMeta, StateError> {
+    match bytes {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt(format!("applied meta: {e}"))),
         None => Ok(AppliedMeta::default()),
     }
@@ -136,34 +144,16 @@ pub fn import_pinset(
     };
     let meta_bytes =
         serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
-    let snapshot_io =
-        |e: std::io::Error| StateError::Io(format!("writing the snapshot in {}: {e}", raft_dir.display()));
-    let folder = SnapshotFolder::new(raft_dir);
-    let mut file = folder.scratch(BUILDING_FILE).map_err(snapshot_io)?;
-    {
-        // The snapshot body is written as the pins go into the store.
-        let mut out = BufWriter::with_capacity(1 << 20, &mut file);
-        out.write_all(&meta_bytes)
-            .and_then(|_| out.write_all(b"\n"))
-            .map_err(snapshot_io)?;
-        let mut text = String::new();
-        let mut teed = pins.map(|pin| {
-            let pin = pin?;
-            write_snapshot_line(&pin, &mut text, &mut out).map_err(snapshot_io)?;
-            Ok(pin)
-        });
-        state.replace_all(&mut teed, &meta_bytes)?;
-        drop(teed);
-        out.into_inner().map_err(|e| snapshot_io(e.into_error()))?;
-    }
-    file.sync().map_err(snapshot_io)?;
+    state.replace_all(pins, &meta_bytes)?;
     state.sync()?;
     let snapshot = SnapshotMeta {
         last_log_id: Some(first),
         last_membership: meta.membership,
         snapshot_id: "imported".into(),
     };
-    folder.keep(BUILDING_FILE, &snapshot).map_err(snapshot_io)?;
+    SnapshotFolder::new(raft_dir)
+        .keep_deferred(&snapshot)
+        .map_err(|e| StateError::Io(format!("writing the snapshot in {}: {e}", raft_dir.display())))?;
     Ok(membership.nodes().map(|(_, node)| node.clone()).collect())
 }
 
@@ -312,6 +302,47 @@ impl PinsetStateMachine {
         }
     }
 
+    /// Tombstones every CID named by an entry of this member's log past the state's applied
+    /// index, before Raft starts. Such an entry may have been applied and acted on (the daemon
+    /// pinned) and then lost with the unsynced applies of a crash; if a snapshot then replaces
+    /// the log (openraft truncates a log that conflicts with it, committed entries it did not
+    /// know were committed included), nothing else would tell the tracker to let it go. A CID
+    /// still allocated here loses its tombstone at the next state sync.
+    pub(crate) async fn tombstone_unapplied_log_tail(&mut self) -> Result<usize, StorageError<NodeId>> {
+        let from = match self.read_state(|| self.applied_meta()).await?.last_applied {
+            Some(log_id) => log_id.index + 1,
+            None => 0,
+        };
+        let Some(log) = self.log.as_mut() else {
+            return Ok(0);
+        };
+        let Some(last) = openraft::storage::RaftLogStorage::get_log_state(log).await?.last_log_id else {
+            return Ok(0);
+        };
+        if last.index < from {
+            return Ok(0);
+        }
+        let entries = openraft::RaftLogReader::try_get_log_entries(log, from..=last.index).await?;
+        fn named(command: &Command, ops: &mut Vec<StateOp>) {
+            match command {
+                Command::Pin(pin) | Command::Reallocate { pin, .. } => ops.push(StateOp::Tombstone(pin.cid)),
+                Command::Unpin(cid) => ops.push(StateOp::Tombstone(*cid)),
+                Command::Expire { previous } => ops.push(StateOp::Tombstone(previous.cid)),
+                Command::Batch(commands) => commands.iter().for_each(|c| named(c, ops)),
+            }
+        }
+        let mut ops = Vec::new();
+        for entry in &entries {
+            if let EntryPayload::Normal(command) = &entry.payload {
+                named(command, &mut ops);
+            }
+        }
+        if !ops.is_empty() {
+            self.write_state(|| self.state.commit(&ops, None)).await?;
+        }
+        Ok(ops.len())
+    }
+
     fn applied_meta(&self) -> Result<AppliedMeta, StateError> {
         applied_meta_of(self.state.as_ref())
     }
@@ -343,11 +374,15 @@ impl PinsetStateMachine {
 
 /// Writes the snapshot body to `out`: the applied meta line, then one pin per line, as the
 /// base64 text of its binary form ([`pin_codec`]).
-fn encode_snapshot(state: &dyn State, meta: &AppliedMeta, out: &mut impl Write) -> Result<(), SnapshotWriteError> {
+fn encode_snapshot(
+    pins: impl Iterator<Item = Result<Pin, StateError>>,
+    meta: &AppliedMeta,
+    out: &mut impl Write,
+) -> Result<(), SnapshotWriteError> {
     serde_json::to_writer(&mut *out, meta).map_err(|e| StateError::Storage(format!("encoding a snapshot: {e}")))?;
     out.write_all(b"\n")?;
     let mut text = String::new();
-    for pin in PinIter::new(state, 1000) {
+    for pin in pins {
         write_snapshot_line(&pin?, &mut text, out)?;
     }
     Ok(())
@@ -391,24 +426,11 @@ fn pin_of_snapshot_line(line: &str) -> Result<Pin, String> {
 
 impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        // Durable first: the log is purged up to what this snapshot holds.
+        // Durable first: the log is purged up to what this snapshot holds. The store is the
+        // snapshot: only its meta is kept, and the body is written when it is sent.
         self.write_state(|| self.state.sync()).await?;
-        // Meta first: see the module doc on fuzzy snapshots. Pins go to the file as they are
-        // read, through a buffer.
-        let meta = self
-            .health
-            .retry(SNAPSHOT_STORE, true, SnapshotWriteError::is_io_failure, || {
-                let meta = self.applied_meta()?;
-                let mut file = self.snapshots.scratch(BUILDING_FILE)?;
-                let mut out = BufWriter::with_capacity(1 << 20, &mut file);
-                encode_snapshot(self.state.as_ref(), &meta, &mut out)?;
-                out.into_inner().map_err(|e| e.into_error())?;
-                file.sync()?;
-                Ok(meta)
-            })
-            .await
-            .map_err(snapshot_error)?;
-        let snapshot_id = match &meta.last_applied {
+        let (meta, view) = self.read_state(|| self.view_with_meta()).await?;
+        let snapshot_id = match &meta.last_log_id {
             Some(log_id) => format!(
                 "{}-{}-{}",
                 log_id.leader_id,
@@ -417,27 +439,90 @@ impl RaftSnapshotBuilder<TypeConfig> for PinsetStateMachine {
             ),
             None => format!("empty-{}", cluster_rt::random_u64() % 1_000_000),
         };
-        let snapshot_meta = SnapshotMeta {
-            last_log_id: meta.last_applied,
-            last_membership: meta.membership.clone(),
-            snapshot_id,
-        };
-        self.snapshot_io(|| self.snapshots.keep(BUILDING_FILE, &snapshot_meta))
+        let snapshot_meta = SnapshotMeta { snapshot_id, ..meta };
+        self.snapshot_io(|| self.snapshots.keep_deferred(&snapshot_meta))
             .await?;
-        let (meta, file) = self.current_snapshot()?;
+        let body = self.deferred_body(&snapshot_meta, view);
         Ok(Snapshot {
-            meta,
-            snapshot: Box::new(file),
+            meta: snapshot_meta,
+            snapshot: Box::new(body),
         })
     }
 }
 
+/// openraft's snapshot meta, as this crate's types fill it.
+type Meta = SnapshotMeta<NodeId, MemberNode>;
+
 impl PinsetStateMachine {
-    /// The snapshot just kept: an error if it does not read back.
-    fn current_snapshot(&self) -> Result<(SnapshotMeta<NodeId, MemberNode>, SnapshotFile), StorageError<NodeId>> {
-        self.snapshots
-            .current()
-            .ok_or_else(|| snapshot_error("the snapshot just written does not read back"))
+    /// A consistent view of the store, and the snapshot meta of exactly what it holds (no id).
+    fn view_with_meta(&self) -> Result<(Meta, Box<dyn StateView>), StateError> {
+        let view = self.state.view()?;
+        let applied = parse_applied_meta(view.meta()?)?;
+        let meta = SnapshotMeta {
+            last_log_id: applied.last_applied,
+            last_membership: applied.membership,
+            snapshot_id: String::new(),
+        };
+        Ok((meta, view))
+    }
+
+    /// The body of the snapshot `meta`, written from `view` when first read: its meta line, then
+    /// the pins of the view.
+    fn deferred_body(&self, meta: &SnapshotMeta<NodeId, MemberNode>, view: Box<dyn StateView>) -> SnapshotFile {
+        let applied = AppliedMeta {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        let id = meta.snapshot_id.clone();
+        SnapshotFile::deferred(
+            self.snapshots.dir(),
+            Box::new(move |file| {
+                let began = std::time::Instant::now();
+                let mut out = BufWriter::with_capacity(1 << 20, file);
+                encode_snapshot(PinIter::of_view(view.as_ref(), 1000), &applied, &mut out)
+                    .map_err(std::io::Error::other)?;
+                out.flush()?;
+                tracing::info!(
+                    "wrote the body of raft snapshot {id} to send it, in {:?}",
+                    began.elapsed()
+                );
+                Ok(())
+            }),
+        )
+    }
+
+    /// The snapshot to send now: the store as it is (a consistent view), under a meta naming
+    /// exactly the applies it holds, which is at or after the snapshot `kept` openraft built.
+    fn current_view_snapshot(
+        &self,
+        kept: SnapshotMeta<NodeId, MemberNode>,
+    ) -> Result<Snapshot<TypeConfig>, StateError> {
+        let (meta, view) = self.view_with_meta()?;
+        let meta = if meta.last_log_id == kept.last_log_id {
+            // Nothing applied since it was built: the snapshot built, whose body this is.
+            kept
+        } else if meta.last_log_id > kept.last_log_id {
+            let snapshot_id = match &meta.last_log_id {
+                // The same applied log id is the same pinset: the id names the content.
+                Some(log_id) => format!("{}-{}-view", log_id.leader_id, log_id.index),
+                None => "empty-view".to_string(),
+            };
+            SnapshotMeta { snapshot_id, ..meta }
+        } else {
+            // The store lost applies it had made durable: not expected; send what it holds
+            // under the kept meta (fuzzy, see the module doc) rather than nothing.
+            tracing::warn!(
+                "the pinset's applied index {:?} is behind the raft snapshot {:?}",
+                meta.last_log_id,
+                kept.last_log_id
+            );
+            kept
+        };
+        let body = self.deferred_body(&meta, view);
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(body),
+        })
     }
 }
 
@@ -655,16 +740,23 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             .await
             .map_err(sm_write_error)?;
         drop(file);
-        self.snapshot_io(|| self.snapshots.keep(RECEIVING_FILE, meta)).await?;
+        self.snapshot_io(|| self.snapshots.keep_deferred(meta)).await?;
         self.observer.snapshot_installed();
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(self.snapshots.current().map(|(meta, file)| Snapshot {
-            meta,
-            snapshot: Box::new(file),
-        }))
+        match self.snapshots.current() {
+            None => Ok(None),
+            Some((meta, Some(body))) => Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(body),
+            })),
+            Some((kept, None)) => self
+                .read_state(|| self.current_view_snapshot(kept.clone()))
+                .await
+                .map(Some),
+        }
     }
 }
 
@@ -693,7 +785,7 @@ mod tests {
         let ops: Vec<StateOp> = pins.iter().cloned().map(StateOp::Add).collect();
         state.commit(&ops, None).unwrap();
         let mut body = Vec::new();
-        encode_snapshot(&state, &AppliedMeta::default(), &mut body).unwrap();
+        encode_snapshot(PinIter::new(&state, 1000), &AppliedMeta::default(), &mut body).unwrap();
         let text = String::from_utf8(body).unwrap();
         let lines: Vec<&str> = text.lines().skip(1).collect();
         assert_eq!(lines.len(), 5);
@@ -743,8 +835,19 @@ mod tests {
         let (_, mut leader) = machine(leader_dir.path(), 0..40);
         let (follower_state, mut follower) = machine(follower_dir.path(), 100..103);
         let built = leader.build_snapshot().await.unwrap();
+        let files = |dir: &Path| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(files(leader_dir.path()), ["snapshot-deferred.json"], "no body on disk");
         let mut sent = leader.get_current_snapshot().await.unwrap().expect("kept");
-        assert_eq!(sent.meta, built.meta);
+        // Sent as the store is now, under the meta of exactly that (here, the one built).
+        assert_eq!(
+            (&sent.meta.last_log_id, &sent.meta.last_membership),
+            (&built.meta.last_log_id, &built.meta.last_membership)
+        );
         let mut received = follower.begin_receiving_snapshot().await.unwrap();
         let mut offset = 0u64;
         loop {
@@ -763,7 +866,12 @@ mod tests {
         expected.sort_by_key(|p| p.cid.to_bytes());
         assert_eq!(listing(&follower_state), expected);
         let current = follower.get_current_snapshot().await.unwrap().expect("kept");
-        assert_eq!(current.meta, sent.meta);
+        assert_eq!(current.meta.last_log_id, sent.meta.last_log_id);
+        assert_eq!(
+            files(follower_dir.path()),
+            ["snapshot-deferred.json"],
+            "the received body is not kept"
+        );
 
         // A line that is no pin: the install fails and the state stays as it was.
         let mut corrupt = follower.begin_receiving_snapshot().await.unwrap();
@@ -777,6 +885,9 @@ mod tests {
         let error = follower.install_snapshot(&meta, corrupt).await.unwrap_err();
         assert!(error.to_string().contains("at pin 1"), "{error}");
         assert_eq!(listing(&follower_state).len(), 40);
-        assert_eq!(follower.get_current_snapshot().await.unwrap().unwrap().meta, sent.meta);
+        assert_eq!(
+            follower.get_current_snapshot().await.unwrap().unwrap().meta.last_log_id,
+            sent.meta.last_log_id
+        );
     }
 }

@@ -283,6 +283,9 @@ impl State for CommitThenFail {
     ) -> Result<(), cluster_state::StateError> {
         self.inner.replace_all(pins, meta)
     }
+    fn view(&self) -> Result<Box<dyn cluster_state::StateView>, cluster_state::StateError> {
+        self.inner.view()
+    }
     fn tombstones(
         &self,
         after: Option<&cluster_types::Cid>,
@@ -502,6 +505,9 @@ impl State for LosesUnsyncedOnFailedSync {
     ) -> Result<(), cluster_state::StateError> {
         self.live().replace_all(pins, meta)?;
         self.keep_durable()
+    }
+    fn view(&self) -> Result<Box<dyn cluster_state::StateView>, cluster_state::StateError> {
+        self.live().view()
     }
     fn tombstones(
         &self,

@@ -224,7 +224,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(
-            !raft.contains(&"raft-log.redb".to_string()) && raft.contains(&"snapshot.json".to_string()),
+            !raft.contains(&"raft-log.redb".to_string()) && raft.contains(&"snapshot-deferred.json".to_string()),
             "the member starts from a snapshot of the imported pinset: {raft:?}"
         );
         assert_eq!(exported(&data), by_cid(pins.clone()));

@@ -95,9 +95,11 @@ pub trait State: Send + Sync + 'static {
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError>;
 
     /// Replaces the whole pinset and the meta, atomically (installing a snapshot, importing a
-    /// pinset). Tombstones are kept. The pins are read as they are stored (a snapshot or an
-    /// import file is never whole in memory); the first `Err` among them is returned and
-    /// nothing changes.
+    /// pinset). Tombstones are kept, and every CID of the old pinset that the new one lacks, or
+    /// holds with other allocations, gets one: a member may hold it on its daemon though no
+    /// apply told it to let go (a snapshot says nothing of what changed). The pins are read as
+    /// they are stored (a snapshot or an import file is never whole in memory); the first `Err`
+    /// among them is returned and nothing changes.
     fn replace_all(
         &self,
         pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
@@ -106,11 +108,27 @@ pub trait State: Send + Sync + 'static {
 
     /// Up to `limit` tombstoned CIDs, in CID order, starting strictly after `after`.
     fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError>;
+
+    /// A consistent read of the pins and the meta as they are now, unchanged by later commits
+    /// (a Raft snapshot's body must hold exactly the applies its meta names).
+    fn view(&self) -> Result<Box<dyn StateView>, StateError>;
 }
+
+/// What a [`State`] held when [`State::view`] was called.
+pub trait StateView: Send + Sync {
+    /// The applied meta of the view.
+    fn meta(&self) -> Result<Option<Vec<u8>>, StateError>;
+
+    /// As [`State::list_page`], over the view.
+    fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError>;
+}
+
+/// Reads one page of pins after a CID (a store's or a view's `list_page`).
+type PageReader<'a> = Box<dyn Fn(Option<&Cid>, usize) -> Result<Vec<Pin>, StateError> + Send + Sync + 'a>;
 
 /// Iterates over every pin of a state page by page (constant memory), for exports and snapshots.
 pub struct PinIter<'a> {
-    state: &'a dyn State,
+    pages: PageReader<'a>,
     page: std::vec::IntoIter<Pin>,
     last: Option<Cid>,
     page_size: usize,
@@ -121,8 +139,18 @@ impl<'a> PinIter<'a> {
     /// Starts at the first pin; `page_size` pins are read per store access.
     pub fn new(state: &'a dyn State, page_size: usize) -> PinIter<'a> {
         assert!(page_size > 0, "page_size must be positive");
+        PinIter::over(Box::new(move |after, limit| state.list_page(after, limit)), page_size)
+    }
+
+    /// [`PinIter::new`] over a [`StateView`].
+    pub fn of_view(view: &'a dyn StateView, page_size: usize) -> PinIter<'a> {
+        PinIter::over(Box::new(move |after, limit| view.list_page(after, limit)), page_size)
+    }
+
+    fn over(pages: PageReader<'a>, page_size: usize) -> PinIter<'a> {
+        assert!(page_size > 0, "page_size must be positive");
         PinIter {
-            state,
+            pages,
             page: Vec::new().into_iter(),
             last: None,
             page_size,
@@ -143,7 +171,7 @@ impl Iterator for PinIter<'_> {
             if self.done {
                 return None;
             }
-            match self.state.list_page(self.last.as_ref(), self.page_size) {
+            match (self.pages)(self.last.as_ref(), self.page_size) {
                 Ok(page) => {
                     if page.len() < self.page_size {
                         self.done = true;

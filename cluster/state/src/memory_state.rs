@@ -8,7 +8,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cluster_types::{Cid, Pin};
 
-use crate::{State, StateError, StateOp};
+use crate::{State, StateError, StateOp, StateView};
 
 /// A pinset in a `BTreeMap` keyed by the CID's binary form, so iteration order is the order
 /// [`State::list_page`] promises. Nothing survives a drop.
@@ -138,9 +138,32 @@ impl State for MemoryState {
             .map(|pin| pin.map(|pin| (pin.cid.to_bytes(), pin)))
             .collect::<Result<_, _>>()?;
         let mut inner = self.write()?;
+        let changed: Vec<(Vec<u8>, Cid)> = inner
+            .pins
+            .iter()
+            .filter(|(key, old)| {
+                fresh
+                    .get(*key)
+                    .is_none_or(|new| new.allocations != old.allocations || new.is_everywhere() != old.is_everywhere())
+            })
+            .map(|(key, old)| (key.clone(), old.cid))
+            .collect();
+        inner.tombstones.extend(changed);
         inner.pins = fresh;
         inner.meta = Some(meta.to_vec());
         Ok(())
+    }
+
+    fn view(&self) -> Result<Box<dyn StateView>, StateError> {
+        // A copy: this store serves tests and small pinsets.
+        let inner = self.read()?;
+        let copy = MemoryState::new();
+        {
+            let mut copied = copy.write()?;
+            copied.pins = inner.pins.clone();
+            copied.meta = inner.meta.clone();
+        }
+        Ok(Box::new(MemoryView(copy)))
     }
 
     fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {
@@ -155,6 +178,19 @@ impl State for MemoryState {
             .take(limit)
             .map(|(_, cid)| *cid)
             .collect())
+    }
+}
+
+/// A [`MemoryState::view`]: a copy.
+struct MemoryView(MemoryState);
+
+impl StateView for MemoryView {
+    fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
+        self.0.meta()
+    }
+
+    fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
+        self.0.list_page(after, limit)
     }
 }
 

@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use cluster_types::{pin_codec, Cid, Pin};
 use redb::{
-    DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
+    DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
 };
 
-use crate::{Disk, IoFailure, RealDisk, ReopeningDatabase, State, StateError, StateOp};
+use crate::{Disk, IoFailure, RealDisk, ReopeningDatabase, State, StateError, StateOp, StateView};
 
 /// CID bytes -> encoded pin.
 const PINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pins");
@@ -214,16 +214,21 @@ impl State for RedbState {
     ) -> Result<(), StateError> {
         // One write transaction: readers see the old pinset until the commit, then the new one.
         self.write(|txn| {
-            // Deleting the table frees its pages at once instead of removing keys one by one.
-            txn.delete_table(PINS).map_err(storage)?;
-            let mut table = txn.open_table(PINS).map_err(storage)?;
-            for pin in pins {
-                // An error drops the transaction uncommitted.
-                let pin = pin?;
-                let value = encode_pin(&pin)?;
-                table
-                    .insert(pin.cid.to_bytes().as_slice(), value.as_slice())
-                    .map_err(storage)?;
+            if txn.open_table(PINS).map_err(storage)?.is_empty().map_err(storage)? {
+                // Nothing to compare with (an import, a first snapshot): deleting the table
+                // frees its pages at once, and the pins go straight in.
+                txn.delete_table(PINS).map_err(storage)?;
+                let mut table = txn.open_table(PINS).map_err(storage)?;
+                for pin in pins {
+                    // An error drops the transaction uncommitted.
+                    let pin = pin?;
+                    let value = encode_pin(&pin)?;
+                    table
+                        .insert(pin.cid.to_bytes().as_slice(), value.as_slice())
+                        .map_err(storage)?;
+                }
+            } else {
+                replace_tombstoning_changes(txn, pins)?;
             }
             txn.open_table(META)
                 .map_err(storage)?
@@ -231,6 +236,11 @@ impl State for RedbState {
                 .map_err(storage)?;
             Ok(())
         })
+    }
+
+    fn view(&self) -> Result<Box<dyn StateView>, StateError> {
+        let txn = self.db.with(|db| db.begin_read().map_err(storage))?;
+        Ok(Box::new(RedbView(txn)))
     }
 
     fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {
@@ -252,6 +262,78 @@ impl State for RedbState {
             Ok(cids)
         })
     }
+}
+
+/// A [`RedbState::view`]: one read transaction, which sees the commit it began after.
+struct RedbView(ReadTransaction);
+
+impl StateView for RedbView {
+    fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
+        let table = self.0.open_table(META).map_err(storage)?;
+        let value = table.get(META_KEY).map_err(storage)?;
+        Ok(value.map(|value| value.value().to_vec()))
+    }
+
+    fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
+        let after_key = after.map(Cid::to_bytes);
+        let start = match &after_key {
+            Some(key) => Bound::Excluded(key.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let table = self.0.open_table(PINS).map_err(storage)?;
+        let range = table.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?;
+        let mut page = Vec::with_capacity(limit.min(1024));
+        for entry in range.take(limit) {
+            let (key, value) = entry.map_err(storage)?;
+            page.push(decode_pin(key.value(), value.value())?);
+        }
+        Ok(page)
+    }
+}
+
+/// Keys of the new pinset seen so far by a `replace_all` over a non-empty one.
+const REPLACING: TableDefinition<&[u8], ()> = TableDefinition::new("replacing");
+
+/// `replace_all` over a non-empty pinset: each new pin replaces the old one in place
+/// (tombstoned if its allocations moved), the keys seen are noted, and then the old keys not
+/// seen are removed and tombstoned.
+fn replace_tombstoning_changes(
+    txn: &WriteTransaction,
+    pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
+) -> Result<(), StateError> {
+    let mut table = txn.open_table(PINS).map_err(storage)?;
+    let mut tombstones = txn.open_table(TOMBSTONES).map_err(storage)?;
+    let mut seen = txn.open_table(REPLACING).map_err(storage)?;
+    for pin in pins {
+        let pin = pin?;
+        let key = pin.cid.to_bytes();
+        let value = encode_pin(&pin)?;
+        let previous = table
+            .insert(key.as_slice(), value.as_slice())
+            .map_err(storage)?
+            .map(|old| old.value().to_vec());
+        if let Some(previous) = previous {
+            let old = decode_pin(&key, &previous)?;
+            if old.allocations != pin.allocations || old.is_everywhere() != pin.is_everywhere() {
+                tombstones.insert(key.as_slice(), ()).map_err(storage)?;
+            }
+        }
+        seen.insert(key.as_slice(), ()).map_err(storage)?;
+    }
+    let mut gone = Vec::new();
+    for item in table.iter().map_err(storage)? {
+        let (key, _) = item.map_err(storage)?;
+        if seen.get(key.value()).map_err(storage)?.is_none() {
+            gone.push(key.value().to_vec());
+        }
+    }
+    for key in gone {
+        table.remove(key.as_slice()).map_err(storage)?;
+        tombstones.insert(key.as_slice(), ()).map_err(storage)?;
+    }
+    drop(seen);
+    txn.delete_table(REPLACING).map_err(storage)?;
+    Ok(())
 }
 
 /// The stored form of a pin (see the module doc).

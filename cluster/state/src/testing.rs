@@ -63,7 +63,7 @@ type Check = fn(&dyn State);
 
 /// Runs every check below, each against a fresh, empty store from `make`.
 pub fn run_conformance_suite(make: &dyn Fn() -> Box<dyn State>) {
-    let checks: [(&str, Check); 13] = [
+    let checks: [(&str, Check); 15] = [
         ("empty", check_empty),
         ("add_then_get", check_add_then_get),
         ("add_same_cid_replaces", check_add_same_cid_replaces),
@@ -75,7 +75,9 @@ pub fn run_conformance_suite(make: &dyn Fn() -> Box<dyn State>) {
         ("replace_all", check_replace_all),
         ("replace_all_empty", check_replace_all_empty),
         ("replace_all_failing", check_replace_all_failing),
+        ("replace_all_tombstones_changes", check_replace_all_tombstones_changes),
         ("tombstones", check_tombstones),
+        ("view", check_view),
         ("unsynced_commits", check_unsynced_commits),
     ];
     for (name, check) in checks {
@@ -350,6 +352,64 @@ pub fn check_replace_all_failing(state: &dyn State) {
     }
     assert_eq!(full_listing(state), sorted_pins(0..10));
     assert_eq!(state.meta().unwrap().as_deref(), Some(&b"before"[..]));
+}
+
+/// `replace_all` over a pinset tombstones the CIDs it removes and those whose allocations it
+/// changes, and nothing else; tombstones already there stay; a failed one tombstones nothing.
+pub fn check_replace_all_tombstones_changes(state: &dyn State) {
+    let allocated = |i: u64, seed: u8| {
+        let mut pin = test_pin(i);
+        pin.allocations = vec![cluster_types::PeerId::from_ed25519_seed([seed; 32])];
+        pin
+    };
+    add(state, (0..10).map(|i| allocated(i, 1)));
+    state.commit(&[StateOp::Tombstone(test_cid(99))], None).unwrap();
+    let mut failing = [Ok(allocated(3, 1)), Err(StateError::Corrupt("bad".into()))].into_iter();
+    assert!(state.replace_all(&mut failing, b"failed").is_err());
+    assert_eq!(state.tombstones(None, 100).unwrap(), [test_cid(99)]);
+    // 0..3 go, 3..7 stay as they were, 7 and 8 move to another member, 9 stays with another
+    // name, 10..12 arrive.
+    let mut new = (3..7)
+        .map(|i| allocated(i, 1))
+        .chain([allocated(7, 2), allocated(8, 2)])
+        .chain([{
+            let mut renamed = allocated(9, 1);
+            renamed.options.name = "renamed".into();
+            renamed
+        }])
+        .chain((10..12).map(|i| allocated(i, 3)))
+        .map(Ok);
+    state.replace_all(&mut new, b"after").unwrap();
+    let mut expected: Vec<Cid> = [0, 1, 2, 7, 8, 99].into_iter().map(test_cid).collect();
+    expected.sort_by_key(|c| c.to_bytes());
+    assert_eq!(state.tombstones(None, 100).unwrap(), expected);
+    assert_eq!(state.len().unwrap(), 9);
+    assert_eq!(state.get(&test_cid(9)).unwrap().unwrap().options.name, "renamed");
+    assert!(!state.has(&test_cid(0)).unwrap());
+}
+
+/// A view keeps the pins and meta of its moment through later commits and a `replace_all`.
+pub fn check_view(state: &dyn State) {
+    state
+        .commit(
+            &(0..5).map(|i| StateOp::Add(test_pin(i))).collect::<Vec<_>>(),
+            Some(b"five"),
+        )
+        .unwrap();
+    let view = state.view().unwrap();
+    state
+        .commit(&[StateOp::Add(test_pin(7)), StateOp::Rm(test_cid(0))], Some(b"later"))
+        .unwrap();
+    let listed: Vec<Pin> = PinIter::of_view(view.as_ref(), 2).map(Result::unwrap).collect();
+    assert_eq!(listed, sorted_pins(0..5));
+    assert_eq!(view.meta().unwrap().as_deref(), Some(&b"five"[..]));
+    state
+        .replace_all(&mut (20..23).map(|i| Ok(test_pin(i))), b"replaced")
+        .unwrap();
+    assert_eq!(view.list_page(None, 100).unwrap(), sorted_pins(0..5));
+    assert_eq!(full_listing(state), sorted_pins(20..23));
+    drop(view);
+    assert_eq!(state.view().unwrap().meta().unwrap().as_deref(), Some(&b"replaced"[..]));
 }
 
 /// Tombstones are set and cleared with commits, listed in CID order with paging, never

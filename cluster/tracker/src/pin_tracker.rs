@@ -57,6 +57,9 @@ pub struct SyncReport {
     pub daemon_only: u64,
     /// Unpins queued for tombstones (unpins committed but maybe never done on the daemon).
     pub unpins_queued: u64,
+    /// Unpins queued for pins the daemon holds that the state allocates elsewhere (their
+    /// allocations moved while no tombstone said so here: a Raft snapshot carries none).
+    pub moved_unpins_queued: u64,
 }
 
 /// Reconciles what the state allocates to this member with what its IPFS daemon holds.
@@ -742,6 +745,9 @@ impl Shared {
                 cluster_rt::tokio::task::yield_now().await;
             }
             if !wants_pinned(Some(&pin), &self.peer) {
+                if on_daemon {
+                    self.unpin_moved(pin, &mut report)?;
+                }
                 continue;
             }
             report.pins_allocated += 1;
@@ -794,6 +800,12 @@ impl Shared {
                 report.pins_queued
             );
         }
+        if report.moved_unpins_queued > 0 {
+            tracing::info!(
+                "state sync: queued the unpin of {} daemon pins now allocated to other members",
+                report.moved_unpins_queued
+            );
+        }
         if report.queue_full > 0 {
             tracing::info!(
                 "state sync: the pin queue is full (max_pin_queue_size); {} more pins missing from the daemon wait for the next state sync",
@@ -805,6 +817,36 @@ impl Shared {
 }
 
 impl Shared {
+    /// Queues the unpin of `pin`, which the daemon holds but the state allocates elsewhere,
+    /// unless an operation exists for it or the state, read again, wants it here now.
+    fn unpin_moved(&self, pin: Pin, report: &mut SyncReport) -> Result<(), ClusterError> {
+        let cid = pin.cid;
+        if lock(&self.table).get(&cid).is_some() {
+            return Ok(());
+        }
+        // Read again: an apply may have allocated it here since the page was read, and queued
+        // its pin, which this unpin would cancel.
+        let now = self
+            .state
+            .get(&cid)
+            .map_err(|e| ClusterError::storage("reading the pinset", e))?;
+        if now.as_ref().is_some_and(|p| wants_pinned(Some(p), &self.peer)) {
+            return Ok(());
+        }
+        let outcome = {
+            let mut table = lock(&self.table);
+            if table.get(&cid).is_some() {
+                return Ok(());
+            }
+            table.enqueue(OpKind::Unpin, now.unwrap_or(pin), Timestamp::now(), &self.config)
+        };
+        self.after_enqueue(OpKind::Unpin, &cid, outcome);
+        if matches!(outcome, Enqueued::Queued { .. }) {
+            report.moved_unpins_queued += 1;
+        }
+        Ok(())
+    }
+
     /// Finishes unpins that the state machine recorded but that may never have reached the
     /// daemon (a crash, a daemon that was down): every tombstone whose CID is not allocated here
     /// any more gets an unpin queued; tombstones of CIDs allocated here again are dropped.

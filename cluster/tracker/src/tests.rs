@@ -774,6 +774,41 @@ async fn sync_state_repins_missing_pins_and_keeps_foreign_ones() {
     assert_eq!(again.pins_queued, 0);
 }
 
+/// A Raft snapshot replaces the state without telling the tracker what moved, and carries no
+/// tombstones: a pin this member held that now belongs to others stayed on its daemon for good
+/// (sim seed 13000 of `random_workload_with_frequent_snapshots_heals`). The state sync unpins
+/// it, and leaves alone pins it holds that are allocated here or not in the state.
+#[cluster_rt::tokio::test]
+async fn a_state_sync_unpins_daemon_pins_whose_allocations_moved_to_others() {
+    let f = Fixture::new(fast_config(), Duration::from_millis(1));
+    f.tracker.start();
+    let kept = pin(1, vec![me()], false);
+    let moved = pin(2, vec![me()], false);
+    for p in [&kept, &moved] {
+        f.commit(p);
+        f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    }
+    let foreign = Cid::raw_sha256(b"operator's own pin");
+    f.ipfs.set(|d| {
+        d.pins.insert(foreign, IpfsPinType::Recursive);
+    });
+    // As a snapshot install does: the state changes, the tracker is not told.
+    let elsewhere = pin(2, vec![other()], false);
+    f.state.commit(&[StateOp::Add(elsewhere.clone())], None).unwrap();
+    let report = f.tracker.sync_state().await.unwrap();
+    assert_eq!(report.moved_unpins_queued, 1, "{report:?}");
+    for _ in 0..100 {
+        if !f.ipfs.has(&moved.cid) {
+            break;
+        }
+        cluster_rt::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!f.ipfs.has(&moved.cid), "the pin that moved away is unpinned here");
+    assert!(f.ipfs.has(&kept.cid));
+    assert!(f.ipfs.has(&foreign), "daemon pins outside the state are left alone");
+    assert_eq!(f.tracker.sync_state().await.unwrap().moved_unpins_queued, 0);
+}
+
 #[cluster_rt::tokio::test]
 async fn full_queue_goes_straight_to_pin_error() {
     let config = TrackerConfig {

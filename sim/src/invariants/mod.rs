@@ -16,6 +16,7 @@ pub use acknowledged_pins_kept::check as acknowledged_pins_kept;
 pub use applied_state_agrees::check as applied_state_agrees;
 pub use members_healthy_once_faults_stop::check as members_healthy_once_faults_stop;
 pub use pins_placed_on_allocated_daemons::check as pins_placed_on_allocated_daemons;
+pub use pins_placed_on_allocated_daemons::check_tolerating_orphans as pins_placed_on_allocated_daemons_but_wiped_orphans;
 pub use replication_restored_on_live_members::check as replication_restored_on_live_members;
 pub use single_leader_per_term::check as single_leader_per_term;
 pub use unpins_not_resurrected::check as unpins_not_resurrected;

@@ -1,12 +1,22 @@
 //! After convergence every pin sits on the daemons of exactly the members it is allocated to
 //! (all members for replication -1), within its replication factors, and no daemon holds a
 //! CID that is not allocated to its member.
+//!
+//! One exception, for [`check_tolerating_orphans`]: a member whose data folder was wiped and
+//! that caught up from a Raft snapshot has no record of what it pinned before, so a daemon pin
+//! that is in no pinset may be the cluster's, unpinned while it was away, or the operator's
+//! own; members leave the latter alone, so they leave both.
 
 use super::Violation;
 use crate::MemberSnapshot;
 
 /// Checks one converged view: `members` all alive with equal pinsets.
 pub fn check(members: &[MemberSnapshot], violations: &mut Vec<Violation>) {
+    check_tolerating_orphans(members, &[], violations);
+}
+
+/// [`check`], where the daemons of members `wiped` may hold CIDs that are in no pinset.
+pub fn check_tolerating_orphans(members: &[MemberSnapshot], wiped: &[usize], violations: &mut Vec<Violation>) {
     let Some(reference) = members.iter().find(|m| m.alive) else {
         return;
     };
@@ -40,6 +50,9 @@ pub fn check(members: &[MemberSnapshot], violations: &mut Vec<Violation>) {
     }
     for member in members {
         for cid in &member.daemon_pins {
+            if wiped.contains(&member.index) && !reference.pins.iter().any(|p| p.cid == *cid) {
+                continue;
+            }
             if !reference
                 .pins
                 .iter()
