@@ -3,12 +3,11 @@
 //! `SnapshotData`), and the folder that keeps the current one ([`SnapshotFolder`]).
 //!
 //! A snapshot kept here is only its meta, `snapshot-deferred.json`: the body is written when
-//! openraft first reads it (to send it to a member that is behind), from the pinset as it is
-//! then, into a file unlinked as soon as it is created, so it leaves the disk when the send
-//! ends. The pinset store already holds every pin; a second copy on disk (as earlier versions
-//! kept) doubled the bytes per pin and rewrote the whole pinset every `snapshot_threshold`
-//! entries. The body may hold applies newer than its meta: see the state machine's doc on
-//! fuzzy snapshots.
+//! openraft first reads it (to send it to a member that is behind), from the writer the state
+//! machine gives (a consistent view of the pinset), into a file unlinked as soon as it is
+//! created, so it leaves the disk when the send ends. The pinset store already holds every pin;
+//! a second copy on disk (as earlier versions kept) doubled the bytes per pin and rewrote the
+//! whole pinset every `snapshot_threshold` entries.
 //!
 //! Earlier versions kept `snapshot.json` (the meta) and its body `snapshot-<id>.body`, or one
 //! file, `snapshot.ndjson` (the meta on its first line, the body after it, read at an offset):

@@ -119,9 +119,9 @@ fn parse_applied_meta(bytes: Option<Vec<u8>>) -> Result<AppliedMeta, StateError>
 }
 
 /// Replaces the pinset of a stopped member with `pins` (`state import`), as if the member had
-/// installed a snapshot taken at a cluster's first log entry, and writes that snapshot into
-/// `raft_dir` (an empty folder that becomes the member's Raft folder), so that its first start
-/// need not build one. Members that import the same pins start the same cluster from it. The
+/// installed a snapshot taken at a cluster's first log entry, and writes that snapshot's meta
+/// into `raft_dir` (an empty folder that becomes the member's Raft folder; the store is the
+/// body). Members that import the same pins start the same cluster from it. The
 /// cluster is the one `state` was last applied in (its members kept, voters and learners), or
 /// `fresh`, all voters, for a member that never was in one. A pin that fails to read fails the
 /// import and the pinset is unchanged. Returns the members.
