@@ -161,22 +161,7 @@ impl State for RedbState {
     }
 
     fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
-        let after_key = after.map(Cid::to_bytes);
-        let start = match &after_key {
-            Some(key) => Bound::Excluded(key.as_slice()),
-            None => Bound::Unbounded,
-        };
-        self.read(|txn| {
-            let table = txn.open_table(PINS).map_err(storage)?;
-            let range = table.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?;
-            // Capped so a huge `limit` does not allocate up front.
-            let mut page = Vec::with_capacity(limit.min(1024));
-            for entry in range.take(limit) {
-                let (key, value) = entry.map_err(storage)?;
-                page.push(decode_pin(key.value(), value.value())?);
-            }
-            Ok(page)
-        })
+        self.read(|txn| list_page_in(txn, after, limit))
     }
 
     fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
@@ -200,11 +185,7 @@ impl State for RedbState {
     }
 
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
-        self.read(|txn| {
-            let table = txn.open_table(META).map_err(storage)?;
-            let value = table.get(META_KEY).map_err(storage)?;
-            Ok(value.map(|value| value.value().to_vec()))
-        })
+        self.read(meta_in)
     }
 
     fn replace_all(
@@ -269,26 +250,37 @@ struct RedbView(ReadTransaction);
 
 impl StateView for RedbView {
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
-        let table = self.0.open_table(META).map_err(storage)?;
-        let value = table.get(META_KEY).map_err(storage)?;
-        Ok(value.map(|value| value.value().to_vec()))
+        meta_in(&self.0)
     }
 
     fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
-        let after_key = after.map(Cid::to_bytes);
-        let start = match &after_key {
-            Some(key) => Bound::Excluded(key.as_slice()),
-            None => Bound::Unbounded,
-        };
-        let table = self.0.open_table(PINS).map_err(storage)?;
-        let range = table.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?;
-        let mut page = Vec::with_capacity(limit.min(1024));
-        for entry in range.take(limit) {
-            let (key, value) = entry.map_err(storage)?;
-            page.push(decode_pin(key.value(), value.value())?);
-        }
-        Ok(page)
+        list_page_in(&self.0, after, limit)
     }
+}
+
+/// [`State::meta`] in the read transaction `txn`.
+fn meta_in(txn: &ReadTransaction) -> Result<Option<Vec<u8>>, StateError> {
+    let table = txn.open_table(META).map_err(storage)?;
+    let value = table.get(META_KEY).map_err(storage)?;
+    Ok(value.map(|value| value.value().to_vec()))
+}
+
+/// [`State::list_page`] in the read transaction `txn`.
+fn list_page_in(txn: &ReadTransaction, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
+    let after_key = after.map(Cid::to_bytes);
+    let start = match &after_key {
+        Some(key) => Bound::Excluded(key.as_slice()),
+        None => Bound::Unbounded,
+    };
+    let table = txn.open_table(PINS).map_err(storage)?;
+    let range = table.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?;
+    // Capped so a huge `limit` does not allocate up front.
+    let mut page = Vec::with_capacity(limit.min(1024));
+    for entry in range.take(limit) {
+        let (key, value) = entry.map_err(storage)?;
+        page.push(decode_pin(key.value(), value.value())?);
+    }
+    Ok(page)
 }
 
 /// Keys of the new pinset seen so far by a `replace_all` over a non-empty one.
