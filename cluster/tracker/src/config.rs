@@ -30,6 +30,8 @@ pub struct TrackerConfig {
     /// next ones (default 30 s). Pins and unpins made since the listing are known from the
     /// recent-operations log, so an older listing is still right; it costs more daemon lookups
     /// as that log rolls over, and misses pins removed on the daemon behind the cluster's back.
+    /// A listing that took long (a daemon with millions of pins) also serves a stream of ranges
+    /// asked within this window of each other, for up to ten times the time it took.
     pub status_listing_reuse: Duration,
 }
 

@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use cluster_ipfs::{IpfsConnector, IpfsError, IpfsPinType};
 use cluster_rt::tokio::sync::{mpsc, watch, Notify};
@@ -99,7 +100,29 @@ struct Shared {
 struct SharedListing {
     listing: Arc<DaemonListing>,
     mark: u64,
+    /// When the listing was complete.
     taken: cluster_rt::tokio::time::Instant,
+    /// How long listing the daemon took.
+    took: Duration,
+    /// When a range last used it.
+    used: cluster_rt::tokio::time::Instant,
+}
+
+/// A listing that took `took` to make serves a stream of ranges (each asked within the reuse
+/// window of the one before) for up to this many times `took`: a daemon with millions of pins
+/// takes tens of seconds to list, as long as the reuse window, and a cluster-wide status of
+/// all of them would otherwise spend most of its time listing again.
+const LISTING_SERVES_STREAM_FACTOR: u32 = 10;
+
+impl SharedListing {
+    /// Whether a range asked `now` may use this listing: it is younger than `reuse`, or the
+    /// last range used it within `reuse` and it is younger than
+    /// [`LISTING_SERVES_STREAM_FACTOR`] times the time it took.
+    fn serves(&self, now: cluster_rt::tokio::time::Instant, reuse: Duration) -> bool {
+        let age = now.duration_since(self.taken);
+        age < reuse
+            || (now.duration_since(self.used) < reuse && age < self.took.saturating_mul(LISTING_SERVES_STREAM_FACTOR))
+    }
 }
 
 impl PinTracker {
@@ -218,7 +241,8 @@ impl PinTracker {
     ///
     /// The range ends early when `limit` pins were read: the second value is then the last CID
     /// covered, where the caller asks again. The daemon's pins are listed once and the listing
-    /// is reused by the ranges asked for within [`TrackerConfig::status_listing_reuse`].
+    /// is reused by the ranges asked for within [`TrackerConfig::status_listing_reuse`], and
+    /// for longer by a stream of ranges when listing took long (see `SharedListing::serves`).
     ///
     /// Errors: the daemon cannot list its pins, or the state cannot be read.
     pub async fn status_range(
@@ -385,7 +409,7 @@ impl Shared {
     }
 
     /// Re-queues the failed operation `(cid, generation)` after `delay`, unless superseded.
-    fn schedule_retry(self: &Arc<Self>, cid: Cid, generation: u64, delay: std::time::Duration) {
+    fn schedule_retry(self: &Arc<Self>, cid: Cid, generation: u64, delay: Duration) {
         let shared = self.clone();
         let mut shutdown = self.shutdown.subscribe();
         cluster_rt::spawn(async move {
@@ -617,12 +641,14 @@ impl Shared {
         Ok((self.local_info(pin.cid, Some(pin), local), false))
     }
 
-    /// The listing for status ranges: the shared one while it is younger than
-    /// [`TrackerConfig::status_listing_reuse`], else a new one.
+    /// The listing for status ranges: the shared one while it serves (see
+    /// [`SharedListing::serves`]), else a new one.
     async fn range_listing(self: &Arc<Self>) -> Result<(Arc<DaemonListing>, u64), ClusterError> {
         let mut shared = self.range_listing.lock().await;
-        if let Some(current) = shared.as_ref() {
-            if cluster_rt::now().duration_since(current.taken) < self.config.status_listing_reuse {
+        let now = cluster_rt::now();
+        if let Some(current) = shared.as_mut() {
+            if current.serves(now, self.config.status_listing_reuse) {
+                current.used = now;
                 return Ok((current.listing.clone(), current.mark));
             }
         }
@@ -630,10 +656,13 @@ impl Shared {
         *shared = None;
         let (listing, mark) = self.daemon_listing().await?;
         let listing = Arc::new(listing);
+        let taken = cluster_rt::now();
         *shared = Some(SharedListing {
             listing: listing.clone(),
             mark,
-            taken: cluster_rt::now(),
+            taken,
+            took: taken.duration_since(now),
+            used: taken,
         });
         Ok((listing, mark))
     }

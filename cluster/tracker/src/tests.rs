@@ -35,6 +35,8 @@ struct TestIpfsInner {
     pin_calls: Vec<Cid>,
     /// Calls of `pin/ls` without an argument (whole listings).
     listings: usize,
+    /// How long a whole listing takes.
+    listing_latency: Duration,
 }
 
 /// Counts a call in flight until dropped (also when the tracker drops the call).
@@ -143,6 +145,8 @@ impl IpfsConnector for TestIpfs {
 
     async fn pin_ls(&self) -> Result<BoxStream<'static, Result<Cid, IpfsError>>, IpfsError> {
         self.check_reachable("pin/ls")?;
+        let latency = self.inner.lock().unwrap().listing_latency;
+        cluster_rt::sleep(latency).await;
         let mut inner = self.inner.lock().unwrap();
         inner.listings += 1;
         let recursive: Vec<Result<Cid, IpfsError>> = inner
@@ -703,6 +707,33 @@ async fn status_ranges_share_one_daemon_listing_for_a_while() {
     cluster_rt::sleep(reuse).await;
     ranges(&f, None, None, 100).await;
     assert_eq!(listings(), before + 2, "an older listing is taken again");
+}
+
+#[cluster_rt::tokio::test]
+async fn a_slow_listing_serves_a_stream_of_ranges_past_the_reuse_window() {
+    let reuse = Duration::from_millis(600);
+    let (f, _pins) = mixed_fixture_with(TrackerConfig {
+        status_listing_reuse: reuse,
+        ..fast_config()
+    })
+    .await;
+    f.ipfs.set(|d| d.listing_latency = Duration::from_millis(300));
+    let listings = || f.ipfs.inner.lock().unwrap().listings;
+    let before = listings();
+    // Ranges keep coming, each within `reuse` of the one before, for longer than `reuse`.
+    for _ in 0..6 {
+        ranges(&f, None, None, 2).await;
+        cluster_rt::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        listings(),
+        before + 1,
+        "a listing that took 300 ms serves ranges for 1.5 s (past the 0.6 s window) while they keep coming"
+    );
+    // A pause longer than the reuse window ends it.
+    cluster_rt::sleep(reuse).await;
+    ranges(&f, None, None, 2).await;
+    assert_eq!(listings(), before + 2, "after a pause the daemon is listed again");
 }
 
 #[cluster_rt::tokio::test]
