@@ -33,8 +33,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use cluster_rt::tokio;
 use cluster_types::{
-    AddedOutput, ApiError, Cid, ClusterError, HttpAddress, PeerId, PinOptions, PinType, Timestamp, TrackerStatusFilter,
-    Version, VERSION,
+    AddedOutput, ApiError, Cid, ClusterError, HttpAddress, JsonLine, PeerId, PinOptions, PinType, Timestamp,
+    TrackerStatusFilter, Version, VERSION,
 };
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, LOCATION, TE, TRAILER};
@@ -793,7 +793,7 @@ impl Shared {
     /// An NDJSON stream response (reference §1.4). Waits for the first item to choose the status:
     /// 204 when the stream is empty, 500 when it starts with an error, else 200 and the items as
     /// they come.
-    async fn stream<T: Serialize + Send + 'static>(
+    async fn stream<T: JsonLine + Send + 'static>(
         &self,
         mut items: ResultStream<T>,
         trailers: bool,
@@ -804,7 +804,7 @@ impl Shared {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: error.to_string(),
             }),
-            Some(Ok(item)) => match encode_line(&item) {
+            Some(Ok(item)) => match first_line(&item) {
                 Ok(first) => self.response(
                     StatusCode::OK,
                     ResponseBody::Stream(Box::new(NdjsonBody {
@@ -831,7 +831,7 @@ impl Shared {
 
     /// A 200 NDJSON stream at once, whatever comes (Go's `/add`): even the first error, or no
     /// item at all, goes in the `X-Stream-Error` trailer.
-    fn stream_from_the_start<T: Serialize + Send + 'static>(
+    fn stream_from_the_start<T: JsonLine + Send + 'static>(
         &self,
         items: ResultStream<T>,
         trailers: bool,
@@ -856,9 +856,9 @@ impl Shared {
 }
 
 /// Appends compact JSON plus `\n` to `out`; on error `out` is as it was.
-fn append_line<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
+fn append_line<T: JsonLine>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
     let start = out.len();
-    match serde_json::to_writer(&mut *out, value) {
+    match value.write_json(out) {
         Ok(()) => {
             out.push(b'\n');
             Ok(())
@@ -868,6 +868,13 @@ fn append_line<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), String>
             Err(format!("error encoding response: {e}"))
         }
     }
+}
+
+/// The first line of a stream.
+fn first_line<T: JsonLine>(value: &T) -> Result<Bytes, String> {
+    let mut line = Vec::new();
+    append_line(&mut line, value)?;
+    Ok(Bytes::from(line))
 }
 
 /// Compact JSON plus `\n`.
@@ -944,7 +951,7 @@ trait LineSource: Send {
 
 struct ChannelSource<T>(ResultStream<T>);
 
-impl<T: Serialize + Send> LineSource for ChannelSource<T> {
+impl<T: JsonLine + Send> LineSource for ChannelSource<T> {
     fn poll_line_into(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<Option<Result<(), String>>> {
         self.0.poll_recv(cx).map(|item| {
             item.map(|result| match result {

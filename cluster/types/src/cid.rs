@@ -85,7 +85,7 @@ impl FromStr for Cid {
 impl Cid {
     /// The text of a CIDv1 (multibase base32, as [`fmt::Display`] writes it) written into `buf`
     /// without allocating: listings write millions. `None` for a CIDv0 or a CID too long for it.
-    fn write_v1_text<'b>(&self, buf: &'b mut [u8; 160]) -> Option<&'b str> {
+    pub(crate) fn write_v1_text<'b>(&self, buf: &'b mut [u8; 160]) -> Option<&'b str> {
         const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
         if self.0.version() != cid::Version::V1 || self.0.encoded_len() > 96 {
             return None;

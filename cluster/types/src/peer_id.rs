@@ -30,9 +30,74 @@ impl PeerId {
 
     /// Decodes the binary form.
     pub fn from_bytes(bytes: &[u8]) -> Result<PeerId, PeerIdError> {
-        libp2p_identity::PeerId::from_bytes(bytes)
-            .map(PeerId)
-            .map_err(|e| PeerIdError(e.to_string()))
+        if let Some(id) = recent::decoded(bytes) {
+            return Ok(PeerId(id));
+        }
+        let id = libp2p_identity::PeerId::from_bytes(bytes).map_err(|e| PeerIdError(e.to_string()))?;
+        recent::remember_decoded(bytes, id);
+        Ok(PeerId(id))
+    }
+}
+
+/// The last few peer ids a thread decoded from bytes or wrote as text. A listing names the
+/// same handful of members in every pin: comparing with eight recent ones is cheaper than
+/// decoding a multihash, or hashing one to look up its text in `text_cache`.
+mod recent {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    const RECENT_MAX: usize = 8;
+
+    /// At most [`RECENT_MAX`] entries; the next one replaces the slot after the last replaced.
+    struct Recent<K, V> {
+        entries: Vec<(K, V)>,
+        next: usize,
+    }
+
+    impl<K, V: Clone> Recent<K, V> {
+        const fn new() -> Self {
+            Recent {
+                entries: Vec::new(),
+                next: 0,
+            }
+        }
+
+        fn find(&self, matches: impl Fn(&K) -> bool) -> Option<V> {
+            self.entries
+                .iter()
+                .find(|(key, _)| matches(key))
+                .map(|(_, value)| value.clone())
+        }
+
+        fn insert(&mut self, key: K, value: V) {
+            if self.entries.len() < RECENT_MAX {
+                self.entries.push((key, value));
+            } else {
+                self.entries[self.next] = (key, value);
+                self.next = (self.next + 1) % RECENT_MAX;
+            }
+        }
+    }
+
+    thread_local! {
+        static DECODED: RefCell<Recent<Box<[u8]>, libp2p_identity::PeerId>> = const { RefCell::new(Recent::new()) };
+        static TEXTS: RefCell<Recent<libp2p_identity::PeerId, Arc<str>>> = const { RefCell::new(Recent::new()) };
+    }
+
+    pub(super) fn decoded(bytes: &[u8]) -> Option<libp2p_identity::PeerId> {
+        DECODED.with(|recent| recent.borrow().find(|key| **key == *bytes))
+    }
+
+    pub(super) fn remember_decoded(bytes: &[u8], id: libp2p_identity::PeerId) {
+        DECODED.with(|recent| recent.borrow_mut().insert(bytes.into(), id))
+    }
+
+    pub(super) fn text(id: &libp2p_identity::PeerId) -> Option<Arc<str>> {
+        TEXTS.with(|recent| recent.borrow().find(|key| key == id))
+    }
+
+    pub(super) fn remember_text(id: libp2p_identity::PeerId, text: Arc<str>) {
+        TEXTS.with(|recent| recent.borrow_mut().insert(id, text))
     }
 }
 
@@ -52,7 +117,10 @@ mod text_cache {
     }
 
     pub(super) fn text_of(id: &libp2p_identity::PeerId) -> Arc<str> {
-        TO_TEXT.with(|cache| {
+        if let Some(text) = super::recent::text(id) {
+            return text;
+        }
+        let text = TO_TEXT.with(|cache| {
             let mut cache = cache.borrow_mut();
             if let Some(text) = cache.get(id) {
                 return text.clone();
@@ -63,7 +131,9 @@ mod text_cache {
             let text: Arc<str> = id.to_base58().into();
             cache.insert(*id, text.clone());
             text
-        })
+        });
+        super::recent::remember_text(*id, text.clone());
+        text
     }
 
     pub(super) fn parsed(text: &str) -> Option<libp2p_identity::PeerId> {
@@ -83,6 +153,13 @@ mod text_cache {
     #[cfg(test)]
     pub(super) fn sizes() -> (usize, usize) {
         (TO_TEXT.with(|c| c.borrow().len()), FROM_TEXT.with(|c| c.borrow().len()))
+    }
+}
+
+impl PeerId {
+    /// The base58 text (cached: see `text_cache`).
+    pub fn text(&self) -> std::sync::Arc<str> {
+        text_cache::text_of(&self.0)
     }
 }
 
@@ -171,6 +248,26 @@ mod tests {
         // A text that is not a peer id is never remembered.
         assert!("12D3KooWnot".parse::<PeerId>().is_err());
         assert!("12D3KooWnot".parse::<PeerId>().is_err());
+    }
+
+    #[test]
+    fn decoding_through_the_recent_ids_answers_as_libp2p_does() {
+        let ids: Vec<PeerId> = (0..20u8).map(|n| PeerId::from_ed25519_seed([n; 32])).collect();
+        // Cycles of 3 (all recent), then of 20 (more than the recent ones hold).
+        for window in [3, 20] {
+            for round in 0..3 {
+                for id in ids.iter().take(window) {
+                    let bytes = id.to_bytes();
+                    assert_eq!(PeerId::from_bytes(&bytes).unwrap(), *id, "round {round}");
+                    assert_eq!(&*id.text(), id.0.to_base58());
+                }
+            }
+        }
+        let mut bad = ids[0].to_bytes();
+        bad.truncate(10);
+        assert!(PeerId::from_bytes(&bad).is_err());
+        assert!(PeerId::from_bytes(&bad).is_err(), "a refused id is never remembered");
+        assert_eq!(PeerId::from_bytes(&ids[0].to_bytes()).unwrap(), ids[0]);
     }
 
     #[test]

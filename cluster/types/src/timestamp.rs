@@ -127,7 +127,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 impl Timestamp {
     /// The RFC 3339 text written into `buf` without the formatting machinery (listings write
     /// millions); `None` for a year outside 0000..=9999, which [`fmt::Display`] writes slowly.
-    fn write_text<'b>(&self, buf: &'b mut [u8; 30]) -> Option<&'b str> {
+    pub(crate) fn write_text<'b>(&self, buf: &'b mut [u8; 30]) -> Option<&'b str> {
         let days = self.unix_seconds.div_euclid(86_400);
         let secs_of_day = self.unix_seconds.rem_euclid(86_400) as u32;
         let (year, month, day) = civil_from_days(days);

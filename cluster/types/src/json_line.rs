@@ -1,0 +1,341 @@
+//! The JSON of the values the REST API streams by the million, one per NDJSON line.
+//!
+//! [`JsonLine::write_json`] writes what `serde_json::to_writer` writes. A [`Pin`], [`PinInfo`]
+//! and [`GlobalPinInfo`] are written straight into the buffer, byte for byte the same (tested
+//! against serde over random values),
+//! without serde's map for the flattened options and without escaping text that cannot need
+//! it: CIDs (base32 or base58), peer ids (base58), timestamps and numbers.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::{Cid, GlobalPinInfo, PeerId, Pin, PinInfo, PinInfoShort, PinType, Timestamp};
+
+/// A value written as one line of a JSON stream.
+pub trait JsonLine: Serialize {
+    /// Appends this value's compact JSON to `out` (no newline). On error, `out` may hold part
+    /// of the value: the caller cuts it back.
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(out, self)
+    }
+}
+
+impl JsonLine for crate::Id {}
+impl JsonLine for crate::AddedOutput {}
+
+impl JsonLine for GlobalPinInfo {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        out.extend_from_slice(b"{\"cid\":");
+        write_cid(out, &self.cid)?;
+        out.extend_from_slice(b",\"name\":");
+        write_text(out, &self.name)?;
+        out.extend_from_slice(b",\"allocations\":");
+        write_peers(out, &self.allocations);
+        out.extend_from_slice(b",\"origins\":");
+        write_texts(out, &self.origins)?;
+        out.extend_from_slice(b",\"created\":");
+        write_timestamp(out, &self.created)?;
+        out.extend_from_slice(b",\"metadata\":");
+        write_metadata(out, &self.metadata)?;
+        out.extend_from_slice(b",\"peer_map\":{");
+        for (i, (peer, short)) in self.peer_map.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_text(out, peer)?;
+            out.push(b':');
+            out.push(b'{');
+            write_short_fields(out, short)?;
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"}}");
+        Ok(())
+    }
+}
+
+impl JsonLine for PinInfo {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        out.extend_from_slice(b"{\"cid\":");
+        write_cid(out, &self.cid)?;
+        out.extend_from_slice(b",\"name\":");
+        write_text(out, &self.name)?;
+        out.extend_from_slice(b",\"peer\":");
+        write_peer(out, &self.peer);
+        out.extend_from_slice(b",\"allocations\":");
+        write_peers(out, &self.allocations);
+        out.extend_from_slice(b",\"origins\":");
+        write_texts(out, &self.origins)?;
+        out.extend_from_slice(b",\"created\":");
+        write_timestamp(out, &self.created)?;
+        out.extend_from_slice(b",\"metadata\":");
+        write_metadata(out, &self.metadata)?;
+        out.push(b',');
+        write_short_fields(out, &self.short)?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// The fields of a [`PinInfoShort`], without the braces (it is flattened into a `PinInfo`).
+fn write_short_fields(out: &mut Vec<u8>, short: &PinInfoShort) -> Result<(), serde_json::Error> {
+    out.extend_from_slice(b"\"peername\":");
+    write_text(out, &short.peername)?;
+    if !short.ipfs_peer_id.is_empty() {
+        out.extend_from_slice(b",\"ipfs_peer_id\":");
+        write_text(out, &short.ipfs_peer_id)?;
+    }
+    if !short.ipfs_peer_addresses.is_empty() {
+        out.extend_from_slice(b",\"ipfs_peer_addresses\":");
+        write_texts(out, &short.ipfs_peer_addresses)?;
+    }
+    out.extend_from_slice(b",\"status\":\"");
+    out.extend_from_slice(short.status.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"timestamp\":");
+    write_timestamp(out, &short.timestamp)?;
+    out.extend_from_slice(b",\"error\":");
+    write_text(out, &short.error)?;
+    out.extend_from_slice(b",\"attempt_count\":");
+    write_integer(out, short.attempt_count);
+    out.extend_from_slice(if short.priority_pin {
+        b",\"priority_pin\":true"
+    } else {
+        b",\"priority_pin\":false"
+    });
+    Ok(())
+}
+
+impl JsonLine for Pin {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let options = &self.options;
+        out.extend_from_slice(b"{\"replication_factor_min\":");
+        write_integer(out, options.replication_factor_min);
+        out.extend_from_slice(b",\"replication_factor_max\":");
+        write_integer(out, options.replication_factor_max);
+        out.extend_from_slice(b",\"name\":");
+        write_text(out, &options.name)?;
+        out.extend_from_slice(b",\"mode\":\"");
+        out.extend_from_slice(options.mode.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"shard_size\":");
+        write_integer(out, options.shard_size);
+        out.extend_from_slice(b",\"user_allocations\":");
+        match &options.user_allocations {
+            Some(peers) => write_peers(out, peers),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"expire_at\":");
+        write_timestamp(out, &options.expire_at)?;
+        out.extend_from_slice(b",\"metadata\":");
+        write_metadata(out, &options.metadata)?;
+        out.extend_from_slice(b",\"pin_update\":");
+        write_optional_cid(out, options.pin_update.as_ref())?;
+        out.extend_from_slice(b",\"origins\":");
+        write_texts(out, &options.origins)?;
+        out.extend_from_slice(b",\"cid\":");
+        write_cid(out, &self.cid)?;
+        out.extend_from_slice(b",\"type\":\"");
+        out.extend_from_slice(pin_type_name(self.pin_type).as_bytes());
+        out.extend_from_slice(b"\",\"allocations\":");
+        write_peers(out, &self.allocations);
+        out.extend_from_slice(b",\"max_depth\":");
+        write_integer(out, self.max_depth);
+        out.extend_from_slice(b",\"reference\":");
+        write_optional_cid(out, self.reference.as_ref())?;
+        out.extend_from_slice(b",\"timestamp\":");
+        write_timestamp(out, &self.timestamp)?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// The name serde gives a pin type (its `rename`).
+fn pin_type_name(pin_type: PinType) -> &'static str {
+    match pin_type {
+        PinType::Bad => "bad-type",
+        PinType::Data => "pin",
+        PinType::Meta => "meta-pin",
+        PinType::ClusterDag => "clusterdag-pin",
+        PinType::Shard => "shard-pin",
+    }
+}
+
+fn write_integer(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// Free text (names, metadata, origins), escaped by serde_json.
+fn write_text(out: &mut Vec<u8>, text: &str) -> Result<(), serde_json::Error> {
+    serde_json::to_writer(out, text)
+}
+
+fn write_texts(out: &mut Vec<u8>, texts: &[String]) -> Result<(), serde_json::Error> {
+    out.push(b'[');
+    for (i, text) in texts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_text(out, text)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+fn write_metadata(out: &mut Vec<u8>, metadata: &BTreeMap<String, String>) -> Result<(), serde_json::Error> {
+    out.push(b'{');
+    for (i, (key, value)) in metadata.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_text(out, key)?;
+        out.push(b':');
+        write_text(out, value)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_cid(out: &mut Vec<u8>, cid: &Cid) -> Result<(), serde_json::Error> {
+    match cid.write_v1_text(&mut [0; 160]) {
+        Some(text) => {
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+            Ok(())
+        }
+        None => serde_json::to_writer(out, cid),
+    }
+}
+
+fn write_optional_cid(out: &mut Vec<u8>, cid: Option<&Cid>) -> Result<(), serde_json::Error> {
+    match cid {
+        Some(cid) => write_cid(out, cid),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+fn write_timestamp(out: &mut Vec<u8>, timestamp: &Timestamp) -> Result<(), serde_json::Error> {
+    match timestamp.write_text(&mut [0; 30]) {
+        Some(text) => {
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+            Ok(())
+        }
+        None => serde_json::to_writer(out, timestamp),
+    }
+}
+
+fn write_peer(out: &mut Vec<u8>, peer: &PeerId) {
+    out.push(b'"');
+    out.extend_from_slice(peer.text().as_bytes());
+    out.push(b'"');
+}
+
+fn write_peers(out: &mut Vec<u8>, peers: &[PeerId]) {
+    out.push(b'[');
+    for (i, peer) in peers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_peer(out, peer);
+    }
+    out.push(b']');
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::strategies::{peer_strategy, pin_info_strategy, pin_strategy, short_strategy};
+    use crate::PinOptions;
+
+    fn written(value: &impl JsonLine) -> String {
+        let mut out = Vec::new();
+        value.write_json(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_pin_is_written_as_serde_writes_it_in_every_corner() {
+        let cid: Cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+            .parse()
+            .unwrap();
+        let v0: Cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9".parse().unwrap();
+        let peer = PeerId::from_ed25519_seed([7; 32]);
+        let plain = Pin::new(cid, PinOptions::default());
+        let mut full = Pin::new(
+            v0,
+            PinOptions {
+                replication_factor_min: -1,
+                replication_factor_max: i32::MAX,
+                name: "a \"quoted\"\n\u{1} name \u{e9}".into(),
+                mode: crate::PinMode::Direct,
+                shard_size: u64::MAX,
+                user_allocations: Some(vec![peer, peer]),
+                expire_at: Timestamp::from_unix(-62_135_596_801, 5),
+                metadata: BTreeMap::from([("k\\".into(), "v\t".into()), ("".into(), "".into())]),
+                pin_update: Some(cid),
+                origins: vec!["/ip4/127.0.0.1/tcp/4001".into(), "</script>".into()],
+            },
+        );
+        full.allocations = vec![peer];
+        full.reference = Some(v0);
+        full.timestamp = Timestamp::from_unix(253_402_300_800, 999_999_999);
+        for pin_type in [
+            PinType::Bad,
+            PinType::Data,
+            PinType::Meta,
+            PinType::ClusterDag,
+            PinType::Shard,
+        ] {
+            for pin in [&plain, &full] {
+                let mut pin = pin.clone();
+                pin.pin_type = pin_type;
+                assert_eq!(written(&pin), serde_json::to_string(&pin).unwrap());
+            }
+        }
+    }
+
+    /// With or without the pin's own fields (name, allocations, origins, metadata).
+    fn any_pin_info() -> impl Strategy<Value = PinInfo> {
+        prop_oneof![
+            pin_info_strategy(),
+            (pin_strategy(), peer_strategy(), short_strategy()).prop_map(|(pin, peer, short)| PinInfo::new(
+                pin.cid,
+                peer,
+                Some(&pin),
+                short
+            )),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_pin_is_written_as_serde_writes_it(pin in pin_strategy()) {
+            prop_assert_eq!(written(&pin), serde_json::to_string(&pin).unwrap());
+        }
+
+        #[test]
+        fn any_pin_info_is_written_as_serde_writes_it(info in any_pin_info()) {
+            prop_assert_eq!(written(&info), serde_json::to_string(&info).unwrap());
+        }
+
+        #[test]
+        fn any_global_pin_info_is_written_as_serde_writes_it(infos in proptest::collection::vec(any_pin_info(), 0..4)) {
+            let mut global = match infos.first() {
+                Some(first) => first.clone().into_global(),
+                None => return Ok(()),
+            };
+            for info in &infos[1..] {
+                global.peer_map.insert(info.peer.to_string(), info.short.clone());
+            }
+            prop_assert_eq!(written(&global), serde_json::to_string(&global).unwrap());
+        }
+    }
+}
