@@ -17,6 +17,7 @@ mod error;
 mod memory_state;
 mod redb_state;
 mod reopening;
+mod stored_pin;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -6,21 +6,23 @@
 //! `commit_unsynced` commits with none, and is made durable by the next of those.
 //!
 //! Encoding: pins are written in the compact binary form of [`cluster_types::pin_codec`],
-//! without their CID (the key holds it): about a quarter of their JSON, and no text to parse on
-//! every read. Pins stored as JSON by earlier versions (first byte `{`) are still read, so a
-//! pinset needs no migration; each is rewritten in the binary form when next changed.
+//! without their CID (the key holds it) and with their allocations as indexes into table
+//! `peers` (see [`crate::stored_pin`]): about a ninth of their JSON, and no text to parse on
+//! every read. Pins stored by earlier versions (plain binary, or JSON) are still read, so a
+//! pinset needs no migration; each is rewritten in the current form when next changed.
 
 use std::fmt;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use cluster_types::{pin_codec, Cid, Pin};
+use cluster_types::{Cid, Pin};
 use redb::{
     DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition, WriteTransaction,
 };
 
+use crate::stored_pin::{decode_pin, read_peers, PeerTable, PinWriter, PEERS};
 use crate::{Disk, IoFailure, RealDisk, ReopeningDatabase, State, StateError, StateOp, StateView};
 
 /// CID bytes -> encoded pin.
@@ -37,6 +39,7 @@ const META_KEY: &str = "applied";
 /// full disk) the file is opened again by the next operation (see [`ReopeningDatabase`]).
 pub struct RedbState {
     db: ReopeningDatabase,
+    peers: Arc<RwLock<PeerTable>>,
 }
 
 impl RedbState {
@@ -51,15 +54,20 @@ impl RedbState {
     /// Opens the database at `path` on `disk` (the simulator's memory disk, or the real one).
     pub fn open_on(disk: Arc<dyn Disk>, path: &Path) -> Result<RedbState, StateError> {
         let db = ReopeningDatabase::open(disk, path).map_err(|e| open_error(path, e))?;
-        let state = RedbState { db };
-        // Creating both tables up front lets read transactions open them without handling
+        let mut state = RedbState {
+            db,
+            peers: Arc::default(),
+        };
+        // Creating the tables up front lets read transactions open them without handling
         // "table does not exist" on a fresh file.
         state.write(|txn| {
             txn.open_table(PINS).map_err(storage)?;
             txn.open_table(META).map_err(storage)?;
             txn.open_table(TOMBSTONES).map_err(storage)?;
+            txn.open_table(PEERS).map_err(storage)?;
             Ok(())
         })?;
+        state.peers = Arc::new(RwLock::new(state.read(PeerTable::load)?));
         tracing::debug!(path = %path.display(), "opened pinset state");
         Ok(state)
     }
@@ -97,11 +105,11 @@ impl RedbState {
         self.write_with(durability, |txn| {
             let mut pins = txn.open_table(PINS).map_err(storage)?;
             let mut tombstones = txn.open_table(TOMBSTONES).map_err(storage)?;
+            let mut writer = PinWriter::new(txn, &self.peers)?;
             for op in ops {
                 match op {
                     StateOp::Add(pin) => {
-                        let value = encode_pin(pin)?;
-                        pins.insert(pin.cid.to_bytes().as_slice(), value.as_slice())
+                        pins.insert(pin.cid.to_bytes().as_slice(), writer.encode(pin)?)
                             .map_err(storage)?;
                     }
                     StateOp::Rm(cid) => {
@@ -143,7 +151,9 @@ impl State for RedbState {
         self.read(|txn| {
             let table = txn.open_table(PINS).map_err(storage)?;
             let value = table.get(key.as_slice()).map_err(storage)?;
-            value.map(|value| decode_pin(&key, value.value())).transpose()
+            value
+                .map(|value| decode_pin(&key, value.value(), &read_peers(&self.peers)))
+                .transpose()
         })
     }
 
@@ -161,7 +171,7 @@ impl State for RedbState {
     }
 
     fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
-        self.read(|txn| list_page_in(txn, after, limit))
+        self.read(|txn| list_page_in(txn, &self.peers, after, limit))
     }
 
     fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
@@ -200,16 +210,16 @@ impl State for RedbState {
                 // frees its pages at once, and the pins go straight in.
                 txn.delete_table(PINS).map_err(storage)?;
                 let mut table = txn.open_table(PINS).map_err(storage)?;
+                let mut writer = PinWriter::new(txn, &self.peers)?;
                 for pin in pins {
                     // An error drops the transaction uncommitted.
                     let pin = pin?;
-                    let value = encode_pin(&pin)?;
                     table
-                        .insert(pin.cid.to_bytes().as_slice(), value.as_slice())
+                        .insert(pin.cid.to_bytes().as_slice(), writer.encode(&pin)?)
                         .map_err(storage)?;
                 }
             } else {
-                replace_tombstoning_changes(txn, pins)?;
+                replace_tombstoning_changes(txn, &self.peers, pins)?;
             }
             txn.open_table(META)
                 .map_err(storage)?
@@ -221,7 +231,7 @@ impl State for RedbState {
 
     fn view(&self) -> Result<Box<dyn StateView>, StateError> {
         let txn = self.db.with(|db| db.begin_read().map_err(storage))?;
-        Ok(Box::new(RedbView(txn)))
+        Ok(Box::new(RedbView(txn, self.peers.clone())))
     }
 
     fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {
@@ -245,8 +255,9 @@ impl State for RedbState {
     }
 }
 
-/// A [`RedbState::view`]: one read transaction, which sees the commit it began after.
-struct RedbView(ReadTransaction);
+/// A [`RedbState::view`]: one read transaction, which sees the commit it began after, and the
+/// store's peer table (which holds every entry any commit used).
+struct RedbView(ReadTransaction, Arc<RwLock<PeerTable>>);
 
 impl StateView for RedbView {
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
@@ -254,7 +265,7 @@ impl StateView for RedbView {
     }
 
     fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
-        list_page_in(&self.0, after, limit)
+        list_page_in(&self.0, &self.1, after, limit)
     }
 }
 
@@ -266,7 +277,12 @@ fn meta_in(txn: &ReadTransaction) -> Result<Option<Vec<u8>>, StateError> {
 }
 
 /// [`State::list_page`] in the read transaction `txn`.
-fn list_page_in(txn: &ReadTransaction, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
+fn list_page_in(
+    txn: &ReadTransaction,
+    peers: &RwLock<PeerTable>,
+    after: Option<&Cid>,
+    limit: usize,
+) -> Result<Vec<Pin>, StateError> {
     let after_key = after.map(Cid::to_bytes);
     let start = match &after_key {
         Some(key) => Bound::Excluded(key.as_slice()),
@@ -276,9 +292,10 @@ fn list_page_in(txn: &ReadTransaction, after: Option<&Cid>, limit: usize) -> Res
     let range = table.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?;
     // Capped so a huge `limit` does not allocate up front.
     let mut page = Vec::with_capacity(limit.min(1024));
+    let peers = read_peers(peers);
     for entry in range.take(limit) {
         let (key, value) = entry.map_err(storage)?;
-        page.push(decode_pin(key.value(), value.value())?);
+        page.push(decode_pin(key.value(), value.value(), &peers)?);
     }
     Ok(page)
 }
@@ -291,21 +308,22 @@ const REPLACING: TableDefinition<&[u8], ()> = TableDefinition::new("replacing");
 /// seen are removed and tombstoned.
 fn replace_tombstoning_changes(
     txn: &WriteTransaction,
+    peers: &RwLock<PeerTable>,
     pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
 ) -> Result<(), StateError> {
     let mut table = txn.open_table(PINS).map_err(storage)?;
+    let mut writer = PinWriter::new(txn, peers)?;
     let mut tombstones = txn.open_table(TOMBSTONES).map_err(storage)?;
     let mut seen = txn.open_table(REPLACING).map_err(storage)?;
     for pin in pins {
         let pin = pin?;
         let key = pin.cid.to_bytes();
-        let value = encode_pin(&pin)?;
         let previous = table
-            .insert(key.as_slice(), value.as_slice())
+            .insert(key.as_slice(), writer.encode(&pin)?)
             .map_err(storage)?
             .map(|old| old.value().to_vec());
         if let Some(previous) = previous {
-            let old = decode_pin(&key, &previous)?;
+            let old = decode_pin(&key, &previous, &read_peers(peers))?;
             if old.allocations != pin.allocations || old.is_everywhere() != pin.is_everywhere() {
                 tombstones.insert(key.as_slice(), ()).map_err(storage)?;
             }
@@ -326,37 +344,6 @@ fn replace_tombstoning_changes(
     drop(seen);
     txn.delete_table(REPLACING).map_err(storage)?;
     Ok(())
-}
-
-/// The stored form of a pin (see the module doc).
-fn encode_pin(pin: &Pin) -> Result<Vec<u8>, StateError> {
-    Ok(pin_codec::encode_pin(pin, false))
-}
-
-/// Decodes a stored pin, binary or JSON (see the module doc). A JSON pin must be stored under
-/// its own CID, so a mixed-up record is reported instead of silently breaking the CID order.
-fn decode_pin(key: &[u8], bytes: &[u8]) -> Result<Pin, StateError> {
-    if bytes.first() != Some(&b'{') {
-        let cid = Cid::from_bytes(key).map_err(|e| StateError::Corrupt(format!("pin key {}: {e}", key_text(key))))?;
-        return pin_codec::decode_pin(bytes, Some(cid)).map_err(|e| StateError::Corrupt(format!("{cid}: {e}")));
-    }
-    let pin: Pin = serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(format!("{}: {e}", key_text(key))))?;
-    if pin.cid.to_bytes() != key {
-        return Err(StateError::Corrupt(format!(
-            "pin {} stored under key {}",
-            pin.cid,
-            key_text(key)
-        )));
-    }
-    Ok(pin)
-}
-
-/// A key for error messages: the CID when it parses, hex otherwise.
-fn key_text(key: &[u8]) -> String {
-    match Cid::from_bytes(key) {
-        Ok(cid) => cid.to_string(),
-        Err(_) => key.iter().map(|b| format!("{b:02x}")).collect(),
-    }
 }
 
 fn storage<E: Into<redb::Error>>(error: E) -> StateError {
@@ -387,6 +374,7 @@ fn open_error(path: &Path, error: DatabaseError) -> StateError {
 mod tests {
     use super::*;
     use crate::testing::{self, test_pin};
+    use cluster_types::pin_codec;
     use std::cell::Cell;
 
     #[test]
@@ -478,10 +466,16 @@ mod tests {
                 table
                     .insert(test_pin(4).cid.to_bytes().as_slice(), misplaced.as_slice())
                     .unwrap();
+                // An allocation index the peer table does not hold.
+                let mut unknown_peer = vec![0x02, 1, 9];
+                pin_codec::encode_pin_into(&test_pin(6), false, false, &mut unknown_peer);
+                table
+                    .insert(test_pin(6).cid.to_bytes().as_slice(), unknown_peer.as_slice())
+                    .unwrap();
                 Ok(())
             })
             .unwrap();
-        for n in [1, 2, 4] {
+        for n in [1, 2, 4, 6] {
             let result = state.get(&test_pin(n).cid);
             assert!(matches!(result, Err(StateError::Corrupt(_))), "pin {n}: {result:?}");
         }
@@ -490,46 +484,82 @@ mod tests {
         assert!(state.has(&test_pin(1).cid).unwrap());
     }
 
-    #[test]
-    fn encoding_round_trips() {
-        let pin = test_pin(42);
-        let bytes = encode_pin(&pin).unwrap();
-        assert_eq!(decode_pin(&pin.cid.to_bytes(), &bytes).unwrap(), pin);
+    /// The stored value of `cid`, as bytes.
+    fn stored_value(state: &RedbState, cid: &Cid) -> Vec<u8> {
+        state
+            .read(|txn| {
+                let table = txn.open_table(PINS).unwrap();
+                let value = table.get(cid.to_bytes().as_slice()).unwrap().unwrap();
+                Ok(value.value().to_vec())
+            })
+            .unwrap()
     }
 
     #[test]
-    fn a_pinset_stored_as_json_is_read_and_changed_pins_are_stored_binary() {
+    fn pins_stored_as_json_or_plain_binary_are_read_and_changed_pins_are_stored_compact() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pinset.redb");
         let state = RedbState::open(&path).unwrap();
-        // As earlier versions wrote them.
+        // As earlier versions wrote them: JSON, then the binary form with the peer ids inside.
         state
             .write(|txn| {
                 let mut table = txn.open_table(PINS).unwrap();
-                for n in 0..3 {
-                    let json = serde_json::to_vec(&test_pin(n)).unwrap();
+                for n in 0..6 {
+                    let value = match n % 2 {
+                        0 => serde_json::to_vec(&test_pin(n)).unwrap(),
+                        _ => pin_codec::encode_pin(&test_pin(n), false),
+                    };
                     table
-                        .insert(test_pin(n).cid.to_bytes().as_slice(), json.as_slice())
+                        .insert(test_pin(n).cid.to_bytes().as_slice(), value.as_slice())
                         .unwrap();
                 }
                 Ok(())
             })
             .unwrap();
-        let mut expected: Vec<Pin> = (0..3).map(test_pin).collect();
+        assert_eq!(state.list_page(None, 10).unwrap(), testing::sorted_pins(0..6));
+        for n in [2, 5] {
+            let mut changed = test_pin(n);
+            assert_eq!(changed.allocations.len(), 2);
+            let before = stored_value(&state, &changed.cid).len();
+            changed.options.name = "renamed".into();
+            state.commit(&[StateOp::Add(changed.clone())], None).unwrap();
+            assert_eq!(state.get(&changed.cid).unwrap(), Some(changed.clone()));
+            let stored = stored_value(&state, &changed.cid);
+            assert_eq!(stored[0], 0x02, "rewritten with peer table indexes");
+            // Two 38-byte peer ids became two one-byte indexes.
+            assert!(
+                stored.len() + 70 < before,
+                "pin {n}: {} bytes, {before} before",
+                stored.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_peer_table_survives_reopen_and_a_failed_write_leaves_no_dangling_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pinset.redb");
+        let stranger = cluster_types::PeerId::from_ed25519_seed([99; 32]);
+        let mut pin = test_pin(7);
+        pin.allocations.push(stranger);
+        {
+            let state = RedbState::open(&path).unwrap();
+            state.commit(&[StateOp::Add(test_pin(2))], None).unwrap();
+            // A transaction that gives `stranger` an index, then fails: nothing of it is kept,
+            // but the table in memory keeps the index.
+            let failed = state.write(|txn| {
+                PinWriter::new(txn, &state.peers)?.encode(&pin)?;
+                Err::<(), _>(StateError::Storage("given up".into()))
+            });
+            assert!(failed.is_err());
+            state.commit(&[StateOp::Add(pin.clone())], Some(b"m")).unwrap();
+            assert_eq!(state.get(&pin.cid).unwrap(), Some(pin.clone()));
+        }
+        let state = RedbState::open(&path).unwrap();
+        assert_eq!(state.get(&pin.cid).unwrap(), Some(pin.clone()));
+        assert_eq!(state.get(&test_pin(2).cid).unwrap(), Some(test_pin(2)));
+        let mut expected = vec![test_pin(2), pin];
         expected.sort_by_key(|p| p.cid.to_bytes());
-        assert_eq!(state.list_page(None, 10).unwrap(), expected);
-        let mut changed = test_pin(1);
-        changed.options.name = "renamed".into();
-        state.commit(&[StateOp::Add(changed.clone())], None).unwrap();
-        assert_eq!(state.get(&changed.cid).unwrap(), Some(changed.clone()));
-        let stored = state
-            .read(|txn| {
-                let table = txn.open_table(PINS).unwrap();
-                let value = table.get(changed.cid.to_bytes().as_slice()).unwrap().unwrap();
-                Ok(value.value().to_vec())
-            })
-            .unwrap();
-        assert_eq!(stored[0], pin_codec::FORMAT_V1, "rewritten in the binary form");
-        assert!(stored.len() * 3 < serde_json::to_vec(&changed).unwrap().len());
+        assert_eq!(testing::full_listing(&state), expected);
     }
 }

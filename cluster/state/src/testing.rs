@@ -9,12 +9,13 @@
 
 use std::collections::BTreeMap;
 
-use cluster_types::{Cid, Pin, PinOptions, Timestamp};
+use cluster_types::{Cid, PeerId, Pin, PinOptions, Timestamp};
 
 use crate::{PinIter, RedbState, State, StateError, StateOp};
 
 /// A distinct, deterministic pin for each `i`: CID `Cid::raw_sha256(&i.to_le_bytes())`, a name,
-/// metadata and a timestamp that depend on `i`, so encoding round trips are really exercised.
+/// metadata, allocations and a timestamp that depend on `i`, so encoding round trips are really
+/// exercised.
 pub fn test_pin(i: u64) -> Pin {
     let mut options = PinOptions {
         name: format!("pin-{i}"),
@@ -22,6 +23,10 @@ pub fn test_pin(i: u64) -> Pin {
     };
     options.metadata.insert("index".to_string(), i.to_string());
     let mut pin = Pin::new(test_cid(i), options);
+    // None, one or two of four members, so stores that keep allocations apart are exercised.
+    pin.allocations = (0..i % 3)
+        .map(|k| PeerId::from_ed25519_seed([((i + k) % 4) as u8 + 1; 32]))
+        .collect();
     // Non-zero nanoseconds check that sub-second precision survives storage.
     let nanos = u32::try_from(i % 1_000_000_000).unwrap_or(0);
     pin.timestamp = Timestamp::from_unix(1_700_000_000 + (i % 1_000_000) as i64, nanos);

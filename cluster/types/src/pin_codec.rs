@@ -39,6 +39,15 @@ const KNOWN: u32 = (1 << 16) - 1;
 
 /// Encodes `pin`; without its CID when `with_cid` is false (the store keys pins by CID).
 pub fn encode_pin(pin: &Pin, with_cid: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 40 * pin.allocations.len() + pin.options.name.len());
+    encode_pin_into(pin, with_cid, true, &mut out);
+    out
+}
+
+/// Appends the encoding of `pin` to `out`, without its CID unless `with_cid`, and without its
+/// allocations unless `with_allocations` (the store keeps those apart: it decodes such a pin
+/// with none and sets them).
+pub fn encode_pin_into(pin: &Pin, with_cid: bool, with_allocations: bool, out: &mut Vec<u8>) {
     let o = &pin.options;
     let mut mask = 0;
     let mut set = |bit: u32, present: bool| {
@@ -59,66 +68,65 @@ pub fn encode_pin(pin: &Pin, with_cid: bool) -> Vec<u8> {
     set(METADATA, !o.metadata.is_empty());
     set(PIN_UPDATE, o.pin_update.is_some());
     set(ORIGINS, !o.origins.is_empty());
-    set(ALLOCATIONS, !pin.allocations.is_empty());
+    set(ALLOCATIONS, with_allocations && !pin.allocations.is_empty());
     set(REFERENCE, pin.reference.is_some());
     set(TIMESTAMP, !pin.timestamp.is_zero());
 
-    let mut out = Vec::with_capacity(64 + 40 * pin.allocations.len() + o.name.len());
+    let out = &mut *out;
     out.push(FORMAT_V1);
-    put_varint(&mut out, mask as u64);
+    put_varint(out, mask as u64);
     if with_cid {
-        put_bytes(&mut out, &pin.cid.to_bytes());
+        put_bytes(out, &pin.cid.to_bytes());
     }
     if mask & PIN_TYPE != 0 {
         out.push(pin_type_code(pin.pin_type));
     }
     if mask & MAX_DEPTH != 0 {
-        put_signed(&mut out, pin.max_depth.into());
+        put_signed(out, pin.max_depth.into());
     }
     if mask & REPLICATION_MIN != 0 {
-        put_signed(&mut out, o.replication_factor_min.into());
+        put_signed(out, o.replication_factor_min.into());
     }
     if mask & REPLICATION_MAX != 0 {
-        put_signed(&mut out, o.replication_factor_max.into());
+        put_signed(out, o.replication_factor_max.into());
     }
     if mask & NAME != 0 {
-        put_bytes(&mut out, o.name.as_bytes());
+        put_bytes(out, o.name.as_bytes());
     }
     if mask & SHARD_SIZE != 0 {
-        put_varint(&mut out, o.shard_size);
+        put_varint(out, o.shard_size);
     }
     if let Some(peers) = &o.user_allocations {
-        put_peers(&mut out, peers);
+        put_peers(out, peers);
     }
     if mask & EXPIRE_AT != 0 {
-        put_timestamp(&mut out, o.expire_at);
+        put_timestamp(out, o.expire_at);
     }
     if mask & METADATA != 0 {
-        put_varint(&mut out, o.metadata.len() as u64);
+        put_varint(out, o.metadata.len() as u64);
         for (key, value) in &o.metadata {
-            put_bytes(&mut out, key.as_bytes());
-            put_bytes(&mut out, value.as_bytes());
+            put_bytes(out, key.as_bytes());
+            put_bytes(out, value.as_bytes());
         }
     }
     if let Some(cid) = &o.pin_update {
-        put_bytes(&mut out, &cid.to_bytes());
+        put_bytes(out, &cid.to_bytes());
     }
     if mask & ORIGINS != 0 {
-        put_varint(&mut out, o.origins.len() as u64);
+        put_varint(out, o.origins.len() as u64);
         for origin in &o.origins {
-            put_bytes(&mut out, origin.as_bytes());
+            put_bytes(out, origin.as_bytes());
         }
     }
     if mask & ALLOCATIONS != 0 {
-        put_peers(&mut out, &pin.allocations);
+        put_peers(out, &pin.allocations);
     }
     if let Some(cid) = &pin.reference {
-        put_bytes(&mut out, &cid.to_bytes());
+        put_bytes(out, &cid.to_bytes());
     }
     if mask & TIMESTAMP != 0 {
-        put_timestamp(&mut out, pin.timestamp);
+        put_timestamp(out, pin.timestamp);
     }
-    out
 }
 
 /// Decodes a pin encoded by [`encode_pin`]. `cid` is the pin's CID when it was encoded without
