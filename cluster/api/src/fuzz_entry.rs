@@ -10,7 +10,7 @@ use hyper::Method;
 
 use crate::add_route::{multipart_boundary, part_path, AddParams};
 use crate::multipart::{MultipartDecoder, MultipartEvent};
-use crate::rest_server::{allocation_filter, path_segments, route, Query, Route};
+use crate::rest_request::{allocation_filter, path_segments, route, Query, Route};
 
 /// Routes one REST request line (`method` and `target`, path plus query) and parses every
 /// parameter its route reads, as the server would before calling the backend.

@@ -30,6 +30,8 @@ mod listen;
 #[cfg(not(madsim))]
 mod multipart;
 #[cfg(not(madsim))]
+mod ndjson_body;
+mod rest_request;
 mod rest_server;
 #[cfg(not(madsim))]
 mod te_trailers;

@@ -1,42 +1,20 @@
-//! The HTTP side of the REST API: routing, query parsing and response encoding (JSON, NDJSON with
-//! the `X-Stream-Error` trailer, error bodies). Connections are served by [`crate::http_server`].
+//! The HTTP side of the REST API: authentication, CORS, dispatch of each route to the backend,
+//! and the responses (JSON, NDJSON streams, error bodies). Routes and their parameters are
+//! read in [`crate::rest_request`], response bodies streamed by [`crate::ndjson_body`];
+//! connections are served by [`crate::http_server`].
 //!
 //! Owns the wire behaviour of reference §1.1–§1.5 for the routes [`RestBackend`] covers. Each route
 //! parses and validates all of its input first and calls the backend only when everything is valid.
-//!
-//! ## Trailers with hyper 1.x (read from `hyper-1.12.0/src/proto/h1/`)
-//!
-//! - `conn.rs`: when a request head is read, `allow_trailer_fields = headers::te_is_trailers(..)`, i.e.
-//!   the request carries `TE: trailers` (any case, possibly in a comma list). `write_trailers` on the
-//!   server side returns early ("trailers not allowed to be sent") when that flag is false; the body
-//!   then ends with a plain last chunk (`0\r\n\r\n`), so the trailer is silently dropped.
-//! - `role.rs`: the `Trailer` response header is written (and parsed into the list of allowed trailer
-//!   names) only when the response may be chunked (not HTTP/1.0, not 204/304/1xx, not HEAD).
-//! - `encode.rs`: `encode_trailers` only emits fields named in the `Trailer` response header and drops
-//!   forbidden names (`Content-Type`, `Content-Length`, ...); `X-Stream-Error` is allowed.
-//!
-//! hyper offers no switch to send trailers anyway, so every connection is read through
-//! [`TrailersForEveryone`](crate::te_trailers), which adds `TE: trailers` to each request head it
-//! can frame with certainty: every client gets `X-Stream-Error` (empty when the stream was fine),
-//! as Go sends it. Where it cannot (a request with a chunked body earlier on the connection, an
-//! HTTP/1.0 client), a stream that saw an error is ended by failing the body instead: hyper then
-//! closes the connection without the final zero-length chunk, so the client sees an incomplete
-//! response rather than a clean but silently truncated one.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin as StdPin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use cluster_rt::tokio;
-use cluster_types::{
-    AddedOutput, ApiError, Cid, ClusterError, HttpAddress, JsonLine, PeerId, PinOptions, PinType, Timestamp,
-    TrackerStatusFilter, Version, VERSION,
-};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use cluster_types::{AddedOutput, ApiError, HttpAddress, JsonLine, TrackerStatusFilter, Version, VERSION};
+use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, LOCATION, TE, TRAILER};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
@@ -48,25 +26,12 @@ use crate::conn_limits::HttpLimits;
 use crate::cors::CorsConfig;
 use crate::http_server::{serve_http, Handler};
 use crate::listen::{BoundListener, Listeners, TunnelConnection};
+use crate::ndjson_body::{encode_line, first_line, ndjson, ResponseBody};
+use crate::rest_request::{
+    allocation_filter, parse_cid, parse_peer, path_segments, route, Failure, NoRoute, Query, Route,
+};
 use crate::TlsFiles;
 use crate::{RestBackend, ResultStream};
-
-/// At most this many `X-Stream-Error` values are kept per stream; clients (hyper among them) reject
-/// trailer sections over 16 KiB, and a stream may fail on every item.
-const MAX_STREAM_ERRORS: usize = 10;
-
-/// Each `X-Stream-Error` value is cut to this many bytes, for the same reason.
-const MAX_STREAM_ERROR_LEN: usize = 1024;
-
-/// How many stream items one body poll may consume: a frame holds at most this many lines, and a
-/// run of errors (which make no line) yields to the runtime after this many.
-const MAX_ITEMS_PER_POLL: usize = 256;
-
-/// A streamed body's frame is cut once it holds this many bytes of lines.
-const FRAME_TARGET: usize = 64 * 1024;
-
-/// The trailer that carries errors met after a stream started.
-const STREAM_ERROR_TRAILER: &str = "x-stream-error";
 
 /// Where the REST API listens and what it adds to every response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,196 +198,6 @@ impl RestServer {
         )
         .await;
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Routing
-
-/// The path forms a pin route may take after `/pins/` (reference §1.5 `{keyType}`).
-const PATH_KEY_TYPES: [&str; 3] = ["ipfs", "ipns", "ipld"];
-
-/// A matched route and its path arguments (still undecoded as CIDs: that is each handler's job).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Route {
-    Id,
-    Version,
-    Peers,
-    StatusAll,
-    RecoverAll,
-    Recover(String),
-    Status(String),
-    Pin(String),
-    Unpin(String),
-    PinPath(String),
-    UnpinPath(String),
-    Allocations,
-    Allocation(String),
-    Health,
-    PeerAdd,
-    PeerRemove(String),
-    MetricNames,
-    Metrics(String),
-    Alerts,
-    Graph,
-    Bandwidth,
-    RepoGc,
-    Token,
-    Add,
-}
-
-/// Why no route matched.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum NoRoute {
-    NotFound,
-    /// The path exists but not with this method; the value lists the allowed methods.
-    MethodNotAllowed(&'static str),
-}
-
-/// Matches a request against the route table. `segments` are the percent-decoded path segments.
-pub(crate) fn route(method: &Method, segments: &[String]) -> Result<Route, NoRoute> {
-    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let only = |allowed: &'static str, m: &Method, r: Route| -> Result<Route, NoRoute> {
-        if allowed.split(", ").any(|a| a == m.as_str()) {
-            Ok(r)
-        } else {
-            Err(NoRoute::MethodNotAllowed(allowed))
-        }
-    };
-    match segs.as_slice() {
-        ["id"] => only("GET", method, Route::Id),
-        ["version"] => only("GET", method, Route::Version),
-        ["peers"] => match *method {
-            Method::GET => Ok(Route::Peers),
-            Method::POST => Ok(Route::PeerAdd),
-            _ => Err(NoRoute::MethodNotAllowed("GET, POST")),
-        },
-        ["peers", peer] => only("DELETE", method, Route::PeerRemove(peer.to_string())),
-        ["health"] => only("GET", method, Route::Health),
-        ["health", "graph"] => only("GET", method, Route::Graph),
-        ["health", "alerts"] => only("GET", method, Route::Alerts),
-        ["health", "bandwidth"] => only("GET", method, Route::Bandwidth),
-        ["monitor", "metrics"] => only("GET", method, Route::MetricNames),
-        ["monitor", "metrics", name] => only("GET", method, Route::Metrics(name.to_string())),
-        ["ipfs", "gc"] => only("POST", method, Route::RepoGc),
-        ["token"] => only("POST", method, Route::Token),
-        ["add"] => only("POST", method, Route::Add),
-        ["allocations"] => only("GET", method, Route::Allocations),
-        ["allocations", cid] => only("GET", method, Route::Allocation(cid.to_string())),
-        ["pins"] => only("GET", method, Route::StatusAll),
-        // Checked before `/pins/{cid}` so that `recover` is never taken for a CID.
-        ["pins", "recover"] => only("POST", method, Route::RecoverAll),
-        ["pins", key_type, rest @ ..] if !rest.is_empty() && PATH_KEY_TYPES.contains(key_type) => {
-            let path = format!("/{}/{}", key_type, rest.join("/"));
-            match *method {
-                Method::POST => Ok(Route::PinPath(path)),
-                Method::DELETE => Ok(Route::UnpinPath(path)),
-                _ => Err(NoRoute::MethodNotAllowed("POST, DELETE")),
-            }
-        }
-        ["pins", cid, "recover"] => only("POST", method, Route::Recover(cid.to_string())),
-        ["pins", cid] => match *method {
-            Method::GET => Ok(Route::Status(cid.to_string())),
-            Method::POST => Ok(Route::Pin(cid.to_string())),
-            Method::DELETE => Ok(Route::Unpin(cid.to_string())),
-            _ => Err(NoRoute::MethodNotAllowed("GET, POST, DELETE")),
-        },
-        _ => Err(NoRoute::NotFound),
-    }
-}
-
-/// Splits an absolute path into percent-decoded segments. `None` for a path that is not absolute
-/// or does not decode to UTF-8.
-pub(crate) fn path_segments(path: &str) -> Option<Vec<String>> {
-    let rest = path.strip_prefix('/')?;
-    if rest.is_empty() {
-        return Some(Vec::new());
-    }
-    rest.split('/')
-        .map(|segment| {
-            percent_encoding::percent_decode_str(segment)
-                .decode_utf8()
-                .ok()
-                .map(|s| s.into_owned())
-        })
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Request handling
-
-/// A request rejected before reaching the backend, or a backend error: status and message.
-pub(crate) struct Failure {
-    status: StatusCode,
-    message: String,
-}
-
-impl Failure {
-    fn bad_request(message: impl Into<String>) -> Failure {
-        Failure {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<ClusterError> for Failure {
-    fn from(error: ClusterError) -> Failure {
-        Failure {
-            status: StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            message: error.to_string(),
-        }
-    }
-}
-
-/// Parsed query string: pairs in order, form-decoded (`+` is a space, as in Go's `url.ParseQuery`).
-pub(crate) struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub(crate) fn parse(query: Option<&str>) -> Query {
-        Query(
-            url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
-    }
-
-    /// The first value of `key` (Go's `Values.Get`); empty when absent.
-    pub(crate) fn get(&self, key: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    }
-
-    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    fn pin_options(&self) -> Result<PinOptions, Failure> {
-        PinOptions::from_query(self.pairs(), Timestamp::now()).map_err(|e| Failure::bad_request(e.to_string()))
-    }
-
-    /// `local`: exactly `true`, as Go's handlers compare it; any other value means cluster-wide.
-    fn local(&self) -> bool {
-        self.get("local") == "true"
-    }
-}
-
-fn parse_cid(text: &str) -> Result<Cid, Failure> {
-    text.parse::<Cid>()
-        .map_err(|e| Failure::bad_request(format!("error decoding Cid: {e}")))
-}
-
-/// `/allocations?filter=`: empty selects everything; a list naming no known type is a 400, like Go.
-pub(crate) fn allocation_filter(text: &str) -> Result<u32, Failure> {
-    let mut names = text.split(',').map(str::trim).filter(|n| !n.is_empty()).peekable();
-    if names.peek().is_some()
-        && !names.any(|n| matches!(n, "pin" | "meta-pin" | "clusterdag-pin" | "shard-pin" | "all"))
-    {
-        return Err(Failure::bad_request("invalid filter value"));
-    }
-    Ok(PinType::filter_mask(text))
 }
 
 /// Whether the client accepts trailers (`TE: trailers`), the condition hyper applies (module docs).
@@ -686,7 +461,7 @@ async fn add(
     trailers: bool,
 ) -> Result<Response<ResponseBody>, Failure> {
     let pin = query.pin_options()?;
-    let get = |key: &str| query.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let get = |key: &str| query.find(key).map(str::to_string);
     let params = AddParams::parse(&get, pin).map_err(Failure::bad_request)?;
     let content_type = header_text(request.headers(), "content-type");
     let boundary = multipart_boundary(content_type.as_deref()).map_err(Failure::bad_request)?;
@@ -726,19 +501,6 @@ struct PeerAddBody {
     peer_id: String,
     #[serde(default)]
     addresses: Vec<String>,
-}
-
-/// User input quoted in an error: at most 100 characters of it.
-fn shortened(text: &str) -> String {
-    match text.char_indices().nth(100) {
-        None => text.to_string(),
-        Some((end, _)) => format!("{}…", &text[..end]),
-    }
-}
-
-fn parse_peer(text: &str) -> Result<PeerId, Failure> {
-    text.parse::<PeerId>()
-        .map_err(|e| Failure::bad_request(format!("error decoding peer ID {:?}: {e}", shortened(text))))
 }
 
 /// Request bodies of routes that take JSON are small; larger ones are refused, not buffered.
@@ -805,18 +567,7 @@ impl Shared {
                 message: error.to_string(),
             }),
             Some(Ok(item)) => match first_line(&item) {
-                Ok(first) => self.response(
-                    StatusCode::OK,
-                    ResponseBody::Stream(Box::new(NdjsonBody {
-                        first: Some(first),
-                        source: Box::new(ChannelSource(items)),
-                        errors: Vec::new(),
-                        omitted_errors: 0,
-                        trailers,
-                        source_ended: false,
-                        finished: false,
-                    })),
-                ),
+                Ok(first) => self.response(StatusCode::OK, ndjson(Some(first), items, trailers)),
                 Err(message) => self.failure(Failure {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     message,
@@ -836,18 +587,7 @@ impl Shared {
         items: ResultStream<T>,
         trailers: bool,
     ) -> Response<ResponseBody> {
-        let mut response = self.response(
-            StatusCode::OK,
-            ResponseBody::Stream(Box::new(NdjsonBody {
-                first: None,
-                source: Box::new(ChannelSource(items)),
-                errors: Vec::new(),
-                omitted_errors: 0,
-                trailers,
-                source_ended: false,
-                finished: false,
-            })),
-        );
+        let mut response = self.response(StatusCode::OK, ndjson(None, items, trailers));
         response
             .headers_mut()
             .insert(TRAILER, HeaderValue::from_static("X-Stream-Error"));
@@ -855,281 +595,9 @@ impl Shared {
     }
 }
 
-/// Appends compact JSON plus `\n` to `out`; on error `out` is as it was.
-fn append_line<T: JsonLine>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
-    let start = out.len();
-    match value.write_json(out) {
-        Ok(()) => {
-            out.push(b'\n');
-            Ok(())
-        }
-        Err(e) => {
-            out.truncate(start);
-            Err(format!("error encoding response: {e}"))
-        }
-    }
-}
-
-/// The first line of a stream.
-fn first_line<T: JsonLine>(value: &T) -> Result<Bytes, String> {
-    let mut line = Vec::new();
-    append_line(&mut line, value)?;
-    Ok(Bytes::from(line))
-}
-
-/// Compact JSON plus `\n`.
-fn encode_line<T: Serialize>(value: &T) -> Result<Bytes, String> {
-    let mut line = serde_json::to_vec(value).map_err(|e| format!("error encoding response: {e}"))?;
-    line.push(b'\n');
-    Ok(Bytes::from(line))
-}
-
-/// Makes an error message a valid header value: control characters become spaces, and long
-/// messages are cut at a character boundary.
-fn header_safe(message: &str) -> HeaderValue {
-    let mut end = message.len().min(MAX_STREAM_ERROR_LEN);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cleaned: String = message[..end]
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    HeaderValue::from_str(&cleaned).unwrap_or_else(|_| HeaderValue::from_static("stream error"))
-}
-
-/// The body of every response.
-enum ResponseBody {
-    Empty,
-    Full(Option<Bytes>),
-    Stream(Box<NdjsonBody>),
-}
-
-/// Why a streamed body was cut short (see the module docs: no trailer could carry the error).
-#[derive(Debug, thiserror::Error)]
-#[error("stream failed and the client does not accept trailers: {0}")]
-struct StreamAborted(String);
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = StreamAborted;
-
-    fn poll_frame(
-        self: StdPin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        match self.get_mut() {
-            ResponseBody::Empty => Poll::Ready(None),
-            ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ResponseBody::Stream(stream) => stream.poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ResponseBody::Empty => true,
-            ResponseBody::Full(data) => data.is_none(),
-            ResponseBody::Stream(stream) => stream.finished,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ResponseBody::Empty | ResponseBody::Full(None) => SizeHint::with_exact(0),
-            ResponseBody::Full(Some(data)) => SizeHint::with_exact(data.len() as u64),
-            // Unknown length: hyper uses chunked encoding, which trailers need.
-            ResponseBody::Stream(_) => SizeHint::default(),
-        }
-    }
-}
-
-/// Where NDJSON lines come from; object-safe so the body need not be generic.
-trait LineSource: Send {
-    /// Appends the next encoded line to `out`; or gives an error message, or `None` at the end.
-    fn poll_line_into(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<Option<Result<(), String>>>;
-}
-
-struct ChannelSource<T>(ResultStream<T>);
-
-impl<T: JsonLine + Send> LineSource for ChannelSource<T> {
-    fn poll_line_into(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<Option<Result<(), String>>> {
-        self.0.poll_recv(cx).map(|item| {
-            item.map(|result| match result {
-                Ok(value) => append_line(out, &value),
-                Err(error) => Err(error.to_string()),
-            })
-        })
-    }
-}
-
-/// An NDJSON body: one line per item, produced as the backend yields them (never buffered), then
-/// the `X-Stream-Error` trailer.
-struct NdjsonBody {
-    first: Option<Bytes>,
-    source: Box<dyn LineSource>,
-    errors: Vec<String>,
-    omitted_errors: usize,
-    /// Whether the client sent `TE: trailers`.
-    trailers: bool,
-    /// The source said it has no more lines (the trailers are still to go).
-    source_ended: bool,
-    finished: bool,
-}
-
-impl NdjsonBody {
-    fn record_error(&mut self, message: String) {
-        tracing::warn!(error = %message, "REST API: error in a streamed response");
-        if self.errors.len() < MAX_STREAM_ERRORS {
-            self.errors.push(message);
-        } else {
-            self.omitted_errors += 1;
-        }
-    }
-
-    fn trailer_map(&self) -> HeaderMap {
-        let name = HeaderName::from_static(STREAM_ERROR_TRAILER);
-        let mut map = HeaderMap::new();
-        if self.errors.is_empty() {
-            // Always present, empty when fine (Go does this for browser clients).
-            map.insert(name.clone(), HeaderValue::from_static(""));
-        }
-        for error in &self.errors {
-            map.append(name.clone(), header_safe(error));
-        }
-        if self.omitted_errors > 0 {
-            map.append(
-                name,
-                header_safe(&format!("{} more errors omitted", self.omitted_errors)),
-            );
-        }
-        map
-    }
-
-    /// The lines ready now, up to [`FRAME_TARGET`] bytes, go out as one frame (one chunk, one
-    /// write), so a fast source is not written a line at a time; a slow one is not waited for.
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(Ok(Frame::data(first))));
-        }
-        if self.finished {
-            return Poll::Ready(None);
-        }
-        let mut batch = Vec::new();
-        let mut waiting = false;
-        for _ in 0..MAX_ITEMS_PER_POLL {
-            match self.source.poll_line_into(cx, &mut batch) {
-                Poll::Pending => {
-                    waiting = true;
-                    break;
-                }
-                Poll::Ready(Some(Ok(()))) => {
-                    if batch.len() >= FRAME_TARGET {
-                        break;
-                    }
-                }
-                // Later items still go out; the error is reported at the end.
-                Poll::Ready(Some(Err(message))) => self.record_error(message),
-                Poll::Ready(None) => {
-                    self.source_ended = true;
-                    break;
-                }
-            }
-        }
-        if !batch.is_empty() {
-            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(batch)))));
-        }
-        if self.source_ended {
-            self.finished = true;
-            if !self.errors.is_empty() && !self.trailers {
-                return Poll::Ready(Some(Err(StreamAborted(self.errors.join("; ")))));
-            }
-            return Poll::Ready(Some(Ok(Frame::trailers(self.trailer_map()))));
-        }
-        if !waiting {
-            // Only errors so far in this poll: let other tasks run, then continue.
-            cx.waker().wake_by_ref();
-        }
-        Poll::Pending
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn segs(path: &str) -> Vec<String> {
-        path_segments(path).unwrap()
-    }
-
-    #[test]
-    fn routes_match_reference_table() {
-        let cid = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
-        assert_eq!(route(&Method::POST, &segs("/pins/recover")), Ok(Route::RecoverAll));
-        assert_eq!(
-            route(&Method::GET, &segs("/pins/recover")),
-            Err(NoRoute::MethodNotAllowed("POST"))
-        );
-        assert_eq!(
-            route(&Method::POST, &segs(&format!("/pins/{cid}/recover"))),
-            Ok(Route::Recover(cid.into()))
-        );
-        assert_eq!(
-            route(&Method::POST, &segs(&format!("/pins/ipfs/{cid}/a/b"))),
-            Ok(Route::PinPath(format!("/ipfs/{cid}/a/b")))
-        );
-        assert_eq!(
-            route(&Method::DELETE, &segs("/pins/ipns/example.com")),
-            Ok(Route::UnpinPath("/ipns/example.com".into()))
-        );
-        assert_eq!(
-            route(&Method::GET, &segs("/pins/ipld")),
-            Ok(Route::Status("ipld".into()))
-        );
-        assert_eq!(route(&Method::GET, &segs("/")), Err(NoRoute::NotFound));
-        assert_eq!(route(&Method::GET, &segs("/pins/a/b/c")), Err(NoRoute::NotFound));
-        assert_eq!(
-            route(&Method::PUT, &segs("/health")),
-            Err(NoRoute::MethodNotAllowed("GET"))
-        );
-    }
-
-    #[test]
-    fn path_segments_decode_percent_escapes() {
-        assert_eq!(segs("/pins/ipns/a%20b+c"), vec!["pins", "ipns", "a b+c"]);
-        assert_eq!(path_segments("/pins/%FF"), None);
-        assert_eq!(path_segments("*"), None);
-        assert_eq!(segs("/"), Vec::<String>::new());
-    }
-
-    #[test]
-    fn local_is_exactly_true_as_in_go() {
-        for (text, want) in [
-            ("", false),
-            ("true", true),
-            ("1", false),
-            ("True", false),
-            ("yes", false),
-        ] {
-            let q = Query::parse(Some(&format!("local={text}")));
-            assert_eq!(q.local(), want, "{text}");
-        }
-        assert!(!Query::parse(None).local());
-    }
-
-    #[test]
-    fn allocation_filter_rejects_only_unknown_lists() {
-        assert_eq!(allocation_filter("").ok(), Some(2 | 4 | 8 | 16));
-        assert_eq!(allocation_filter("pin").ok(), Some(2));
-        assert_eq!(allocation_filter("pin,bogus").ok(), Some(2));
-        assert!(allocation_filter("bogus").is_err());
-    }
-
-    #[test]
-    fn header_safe_strips_controls_and_truncates() {
-        assert_eq!(header_safe("a\nb\r\tc").to_str().unwrap(), "a b  c");
-        let long = "é".repeat(MAX_STREAM_ERROR_LEN);
-        assert!(header_safe(&long).len() <= MAX_STREAM_ERROR_LEN);
-    }
 
     #[test]
     fn accepts_trailers_reads_te_lists() {
