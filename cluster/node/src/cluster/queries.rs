@@ -299,7 +299,7 @@ impl Cluster {
     /// a time: every member is asked for its statuses of the range at once
     /// ([`PinTracker::status_range`], as a [`StatusPage`]), and the answers are merged
     /// ([`merge_range`]) and handed to `send` in CID byte order until it returns false; the next
-    /// range is asked for while one is sent. The last range runs to the end, so pins only other
+    /// range is asked for while one is merged and sent. The last range runs to the end, so pins only other
     /// members have yet are listed too. A member that fails is not asked again for the rest of
     /// the stream: its error stands in for its statuses.
     pub(super) async fn stream_status_ranges<F, Fut>(self: &Arc<Self>, page: usize, send: F)
@@ -333,27 +333,17 @@ impl Cluster {
                     }
                 }
             }
-            let merged = merge_range(&pins, answers, Timestamp::now());
-            let send_all = async {
-                for global in merged {
-                    if !send(Ok(global)).await {
-                        return false;
-                    }
-                }
-                true
-            };
-            match through {
-                Some(last) => {
-                    let (next, going_on) = futures::join!(fetch(Some(last), failed.clone()), send_all);
-                    if !going_on {
-                        return;
-                    }
-                    fetched = next;
-                }
-                None => {
-                    send_all.await;
+            // The next range is asked for before this one is merged, so the members work on it
+            // while this member merges and sends.
+            let next = through.map(|last| fetch(Some(last), failed.clone()));
+            for global in merge_range(&pins, answers, Timestamp::now()) {
+                if !send(Ok(global)).await {
                     return;
                 }
+            }
+            match next {
+                Some(next) => fetched = next.await,
+                None => return,
             }
         }
     }
