@@ -1,6 +1,7 @@
 //! Questions asked of every member: status, recover, identities, repository GC, the connection
 //! graph; answers merged into one.
 
+use std::collections::VecDeque;
 use std::future::Future;
 
 use super::status_merge::{merge_range, RangeAnswer};
@@ -30,6 +31,12 @@ pub(super) const STATE_PAGE: usize = 1000;
 /// Pins per range of a cluster-wide status: one call per member per range (a few megabytes of
 /// JSON at most), so that a million pins take a few hundred calls instead of one per pin.
 pub(super) const STATUS_RANGE_PAGE: usize = 4096;
+
+/// Ranges of a cluster-wide status asked for at once, ahead of the one being merged and sent.
+const RANGES_AHEAD: usize = 2;
+
+/// A range of this member's pins and every member's statuses of it.
+type AskedRange = (Vec<Pin>, Vec<(PeerId, RangeAnswer)>);
 
 /// Deadline of one member's answer for a range. Its first range lists the daemon's pins (Kubo
 /// takes seconds for millions of them); a member that misses it is not asked again.
@@ -299,26 +306,58 @@ impl Cluster {
     /// a time: every member is asked for its statuses of the range at once
     /// ([`PinTracker::status_range`], as a [`StatusPage`]), and the answers are merged
     /// ([`merge_range`]) and handed to `send` in CID byte order until it returns false; the next
-    /// range is asked for while one is merged and sent. The last range runs to the end, so pins only other
-    /// members have yet are listed too. A member that fails is not asked again for the rest of
-    /// the stream: its error stands in for its statuses.
+    /// [`RANGES_AHEAD`] ranges are asked for while one is merged and sent. The last range runs to
+    /// the end, so pins only other members have yet are listed too. A member that fails is not
+    /// asked again for the ranges asked after its failure: its error stands in for its statuses.
     pub(super) async fn stream_status_ranges<F, Fut>(self: &Arc<Self>, page: usize, send: F)
     where
         F: Fn(Result<GlobalPinInfo, ClusterError>) -> Fut,
         Fut: Future<Output = bool>,
     {
-        // The next range is fetched in a task of its own, so that reading and decoding it runs
-        // beside the merge and the sending of this one (on another core when there is one).
-        let fetch = |after: Option<Cid>, failed: BTreeMap<PeerId, String>| {
+        // Ranges are asked for in tasks of their own, so that the members work on the next ones
+        // while this member merges and sends one.
+        let ask = |pins: Vec<Pin>, after: Option<Cid>, through: Option<Cid>, failed: BTreeMap<PeerId, String>| {
             let me = self.clone();
             TaskOnLeash(cluster_rt::spawn(async move {
-                me.fetch_status_range(after, page, &failed).await
+                let answers = me.ask_status_range(after, through, page, &failed).await;
+                Ok((pins, answers))
             }))
         };
         let mut failed: BTreeMap<PeerId, String> = BTreeMap::new();
-        let mut fetched = fetch(None, failed.clone()).await;
+        let mut ahead = VecDeque::new();
+        // Where this member's next range starts; `None` once its last range is asked for.
+        let mut next_after: Option<Option<Cid>> = Some(None);
+        // A range that cannot be read from this member's pinset takes its place as an error,
+        // and no range follows it.
+        let mut refill = |ahead: &mut VecDeque<Result<TaskOnLeash<AskedRange>, ClusterError>>,
+                          failed: &BTreeMap<PeerId, String>| {
+            while ahead.len() < RANGES_AHEAD {
+                let Some(after) = next_after else { break };
+                let pins = match self.state.list_page(after.as_ref(), page) {
+                    Ok(pins) => pins,
+                    Err(e) => {
+                        next_after = None;
+                        ahead.push_back(Err(ClusterError::storage("reading the pinset", e)));
+                        break;
+                    }
+                };
+                let through = if pins.len() < page {
+                    None
+                } else {
+                    pins.last().map(|p| p.cid)
+                };
+                next_after = through.map(Some);
+                ahead.push_back(Ok(ask(pins, after, through, failed.clone())));
+            }
+        };
+        refill(&mut ahead, &failed);
         loop {
-            let (pins, through, answers) = match fetched {
+            let Some(asked) = ahead.pop_front() else { return };
+            let answered = match asked {
+                Ok(task) => task.await,
+                Err(e) => Err(e),
+            };
+            let (pins, answers) = match answered {
                 Ok(range) => range,
                 Err(e) => {
                     send(Err(e)).await;
@@ -333,39 +372,25 @@ impl Cluster {
                     }
                 }
             }
-            // The next range is asked for before this one is merged, so the members work on it
-            // while this member merges and sends.
-            let next = through.map(|last| fetch(Some(last), failed.clone()));
+            // The next ranges are asked for before this one is merged.
+            refill(&mut ahead, &failed);
             for global in merge_range(&pins, answers, Timestamp::now()) {
                 if !send(Ok(global)).await {
                     return;
                 }
             }
-            match next {
-                Some(next) => fetched = next.await,
-                None => return,
-            }
         }
     }
 
-    /// The pins of this member's state after `after` (at most `page`), where that range ends
-    /// (`None`: at the end), and every member's statuses of it; members in `failed` are not
-    /// asked again.
-    async fn fetch_status_range(
+    /// Every member's statuses of the range `(after, through]` (`through: None`: to the end);
+    /// members in `failed` are not asked again.
+    async fn ask_status_range(
         &self,
         after: Option<Cid>,
+        through: Option<Cid>,
         page: usize,
         failed: &BTreeMap<PeerId, String>,
-    ) -> Result<(Vec<Pin>, Option<Cid>, Vec<(PeerId, RangeAnswer)>), ClusterError> {
-        let pins = self
-            .state
-            .list_page(after.as_ref(), page)
-            .map_err(|e| ClusterError::storage("reading the pinset", e))?;
-        let through = if pins.len() < page {
-            None
-        } else {
-            pins.last().map(|p| p.cid)
-        };
+    ) -> Vec<(PeerId, RangeAnswer)> {
         let members = self.members();
         let asks = members.iter().map(|member| {
             let known_failure = failed.get(&member.peer_id).cloned();
@@ -380,8 +405,7 @@ impl Cluster {
                 (member.peer_id, answer)
             }
         });
-        let answers = futures::future::join_all(asks).await;
-        Ok((pins, through, answers))
+        futures::future::join_all(asks).await
     }
 
     /// One member's statuses of `(after, through]`, asked `page` pins at a time until its
