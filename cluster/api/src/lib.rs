@@ -31,7 +31,9 @@ mod listen;
 mod multipart;
 #[cfg(not(madsim))]
 mod ndjson_body;
+#[cfg(not(madsim))]
 mod rest_request;
+#[cfg(not(madsim))]
 mod rest_server;
 #[cfg(not(madsim))]
 mod te_trailers;

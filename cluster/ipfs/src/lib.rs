@@ -20,6 +20,7 @@ mod fake_kubo_server;
 mod json_stream;
 #[cfg(not(madsim))]
 mod kubo_connector;
+#[cfg(not(madsim))]
 mod kubo_replies;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
