@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use cluster_types::{
-    Alert, ApiError, Bandwidth, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, Pin, PinMode, PinType,
-    Timestamp, Version,
+    Alert, ApiError, Bandwidth, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, Pin, PinMode, Timestamp, Version,
 };
 use serde::Serialize;
 
@@ -111,7 +110,7 @@ pub fn global_pin_info_text(info: &GlobalPinInfo) -> String {
 /// `textFormatPrintPin`: one line with type, replication, allocations, depth, metadata, expiry, age.
 pub fn pin_text(pin: &Pin) -> String {
     let mut out = String::new();
-    let mut kind = pin_type_name(pin.pin_type).to_uppercase();
+    let mut kind = pin.pin_type.as_str().to_uppercase();
     if pin.options.mode == PinMode::Direct {
         kind.push_str("-DIRECT");
     }
@@ -154,17 +153,6 @@ pub fn pin_text(pin: &Pin) -> String {
     };
     let _ = writeln!(out, " | Added: {added}");
     out
-}
-
-/// Go's `PinType.String()`.
-fn pin_type_name(pin_type: PinType) -> &'static str {
-    match pin_type {
-        PinType::Bad => "bad-type",
-        PinType::Data => "pin",
-        PinType::Meta => "meta-pin",
-        PinType::ClusterDag => "clusterdag-pin",
-        PinType::Shard => "shard-pin",
-    }
 }
 
 /// Go's `t.Format("2006-01-02 15:04:05")`, from the RFC3339 form `YYYY-MM-DDTHH:MM:SS...`.
@@ -212,7 +200,7 @@ pub fn json_text<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json:
 mod tests {
     use std::collections::BTreeMap;
 
-    use cluster_types::{Cid, IpfsId, PeerId, PinInfoShort, PinOptions, TrackerStatus};
+    use cluster_types::{Cid, IpfsId, PeerId, PinInfoShort, PinOptions, PinType, TrackerStatus};
 
     use super::*;
 

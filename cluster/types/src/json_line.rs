@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::{Cid, GlobalPinInfo, PeerId, Pin, PinInfo, PinInfoShort, PinType, Timestamp};
+use crate::{Cid, GlobalPinInfo, PeerId, Pin, PinInfo, PinInfoShort, Timestamp};
 
 /// A value written as one line of a JSON stream.
 pub trait JsonLine: Serialize {
@@ -26,18 +26,18 @@ impl JsonLine for crate::AddedOutput {}
 
 impl JsonLine for GlobalPinInfo {
     fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        out.extend_from_slice(b"{\"cid\":");
-        write_cid(out, &self.cid)?;
-        out.extend_from_slice(b",\"name\":");
-        write_text(out, &self.name)?;
-        out.extend_from_slice(b",\"allocations\":");
-        write_peers(out, &self.allocations);
-        out.extend_from_slice(b",\"origins\":");
-        write_texts(out, &self.origins)?;
-        out.extend_from_slice(b",\"created\":");
-        write_timestamp(out, &self.created)?;
-        out.extend_from_slice(b",\"metadata\":");
-        write_metadata(out, &self.metadata)?;
+        write_pin_fields(
+            out,
+            PinFields {
+                cid: &self.cid,
+                name: &self.name,
+                peer: None,
+                allocations: &self.allocations,
+                origins: &self.origins,
+                created: &self.created,
+                metadata: &self.metadata,
+            },
+        )?;
         out.extend_from_slice(b",\"peer_map\":{");
         for (i, (peer, short)) in self.peer_map.iter().enumerate() {
             if i > 0 {
@@ -56,25 +56,55 @@ impl JsonLine for GlobalPinInfo {
 
 impl JsonLine for PinInfo {
     fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        out.extend_from_slice(b"{\"cid\":");
-        write_cid(out, &self.cid)?;
-        out.extend_from_slice(b",\"name\":");
-        write_text(out, &self.name)?;
-        out.extend_from_slice(b",\"peer\":");
-        write_peer(out, &self.peer);
-        out.extend_from_slice(b",\"allocations\":");
-        write_peers(out, &self.allocations);
-        out.extend_from_slice(b",\"origins\":");
-        write_texts(out, &self.origins)?;
-        out.extend_from_slice(b",\"created\":");
-        write_timestamp(out, &self.created)?;
-        out.extend_from_slice(b",\"metadata\":");
-        write_metadata(out, &self.metadata)?;
+        write_pin_fields(
+            out,
+            PinFields {
+                cid: &self.cid,
+                name: &self.name,
+                peer: Some(&self.peer),
+                allocations: &self.allocations,
+                origins: &self.origins,
+                created: &self.created,
+                metadata: &self.metadata,
+            },
+        )?;
         out.push(b',');
         write_short_fields(out, &self.short)?;
         out.push(b'}');
         Ok(())
     }
+}
+
+/// The pin's own fields that [`PinInfo`] and [`GlobalPinInfo`] both begin with.
+struct PinFields<'a> {
+    cid: &'a Cid,
+    name: &'a str,
+    /// The reporting member: only a `PinInfo` has it.
+    peer: Option<&'a PeerId>,
+    allocations: &'a [PeerId],
+    origins: &'a [String],
+    created: &'a Timestamp,
+    metadata: &'a BTreeMap<String, String>,
+}
+
+/// `{` and the fields of `pin`, in serde's order; the caller writes the rest and the `}`.
+fn write_pin_fields(out: &mut Vec<u8>, pin: PinFields<'_>) -> Result<(), serde_json::Error> {
+    out.extend_from_slice(b"{\"cid\":");
+    write_cid(out, pin.cid)?;
+    out.extend_from_slice(b",\"name\":");
+    write_text(out, pin.name)?;
+    if let Some(peer) = pin.peer {
+        out.extend_from_slice(b",\"peer\":");
+        write_peer(out, peer);
+    }
+    out.extend_from_slice(b",\"allocations\":");
+    write_peers(out, pin.allocations);
+    out.extend_from_slice(b",\"origins\":");
+    write_texts(out, pin.origins)?;
+    out.extend_from_slice(b",\"created\":");
+    write_timestamp(out, pin.created)?;
+    out.extend_from_slice(b",\"metadata\":");
+    write_metadata(out, pin.metadata)
 }
 
 /// The fields of a [`PinInfoShort`], without the braces (it is flattened into a `PinInfo`).
@@ -134,7 +164,7 @@ impl JsonLine for Pin {
         out.extend_from_slice(b",\"cid\":");
         write_cid(out, &self.cid)?;
         out.extend_from_slice(b",\"type\":\"");
-        out.extend_from_slice(pin_type_name(self.pin_type).as_bytes());
+        out.extend_from_slice(self.pin_type.as_str().as_bytes());
         out.extend_from_slice(b"\",\"allocations\":");
         write_peers(out, &self.allocations);
         out.extend_from_slice(b",\"max_depth\":");
@@ -145,17 +175,6 @@ impl JsonLine for Pin {
         write_timestamp(out, &self.timestamp)?;
         out.push(b'}');
         Ok(())
-    }
-}
-
-/// The name serde gives a pin type (its `rename`).
-fn pin_type_name(pin_type: PinType) -> &'static str {
-    match pin_type {
-        PinType::Bad => "bad-type",
-        PinType::Data => "pin",
-        PinType::Meta => "meta-pin",
-        PinType::ClusterDag => "clusterdag-pin",
-        PinType::Shard => "shard-pin",
     }
 }
 
@@ -253,7 +272,7 @@ mod tests {
 
     use super::*;
     use crate::strategies::{peer_strategy, pin_info_strategy, pin_strategy, short_strategy};
-    use crate::PinOptions;
+    use crate::{PinOptions, PinType};
 
     fn written(value: &impl JsonLine) -> String {
         let mut out = Vec::new();

@@ -68,6 +68,17 @@ pub enum PinType {
 }
 
 impl PinType {
+    /// Go's name of the type (`PinType.String()`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinType::Bad => "bad-type",
+            PinType::Data => "pin",
+            PinType::Meta => "meta-pin",
+            PinType::ClusterDag => "clusterdag-pin",
+            PinType::Shard => "shard-pin",
+        }
+    }
+
     /// Go's bit flag value.
     pub fn flag(self) -> u32 {
         match self {
