@@ -13,7 +13,9 @@ impl Default for TraceHash {
 
 impl TraceHash {
     /// Adds one event (its text) to the trace.
+    /// Also logged (`RUST_LOG=cluster_sim=info`), so a replay shows the workload's steps.
     pub fn record(&mut self, event: &str) {
+        tracing::info!("workload: {event}");
         for byte in event.as_bytes().iter().chain(b"\n") {
             self.0 ^= *byte as u64;
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);

@@ -62,6 +62,12 @@ struct Run {
 }
 
 impl Run {
+    /// Adds a step to the fault plan (printed with a failure; logged as it happens).
+    fn note(&mut self, step: String) {
+        tracing::info!("fault plan: {step}");
+        self.plan.push(step);
+    }
+
     fn fail(&self, what: &str, violations: &[Violation]) -> ! {
         let list: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
         panic!(
@@ -105,7 +111,7 @@ impl Run {
             0 if alive.len() > majority => {
                 let victim = pick(&alive);
                 self.free_disk_of(victim);
-                self.plan.push(format!("{} kill {victim}", self.now()));
+                self.note(format!("{} kill {victim}", self.now()));
                 self.cluster.kill(handle, victim);
                 if self.clogged == Some(victim) {
                     net.unclog_node(self.cluster.members[victim].node().id());
@@ -119,19 +125,19 @@ impl Run {
                     .find(|i| !alive.contains(i) && !self.lost.contains(i))
                 {
                     self.free_disk_of(dead);
-                    self.plan.push(format!("{} restart {dead}", self.now()));
+                    self.note(format!("{} restart {dead}", self.now()));
                     self.cluster.restart(handle, dead);
                 }
             }
             2 if self.clogged.is_none() && alive.len() > majority => {
                 let victim = pick(&alive);
-                self.plan.push(format!("{} partition {victim}", self.now()));
+                self.note(format!("{} partition {victim}", self.now()));
                 net.clog_node(self.cluster.members[victim].node().id());
                 self.clogged = Some(victim);
             }
             3 => {
                 if let Some(victim) = self.clogged.take() {
-                    self.plan.push(format!("{} heal {victim}", self.now()));
+                    self.note(format!("{} heal {victim}", self.now()));
                     net.unclog_node(self.cluster.members[victim].node().id());
                 }
             }
@@ -139,13 +145,13 @@ impl Run {
                 // One-way: messages from a to b are lost, b to a still arrive.
                 let a = random(size as u64) as usize;
                 let b = (a + 1 + random(size as u64 - 1) as usize) % size;
-                self.plan.push(format!("{} clog link {a}->{b}", self.now()));
+                self.note(format!("{} clog link {a}->{b}", self.now()));
                 net.clog_link(self.cluster.members[a].node().id(), self.cluster.members[b].node().id());
                 self.clogged_links.push((a, b));
             }
             5 => {
                 if let Some((a, b)) = self.clogged_links.pop() {
-                    self.plan.push(format!("{} unclog link {a}->{b}", self.now()));
+                    self.note(format!("{} unclog link {a}->{b}", self.now()));
                     net.unclog_link(self.cluster.members[a].node().id(), self.cluster.members[b].node().id());
                 }
             }
@@ -159,18 +165,18 @@ impl Run {
                     4 => ("hanging", |k| k.hang = true),
                     _ => ("lying", |k| k.lying = true),
                 };
-                self.plan.push(format!("{} daemon {member} {what}", self.now()));
+                self.note(format!("{} daemon {member} {what}", self.now()));
                 self.cluster.members[member].ipfs.update_knobs(change);
             }
             7 => {
                 let member = pick(&members);
-                self.plan.push(format!("{} daemon {member} ok", self.now()));
+                self.note(format!("{} daemon {member} ok", self.now()));
                 self.cluster.members[member].ipfs.set_knobs(FakeIpfsKnobs::default());
             }
             8 if alive.len() > majority => {
                 // A long GC pause or a stalled VM: the member stops, then resumes as if nothing happened.
                 let victim = pick(&alive);
-                self.plan.push(format!("{} pause {victim} 3s", self.now()));
+                self.note(format!("{} pause {victim} 3s", self.now()));
                 let id = self.cluster.members[victim].node().id();
                 handle.pause(id);
                 let resumer = handle.clone();
@@ -192,7 +198,7 @@ impl Run {
                         c.send_latency = Duration::from_millis(1)..Duration::from_millis(delay_ms);
                     });
                 } else {
-                    self.plan.push(format!("{} clean network", self.now()));
+                    self.note(format!("{} clean network", self.now()));
                     net.update_config(clean_network);
                 }
             }
@@ -200,7 +206,7 @@ impl Run {
                 // madsim has one clock for all nodes: a jump moves every member's clock at
                 // once, as after a host suspend; every timer that came due fires together.
                 let jump = Duration::from_millis(1000 + random(9000));
-                self.plan.push(format!("{} clock jump {jump:?}", self.now()));
+                self.note(format!("{} clock jump {jump:?}", self.now()));
                 madsim::time::advance(jump);
             }
             11 => {
@@ -219,7 +225,7 @@ impl Run {
                 // Lost for good: replication 3 still fits on the members left.
                 let victim = pick(&alive);
                 self.free_disk_of(victim);
-                self.plan.push(format!("{} member {victim} lost for good", self.now()));
+                self.note(format!("{} member {victim} lost for good", self.now()));
                 self.cluster.kill(handle, victim);
                 if self.clogged == Some(victim) {
                     net.unclog_node(self.cluster.members[victim].node().id());
@@ -232,7 +238,7 @@ impl Run {
                 if !candidates.is_empty() {
                     let victim = pick(&candidates);
                     self.free_disk_of(victim);
-                    self.plan.push(format!("{} member {victim} wiped", self.now()));
+                    self.note(format!("{} member {victim} wiped", self.now()));
                     self.wiped.push(victim);
                     if self.clogged == Some(victim) {
                         net.unclog_node(self.cluster.members[victim].node().id());
@@ -241,12 +247,22 @@ impl Run {
                     self.cluster.wipe(handle, victim);
                 }
             }
-            // One disk at a time, so that a majority can always write.
+            // One disk at a time, so that a majority can always write. Not while the member
+            // is (re)starting: it could not open its databases, and its operator would free
+            // the disk before starting it again (seed 91211 filled a wiped member's disk while
+            // its restart was paused).
             14 if self.full.is_none() => {
-                let victim = pick(&alive);
-                self.plan.push(format!("{} disk {victim} full", self.now()));
-                self.cluster.members[victim].disk.fill();
-                self.full = Some(victim);
+                let started: Vec<usize> = alive
+                    .iter()
+                    .copied()
+                    .filter(|i| self.cluster.members[*i].cluster().is_some())
+                    .collect();
+                if !started.is_empty() {
+                    let victim = pick(&started);
+                    self.note(format!("{} disk {victim} full", self.now()));
+                    self.cluster.members[victim].disk.fill();
+                    self.full = Some(victim);
+                }
             }
             15 => {
                 if let Some(full) = self.full {
@@ -261,7 +277,7 @@ impl Run {
     /// wiped (a restart on a full disk cannot open its databases), and when faults stop.
     fn free_disk_of(&mut self, member: usize) {
         if self.full == Some(member) {
-            self.plan.push(format!("{} disk {member} freed", self.now()));
+            self.note(format!("{} disk {member} freed", self.now()));
             self.cluster.members[member].disk.free();
             self.full = None;
         }
@@ -306,7 +322,7 @@ impl Run {
             let alive = self.cluster.alive();
             if self.may_lose_a_disk(&members, &alive) {
                 let victim = alive[random(alive.len() as u64) as usize];
-                self.plan.push(format!("{} member {victim} wiped", self.now()));
+                self.note(format!("{} member {victim} wiped", self.now()));
                 self.wiped.push(victim);
                 self.cluster.wipe(handle, victim);
                 return;
@@ -414,7 +430,7 @@ impl Run {
             }
             "join" => {
                 let i = self.cluster.join_new_member(handle, via);
-                self.plan.push(format!("{} member {i} joins via {via}", self.now()));
+                self.note(format!("{} member {i} joins via {via}", self.now()));
                 self.trace.record(&format!("join {i} via {via}"));
             }
             "peers rm" => self.remove_member(via),
@@ -484,7 +500,7 @@ impl Run {
             return;
         }
         let removed = candidates[random(candidates.len() as u64) as usize];
-        self.plan.push(format!("{} peers rm {removed} via {via}", self.now()));
+        self.note(format!("{} peers rm {removed} via {via}", self.now()));
         self.leaving.push(removed);
         let peer = self.cluster.members[removed].identity.peer_id;
         // Sent in the background: the removal moves pins first and may take a while.
@@ -504,7 +520,7 @@ impl Run {
         let leaving = std::mem::take(&mut self.leaving);
         for i in leaving {
             if self.cluster.removed_by_consensus(i) {
-                self.plan.push(format!("{} member {i} left", self.now()));
+                self.note(format!("{} member {i} left", self.now()));
                 self.trace.record(&format!("left {i}"));
                 if self.clogged == Some(i) {
                     madsim::net::NetSim::current().unclog_node(self.cluster.members[i].node().id());
@@ -541,7 +557,7 @@ impl Run {
             }
         }
         self.ensure_a_disk_was_lost(handle).await;
-        self.plan.push(format!("{} liveness phase", self.now()));
+        self.note(format!("{} liveness phase", self.now()));
         let deadline = cluster_rt::now() + LIVENESS_BOUND;
         loop {
             self.settle_removals(handle);
@@ -619,9 +635,27 @@ impl Run {
                     });
                 }
                 if !learners.is_empty() {
+                    let views: Vec<String> = self
+                        .cluster
+                        .alive()
+                        .into_iter()
+                        .filter_map(|j| {
+                            let cluster = self.cluster.members[j].cluster()?;
+                            let consensus = cluster.consensus();
+                            Some(format!(
+                                "member {j} (term {}{}) {}",
+                                consensus.current_term(),
+                                if consensus.is_leader() { ", leader" } else { "" },
+                                consensus.membership_summary()
+                            ))
+                        })
+                        .collect();
                     violations.push(Violation {
                         invariant: "liveness",
-                        detail: format!("members {learners:?} are not voters everywhere within {LIVENESS_BOUND:?}"),
+                        detail: format!(
+                            "members {learners:?} are not voters everywhere within {LIVENESS_BOUND:?}; memberships: {}",
+                            views.join("; ")
+                        ),
                     });
                 }
                 self.fail("no liveness", &violations);

@@ -159,3 +159,19 @@ fn a_member_killed_between_its_learner_step_and_its_promotion_finishes_its_join(
 fn a_pin_moved_away_while_a_member_was_down_is_unpinned_after_its_snapshot_install() {
     println!("{}", cluster_sim::workload::run_with_frequent_snapshots_seed(13000));
 }
+
+/// Found by `random_workload_with_lost_and_wiped_members_heals` seed 52455: `peers rm 1` left a
+/// joint configuration whose second half reached members 0 and 4 only. From then on members 0
+/// and 1 campaigned on the same openraft tick every round (openraft 0.9 draws each member's
+/// election timeout once and checks it every 375 ms, longer than the timeout's random range).
+/// Member 1, behind in its log, could never win, but in a tied term openraft lets the vote for
+/// the higher node id replace one already given, so it took members 2 and 3's votes each round
+/// and member 0 lost each leadership before its first AppendEntries landed: no leader for the
+/// 120 s of the liveness bound (term 463). Fixed: a voter that knows no leader for a random
+/// 1-2 election timeouts calls an election at its own instant (`election_jitter`). The seed's
+/// run fails without the fix (checked); with it the run differs, as any change to the members'
+/// tasks makes it.
+#[test]
+fn members_whose_election_timers_line_up_still_elect_a_leader() {
+    println!("{}", cluster_sim::workload::run_self_healing_seed(52455));
+}

@@ -87,6 +87,9 @@ pub struct Consensus {
     learner_at_start: bool,
     /// Group commit of concurrent writes on the leader.
     batcher: Arc<WriteBatcher>,
+    /// Calls an election off openraft's tick when none settles (see `election_jitter`);
+    /// stopped when the last handle of this member's consensus is dropped.
+    _election_jitter: Arc<crate::election_jitter::JitterTask>,
 }
 
 /// What a member's consensus is built from.
@@ -155,6 +158,13 @@ impl Consensus {
         )
         .await
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let openraft_config = raft.config();
+        let election_jitter = crate::election_jitter::spawn(
+            raft.clone(),
+            node_id,
+            Duration::from_millis(openraft_config.election_timeout_max),
+            Duration::from_millis(openraft_config.heartbeat_interval),
+        );
         Ok(Consensus {
             raft,
             node_id,
@@ -165,6 +175,7 @@ impl Consensus {
             voters_at_start,
             learner_at_start,
             batcher: Arc::new(WriteBatcher::new(max_append_entries)),
+            _election_jitter: Arc::new(election_jitter),
         })
     }
 
@@ -408,6 +419,24 @@ impl Consensus {
             .nodes()
             .map(|(id, node)| (*id, node.clone()))
             .collect()
+    }
+
+    /// The membership as openraft reports it, for diagnostics: the log id it was set at, its
+    /// voter sets (two while a change is under way) and its learners.
+    pub fn membership_summary(&self) -> String {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let config = &metrics.membership_config;
+        let learners: Vec<NodeId> = config.membership().learner_ids().collect();
+        format!(
+            "node {}, vote {}, last log {:?}, applied {:?}, membership at {:?}: voters {:?}, learners {learners:?}",
+            self.node_id,
+            metrics.vote,
+            metrics.last_log_index,
+            metrics.last_applied,
+            config.log_id(),
+            config.membership().get_joint_config()
+        )
     }
 
     /// The last applied log index (for tests and status).

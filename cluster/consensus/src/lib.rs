@@ -20,6 +20,7 @@
 
 mod config;
 mod consensus;
+mod election_jitter;
 mod error;
 mod log_store;
 mod network;
