@@ -175,3 +175,15 @@ fn a_pin_moved_away_while_a_member_was_down_is_unpinned_after_its_snapshot_insta
 fn members_whose_election_timers_line_up_still_elect_a_leader() {
     println!("{}", cluster_sim::workload::run_self_healing_seed(52455));
 }
+
+/// Found by a sweep of `random_workload_with_frequent_snapshots_heals` (seed 90051): member 0
+/// applied a pin everywhere and its daemon pinned it; on a full disk, the tracker's failed
+/// commit then reopened member 0's pinset at its last durable commit, which lost that apply.
+/// The pin was unpinned while the disk stayed full; once it had room, member 0 installed a
+/// snapshot (openraft had purged the log past the lost apply), compared with a pinset that no
+/// longer held the pin, and no tombstone told its tracker to let the pin go. Fixed: an install
+/// first tombstones the CIDs of every apply not yet synced.
+#[test]
+fn a_pin_whose_apply_a_reopen_lost_is_unpinned_after_a_snapshot_install() {
+    println!("{}", cluster_sim::workload::run_with_frequent_snapshots_seed(90051));
+}

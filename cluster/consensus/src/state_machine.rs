@@ -170,6 +170,9 @@ pub struct PinsetStateMachine {
     log: Option<RedbLogStore>,
     /// Changes committed since the last sync.
     unsynced_ops: usize,
+    /// The CIDs those changes named (with a log; without one every apply is synced): what a
+    /// reopen of the pinset at its last durable commit may have lost after the tracker acted.
+    unsynced_cids: Vec<Cid>,
 }
 
 fn sm_write_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
@@ -259,6 +262,7 @@ impl PinsetStateMachine {
             health,
             log: None,
             unsynced_ops: 0,
+            unsynced_cids: Vec::new(),
         }
     }
 
@@ -299,6 +303,7 @@ impl PinsetStateMachine {
             // A sync that fails again loses them again: the next turn applies them again.
             self.write_state(|| self.state.sync()).await?;
             self.unsynced_ops = 0;
+            self.unsynced_cids.clear();
         }
     }
 
@@ -686,10 +691,16 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         if !changes.is_empty() {
             self.observer.applied(&changes);
         }
+        if self.log.is_some() {
+            self.unsynced_cids.extend(changes.iter().map(|change| match change {
+                AppliedChange::Pinned { pin, .. } | AppliedChange::Unpinned { pin } => pin.cid,
+            }));
+        }
         self.unsynced_ops += changes.len().max(1);
         if self.log.is_none() || self.unsynced_ops >= SYNC_EVERY_OPS {
             self.write_state(|| self.state.sync()).await?;
             self.unsynced_ops = 0;
+            self.unsynced_cids.clear();
             if self.log.is_some() {
                 self.catch_up(last).await?;
             }
@@ -718,6 +729,16 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         };
         let meta_bytes = serde_json::to_vec(&applied).map_err(snapshot_error)?;
         self.snapshot_io(|| file.sync()).await?;
+        // The install compares the snapshot with the pinset to tombstone what it drops. Applies
+        // the pinset lost (another writer's failed commit reopened it at its last durable
+        // commit) are not in it, though the daemon may have acted on them, and openraft may
+        // have purged their log entries already: the CIDs of every apply not yet synced are
+        // tombstoned first (sim seed 90051 of the frequent-snapshots workload).
+        if !self.unsynced_cids.is_empty() {
+            let ops: Vec<StateOp> = self.unsynced_cids.iter().map(|cid| StateOp::Tombstone(*cid)).collect();
+            self.write_state(|| self.state.commit(&ops, None)).await?;
+            self.unsynced_cids.clear();
+        }
         // The first line is the sender's applied meta; openraft's `meta` is authoritative. A
         // corrupt line fails the install before the state changes (`replace_all` commits only
         // a whole pinset).

@@ -588,3 +588,72 @@ async fn applies_lost_by_a_failed_sync_are_applied_again_from_the_log() {
     assert_eq!(state.len().unwrap(), 5001);
     consensus.shutdown().await;
 }
+
+impl LosesUnsyncedOnFailedSync {
+    /// Another writer's commit failed and the store was opened again at its last durable commit
+    /// (the tracker clearing a tombstone on a full disk, say): what was not synced is gone.
+    fn lose_unsynced(&self) {
+        let (pins, meta) = self.durable.lock().unwrap().clone();
+        let reopened = MemoryState::new();
+        reopened
+            .commit(
+                &pins.into_iter().map(cluster_state::StateOp::Add).collect::<Vec<_>>(),
+                meta.as_deref(),
+            )
+            .unwrap();
+        *self.live.lock().unwrap() = Arc::new(reopened);
+    }
+}
+
+/// Found by `random_workload_with_frequent_snapshots_heals` seed 90051: member 0 applied a pin
+/// and its daemon pinned it; then, on a full disk, the tracker's failed commit reopened the
+/// pinset at its last durable commit, which lost that apply. The pin was unpinned while the
+/// disk stayed full, and openraft purged the log up to the snapshot member 0 installed once it
+/// had room: the install compared the snapshot with a pinset that had already forgotten the
+/// pin, so no tombstone told the tracker to let it go, and the daemon kept it for good. An
+/// install now first tombstones the CIDs of every apply not yet synced.
+#[tokio::test]
+async fn a_snapshot_installed_after_the_pinset_lost_applies_tombstones_what_they_named() {
+    use base64::Engine as _;
+    use openraft::storage::RaftStateMachine;
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(LosesUnsyncedOnFailedSync {
+        live: Mutex::new(Arc::new(MemoryState::new())),
+        durable: Mutex::new((Vec::new(), None)),
+        fail_next_sync: std::sync::atomic::AtomicBool::new(false),
+    });
+    let log = RedbLogStore::open(&dir.path().join("log.redb")).unwrap();
+    let mut machine = PinsetStateMachine::new(
+        state.clone(),
+        Arc::new(Recorder::default()),
+        dir.path(),
+        Default::default(),
+    )
+    .with_log(log);
+    machine
+        .apply(vec![entry(0, Command::Pin(pin(1))), entry(1, Command::Pin(pin(2)))])
+        .await
+        .unwrap();
+    assert_eq!(state.len().unwrap(), 2, "applied");
+    state.lose_unsynced();
+    assert_eq!(state.len().unwrap(), 0, "and lost");
+
+    // The leader's snapshot: pin 2 stays, pin 1 was unpinned meanwhile.
+    let mut body = machine.begin_receiving_snapshot().await.unwrap();
+    let line =
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(cluster_types::pin_codec::encode_pin(&pin(2), true));
+    body.write_all(format!("{{}}\n{line}\n").as_bytes()).await.unwrap();
+    let meta = openraft::SnapshotMeta {
+        last_log_id: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(5, 0), 100)),
+        last_membership: Default::default(),
+        snapshot_id: "from the leader".into(),
+    };
+    machine.install_snapshot(&meta, body).await.unwrap();
+    assert_eq!(state.list_page(None, 10).unwrap(), vec![pin(2)]);
+    let tombstones = state.tombstones(None, 10).unwrap();
+    assert!(
+        tombstones.contains(&pin(1).cid),
+        "the pin the daemon may hold from the lost apply is tombstoned: {tombstones:?}"
+    );
+}
