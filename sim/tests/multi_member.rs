@@ -292,6 +292,17 @@ async fn replication_and_failover(size: usize) {
         "new leader after {election:?}; {}",
         replay_hint()
     );
+    // A follower that heard nothing for the leader lease called the election itself, before
+    // openraft's own timer (lease plus a timeout) would have.
+    let called: Vec<u64> = survivors
+        .iter()
+        .map(|i| cluster.members[*i].cluster().unwrap().consensus().elections_called())
+        .collect();
+    assert!(
+        called.iter().any(|n| *n > 0),
+        "no survivor's watch called the election (calls {called:?}); {}",
+        replay_hint()
+    );
     trace.record(&format!("new leader {new_leader}"));
     let ids = cluster
         .call(new_leader, |c| async move { Ok(c.peers_list().await) })

@@ -9,8 +9,10 @@ use std::time::Duration;
 use cluster_state::{Disk, State};
 use cluster_types::{Cid, ClusterError, PeerId, Pin};
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use openraft::{Raft, ServerState};
 
+use crate::election_jitter::{Timing, WatchShared};
 use crate::write_batch::{commit_one, WriteBatcher, WriteFailure};
 use crate::{
     node_id_of, raft_error, ApplyObserver, Command, CommandResponse, Committed, ConsensusError, MemberNode, NodeId,
@@ -87,8 +89,10 @@ pub struct Consensus {
     learner_at_start: bool,
     /// Group commit of concurrent writes on the leader.
     batcher: Arc<WriteBatcher>,
-    /// Calls an election off openraft's tick when none settles (see `election_jitter`);
-    /// stopped when the last handle of this member's consensus is dropped.
+    /// When this member last accepted the leader's AppendEntries; elections its watch called.
+    election_watch: Arc<WatchShared>,
+    /// Calls an election when none settles or the leader falls silent (see
+    /// `election_jitter`); stopped when the last handle of this member's consensus is dropped.
     _election_jitter: Arc<crate::election_jitter::JitterTask>,
 }
 
@@ -159,11 +163,15 @@ impl Consensus {
         .await
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         let openraft_config = raft.config();
+        let election_watch = Arc::new(WatchShared::default());
         let election_jitter = crate::election_jitter::spawn(
             raft.clone(),
             node_id,
-            Duration::from_millis(openraft_config.election_timeout_max),
-            Duration::from_millis(openraft_config.heartbeat_interval),
+            Timing {
+                election_timeout_max: Duration::from_millis(openraft_config.election_timeout_max),
+                heartbeat: Duration::from_millis(openraft_config.heartbeat_interval),
+            },
+            election_watch.clone(),
         );
         Ok(Consensus {
             raft,
@@ -175,6 +183,7 @@ impl Consensus {
             voters_at_start,
             learner_at_start,
             batcher: Arc::new(WriteBatcher::new(max_append_entries)),
+            election_watch,
             _election_jitter: Arc::new(election_jitter),
         })
     }
@@ -402,6 +411,25 @@ impl Consensus {
     /// The current Raft term of this member.
     pub fn current_term(&self) -> u64 {
         self.raft.metrics().borrow().current_term
+    }
+
+    /// Serves a leader's AppendEntries (replication or heartbeat), noting the contact.
+    pub async fn append_entries(
+        &self,
+        request: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        let leader = request.vote.leader_id().voted_for();
+        let response = self.raft.append_entries(request).await?;
+        if let (Some(leader), false) = (leader, matches!(response, AppendEntriesResponse::HigherVote(_))) {
+            self.election_watch.heard(leader);
+        }
+        Ok(response)
+    }
+
+    /// How many elections this member's own watch called (a leader silent for its lease, or
+    /// none for a while; see `election_jitter`), against openraft's.
+    pub fn elections_called(&self) -> u64 {
+        self.election_watch.elections_called()
     }
 
     /// The current leader, if known.

@@ -1,5 +1,6 @@
-//! Election jitter: a voter that has known no leader for a while calls an election at a moment
-//! of its own, drawn afresh each time.
+//! Election timing of our own, beside openraft's: a voter that has known no leader for a while,
+//! or has not heard from its leader for a leader lease, calls an election at a moment of its
+//! own, drawn afresh each time.
 //!
 //! openraft 0.9 draws each member's election timeout once, at start, and checks it only on
 //! its tick (1.5 heartbeats, 375 ms by default), longer than the timeout's whole random range
@@ -9,10 +10,19 @@
 //! new membership's) can take the other voters' votes every round, and the member that could
 //! win loses its leadership to that vote before its first AppendEntries lands: no leader, ever
 //! (simulator seed 52455 of `random_workload_with_lost_and_wiped_members_heals`, term 463
-//! after 120 s). A timer off the tick, redrawn every round, breaks the lockstep. It never fires
-//! while a leader is known, and waits longer than openraft's own timer, so a healthy election
-//! is left to openraft.
+//! after 120 s). A timer off the tick, redrawn every round, breaks the lockstep; it waits
+//! longer than openraft's own candidate timer, so a healthy election is left to openraft.
+//!
+//! A follower of openraft 0.9 campaigns only after the leader lease (`election_timeout_max`)
+//! plus its own election timeout have passed without news from the leader: 1.25 to 1.5 s with
+//! the defaults, rounded up to a tick, after the leader died. The other voters refuse a vote
+//! only within the lease of their last news, so a follower that has heard nothing for the
+//! lease and a little more calls the election itself: failover takes the lease, not the lease
+//! and a timeout. The contact that counts is an AppendEntries this member accepted from the
+//! leader it now follows ([`WatchShared::heard`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use cluster_rt::tokio::time::Instant;
@@ -23,55 +33,162 @@ use crate::{NodeId, TypeConfig};
 /// What the watch does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
-    /// A leader is known, or this member does not vote: nothing to do.
+    /// A leader is being heard, or this member leads or does not vote: nothing to do.
     Idle,
-    /// No leader since a while; call an election at this instant if there is still none.
+    /// Call an election at this instant unless something changes meanwhile.
     WaitUntil(Instant),
     /// Call an election now.
     Elect,
 }
 
-/// Tracks how long this member has known no leader. Pure: the caller passes the time, what
-/// the member sees and the random patience of each stretch.
-#[derive(Debug, Default)]
+/// Who leads, as this member sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leader {
+    /// No leader is known (an election is under way).
+    Unknown,
+    /// This member leads.
+    Me,
+    /// Another member leads; `heard` is when this member last accepted its AppendEntries,
+    /// if it has since it started.
+    Other { heard: Option<Instant> },
+}
+
+/// What the watch waits out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// No leader since `since`.
+    Leaderless,
+    /// A leader that has not been heard from since `since`.
+    Silent,
+}
+
+/// The timers the watch derives its patience from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// openraft's `election_timeout_max`, which is also its leader lease.
+    pub election_timeout_max: Duration,
+    /// openraft's heartbeat interval.
+    pub heartbeat: Duration,
+}
+
+impl Timing {
+    /// After no leader at all: [max, 2 max), longer than openraft's candidate timer, so it
+    /// only acts when that one has failed at least once.
+    fn leaderless_patience(&self, random: u64) -> Duration {
+        self.election_timeout_max + spread(self.election_timeout_max, random)
+    }
+
+    /// After the last news from the leader: the lease, a margin for the other voters' last
+    /// news (sent with ours), and up to a heartbeat more, so followers do not all campaign at
+    /// once.
+    fn silence_patience(&self, random: u64) -> Duration {
+        self.election_timeout_max + SILENCE_MARGIN + spread(self.heartbeat, random)
+    }
+}
+
+/// How much later than the lease a silent leader's follower campaigns, at the least: the other
+/// voters heard from the leader at about the same time, not at the same instant.
+const SILENCE_MARGIN: Duration = Duration::from_millis(20);
+
+/// A duration in [0, `range`), to the microsecond.
+fn spread(range: Duration, random: u64) -> Duration {
+    Duration::from_micros(random % (range.as_micros().max(1) as u64))
+}
+
+/// Tracks how long this member has known no leader, or not heard from it. Pure: the caller
+/// passes the time, what the member sees and random numbers.
+#[derive(Debug)]
 pub(crate) struct LeaderlessWatch {
-    /// When the current leaderless stretch (or the last election this watch called) began,
-    /// and how long it waits from there.
-    stretch: Option<(Instant, Duration)>,
+    timing: Timing,
+    /// What is being waited out, since when, and for how long.
+    stretch: Option<(Wait, Instant, Duration)>,
+    /// When this watch last called an election: a silence is counted from it too, or a
+    /// member whose election cannot start (its disk refuses the vote) would call one after
+    /// another without pause.
+    last_election: Option<Instant>,
 }
 
 impl LeaderlessWatch {
-    /// The next step, given whether a leader is known and whether this member is one voter
-    /// among several (a lone voter elects itself at once). `draw` gives the patience of a new
-    /// stretch.
+    pub(crate) fn new(timing: Timing) -> LeaderlessWatch {
+        LeaderlessWatch {
+            timing,
+            stretch: None,
+            last_election: None,
+        }
+    }
+
+    /// The next step, given who leads and whether this member is one voter among several (a
+    /// lone voter elects itself at once). `random` draws the patience of a new stretch.
     pub(crate) fn step(
         &mut self,
         now: Instant,
-        leader_known: bool,
+        leader: Leader,
         votes_among_others: bool,
-        draw: impl FnOnce() -> Duration,
+        random: impl FnOnce() -> u64,
     ) -> Step {
-        if leader_known || !votes_among_others {
-            self.stretch = None;
-            return Step::Idle;
-        }
-        let (since, patience) = *self.stretch.get_or_insert_with(|| (now, draw()));
-        let at = since + patience;
+        let (wait, since) = match leader {
+            _ if !votes_among_others => return self.idle(),
+            Leader::Me | Leader::Other { heard: None } => return self.idle(),
+            Leader::Unknown => (Wait::Leaderless, now),
+            Leader::Other { heard: Some(heard) } => (Wait::Silent, heard.max(self.last_election.unwrap_or(heard))),
+        };
+        let (_, began, patience) = match self.stretch {
+            Some((current, began, patience)) if current == wait => {
+                // A leader heard again moves the stretch; a leaderless one keeps its start.
+                let began = if wait == Wait::Silent { since } else { began };
+                (wait, began, patience)
+            }
+            _ => {
+                let patience = match wait {
+                    Wait::Leaderless => self.timing.leaderless_patience(random()),
+                    Wait::Silent => self.timing.silence_patience(random()),
+                };
+                (wait, since, patience)
+            }
+        };
+        self.stretch = Some((wait, began, patience));
+        let at = began + patience;
         if now < at {
             return Step::WaitUntil(at);
         }
         // The next election, if this one does not settle it, waits a patience of its own.
         self.stretch = None;
+        self.last_election = Some(now);
         Step::Elect
+    }
+
+    fn idle(&mut self) -> Step {
+        self.stretch = None;
+        Step::Idle
     }
 }
 
-/// A patience drawn uniformly from [`election_timeout_max`, 2 × `election_timeout_max`), to
-/// the microsecond: longer than openraft's own candidate timer, so it only acts when that one
-/// has failed at least once.
-fn draw_patience(election_timeout_max: Duration) -> Duration {
-    let range = election_timeout_max.as_micros().max(1) as u64;
-    election_timeout_max + Duration::from_micros(cluster_rt::random_u64() % range)
+/// What the watch shares with the member: when it last accepted an AppendEntries, and from
+/// which leader; how many elections the watch called.
+#[derive(Debug, Default)]
+pub(crate) struct WatchShared {
+    contact: Mutex<Option<(NodeId, Instant)>>,
+    elections_called: AtomicU64,
+}
+
+impl WatchShared {
+    /// Notes an AppendEntries accepted from `leader`.
+    pub(crate) fn heard(&self, leader: NodeId) {
+        *self.contact.lock().expect("leader contact lock") = Some((leader, cluster_rt::now()));
+    }
+
+    /// When `leader` was last heard from, if it was since this member started.
+    fn last_from(&self, leader: NodeId) -> Option<Instant> {
+        match *self.contact.lock().expect("leader contact lock") {
+            Some((heard_from, at)) if heard_from == leader => Some(at),
+            _ => None,
+        }
+    }
+
+    /// How many elections the watch called.
+    pub(crate) fn elections_called(&self) -> u64 {
+        self.elections_called.load(Ordering::Relaxed)
+    }
 }
 
 /// The running watch; dropping it stops the watch, which holds a handle of Raft that would
@@ -84,39 +201,52 @@ impl Drop for JitterTask {
     }
 }
 
-/// Runs the watch for `raft` until Raft stops or the returned task is dropped. `poll` bounds
-/// how late a change of leader is noticed; the election itself fires at its drawn instant.
+/// Runs the watch for `raft` until Raft stops or the returned task is dropped. It looks every
+/// `timing.heartbeat`, and sleeps no longer than until the election it would call.
 pub(crate) fn spawn(
     raft: Raft<TypeConfig>,
     node_id: NodeId,
-    election_timeout_max: Duration,
-    poll: Duration,
+    timing: Timing,
+    shared: std::sync::Arc<WatchShared>,
 ) -> JitterTask {
     JitterTask(cluster_rt::spawn(async move {
         let metrics = raft.metrics();
-        let mut watch = LeaderlessWatch::default();
+        let mut watch = LeaderlessWatch::new(timing);
         loop {
-            let (leader_known, votes_among_others) = {
+            let (leader, votes_among_others, term) = {
                 let m = metrics.borrow();
                 let membership = m.membership_config.membership();
                 let voters = membership.voter_ids().count();
                 let votes = membership.voter_ids().any(|id| id == node_id);
-                (m.current_leader.is_some(), votes && voters > 1)
+                let leader = match m.current_leader {
+                    None => Leader::Unknown,
+                    Some(id) if id == node_id => Leader::Me,
+                    Some(id) => Leader::Other {
+                        heard: shared.last_from(id),
+                    },
+                };
+                (leader, votes && voters > 1, m.current_term)
             };
             let now = cluster_rt::now();
-            match watch.step(now, leader_known, votes_among_others, || {
-                draw_patience(election_timeout_max)
-            }) {
-                Step::Idle => cluster_rt::sleep(poll).await,
-                Step::WaitUntil(at) => cluster_rt::sleep((at - now).min(poll)).await,
+            match watch.step(now, leader, votes_among_others, cluster_rt::random_u64) {
+                Step::Idle => cluster_rt::sleep(timing.heartbeat).await,
+                Step::WaitUntil(at) => cluster_rt::sleep((at - now).min(timing.heartbeat)).await,
                 Step::Elect => {
-                    tracing::info!(
-                        "no leader known for a while (term {}): calling an election off openraft's tick",
-                        metrics.borrow().current_term
-                    );
+                    match leader {
+                        Leader::Other { heard: Some(heard) } => tracing::info!(
+                            "nothing from the leader for {} (term {term}): calling an election",
+                            cluster_types::duration::format(now - heard)
+                        ),
+                        _ => tracing::info!(
+                            "no leader known for a while (term {term}): calling an election off openraft's tick"
+                        ),
+                    }
+                    shared.elections_called.fetch_add(1, Ordering::Relaxed);
                     if raft.trigger().elect().await.is_err() {
                         return;
                     }
+                    // Raft's core takes the election from here; look again a heartbeat later.
+                    cluster_rt::sleep(timing.heartbeat).await;
                 }
             }
             // Raft's core has stopped (shutdown, or a fatal storage error).
@@ -131,40 +261,71 @@ pub(crate) fn spawn(
 mod tests {
     use super::*;
 
+    const TIMING: Timing = Timing {
+        election_timeout_max: Duration::from_millis(750),
+        heartbeat: Duration::from_millis(250),
+    };
+
     #[test]
-    fn a_stretch_without_leader_elects_once_its_patience_has_passed() {
+    fn elections_are_called_once_the_drawn_patience_has_passed() {
+        use Leader::*;
         let t0 = Instant::now();
         let ms = |n: u64| Duration::from_millis(n);
-        let mut watch = LeaderlessWatch::default();
-        // (ms after t0, leader known, votes among others, patience if drawn, expected step)
-        let table: [(u64, bool, bool, u64, Step); 9] = [
-            (0, true, true, 900, Step::Idle),
-            (100, false, true, 900, Step::WaitUntil(t0 + ms(1000))),
-            // The patience of a stretch is drawn once.
-            (500, false, true, 5, Step::WaitUntil(t0 + ms(1000))),
-            (1000, false, true, 5, Step::Elect),
+        let heard = |n: u64| Other {
+            heard: Some(t0 + ms(n)),
+        };
+        let mut watch = LeaderlessWatch::new(TIMING);
+        // (ms after t0, leader, votes among others, random, expected step). A random value r
+        // gives a leaderless patience of 750 + r ms and a silence patience of 770 + r ms
+        // (r < 250), in microseconds here.
+        let table: Vec<(u64, Leader, bool, u64, Step)> = vec![
+            (0, Me, true, 0, Step::Idle),
+            (10, Other { heard: None }, true, 0, Step::Idle),
+            // No leader from 100 ms: patience 750 + 150 ms, drawn once per stretch.
+            (100, Unknown, true, 150_000, Step::WaitUntil(t0 + ms(1000))),
+            (500, Unknown, true, 5, Step::WaitUntil(t0 + ms(1000))),
+            (1000, Unknown, true, 5, Step::Elect),
             // The next stretch starts at the next look, with a new patience.
-            (1010, false, true, 800, Step::WaitUntil(t0 + ms(1810))),
-            // A leader ends the stretch; none again starts another.
-            (1200, true, true, 1, Step::Idle),
-            (1300, false, true, 700, Step::WaitUntil(t0 + ms(2000))),
+            (1010, Unknown, true, 50_000, Step::WaitUntil(t0 + ms(1810))),
+            // A leader ends it. Heard at 1200 ms: patience 770 + 30 ms from its last news,
+            // which moves with every AppendEntries and keeps its patience.
+            (1200, heard(1200), true, 30_000, Step::WaitUntil(t0 + ms(2000))),
+            (1300, heard(1250), true, 7, Step::WaitUntil(t0 + ms(2050))),
+            (2049, heard(1250), true, 7, Step::WaitUntil(t0 + ms(2050))),
+            (2050, heard(1250), true, 7, Step::Elect),
+            // An election that changed nothing (the vote could not be written, say): the
+            // silence counts from it, not from the leader's last news.
+            (2060, heard(1250), true, 100_000, Step::WaitUntil(t0 + ms(2920))),
+            (2920, heard(1250), true, 100_000, Step::Elect),
             // A member that is not one voter among several never calls one.
-            (2000, false, false, 1, Step::Idle),
-            (2100, false, true, 750, Step::WaitUntil(t0 + ms(2850))),
+            (3000, Unknown, false, 1, Step::Idle),
+            (3100, heard(1250), false, 1, Step::Idle),
+            (3200, Unknown, true, 0, Step::WaitUntil(t0 + ms(3950))),
         ];
-        for (i, (at, leader, votes, patience, expected)) in table.into_iter().enumerate() {
-            let step = watch.step(t0 + ms(at), leader, votes, || ms(patience));
+        for (i, (at, leader, votes, random, expected)) in table.into_iter().enumerate() {
+            let step = watch.step(t0 + ms(at), leader, votes, || random);
             assert_eq!(step, expected, "row {i} (at {at} ms)");
         }
     }
 
     #[test]
-    fn the_patience_lies_between_one_and_two_election_timeouts() {
-        let max = Duration::from_millis(750);
-        for _ in 0..1000 {
-            let patience = draw_patience(max);
-            assert!(patience >= max && patience < max * 2, "{patience:?}");
+    fn patience_stays_within_its_bounds() {
+        for random in [0, 1, 249_999, 250_000, 749_999, u64::MAX] {
+            let leaderless = TIMING.leaderless_patience(random);
+            assert!(
+                leaderless >= Duration::from_millis(750) && leaderless < Duration::from_millis(1500),
+                "{leaderless:?}"
+            );
+            let silence = TIMING.silence_patience(random);
+            assert!(
+                silence >= Duration::from_millis(770) && silence < Duration::from_millis(1020),
+                "{silence:?}"
+            );
         }
-        assert_eq!(draw_patience(Duration::ZERO), Duration::ZERO);
+        let zero = Timing {
+            election_timeout_max: Duration::ZERO,
+            heartbeat: Duration::ZERO,
+        };
+        assert_eq!(zero.leaderless_patience(7), Duration::ZERO);
     }
 }

@@ -105,7 +105,7 @@ impl RpcHandler for ClusterRpcHandler {
         let raft = self.cluster.consensus.raft();
         match request {
             RpcRequest::AppendEntries(r) => {
-                RpcResponse::AppendEntries(raft.append_entries(r).await.map_err(raft_error))
+                RpcResponse::AppendEntries(self.cluster.consensus.append_entries(r).await.map_err(raft_error))
             }
             RpcRequest::Vote(r) => {
                 // Candidates outside the membership were answered by the policy.
