@@ -23,6 +23,7 @@ mod consensus;
 mod election_jitter;
 mod error;
 mod log_store;
+mod membership;
 mod network;
 mod snapshot_file;
 mod state_machine;
@@ -32,9 +33,10 @@ mod write_batch;
 
 pub use cluster_types::{MemberNode, TransportFailure};
 pub use config::RaftConfig;
-pub use consensus::{Consensus, ConsensusDeps, LeaderForwarder, Promotion, PROMOTION_LAG_MAX};
+pub use consensus::{Consensus, ConsensusDeps, LeaderForwarder};
 pub use error::{raft_error, ConsensusError};
 pub use log_store::{decode_log_entry, RedbLogStore};
+pub use membership::{Promotion, PROMOTION_LAG_MAX};
 pub use network::{NoTransport, RaftTransport, TransportNetworkFactory};
 pub use snapshot_file::SnapshotFile;
 pub use state_machine::{
