@@ -5,6 +5,9 @@
 //! pinset is (consensus applies it to the [`State`] and calls [`PinTracker::track`] /
 //! [`PinTracker::untrack`]) nor talking to the daemon (the [`IpfsConnector`]).
 //!
+//! Whole-pinset statuses and ranges live in `pin_tracker/status_walk.rs`, the state sync in
+//! `pin_tracker/state_sync.rs`.
+//!
 //! Concurrency: everything mutable sits in one [`OpTable`] behind a std mutex that is held only
 //! for table updates, never across an `.await`. Workers wait on a [`Notify`] per queue kind.
 
@@ -30,6 +33,11 @@ use crate::decision::{
 };
 use crate::operation::{Enqueued, Finished, Job, OpTable, Operation};
 
+mod state_sync;
+mod status_walk;
+pub use state_sync::SyncReport;
+use status_walk::SharedListing;
+
 /// Pins read from the state per store access during whole-pinset walks.
 const STATE_PAGE_SIZE: usize = 1000;
 
@@ -38,30 +46,6 @@ const STREAM_BUFFER: usize = 1024;
 
 /// The most pins one [`PinTracker::status_range`] answer covers (a few megabytes of JSON).
 pub const STATUS_RANGE_MAX: usize = 10_000;
-
-/// What one [`PinTracker::sync_state`] found and did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SyncReport {
-    /// Pins in the state.
-    pub pins_checked: u64,
-    /// Of those, pins this member must hold.
-    pub pins_allocated: u64,
-    /// Allocated pins skipped because an operation (queued, running or failed) exists for them.
-    pub with_operation: u64,
-    /// Allocated pins missing from the daemon for which a pin operation was queued.
-    pub pins_queued: u64,
-    /// Allocated pins missing from the daemon left for the next sync: the pin queue was full.
-    pub queue_full: u64,
-    /// Direct pins whose daemon lookup failed (left alone until the next sync).
-    pub daemon_errors: u64,
-    /// Recursive daemon pins that are not in the state (left alone: they may be the operator's).
-    pub daemon_only: u64,
-    /// Unpins queued for tombstones (unpins committed but maybe never done on the daemon).
-    pub unpins_queued: u64,
-    /// Unpins queued for pins the daemon holds that the state allocates elsewhere (their
-    /// allocations moved while no tombstone said so here: a Raft snapshot carries none).
-    pub moved_unpins_queued: u64,
-}
 
 /// Reconciles what the state allocates to this member with what its IPFS daemon holds.
 ///
@@ -94,35 +78,6 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// The listing the status ranges share, its mark and when it was taken.
     range_listing: cluster_rt::tokio::sync::Mutex<Option<SharedListing>>,
-}
-
-/// A daemon listing shared by consecutive [`PinTracker::status_range`] calls.
-struct SharedListing {
-    listing: Arc<DaemonListing>,
-    mark: u64,
-    /// When the listing was complete.
-    taken: cluster_rt::tokio::time::Instant,
-    /// How long listing the daemon took.
-    took: Duration,
-    /// When a range last used it.
-    used: cluster_rt::tokio::time::Instant,
-}
-
-/// A listing that took `took` to make serves a stream of ranges (each asked within the reuse
-/// window of the one before) for up to this many times `took`: a daemon with millions of pins
-/// takes tens of seconds to list, as long as the reuse window, and a cluster-wide status of
-/// all of them would otherwise spend most of its time listing again.
-const LISTING_SERVES_STREAM_FACTOR: u32 = 10;
-
-impl SharedListing {
-    /// Whether a range asked `now` may use this listing: it is younger than `reuse`, or the
-    /// last range used it within `reuse` and it is younger than
-    /// [`LISTING_SERVES_STREAM_FACTOR`] times the time it took.
-    fn serves(&self, now: cluster_rt::tokio::time::Instant, reuse: Duration) -> bool {
-        let age = now.duration_since(self.taken);
-        age < reuse
-            || (now.duration_since(self.used) < reuse && age < self.took.saturating_mul(LISTING_SERVES_STREAM_FACTOR))
-    }
 }
 
 impl PinTracker {
@@ -541,190 +496,6 @@ impl Shared {
         DaemonOwned::from_answer(self.pin_ls_cid(&pin.cid).await)
     }
 
-    fn spawn_status_all(
-        self: &Arc<Self>,
-        filter: TrackerStatusFilter,
-    ) -> mpsc::Receiver<Result<PinInfo, ClusterError>> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let shared = self.clone();
-        cluster_rt::spawn(async move {
-            if filter_is_op_only(filter) {
-                shared.stream_operations(filter, &tx).await;
-            } else {
-                shared.stream_walk(filter, &tx).await;
-            }
-        });
-        rx
-    }
-
-    async fn stream_operations(&self, filter: TrackerStatusFilter, tx: &mpsc::Sender<Result<PinInfo, ClusterError>>) {
-        let operations = lock(&self.table).snapshot();
-        for (cid, op) in operations {
-            if filter.matches(op.status()) && tx.send(Ok(self.op_info(cid, &op))).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    async fn stream_walk(
-        self: &Arc<Self>,
-        filter: TrackerStatusFilter,
-        tx: &mpsc::Sender<Result<PinInfo, ClusterError>>,
-    ) {
-        let (listing, mark) = match self.daemon_listing().await {
-            Ok(listing) => listing,
-            Err(e) => {
-                let _ = tx.send(Err(e.into())).await;
-                return;
-            }
-        };
-        let mut listed = listing.cursor();
-        let mut reported_ops = HashSet::new();
-        for (index, item) in PinIter::new(&*self.state, STATE_PAGE_SIZE).enumerate() {
-            let pin = match item {
-                Ok(pin) => pin,
-                Err(e) => {
-                    let _ = tx.send(Err(ClusterError::storage("reading the pinset", e))).await;
-                    return;
-                }
-            };
-            let info = match self.walked_status(&pin, &mut listed, mark).await {
-                Ok((info, from_op)) => {
-                    if from_op {
-                        reported_ops.insert(pin.cid);
-                    }
-                    info
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            if filter.matches(info.short.status) && tx.send(Ok(info)).await.is_err() {
-                return;
-            }
-            if index % STATE_PAGE_SIZE == STATE_PAGE_SIZE - 1 {
-                // Let other tasks run between pages when every item was filtered out.
-                cluster_rt::tokio::task::yield_now().await;
-            }
-        }
-        // Operations for CIDs no longer in the state (unpins in flight or failed).
-        let operations = lock(&self.table).snapshot();
-        for (cid, op) in operations {
-            if reported_ops.contains(&cid) || !filter.matches(op.status()) {
-                continue;
-            }
-            if matches!(self.state.has(&cid), Ok(false)) && tx.send(Ok(self.op_info(cid, &op))).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// The status of `pin` met in a walk of the state: its operation's if one exists (then
-    /// `true`), else from the daemon `listed` (taken at `mark`).
-    async fn walked_status(
-        self: &Arc<Self>,
-        pin: &Pin,
-        listed: &mut ListingCursor<'_>,
-        mark: u64,
-    ) -> Result<(PinInfo, bool), ClusterError> {
-        if let Some(info) = self.op_status_of(&pin.cid) {
-            return Ok((info, true));
-        }
-        let daemon = if needs_daemon(Some(pin), &self.peer) {
-            let on_daemon = listed.contains(&pin.cid)?;
-            self.daemon_view_of(pin, on_daemon, mark).await
-        } else {
-            DaemonOwned::NotAsked
-        };
-        let local = local_status(Some(pin), &self.peer, None, daemon.view());
-        Ok((self.local_info(pin.cid, Some(pin), local), false))
-    }
-
-    /// The listing for status ranges: the shared one while it serves (see
-    /// [`SharedListing::serves`]), else a new one.
-    async fn range_listing(self: &Arc<Self>) -> Result<(Arc<DaemonListing>, u64), ClusterError> {
-        let mut shared = self.range_listing.lock().await;
-        let now = cluster_rt::now();
-        if let Some(current) = shared.as_mut() {
-            if current.serves(now, self.config.status_listing_reuse) {
-                current.used = now;
-                return Ok((current.listing.clone(), current.mark));
-            }
-        }
-        // The old table goes before the new one is written.
-        *shared = None;
-        let (listing, mark) = self.daemon_listing().await?;
-        let listing = Arc::new(listing);
-        let taken = cluster_rt::now();
-        *shared = Some(SharedListing {
-            listing: listing.clone(),
-            mark,
-            taken,
-            took: taken.duration_since(now),
-            used: taken,
-        });
-        Ok((listing, mark))
-    }
-
-    async fn status_range(
-        self: &Arc<Self>,
-        after: Option<Cid>,
-        through: Option<Cid>,
-        limit: usize,
-    ) -> Result<(Vec<PinInfo>, Option<Cid>), ClusterError> {
-        let limit = limit.clamp(1, STATUS_RANGE_MAX);
-        let storage = |e| ClusterError::storage("reading the pinset", e);
-        let after_key = after.map(|cid| cid.to_bytes());
-        let through_key = through.map(|cid| cid.to_bytes());
-        let mut pins = self.state.list_page(after.as_ref(), limit).map_err(storage)?;
-        let read = pins.len();
-        if let Some(through) = &through_key {
-            pins.retain(|pin| pin.cid.to_bytes() <= *through);
-        }
-        // Every pin read lies in the range and the page is full: the range goes on after it.
-        let stopped_at = if read == limit && pins.len() == limit {
-            pins.last().map(|pin| pin.cid)
-        } else {
-            None
-        };
-        let upper_key = stopped_at.map(|cid| cid.to_bytes()).or(through_key);
-        let in_range = |key: &[u8]| {
-            after_key.as_ref().is_none_or(|after| key > after.as_slice())
-                && upper_key.as_ref().is_none_or(|upper| key <= upper.as_slice())
-        };
-        // Operations in the range for CIDs the state does not have (unpins in flight or failed).
-        let in_state: HashSet<Cid> = pins.iter().map(|pin| pin.cid).collect();
-        let candidates = lock(&self.table).matching(|cid| !in_state.contains(cid) && in_range(&cid.to_bytes()));
-        let mut others = Vec::with_capacity(candidates.len());
-        for (cid, op) in candidates {
-            if !self.state.has(&cid).map_err(storage)? {
-                others.push((cid.to_bytes(), self.op_info(cid, &op)));
-            }
-        }
-        others.sort_by(|a, b| a.0.cmp(&b.0));
-
-        let mut walked = Vec::with_capacity(pins.len());
-        if !pins.is_empty() {
-            let (listing, mark) = self.range_listing().await?;
-            let mut listed = listing.cursor_after(after.as_ref());
-            for pin in &pins {
-                walked.push((pin.cid.to_bytes(), self.walked_status(pin, &mut listed, mark).await?.0));
-            }
-        }
-        // Both lists are sorted and disjoint: merge them in CID byte order.
-        let mut items = Vec::with_capacity(walked.len() + others.len());
-        let mut others = others.into_iter().peekable();
-        for (key, info) in walked {
-            while let Some((_, other)) = others.next_if(|(other_key, _)| *other_key < key) {
-                items.push(other);
-            }
-            items.push(info);
-        }
-        items.extend(others.map(|(_, info)| info));
-        Ok((items, stopped_at))
-    }
-
     /// Re-queues `cid`, whose status is `status`, per [`recover_action`]; `None` if nothing was
     /// re-queued.
     async fn recover_from(self: &Arc<Self>, status: TrackerStatus, cid: &Cid) -> Result<Option<PinInfo>, ClusterError> {
@@ -759,157 +530,6 @@ impl Shared {
         }
         tracing::info!(%cid, "recover: re-queued ({status})");
         Ok(Some(self.status(cid).await))
-    }
-
-    async fn sync_state(self: &Arc<Self>) -> Result<SyncReport, ClusterError> {
-        let (listing, mark) = self.daemon_listing().await?;
-        let mut listed = listing.cursor();
-        let mut report = SyncReport::default();
-        for item in PinIter::new(&*self.state, STATE_PAGE_SIZE) {
-            let pin = item.map_err(|e| ClusterError::storage("reading the pinset", e))?;
-            report.pins_checked += 1;
-            // Every pin is looked up, in order, so that what is left counts the daemon's own.
-            let on_daemon = listed.contains(&pin.cid)?;
-            if report.pins_checked % STATE_PAGE_SIZE as u64 == 0 {
-                cluster_rt::tokio::task::yield_now().await;
-            }
-            if !wants_pinned(Some(&pin), &self.peer) {
-                if on_daemon {
-                    self.unpin_moved(pin, &mut report)?;
-                }
-                continue;
-            }
-            report.pins_allocated += 1;
-            if lock(&self.table).get(&pin.cid).is_some() {
-                report.with_operation += 1;
-                continue;
-            }
-            if on_daemon {
-                continue;
-            }
-            match self.daemon_view_of(&pin, false, mark).await {
-                DaemonOwned::Has(pin_type) if crate::decision::is_pinned_on_daemon(pin.max_depth, pin_type) => continue,
-                DaemonOwned::Failed(error) => {
-                    tracing::debug!(cid = %pin.cid, "state sync: daemon lookup failed: {error}");
-                    report.daemon_errors += 1;
-                    continue;
-                }
-                _ => {}
-            }
-            let cid = pin.cid;
-            let outcome = {
-                let mut table = lock(&self.table);
-                // Checked again under the lock: an operation may have started since.
-                if table.get(&cid).is_some() {
-                    report.with_operation += 1;
-                    continue;
-                }
-                // Left for the next sync rather than recorded in error: a member that must pin
-                // millions would hold an operation for each.
-                if !table.has_room(OpKind::Pin) {
-                    report.queue_full += 1;
-                    continue;
-                }
-                table.enqueue(OpKind::Pin, pin, Timestamp::now(), &self.config)
-            };
-            self.after_enqueue(OpKind::Pin, &cid, outcome);
-            match outcome {
-                Enqueued::Queued { .. } => report.pins_queued += 1,
-                Enqueued::QueueFull => report.queue_full += 1,
-                Enqueued::AlreadyOngoing => report.with_operation += 1,
-            }
-        }
-        drop(listed);
-        report.daemon_only = listing.not_looked_up();
-        drop(listing);
-        self.sync_tombstones(&mut report).await?;
-        if report.pins_queued > 0 {
-            tracing::info!(
-                "state sync: re-queued {} pins missing from the daemon",
-                report.pins_queued
-            );
-        }
-        if report.moved_unpins_queued > 0 {
-            tracing::info!(
-                "state sync: queued the unpin of {} daemon pins now allocated to other members",
-                report.moved_unpins_queued
-            );
-        }
-        if report.queue_full > 0 {
-            tracing::info!(
-                "state sync: the pin queue is full (max_pin_queue_size); {} more pins missing from the daemon wait for the next state sync",
-                report.queue_full
-            );
-        }
-        Ok(report)
-    }
-}
-
-impl Shared {
-    /// Queues the unpin of `pin`, which the daemon holds but the state allocates elsewhere,
-    /// unless an operation exists for it or the state, read again, wants it here now.
-    fn unpin_moved(&self, pin: Pin, report: &mut SyncReport) -> Result<(), ClusterError> {
-        let cid = pin.cid;
-        if lock(&self.table).get(&cid).is_some() {
-            return Ok(());
-        }
-        // Read again: an apply may have allocated it here since the page was read, and queued
-        // its pin, which this unpin would cancel.
-        let now = self
-            .state
-            .get(&cid)
-            .map_err(|e| ClusterError::storage("reading the pinset", e))?;
-        if now.as_ref().is_some_and(|p| wants_pinned(Some(p), &self.peer)) {
-            return Ok(());
-        }
-        let outcome = {
-            let mut table = lock(&self.table);
-            if table.get(&cid).is_some() {
-                return Ok(());
-            }
-            table.enqueue(OpKind::Unpin, now.unwrap_or(pin), Timestamp::now(), &self.config)
-        };
-        self.after_enqueue(OpKind::Unpin, &cid, outcome);
-        if matches!(outcome, Enqueued::Queued { .. }) {
-            report.moved_unpins_queued += 1;
-        }
-        Ok(())
-    }
-
-    /// Finishes unpins that the state machine recorded but that may never have reached the
-    /// daemon (a crash, a daemon that was down): every tombstone whose CID is not allocated here
-    /// any more gets an unpin queued; tombstones of CIDs allocated here again are dropped.
-    async fn sync_tombstones(self: &Arc<Self>, report: &mut SyncReport) -> Result<(), ClusterError> {
-        let read_error = |e: cluster_state::StateError| ClusterError::storage("reading tombstones", e);
-        let mut after: Option<Cid> = None;
-        loop {
-            let page = self
-                .state
-                .tombstones(after.as_ref(), STATE_PAGE_SIZE)
-                .map_err(read_error)?;
-            let Some(last) = page.last().copied() else {
-                return Ok(());
-            };
-            for cid in page {
-                let pin = self.state.get(&cid).map_err(read_error)?;
-                if pin.as_ref().is_some_and(|p| wants_pinned(Some(p), &self.peer)) {
-                    if let Err(e) = self.state.commit(&[StateOp::ClearTombstone(cid)], None) {
-                        tracing::warn!(%cid, "clearing a tombstone failed: {e}");
-                    }
-                    continue;
-                }
-                if lock(&self.table).get(&cid).is_some() {
-                    continue;
-                }
-                let outcome = lock(&self.table).enqueue(OpKind::Unpin, bare_pin(cid), Timestamp::now(), &self.config);
-                self.after_enqueue(OpKind::Unpin, &cid, outcome);
-                if matches!(outcome, Enqueued::Queued { .. }) {
-                    report.unpins_queued += 1;
-                }
-            }
-            after = Some(last);
-            cluster_rt::tokio::task::yield_now().await;
-        }
     }
 }
 
