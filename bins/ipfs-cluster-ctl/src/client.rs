@@ -1,15 +1,15 @@
-//! The HTTP side: where the API is (`--host` parsing), the request paths Go's REST client
-//! (`api/rest/client/methods.go`) builds, and sending requests with hyper, decoding JSON answers,
-//! NDJSON streams and the `X-Stream-Error` trailer as `api/rest/client/request.go` does.
+//! The HTTP side: where the API is (`--host` parsing), credentials, and sending requests with
+//! hyper (TCP, TLS, Unix sockets, libp2p). The paths are built in `paths.rs`; answers are read
+//! in `answers.rs`, as Go's `api/rest/client/request.go` does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use cluster_types::{ApiError, Cid, PinOptions};
+use cluster_types::ApiError;
 use http::header::{AUTHORIZATION, TE};
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -18,12 +18,11 @@ use multiaddr::{Multiaddr, Protocol};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::answers::{api_error_from, decode_value, trailer_error, NdjsonDecoder};
 use crate::error::CtlError;
 
 /// Largest non-streamed response body we accept; real answers are a few KiB.
 const MAX_BODY_BYTES: usize = 64 << 20;
-/// Largest single NDJSON item we buffer while waiting for the rest of it.
-const MAX_ITEM_BYTES: usize = 16 << 20;
 /// How long to wait for a TCP connection (Go's default dialer uses 30 s too).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -147,238 +146,8 @@ pub fn parse_credentials(text: &str) -> Option<Credentials> {
 // ---------------------------------------------------------------------------------------------
 // Request paths, as the Go client builds them.
 
-/// Percent-encodes what may not appear raw in a URI path.
-fn escape_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for byte in path.bytes() {
-        let keep = byte.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&byte);
-        if keep {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// Percent-encodes one path segment (a metric name may hold `/` or `:`).
-pub fn escape_segment(segment: &str) -> String {
-    escape_path(segment).replace('/', "%2F")
-}
-
-fn escape_query(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-fn is_ipfs_path(path: &str) -> bool {
-    let mut segments = path.split('/');
-    if segments.next() != Some("") {
-        return false;
-    }
-    let namespace = segments.next().unwrap_or("");
-    let root = segments.next().unwrap_or("");
-    match namespace {
-        "ipfs" | "ipld" => root.parse::<Cid>().is_ok(),
-        "ipns" => !root.is_empty(),
-        _ => false,
-    }
-}
-
-/// The IPFS path for a `pin add|rm` argument: kept when it already is `/ipfs|ipns|ipld/...`,
-/// else prefixed with `/ipfs/` (Go's `PinPath`/`UnpinPath`).
-pub fn ipfs_path(arg: &str) -> Result<String, String> {
-    if is_ipfs_path(arg) {
-        return Ok(arg.to_string());
-    }
-    let prefixed = format!("/ipfs/{arg}");
-    if is_ipfs_path(&prefixed) {
-        Ok(prefixed)
-    } else {
-        Err(format!(
-            "invalid path {arg:?}: not a CID or an /ipfs/, /ipns/ or /ipld/ path"
-        ))
-    }
-}
-
-/// `POST` path of `pin add`: `/pins/ipfs/<cid>?<options>`, parameters sorted by name like Go's
-/// `url.Values.Encode`.
-pub fn pin_path(arg: &str, options: &PinOptions) -> Result<String, String> {
-    let path = ipfs_path(arg)?;
-    let mut query = options.to_query();
-    query.sort_by(|a, b| a.0.cmp(&b.0));
-    let encoded = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(query)
-        .finish();
-    Ok(format!("/pins{}?{}", escape_path(&path), encoded))
-}
-
-/// `DELETE` path of `pin rm`: `/pins/ipfs/<cid>`.
-pub fn unpin_path(arg: &str) -> Result<String, String> {
-    Ok(format!("/pins{}", escape_path(&ipfs_path(arg)?)))
-}
-
-/// The `filter` value `pin ls` sends, computed as Go does: every name maps to a type flag
-/// (unknown names to the bad-type flag), `all` when the result is exactly every type, else the
-/// selected type names in a fixed order.
-pub fn allocations_filter(text: &str) -> String {
-    const TYPES: [(&str, u32); 4] = [("pin", 2), ("meta-pin", 4), ("clusterdag-pin", 8), ("shard-pin", 16)];
-    const ALL: u32 = 2 | 4 | 8 | 16;
-    let mut mask = 0u32;
-    for name in text.split(',') {
-        mask |= match name {
-            "" | "all" => ALL,
-            other => TYPES.iter().find(|(n, _)| *n == other).map_or(1, |(_, flag)| *flag),
-        };
-    }
-    if mask == ALL {
-        return "all".into();
-    }
-    TYPES
-        .iter()
-        .filter(|(_, flag)| mask & flag != 0)
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// `GET /allocations?filter=...` (`pin ls`).
-pub fn allocations_path(filter: &str) -> String {
-    format!("/allocations?filter={}", escape_query(&allocations_filter(filter)))
-}
-
-/// `GET /allocations/<cid>` (`pin ls <cid>`).
-pub fn allocation_path(cid: &Cid) -> String {
-    format!("/allocations/{cid}")
-}
-
-/// `GET /pins/<cid>?local=<bool>` (`status <cid>`, and the `--wait` poll).
-pub fn status_path(cid: &Cid, local: bool) -> String {
-    format!("/pins/{cid}?local={local}")
-}
-
-/// `GET /pins?local=<bool>&filter=<filter>&cids=<a,b>` (`status`, `status a b`).
-pub fn status_all_path(local: bool, filter: &str, cids: &[Cid]) -> String {
-    let cids: Vec<String> = cids.iter().map(ToString::to_string).collect();
-    format!(
-        "/pins?local={local}&filter={}&cids={}",
-        escape_query(filter),
-        cids.join(",")
-    )
-}
-
-/// `POST /pins/<cid>/recover?local=<bool>` (`recover <cid>`).
-pub fn recover_path(cid: &Cid, local: bool) -> String {
-    format!("/pins/{cid}/recover?local={local}")
-}
-
-/// `POST /pins/recover?local=<bool>` (`recover`).
-pub fn recover_all_path(local: bool) -> String {
-    format!("/pins/recover?local={local}")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Decoding.
-
-/// Drops `null` members everywhere, so Go's `null` slices and maps decode as empty and Go's
-/// `null` optional values as absent.
-fn strip_nulls(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
-            map.values_mut().for_each(strip_nulls);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
-        _ => {}
-    }
-}
-
-/// Decodes one API object, tolerating Go's `null`s.
-pub fn decode_value<T: DeserializeOwned>(mut value: Value) -> Result<T, serde_json::Error> {
-    strip_nulls(&mut value);
-    serde_json::from_value(value)
-}
-
-/// The error a 4xx/5xx answer carries: the `{"code","message"}` body, or the raw body text with
-/// the HTTP status when it is not JSON (as Go's client).
-pub fn api_error_from(status: StatusCode, body: &[u8]) -> ApiError {
-    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
-        if let Some(message) = map.get("message").and_then(Value::as_str) {
-            let code = map
-                .get("code")
-                .and_then(Value::as_u64)
-                .and_then(|c| u16::try_from(c).ok())
-                .filter(|c| *c != 0);
-            return ApiError {
-                code: code.unwrap_or(status.as_u16()),
-                message: message.to_string(),
-            };
-        }
-    }
-    ApiError {
-        code: status.as_u16(),
-        message: String::from_utf8_lossy(body).into_owned(),
-    }
-}
-
-/// Splits a byte stream of concatenated JSON values (NDJSON) into values, whatever the chunking.
-#[derive(Debug, Default)]
-pub struct NdjsonDecoder {
-    buffer: Vec<u8>,
-}
-
-impl NdjsonDecoder {
-    /// Adds a chunk and returns the values it completed.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Value>, String> {
-        self.buffer.extend_from_slice(chunk);
-        let mut values = Vec::new();
-        let mut consumed = 0;
-        let mut items = serde_json::Deserializer::from_slice(&self.buffer).into_iter::<Value>();
-        loop {
-            match items.next() {
-                Some(Ok(value)) => {
-                    values.push(value);
-                    consumed = items.byte_offset();
-                }
-                Some(Err(e)) if e.is_eof() => break,
-                Some(Err(e)) => return Err(e.to_string()),
-                None => {
-                    consumed = items.byte_offset();
-                    break;
-                }
-            }
-        }
-        self.buffer.drain(..consumed);
-        if self.buffer.len() > MAX_ITEM_BYTES {
-            return Err(format!("stream item larger than {MAX_ITEM_BYTES} bytes"));
-        }
-        Ok(values)
-    }
-
-    /// Checks that the stream did not end in the middle of a value.
-    pub fn finish(&self) -> Result<(), String> {
-        if self.buffer.iter().all(u8::is_ascii_whitespace) {
-            Ok(())
-        } else {
-            Err("unexpected EOF".into())
-        }
-    }
-}
-
-/// The API error reported in `X-Stream-Error` trailers, if any (empty values mean "no error").
-pub fn trailer_error(trailers: Option<&HeaderMap>) -> Option<ApiError> {
-    let trailers = trailers?;
-    let messages: Vec<String> = trailers
-        .get_all("x-stream-error")
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect();
-    // Go joins several errors with multierr: "a; b".
-    (!messages.is_empty()).then(|| ApiError {
-        code: 500,
-        message: messages.join("; "),
-    })
-}
 
 // ---------------------------------------------------------------------------------------------
 // The client.
@@ -855,13 +624,7 @@ async fn read_body(mut body: hyper::body::Incoming) -> Result<Vec<u8>, CtlError>
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use cluster_types::{GlobalPinInfo, Id, PeerId, PinMode};
-
     use super::*;
-
-    const CID: &str = "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9";
 
     fn endpoint(authority: &str, https: bool) -> Endpoint {
         Endpoint::Http {
@@ -941,135 +704,5 @@ mod tests {
             })
         );
         assert_eq!(parse_credentials(""), None);
-    }
-
-    #[test]
-    fn pin_paths_follow_the_go_client() {
-        let mut options = PinOptions {
-            name: "my pin".into(),
-            mode: PinMode::Direct,
-            replication_factor_min: 1,
-            replication_factor_max: 2,
-            user_allocations: Some(vec![]),
-            ..Default::default()
-        };
-        options.metadata.insert("k".into(), "v&w".into());
-        assert_eq!(
-            pin_path(CID, &options).unwrap(),
-            format!("/pins/ipfs/{CID}?meta-k=v%26w&mode=direct&name=my+pin&replication-max=2&replication-min=1&shard-size=0&user-allocations=")
-        );
-        let defaults = PinOptions::default();
-        assert!(pin_path(&format!("/ipfs/{CID}/a dir"), &defaults)
-            .unwrap()
-            .starts_with(&format!("/pins/ipfs/{CID}/a%20dir?")));
-        assert!(pin_path("/ipns/example.org", &defaults)
-            .unwrap()
-            .starts_with("/pins/ipns/example.org?"));
-        assert_eq!(unpin_path(CID).unwrap(), format!("/pins/ipfs/{CID}"));
-        assert_eq!(
-            unpin_path(&format!("{CID}/sub")).unwrap(),
-            format!("/pins/ipfs/{CID}/sub")
-        );
-        assert!(ipfs_path("not-a-cid").is_err());
-        assert!(ipfs_path("/ipfs/not-a-cid").is_err());
-        assert!(ipfs_path("").is_err());
-    }
-
-    #[test]
-    fn listing_paths_follow_the_go_client() {
-        let cid: Cid = CID.parse().unwrap();
-        assert_eq!(allocations_path("all"), "/allocations?filter=all");
-        assert_eq!(allocations_path("pin,shard-pin"), "/allocations?filter=pin%2Cshard-pin");
-        assert_eq!(allocations_filter("shard-pin,pin"), "pin,shard-pin");
-        assert_eq!(allocations_filter("pin,bogus"), "pin");
-        assert_eq!(allocations_filter("bogus"), "");
-        assert_eq!(allocations_filter(""), "all");
-        assert_eq!(allocations_filter("all,bogus"), "pin,meta-pin,clusterdag-pin,shard-pin");
-        assert_eq!(allocation_path(&cid), format!("/allocations/{CID}"));
-        assert_eq!(status_path(&cid, false), format!("/pins/{CID}?local=false"));
-        assert_eq!(
-            status_all_path(true, "pinned,error", &[]),
-            "/pins?local=true&filter=pinned%2Cerror&cids="
-        );
-        assert_eq!(
-            status_all_path(false, "", &[cid, cid]),
-            format!("/pins?local=false&filter=&cids={CID},{CID}")
-        );
-        assert_eq!(recover_path(&cid, true), format!("/pins/{CID}/recover?local=true"));
-        assert_eq!(recover_all_path(false), "/pins/recover?local=false");
-    }
-
-    #[test]
-    fn ndjson_decodes_across_chunk_boundaries() {
-        let stream = b"{\"a\":1}\n{\"a\":2}\n{\"a\":\"x y\"}\n";
-        for split in 0..stream.len() {
-            let mut decoder = NdjsonDecoder::default();
-            let mut values = decoder.push(&stream[..split]).unwrap();
-            values.extend(decoder.push(&stream[split..]).unwrap());
-            decoder.finish().unwrap();
-            assert_eq!(values.len(), 3, "split at {split}");
-            assert_eq!(values[2]["a"], "x y");
-        }
-        let mut truncated = NdjsonDecoder::default();
-        assert!(truncated.push(b"{\"a\":1}{\"a\"").unwrap().len() == 1);
-        assert!(truncated.finish().is_err());
-        assert!(NdjsonDecoder::default().push(b"{\"a\":1} garbage").is_err());
-    }
-
-    #[test]
-    fn go_nulls_decode_as_empty() {
-        let peer = PeerId::from_ed25519_seed([1; 32]);
-        let id: Id = decode_value(serde_json::json!({
-            "id": peer.to_string(), "addresses": null, "cluster_peers": null, "error": "down", "ipfs": null
-        }))
-        .unwrap();
-        assert!(id.addresses.is_empty());
-        assert_eq!(id.error, "down");
-        let info: GlobalPinInfo =
-            decode_value(serde_json::json!({"cid": CID, "allocations": null, "metadata": null, "peer_map": null}))
-                .unwrap();
-        assert_eq!(info.peer_map, BTreeMap::new());
-    }
-
-    #[test]
-    fn api_errors_come_from_json_or_raw_bodies() {
-        let json = api_error_from(
-            StatusCode::NOT_FOUND,
-            br#"{"code":404,"message":"pin is not part of the pinset"}"#,
-        );
-        assert_eq!(
-            json,
-            ApiError {
-                code: 404,
-                message: "pin is not part of the pinset".into()
-            }
-        );
-        let raw = api_error_from(StatusCode::BAD_GATEWAY, b"upstream down");
-        assert_eq!(
-            raw,
-            ApiError {
-                code: 502,
-                message: "upstream down".into()
-            }
-        );
-        let no_code = api_error_from(StatusCode::INTERNAL_SERVER_ERROR, br#"{"message":"boom"}"#);
-        assert_eq!(no_code.code, 500);
-    }
-
-    #[test]
-    fn stream_error_trailers() {
-        let mut trailers = HeaderMap::new();
-        trailers.append("X-Stream-Error", "".parse().unwrap());
-        assert_eq!(trailer_error(Some(&trailers)), None);
-        trailers.append("X-Stream-Error", "peer down".parse().unwrap());
-        trailers.append("X-Stream-Error", "disk full".parse().unwrap());
-        assert_eq!(
-            trailer_error(Some(&trailers)),
-            Some(ApiError {
-                code: 500,
-                message: "peer down; disk full".into()
-            })
-        );
-        assert_eq!(trailer_error(None), None);
     }
 }

@@ -19,6 +19,7 @@ use crate::cli::{
 use crate::client::{self, Client, ClientConfig};
 use crate::error::CtlError;
 use crate::format::{self, TextFormat};
+use crate::paths;
 
 /// How often `--wait` polls the status (Go's `defaultWaitCheckFreq`).
 const WAIT_CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -158,7 +159,7 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
         Command::Health {
             command: HealthCommand::Metrics { name: Some(name) },
         } => {
-            let path = format!("/monitor/metrics/{}", client::escape_segment(name));
+            let path = format!("/monitor/metrics/{}", paths::escape_segment(name));
             let metrics: Vec<Metric> = client.call(Method::GET, &path).await?.unwrap_or_default();
             if metrics.is_empty() {
                 // The API answers an empty list for any name; say when the name is unknown.
@@ -213,11 +214,11 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
         } => match &args.cid {
             Some(text) => {
                 let cid = parse_cid(text)?;
-                let pin: Pin = required(client.call(Method::GET, &client::allocation_path(&cid)).await?)?;
+                let pin: Pin = required(client.call(Method::GET, &paths::allocation_path(&cid)).await?)?;
                 out.emit(&pin)
             }
             None => {
-                let path = client::allocations_path(&args.filter);
+                let path = paths::allocations_path(&args.filter);
                 client.stream(Method::GET, &path, |pin: Pin| out.emit(&pin)).await
             }
         },
@@ -226,19 +227,19 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
             match cids.as_slice() {
                 [cid] => {
                     let info: GlobalPinInfo =
-                        required(client.call(Method::GET, &client::status_path(cid, args.local)).await?)?;
+                        required(client.call(Method::GET, &paths::status_path(cid, args.local)).await?)?;
                     out.emit(&info)
                 }
                 [] => {
                     let filter = status_filter(args.filter.as_deref().unwrap_or(""))?;
-                    let path = client::status_all_path(args.local, &filter, &[]);
+                    let path = paths::status_all_path(args.local, &filter, &[]);
                     client
                         .stream(Method::GET, &path, |info: GlobalPinInfo| out.emit(&info))
                         .await
                 }
                 // Go's StatusCids ignores --filter.
                 many => {
-                    let path = client::status_all_path(args.local, "", many);
+                    let path = paths::status_all_path(args.local, "", many);
                     client
                         .stream(Method::GET, &path, |info: GlobalPinInfo| out.emit(&info))
                         .await
@@ -250,13 +251,13 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
                 let cid = parse_cid(text)?;
                 let info: GlobalPinInfo = required(
                     client
-                        .call(Method::POST, &client::recover_path(&cid, args.local))
+                        .call(Method::POST, &paths::recover_path(&cid, args.local))
                         .await?,
                 )?;
                 out.emit(&info)
             }
             None => {
-                let path = client::recover_all_path(args.local);
+                let path = paths::recover_all_path(args.local);
                 client
                     .stream(Method::POST, &path, |info: GlobalPinInfo| out.emit(&info))
                     .await
@@ -363,7 +364,7 @@ pub fn pin_add_options(args: &PinAddArgs, now: Timestamp) -> Result<PinOptions, 
 async fn pin_add<W: Write>(client: &Client, out: &mut Output<W>, args: &PinAddArgs) -> Result<(), CtlError> {
     let options = pin_add_options(args, Timestamp::now())?;
     let wait_timeout = parse_wait_timeout(args.wait.wait_timeout.as_deref())?;
-    let path = client::pin_path(&args.target, &options).map_err(|e| CtlError::local("parsing path", e))?;
+    let path = paths::pin_path(&args.target, &options).map_err(|e| CtlError::local("parsing path", e))?;
     let pin: Pin = required(client.call(Method::POST, &path).await?)?;
     after_pin(
         client,
@@ -389,7 +390,7 @@ async fn pin_update<W: Write>(client: &Client, out: &mut Output<W>, args: &PinUp
         user_allocations: Some(Vec::new()),
         ..PinOptions::default()
     };
-    let path = client::pin_path(&args.to, &options).map_err(|e| CtlError::local("parsing path", e))?;
+    let path = paths::pin_path(&args.to, &options).map_err(|e| CtlError::local("parsing path", e))?;
     let pin: Pin = required(client.call(Method::POST, &path).await?)?;
     after_pin(
         client,
@@ -526,7 +527,7 @@ async fn add<W: Write>(client: &Client, out: &mut Output<W>, args: &AddArgs) -> 
         if let Some(cid) = root_cid {
             // Go waits for the allocation's own minimum, which the cluster may have defaulted;
             // the flag's value only when the allocation cannot be read.
-            let limit = match client.call::<Pin>(Method::GET, &client::allocation_path(&cid)).await {
+            let limit = match client.call::<Pin>(Method::GET, &paths::allocation_path(&cid)).await {
                 Ok(Some(pin)) => i64::from(pin.options.replication_factor_min),
                 _ => i64::from(args.replication_min),
             };
@@ -619,7 +620,7 @@ pub fn completion<W: Write>(shell: clap_complete::Shell, writer: &mut W) -> Resu
 
 async fn pin_rm<W: Write>(client: &Client, out: &mut Output<W>, args: &PinRmArgs) -> Result<(), CtlError> {
     let wait_timeout = parse_wait_timeout(args.wait.wait_timeout.as_deref())?;
-    let path = client::unpin_path(&args.target).map_err(|e| CtlError::local("parsing path", e))?;
+    let path = paths::unpin_path(&args.target).map_err(|e| CtlError::local("parsing path", e))?;
     let pin: Pin = required(client.call(Method::DELETE, &path).await?)?;
     after_pin(
         client,
@@ -659,7 +660,7 @@ async fn after_pin<W: Write>(
         Some(status) => status,
         None => {
             tokio::time::sleep(STATUS_DELAY).await;
-            required(client.call(Method::GET, &client::status_path(&pin.cid, false)).await?)?
+            required(client.call(Method::GET, &paths::status_path(&pin.cid, false)).await?)?
         }
     };
     out.emit(&status)
@@ -694,7 +695,7 @@ async fn wait_for(
             }
             _ => tokio::time::sleep_until(next_poll).await,
         }
-        let path = client::status_path(cid, false);
+        let path = paths::status_path(cid, false);
         let poll = client.call(Method::GET, &path);
         let answer = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, poll).await.map_err(|_| expired())??,

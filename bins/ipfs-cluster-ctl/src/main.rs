@@ -7,6 +7,8 @@
 //! and hyper, and builds to an empty `main` under `--cfg madsim`.
 
 #[cfg(not(madsim))]
+mod answers;
+#[cfg(not(madsim))]
 mod cli;
 #[cfg(not(madsim))]
 mod client;
@@ -16,6 +18,8 @@ mod commands;
 mod error;
 #[cfg(not(madsim))]
 mod format;
+#[cfg(not(madsim))]
+mod paths;
 #[cfg(not(madsim))]
 mod upload;
 
