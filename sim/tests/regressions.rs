@@ -187,3 +187,15 @@ fn members_whose_election_timers_line_up_still_elect_a_leader() {
 fn a_pin_whose_apply_a_reopen_lost_is_unpinned_after_a_snapshot_install() {
     println!("{}", cluster_sim::workload::run_with_frequent_snapshots_seed(90051));
 }
+
+/// Found by a sweep of `random_workload_with_lost_and_wiped_members_heals` (seed 201447): in
+/// a 3-member cluster member 0 was wiped while member 2's disk was full. Its first join began a
+/// change the cluster could not commit (no quorum): a joint configuration with member 0 in its
+/// old half only. Member 0 took that for membership ("already a cluster member"), stopped
+/// joining, and once the disk had room the leader finished the change without it: removed, it
+/// stopped for good. Fixed: a joining member counts as one only if it votes in every
+/// configuration of its membership; otherwise it asks to join again.
+#[test]
+fn a_wiped_member_whose_join_could_not_commit_asks_again() {
+    println!("{}", cluster_sim::workload::run_self_healing_seed(201447));
+}

@@ -121,6 +121,19 @@ impl Consensus {
         metrics.membership_config.membership().voter_ids().any(|id| id == node)
     }
 
+    /// Whether `node` votes in every configuration of the membership: a voter that a change
+    /// under way (a joint configuration) takes out of the voters, to remove or demote it, does
+    /// not. Before openraft first reports, the voters read from the log at start answer.
+    pub fn votes_in_every_configuration(&self, node: NodeId) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        if metrics.membership_config.log_id().is_none() {
+            return self.voters_at_start.contains(&node);
+        }
+        let configs = metrics.membership_config.membership().get_joint_config();
+        !configs.is_empty() && configs.iter().all(|voters| voters.contains(&node))
+    }
+
     /// Adds a member as a learner (on the leader): it receives the log (or a snapshot) but does
     /// not vote, so it costs no quorum if it dies while catching up. Returns once the change is
     /// committed; [`Consensus::promote_if_caught_up`] makes it a voter later. Idempotent for a

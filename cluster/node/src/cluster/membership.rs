@@ -260,8 +260,11 @@ impl Cluster {
         }
         // A voter in its own log's membership. Not openraft's `is_initialized`: that is true as
         // soon as any leader's heartbeat set our vote, and a join cut short after the learner
-        // step must be sent again to be promoted.
-        if self.consensus.is_voter(self.consensus.node_id()) {
+        // step must be sent again to be promoted. A voter in every configuration: a wiped member
+        // whose first join began a change the cluster could not commit (no quorum) is in the
+        // joint configuration's old half only, and the leader that finishes the change drops it
+        // (sim seed 201447 of the self-healing workload); it asks again.
+        if self.consensus.votes_in_every_configuration(self.consensus.node_id()) {
             tracing::info!("already a cluster member; --bootstrap ignored");
             self.joining.store(false, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
