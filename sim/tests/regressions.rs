@@ -199,3 +199,15 @@ fn a_pin_whose_apply_a_reopen_lost_is_unpinned_after_a_snapshot_install() {
 fn a_wiped_member_whose_join_could_not_commit_asks_again() {
     println!("{}", cluster_sim::workload::run_self_healing_seed(201447));
 }
+
+/// Found by a sweep of `random_workload_with_frequent_snapshots_heals` (seed 200326): member 2
+/// came back far behind while the leader built snapshots every few entries. The leader's
+/// replication chose to send member 2 the entries after its last one, and a purge ran before
+/// it read them: the log answered with the entries after the purge, which went out after a
+/// `prev_log_id` before it. Member 2's log got a hole and its Raft stopped ("try to get log at
+/// index 5 but got Some(1)"). Fixed: replication's reads answer one run of entries from where
+/// they were asked, or nothing, and openraft then sends a snapshot.
+#[test]
+fn entries_purged_while_the_leader_replicated_them_are_not_sent_after_a_hole() {
+    println!("{}", cluster_sim::workload::run_with_frequent_snapshots_seed(200326));
+}

@@ -207,6 +207,27 @@ impl RaftLogReader<TypeConfig> for RedbLogStore {
         })
         .await
     }
+
+    /// What the leader's replication sends after `prev_log_id` = `start - 1`: the entries from
+    /// `start` on, without a hole, or none. A purge that ran while replication decided what to
+    /// send leaves `start` gone, and the entries after the purge, sent after that
+    /// `prev_log_id`, would leave a hole in the follower's log (sim seed 200326 of the
+    /// frequent-snapshots workload: the follower's Raft stopped). On an empty answer openraft
+    /// waits 10 ms and looks again, and sends a snapshot.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        let mut entries = self.try_get_log_entries(start..end).await?;
+        let run = entries
+            .iter()
+            .zip(start..)
+            .take_while(|(entry, expected)| entry.log_id.index == *expected)
+            .count();
+        entries.truncate(run);
+        Ok(entries)
+    }
 }
 
 impl RaftLogStorage<TypeConfig> for RedbLogStore {
@@ -294,5 +315,64 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 0), index),
+            payload: openraft::EntryPayload::Blank,
+        }
+    }
+
+    async fn write_entries(store: &RedbLogStore, indexes: impl Iterator<Item = u64>) {
+        let encoded: Vec<(u64, Vec<u8>)> = indexes.map(|i| (i, serde_json::to_vec(&entry(i)).unwrap())).collect();
+        store
+            .write(Durability::Immediate, |txn| {
+                let mut table = txn.open_table(LOG)?;
+                for (index, bytes) in &encoded {
+                    table.insert(*index, bytes.as_slice())?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    fn indexes(entries: &[Entry<TypeConfig>]) -> Vec<u64> {
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[tokio::test]
+    async fn replication_reads_nothing_from_a_purged_index_and_stops_at_a_hole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = RedbLogStore::open(&dir.path().join("log.redb")).unwrap();
+        write_entries(&store, 1..=10).await;
+        assert_eq!(
+            indexes(&store.limited_get_log_entries(3, 8).await.unwrap()),
+            [3, 4, 5, 6, 7]
+        );
+        // Purged up to 5 while a replication read was on its way: nothing, not 6 and 7 after
+        // a prev_log_id of 2. Other reads still get what is left.
+        store
+            .purge(LogId::new(openraft::CommittedLeaderId::new(1, 0), 5))
+            .await
+            .unwrap();
+        assert!(store.limited_get_log_entries(3, 8).await.unwrap().is_empty());
+        assert_eq!(indexes(&store.try_get_log_entries(3..8).await.unwrap()), [6, 7]);
+        assert_eq!(
+            indexes(&store.limited_get_log_entries(6, 100).await.unwrap()),
+            [6, 7, 8, 9, 10]
+        );
+        // A hole ends the run.
+        write_entries(&store, 12..=13).await;
+        assert_eq!(
+            indexes(&store.limited_get_log_entries(8, 14).await.unwrap()),
+            [8, 9, 10]
+        );
     }
 }
