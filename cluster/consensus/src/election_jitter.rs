@@ -218,11 +218,18 @@ pub(crate) fn spawn(
                 let membership = m.membership_config.membership();
                 let voters = membership.voter_ids().count();
                 let votes = membership.voter_ids().any(|id| id == node_id);
+                // A silent leader is only called out by a settled voter: one in every half of
+                // the membership, whose entry it has applied. A member still joining (promoted
+                // in a change the others may not know yet) that campaigned had its vote
+                // requests refused as a stranger's and took itself for removed (sim seed
+                // 200957 of the classic workload).
+                let settled = membership.get_joint_config().iter().all(|half| half.contains(&node_id))
+                    && m.last_applied.map(|id| id.index) >= m.membership_config.log_id().map(|id| id.index);
                 let leader = match m.current_leader {
                     None => Leader::Unknown,
                     Some(id) if id == node_id => Leader::Me,
                     Some(id) => Leader::Other {
-                        heard: shared.last_from(id),
+                        heard: if settled { shared.last_from(id) } else { None },
                     },
                 };
                 (leader, votes && voters > 1, m.current_term)
