@@ -168,7 +168,7 @@ fn a_pin_moved_away_while_a_member_was_down_is_unpinned_after_its_snapshot_insta
 /// the higher node id replace one already given, so it took members 2 and 3's votes each round
 /// and member 0 lost each leadership before its first AppendEntries landed: no leader for the
 /// 120 s of the liveness bound (term 463). Fixed: a voter that knows no leader for a random
-/// 1-2 election timeouts calls an election at its own instant (`election_jitter`). The seed's
+/// 1-2 election timeouts calls an election at its own instant (`election_watch`). The seed's
 /// run fails without the fix (checked); with it the run differs, as any change to the members'
 /// tasks makes it.
 #[test]

@@ -1,7 +1,7 @@
 //! [`Consensus`]: the node's handle on Raft. Commits pin/unpin commands (batched on the
 //! leader, forwarded from followers), waits for a leader, serves AppendEntries, compacts the log
 //! and shuts down. Membership changes live in `membership.rs`, the election watch in
-//! `election_jitter.rs`.
+//! `election_watch.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,7 +14,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use openraft::{Raft, ServerState};
 
-use crate::election_jitter::{Timing, WatchShared};
+use crate::election_watch::{Timing, WatchShared};
 use crate::write_batch::{commit_one, WriteBatcher, WriteFailure};
 use crate::{
     node_id_of, raft_error, ApplyObserver, Command, CommandResponse, Committed, ConsensusError, MemberNode, NodeId,
@@ -62,8 +62,8 @@ pub struct Consensus {
     /// When this member last accepted the leader's AppendEntries; elections its watch called.
     pub(crate) election_watch: Arc<WatchShared>,
     /// Calls an election when none settles or the leader falls silent (see
-    /// `election_jitter`); stopped when the last handle of this member's consensus is dropped.
-    pub(crate) _election_jitter: Arc<crate::election_jitter::JitterTask>,
+    /// `election_watch`); stopped when the last handle of this member's consensus is dropped.
+    pub(crate) _election_watch_task: Arc<crate::election_watch::WatchTask>,
 }
 
 /// What a member's consensus is built from.
@@ -134,7 +134,7 @@ impl Consensus {
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         let openraft_config = raft.config();
         let election_watch = Arc::new(WatchShared::default());
-        let election_jitter = crate::election_jitter::spawn(
+        let election_watch_task = crate::election_watch::spawn(
             raft.clone(),
             node_id,
             Timing {
@@ -154,7 +154,7 @@ impl Consensus {
             learner_at_start,
             batcher: Arc::new(WriteBatcher::new(max_append_entries)),
             election_watch,
-            _election_jitter: Arc::new(election_jitter),
+            _election_watch_task: Arc::new(election_watch_task),
         })
     }
 
@@ -397,7 +397,7 @@ impl Consensus {
     }
 
     /// How many elections this member's own watch called (a leader silent for its lease, or
-    /// none for a while; see `election_jitter`), against openraft's.
+    /// none for a while; see `election_watch`), against openraft's.
     pub fn elections_called(&self) -> u64 {
         self.election_watch.elections_called()
     }

@@ -20,7 +20,7 @@
 
 mod config;
 mod consensus;
-mod election_jitter;
+mod election_watch;
 mod error;
 mod log_store;
 mod membership;

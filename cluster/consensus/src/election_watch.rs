@@ -193,9 +193,9 @@ impl WatchShared {
 
 /// The running watch; dropping it stops the watch, which holds a handle of Raft that would
 /// otherwise keep Raft's core (and its transport) running.
-pub(crate) struct JitterTask(cluster_rt::tokio::task::JoinHandle<()>);
+pub(crate) struct WatchTask(cluster_rt::tokio::task::JoinHandle<()>);
 
-impl Drop for JitterTask {
+impl Drop for WatchTask {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -208,8 +208,8 @@ pub(crate) fn spawn(
     node_id: NodeId,
     timing: Timing,
     shared: std::sync::Arc<WatchShared>,
-) -> JitterTask {
-    JitterTask(cluster_rt::spawn(async move {
+) -> WatchTask {
+    WatchTask(cluster_rt::spawn(async move {
         let metrics = raft.metrics();
         let mut watch = LeaderlessWatch::new(timing);
         loop {
