@@ -482,15 +482,7 @@ impl State for LosesUnsyncedOnFailedSync {
     }
     fn sync(&self) -> Result<(), cluster_state::StateError> {
         if self.fail_next_sync.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            let (pins, meta) = self.durable.lock().unwrap().clone();
-            let reopened = MemoryState::new();
-            reopened
-                .commit(
-                    &pins.into_iter().map(cluster_state::StateOp::Add).collect::<Vec<_>>(),
-                    meta.as_deref(),
-                )
-                .unwrap();
-            *self.live.lock().unwrap() = Arc::new(reopened);
+            self.lose_unsynced();
             return Err(cluster_state::StateError::Io("No space left on device".into()));
         }
         self.keep_durable()
@@ -590,8 +582,9 @@ async fn applies_lost_by_a_failed_sync_are_applied_again_from_the_log() {
 }
 
 impl LosesUnsyncedOnFailedSync {
-    /// Another writer's commit failed and the store was opened again at its last durable commit
-    /// (the tracker clearing a tombstone on a full disk, say): what was not synced is gone.
+    /// A commit failed (this store's sync, or another writer's: the tracker clearing a tombstone
+    /// on a full disk, say) and the store was opened again at its last durable commit: what was
+    /// not synced is gone.
     fn lose_unsynced(&self) {
         let (pins, meta) = self.durable.lock().unwrap().clone();
         let reopened = MemoryState::new();
