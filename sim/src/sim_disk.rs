@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cluster_node::Disk;
+use cluster_node::{Disk, DiskFile};
 use redb::{Database, DatabaseError, StorageBackend};
 
 /// The memory disk of one member; survives its kills and restarts.
@@ -97,15 +97,19 @@ impl SimDisk {
 }
 
 impl SimDisk {
-    fn open_with(&self, path: &Path, builder: &mut redb::Builder) -> Result<Database, DatabaseError> {
+    fn handle(&self, path: &Path) -> SimFile {
         let file = self.lock_files().entry(path.to_path_buf()).or_default().clone();
         let incarnation = file.lock().unwrap_or_else(|e| e.into_inner()).incarnation;
-        builder.create_with_backend(SimFile {
+        SimFile {
             path: path.to_path_buf(),
             file,
             incarnation,
             full: self.full.clone(),
-        })
+        }
+    }
+
+    fn open_with(&self, path: &Path, builder: &mut redb::Builder) -> Result<Database, DatabaseError> {
+        builder.create_with_backend(self.handle(path))
     }
 }
 
@@ -116,6 +120,34 @@ impl Disk for SimDisk {
 
     fn open_database_with_cache(&self, path: &Path, cache_bytes: usize) -> Result<Database, DatabaseError> {
         self.open_with(path, Database::builder().set_cache_size(cache_bytes))
+    }
+
+    fn open_file(&self, path: &Path) -> IoResult<Box<dyn DiskFile>> {
+        Ok(Box::new(self.handle(path)))
+    }
+
+    fn file_names(&self, dir: &Path) -> IoResult<Vec<String>> {
+        Ok(self
+            .lock_files()
+            .keys()
+            .filter(|path| path.parent() == Some(dir))
+            .filter_map(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
+            .collect())
+    }
+
+    /// Removal (and creation) is durable at once: a crash does not bring a file back.
+    fn remove_file(&self, path: &Path) -> IoResult<()> {
+        self.lock_files().remove(path);
+        Ok(())
+    }
+
+    fn sync_dir(&self, _dir: &Path) -> IoResult<()> {
+        Ok(())
+    }
+
+    /// One incarnation of a member runs at a time on its disk: the lock always holds.
+    fn try_lock(&self, _path: &Path) -> IoResult<Option<Box<dyn fmt::Debug + Send + Sync>>> {
+        Ok(Some(Box::new(())))
     }
 }
 
@@ -220,6 +252,33 @@ impl StorageBackend for SimFile {
             _ => image.dirty.push((range.start, range.end)),
         }
         Ok(())
+    }
+}
+
+/// The same handle as a plain file (the Raft log's segments): writes past the end grow it.
+impl DiskFile for SimFile {
+    fn len(&self) -> IoResult<u64> {
+        StorageBackend::len(self)
+    }
+
+    fn read_at(&self, offset: u64, out: &mut [u8]) -> IoResult<()> {
+        StorageBackend::read(self, offset, out)
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> IoResult<()> {
+        let end = offset + data.len() as u64;
+        if end > StorageBackend::len(self)? {
+            StorageBackend::set_len(self, end)?;
+        }
+        StorageBackend::write(self, offset, data)
+    }
+
+    fn set_len(&self, len: u64) -> IoResult<()> {
+        StorageBackend::set_len(self, len)
+    }
+
+    fn sync_data(&self) -> IoResult<()> {
+        StorageBackend::sync_data(self)
     }
 }
 

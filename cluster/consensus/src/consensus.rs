@@ -17,9 +17,9 @@ use openraft::{Raft, ServerState};
 use crate::election_watch::{Timing, WatchShared};
 use crate::write_batch::{commit_one, WriteBatcher, WriteFailure};
 use crate::{
-    node_id_of, raft_error, ApplyObserver, Command, CommandResponse, Committed, ConsensusError, MemberNode, NodeId,
-    PinsetStateMachine, RaftConfig, RaftTransport, RedbLogStore, StorageHealth, TransportFailure,
-    TransportNetworkFactory, TypeConfig,
+    node_id_of, raft_error, ApplyObserver, Command, CommandResponse, Committed, ConsensusError, LogStore, MemberNode,
+    NodeId, PinsetStateMachine, RaftConfig, RaftTransport, StorageHealth, TransportFailure, TransportNetworkFactory,
+    TypeConfig,
 };
 
 /// How often a write retries while there is no leader.
@@ -103,7 +103,7 @@ impl Consensus {
         let node_id = node_id_of(peer);
         let max_append_entries = config.max_append_entries;
         let health = StorageHealth::default();
-        let mut log_store = RedbLogStore::open_on(disk, &raft_dir.join("log.redb"), health.clone())?;
+        let mut log_store = LogStore::open_on(disk, raft_dir, health.clone())?;
         let mut state_machine =
             PinsetStateMachine::new(state, observer, raft_dir, health.clone()).with_log(log_store.clone());
         let tombstoned = state_machine

@@ -1,7 +1,7 @@
 //! Consensus: the shared pinset kept consistent across members by Raft (openraft 0.9).
 //!
 //! ```text
-//!  Consensus::log_pin ──► openraft (leader) ──► RedbLogStore::append (one fsync per batch)
+//!  Consensus::log_pin ──► openraft (leader) ──► LogStore::append (one fsync per batch)
 //!                                │ committed
 //!                                ▼
 //!                   PinsetStateMachine::apply ──► State::commit(ops + applied meta, atomically)
@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Owns: the openraft type config ([`TypeConfig`], [`Command`]), the durable log store
-//! ([`RedbLogStore`]), the state machine over a [`cluster_state::State`] ([`PinsetStateMachine`]),
+//! ([`LogStore`]), the state machine over a [`cluster_state::State`] ([`PinsetStateMachine`]),
 //! and the [`Consensus`] facade the node uses. Does not own: what to pin where (the node
 //! allocates before logging), nor the network between members (a [`RaftTransport`] is given).
 #![deny(missing_docs)]
@@ -35,7 +35,7 @@ pub use cluster_types::{MemberNode, TransportFailure};
 pub use config::RaftConfig;
 pub use consensus::{Consensus, ConsensusDeps, LeaderForwarder};
 pub use error::{raft_error, ConsensusError};
-pub use log_store::{decode_log_entry, RedbLogStore};
+pub use log_store::{decode_log_entry, LogStore};
 pub use membership::{Promotion, PROMOTION_LAG_MAX};
 pub use network::{NoTransport, RaftTransport, TransportNetworkFactory};
 pub use snapshot_file::SnapshotFile;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use cluster_consensus::{
-    node_id_of, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, ConsensusDeps, MemberNode,
-    NoTransport, PinsetStateMachine, RaftConfig, RedbLogStore, TypeConfig,
+    node_id_of, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, ConsensusDeps, LogStore, MemberNode,
+    NoTransport, PinsetStateMachine, RaftConfig, TypeConfig,
 };
 use cluster_state::{MemoryState, RedbState, State};
 use cluster_types::{ClusterError, PeerId, Pin, PinOptions};
@@ -29,10 +29,10 @@ impl ApplyObserver for Recorder {
 
 struct Builder;
 
-impl StoreBuilder<TypeConfig, RedbLogStore, PinsetStateMachine, tempfile::TempDir> for Builder {
-    async fn build(&self) -> Result<(tempfile::TempDir, RedbLogStore, PinsetStateMachine), StorageError<u64>> {
+impl StoreBuilder<TypeConfig, LogStore, PinsetStateMachine, tempfile::TempDir> for Builder {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, PinsetStateMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().unwrap();
-        let log = RedbLogStore::open(&dir.path().join("log.redb")).unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
         let state: Arc<dyn State> = Arc::new(MemoryState::new());
         let machine = PinsetStateMachine::new(state, Arc::new(Recorder::default()), dir.path(), Default::default());
         Ok((dir, log, machine))
@@ -143,8 +143,8 @@ async fn one_member_commits_and_recovers_from_disk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_store_is_locked_while_open() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = RedbLogStore::open(&dir.path().join("log.redb")).unwrap();
-    let err = RedbLogStore::open(&dir.path().join("log.redb")).unwrap_err();
+    let _first = LogStore::open(dir.path()).unwrap();
+    let err = LogStore::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains("locked"), "{err}");
 }
 
@@ -616,7 +616,7 @@ async fn a_snapshot_installed_after_the_pinset_lost_applies_tombstones_what_they
         durable: Mutex::new((Vec::new(), None)),
         fail_next_sync: std::sync::atomic::AtomicBool::new(false),
     });
-    let log = RedbLogStore::open(&dir.path().join("log.redb")).unwrap();
+    let log = LogStore::open(dir.path()).unwrap();
     let mut machine = PinsetStateMachine::new(
         state.clone(),
         Arc::new(Recorder::default()),

@@ -22,7 +22,7 @@ mod offline_state;
 
 pub use cluster::{Cluster, ClusterDeps, PEERSTORE_FILE};
 /// Where the member's databases are opened (see [`ClusterDeps::disk`]).
-pub use cluster_state::{Disk, RealDisk};
+pub use cluster_state::{Disk, DiskFile, RealDisk};
 pub use config::{NodeConfig, RestLibp2pHost, ServiceConfig};
 pub use data_folder::DataFolder;
 pub use error::NodeError;

@@ -21,7 +21,7 @@ mod stored_pin;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use disk::{Disk, MemoryDisk, RealDisk};
+pub use disk::{Disk, DiskFile, MemoryDisk, RealDisk};
 pub use error::StateError;
 pub use memory_state::MemoryState;
 pub use redb_state::RedbState;
