@@ -31,7 +31,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
@@ -45,7 +45,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use crate::snapshot_file::{SnapshotFile, SnapshotFolder, RECEIVING_FILE};
-use crate::{Command, CommandResponse, MemberNode, NodeId, RedbLogStore, StorageHealth, TypeConfig};
+use crate::{Command, CommandResponse, LogStore, MemberNode, NodeId, StorageHealth, TypeConfig};
 
 /// Changes applied without an fsync before the state is synced.
 const SYNC_EVERY_OPS: usize = 4096;
@@ -92,6 +92,9 @@ struct AppliedMeta {
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, MemberNode>,
 }
+
+/// The applied meta as stored, and as parsed.
+type CachedMeta = (Vec<u8>, AppliedMeta);
 
 /// The index of the last entry applied to `state`, read from the state itself (openraft's
 /// metrics report it a moment later, after the apply returns).
@@ -171,12 +174,15 @@ pub struct PinsetStateMachine {
     snapshots: SnapshotFolder,
     health: StorageHealth,
     /// Where applies lost by a failed sync are read again; without it, applies are synced.
-    log: Option<RedbLogStore>,
+    log: Option<LogStore>,
     /// Changes committed since the last sync.
     unsynced_ops: usize,
     /// The CIDs those changes named (with a log; without one every apply is synced): what a
     /// reopen of the pinset at its last durable commit may have lost after the tracker acted.
     unsynced_cids: Vec<Cid>,
+    /// The applied meta last read or written, with its bytes: every apply reads the meta twice
+    /// and it is the same bytes almost always, so a compare replaces parsing it.
+    meta_cache: Arc<Mutex<Option<CachedMeta>>>,
 }
 
 fn sm_write_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
@@ -267,11 +273,12 @@ impl PinsetStateMachine {
             log: None,
             unsynced_ops: 0,
             unsynced_cids: Vec::new(),
+            meta_cache: Arc::default(),
         }
     }
 
     /// Applies without an fsync each, replaying from `log` what a failed sync loses.
-    pub fn with_log(mut self, log: RedbLogStore) -> PinsetStateMachine {
+    pub fn with_log(mut self, log: LogStore) -> PinsetStateMachine {
         self.log = Some(log);
         self
     }
@@ -353,7 +360,18 @@ impl PinsetStateMachine {
     }
 
     fn applied_meta(&self) -> Result<AppliedMeta, StateError> {
-        applied_meta_of(self.state.as_ref())
+        let Some(bytes) = self.state.meta()? else {
+            return Ok(AppliedMeta::default());
+        };
+        let mut cache = self.meta_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((cached, meta)) = cache.as_ref() {
+            if *cached == bytes {
+                return Ok(meta.clone());
+            }
+        }
+        let meta = parse_applied_meta(Some(bytes.clone()))?;
+        *cache = Some((bytes, meta.clone()));
+        Ok(meta)
     }
 
     /// Reads from the state, retried while the disk refuses.
@@ -451,6 +469,7 @@ impl PinsetStateMachine {
         let meta_bytes =
             serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
         self.state.commit_unsynced(&ops, Some(&meta_bytes))?;
+        *self.meta_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta_bytes, meta));
         Ok((responses, changes))
     }
 

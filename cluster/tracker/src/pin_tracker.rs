@@ -346,7 +346,9 @@ impl Shared {
             self.refresh_ipfs_id();
             if job.kind == OpKind::Unpin {
                 // The daemon no longer holds it: the unpin the state machine asked for is done.
-                if let Err(e) = self.state.commit(&[StateOp::ClearTombstone(job.cid)], None) {
+                // Not synced on its own: a crash that loses the clear leaves the tombstone, and
+                // the next state sync unpins again, which the daemon answers at once.
+                if let Err(e) = self.state.commit_unsynced(&[StateOp::ClearTombstone(job.cid)], None) {
                     tracing::warn!(cid = %job.cid, "clearing the unpin tombstone failed: {e}");
                 }
             }
