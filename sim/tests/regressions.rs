@@ -222,3 +222,15 @@ fn entries_purged_while_the_leader_replicated_them_are_not_sent_after_a_hole() {
 fn a_member_still_being_promoted_does_not_campaign_against_a_silent_leader() {
     println!("{}", cluster_sim::workload::run_seed(200957));
 }
+
+/// Found by a sweep of `random_workload_with_frequent_snapshots_heals` (seed 400610), after the
+/// Raft log moved to segment files: member 3 joined through the leader, member 2, whose
+/// promotion entry (a joint configuration) could not commit (member 1 partitioned, member 2's
+/// messages to member 0 clogged). The leader answered "voter" as soon as the entry was in its
+/// own log, so member 3 stopped asking. Member 0 was then elected without the entry, and
+/// member 3 stayed a learner for good. Fixed: a member is answered "voter" only once it votes
+/// in every configuration of a membership the leader has applied.
+#[test]
+fn a_joiner_whose_promotion_was_not_committed_asks_again() {
+    println!("{}", cluster_sim::workload::run_with_frequent_snapshots_seed(400610));
+}

@@ -134,6 +134,21 @@ impl Consensus {
         !configs.is_empty() && configs.iter().all(|voters| voters.contains(&node))
     }
 
+    /// Whether `node` votes in every configuration of a membership this member has applied
+    /// (so committed).
+    fn votes_in_committed_membership(&self, node: NodeId) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let Some(membership_at) = metrics.membership_config.log_id() else {
+            return self.voters_at_start.contains(&node);
+        };
+        let applied = metrics
+            .last_applied
+            .is_some_and(|applied| applied.index >= membership_at.index);
+        let configs = metrics.membership_config.membership().get_joint_config();
+        applied && !configs.is_empty() && configs.iter().all(|voters| voters.contains(&node))
+    }
+
     /// Adds a member as a learner (on the leader): it receives the log (or a snapshot) but does
     /// not vote, so it costs no quorum if it dies while catching up. Returns once the change is
     /// committed; [`Consensus::promote_if_caught_up`] makes it a voter later. Idempotent for a
@@ -228,7 +243,22 @@ impl Consensus {
     /// learner that never answers is never promoted, whoever waits for it.
     pub async fn promote_if_caught_up(&self, node: NodeId) -> Result<Promotion, ClusterError> {
         if self.is_voter(node) {
-            return Ok(Promotion::Voter);
+            if self.votes_in_committed_membership(node) {
+                return Ok(Promotion::Voter);
+            }
+            // A voter only in a change not committed yet, which a lost leadership can still
+            // undo: the joiner that took it for done stayed a learner for good (sim seed
+            // 400610 of the frequent-snapshots workload). It asks again until it is committed.
+            let metrics = self.raft.metrics().borrow().clone();
+            let matched = metrics
+                .replication
+                .as_ref()
+                .and_then(|replication| replication.get(&node).cloned().flatten())
+                .map(|log_id| log_id.index);
+            return Ok(Promotion::CatchingUp {
+                matched,
+                last: metrics.last_log_index.unwrap_or(0),
+            });
         }
         if !self.members().iter().any(|(id, _)| *id == node) {
             return Err(ClusterError::InvalidArgument(format!(
