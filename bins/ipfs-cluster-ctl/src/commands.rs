@@ -1,30 +1,28 @@
-//! What each command does: turns parsed flags into requests (as Go's `main.go` actions do), prints
-//! the answers in the chosen encoding, and implements the after-pin status fetch and `--wait`.
+//! What each command does: turns parsed flags into requests (as Go's `main.go` actions do) and
+//! prints the answers in the chosen encoding. Flag parsing is in [`crate::args`]; the after-pin
+//! status fetch and `--wait` in [`crate::wait`].
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
 use cluster_types::{
-    AddedOutput, Alert, Bandwidth, Cid, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, PeerId, Pin, PinMode,
-    PinOptions, Timestamp, TrackerStatus, TrackerStatusFilter, Version,
+    AddedOutput, Alert, Bandwidth, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, Pin, PinOptions, Timestamp,
+    TrackerStatus, Version,
 };
 use http::Method;
 use serde::Serialize;
 
+use crate::args::{add_query, expire_at, parse_cid, parse_wait_timeout, pin_add_options, status_filter};
 use crate::cli::{
     AddArgs, Cli, Command, Encoding, HealthCommand, IpfsCommand, PeersCommand, PinAddArgs, PinCommand, PinRmArgs,
-    PinUpdateArgs, WaitArgs,
+    PinUpdateArgs,
 };
 use crate::client::{self, Client, ClientConfig};
 use crate::error::CtlError;
 use crate::format::{self, TextFormat};
 use crate::paths;
-
-/// How often `--wait` polls the status (Go's `defaultWaitCheckFreq`).
-const WAIT_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// How long to wait before fetching the status after a pin/unpin without `--wait` (Go sleeps 1 s).
-const STATUS_DELAY: Duration = Duration::from_secs(1);
+use crate::wait::{after_pin, wait_for};
 
 /// Where results go, in the chosen encoding.
 pub struct Output<W: Write> {
@@ -267,98 +265,8 @@ pub async fn run<W: Write>(cli: &Cli, client: &Client, out: &mut Output<W>) -> R
 }
 
 /// An answer that must have a body (a 204 here means a broken server).
-fn required<T>(answer: Option<T>) -> Result<T, CtlError> {
+pub(crate) fn required<T>(answer: Option<T>) -> Result<T, CtlError> {
     answer.ok_or_else(|| CtlError::local("decoding response", "the API answered without a body"))
-}
-
-fn parse_cid(text: &str) -> Result<Cid, CtlError> {
-    text.parse().map_err(|e| CtlError::local("parsing cid", e))
-}
-
-/// The `--filter` of `status` as sent: the recognized status names (Go drops unknown ones and
-/// refuses a filter that names none).
-pub fn status_filter(text: &str) -> Result<String, CtlError> {
-    let names: Vec<&str> = text
-        .split(',')
-        .map(str::trim)
-        .filter(|name| TrackerStatusFilter::parse(name).is_ok_and(|f| !f.is_any()))
-        .collect();
-    if names.is_empty() && !text.trim().is_empty() {
-        return Err(CtlError::local("parsing filter flag", "invalid filter name"));
-    }
-    Ok(names.join(","))
-}
-
-/// `--metadata k=v` values (Go's `parseMetadata`).
-pub fn parse_metadata(items: &[String]) -> Result<BTreeMap<String, String>, CtlError> {
-    let mut metadata = BTreeMap::new();
-    for item in items {
-        let (key, value) = item
-            .split_once('=')
-            .ok_or_else(|| CtlError::local("parsing metadata", "metadata were not in the format key=value"))?;
-        metadata.insert(key.to_string(), value.to_string());
-    }
-    Ok(metadata)
-}
-
-/// A `--wait-timeout` value: a Go duration (`30s`, `2m`) or a bare number of seconds; zero means
-/// no timeout.
-pub fn parse_wait_timeout(text: Option<&str>) -> Result<Option<Duration>, CtlError> {
-    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    let duration = match text.parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => cluster_types::duration::parse(text).map_err(|e| CtlError::local("parsing wait-timeout", e))?,
-    };
-    Ok((!duration.is_zero()).then_some(duration))
-}
-
-/// `--allocations a,b`: the peer ids; empty when not given. Go refuses the whole list if one
-/// does not decode.
-fn parse_allocations(list: Option<&str>) -> Result<Vec<PeerId>, CtlError> {
-    let Some(list) = list.filter(|l| !l.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    list.split(',')
-        .map(str::trim)
-        .map(|text| {
-            text.parse::<PeerId>()
-                .map_err(|_| CtlError::local("decoding allocations", "some peer IDs could not be decoded"))
-        })
-        .collect()
-}
-
-/// `--expire-in <duration>` as a time after `now`; zero (no expiry) when not given.
-fn expire_at(expire_in: Option<&str>, now: Timestamp) -> Result<Timestamp, CtlError> {
-    match expire_in.filter(|t| !t.is_empty()) {
-        None => Ok(Timestamp::ZERO),
-        Some(text) => {
-            let duration = cluster_types::duration::parse(text).map_err(|e| CtlError::local("parsing expire-in", e))?;
-            Ok(now.add(duration))
-        }
-    }
-}
-
-/// The pin options `pin add` sends, from its flags (Go's `pin add` action).
-pub fn pin_add_options(args: &PinAddArgs, now: Timestamp) -> Result<PinOptions, CtlError> {
-    let (mut min, mut max) = (args.replication_min, args.replication_max);
-    if args.replication != 0 {
-        (min, max) = (args.replication, args.replication);
-    }
-    // Go always sends `user-allocations`, empty when no peers were given.
-    let allocations = parse_allocations(args.allocations.as_deref())?;
-    let expire_at = expire_at(args.expire_in.as_deref(), now)?;
-    Ok(PinOptions {
-        replication_factor_min: min,
-        replication_factor_max: max,
-        name: args.name.clone(),
-        mode: PinMode::from_text(&args.mode),
-        user_allocations: Some(allocations),
-        expire_at,
-        metadata: parse_metadata(&args.metadata)?,
-        ..PinOptions::default()
-    })
 }
 
 async fn pin_add<W: Write>(client: &Client, out: &mut Output<W>, args: &PinAddArgs) -> Result<(), CtlError> {
@@ -402,51 +310,6 @@ async fn pin_update<W: Write>(client: &Client, out: &mut Output<W>, args: &PinUp
         wait_timeout,
     )
     .await
-}
-
-/// The `/add` query Go's ctl sends (`AddParams.ToQueryString`, sorted by name), from the flags.
-pub fn add_query(args: &AddArgs, now: Timestamp) -> Result<Vec<(String, String)>, CtlError> {
-    // Go's ctl: a non-default hash implies CIDv1, and CIDv1 implies raw leaves.
-    let cid_version = if args.hash != "sha2-256" { 1 } else { args.cid_version };
-    let raw_leaves = args.raw_leaves || cid_version > 0;
-    let wrap = args.wrap_with_directory || args.paths.len() > 1;
-    let allocations: Vec<String> = parse_allocations(args.allocations.as_deref())?
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let bool_text = |b: bool| b.to_string();
-    let mut query: Vec<(String, String)> = vec![
-        ("chunker".into(), args.chunker.clone()),
-        ("cid-version".into(), cid_version.to_string()),
-        ("format".into(), args.format.clone()),
-        ("hash".into(), args.hash.clone()),
-        ("hidden".into(), bool_text(args.hidden)),
-        ("layout".into(), args.layout.clone()),
-        ("local".into(), bool_text(args.local)),
-        ("mode".into(), "recursive".into()),
-        ("name".into(), args.name.clone()),
-        ("no-pin".into(), bool_text(args.no_pin)),
-        ("nocopy".into(), bool_text(args.nocopy)),
-        ("progress".into(), "false".into()),
-        ("raw-leaves".into(), bool_text(raw_leaves)),
-        ("recursive".into(), bool_text(args.recursive)),
-        ("replication-max".into(), args.replication_max.to_string()),
-        ("replication-min".into(), args.replication_min.to_string()),
-        ("shard".into(), "false".into()),
-        ("shard-size".into(), "104857600".into()),
-        ("stream-channels".into(), "true".into()),
-        ("user-allocations".into(), allocations.join(",")),
-        ("wrap-with-directory".into(), bool_text(wrap)),
-    ];
-    let expire = expire_at(args.expire_in.as_deref(), now)?;
-    if !expire.is_zero() {
-        query.push(("expire-at".into(), expire.to_string()));
-    }
-    for (key, value) in parse_metadata(&args.metadata)? {
-        query.push((format!("meta-{key}"), value));
-    }
-    query.sort();
-    Ok(query)
 }
 
 /// `add`: uploads the paths, prints each added entry as it comes (`added <cid> <name>`, only
@@ -634,236 +497,12 @@ async fn pin_rm<W: Write>(client: &Client, out: &mut Output<W>, args: &PinRmArgs
     .await
 }
 
-/// Go's `handlePinResponseFormatFlags`: optionally wait for the target status, then print the pin
-/// (`--no-status`) or the status (the one `--wait` ended with, or one fetched after 1 s).
-async fn after_pin<W: Write>(
-    client: &Client,
-    out: &mut Output<W>,
-    pin: Pin,
-    target: TrackerStatus,
-    no_status: bool,
-    wait: &WaitArgs,
-    wait_timeout: Option<Duration>,
-) -> Result<(), CtlError> {
-    let mut status = None;
-    if wait.wait {
-        let limit = wait.wait_limit.unwrap_or(match target {
-            TrackerStatus::Pinned => i64::from(pin.options.replication_factor_min),
-            _ => 0,
-        });
-        status = Some(wait_for(client, &pin.cid, target, wait_timeout, limit).await?);
-    }
-    if no_status {
-        return out.emit(&pin);
-    }
-    let status = match status {
-        Some(status) => status,
-        None => {
-            tokio::time::sleep(STATUS_DELAY).await;
-            required(client.call(Method::GET, &paths::status_path(&pin.cid, false)).await?)?
-        }
-    };
-    out.emit(&status)
-}
-
-/// Polls `GET /pins/<cid>` every second until [`status_reached`] says so, or `timeout` passes.
-async fn wait_for(
-    client: &Client,
-    cid: &Cid,
-    target: TrackerStatus,
-    timeout: Option<Duration>,
-    limit: i64,
-) -> Result<GlobalPinInfo, CtlError> {
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    // The deadline ends the wait, not the operation: it was committed and goes on.
-    let what_goes_on = match target {
-        TrackerStatus::Unpinned => "is out of the pinset and the cluster keeps unpinning it",
-        _ => "stays in the pinset and the cluster keeps pinning it",
-    };
-    let expired = || CtlError::Deadline {
-        doing: "waiting for pin status".into(),
-        note: Some(format!(
-            "{cid} {what_goes_on}; follow it with: ipfs-cluster-ctl status {cid}"
-        )),
-    };
-    loop {
-        let next_poll = tokio::time::Instant::now() + WAIT_CHECK_EVERY;
-        match deadline {
-            Some(deadline) if deadline <= next_poll => {
-                tokio::time::sleep_until(deadline).await;
-                return Err(expired());
-            }
-            _ => tokio::time::sleep_until(next_poll).await,
-        }
-        let path = paths::status_path(cid, false);
-        let poll = client.call(Method::GET, &path);
-        let answer = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, poll).await.map_err(|_| expired())??,
-            None => poll.await?,
-        };
-        let info: GlobalPinInfo = required(answer)?;
-        if status_reached(target, &info, limit).map_err(|e| CtlError::local("waiting for pin status", e))? {
-            return Ok(info);
-        }
-    }
-}
-
-/// Go's `statusReached`: an error status anywhere fails; with a positive `limit` (capped at the
-/// number of peers), enough peers at `target` is success; otherwise every peer must be at `target`
-/// (`remote` counts as done when waiting for `pinned`).
-pub fn status_reached(target: TrackerStatus, info: &GlobalPinInfo, limit: i64) -> Result<bool, String> {
-    let failed = info.peer_map.values().any(|s| {
-        matches!(
-            s.status,
-            TrackerStatus::Undefined
-                | TrackerStatus::ClusterError
-                | TrackerStatus::PinError
-                | TrackerStatus::UnpinError
-        )
-    });
-    if failed {
-        return Err(format!("error has occurred while attempting to reach status: {target}"));
-    }
-    let limit = limit.min(info.peer_map.len() as i64);
-    if limit > 0 {
-        let reached = info.peer_map.values().filter(|s| s.status == target).count() as i64;
-        return Ok(reached >= limit);
-    }
-    Ok(info
-        .peer_map
-        .values()
-        .all(|s| s.status == target || (target == TrackerStatus::Pinned && s.status == TrackerStatus::Remote)))
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
-    use cluster_types::{ApiError, PinInfoShort};
+    use cluster_types::ApiError;
 
     use super::*;
-
-    fn info(statuses: &[TrackerStatus]) -> GlobalPinInfo {
-        let mut peer_map = BTreeMap::new();
-        for (i, status) in statuses.iter().enumerate() {
-            peer_map.insert(
-                format!("peer{i}"),
-                PinInfoShort {
-                    status: *status,
-                    ..Default::default()
-                },
-            );
-        }
-        GlobalPinInfo {
-            cid: "QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9".parse().unwrap(),
-            name: String::new(),
-            allocations: vec![],
-            origins: vec![],
-            created: Timestamp::ZERO,
-            metadata: BTreeMap::new(),
-            peer_map,
-        }
-    }
-
-    #[test]
-    fn wait_conditions_follow_go() {
-        use TrackerStatus::*;
-        let pinned = TrackerStatus::Pinned;
-        assert_eq!(status_reached(pinned, &info(&[Pinned, Remote, Pinned]), 0), Ok(true));
-        assert_eq!(status_reached(pinned, &info(&[Pinned, Pinning]), 0), Ok(false));
-        assert_eq!(status_reached(pinned, &info(&[Pinned, Pinning]), 1), Ok(true));
-        assert_eq!(status_reached(pinned, &info(&[Pinned, Pinning]), 2), Ok(false));
-        // A limit above the peer count is capped; -1 means "all peers".
-        assert_eq!(status_reached(pinned, &info(&[Pinned, Pinned]), 5), Ok(true));
-        assert_eq!(status_reached(pinned, &info(&[Pinned, Remote]), -1), Ok(true));
-        assert!(status_reached(pinned, &info(&[Pinned, PinError]), 1).is_err());
-        assert!(status_reached(pinned, &info(&[Undefined]), 1).is_err());
-        let unpinned = TrackerStatus::Unpinned;
-        assert_eq!(status_reached(unpinned, &info(&[Unpinned, Remote]), 0), Ok(false));
-        assert_eq!(status_reached(unpinned, &info(&[Unpinned, Unpinned]), 0), Ok(true));
-    }
-
-    #[test]
-    fn pin_add_flags_become_options() {
-        let cli = Cli::try_parse_from([
-            "ipfs-cluster-ctl",
-            "pin",
-            "add",
-            "-r",
-            "3",
-            "--rmin",
-            "1",
-            "--mode",
-            "direct",
-            "--expire-in",
-            "1m",
-            "--metadata",
-            "a=b=c",
-            "--allocs",
-            &format!(" {} ", PeerId::from_ed25519_seed([1; 32])),
-            "cid",
-        ])
-        .unwrap();
-        let Some(Command::Pin {
-            command: PinCommand::Add(args),
-        }) = &cli.command
-        else {
-            panic!("not pin add")
-        };
-        let now = Timestamp::from_unix(1_000, 0);
-        let options = pin_add_options(args, now).unwrap();
-        assert_eq!((options.replication_factor_min, options.replication_factor_max), (3, 3));
-        assert_eq!(options.mode, PinMode::Direct);
-        assert_eq!(options.expire_at, Timestamp::from_unix(1_060, 0));
-        assert_eq!(options.metadata.get("a").map(String::as_str), Some("b=c"));
-        assert_eq!(options.user_allocations, Some(vec![PeerId::from_ed25519_seed([1; 32])]));
-    }
-
-    #[test]
-    fn bad_pin_add_flags_are_local_errors() {
-        let parse = |extra: &[&str]| {
-            let mut argv = vec!["ipfs-cluster-ctl", "pin", "add", "cid"];
-            argv.extend_from_slice(extra);
-            let cli = Cli::try_parse_from(argv).unwrap();
-            let Some(Command::Pin {
-                command: PinCommand::Add(args),
-            }) = cli.command
-            else {
-                panic!("not pin add")
-            };
-            pin_add_options(&args, Timestamp::ZERO)
-        };
-        assert_eq!(
-            parse(&["--metadata", "novalue"]).unwrap_err().to_string(),
-            "error parsing metadata: metadata were not in the format key=value"
-        );
-        assert_eq!(
-            parse(&["--allocs", "x,y"]).unwrap_err().to_string(),
-            "error decoding allocations: some peer IDs could not be decoded"
-        );
-        assert!(parse(&["--expire-in", "soon"])
-            .unwrap_err()
-            .to_string()
-            .starts_with("error parsing expire-in"));
-        assert_eq!(parse(&[]).unwrap().user_allocations, Some(vec![]));
-    }
-
-    #[test]
-    fn filters_and_timeouts_parse() {
-        assert_eq!(status_filter("").unwrap(), "");
-        assert_eq!(status_filter("pinned, error,bogus").unwrap(), "pinned,error");
-        assert_eq!(
-            status_filter("bogus").unwrap_err().to_string(),
-            "error parsing filter flag: invalid filter name"
-        );
-        assert_eq!(parse_wait_timeout(None).unwrap(), None);
-        assert_eq!(parse_wait_timeout(Some("0")).unwrap(), None);
-        assert_eq!(parse_wait_timeout(Some("90")).unwrap(), Some(Duration::from_secs(90)));
-        assert_eq!(
-            parse_wait_timeout(Some("1m30s")).unwrap(),
-            Some(Duration::from_secs(90))
-        );
-        assert!(parse_wait_timeout(Some("later")).is_err());
-    }
 
     #[test]
     fn commands_lists_every_command_path() {

@@ -9,6 +9,8 @@
 #[cfg(not(madsim))]
 mod answers;
 #[cfg(not(madsim))]
+mod args;
+#[cfg(not(madsim))]
 mod cli;
 #[cfg(not(madsim))]
 mod client;
@@ -22,6 +24,8 @@ mod format;
 mod paths;
 #[cfg(not(madsim))]
 mod upload;
+#[cfg(not(madsim))]
+mod wait;
 
 #[cfg(not(madsim))]
 fn main() {
