@@ -35,6 +35,8 @@ const HEADER: usize = 8;
 const RECORD_MAX: usize = 1 << 30;
 /// The entry record's payload before the entry's bytes: index, term and leader's node id.
 const ENTRY_PREFIX: usize = 24;
+/// More than a checkpoint record can take (its JSON is a few hundred bytes).
+const CHECKPOINT_MAX: usize = 4096;
 
 /// The meta values a segment starts with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -184,7 +186,9 @@ impl Wal {
             }
         }
         if offset < bytes.len() {
-            if !newest {
+            // A crash while starting a segment leaves at most a cut checkpoint; more bytes
+            // behind a bad first record held records written after it: corruption.
+            if !newest || (offset == 0 && bytes.len() > CHECKPOINT_MAX) {
                 return Err(corrupt(format!(
                     "{} is corrupt at byte {offset} of {}: the raft log cannot be read",
                     path.display(),
@@ -629,7 +633,20 @@ mod tests {
         assert_eq!(indexes(&wal), [1, 2]);
         assert!(!dir.path().join(segment_name(2)).exists());
         wal.append(&entries(1, [3])).unwrap();
-        assert_eq!(indexes(&open_again(wal, dir.path())), [1, 2, 3]);
+        let mut wal = open_again(wal, dir.path());
+        assert_eq!(indexes(&wal), [1, 2, 3]);
+
+        // A bad first record with records behind it is not a cut checkpoint: refused.
+        for i in 4..=200 {
+            wal.append(&entries(1, [i])).unwrap();
+        }
+        drop(wal);
+        let path = dir.path().join(segment_name(1));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER + 2] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Wal::open(Arc::new(RealDisk), dir.path(), 1 << 20).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     }
 
     fn open_again(wal: Wal, dir: &Path) -> Wal {
@@ -654,5 +671,57 @@ mod tests {
         assert_eq!(wal.segment_count(), 1);
         assert_eq!(wal.vote(), Some(Vote::new(5, 7)));
         assert_eq!(wal.last_purged(), Some(log_id(4, 7)));
+    }
+
+    /// Whatever a crash or a bad disk leaves at the end of the newest segment (cut short, a
+    /// flipped byte, garbage over the tail or after it), opening never panics and keeps
+    /// exactly the entries whose records lie whole before the damage.
+    #[test]
+    fn damage_at_the_end_of_the_newest_segment_keeps_every_record_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment_name(1));
+        let mut wal = open(dir.path(), 1 << 20);
+        for i in 1..=40 {
+            wal.append(&entries(1, [i])).unwrap();
+        }
+        drop(wal);
+        let pristine = std::fs::read(&path).unwrap();
+        let mut ends = Vec::new();
+        let mut offset = 0;
+        while let Some((_, _, len)) = next_record(&pristine, offset) {
+            offset += len;
+            ends.push(offset);
+        }
+        assert_eq!(ends.len(), 41, "a checkpoint and 40 entries");
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut random = move |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below as u64) as usize
+        };
+        for round in 0..400 {
+            let at = ends[0] + random(pristine.len() - ends[0]);
+            let mut damaged = pristine.clone();
+            let kind = round % 4;
+            match kind {
+                0 => damaged.truncate(at),
+                1 => damaged[at] ^= 1 << random(8),
+                2 => damaged[at..].iter_mut().for_each(|b| *b = random(256) as u8),
+                _ => damaged.extend((0..1 + random(64)).map(|_| random(256) as u8)),
+            }
+            std::fs::write(&path, &damaged).unwrap();
+            let wal = open(dir.path(), 1 << 20);
+            let kept = if kind == 3 {
+                40
+            } else {
+                ends[1..].iter().filter(|end| **end <= at).count()
+            };
+            assert_eq!(
+                indexes(&wal),
+                (1..=kept as u64).collect::<Vec<_>>(),
+                "round {round}: damage of kind {kind} at byte {at}"
+            );
+        }
     }
 }
