@@ -24,6 +24,16 @@ pub struct TrafficCounter {
 }
 
 impl TrafficCounter {
+    /// Counts `bytes` received.
+    pub(crate) fn received(&self, bytes: usize) {
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` sent.
+    pub(crate) fn sent(&self, bytes: usize) {
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
     /// `(in, out)` so far.
     pub fn totals(&self) -> (u64, u64) {
         (
@@ -40,13 +50,11 @@ impl FrameCodec {
     }
 
     fn received(&self, frame: &[u8]) {
-        self.traffic
-            .bytes_in
-            .fetch_add(4 + frame.len() as u64, Ordering::Relaxed);
+        self.traffic.received(4 + frame.len());
     }
 
     fn sent(&self, length: usize) {
-        self.traffic.bytes_out.fetch_add(4 + length as u64, Ordering::Relaxed);
+        self.traffic.sent(4 + length);
     }
 }
 

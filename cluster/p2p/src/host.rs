@@ -17,6 +17,7 @@ use libp2p::{Multiaddr, PeerId, Swarm};
 
 use crate::codec::{protocol, FrameCodec, TrafficCounter};
 use crate::http_tunnel::{HttpConnections, HTTP_PROTOCOL};
+use crate::rpc_mux::{self, MuxChannels, MUX_PROTOCOL};
 use crate::stack::{build_transport, listen_all, split_peer, P2pError};
 
 /// How long libp2p itself keeps an exchange open; callers' own deadlines are shorter.
@@ -68,6 +69,7 @@ pub struct P2pTransport {
     commands: mpsc::UnboundedSender<HostCommand>,
     handler: Arc<OnceLock<Arc<dyn RpcHandler>>>,
     streams: libp2p_stream::Control,
+    mux: Arc<MuxChannels>,
 }
 
 impl std::fmt::Debug for P2pTransport {
@@ -93,7 +95,10 @@ impl P2pTransport {
             ),
             streams: libp2p_stream::Behaviour::new(),
         };
-        let streams = behaviour.streams.new_control();
+        let mut streams = behaviour.streams.new_control();
+        let mux_incoming = streams
+            .accept(MUX_PROTOCOL)
+            .map_err(|_| P2pError::Config(format!("{MUX_PROTOCOL} streams are already taken")))?;
         let mut swarm = Swarm::new(
             transport,
             behaviour,
@@ -111,6 +116,8 @@ impl P2pTransport {
             dial_errors: HashMap::new(),
         };
         cluster_rt::spawn(host.run(receiver));
+        rpc_mux::serve(mux_incoming, handler.clone(), traffic.clone());
+        let mux = MuxChannels::new(streams.clone(), traffic.clone());
         tracing::info!("cluster peer {local} listening on {listening:?}");
         Ok(Arc::new(P2pTransport {
             traffic,
@@ -119,6 +126,7 @@ impl P2pTransport {
             commands,
             handler,
             streams,
+            mux,
         }))
     }
 
@@ -145,6 +153,11 @@ impl P2pTransport {
     /// This member's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.local
+    }
+
+    /// How many peers this host has a long-lived stream to, for the write path's requests.
+    pub fn pipelined_peers(&self) -> usize {
+        self.mux.open_count()
     }
 
     /// Closes every connection and listener.
@@ -188,27 +201,57 @@ impl Transport for P2pTransport {
                 Some(split_peer(&parsed).0)
             }
         };
+        // The small requests of the write path, on the peer's long-lived stream once it is up.
+        let pipelined = matches!(
+            request,
+            RpcRequest::AppendEntries(_) | RpcRequest::Vote(_) | RpcRequest::Commit(_)
+        );
+        let request = wire::encode_request(&request);
+        let bytes = match pipelined.then(|| self.mux.channel(peer)).flatten() {
+            Some(channel) => channel.call(request, timeout).await.map_err(|failure| match failure {
+                TransportFailure::Network(why) => TransportFailure::Network(format!("{peer}: {why}")),
+                other => other,
+            })?,
+            None => {
+                let answer = self.call_on_own_stream(peer, address, request, timeout).await?;
+                if pipelined {
+                    self.mux.open_beside(peer);
+                }
+                answer
+            }
+        };
+        match wire::decode_response(&bytes).map_err(|e| TransportFailure::Network(format!("from {peer}: {e}")))? {
+            RpcResponse::Starting => Err(TransportFailure::Unreachable(format!("{peer} {MEMBER_STARTING}"))),
+            answer => Ok(answer),
+        }
+    }
+}
+
+impl P2pTransport {
+    /// A request on a stream of its own (libp2p request-response), dialing `peer` at `address`
+    /// if there is no connection.
+    async fn call_on_own_stream(
+        &self,
+        peer: PeerId,
+        address: Option<Multiaddr>,
+        request: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TransportFailure> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(HostCommand::Call {
                 peer,
                 address,
-                request: wire::encode_request(&request),
+                request,
                 reply,
             })
             .map_err(|_| TransportFailure::Unreachable("the libp2p host has stopped".into()))?;
-        let bytes = match cluster_rt::timeout(timeout, answer).await {
-            Err(_) => {
-                return Err(TransportFailure::Network(format!(
-                    "no answer from {peer} within {timeout:?}"
-                )))
-            }
-            Ok(Err(_)) => return Err(TransportFailure::Network("the libp2p host stopped mid-call".into())),
-            Ok(Ok(result)) => result?,
-        };
-        match wire::decode_response(&bytes).map_err(|e| TransportFailure::Network(format!("from {peer}: {e}")))? {
-            RpcResponse::Starting => Err(TransportFailure::Unreachable(format!("{peer} {MEMBER_STARTING}"))),
-            answer => Ok(answer),
+        match cluster_rt::timeout(timeout, answer).await {
+            Err(_) => Err(TransportFailure::Network(format!(
+                "no answer from {peer} within {timeout:?}"
+            ))),
+            Ok(Err(_)) => Err(TransportFailure::Network("the libp2p host stopped mid-call".into())),
+            Ok(Ok(result)) => result,
         }
     }
 }

@@ -5,13 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cluster_consensus::Command;
 use cluster_p2p::{HttpTunnelClient, HttpTunnelServer, P2pConfig, P2pTransport};
 use cluster_rpc::{RpcHandler, RpcRequest, RpcResponse, Transport};
 use cluster_types::{Cid, ClusterError};
 use cluster_types::{MemberNode, TransportFailure};
 use libp2p_identity::Keypair;
 
-/// Answers `Recover(cid)` with an error naming this host, so the caller sees who answered.
+/// Answers `Recover(cid)` and `Commit(Unpin(cid))` with an error naming this host and the CID,
+/// so the caller sees who answered what.
 struct NamedHandler(&'static str);
 
 #[async_trait::async_trait]
@@ -19,14 +21,21 @@ impl RpcHandler for NamedHandler {
     async fn handle(&self, _: cluster_types::PeerId, request: RpcRequest) -> RpcResponse {
         match request {
             RpcRequest::Recover(cid) => RpcResponse::Recover(Err(ClusterError::Internal(format!("{} {cid}", self.0)))),
+            RpcRequest::Commit(Command::Unpin(cid)) => {
+                RpcResponse::Commit(Err(ClusterError::Internal(format!("{} {cid}", self.0))))
+            }
             other => RpcResponse::Recover(Err(ClusterError::InvalidArgument(format!("unexpected {other:?}")))),
         }
     }
 }
 
 async fn host(name: &'static str, secret: &[u8]) -> Arc<P2pTransport> {
+    host_with(name, secret, Keypair::generate_ed25519()).await
+}
+
+async fn host_with(name: &'static str, secret: &[u8], keypair: Keypair) -> Arc<P2pTransport> {
     let transport = P2pTransport::start(P2pConfig {
-        keypair: Keypair::generate_ed25519(),
+        keypair,
         secret: secret.to_vec(),
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
     })
@@ -81,6 +90,84 @@ async fn requests_reach_the_named_peer_and_answers_come_back() {
     for call in calls {
         assert_eq!(call.await.unwrap().unwrap(), format!("b {}", cid()));
     }
+}
+
+fn cid_n(n: u32) -> Cid {
+    Cid::raw_sha256(&n.to_be_bytes())
+}
+
+/// A forwarded write (one of the requests that go pipelined), answered with who and what.
+async fn commit(from: &P2pTransport, to: &MemberNode, n: u32) -> Result<String, TransportFailure> {
+    match from
+        .call(
+            to,
+            RpcRequest::Commit(Command::Unpin(cid_n(n))),
+            Duration::from_secs(20),
+        )
+        .await?
+    {
+        RpcResponse::Commit(Err(ClusterError::Internal(text))) => Ok(text),
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
+async fn until_pipelined(host: &P2pTransport, peers: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while host.pipelined_peers() != peers {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} pipelined peers, not {peers}",
+            host.pipelined_peers()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn write_path_requests_go_pipelined_on_one_stream_and_come_back_after_a_restart() {
+    let secret = [7u8; 32];
+    let a = host("a", &secret).await;
+    let b_key = Keypair::generate_ed25519();
+    let b = host_with("b", &secret, b_key.clone()).await;
+    // The first call dials on a stream of its own and opens the long-lived one beside it.
+    assert_eq!(commit(&a, &member(&b), 0).await.unwrap(), format!("b {}", cid_n(0)));
+    until_pipelined(&a, 1).await;
+    // Many at once on it, each answered to its own caller; other requests keep their streams.
+    let calls: Vec<_> = (1..=300)
+        .map(|n| {
+            let (a, to) = (a.clone(), member(&b));
+            tokio::spawn(async move { (n, commit(&a, &to, n).await) })
+        })
+        .collect();
+    for call in calls {
+        let (n, answer) = call.await.unwrap();
+        assert_eq!(answer.unwrap(), format!("b {}", cid_n(n)));
+    }
+    assert_eq!(ask(&a, &member(&b)).await.unwrap(), format!("b {}", cid()));
+    assert_eq!(a.pipelined_peers(), 1);
+
+    // The peer stops, and comes back (same identity) on another port: its stream is gone,
+    // calls reach it again, and the next stream opens.
+    b.stop();
+    drop(b);
+    until_pipelined(&a, 0).await;
+    let b = host_with("b again", &secret, b_key).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match commit(&a, &member(&b), 1000).await {
+            Ok(answer) => {
+                assert_eq!(answer, format!("b again {}", cid_n(1000)));
+                break;
+            }
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "never reached again: {e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_pipelined(&a, 1).await;
+    assert_eq!(
+        commit(&a, &member(&b), 1001).await.unwrap(),
+        format!("b again {}", cid_n(1001))
+    );
 }
 
 #[tokio::test]
