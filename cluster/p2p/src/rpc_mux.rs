@@ -173,15 +173,19 @@ impl Channel {
     }
 
     /// Sends `request` and waits for its answer, at most `timeout`. A stream that closes
-    /// with the request on its way leaves its outcome unknown (a network failure).
+    /// with the request on its way leaves its outcome unknown (a network failure); one closed
+    /// before it went out did not deliver it (unreachable).
     pub(crate) async fn call(&self, request: Vec<u8>, timeout: Duration) -> Answer {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         lock(&self.pending).insert(id, reply);
-        // Checked after the insert: a close drains what was inserted before it.
+        // Checked after the insert: a close drains what was inserted before it. Not sent at
+        // all: not delivered, which a caller may safely try again.
         if self.is_closed() || self.requests.send((id, request)).is_err() {
             lock(&self.pending).remove(&id);
-            return Err(TransportFailure::Network("the stream to the peer closed".into()));
+            return Err(TransportFailure::Unreachable(
+                "the stream to the peer closed before the request went out".into(),
+            ));
         }
         match cluster_rt::timeout(timeout, answer).await {
             Err(_) => {
