@@ -68,6 +68,16 @@ pub trait DiskFile: Send + Sync + Debug {
     fn sync_data(&self) -> io::Result<()>;
 }
 
+/// Opens `path` for reading and writing, creating it empty if missing, keeping its bytes.
+fn open_read_write(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
 /// A file of the real disk.
 #[derive(Debug)]
 struct RealFile(std::fs::File);
@@ -109,12 +119,7 @@ impl Disk for RealDisk {
     }
 
     fn open_file(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = open_read_write(path)?;
         Ok(Box::new(RealFile(file)))
     }
 
@@ -146,12 +151,7 @@ impl Disk for RealDisk {
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Debug + Send + Sync>>> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = open_read_write(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Box::new(file))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
