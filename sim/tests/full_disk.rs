@@ -172,3 +172,72 @@ async fn a_lone_member_whose_disk_fills_writes_again_once_freed() {
         "healed by the same running member, not a restart"
     );
 }
+
+/// Found by CI seed 3721343459 of `random_workload_with_lost_and_wiped_members_heals`: a
+/// member applied its entries without a sync each; then, on a full disk, another writer's
+/// commit failed (the tracker clearing a tombstone) and the pinset was opened again at its last
+/// durable commit, without those applies. No entry followed once the disk had room, so no apply
+/// caught up: the member's pinset stayed behind for good, and its daemon never got the pins it
+/// was allocated. Now the state machine applies the loss again from its log as soon as the store
+/// reports the reopen, with no new entry.
+#[madsim::test]
+async fn a_pinset_another_writer_took_back_is_applied_again_while_no_entry_comes() {
+    cluster_sim::scenario!();
+    let handle = Handle::current();
+    let cluster = SimCluster::start(&handle, 3);
+    let leader = cluster.wait_leader(&[0, 1, 2], Duration::from_secs(30)).await;
+    for n in 0..6 {
+        pin_until_done(&cluster, leader, cid_of(n), replication(3), Duration::from_secs(30)).await;
+    }
+    let follower = (0..3).find(|i| *i != leader).expect("three members");
+    let member = cluster.members[follower].cluster().expect("up");
+    let reference = pins_of(&cluster.members[leader].cluster().expect("up")).expect("readable");
+    let applied_by = cluster_rt::now() + Duration::from_secs(10);
+    while pins_of(&member).as_ref() != Some(&reference) {
+        assert!(
+            cluster_rt::now() < applied_by,
+            "member {follower} applied the pins; {}",
+            replay_hint()
+        );
+        cluster_rt::sleep(Duration::from_millis(100)).await;
+    }
+
+    cluster.members[follower].disk.fill();
+    // The tracker's kind of write: not an apply.
+    let refused = member
+        .state()
+        .commit(&[cluster_state::StateOp::ClearTombstone(cid_of(1000))], None);
+    assert!(refused.is_err(), "a full disk refuses the commit; {}", replay_hint());
+    cluster.members[follower].disk.free();
+    let reopened = pins_of(&member).expect("readable once freed");
+    assert!(
+        reopened.len() < reference.len(),
+        "the reopen lost the unsynced applies (else this test proves nothing): {} of {} pins",
+        reopened.len(),
+        reference.len()
+    );
+
+    let repaired_by = cluster_rt::now() + Duration::from_secs(10);
+    while pins_of(&member).as_ref() != Some(&reference) {
+        assert!(
+            cluster_rt::now() < repaired_by,
+            "member {follower} holds the whole pinset again within 10 s with no new entry: {:?} pins; {}",
+            pins_of(&member).map(|pins| pins.len()),
+            replay_hint()
+        );
+        cluster_rt::sleep(Duration::from_millis(100)).await;
+    }
+    let daemon_by = cluster_rt::now() + Duration::from_secs(30);
+    loop {
+        let held = cluster.members[follower].ipfs.pins();
+        if reference.iter().all(|pin| held.contains(&pin.cid)) {
+            break;
+        }
+        assert!(
+            cluster_rt::now() < daemon_by,
+            "its daemon holds every pin; {}",
+            replay_hint()
+        );
+        cluster_rt::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -64,6 +64,9 @@ pub struct Consensus {
     /// Calls an election when none settles or the leader falls silent (see
     /// `election_watch`); stopped when the last handle of this member's consensus is dropped.
     pub(crate) _election_watch_task: Arc<crate::election_watch::WatchTask>,
+    /// Applies again what the pinset lost to another writer's failed commit (see
+    /// `state_repair`); stopped with the last handle.
+    state_repair_task: Arc<crate::state_repair::RepairTask>,
 }
 
 /// What a member's consensus is built from.
@@ -123,6 +126,7 @@ impl Consensus {
         let voters_at_start = membership_at_start.voter_ids().collect();
         let learner_at_start = membership_at_start.learner_ids().any(|id| id == node_id);
         let openraft_config = config.to_openraft("ipfs-cluster").map_err(ConsensusError::Raft)?;
+        let state_repair_task = crate::state_repair::spawn(state_machine.clone());
         let raft = Raft::new(
             node_id,
             Arc::new(openraft_config),
@@ -155,6 +159,7 @@ impl Consensus {
             batcher: Arc::new(WriteBatcher::new(max_append_entries)),
             election_watch,
             _election_watch_task: Arc::new(election_watch_task),
+            state_repair_task: Arc::new(state_repair_task),
         })
     }
 
@@ -487,5 +492,6 @@ impl Consensus {
                     .unwrap_or_default()
             ),
         }
+        self.state_repair_task.stop().await;
     }
 }

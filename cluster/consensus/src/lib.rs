@@ -27,6 +27,7 @@ mod membership;
 mod network;
 mod snapshot_file;
 mod state_machine;
+mod state_repair;
 mod storage_health;
 mod type_config;
 mod write_batch;

@@ -26,7 +26,9 @@
 //! state is synced every [`SYNC_EVERY_OPS`] changes and before a snapshot is built, so the log
 //! is never purged past what the state holds durably. A sync the disk refused loses the
 //! unsynced applies (the database is opened again from its last durable commit); they are
-//! applied again from the log before anything else.
+//! applied again from the log before anything else. Another writer's failed commit (the
+//! tracker's) loses them too: `state_repair` applies them again as soon as the store reports
+//! the reopen, rather than at the next entry.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};
@@ -175,11 +177,10 @@ pub struct PinsetStateMachine {
     health: StorageHealth,
     /// Where applies lost by a failed sync are read again; without it, applies are synced.
     log: Option<LogStore>,
-    /// Changes committed since the last sync.
-    unsynced_ops: usize,
-    /// The CIDs those changes named (with a log; without one every apply is synced): what a
-    /// reopen of the pinset at its last durable commit may have lost after the tracker acted.
-    unsynced_cids: Vec<Cid>,
+    /// Shared by every clone: openraft's applies, its snapshot installs and the repair of
+    /// applies lost to another writer's failed commit ([`PinsetStateMachine::repair_lost_applies`])
+    /// take turns through it.
+    turn: Arc<cluster_rt::tokio::sync::Mutex<ApplyTurn>>,
     /// The applied meta last read or written, with its bytes: every apply reads the meta twice
     /// and it is the same bytes almost always, so a compare replaces parsing it.
     meta_cache: Arc<Mutex<Option<CachedMeta>>>,
@@ -271,8 +272,7 @@ impl PinsetStateMachine {
             snapshots: SnapshotFolder::new(snapshot_dir),
             health,
             log: None,
-            unsynced_ops: 0,
-            unsynced_cids: Vec::new(),
+            turn: Arc::default(),
             meta_cache: Arc::default(),
         }
     }
@@ -286,7 +286,7 @@ impl PinsetStateMachine {
     /// Applies again, from the log, entries up to `through` that the state lost (a sync the
     /// disk refused reopened it at its last durable commit), and syncs them; the tracker then
     /// reconciles.
-    async fn catch_up(&mut self, through: u64) -> Result<(), StorageError<NodeId>> {
+    async fn catch_up(&mut self, turn: &mut ApplyTurn, through: u64) -> Result<(), StorageError<NodeId>> {
         loop {
             let applied = self.read_state(|| self.applied_meta()).await?.last_applied;
             let from = match applied {
@@ -313,8 +313,28 @@ impl PinsetStateMachine {
             self.observer.snapshot_installed();
             // A sync that fails again loses them again: the next turn applies them again.
             self.write_state(|| self.state.sync()).await?;
-            self.unsynced_ops = 0;
-            self.unsynced_cids.clear();
+            turn.unsynced_ops = 0;
+            turn.unsynced_cids.clear();
+        }
+    }
+
+    /// How many times the pinset's store was opened again after a failed commit (see
+    /// [`State::reopens`]).
+    pub(crate) fn store_reopens(&self) -> u64 {
+        self.state.reopens()
+    }
+
+    /// Applies again, from the log, what the pinset lost when its store was opened again at
+    /// its last durable commit after another writer's commit failed (the tracker's, on a full
+    /// disk). An apply repairs its own failures, and catches up before it applies, but an idle
+    /// cluster may send no entry for hours: meanwhile the pinset would lack pins it has
+    /// committed, and the tracker would not pin them.
+    pub(crate) async fn repair_lost_applies(&mut self) -> Result<(), StorageError<NodeId>> {
+        let turn_lock = self.turn.clone();
+        let mut turn = turn_lock.lock().await;
+        match turn.applied_through {
+            Some(through) if self.log.is_some() => self.catch_up(&mut turn, through).await,
+            _ => Ok(()),
         }
     }
 
@@ -397,6 +417,19 @@ impl PinsetStateMachine {
             .await
             .map_err(snapshot_error)
     }
+}
+
+/// What the applies of one state machine keep between them, taken in turn.
+#[derive(Debug, Default)]
+struct ApplyTurn {
+    /// The index of the last entry applied (or installed with a snapshot): a reopen of the
+    /// store at its last durable commit may have taken the pinset back before it.
+    applied_through: Option<u64>,
+    /// Changes committed since the last sync.
+    unsynced_ops: usize,
+    /// The CIDs those changes named (with a log; without one every apply is synced): what a
+    /// reopen of the pinset at its last durable commit may have lost after the tracker acted.
+    unsynced_cids: Vec<Cid>,
 }
 
 /// What applying a run of entries changes, written in one commit at the end of the run.
@@ -519,6 +552,9 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, MemberNode>), StorageError<NodeId>> {
         let meta = self.read_state(|| self.applied_meta()).await?;
+        let mut turn = self.turn.lock().await;
+        let index = meta.last_applied.map(|log_id| log_id.index);
+        turn.applied_through = turn.applied_through.max(index);
         Ok((meta.last_applied, meta.membership))
     }
 
@@ -532,9 +568,11 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             return Ok(Vec::new());
         };
         let (first, last) = (first.log_id.index, last.log_id.index);
+        let turn_lock = self.turn.clone();
+        let mut turn = turn_lock.lock().await;
         let (responses, changes) = loop {
             if self.log.is_some() && first > 0 {
-                self.catch_up(first - 1).await?;
+                self.catch_up(&mut turn, first - 1).await?;
             }
             let mut attempt = 0;
             let applied = self
@@ -560,18 +598,19 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         if !changes.is_empty() {
             self.observer.applied(&changes);
         }
+        turn.applied_through = Some(last);
         if self.log.is_some() {
-            self.unsynced_cids.extend(changes.iter().map(|change| match change {
+            turn.unsynced_cids.extend(changes.iter().map(|change| match change {
                 AppliedChange::Pinned { pin, .. } | AppliedChange::Unpinned { pin } => pin.cid,
             }));
         }
-        self.unsynced_ops += changes.len().max(1);
-        if self.log.is_none() || self.unsynced_ops >= SYNC_EVERY_OPS {
+        turn.unsynced_ops += changes.len().max(1);
+        if self.log.is_none() || turn.unsynced_ops >= SYNC_EVERY_OPS {
             self.write_state(|| self.state.sync()).await?;
-            self.unsynced_ops = 0;
-            self.unsynced_cids.clear();
+            turn.unsynced_ops = 0;
+            turn.unsynced_cids.clear();
             if self.log.is_some() {
-                self.catch_up(last).await?;
+                self.catch_up(&mut turn, last).await?;
             }
         }
         Ok(responses)
@@ -603,10 +642,12 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         // commit) are not in it, though the daemon may have acted on them, and openraft may
         // have purged their log entries already: the CIDs of every apply not yet synced are
         // tombstoned first (sim seed 90051 of the frequent-snapshots workload).
-        if !self.unsynced_cids.is_empty() {
-            let ops: Vec<StateOp> = self.unsynced_cids.iter().map(|cid| StateOp::Tombstone(*cid)).collect();
+        let turn_lock = self.turn.clone();
+        let mut turn = turn_lock.lock().await;
+        if !turn.unsynced_cids.is_empty() {
+            let ops: Vec<StateOp> = turn.unsynced_cids.iter().map(|cid| StateOp::Tombstone(*cid)).collect();
             self.write_state(|| self.state.commit(&ops, None)).await?;
-            self.unsynced_cids.clear();
+            turn.unsynced_cids.clear();
         }
         // The first line is the sender's applied meta; openraft's `meta` is authoritative. A
         // corrupt line fails the install before the state changes (`replace_all` commits only
@@ -629,6 +670,7 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             })
             .await
             .map_err(sm_write_error)?;
+        turn.applied_through = meta.last_log_id.map(|log_id| log_id.index);
         drop(file);
         self.snapshot_io(|| self.snapshots.keep_deferred(meta)).await?;
         self.observer.snapshot_installed();

@@ -442,6 +442,8 @@ struct LosesUnsyncedOnFailedSync {
     live: Mutex<Arc<MemoryState>>,
     durable: Mutex<(Vec<Pin>, Option<Vec<u8>>)>,
     fail_next_sync: std::sync::atomic::AtomicBool,
+    /// How many times it lost what was not synced.
+    reopens: std::sync::atomic::AtomicU64,
 }
 
 impl LosesUnsyncedOnFailedSync {
@@ -490,6 +492,9 @@ impl State for LosesUnsyncedOnFailedSync {
     fn meta(&self) -> Result<Option<Vec<u8>>, cluster_state::StateError> {
         self.live().meta()
     }
+    fn reopens(&self) -> u64 {
+        self.reopens.load(std::sync::atomic::Ordering::SeqCst)
+    }
     fn replace_all(
         &self,
         pins: &mut dyn Iterator<Item = Result<Pin, cluster_state::StateError>>,
@@ -521,6 +526,7 @@ async fn applies_lost_by_a_failed_sync_are_applied_again_from_the_log() {
         live: Mutex::new(Arc::new(MemoryState::new())),
         durable: Mutex::new((Vec::new(), None)),
         fail_next_sync: std::sync::atomic::AtomicBool::new(false),
+        reopens: Default::default(),
     });
     let consensus = Consensus::start(ConsensusDeps {
         peer: &peer(),
@@ -581,6 +587,76 @@ async fn applies_lost_by_a_failed_sync_are_applied_again_from_the_log() {
     consensus.shutdown().await;
 }
 
+/// Found by `random_workload_with_lost_and_wiped_members_heals` (CI seed 3721343459): a member
+/// applied its entries without a sync, then another writer's commit failed on a full disk (the
+/// tracker clearing a tombstone) and reopened the pinset at its last durable commit, empty. No
+/// entry came after the disk had room again, so no apply caught up: the pinset stayed empty for
+/// good and the daemon never pinned what the member was allocated. The state machine now
+/// applies such losses again from the log as soon as the store reports a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applies_lost_to_another_writers_failed_commit_come_back_with_no_new_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let reconciled = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let state = Arc::new(LosesUnsyncedOnFailedSync {
+        live: Mutex::new(Arc::new(MemoryState::new())),
+        durable: Mutex::new((Vec::new(), None)),
+        fail_next_sync: std::sync::atomic::AtomicBool::new(false),
+        reopens: Default::default(),
+    });
+    let consensus = Consensus::start(ConsensusDeps {
+        peer: &peer(),
+        raft_dir: &dir.path().join("raft"),
+        disk: Arc::new(cluster_state::RealDisk),
+        state: state.clone(),
+        observer: Arc::new(Reconciles(reconciled.clone())),
+        transport: Arc::new(NoTransport),
+        forwarder: None,
+        config: RaftConfig::default(),
+    })
+    .await
+    .unwrap();
+    let mut members = BTreeMap::new();
+    members.insert(
+        node_id_of(&peer()),
+        MemberNode {
+            peer_id: peer(),
+            address: String::new(),
+        },
+    );
+    consensus.initialize_if_new(members).await.unwrap();
+    consensus
+        .wait_for_leader(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let batch = (0..300).map(|i| Command::Pin(pin(i))).collect::<Vec<_>>();
+    consensus.log_batch(batch).await.unwrap();
+    assert_eq!(state.len().unwrap(), 300, "applied");
+    assert!(state.durable.lock().unwrap().0.is_empty(), "and not yet synced");
+    let reconciled_before = reconciled.load(std::sync::atomic::Ordering::SeqCst);
+
+    state.lose_unsynced();
+    assert_eq!(state.len().unwrap(), 0, "another writer's failure lost them");
+    for _ in 0..200 {
+        if state.len().unwrap() == 300 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        state.len().unwrap(),
+        300,
+        "the lost applies are applied again without waiting for a new entry"
+    );
+    assert_eq!(state.durable.lock().unwrap().0.len(), 300, "and synced");
+    assert!(
+        reconciled.load(std::sync::atomic::Ordering::SeqCst) > reconciled_before,
+        "the tracker reconciles"
+    );
+    consensus.log_pin(pin(1000)).await.unwrap();
+    assert_eq!(state.len().unwrap(), 301, "applies go on after the repair");
+    consensus.shutdown().await;
+}
+
 impl LosesUnsyncedOnFailedSync {
     /// A commit failed (this store's sync, or another writer's: the tracker clearing a tombstone
     /// on a full disk, say) and the store was opened again at its last durable commit: what was
@@ -595,6 +671,7 @@ impl LosesUnsyncedOnFailedSync {
             )
             .unwrap();
         *self.live.lock().unwrap() = Arc::new(reopened);
+        self.reopens.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -615,6 +692,7 @@ async fn a_snapshot_installed_after_the_pinset_lost_applies_tombstones_what_they
         live: Mutex::new(Arc::new(MemoryState::new())),
         durable: Mutex::new((Vec::new(), None)),
         fail_next_sync: std::sync::atomic::AtomicBool::new(false),
+        reopens: Default::default(),
     });
     let log = LogStore::open(dir.path()).unwrap();
     let mut machine = PinsetStateMachine::new(

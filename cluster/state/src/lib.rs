@@ -95,6 +95,14 @@ pub trait State: Send + Sync + 'static {
     /// The applied meta last committed, if any.
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError>;
 
+    /// How many times the store was opened again after an I/O failure (see
+    /// [`ReopeningDatabase`]). Each time, the commits not yet synced may be lost, whoever made
+    /// the failed one: consensus watches it to apply those again from its log. A store that
+    /// never loses a commit answers 0.
+    fn reopens(&self) -> u64 {
+        0
+    }
+
     /// Replaces the whole pinset and the meta, atomically (installing a snapshot, importing a
     /// pinset). Tombstones are kept, and every CID of the old pinset that the new one lacks, or
     /// holds with other allocations, gets one: a member may hold it on its daemon though no

@@ -189,6 +189,10 @@ impl State for RedbState {
         self.commit_with(Durability::None, ops, meta)
     }
 
+    fn reopens(&self) -> u64 {
+        self.db.reopens()
+    }
+
     fn sync(&self) -> Result<(), StateError> {
         // An empty durable commit writes every non-durable one before it.
         self.write(|_| Ok(()))

@@ -8,6 +8,7 @@
 //! is seen.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{Database, DatabaseError};
@@ -50,6 +51,8 @@ pub struct ReopeningDatabase {
     cache_bytes: Option<usize>,
     /// `None` between a failure and the next successful open.
     open: Mutex<Option<Arc<Database>>>,
+    /// Handles dropped after a failure: each loses the commits not yet synced.
+    reopens: AtomicU64,
 }
 
 impl std::fmt::Debug for ReopeningDatabase {
@@ -77,6 +80,7 @@ impl ReopeningDatabase {
             path: path.to_path_buf(),
             cache_bytes,
             open: Mutex::new(Some(Arc::new(database))),
+            reopens: AtomicU64::new(0),
         })
     }
 
@@ -90,6 +94,12 @@ impl ReopeningDatabase {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many handles were dropped after an I/O failure: the next open of each starts from
+    /// the last durable commit, without the unsynced ones after it.
+    pub fn reopens(&self) -> u64 {
+        self.reopens.load(Ordering::SeqCst)
     }
 
     /// Runs `f` on the database, opening it again first if an earlier call failed. An I/O
@@ -133,6 +143,115 @@ impl ReopeningDatabase {
         if open.as_ref().is_some_and(|current| Arc::ptr_eq(current, failed)) {
             tracing::warn!(path = %self.path.display(), "database failed to read or write its disk; it will be opened again");
             *open = None;
+            self.reopens.fetch_add(1, Ordering::SeqCst);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::{ReadableDatabase, ReadableTable, StorageBackend, TableDefinition};
+    use std::sync::atomic::AtomicBool;
+
+    const TABLE: TableDefinition<u64, u64> = TableDefinition::new("t");
+
+    /// A disk whose writes and syncs fail while `full` is set; its bytes outlive each handle.
+    #[derive(Debug, Default, Clone)]
+    struct FillingDisk {
+        bytes: Arc<Mutex<Vec<u8>>>,
+        full: Arc<AtomicBool>,
+    }
+
+    #[derive(Debug)]
+    struct FillingBackend(FillingDisk);
+
+    impl FillingBackend {
+        fn refuse_if_full(&self) -> std::io::Result<()> {
+            match self.0.full.load(Ordering::SeqCst) {
+                true => Err(std::io::Error::other("No space left on device")),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl StorageBackend for FillingBackend {
+        fn len(&self) -> std::io::Result<u64> {
+            Ok(self.0.bytes.lock().unwrap().len() as u64)
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            let bytes = self.0.bytes.lock().unwrap();
+            let start = offset as usize;
+            out.copy_from_slice(&bytes[start..start + out.len()]);
+            Ok(())
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.refuse_if_full()?;
+            self.0.bytes.lock().unwrap().resize(len as usize, 0);
+            Ok(())
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.refuse_if_full()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.refuse_if_full()?;
+            let mut bytes = self.0.bytes.lock().unwrap();
+            let start = offset as usize;
+            bytes[start..start + data.len()].copy_from_slice(data);
+            Ok(())
+        }
+    }
+
+    impl Disk for FillingDisk {
+        fn open_database(&self, _path: &Path) -> Result<Database, DatabaseError> {
+            Database::builder().create_with_backend(FillingBackend(self.clone()))
+        }
+        fn open_database_with_cache(&self, _path: &Path, cache_bytes: usize) -> Result<Database, DatabaseError> {
+            Database::builder()
+                .set_cache_size(cache_bytes)
+                .create_with_backend(FillingBackend(self.clone()))
+        }
+    }
+
+    fn write(database: &ReopeningDatabase, key: u64) -> Result<(), redb::Error> {
+        database.with(|db| {
+            let txn = db.begin_write()?;
+            txn.open_table(TABLE)?.insert(key, key)?;
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    fn keys(database: &ReopeningDatabase) -> Result<Vec<u64>, redb::Error> {
+        database.with(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(TABLE)?;
+            let keys = table.iter()?.map(|entry| entry.map(|(key, _)| key.value()));
+            Ok(keys.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// A write the disk refuses drops the handle and counts a reopen (what the state machine
+    /// watches to apply its lost applies again); once the disk takes writes, the next
+    /// operation opens the file again and finds every durable commit.
+    #[test]
+    fn a_failed_write_counts_a_reopen_and_the_next_operation_opens_the_file_again() {
+        let disk = FillingDisk::default();
+        let database = ReopeningDatabase::open(Arc::new(disk.clone()), Path::new("pinset.redb")).unwrap();
+        write(&database, 1).unwrap();
+        assert_eq!(database.reopens(), 0);
+
+        disk.full.store(true, Ordering::SeqCst);
+        let refused = write(&database, 2).unwrap_err();
+        assert!(refused.is_io_failure(), "{refused}");
+        assert_eq!(database.reopens(), 1, "the failed handle is dropped");
+        let refused_again = write(&database, 2).unwrap_err();
+        assert!(refused_again.is_io_failure(), "{refused_again}");
+
+        disk.full.store(false, Ordering::SeqCst);
+        assert_eq!(keys(&database).unwrap(), vec![1], "opened again at the durable commit");
+        write(&database, 3).unwrap();
+        assert_eq!(keys(&database).unwrap(), vec![1, 3]);
+        assert!(database.reopens() >= 1);
     }
 }
