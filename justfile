@@ -39,7 +39,17 @@ sim-seeds N="50":
     set -euo pipefail
     start=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
     echo "sim-seeds: seeds $start .. $((start + {{N}} - 1))"
-    MADSIM_TEST_SEED=$start MADSIM_TEST_NUM={{N}} {{sim_env}} cargo test -p cluster-sim --release -- --nocapture 2>&1 | grep -vE '^\s*$' | tail -n 40
+    out=$(mktemp); trap 'rm -f "$out"' EXIT
+    status=0
+    MADSIM_TEST_SEED=$start MADSIM_TEST_NUM={{N}} {{sim_env}} cargo test -p cluster-sim --release -- --nocapture >"$out" 2>&1 || status=$?
+    grep -vE '^\s*$' "$out" | tail -n 30
+    if [ "$status" -ne 0 ]; then
+        # The tail above may not hold the failure itself: each panic's message, fault plan and
+        # replay command come last.
+        echo "sim-seeds: FAILED (exit $status). What broke:"
+        grep -A3 'panicked at' "$out" | grep -vE '^\s*$|^stack backtrace' | cut -c1-2000 | head -n 40
+    fi
+    exit "$status"
 
 # The random-seed batch CI runs.
 sim-seeds-ci:
@@ -80,7 +90,8 @@ sim-determinism:
     done
 
 # Proves replay through `just sim-replay` itself: it prints one trace hash, the same seed prints
-# the same hash twice, another seed a different one.
+# the same hash twice (and with RUST_LOG=info, so logs read in a replay are the failing run's),
+# another seed a different one.
 sim-replay-check:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -89,9 +100,10 @@ sim-replay-check:
         [ "$(grep -c 'trace_hash=' <<<"$out")" = 1 ] || { echo "sim-replay $1 printed not exactly one trace hash:"; echo "$out"; exit 1; } >&2
         grep -o 'trace_hash=[0-9a-f]*' <<<"$out"
     }
-    first=$(hash 11); second=$(hash 11); other=$(hash 12)
-    echo "seed 11: $first, again: $second; seed 12: $other"
+    first=$(hash 11); second=$(hash 11); other=$(hash 12); logged=$(RUST_LOG=info hash 11)
+    echo "seed 11: $first, again: $second, with RUST_LOG=info: $logged; seed 12: $other"
     [ -n "$first" ] && [ "$first" = "$second" ] || { echo "seed 11 did not replay to the same trace hash"; exit 1; }
+    [ "$first" = "$logged" ] || { echo "seed 11 took another schedule with RUST_LOG=info: logs must not change a run"; exit 1; }
     [ "$first" != "$other" ] || { echo "seeds 11 and 12 gave the same trace hash"; exit 1; }
 
 # How many times faster than real time the simulator runs a busy 5-member cluster (target ≥ 100×).
