@@ -651,17 +651,11 @@ impl IpfsConnector for KuboConnector {
         })
     }
 
+    /// `pin/add` alone. Go's connector asks `pin/ls` first, but a `pin/add` of a CID already
+    /// pinned that way is a quick no-op in Kubo and js-ipfs, and the tracker asks to pin only
+    /// what its daemon does not list: the extra request per pin was a third of the tracker's
+    /// and the daemon's work under load.
     async fn pin(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError> {
-        let (mode, wanted) = if max_depth == 0 {
-            ("direct", IpfsPinType::Direct)
-        } else {
-            // Kubo cannot tell a depth-limited pin from a recursive one.
-            ("recursive", IpfsPinType::Recursive)
-        };
-        if self.pin_ls_arg(cid, mode).await? == Some(wanted) {
-            tracing::debug!(%cid, "already pinned {mode}");
-            return Ok(());
-        }
         self.pin_add(cid, max_depth).await
     }
 

@@ -88,9 +88,11 @@ async fn pin_is_idempotent_and_unpin_of_unpinned_succeeds() {
     assert_eq!(f.fake.pin_type(&c), Some(IpfsPinType::Recursive));
     assert_eq!(f.connector.pin_ls_cid(&c).await.unwrap(), Some(IpfsPinType::Recursive));
 
-    // Already pinned: the pin/ls check answers and no pin/add is sent.
+    // Already pinned: a second pin/add is a no-op, with no pin/ls before either.
     f.connector.pin(&c, -1).await.unwrap();
-    assert_eq!(f.fake.calls("pin"), 1);
+    assert_eq!(f.fake.calls("pin"), 2);
+    assert_eq!(f.fake.pin_type(&c), Some(IpfsPinType::Recursive));
+    assert_eq!(f.fake.calls("pin_ls_cid"), 2, "only the test's own pin/ls calls");
 
     f.connector.unpin(&c).await.unwrap();
     assert!(!f.fake.has_pin(&c));
@@ -115,8 +117,8 @@ async fn direct_and_depth_limited_pins() {
     // A direct pin is not a recursive one: pinning recursively upgrades it.
     f.connector.pin(&cid(1), -1).await.unwrap();
     assert_eq!(f.fake.pin_type(&cid(1)), Some(IpfsPinType::Recursive));
-    // Direct again over a recursive pin: the pin/ls?type=direct check says not pinned, so it
-    // asks the daemon, which decides (the fake re-pins directly).
+    // Direct again over a recursive pin: the daemon decides (the fake re-pins directly; Kubo
+    // refuses, the pin being recursive already).
     f.connector.pin(&cid(2), 0).await.unwrap();
     assert_eq!(f.fake.calls("pin"), 4);
 
@@ -160,7 +162,7 @@ async fn daemon_errors_become_typed_errors() {
     }
     let err = f.connector.pin(&cid(1), -1).await.unwrap_err();
     assert!(
-        matches!(&err, IpfsError::Daemon { path, .. } if path == "pin/ls"),
+        matches!(&err, IpfsError::Daemon { path, .. } if path == "pin/add"),
         "{err}"
     );
     assert!(matches!(
@@ -169,7 +171,8 @@ async fn daemon_errors_become_typed_errors() {
     ));
     assert!(matches!(f.connector.pin_ls().await, Err(IpfsError::Daemon { .. })));
     assert!(
-        err.to_string().starts_with("IPFS error (pin/ls). Code: 500. Message: "),
+        err.to_string()
+            .starts_with("IPFS error (pin/add). Code: 500. Message: "),
         "{err}"
     );
 

@@ -52,6 +52,8 @@ fn js_ipfs(target: &str) -> Script {
             ],
         ),
         "pin/rm" => error(500, &format!("Failed to remove pin: {CIDV0} is not pinned")),
+        // One reply when done, progress=true or not, naming the CID in base58.
+        "pin/add" => ok(&format!(r#"{{"Pins":["{JS_CID_BASE58}"]}}"#)),
         _ => error(404, "Not Found"),
     }
 }
@@ -72,7 +74,7 @@ async fn copes_with_js_ipfs_shapes() {
     assert!(ours.to_string().starts_with("bafkrei"));
     // The daemon answers base58 for our base32 argument: same CID.
     assert_eq!(c.pin_ls_cid(&ours).await.unwrap(), Some(IpfsPinType::Recursive));
-    // Already pinned recursively: pin returns without pin/add (which this stub would 404).
+    // Already pinned recursively: pin/add answers at once.
     c.pin(&ours, -1).await.unwrap();
 
     let listed: Vec<Cid> = c.pin_ls().await.unwrap().map(|r| r.unwrap()).collect().await;
@@ -221,7 +223,7 @@ async fn stream_errors_trailers_and_garbage() {
     );
 
     // pin/ls?arg= gets the same error reply: a daemon error, not "unpinned".
-    let err = c.pin(&CIDV0.parse().unwrap(), -1).await.unwrap_err();
+    let err = c.pin_ls_cid(&CIDV0.parse().unwrap()).await.unwrap_err();
     assert!(
         matches!(&err, IpfsError::Daemon { message, .. } if message == "datastore closed"),
         "{err}"
