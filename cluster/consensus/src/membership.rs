@@ -206,7 +206,33 @@ impl Consensus {
         self.require_quorum()?;
         let _turn = self.membership_turn.lock().await;
         self.while_change_in_progress(|| self.raft.add_learner(node, member.clone(), false))
-            .await
+            .await?;
+        self.wait_until_listed(node).await;
+        Ok(())
+    }
+
+    /// Waits, a few seconds at most, until openraft's metrics list `node`. A change is answered
+    /// once committed and the metrics that [`Consensus::members`] reads are published a moment
+    /// later: a joiner that asked for its promotion right after its join was answered was told
+    /// it was no learner of the cluster, and stopped (`bench-ingest` on a busy machine).
+    async fn wait_until_listed(&self, node: NodeId) {
+        let listed = self
+            .raft
+            .wait(Some(Duration::from_secs(5)))
+            .metrics(
+                |metrics| {
+                    metrics
+                        .membership_config
+                        .membership()
+                        .nodes()
+                        .any(|(id, _)| *id == node)
+                },
+                "the member added listed in the metrics",
+            )
+            .await;
+        if let Err(e) = listed {
+            tracing::warn!("node {node} was added but is not listed yet: {e}");
+        }
     }
 
     /// Fails with [`ClusterError::NoQuorum`] unless this member leads and has heard from a

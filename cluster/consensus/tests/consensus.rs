@@ -728,3 +728,35 @@ async fn a_snapshot_installed_after_the_pinset_lost_applies_tombstones_what_they
         "the pin the daemon may hold from the lost apply is tombstoned: {tombstones:?}"
     );
 }
+
+/// Found by `bench-ingest` on a busy machine: a member joining a fresh cluster was told "not a
+/// learner of this cluster: ask to join first" by the promotion it asked for right after its
+/// join was answered, and stopped. `add_learner` answered once the change was committed, but
+/// `members`, which the promotion reads, reads openraft's metrics, published a moment later.
+/// A learner added is now listed by the time `add_learner` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_is_listed_as_soon_as_its_addition_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (consensus, _state) = start(dir.path(), Arc::new(Recorder::default())).await;
+    consensus
+        .wait_for_leader(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    for n in 0..40u8 {
+        let learner = MemberNode {
+            peer_id: PeerId::from_ed25519_seed([100 + n; 32]),
+            address: format!("/ip4/127.0.0.1/tcp/{}", 20000 + n as u32),
+        };
+        let node = node_id_of(&learner.peer_id);
+        consensus.add_learner(learner).await.unwrap();
+        assert!(
+            consensus.members().iter().any(|(id, _)| *id == node),
+            "learner {n} is listed once added"
+        );
+        match consensus.promote_if_caught_up(node).await {
+            Ok(_) | Err(ClusterError::Timeout(_)) => {}
+            Err(e) => panic!("learner {n}: the promotion asked at once fails: {e}"),
+        }
+    }
+    consensus.shutdown().await;
+}
