@@ -183,6 +183,29 @@ impl StatusPage {
         page
     }
 
+    /// The page of a tracker's statuses given without the member's fields, which `member`
+    /// holds ([`cluster_types::PinInfoShort`]'s peername and daemon identity).
+    pub fn of_shorts(member: PinInfoShort, statuses: Vec<(Cid, PinInfoShort)>, stopped_at: Option<Cid>) -> StatusPage {
+        let items = statuses
+            .into_iter()
+            .map(|(cid, short)| PinStatus {
+                cid,
+                status: short.status,
+                timestamp: short.timestamp,
+                error: short.error,
+                attempt_count: short.attempt_count,
+                priority_pin: short.priority_pin,
+            })
+            .collect();
+        StatusPage {
+            peername: member.peername,
+            ipfs_peer_id: member.ipfs_peer_id,
+            ipfs_peer_addresses: member.ipfs_peer_addresses,
+            items,
+            stopped_at,
+        }
+    }
+
     /// The member's full status of one of its items.
     pub fn short_of(&self, item: PinStatus) -> PinInfoShort {
         PinInfoShort {

@@ -628,11 +628,28 @@ async fn status_all_classifies_and_filters() {
 }
 
 /// Every status range of the walk from `after` to `through`, asked `limit` pins at a time.
+/// Each range is asked in its short form too, which must say the same without the member's
+/// and the pin's fields (those come once from `member_fields`).
 async fn ranges(f: &Fixture, after: Option<Cid>, through: Option<Cid>, limit: usize) -> Vec<PinInfo> {
     let mut items = Vec::new();
     let mut after = after;
+    let member = f.tracker.member_fields();
+    assert!(!member.peername.is_empty());
     for _ in 0..100 {
         let (page, stopped_at) = f.tracker.status_range(after, through, limit).await.unwrap();
+        let (short, short_stopped_at) = f.tracker.status_range_short(after, through, limit).await.unwrap();
+        assert_eq!(short_stopped_at, stopped_at);
+        let comparable = |cid: Cid, s: &cluster_types::PinInfoShort| {
+            (cid, s.status, s.error.clone(), s.attempt_count, s.priority_pin)
+        };
+        assert_eq!(
+            short.iter().map(|(cid, s)| comparable(*cid, s)).collect::<Vec<_>>(),
+            page.iter().map(|i| comparable(i.cid, &i.short)).collect::<Vec<_>>(),
+        );
+        assert!(short
+            .iter()
+            .all(|(_, s)| s.peername.is_empty() && s.ipfs_peer_addresses.is_empty()));
+        assert!(page.iter().all(|i| i.short.peername == member.peername));
         items.extend(page);
         match stopped_at {
             Some(cid) => after = Some(cid),

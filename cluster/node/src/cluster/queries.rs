@@ -421,8 +421,8 @@ impl Cluster {
         let mut after = after;
         loop {
             let answer = if member.peer_id == self.me_member.peer_id {
-                let (items, stopped_at) = self.tracker.status_range(after, through, page).await?;
-                StatusPage::of_statuses(items, stopped_at)
+                let (items, stopped_at) = self.tracker.status_range_short(after, through, page).await?;
+                StatusPage::of_shorts(self.tracker.member_fields(), items, stopped_at)
             } else {
                 let range = StatusRange {
                     after,

@@ -127,13 +127,17 @@ impl RpcHandler for ClusterRpcHandler {
                     .status_range(range.after, range.through, range.limit as usize)
                     .await,
             ),
-            RpcRequest::StatusPage(range) => RpcResponse::StatusPage(
-                self.cluster
-                    .tracker
-                    .status_range(range.after, range.through, range.limit as usize)
-                    .await
-                    .map(|(statuses, stopped_at)| StatusPage::of_statuses(statuses, stopped_at)),
-            ),
+            RpcRequest::StatusPage(range) => {
+                let tracker = &self.cluster.tracker;
+                RpcResponse::StatusPage(
+                    tracker
+                        .status_range_short(range.after, range.through, range.limit as usize)
+                        .await
+                        .map(|(statuses, stopped_at)| {
+                            StatusPage::of_shorts(tracker.member_fields(), statuses, stopped_at)
+                        }),
+                )
+            }
             RpcRequest::Recover(cid) => RpcResponse::Recover(self.cluster.tracker.recover(&cid).await),
             RpcRequest::RecoverAll => RpcResponse::RecoverAll(self.cluster.recover_all_local().await),
             RpcRequest::Id => RpcResponse::Id(Cluster::id(&self.cluster).await),

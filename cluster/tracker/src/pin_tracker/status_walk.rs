@@ -121,8 +121,22 @@ impl Shared {
         listed: &mut ListingCursor<'_>,
         mark: u64,
     ) -> Result<(PinInfo, bool), ClusterError> {
-        if let Some(info) = self.op_status_of(&pin.cid) {
-            return Ok((info, true));
+        Ok(match self.walked_short(pin, listed, mark).await? {
+            (short, Some(op)) => (self.info(pin.cid, Some(&op.pin()), short), true),
+            (short, None) => (self.info(pin.cid, Some(pin), short), false),
+        })
+    }
+
+    /// As [`Shared::walked_status`], without the member's own fields nor the pin's: the status,
+    /// and the operation it came from if any.
+    async fn walked_short(
+        self: &Arc<Self>,
+        pin: &Pin,
+        listed: &mut ListingCursor<'_>,
+        mark: u64,
+    ) -> Result<(PinInfoShort, Option<Operation>), ClusterError> {
+        if let Some(op) = lock(&self.table).get(&pin.cid).cloned() {
+            return Ok((op_short(&op), Some(op)));
         }
         let daemon = if needs_daemon(Some(pin), &self.peer) {
             let on_daemon = listed.contains(&pin.cid)?;
@@ -131,7 +145,7 @@ impl Shared {
             DaemonOwned::NotAsked
         };
         let local = local_status(Some(pin), &self.peer, None, daemon.view());
-        Ok((self.local_info(pin.cid, Some(pin), local), false))
+        Ok((local_short(local), None))
     }
 
     /// The listing for status ranges: the shared one while it serves (see
@@ -160,12 +174,47 @@ impl Shared {
         Ok((listing, mark))
     }
 
+    /// The statuses of the range `(after, through]` as full [`PinInfo`]s (see
+    /// [`Shared::status_range_short`]).
     pub(super) async fn status_range(
         self: &Arc<Self>,
         after: Option<Cid>,
         through: Option<Cid>,
         limit: usize,
     ) -> Result<(Vec<PinInfo>, Option<Cid>), ClusterError> {
+        let (items, stopped_at) = self.range_items(after, through, limit).await?;
+        let infos = items.into_iter().map(|item| {
+            let pin = match &item.op {
+                Some(op) => op.pin(),
+                None => item.pin,
+            };
+            self.info(pin.cid, Some(&pin), item.short)
+        });
+        Ok((infos.collect(), stopped_at))
+    }
+
+    /// The statuses of the range `(after, through]`, each without the member's own fields
+    /// (the same for all: [`Shared::add_member_fields`]) nor the pin's: what a cluster-wide
+    /// status takes from each member, without building and dropping a whole `PinInfo` per pin.
+    pub(super) async fn status_range_short(
+        self: &Arc<Self>,
+        after: Option<Cid>,
+        through: Option<Cid>,
+        limit: usize,
+    ) -> Result<(Vec<(Cid, PinInfoShort)>, Option<Cid>), ClusterError> {
+        let (items, stopped_at) = self.range_items(after, through, limit).await?;
+        Ok((
+            items.into_iter().map(|item| (item.pin.cid, item.short)).collect(),
+            stopped_at,
+        ))
+    }
+
+    async fn range_items(
+        self: &Arc<Self>,
+        after: Option<Cid>,
+        through: Option<Cid>,
+        limit: usize,
+    ) -> Result<(Vec<RangeItem>, Option<Cid>), ClusterError> {
         let limit = limit.clamp(1, STATUS_RANGE_MAX);
         let storage = |e| ClusterError::storage("reading the pinset", e);
         let after_key = after.map(|cid| cid.to_bytes());
@@ -173,7 +222,10 @@ impl Shared {
         let mut pins = self.state.list_page(after.as_ref(), limit).map_err(storage)?;
         let read = pins.len();
         if let Some(through) = &through_key {
-            pins.retain(|pin| pin.cid.to_bytes() <= *through);
+            // In CID byte order: only the tail can lie past the range.
+            while pins.last().is_some_and(|pin| pin.cid.to_bytes() > *through) {
+                pins.pop();
+            }
         }
         // Every pin read lies in the range and the page is full: the range goes on after it.
         let stopped_at = if read == limit && pins.len() == limit {
@@ -192,29 +244,42 @@ impl Shared {
         let mut others = Vec::with_capacity(candidates.len());
         for (cid, op) in candidates {
             if !self.state.has(&cid).map_err(storage)? {
-                others.push((cid.to_bytes(), self.op_info(cid, &op)));
+                let item = RangeItem {
+                    short: op_short(&op),
+                    pin: op.pin(),
+                    op: Some(op),
+                };
+                others.push((cid.to_bytes(), item));
             }
         }
         others.sort_by(|a, b| a.0.cmp(&b.0));
 
-        let mut walked = Vec::with_capacity(pins.len());
+        let mut items = Vec::with_capacity(pins.len() + others.len());
+        let mut others = others.into_iter().peekable();
         if !pins.is_empty() {
             let (listing, mark) = self.range_listing().await?;
             let mut listed = listing.cursor_after(after.as_ref());
-            for pin in &pins {
-                walked.push((pin.cid.to_bytes(), self.walked_status(pin, &mut listed, mark).await?.0));
+            for pin in pins {
+                let (short, op) = self.walked_short(&pin, &mut listed, mark).await?;
+                // Both lists are sorted and disjoint: merged in CID byte order.
+                if others.peek().is_some() {
+                    let key = pin.cid.to_bytes();
+                    while let Some((_, other)) = others.next_if(|(other_key, _)| *other_key < key) {
+                        items.push(other);
+                    }
+                }
+                items.push(RangeItem { pin, short, op });
             }
         }
-        // Both lists are sorted and disjoint: merge them in CID byte order.
-        let mut items = Vec::with_capacity(walked.len() + others.len());
-        let mut others = others.into_iter().peekable();
-        for (key, info) in walked {
-            while let Some((_, other)) = others.next_if(|(other_key, _)| *other_key < key) {
-                items.push(other);
-            }
-            items.push(info);
-        }
-        items.extend(others.map(|(_, info)| info));
+        items.extend(others.map(|(_, item)| item));
         Ok((items, stopped_at))
     }
+}
+
+/// One pin of a status range: the pin (the state's, or the operation's for a CID the state
+/// lacks), its status without the member's fields, and the operation that status came from.
+struct RangeItem {
+    pin: Pin,
+    short: PinInfoShort,
+    op: Option<Operation>,
 }
