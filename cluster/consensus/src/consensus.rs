@@ -62,11 +62,12 @@ pub struct Consensus {
     /// When this member last accepted the leader's AppendEntries; elections its watch called.
     pub(crate) election_watch: Arc<WatchShared>,
     /// Calls an election when none settles or the leader falls silent (see
-    /// `election_watch`); stopped when the last handle of this member's consensus is dropped.
-    pub(crate) _election_watch_task: Arc<crate::election_watch::WatchTask>,
+    /// `election_watch`); stopped at shutdown or when the last handle of this member's
+    /// consensus is dropped.
+    pub(crate) election_watch_task: Arc<crate::owned_task::OwnedTask>,
     /// Applies again what the pinset lost to another writer's failed commit (see
     /// `state_repair`); stopped with the last handle.
-    state_repair_task: Arc<crate::state_repair::RepairTask>,
+    state_repair_task: Arc<crate::owned_task::OwnedTask>,
 }
 
 /// What a member's consensus is built from.
@@ -127,6 +128,10 @@ impl Consensus {
         let learner_at_start = membership_at_start.learner_ids().any(|id| id == node_id);
         let openraft_config = config.to_openraft("ipfs-cluster").map_err(ConsensusError::Raft)?;
         let state_repair_task = crate::state_repair::spawn(state_machine.clone());
+        let voter_probe = crate::election_watch::VoterProbe {
+            transport: transport.clone(),
+            log: log_store.clone(),
+        };
         let raft = Raft::new(
             node_id,
             Arc::new(openraft_config),
@@ -146,6 +151,7 @@ impl Consensus {
                 heartbeat: Duration::from_millis(openraft_config.heartbeat_interval),
             },
             election_watch.clone(),
+            voter_probe,
         );
         Ok(Consensus {
             raft,
@@ -158,7 +164,7 @@ impl Consensus {
             learner_at_start,
             batcher: Arc::new(WriteBatcher::new(max_append_entries)),
             election_watch,
-            _election_watch_task: Arc::new(election_watch_task),
+            election_watch_task: Arc::new(election_watch_task),
             state_repair_task: Arc::new(state_repair_task),
         })
     }
@@ -492,6 +498,7 @@ impl Consensus {
                     .unwrap_or_default()
             ),
         }
+        self.election_watch_task.stop().await;
         self.state_repair_task.stop().await;
     }
 }

@@ -25,6 +25,7 @@ mod error;
 mod log_store;
 mod membership;
 mod network;
+mod owned_task;
 mod snapshot_file;
 mod state_machine;
 mod state_repair;

@@ -212,6 +212,12 @@ impl LogStore {
 }
 
 impl LogStore {
+    /// The id of the last entry, or of the last one purged when none is left.
+    pub(crate) fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        let wal = &self.log().wal;
+        wal.last_log_id().or(wal.last_purged())
+    }
+
     /// Appends `entries` durably, retried until the disk takes them.
     async fn append_now(&self, entries: Vec<Entry<TypeConfig>>) -> Result<(), io::Error> {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();

@@ -6,39 +6,17 @@
 
 use std::time::Duration;
 
+use crate::owned_task::OwnedTask;
 use crate::PinsetStateMachine;
 
 /// How often the store's reopen count is read: a loss waits at most this long (plus the disk's
 /// own outage) before it is applied again.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// The running repair; stopped by [`RepairTask::stop`] or when dropped.
-pub(crate) struct RepairTask(std::sync::Mutex<Option<cluster_rt::tokio::task::JoinHandle<()>>>);
-
-impl RepairTask {
-    /// Stops the task and waits until it has let go of the state machine (and so of the
-    /// pinset's store, which a restart in the same process opens again).
-    pub(crate) async fn stop(&self) {
-        let task = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for RepairTask {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            task.abort();
-        }
-    }
-}
-
 /// Watches `machine`'s store and repairs what each reopen lost. `machine` is a clone of the
 /// state machine openraft runs: they take turns, so a repair never runs beside an apply.
-pub(crate) fn spawn(mut machine: PinsetStateMachine) -> RepairTask {
-    RepairTask(std::sync::Mutex::new(Some(cluster_rt::spawn(async move {
+pub(crate) fn spawn(mut machine: PinsetStateMachine) -> OwnedTask {
+    OwnedTask::new(cluster_rt::spawn(async move {
         let mut repaired = machine.store_reopens();
         loop {
             cluster_rt::sleep(CHECK_EVERY).await;
@@ -51,5 +29,5 @@ pub(crate) fn spawn(mut machine: PinsetStateMachine) -> RepairTask {
                 Err(e) => tracing::warn!("applying again what the pinset lost to a failed write: {e}; retrying"),
             }
         }
-    }))))
+    }))
 }
