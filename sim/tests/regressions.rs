@@ -234,3 +234,15 @@ fn a_member_still_being_promoted_does_not_campaign_against_a_silent_leader() {
 fn a_joiner_whose_promotion_was_not_committed_asks_again() {
     println!("{}", cluster_sim::workload::run_with_frequent_snapshots_seed(400610));
 }
+
+/// Found by a sweep of `random_workload_with_frequent_snapshots_heals` (seed 620090), once the
+/// election watch asked the other voters for their logs before campaigning: wiped member 2
+/// rejoined; while it caught up as a learner, its old log still listed it as a voter, it
+/// campaigned, and both other members refused it as no member of theirs. It was promoted a
+/// moment later, lost its leader to a fault, and took those refusals, still within the evidence
+/// window, for its removal: it stopped, and the cluster was left with a member that never came
+/// back. Fixed: a member forgets the refusals it met once its join completes and it votes.
+#[test]
+fn refusals_met_while_joining_are_not_taken_for_a_removal_once_it_votes() {
+    println!("{}", cluster_sim::workload::run_with_frequent_snapshots_seed(620090));
+}

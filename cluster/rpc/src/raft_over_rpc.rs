@@ -39,6 +39,12 @@ impl MembershipRefusals {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(member, now);
     }
 
+    /// Forgets every refusal: those a member met while it was still a learner (joining, its
+    /// old log listing it as a voter) say nothing of its removal once it votes.
+    pub fn forget(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// The members that refused within `window` before now.
     pub fn recent(&self, window: Duration) -> Vec<NodeId> {
         let now = cluster_rt::now();
