@@ -484,7 +484,7 @@ impl Consensus {
     }
 
     /// Stops Raft. Pending writes fail. Raft waiting for a full disk cannot stop: after
-    /// [`SHUTDOWN_WAIT`] the member stops without it (nothing unwritten was acknowledged).
+    /// `SHUTDOWN_WAIT` the member stops without it (nothing unwritten was acknowledged).
     pub async fn shutdown(&self) {
         match cluster_rt::timeout(SHUTDOWN_WAIT, self.raft.shutdown()).await {
             Ok(Ok(())) => {}

@@ -22,17 +22,15 @@
 //! leader it now follows ([`WatchShared::heard`]).
 //!
 //! Before its first election after news from a leader, the watch asks the other voters how
-//! long their logs are ([`voter_with_longer_log`]). A voter with a longer log refuses this
+//! long their logs are ([`VoterProbe`]). A voter with a longer log refuses this
 //! member's vote request, and this member, having voted for itself in that term, refuses the
 //! longer log's request in turn: a split vote, and the next term a whole patience later
 //! (`bench-failover`: 3 runs in 10 took 1.8 to 2.1 s instead of 0.9). So when another voter's
 //! log is longer, this member leaves that round to it, once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use std::sync::Arc;
 
 use cluster_rt::tokio::time::Instant;
 use openraft::raft::VoteRequest;
