@@ -149,6 +149,16 @@ bench-scale PINS="200000":
 bench-store PINS="200000":
     STORE_BENCH_PINS={{PINS}} cargo bench -p cluster-state --bench store
 
+# CPU per write: the bench cluster (3 members, release build, fake daemons) under wrk at CONNS
+# connections; each member's and daemon's CPU and context switches per write. PERF=DIR records
+# perf profiles of the same window.
+bench-cpu CONNS="64":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
+    cargo build --release --bins
+    CONNS={{CONNS}} python3 scripts/bench-cpu.py
+
 # Failover under load: per run a fresh 3-member cluster (release build, fake daemons), wrk at 16
 # connections through one follower, a probe writing through the other; the leader gets SIGKILL.
 # Prints how long until writes succeed again, per run and the median of RUNS.

@@ -66,7 +66,7 @@ pub struct Consensus {
     /// consensus is dropped.
     pub(crate) election_watch_task: Arc<crate::owned_task::OwnedTask>,
     /// Applies again what the pinset lost to another writer's failed commit (see
-    /// `state_repair`); stopped with the last handle.
+    /// `state_repair`); stopped at shutdown or with the last handle.
     state_repair_task: Arc<crate::owned_task::OwnedTask>,
 }
 

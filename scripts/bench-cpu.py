@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""CPU per write: starts the bench cluster of scripts/bench-ingest.py (3 members, release build,
+fake IPFS daemons, loopback), loads the leader with wrk (bench/wrk-pins.lua, CONNS connections
+for DURATION seconds) and prints, per member and daemon, its CPU (utime+stime from /proc) and
+context switches per write. PERF=DIR also records `perf record --call-graph dwarf` of each
+member and daemon into DIR for the same window. Every process it starts is stopped by PID.
+Run by `just bench-cpu CONNS`.
+
+Env: CONNS [64], DURATION [10] seconds, PERF [unset].
+"""
+import importlib.util, os, re, shutil, subprocess, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+spec = importlib.util.spec_from_file_location("bench_ingest", os.path.join(ROOT, "scripts", "bench-ingest.py"))
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+CONNS = int(os.environ.get("CONNS", "64"))
+DURATION = int(os.environ.get("DURATION", "10"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def context_switches(pid):
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/status") as status:
+            total += sum(int(line.split()[1]) for line in status if "ctxt_switches" in line)
+    return total
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="bench-cpu-")
+    try:
+        measure(work)
+    finally:
+        bench.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work):
+    members, leader = bench.start_cluster(work)
+    url = f"http://127.0.0.1:{members[leader]['rest']}"
+    cids = os.path.join(work, "cids.txt")
+    subprocess.run(["python3", os.path.join(ROOT, "bench", "gen-cids.py"), str(max(CONNS, 1) * 4000 + 200000), cids,
+                    "--prefix", f"cpu-{time.time_ns()}-"], check=True, capture_output=True)
+    processes = {}
+    for i, member in enumerate(members):
+        processes[f"member {i}{' (leader)' if i == leader else ''}"] = member["process"].pid
+        processes[f"daemon {i}"] = member["daemon"].pid
+    before = {name: (cpu_seconds(pid), context_switches(pid)) for name, pid in processes.items()}
+    recorders = []
+    if os.environ.get("PERF"):
+        os.makedirs(os.environ["PERF"], exist_ok=True)
+        for name, pid in processes.items():
+            out = os.path.join(os.environ["PERF"], name.split(" (")[0].replace(" ", "-") + ".data")
+            recorders.append(subprocess.Popen(["perf", "record", "-F", "199", "--call-graph", "dwarf,16384", "-p", str(pid),
+                                               "-o", out, "--", "sleep", str(max(DURATION - 2, 1))],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    started = time.time()
+    output = subprocess.run(["wrk", "-t2", f"-c{CONNS}", f"-d{DURATION}s", "--latency", "-s",
+                             os.path.join(ROOT, "bench", "wrk-pins.lua"), url],
+                            capture_output=True, text=True, env=dict(os.environ, CIDS_FILE=cids), timeout=DURATION + 60).stdout
+    elapsed = time.time() - started
+    for recorder in recorders:
+        recorder.wait(timeout=DURATION + 60)
+    after = {name: (cpu_seconds(pid), context_switches(pid)) for name, pid in processes.items()}
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if not rate:
+        raise SystemExit(f"wrk printed no rate:\n{output}")
+    writes = float(rate.group(1)) * DURATION
+    print(f"{CONNS} connection(s), {DURATION} s: {float(rate.group(1)):.0f} writes/s")
+    total = 0.0
+    for name in processes:
+        used = after[name][0] - before[name][0]
+        total += used
+        switches = after[name][1] - before[name][1]
+        print(f"  {name:18s} CPU {used / elapsed * 100:5.1f} %  {used / writes * 1e6:6.0f} us/write  "
+              f"{switches / writes:5.1f} context switches/write")
+    print(f"  all six: {total / elapsed * 100:.0f} % of {os.cpu_count()} cores, {total / writes * 1e6:.0f} us/write")
+
+
+if __name__ == "__main__":
+    main()
