@@ -695,6 +695,32 @@ async fn status_ranges_cover_the_walk_in_cid_byte_order() {
     assert_eq!(by_range(&alone), vec![(unpin_key, TrackerStatus::UnpinError)]);
 }
 
+/// A full page whose last pin is the range's upper bound is the whole range: a cluster-wide
+/// status asks for ranges that end on a page's last pin, and asking again from there would read
+/// a page in vain.
+#[cluster_rt::tokio::test]
+async fn a_full_page_that_ends_on_the_upper_bound_is_the_whole_range() {
+    let (f, _) = mixed_fixture().await;
+    let in_state: Vec<Cid> = f.state.list_page(None, 100).unwrap().iter().map(|p| p.cid).collect();
+    assert!(in_state.len() >= 3);
+    let (_, stopped_at) = f.tracker.status_range(None, Some(in_state[1]), 2).await.unwrap();
+    assert_eq!(stopped_at, None, "the page ends on the bound");
+    let (_, stopped_at) = f.tracker.status_range(None, Some(in_state[2]), 2).await.unwrap();
+    assert_eq!(stopped_at, Some(in_state[1]), "the page ends before the bound");
+    let (items, stopped_at) = f
+        .tracker
+        .status_range(Some(in_state[1]), Some(in_state[1]), 2)
+        .await
+        .unwrap();
+    assert!(items.is_empty() && stopped_at.is_none(), "an empty range");
+    let (items, _) = f
+        .tracker
+        .status_range(Some(in_state[2]), Some(in_state[0]), 2)
+        .await
+        .unwrap();
+    assert!(items.is_empty(), "a range that ends before it starts");
+}
+
 #[cluster_rt::tokio::test]
 async fn status_ranges_share_one_daemon_listing_for_a_while() {
     let reuse = Duration::from_secs(2);

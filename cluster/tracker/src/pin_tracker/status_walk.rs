@@ -219,19 +219,26 @@ impl Shared {
         let storage = |e| ClusterError::storage("reading the pinset", e);
         let after_key = after.map(|cid| cid.to_bytes());
         let through_key = through.map(|cid| cid.to_bytes());
+        if let (Some(after), Some(through)) = (&after_key, &through_key) {
+            if after >= through {
+                return Ok((Vec::new(), None));
+            }
+        }
         let mut pins = self.state.list_page(after.as_ref(), limit).map_err(storage)?;
         let read = pins.len();
         if let Some(through) = &through_key {
             // In CID byte order: only the tail can lie past the range.
-            while pins.last().is_some_and(|pin| pin.cid.to_bytes() > *through) {
-                pins.pop();
+            if pins.last().is_some_and(|pin| pin.cid.to_bytes() > *through) {
+                let inside = pins.partition_point(|pin| pin.cid.to_bytes() <= *through);
+                pins.truncate(inside);
             }
         }
-        // Every pin read lies in the range and the page is full: the range goes on after it.
-        let stopped_at = if read == limit && pins.len() == limit {
-            pins.last().map(|pin| pin.cid)
-        } else {
-            None
+        // Every pin read lies in the range and the page is full: the range goes on after it,
+        // unless the last pin is the range's upper bound (a cluster-wide status asks for ranges
+        // that end on the last pin of its own page).
+        let stopped_at = match pins.last() {
+            Some(last) if read == limit && pins.len() == limit && through != Some(last.cid) => Some(last.cid),
+            _ => None,
         };
         let upper_key = stopped_at.map(|cid| cid.to_bytes()).or(through_key);
         let in_range = |key: &[u8]| {
