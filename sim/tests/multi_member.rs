@@ -68,8 +68,8 @@ async fn status_in_ranges(cluster: &SimCluster, via: usize, page: usize) -> Vec<
         .call(via, move |c| async move {
             let mut stream = c.global_status_paged(cluster_types::TrackerStatusFilter::ANY, Vec::new(), page);
             let mut items = Vec::new();
-            while let Some(info) = stream.recv().await {
-                items.push(info?);
+            while let Some(item) = stream.recv().await {
+                items.extend(item?.into_values().expect("status lines read back"));
             }
             Ok(items)
         })
@@ -243,13 +243,15 @@ async fn replication_and_failover(size: usize) {
             let mut stream = c.global_status_stream(cluster_types::TrackerStatusFilter::ANY, Vec::new());
             let mut pinned = 0;
             let mut pins = 0;
-            while let Some(info) = stream.recv().await {
-                pins += 1;
-                pinned += info?
-                    .peer_map
-                    .values()
-                    .filter(|s| s.status == TrackerStatus::Pinned)
-                    .count();
+            while let Some(item) = stream.recv().await {
+                for info in item?.into_values().expect("status lines read back") {
+                    pins += 1;
+                    pinned += info
+                        .peer_map
+                        .values()
+                        .filter(|s| s.status == TrackerStatus::Pinned)
+                        .count();
+                }
             }
             Ok((pins, pinned))
         })

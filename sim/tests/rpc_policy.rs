@@ -66,11 +66,13 @@ fn forged_calls(outsider: PeerId, leader: NodeId, members: &[MemberNode], term: 
             after: None,
             through: None,
             limit: 100,
+            packed: false,
         }),
         RpcRequest::StatusPage(StatusRange {
             after: None,
             through: None,
             limit: 100,
+            packed: true,
         }),
         RpcRequest::Recover(cid_of(0)),
         RpcRequest::RecoverAll,

@@ -45,11 +45,13 @@ fn forged(outsider: PeerId, members: &[MemberNode], leader: &MemberNode) -> Vec<
             after: None,
             through: None,
             limit: 10,
+            packed: false,
         }),
         RpcRequest::StatusPage(StatusRange {
             after: None,
             through: None,
             limit: 10,
+            packed: true,
         }),
         RpcRequest::AppendEntries(AppendEntriesRequest::<TypeConfig> {
             vote: Vote::new_committed(50, node_id_of(&leader.peer_id)),

@@ -550,7 +550,12 @@ mod client_gone_tests {
         async fn status(&self, _: Cid, _: bool) -> Result<GlobalPinInfo, ClusterError> {
             unreachable!("an add reads no status")
         }
-        async fn status_all(&self, _: TrackerStatusFilter, _: Vec<Cid>, _: bool) -> ResultStream<GlobalPinInfo> {
+        async fn status_all(
+            &self,
+            _: TrackerStatusFilter,
+            _: Vec<Cid>,
+            _: bool,
+        ) -> ResultStream<cluster_types::LineItem<GlobalPinInfo>> {
             unreachable!("an add reads no status")
         }
         async fn recover(&self, _: Cid, _: bool) -> Result<GlobalPinInfo, ClusterError> {

@@ -53,7 +53,7 @@ use cluster_rt::tokio::sync::mpsc;
 use std::collections::BTreeMap;
 
 use cluster_types::{
-    Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, PeerId, Pin,
+    Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, LineItem, Metric, PeerId, Pin,
     PinOptions, TrackerStatusFilter,
 };
 
@@ -118,9 +118,14 @@ pub trait RestBackend: Send + Sync + 'static {
     async fn status(&self, cid: Cid, local: bool) -> Result<GlobalPinInfo, ClusterError>;
 
     /// `GET /pins`: status of every pin that matches `filter`; only the listed CIDs when `cids`
-    /// is non-empty.
-    async fn status_all(&self, filter: TrackerStatusFilter, cids: Vec<Cid>, local: bool)
-        -> ResultStream<GlobalPinInfo>;
+    /// is non-empty. A backend that writes statuses faster than it builds them sends runs of
+    /// lines ([`LineItem::Written`]).
+    async fn status_all(
+        &self,
+        filter: TrackerStatusFilter,
+        cids: Vec<Cid>,
+        local: bool,
+    ) -> ResultStream<LineItem<GlobalPinInfo>>;
 
     /// `POST /pins/{cid}/recover`: re-queues a failed pin or unpin.
     async fn recover(&self, cid: Cid, local: bool) -> Result<GlobalPinInfo, ClusterError>;

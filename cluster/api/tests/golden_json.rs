@@ -12,8 +12,8 @@ use bytes::Bytes;
 use cluster_api::{Credentials, HttpAddress, RestBackend, RestServer, RestServerConfig, ResultStream};
 use cluster_rt::tokio;
 use cluster_types::{
-    Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
-    PinInfoShort, PinOptions, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter,
+    Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, LineItem, Metric,
+    PeerId, Pin, PinInfoShort, PinOptions, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter,
 };
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
@@ -293,8 +293,8 @@ impl RestBackend for Fixed {
     async fn status(&self, _: Cid, _: bool) -> Result<GlobalPinInfo, ClusterError> {
         Ok(status(1))
     }
-    async fn status_all(&self, _: TrackerStatusFilter, _: Vec<Cid>, _: bool) -> ResultStream<GlobalPinInfo> {
-        one(status(2))
+    async fn status_all(&self, _: TrackerStatusFilter, _: Vec<Cid>, _: bool) -> ResultStream<LineItem<GlobalPinInfo>> {
+        one(LineItem::Value(status(2)))
     }
     async fn recover(&self, _: Cid, _: bool) -> Result<GlobalPinInfo, ClusterError> {
         Ok(status(3))

@@ -15,9 +15,9 @@ use cluster_api::{
 };
 use cluster_rt::tokio;
 use cluster_types::{
-    Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
-    PinInfoShort, PinOptions, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter, RPC_PROTOCOL_VERSION,
-    VERSION,
+    Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, JsonLine, LineItem,
+    Metric, PeerId, Pin, PinInfoShort, PinOptions, RepoGc, RepoGcKey, Timestamp, TrackerStatus, TrackerStatusFilter,
+    WrittenLines, RPC_PROTOCOL_VERSION, VERSION,
 };
 use http_body_util::{BodyExt, Empty};
 use hyper::header::HeaderMap;
@@ -153,6 +153,16 @@ fn make_metric(name: &str, i: usize) -> Metric {
 
 fn make_pin(i: usize) -> Pin {
     Pin::new(cid(i), PinOptions::default())
+}
+
+/// Every other status comes as a run of one line already written, as a cluster-wide status's do.
+fn make_status_item(i: usize) -> LineItem<GlobalPinInfo> {
+    if i.is_multiple_of(2) {
+        return LineItem::Value(make_global(i));
+    }
+    let mut lines = WrittenLines::default();
+    lines.push_with(|out| make_global(i).write_json(out)).unwrap();
+    LineItem::Written(lines)
 }
 
 fn make_global(i: usize) -> GlobalPinInfo {
@@ -328,14 +338,14 @@ impl RestBackend for Mock {
         filter: TrackerStatusFilter,
         cids: Vec<Cid>,
         local: bool,
-    ) -> ResultStream<GlobalPinInfo> {
+    ) -> ResultStream<LineItem<GlobalPinInfo>> {
         let cids: Vec<String> = cids.iter().map(|c| c.to_string()).collect();
         self.record(format!(
             "status_all filter={} cids={} local={local}",
             filter.0,
             cids.join(",")
         ));
-        self.stream(make_global)
+        self.stream(make_status_item)
     }
 
     async fn recover(&self, cid: Cid, local: bool) -> Result<GlobalPinInfo, ClusterError> {
@@ -861,6 +871,22 @@ async fn empty_stream_is_204_and_error_first_is_500() {
         assert_eq!(reply.error(500), "boom", "{method} {uri}");
         assert_eq!(reply.header("trailer"), Some("X-Stream-Error"));
     }
+    server.stop().await;
+}
+
+/// Statuses sent as values and as runs of lines written ahead make the same NDJSON.
+#[tokio::test]
+async fn statuses_written_ahead_stream_as_their_values_would() {
+    let server = start();
+    server.mock.set_plan(Plan::Items(5));
+    let reply = send_te(server.addr, Method::GET, "/pins").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let got: Vec<GlobalPinInfo> = reply
+        .lines()
+        .into_iter()
+        .map(|line| serde_json::from_value(line).unwrap())
+        .collect();
+    assert_eq!(got, (0..5).map(make_global).collect::<Vec<_>>());
     server.stop().await;
 }
 

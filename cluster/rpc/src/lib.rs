@@ -23,7 +23,9 @@ pub use sim_transport::SimTransport;
 use std::time::Duration;
 
 use cluster_consensus::{Command, Committed, MemberNode, NodeId, Promotion, TransportFailure, TypeConfig};
-use cluster_types::{Cid, ClusterError, Id, Metric, PeerId, PinInfo, PinInfoShort, RepoGc, Timestamp, TrackerStatus};
+use cluster_types::status_codec::PackedStatuses;
+pub use cluster_types::PinStatus;
+use cluster_types::{Cid, ClusterError, Id, Metric, PeerId, PinInfo, PinInfoShort, RepoGc};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
@@ -100,6 +102,14 @@ pub struct StatusRange {
     pub through: Option<Cid>,
     /// The most pins one answer covers (the member caps it too).
     pub limit: u32,
+    /// Answer with the statuses packed ([`StatusPage::packed`]) rather than listed. Members of
+    /// earlier versions ignore it and list them, so a caller reads either.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub packed: bool,
+}
+
+fn is_false(flag: &bool) -> bool {
+    !*flag
 }
 
 /// One member's statuses of a range ([`RpcRequest::StatusPage`]): what is the same for every
@@ -112,43 +122,15 @@ pub struct StatusPage {
     pub ipfs_peer_id: String,
     /// The member's IPFS daemon addresses.
     pub ipfs_peer_addresses: Vec<String>,
-    /// The statuses, in CID byte order.
+    /// The statuses, in CID byte order (listed in JSON).
     pub items: Vec<PinStatus>,
+    /// The statuses in their binary form, when the range asked for it ([`StatusRange::packed`]);
+    /// then `items` is empty. [`StatusPage::unpack`] moves them to `items`.
+    #[serde(default, skip_serializing_if = "PackedStatuses::is_empty")]
+    pub packed: PackedStatuses,
     /// Where the member stopped when `limit` pins were read before the end of the range (the
     /// caller asks again from there).
     pub stopped_at: Option<Cid>,
-}
-
-/// One pin's status in a [`StatusPage`]; short keys and defaults left out, since a page holds
-/// thousands.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PinStatus {
-    /// The pin's CID.
-    #[serde(rename = "c")]
-    pub cid: Cid,
-    /// Its status on the member.
-    #[serde(rename = "s")]
-    pub status: TrackerStatus,
-    /// When the status last changed.
-    #[serde(rename = "t")]
-    pub timestamp: Timestamp,
-    /// Error text of an error status.
-    #[serde(rename = "e", default, skip_serializing_if = "String::is_empty")]
-    pub error: String,
-    /// How many times the operation was tried.
-    #[serde(rename = "a", default, skip_serializing_if = "is_zero")]
-    pub attempt_count: u32,
-    /// Whether the operation sits in the priority queue.
-    #[serde(rename = "p", default, skip_serializing_if = "is_false")]
-    pub priority_pin: bool,
-}
-
-fn is_zero(count: &u32) -> bool {
-    *count == 0
-}
-
-fn is_false(flag: &bool) -> bool {
-    !*flag
 }
 
 impl StatusPage {
@@ -202,8 +184,28 @@ impl StatusPage {
             ipfs_peer_id: member.ipfs_peer_id,
             ipfs_peer_addresses: member.ipfs_peer_addresses,
             items,
+            packed: PackedStatuses::default(),
             stopped_at,
         }
+    }
+
+    /// The page with its statuses packed.
+    pub fn packed(mut self) -> StatusPage {
+        self.packed = PackedStatuses(std::mem::take(&mut self.items));
+        self
+    }
+
+    /// The page with its statuses in `items`, however they came.
+    pub fn unpack(mut self) -> StatusPage {
+        if !self.packed.is_empty() {
+            let packed = std::mem::take(&mut self.packed.0);
+            if self.items.is_empty() {
+                self.items = packed;
+            } else {
+                self.items.extend(packed);
+            }
+        }
+        self
     }
 
     /// The member's full status of one of its items.

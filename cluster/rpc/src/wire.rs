@@ -186,6 +186,7 @@ mod tests {
                     after: Some(cid()),
                     through: None,
                     limit: 4096,
+                    packed: false,
                 }),
             ),
             ("commit", RpcRequest::Commit(Command::Pin(pin.clone()))),
@@ -222,6 +223,55 @@ mod tests {
             log_index: 42,
         }));
         write("rpc_message", "pinned", &encode_response(&pinned));
+    }
+
+    /// Packed status pages between members of this version and the one before, which knows
+    /// neither `packed` field: each side reads what the other sends.
+    #[test]
+    fn packed_status_pages_mix_with_members_that_list_them() {
+        use crate::{StatusPage, StatusRange};
+        use cluster_types::{PinStatus, Timestamp, TrackerStatus};
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct EarlierRange {
+            after: Option<Cid>,
+            through: Option<Cid>,
+            limit: u32,
+        }
+        let range = StatusRange {
+            after: Some(cid()),
+            through: None,
+            limit: 7,
+            packed: true,
+        };
+        let earlier: EarlierRange = serde_json::from_slice(&serde_json::to_vec(&range).unwrap()).unwrap();
+        assert_eq!(
+            (earlier.after, earlier.limit),
+            (Some(cid()), 7),
+            "an earlier member reads the range"
+        );
+        let from_earlier: StatusRange = serde_json::from_slice(&serde_json::to_vec(&earlier).unwrap()).unwrap();
+        assert!(!from_earlier.packed, "an earlier caller gets its statuses listed");
+
+        let item = PinStatus {
+            cid: cid(),
+            status: TrackerStatus::Pinned,
+            timestamp: Timestamp::from_unix(1_800_000_000, 5),
+            error: String::new(),
+            attempt_count: 0,
+            priority_pin: false,
+        };
+        let listed = StatusPage {
+            peername: "m".into(),
+            items: vec![item.clone()],
+            ..StatusPage::default()
+        };
+        let packed = listed.clone().packed();
+        let packed_json = serde_json::to_string(&packed).unwrap();
+        assert!(!packed_json.contains("\"items\":[{"), "{packed_json}");
+        for page in [&packed, &listed] {
+            let back: StatusPage = serde_json::from_slice(&serde_json::to_vec(page).unwrap()).unwrap();
+            assert_eq!(back.unpack().items, vec![item.clone()]);
+        }
     }
 
     #[test]

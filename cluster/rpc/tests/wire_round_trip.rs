@@ -124,13 +124,24 @@ fn request() -> impl Strategy<Value = RpcRequest> {
             proptest::option::of(cid_strategy()),
             any::<u32>()
         )
-            .prop_map(|(after, through, limit)| RpcRequest::StatusRange(StatusRange { after, through, limit })),
+            .prop_map(|(after, through, limit)| RpcRequest::StatusRange(StatusRange {
+                after,
+                through,
+                limit,
+                packed: false
+            })),
         (
             proptest::option::of(cid_strategy()),
             proptest::option::of(cid_strategy()),
-            any::<u32>()
+            any::<u32>(),
+            any::<bool>()
         )
-            .prop_map(|(after, through, limit)| RpcRequest::StatusPage(StatusRange { after, through, limit })),
+            .prop_map(|(after, through, limit, packed)| RpcRequest::StatusPage(StatusRange {
+                after,
+                through,
+                limit,
+                packed
+            })),
         cid_strategy().prop_map(RpcRequest::Recover),
         Just(()).prop_map(|()| RpcRequest::RecoverAll),
         Just(()).prop_map(|()| RpcRequest::Id),
@@ -204,8 +215,16 @@ fn response() -> impl Strategy<Value = RpcResponse> {
         pin_info_strategy().prop_map(RpcResponse::Status),
         result((statuses(), proptest::option::of(cid_strategy()))).prop_map(RpcResponse::StatusRange),
         result(
-            (statuses(), proptest::option::of(cid_strategy()))
-                .prop_map(|(statuses, stopped_at)| StatusPage::of_statuses(statuses, stopped_at))
+            (statuses(), proptest::option::of(cid_strategy()), any::<bool>()).prop_map(
+                |(statuses, stopped_at, packed)| {
+                    let page = StatusPage::of_statuses(statuses, stopped_at);
+                    if packed {
+                        page.packed()
+                    } else {
+                        page
+                    }
+                }
+            )
         )
         .prop_map(RpcResponse::StatusPage),
         result(pin_info_strategy()).prop_map(RpcResponse::Recover),

@@ -8,21 +8,26 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::{Cid, GlobalPinInfo, PeerId, Pin, PinInfo, PinInfoShort, Timestamp};
 
-/// A value written as one line of a JSON stream.
-pub trait JsonLine: Serialize {
+/// A value written as one line of a JSON stream (or, for [`crate::LineItem`], several).
+pub trait JsonLine {
     /// Appends this value's compact JSON to `out` (no newline). On error, `out` may hold part
     /// of the value: the caller cuts it back.
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+}
+
+impl JsonLine for crate::Id {
     fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         serde_json::to_writer(out, self)
     }
 }
 
-impl JsonLine for crate::Id {}
-impl JsonLine for crate::AddedOutput {}
+impl JsonLine for crate::AddedOutput {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(out, self)
+    }
+}
 
 impl JsonLine for GlobalPinInfo {
     fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
@@ -76,19 +81,19 @@ impl JsonLine for PinInfo {
 }
 
 /// The pin's own fields that [`PinInfo`] and [`GlobalPinInfo`] both begin with.
-struct PinFields<'a> {
-    cid: &'a Cid,
-    name: &'a str,
+pub(crate) struct PinFields<'a> {
+    pub(crate) cid: &'a Cid,
+    pub(crate) name: &'a str,
     /// The reporting member: only a `PinInfo` has it.
-    peer: Option<&'a PeerId>,
-    allocations: &'a [PeerId],
-    origins: &'a [String],
-    created: &'a Timestamp,
-    metadata: &'a BTreeMap<String, String>,
+    pub(crate) peer: Option<&'a PeerId>,
+    pub(crate) allocations: &'a [PeerId],
+    pub(crate) origins: &'a [String],
+    pub(crate) created: &'a Timestamp,
+    pub(crate) metadata: &'a BTreeMap<String, String>,
 }
 
 /// `{` and the fields of `pin`, in serde's order; the caller writes the rest and the `}`.
-fn write_pin_fields(out: &mut Vec<u8>, pin: PinFields<'_>) -> Result<(), serde_json::Error> {
+pub(crate) fn write_pin_fields(out: &mut Vec<u8>, pin: PinFields<'_>) -> Result<(), serde_json::Error> {
     out.extend_from_slice(b"{\"cid\":");
     write_cid(out, pin.cid)?;
     out.extend_from_slice(b",\"name\":");
@@ -109,25 +114,60 @@ fn write_pin_fields(out: &mut Vec<u8>, pin: PinFields<'_>) -> Result<(), serde_j
 
 /// The fields of a [`PinInfoShort`], without the braces (it is flattened into a `PinInfo`).
 fn write_short_fields(out: &mut Vec<u8>, short: &PinInfoShort) -> Result<(), serde_json::Error> {
+    write_member_fields(out, &short.peername, &short.ipfs_peer_id, &short.ipfs_peer_addresses)?;
+    write_status_fields(
+        out,
+        StatusFields {
+            status: short.status,
+            timestamp: &short.timestamp,
+            error: &short.error,
+            attempt_count: short.attempt_count,
+            priority_pin: short.priority_pin,
+        },
+    )
+}
+
+/// The reporting member's fields of a [`PinInfoShort`]: `"peername":…` and the daemon's
+/// identity when known.
+pub(crate) fn write_member_fields(
+    out: &mut Vec<u8>,
+    peername: &str,
+    ipfs_peer_id: &str,
+    ipfs_peer_addresses: &[String],
+) -> Result<(), serde_json::Error> {
     out.extend_from_slice(b"\"peername\":");
-    write_text(out, &short.peername)?;
-    if !short.ipfs_peer_id.is_empty() {
+    write_text(out, peername)?;
+    if !ipfs_peer_id.is_empty() {
         out.extend_from_slice(b",\"ipfs_peer_id\":");
-        write_text(out, &short.ipfs_peer_id)?;
+        write_text(out, ipfs_peer_id)?;
     }
-    if !short.ipfs_peer_addresses.is_empty() {
+    if !ipfs_peer_addresses.is_empty() {
         out.extend_from_slice(b",\"ipfs_peer_addresses\":");
-        write_texts(out, &short.ipfs_peer_addresses)?;
+        write_texts(out, ipfs_peer_addresses)?;
     }
+    Ok(())
+}
+
+/// The fields of a [`PinInfoShort`] that differ from pin to pin.
+pub(crate) struct StatusFields<'a> {
+    pub(crate) status: crate::TrackerStatus,
+    pub(crate) timestamp: &'a Timestamp,
+    pub(crate) error: &'a str,
+    pub(crate) attempt_count: u32,
+    pub(crate) priority_pin: bool,
+}
+
+/// `,"status":…` to `"priority_pin":…`, after [`write_member_fields`].
+pub(crate) fn write_status_fields(out: &mut Vec<u8>, fields: StatusFields<'_>) -> Result<(), serde_json::Error> {
     out.extend_from_slice(b",\"status\":\"");
-    out.extend_from_slice(short.status.as_str().as_bytes());
+    out.extend_from_slice(fields.status.as_str().as_bytes());
     out.extend_from_slice(b"\",\"timestamp\":");
-    write_timestamp(out, &short.timestamp)?;
+    write_timestamp(out, fields.timestamp)?;
     out.extend_from_slice(b",\"error\":");
-    write_text(out, &short.error)?;
+    write_text(out, fields.error)?;
     out.extend_from_slice(b",\"attempt_count\":");
-    write_integer(out, short.attempt_count);
-    out.extend_from_slice(if short.priority_pin {
+    write_integer(out, fields.attempt_count);
+    out.extend_from_slice(if fields.priority_pin {
         b",\"priority_pin\":true"
     } else {
         b",\"priority_pin\":false"
@@ -183,7 +223,15 @@ fn write_integer(out: &mut Vec<u8>, value: impl itoa::Integer) {
 }
 
 /// Free text (names, metadata, origins), escaped by serde_json.
-fn write_text(out: &mut Vec<u8>, text: &str) -> Result<(), serde_json::Error> {
+pub(crate) fn write_text(out: &mut Vec<u8>, text: &str) -> Result<(), serde_json::Error> {
+    // What serde_json escapes: quote, backslash and control characters; most text has none.
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return Ok(());
+    }
     serde_json::to_writer(out, text)
 }
 

@@ -7,7 +7,7 @@
 //!   duration strings (`"2m0s"`).
 //! - [`PinOptions`], [`Pin`], [`PinMode`], [`PinType`]: what the shared pinset holds.
 //! - [`TrackerStatus`], [`TrackerStatusFilter`], [`PinInfoShort`], [`PinInfo`], [`GlobalPinInfo`]:
-//!   what trackers report.
+//!   what trackers report; [`GlobalLine`] writes a cluster-wide status as JSON without building one.
 //! - [`Id`], [`IpfsId`], [`Version`], [`ApiError`], [`Metric`], [`Alert`], [`ConnectGraph`],
 //!   [`GlobalRepoGc`], [`Bandwidth`]: the rest of the REST surface.
 //! - [`ClusterError`]: why an operation failed, with its REST status code.
@@ -20,6 +20,7 @@ mod api_error;
 mod cid;
 mod cluster_error;
 pub mod duration;
+mod global_line;
 mod health;
 mod id;
 mod json_line;
@@ -29,6 +30,7 @@ mod peer_id;
 mod pin;
 pub mod pin_codec;
 mod pin_info;
+pub mod status_codec;
 mod tcp_address;
 mod timestamp;
 mod tracker_status;
@@ -38,6 +40,7 @@ pub use crate::added_output::AddedOutput;
 pub use crate::api_error::ApiError;
 pub use crate::cid::{Cid, CidError};
 pub use crate::cluster_error::ClusterError;
+pub use crate::global_line::{GlobalLine, LineItem, PeerEntryHead, PeerStatus, WrittenLines};
 pub use crate::health::{Bandwidth, ConnectGraph, GlobalRepoGc, RepoGc, RepoGcKey};
 pub use crate::id::{Id, IpfsId};
 pub use crate::json_line::JsonLine;
@@ -45,7 +48,7 @@ pub use crate::member::{MemberNode, TransportFailure};
 pub use crate::metric::{Alert, Metric};
 pub use crate::peer_id::{PeerId, PeerIdError};
 pub use crate::pin::{Pin, PinMode, PinOptions, PinOptionsError, PinType};
-pub use crate::pin_info::{GlobalPinInfo, PinInfo, PinInfoShort};
+pub use crate::pin_info::{GlobalPinInfo, PinInfo, PinInfoShort, PinStatus};
 pub use crate::tcp_address::{tcp_address, HttpAddress};
 pub use crate::timestamp::Timestamp;
 pub use crate::tracker_status::{TrackerStatus, TrackerStatusFilter};

@@ -269,7 +269,7 @@ fn pin_type_of(code: u8) -> Result<PinType, PinCodecError> {
     })
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -277,11 +277,11 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-fn put_signed(out: &mut Vec<u8>, value: i64) {
+pub(crate) fn put_signed(out: &mut Vec<u8>, value: i64) {
     put_varint(out, ((value << 1) ^ (value >> 63)) as u64);
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
@@ -293,13 +293,13 @@ fn put_peers(out: &mut Vec<u8>, peers: &[PeerId]) {
     }
 }
 
-fn put_timestamp(out: &mut Vec<u8>, t: Timestamp) {
+pub(crate) fn put_timestamp(out: &mut Vec<u8>, t: Timestamp) {
     put_signed(out, t.unix_seconds());
     put_varint(out, t.subsec_nanos().into());
 }
 
-struct Reader<'a> {
-    rest: &'a [u8],
+pub(crate) struct Reader<'a> {
+    pub(crate) rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
@@ -307,13 +307,13 @@ impl<'a> Reader<'a> {
         PinCodecError(format!("ends inside {what}"))
     }
 
-    fn byte(&mut self, what: &str) -> Result<u8, PinCodecError> {
+    pub(crate) fn byte(&mut self, what: &str) -> Result<u8, PinCodecError> {
         let (&first, rest) = self.rest.split_first().ok_or_else(|| Self::short(what))?;
         self.rest = rest;
         Ok(first)
     }
 
-    fn varint(&mut self, what: &str) -> Result<u64, PinCodecError> {
+    pub(crate) fn varint(&mut self, what: &str) -> Result<u64, PinCodecError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.byte(what)?;
@@ -339,7 +339,7 @@ impl<'a> Reader<'a> {
         i32::try_from(value).map_err(|_| PinCodecError(format!("{what} out of range: {value}")))
     }
 
-    fn bytes(&mut self, what: &str) -> Result<&'a [u8], PinCodecError> {
+    pub(crate) fn bytes(&mut self, what: &str) -> Result<&'a [u8], PinCodecError> {
         let len = self.varint(what)?;
         if len > self.rest.len() as u64 {
             return Err(Self::short(what));
@@ -361,12 +361,12 @@ impl<'a> Reader<'a> {
         Ok(count as usize)
     }
 
-    fn string(&mut self, what: &str) -> Result<String, PinCodecError> {
+    pub(crate) fn string(&mut self, what: &str) -> Result<String, PinCodecError> {
         let bytes = self.bytes(what)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| PinCodecError(format!("{what} is not UTF-8")))
     }
 
-    fn cid(&mut self, what: &str) -> Result<Cid, PinCodecError> {
+    pub(crate) fn cid(&mut self, what: &str) -> Result<Cid, PinCodecError> {
         let bytes = self.bytes(what)?;
         Cid::from_bytes(bytes).map_err(|e| PinCodecError(format!("{what}: {e}")))
     }
@@ -381,7 +381,7 @@ impl<'a> Reader<'a> {
         Ok(peers)
     }
 
-    fn timestamp(&mut self, what: &str) -> Result<Timestamp, PinCodecError> {
+    pub(crate) fn timestamp(&mut self, what: &str) -> Result<Timestamp, PinCodecError> {
         let seconds = self.signed(what)?;
         let nanos = self.varint(what)?;
         if nanos >= 1_000_000_000 {

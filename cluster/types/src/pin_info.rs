@@ -158,6 +158,39 @@ impl GlobalPinInfo {
     }
 }
 
+/// One pin's status on one member, without the member's fields: an item of a status page between
+/// members (cluster-rpc's `StatusPage`). Short keys and defaults left out, since a page holds
+/// thousands; [`crate::status_codec`] is its binary form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinStatus {
+    /// The pin's CID.
+    #[serde(rename = "c")]
+    pub cid: Cid,
+    /// Its status on the member.
+    #[serde(rename = "s")]
+    pub status: TrackerStatus,
+    /// When the status last changed.
+    #[serde(rename = "t")]
+    pub timestamp: Timestamp,
+    /// Error text of an error status.
+    #[serde(rename = "e", default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// How many times the operation was tried.
+    #[serde(rename = "a", default, skip_serializing_if = "is_zero")]
+    pub attempt_count: u32,
+    /// Whether the operation sits in the priority queue.
+    #[serde(rename = "p", default, skip_serializing_if = "is_false")]
+    pub priority_pin: bool,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
+}
+
+fn is_false(flag: &bool) -> bool {
+    !*flag
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,9 @@
 use std::collections::VecDeque;
 use std::future::Future;
 
-use super::status_merge::{merge_range, RangeAnswer};
+use super::status_merge::{MergedRange, RangeAnswer};
 use super::*;
+use cluster_types::{LineItem, WrittenLines};
 
 /// Items buffered between a stream's producer and the REST writer.
 pub(super) const STREAM_BUFFER: usize = 256;
@@ -31,6 +32,9 @@ pub(super) const STATE_PAGE: usize = 1000;
 /// Pins per range of a cluster-wide status: one call per member per range (a few megabytes of
 /// JSON at most), so that a million pins take a few hundred calls instead of one per pin.
 pub(super) const STATUS_RANGE_PAGE: usize = 4096;
+
+/// A cluster-wide status is sent to its stream in runs of lines of about this many bytes.
+const WRITTEN_RUN: usize = 64 * 1024;
 
 /// Ranges of a cluster-wide status asked for at once, ahead of the one being merged and sent.
 const RANGES_AHEAD: usize = 2;
@@ -264,13 +268,13 @@ impl Cluster {
     }
 
     /// Every member's status of every pin, streamed in CID byte order, asking each member once
-    /// per range of pins ([`Cluster::stream_status_ranges`]); or of `cids` only, one
-    /// [`Cluster::global_status`] per CID.
+    /// per range of pins ([`Cluster::stream_status_ranges`]), in runs of lines written as they are
+    /// merged; or of `cids` only, one [`Cluster::global_status`] value per CID.
     pub fn global_status_stream(
         self: Arc<Self>,
         filter: TrackerStatusFilter,
         cids: Vec<Cid>,
-    ) -> ResultStream<GlobalPinInfo> {
+    ) -> ResultStream<LineItem<GlobalPinInfo>> {
         self.global_status_paged(filter, cids, STATUS_RANGE_PAGE)
     }
 
@@ -280,38 +284,44 @@ impl Cluster {
         filter: TrackerStatusFilter,
         cids: Vec<Cid>,
         page: usize,
-    ) -> ResultStream<GlobalPinInfo> {
+    ) -> ResultStream<LineItem<GlobalPinInfo>> {
         let page = page.max(1);
         spawn_stream(move |tx| {
             Box::pin(async move {
-                let send = |info: Result<GlobalPinInfo, ClusterError>| {
-                    let keep = info.as_ref().map(|i| i.matches(filter)).unwrap_or(true);
-                    let tx = tx.clone();
-                    async move { !keep || tx.send(info).await.is_ok() }
-                };
                 if !cids.is_empty() {
                     for cid in cids {
-                        if !send(self.global_status(cid).await).await {
+                        let info = self.global_status(cid).await;
+                        let keep = info.as_ref().map(|i| i.matches(filter)).unwrap_or(true);
+                        if keep && tx.send(info.map(LineItem::Value)).await.is_err() {
                             return;
                         }
                     }
                     return;
                 }
-                self.stream_status_ranges(page, send).await;
+                self.stream_status_ranges(page, filter, |lines| {
+                    let tx = tx.clone();
+                    async move { tx.send(lines.map(LineItem::Written)).await.is_ok() }
+                })
+                .await;
             })
         })
     }
 
-    /// The cluster-wide status of every pin, one range of `page` pins of this member's state at
-    /// a time: every member is asked for its statuses of the range at once
-    /// ([`PinTracker::status_range`], as a [`StatusPage`]), and the answers are merged
-    /// ([`merge_range`]) and handed to `send` in CID byte order until it returns false; the next
+    /// The cluster-wide status of every pin whose status on some member matches `filter`, one
+    /// range of `page` pins of this member's state at a time: every member is asked for its
+    /// statuses of the range at once ([`PinTracker::status_range`], as a [`StatusPage`]), and
+    /// the answers are merged ([`MergedRange`]) and handed to `send` as lines, in runs of about
+    /// [`WRITTEN_RUN`] bytes in CID byte order, until it returns false; the next
     /// [`RANGES_AHEAD`] ranges are asked for while one is merged and sent. The last range runs to
     /// the end, so pins only other members have yet are listed too. A member that fails is not
     /// asked again for the ranges asked after its failure: its error stands in for its statuses.
-    pub(super) async fn stream_status_ranges<F, Fut>(self: &Arc<Self>, page: usize, send: F)
-    where
-        F: Fn(Result<GlobalPinInfo, ClusterError>) -> Fut,
+    pub(super) async fn stream_status_ranges<F, Fut>(
+        self: &Arc<Self>,
+        page: usize,
+        filter: TrackerStatusFilter,
+        send: F,
+    ) where
+        F: Fn(Result<WrittenLines, ClusterError>) -> Fut,
         Fut: Future<Output = bool>,
     {
         // Ranges are asked for in tasks of their own, so that the members work on the next ones
@@ -374,9 +384,24 @@ impl Cluster {
             }
             // The next ranges are asked for before this one is merged.
             refill(&mut ahead, &failed);
-            for global in merge_range(&pins, answers, Timestamp::now()) {
-                if !send(Ok(global)).await {
+            let merged = match MergedRange::new(&pins, answers, Timestamp::now()) {
+                Ok(merged) => merged,
+                Err(e) => {
+                    send(Err(ClusterError::Internal(format!("writing the statuses: {e}")))).await;
                     return;
+                }
+            };
+            let mut lines = WrittenLines::with_capacity(WRITTEN_RUN * 2);
+            for nth in 0..merged.len() {
+                if let Err(e) = merged.write_line(nth, filter, &mut lines) {
+                    send(Err(ClusterError::Internal(format!("writing the statuses: {e}")))).await;
+                    return;
+                }
+                if lines.bytes() >= WRITTEN_RUN || (nth + 1 == merged.len() && lines.lines() > 0) {
+                    let run = std::mem::replace(&mut lines, WrittenLines::with_capacity(WRITTEN_RUN * 2));
+                    if !send(Ok(run)).await {
+                        return;
+                    }
                 }
             }
         }
@@ -428,10 +453,11 @@ impl Cluster {
                     after,
                     through,
                     limit: page as u32,
+                    packed: true,
                 };
                 let request = || RpcRequest::StatusPage(range);
                 match self.call_member(member, request(), STATUS_RANGE_TIMEOUT).await {
-                    Ok(RpcResponse::StatusPage(answer)) => answer?,
+                    Ok(RpcResponse::StatusPage(answer)) => answer?.unpack(),
                     Ok(other) => return Err(ClusterError::unexpected_answer(request(), other)),
                     Err(e) => return Err(e.into_error(member.peer_id)),
                 }

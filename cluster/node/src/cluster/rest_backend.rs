@@ -1,6 +1,7 @@
 //! The REST API's view of the member: `RestBackend` over the member's methods.
 
 use super::*;
+use cluster_types::LineItem;
 
 #[async_trait::async_trait]
 impl RestBackend for Cluster {
@@ -190,7 +191,7 @@ impl RestBackend for Cluster {
         filter: TrackerStatusFilter,
         cids: Vec<Cid>,
         local: bool,
-    ) -> ResultStream<GlobalPinInfo> {
+    ) -> ResultStream<LineItem<GlobalPinInfo>> {
         // A cluster of one answers from its tracker's stream, not pin by pin.
         if !local && self.rpc.is_some() && self.consensus.members().len() > 1 {
             if let Some(me) = self.me.upgrade() {
@@ -202,7 +203,11 @@ impl RestBackend for Cluster {
             return spawn_stream(move |tx| {
                 Box::pin(async move {
                     while let Some(item) = local.recv().await {
-                        if tx.send(item.map(|info| info.into_global())).await.is_err() {
+                        if tx
+                            .send(item.map(|info| LineItem::Value(info.into_global())))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -214,7 +219,7 @@ impl RestBackend for Cluster {
             Box::pin(async move {
                 for cid in cids {
                     let info = tracker.status(&cid).await.into_global();
-                    if info.matches(filter) && tx.send(Ok(info)).await.is_err() {
+                    if info.matches(filter) && tx.send(Ok(LineItem::Value(info))).await.is_err() {
                         return;
                     }
                 }

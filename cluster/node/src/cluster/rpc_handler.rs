@@ -134,7 +134,12 @@ impl RpcHandler for ClusterRpcHandler {
                         .status_range_short(range.after, range.through, range.limit as usize)
                         .await
                         .map(|(statuses, stopped_at)| {
-                            StatusPage::of_shorts(tracker.member_fields(), statuses, stopped_at)
+                            let page = StatusPage::of_shorts(tracker.member_fields(), statuses, stopped_at);
+                            if range.packed {
+                                page.packed()
+                            } else {
+                                page
+                            }
                         }),
                 )
             }

@@ -175,11 +175,13 @@ mod tests {
                 after: None,
                 through: None,
                 limit: 10,
+                packed: false,
             }),
             RpcRequest::StatusPage(StatusRange {
                 after: None,
                 through: None,
                 limit: 10,
+                packed: true,
             }),
             RpcRequest::Recover(cid),
             RpcRequest::RecoverAll,

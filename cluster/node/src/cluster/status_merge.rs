@@ -1,10 +1,15 @@
 //! The merge of a cluster-wide status: every member's statuses of one range of CIDs become one
-//! [`GlobalPinInfo`] per CID, in CID byte order. Pure: the caller asks the members.
+//! `GlobalPinInfo` line per CID, in CID byte order, written straight from the members' pages
+//! ([`GlobalLine`]): no `GlobalPinInfo` is built, and a member's fields are written once per
+//! range, not once per pin. Pure: the caller asks the members.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use cluster_rpc::StatusPage;
-use cluster_types::{Cid, GlobalPinInfo, PeerId, Pin, PinInfoShort, Timestamp, TrackerStatus};
+use cluster_rpc::{PinStatus, StatusPage};
+use cluster_types::{
+    Cid, GlobalLine, PeerEntryHead, PeerId, PeerStatus, Pin, Timestamp, TrackerStatus, TrackerStatusFilter,
+    WrittenLines,
+};
 
 /// What one member said about a range.
 pub(super) enum RangeAnswer {
@@ -14,129 +19,208 @@ pub(super) enum RangeAnswer {
     Failed(String),
 }
 
-/// One [`GlobalPinInfo`] per CID that `pins` (this member's state over the range, in CID byte
-/// order as the store lists it) or any answer names, in CID byte order; the pin's fields (name, allocations, ...) come from `pins`, so a
-/// CID only other members know has none. A member that did not report a CID is `remote` when
-/// `pins` does not allocate it there, else `unpinned` (its state lacks the pin: it is behind, or
-/// it was unpinned); a member that failed is `cluster_error` where it is allocated, `remote`
-/// elsewhere. `now` stamps the statuses made up here.
-pub(super) fn merge_range(pins: &[Pin], answers: Vec<(PeerId, RangeAnswer)>, now: Timestamp) -> Vec<GlobalPinInfo> {
-    // Answers list the same CIDs as `pins`, in the same order, but for the odd pin a member is
-    // ahead or behind on: those are matched in step, the rest by CID.
-    let mut in_order: Vec<Merged> = pins.iter().map(|pin| (of_pin(pin), Some(pin))).collect();
-    let mut position: Option<HashMap<Cid, usize>> = None;
-    let mut extra: BTreeMap<Vec<u8>, GlobalPinInfo> = BTreeMap::new();
-    let mut failed = Vec::new();
-    let mut answered = Vec::new();
-    for (peer, answer) in answers {
-        match answer {
-            RangeAnswer::Statuses(mut page) => {
-                let key = peer.to_string();
-                let mut next = 0;
-                for item in std::mem::take(&mut page.items) {
-                    let index = if in_order.get(next).is_some_and(|(global, _)| global.cid == item.cid) {
-                        Some(next)
-                    } else {
-                        position
+/// Every member's statuses of one range, matched to their CIDs: one row per CID that `pins`
+/// (this member's state over the range, in CID byte order as the store lists it) or any answer
+/// names. The pin's fields (name, allocations, ...) come from `pins`, so a CID only other members
+/// know has none. A member that did not report a CID is `remote` when `pins` does not allocate it
+/// there, else `unpinned` (its state lacks the pin: it is behind, or it was unpinned); a member
+/// that failed is `cluster_error` where it is allocated, `remote` elsewhere. `now` stamps the
+/// statuses made up here.
+pub(super) struct MergedRange<'a> {
+    pins: &'a [Pin],
+    /// The members, in the order of their peer ids' text (a `peer_map`'s order).
+    members: Vec<Member>,
+    /// The CIDs only other members named, after the pins' rows.
+    only_elsewhere: Vec<Cid>,
+    /// Per row, per member (row-major), the index of the member's item for the row's CID.
+    items: Vec<u32>,
+    /// Rows in CID byte order (`None`: `0..rows` is already).
+    order: Option<Vec<usize>>,
+    now: Timestamp,
+}
+
+/// No item for this row.
+const NO_ITEM: u32 = u32::MAX;
+
+struct Member {
+    peer: PeerId,
+    /// The head of the statuses made up for it.
+    made_up: PeerEntryHead,
+    answer: MemberAnswer,
+}
+
+enum MemberAnswer {
+    Statuses { items: Vec<PinStatus>, head: PeerEntryHead },
+    Failed(String),
+}
+
+impl<'a> MergedRange<'a> {
+    /// Matches the answers' items to their CIDs.
+    pub(super) fn new(
+        pins: &'a [Pin],
+        answers: Vec<(PeerId, RangeAnswer)>,
+        now: Timestamp,
+    ) -> Result<MergedRange<'a>, serde_json::Error> {
+        let mut answers = answers;
+        answers.sort_by_cached_key(|(peer, _)| peer.to_string());
+        let columns = answers.len();
+        let mut items = vec![NO_ITEM; pins.len() * columns];
+        // Answers list the same CIDs as `pins`, in the same order, but for the odd pin a member
+        // is ahead or behind on: those are matched in step, the rest by CID.
+        let mut position: Option<HashMap<Cid, usize>> = None;
+        // The CIDs no pin has, in the order met, and their rows.
+        let mut only_elsewhere: Vec<Cid> = Vec::new();
+        let mut row_of_only: HashMap<Cid, usize> = HashMap::new();
+        let mut members = Vec::with_capacity(columns);
+        for (column, (peer, answer)) in answers.into_iter().enumerate() {
+            let answer = match answer {
+                RangeAnswer::Statuses(page) => {
+                    let mut next = 0;
+                    for (index, item) in page.items.iter().enumerate() {
+                        let row = if pins.get(next).is_some_and(|pin| pin.cid == item.cid) {
+                            next
+                        } else if let Some(row) = position
                             .get_or_insert_with(|| pins.iter().enumerate().map(|(i, pin)| (pin.cid, i)).collect())
                             .get(&item.cid)
-                            .copied()
-                    };
-                    let global = match index {
-                        Some(index) => {
-                            next = index + 1;
-                            &mut in_order[index].0
-                        }
-                        None => extra.entry(item.cid.to_bytes()).or_insert_with(|| empty(item.cid)),
-                    };
-                    global.peer_map.insert(key.clone(), page.short_of(item));
+                        {
+                            *row
+                        } else {
+                            let rows = pins.len() + only_elsewhere.len();
+                            let row = *row_of_only.entry(item.cid).or_insert(rows);
+                            if row == rows {
+                                only_elsewhere.push(item.cid);
+                                items.resize(items.len() + columns, NO_ITEM);
+                            }
+                            items[row * columns + column] = index as u32;
+                            continue;
+                        };
+                        next = row + 1;
+                        items[row * columns + column] = index as u32;
+                    }
+                    let head =
+                        PeerEntryHead::reported(&peer, &page.peername, &page.ipfs_peer_id, &page.ipfs_peer_addresses)?;
+                    MemberAnswer::Statuses {
+                        items: page.items,
+                        head,
+                    }
                 }
-                answered.push((peer, key));
-            }
-            RangeAnswer::Failed(error) => failed.push((peer, error)),
+                RangeAnswer::Failed(error) => MemberAnswer::Failed(error),
+            };
+            members.push(Member {
+                peer,
+                made_up: PeerEntryHead::made_up(&peer)?,
+                answer,
+            });
         }
-    }
-    let failed: Vec<(PeerId, String, String)> = failed
-        .into_iter()
-        .map(|(peer, error)| (peer, peer.to_string(), error))
-        .collect();
-    if !extra.is_empty() {
-        let mut all: Vec<(Vec<u8>, Merged)> = in_order
-            .into_iter()
-            .map(|entry| (entry.0.cid.to_bytes(), entry))
-            .chain(extra.into_iter().map(|(key, global)| (key, (global, None))))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        in_order = all.into_iter().map(|(_, entry)| entry).collect();
-    }
-    in_order
-        .into_iter()
-        .map(|(mut global, pin)| {
-            let allocated = |peer: &PeerId| pin.is_none_or(|pin| pin.is_allocated_to(peer));
-            for (peer, key) in &answered {
-                if global.peer_map.contains_key(key) {
-                    continue;
-                }
-                let status = if allocated(peer) {
-                    TrackerStatus::Unpinned
-                } else {
-                    TrackerStatus::Remote
-                };
-                global.peer_map.insert(key.clone(), short(status, String::new(), now));
-            }
-            for (peer, key, error) in &failed {
-                let entry = if allocated(peer) {
-                    short(TrackerStatus::ClusterError, error.clone(), now)
-                } else {
-                    short(TrackerStatus::Remote, String::new(), now)
-                };
-                global.peer_map.insert(key.clone(), entry);
-            }
-            global
+        let order = (!only_elsewhere.is_empty()).then(|| {
+            let mut keyed: Vec<(Vec<u8>, usize)> = pins
+                .iter()
+                .map(|pin| pin.cid)
+                .chain(only_elsewhere.iter().copied())
+                .enumerate()
+                .map(|(row, cid)| (cid.to_bytes(), row))
+                .collect();
+            keyed.sort();
+            keyed.into_iter().map(|(_, row)| row).collect()
+        });
+        Ok(MergedRange {
+            pins,
+            members,
+            only_elsewhere,
+            items,
+            order,
+            now,
         })
-        .collect()
-}
-
-/// A CID's merged statuses, and its pin in this member's state if there.
-type Merged<'a> = (GlobalPinInfo, Option<&'a Pin>);
-
-fn of_pin(pin: &Pin) -> GlobalPinInfo {
-    GlobalPinInfo {
-        cid: pin.cid,
-        name: pin.options.name.clone(),
-        allocations: pin.allocations.clone(),
-        origins: pin.options.origins.clone(),
-        created: pin.timestamp,
-        metadata: pin.options.metadata.clone(),
-        peer_map: Default::default(),
     }
-}
 
-fn empty(cid: Cid) -> GlobalPinInfo {
-    GlobalPinInfo {
-        cid,
-        name: String::new(),
-        allocations: Vec::new(),
-        origins: Vec::new(),
-        created: Timestamp::ZERO,
-        metadata: Default::default(),
-        peer_map: Default::default(),
+    /// How many CIDs the range holds.
+    pub(super) fn len(&self) -> usize {
+        self.pins.len() + self.only_elsewhere.len()
     }
-}
 
-fn short(status: TrackerStatus, error: String, now: Timestamp) -> PinInfoShort {
-    PinInfoShort {
-        status,
-        error,
-        timestamp: now,
-        ..Default::default()
+    /// Writes the line of the `nth` CID in byte order, unless no member's status of it matches
+    /// `filter`; whether it wrote one.
+    pub(super) fn write_line(
+        &self,
+        nth: usize,
+        filter: TrackerStatusFilter,
+        lines: &mut WrittenLines,
+    ) -> Result<bool, serde_json::Error> {
+        let row = self.order.as_ref().map_or(nth, |order| order[nth]);
+        let (cid, pin) = match self.pins.get(row) {
+            Some(pin) => (pin.cid, Some(pin)),
+            None => (self.only_elsewhere[row - self.pins.len()], None),
+        };
+        let columns = self.members.len();
+        let statuses = || (0..columns).map(move |column| self.status(pin, self.items[row * columns + column], column));
+        if !filter.is_any() && !statuses().any(|(_, status)| filter.matches(status.status)) {
+            return Ok(false);
+        }
+        lines.push_with(|out| {
+            let mut line = GlobalLine::begin(out, &cid, pin)?;
+            for (head, status) in statuses() {
+                line.status(head, status)?;
+            }
+            line.end();
+            Ok(())
+        })?;
+        Ok(true)
+    }
+
+    /// The `column`th member's status of a row whose pin is `pin` (`None`: a CID this member
+    /// lacks, taken as allocated everywhere), given its `item` index.
+    fn status(&self, pin: Option<&Pin>, item: u32, column: usize) -> (&PeerEntryHead, PeerStatus<'_>) {
+        let member = &self.members[column];
+        let allocated = pin.is_none_or(|pin| pin.is_allocated_to(&member.peer));
+        let made_up = |status, error| PeerStatus {
+            status,
+            timestamp: &self.now,
+            error,
+            attempt_count: 0,
+            priority_pin: false,
+        };
+        match &member.answer {
+            MemberAnswer::Statuses { items, head } if item != NO_ITEM => {
+                let item = &items[item as usize];
+                let status = PeerStatus {
+                    status: item.status,
+                    timestamp: &item.timestamp,
+                    error: &item.error,
+                    attempt_count: item.attempt_count,
+                    priority_pin: item.priority_pin,
+                };
+                (head, status)
+            }
+            MemberAnswer::Statuses { .. } if allocated => (&member.made_up, made_up(TrackerStatus::Unpinned, "")),
+            MemberAnswer::Failed(error) if allocated => (&member.made_up, made_up(TrackerStatus::ClusterError, error)),
+            _ => (&member.made_up, made_up(TrackerStatus::Remote, "")),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cluster_types::{PinInfo, PinOptions};
+    use cluster_types::{GlobalPinInfo, LineItem, PinInfo, PinInfoShort, PinOptions};
+
+    /// The lines of every CID, read back.
+    fn merge_range(pins: &[Pin], answers: Vec<(PeerId, RangeAnswer)>, now: Timestamp) -> Vec<GlobalPinInfo> {
+        merge_filtered(pins, answers, now, TrackerStatusFilter::ANY)
+    }
+
+    fn merge_filtered(
+        pins: &[Pin],
+        answers: Vec<(PeerId, RangeAnswer)>,
+        now: Timestamp,
+        filter: TrackerStatusFilter,
+    ) -> Vec<GlobalPinInfo> {
+        let merged = MergedRange::new(pins, answers, now).unwrap();
+        let mut lines = WrittenLines::default();
+        for nth in 0..merged.len() {
+            merged.write_line(nth, filter, &mut lines).unwrap();
+        }
+        LineItem::<GlobalPinInfo>::Written(lines).into_values().unwrap()
+    }
 
     fn peer(n: u8) -> PeerId {
         PeerId::from_ed25519_seed([n; 32])
@@ -160,7 +244,8 @@ mod tests {
             short: PinInfoShort {
                 peername: format!("member-{}", peer.to_string().len() % 7),
                 ipfs_peer_id: format!("ipfs-of-{peer}"),
-                ..short(status, String::new(), Timestamp::ZERO)
+                status,
+                ..Default::default()
             },
         }
     }
@@ -279,6 +364,55 @@ mod tests {
             assert_eq!(global.peer_map[&a.to_string()].status, want_a, "{}", global.cid);
             assert_eq!(global.peer_map[&b.to_string()].status, want_b, "{}", global.cid);
         }
+    }
+
+    /// A CID is listed when any member's status of it matches, made-up statuses included, and
+    /// then with every member's status.
+    #[test]
+    fn a_filter_keeps_the_cids_where_some_member_matches() {
+        use TrackerStatus::*;
+        let (a, b) = (peer(1), peer(2));
+        let mut pins: Vec<Pin> = (20..24).map(|n| pin(n, &[a, b])).collect();
+        pins.sort_by_key(|p| p.cid.to_bytes());
+        let answers = || {
+            vec![
+                (a, page(pins.iter().map(|p| info(p, a, Pinned)).collect())),
+                (
+                    b,
+                    page(vec![
+                        info(&pins[0], b, PinError),
+                        info(&pins[1], b, Pinned),
+                        info(&pins[3], b, Pinned),
+                    ]),
+                ),
+            ]
+        };
+        let cids = |filter: &str| -> Vec<Cid> {
+            merge_filtered(
+                &pins,
+                answers(),
+                Timestamp::ZERO,
+                TrackerStatusFilter::parse(filter).unwrap(),
+            )
+            .iter()
+            .map(|g| g.cid)
+            .collect()
+        };
+        assert_eq!(cids("pin_error"), vec![pins[0].cid]);
+        assert_eq!(cids("unpinned"), vec![pins[2].cid], "b's made-up status counts");
+        assert_eq!(cids("pinned").len(), 4);
+        assert!(cids("pinning").is_empty());
+        let kept = merge_filtered(
+            &pins,
+            answers(),
+            Timestamp::ZERO,
+            TrackerStatusFilter::parse("pin_error").unwrap(),
+        );
+        assert_eq!(
+            kept[0].peer_map[&a.to_string()].status,
+            Pinned,
+            "every member's status is kept"
+        );
     }
 
     #[test]
