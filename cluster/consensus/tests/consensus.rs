@@ -66,11 +66,17 @@ async fn start(dir: &std::path::Path, observer: Arc<Recorder>) -> (Consensus, Ar
             Err(e) => panic!("reopening the state: {e}"),
         }
     };
+    (start_over(dir, state.clone(), observer).await, state)
+}
+
+/// A one-member cluster over `state`, its Raft log in `dir`, initialized with this member as its
+/// only voter if new.
+async fn start_over(dir: &std::path::Path, state: Arc<dyn State>, observer: Arc<dyn ApplyObserver>) -> Consensus {
     let consensus = Consensus::start(ConsensusDeps {
         peer: &peer(),
         raft_dir: &dir.join("raft"),
         disk: Arc::new(cluster_state::RealDisk),
-        state: state.clone(),
+        state,
         observer,
         transport: Arc::new(NoTransport),
         forwarder: None,
@@ -87,7 +93,7 @@ async fn start(dir: &std::path::Path, observer: Arc<Recorder>) -> (Consensus, Ar
         },
     );
     consensus.initialize_if_new(members).await.unwrap();
-    (consensus, state)
+    consensus
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -447,6 +453,15 @@ struct LosesUnsyncedOnFailedSync {
 }
 
 impl LosesUnsyncedOnFailedSync {
+    fn new() -> LosesUnsyncedOnFailedSync {
+        LosesUnsyncedOnFailedSync {
+            live: Mutex::new(Arc::new(MemoryState::new())),
+            durable: Mutex::new((Vec::new(), None)),
+            fail_next_sync: std::sync::atomic::AtomicBool::new(false),
+            reopens: Default::default(),
+        }
+    }
+
     fn live(&self) -> Arc<MemoryState> {
         self.live.lock().unwrap().clone()
     }
@@ -522,33 +537,8 @@ impl State for LosesUnsyncedOnFailedSync {
 async fn applies_lost_by_a_failed_sync_are_applied_again_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let reconciled = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let state = Arc::new(LosesUnsyncedOnFailedSync {
-        live: Mutex::new(Arc::new(MemoryState::new())),
-        durable: Mutex::new((Vec::new(), None)),
-        fail_next_sync: std::sync::atomic::AtomicBool::new(false),
-        reopens: Default::default(),
-    });
-    let consensus = Consensus::start(ConsensusDeps {
-        peer: &peer(),
-        raft_dir: &dir.path().join("raft"),
-        disk: Arc::new(cluster_state::RealDisk),
-        state: state.clone(),
-        observer: Arc::new(Reconciles(reconciled.clone())),
-        transport: Arc::new(NoTransport),
-        forwarder: None,
-        config: RaftConfig::default(),
-    })
-    .await
-    .unwrap();
-    let mut members = BTreeMap::new();
-    members.insert(
-        node_id_of(&peer()),
-        MemberNode {
-            peer_id: peer(),
-            address: String::new(),
-        },
-    );
-    consensus.initialize_if_new(members).await.unwrap();
+    let state = Arc::new(LosesUnsyncedOnFailedSync::new());
+    let consensus = start_over(dir.path(), state.clone(), Arc::new(Reconciles(reconciled.clone()))).await;
     consensus
         .wait_for_leader(std::time::Duration::from_secs(10))
         .await
@@ -597,33 +587,8 @@ async fn applies_lost_by_a_failed_sync_are_applied_again_from_the_log() {
 async fn applies_lost_to_another_writers_failed_commit_come_back_with_no_new_entry() {
     let dir = tempfile::tempdir().unwrap();
     let reconciled = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let state = Arc::new(LosesUnsyncedOnFailedSync {
-        live: Mutex::new(Arc::new(MemoryState::new())),
-        durable: Mutex::new((Vec::new(), None)),
-        fail_next_sync: std::sync::atomic::AtomicBool::new(false),
-        reopens: Default::default(),
-    });
-    let consensus = Consensus::start(ConsensusDeps {
-        peer: &peer(),
-        raft_dir: &dir.path().join("raft"),
-        disk: Arc::new(cluster_state::RealDisk),
-        state: state.clone(),
-        observer: Arc::new(Reconciles(reconciled.clone())),
-        transport: Arc::new(NoTransport),
-        forwarder: None,
-        config: RaftConfig::default(),
-    })
-    .await
-    .unwrap();
-    let mut members = BTreeMap::new();
-    members.insert(
-        node_id_of(&peer()),
-        MemberNode {
-            peer_id: peer(),
-            address: String::new(),
-        },
-    );
-    consensus.initialize_if_new(members).await.unwrap();
+    let state = Arc::new(LosesUnsyncedOnFailedSync::new());
+    let consensus = start_over(dir.path(), state.clone(), Arc::new(Reconciles(reconciled.clone()))).await;
     consensus
         .wait_for_leader(std::time::Duration::from_secs(10))
         .await
@@ -688,12 +653,7 @@ async fn a_snapshot_installed_after_the_pinset_lost_applies_tombstones_what_they
     use openraft::storage::RaftStateMachine;
     use tokio::io::AsyncWriteExt;
     let dir = tempfile::tempdir().unwrap();
-    let state = Arc::new(LosesUnsyncedOnFailedSync {
-        live: Mutex::new(Arc::new(MemoryState::new())),
-        durable: Mutex::new((Vec::new(), None)),
-        fail_next_sync: std::sync::atomic::AtomicBool::new(false),
-        reopens: Default::default(),
-    });
+    let state = Arc::new(LosesUnsyncedOnFailedSync::new());
     let log = LogStore::open(dir.path()).unwrap();
     let mut machine = PinsetStateMachine::new(
         state.clone(),
