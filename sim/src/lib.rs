@@ -46,6 +46,22 @@ pub fn replay_hint() -> String {
     }
 }
 
+/// Polls `check` every `every` (simulated time) until it returns true; panics with `what()` and
+/// the replay hint once `limit` has passed, so a scenario stuck waiting says what it waited for.
+#[cfg(madsim)]
+pub async fn poll_until(
+    limit: std::time::Duration,
+    every: std::time::Duration,
+    what: impl Fn() -> String,
+    mut check: impl FnMut() -> bool,
+) {
+    let deadline = cluster_rt::now() + limit;
+    while !check() {
+        assert!(cluster_rt::now() < deadline, "{}; {}", what(), replay_hint());
+        cluster_rt::sleep(every).await;
+    }
+}
+
 thread_local! {
     /// The scenario this thread runs (madsim runs each seed on a thread of its own).
     static SCENARIO: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };

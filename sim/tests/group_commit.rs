@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cluster_sim::{replay_hint, SimCluster};
+use cluster_sim::{poll_until, replay_hint, SimCluster};
 use cluster_state::PinIter;
 use cluster_types::{Cid, ClusterError, PinOptions};
 use madsim::runtime::Handle;
@@ -60,12 +60,14 @@ async fn a_leader_killed_in_the_middle_of_a_batch_loses_no_acknowledged_pin() {
             .and_then(|c| c.consensus().last_log_index())
             .unwrap_or(0)
     };
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
     let entries_first = 3 + cluster_rt::random_u64() % 3;
-    while log_index(&cluster) < entries_before + entries_first {
-        assert!(cluster_rt::now() < deadline, "nothing committed; {}", replay_hint());
-        cluster_rt::sleep(Duration::from_micros(500)).await;
-    }
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_micros(500),
+        || "nothing committed".into(),
+        || log_index(&cluster) >= entries_before + entries_first,
+    )
+    .await;
     cluster_rt::sleep(Duration::from_micros(cluster_rt::random_u64() % 5_000)).await;
     let entries_at_kill = log_index(&cluster) - entries_before;
     cluster.members[leader].kill(&handle);

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use cluster_sim::{replay_hint, SimCluster};
+use cluster_sim::{poll_until, replay_hint, SimCluster};
 use cluster_types::{Cid, ClusterError};
 use madsim::runtime::Handle;
 
@@ -15,15 +15,13 @@ fn cid_of(i: u64) -> Cid {
 
 /// Waits until every running member sees member `i` as a voter.
 async fn wait_voter(cluster: &SimCluster, i: usize, limit: Duration) {
-    let deadline = cluster_rt::now() + limit;
-    while !cluster.is_voter_everywhere(i) {
-        assert!(
-            cluster_rt::now() < deadline,
-            "member {i} is not a voter everywhere after {limit:?}; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        limit,
+        Duration::from_millis(100),
+        || format!("member {i} is not a voter everywhere after {limit:?}"),
+        || cluster.is_voter_everywhere(i),
+    )
+    .await;
 }
 
 /// Two members started at once, joining through the same member: the leader takes one
@@ -72,15 +70,13 @@ async fn a_member_dying_while_it_joins_never_costs_the_quorum() {
     );
     let node = cluster_consensus::node_id_of(&cluster.members[newcomer].identity.peer_id);
     let leading = cluster.members[leader].cluster().expect("leader up");
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
-    while !leading.consensus().members().iter().any(|(id, _)| *id == node) {
-        assert!(
-            cluster_rt::now() < deadline,
-            "the newcomer asked to join; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(10)).await;
-    }
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        || "the newcomer asked to join".into(),
+        || leading.consensus().members().iter().any(|(id, _)| *id == node),
+    )
+    .await;
     cluster_rt::sleep(Duration::from_secs(2)).await;
     cluster.kill(&handle, newcomer);
     let started = cluster_rt::now();
@@ -164,15 +160,13 @@ async fn a_member_removed_while_away_stops_when_it_returns() {
 
     cluster.restart(&handle, away);
     let returned = cluster.members[away].wait_up(Duration::from_secs(30)).await;
-    let deadline = cluster_rt::now() + Duration::from_secs(60);
-    while !returned.is_removed() {
-        assert!(
-            cluster_rt::now() < deadline,
-            "the returning member never learned it was removed; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || "the returning member never learned it was removed".into(),
+        || returned.is_removed(),
+    )
+    .await;
     let refused = returned.pin(cid_of(2), Default::default()).await;
     assert!(
         matches!(&refused, Err(e) if e.is_fatal()),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_node::Cluster;
-use cluster_sim::{replay_hint, seed, SimCluster, TraceHash};
+use cluster_sim::{poll_until, replay_hint, seed, SimCluster, TraceHash};
 use cluster_types::{Cid, TrackerStatus};
 use madsim::runtime::Handle;
 
@@ -228,16 +228,13 @@ async fn replication_and_failover(size: usize) {
     // Status reads the asked member's own state: wait until it has applied every pin (a
     // follower learns the commit index with the leader's next message).
     let asked = cluster.members[size - 1].cluster().unwrap();
-    let deadline = cluster_rt::now() + Duration::from_secs(10);
-    while asked.state().len().unwrap() < 20 {
-        assert!(
-            cluster_rt::now() < deadline,
-            "member {} did not apply 20 pins; {}",
-            size - 1,
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || format!("member {} did not apply 20 pins", size - 1),
+        || asked.state().len().unwrap() >= 20,
+    )
+    .await;
     let pinned_total = cluster
         .call(size - 1, |c| async move {
             let mut stream = c.global_status_stream(cluster_types::TrackerStatusFilter::ANY, Vec::new());
@@ -327,15 +324,13 @@ async fn replication_and_failover(size: usize) {
     tracing::info!("--- restart the old leader: it catches up");
     cluster.restart(&handle, leader);
     let restarted = cluster.members[leader].wait_up(Duration::from_secs(30)).await;
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
-    while restarted.state().len().unwrap() != 21 {
-        assert!(
-            cluster_rt::now() < deadline,
-            "restarted member did not catch up; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || "restarted member did not catch up".into(),
+        || restarted.state().len().unwrap() == 21,
+    )
+    .await;
     for i in all.iter() {
         let state = cluster.members[*i].cluster().unwrap();
         assert_eq!(state.state().len().unwrap(), 21, "member {i} has the whole pinset");
@@ -399,52 +394,50 @@ async fn partitioned_minority_cannot_commit_and_heals() {
 
     tracing::info!("--- heal: every member ends with the same pinset");
     net.unclog_node(isolated_node);
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
-    loop {
-        let listings: Vec<Vec<Cid>> = all
-            .iter()
+    let listings = || -> Vec<Vec<Cid>> {
+        all.iter()
             .map(|i| {
                 let state = cluster.members[*i].cluster().unwrap().state().clone();
                 state.list_page(None, 100).unwrap().into_iter().map(|p| p.cid).collect()
             })
-            .collect();
-        if listings.iter().all(|l| *l == listings[0]) && listings[0].contains(&cid_of(3)) {
-            // The refused write never reached the leader: it must not appear anywhere.
-            assert!(!listings[0].contains(&cid_of(2)), "{listings:?}");
-            break;
-        }
-        assert!(
-            cluster_rt::now() < deadline,
-            "pinsets differ after heal: {listings:?}; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(100)).await;
-    }
+            .collect()
+    };
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || format!("pinsets differ after heal: {:?}", listings()),
+        || {
+            let listings = listings();
+            let healed = listings.iter().all(|l| *l == listings[0]) && listings[0].contains(&cid_of(3));
+            if healed {
+                // The refused write never reached the leader: it must not appear anywhere.
+                assert!(!listings[0].contains(&cid_of(2)), "{listings:?}");
+            }
+            healed
+        },
+    )
+    .await;
     println!("seed={} partition healed", seed());
 }
 
 /// Every alive member in `of` has `expected` pins applied.
 async fn wait_pin_count(cluster: &SimCluster, of: &[usize], expected: usize, limit: Duration) {
-    let deadline = cluster_rt::now() + limit;
-    loop {
-        let counts: Vec<usize> = of
-            .iter()
+    let counts = || -> Vec<usize> {
+        of.iter()
             .map(|i| {
                 cluster.members[*i]
                     .cluster()
                     .map_or(0, |c| c.state().len().unwrap() as usize)
             })
-            .collect();
-        if counts.iter().all(|n| *n == expected) {
-            return;
-        }
-        assert!(
-            cluster_rt::now() < deadline,
-            "members {of:?} have {counts:?} pins, expected {expected}; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(100)).await;
-    }
+            .collect()
+    };
+    poll_until(
+        limit,
+        Duration::from_millis(100),
+        || format!("members {of:?} have {:?} pins, expected {expected}", counts()),
+        || counts().iter().all(|n| *n == expected),
+    )
+    .await;
 }
 
 #[madsim::test]
@@ -482,15 +475,13 @@ async fn a_member_joins_from_a_snapshot_and_a_removed_member_stops_holding_pins(
     let newcomer_node = joined.consensus().node_id();
     for i in founders {
         let member = cluster.members[i].cluster().unwrap();
-        let deadline = cluster_rt::now() + Duration::from_secs(10);
-        while !member.consensus().is_voter(newcomer_node) {
-            assert!(
-                cluster_rt::now() < deadline,
-                "member {i} never saw the newcomer as voter; {}",
-                replay_hint()
-            );
-            cluster_rt::sleep(Duration::from_millis(100)).await;
-        }
+        poll_until(
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || format!("member {i} never saw the newcomer as voter"),
+            || member.consensus().is_voter(newcomer_node),
+        )
+        .await;
     }
     let all: Vec<usize> = (0..4).collect();
     for i in 10..30 {
@@ -537,15 +528,13 @@ async fn a_member_joins_from_a_snapshot_and_a_removed_member_stops_holding_pins(
     let removed_peer = cluster.members[newcomer].identity.peer_id;
     for i in founders {
         let member = cluster.members[i].cluster().unwrap();
-        let deadline = cluster_rt::now() + Duration::from_secs(10);
-        while member.consensus().members().iter().any(|(id, _)| *id == newcomer_node) {
-            assert!(
-                cluster_rt::now() < deadline,
-                "member {i} still lists the removed member; {}",
-                replay_hint()
-            );
-            cluster_rt::sleep(Duration::from_millis(100)).await;
-        }
+        poll_until(
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || format!("member {i} still lists the removed member"),
+            || !member.consensus().members().iter().any(|(id, _)| *id == newcomer_node),
+        )
+        .await;
     }
     let state = cluster.members[0].cluster().unwrap().state().clone();
     for pin in state.list_page(None, 100).unwrap() {
@@ -558,16 +547,18 @@ async fn a_member_joins_from_a_snapshot_and_a_removed_member_stops_holding_pins(
     for i in 0..30 {
         wait_placed(&cluster, cid_of(i), &founders, Duration::from_secs(30)).await;
     }
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
-    while !cluster.members[newcomer].ipfs.pins().is_empty() {
-        assert!(
-            cluster_rt::now() < deadline,
-            "the removed member still holds {:?}; {}",
-            cluster.members[newcomer].ipfs.pins(),
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            format!(
+                "the removed member still holds {:?}",
+                cluster.members[newcomer].ipfs.pins()
+            )
+        },
+        || cluster.members[newcomer].ipfs.pins().is_empty(),
+    )
+    .await;
     cluster
         .pin(follower, cid_of(100), 3)
         .await
@@ -583,7 +574,6 @@ async fn exchange_metrics(cluster: &SimCluster, of: &[usize], at: usize) {
     for i in of {
         cluster.call(*i, |c| async move { Ok(c.publish_metrics().await) }).await;
     }
-    let deadline = cluster_rt::now() + Duration::from_secs(10);
     let observer = cluster.members[at].cluster().unwrap();
     let new_ones = || {
         observer
@@ -592,10 +582,13 @@ async fn exchange_metrics(cluster: &SimCluster, of: &[usize], at: usize) {
             .filter(|m| m.received_at >= since)
             .count()
     };
-    while new_ones() < of.len() {
-        assert!(cluster_rt::now() < deadline, "metrics never arrived; {}", replay_hint());
-        cluster_rt::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || "metrics never arrived".into(),
+        || new_ones() >= of.len(),
+    )
+    .await;
 }
 
 #[madsim::test]
@@ -708,36 +701,33 @@ async fn repo_gc_graph_and_metrics_cover_every_member() {
         assert!(graph.ipfs_links.contains_key(&format!("ipfs-member-{i}")));
     }
 
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
-    while via.metric_names().is_empty() || via.fresh_metrics("freespace").len() < 3 {
-        assert!(
-            cluster_rt::now() < deadline,
-            "freespace metrics of all members; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || "freespace metrics of all members".into(),
+        || !via.metric_names().is_empty() && via.fresh_metrics("freespace").len() >= 3,
+    )
+    .await;
     // Go's informers: disk, ping, tags (default group), pin queue.
     assert_eq!(via.metric_names(), ["freespace", "ping", "pinqueue", "tag:group"]);
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
-    loop {
-        // The first ping may go out before the daemon answered `id`; later ones name it.
-        let values: Vec<serde_json::Value> = via
-            .fresh_metrics("ping")
+    let ping_values = || -> Vec<serde_json::Value> {
+        via.fresh_metrics("ping")
             .iter()
             .map(|m| serde_json::from_str(&m.value).expect("ping value is JSON"))
-            .collect();
-        let named = |v: &serde_json::Value| v["peer_name"].is_string() && v["ipfs_id"].is_string();
-        if values.len() == 3 && values.iter().all(named) {
-            break;
-        }
-        assert!(
-            cluster_rt::now() < deadline,
-            "pings name the daemons: {values:?}; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(500)).await;
-    }
+            .collect()
+    };
+    // The first ping may go out before the daemon answered `id`; later ones name it.
+    let named = |v: &serde_json::Value| v["peer_name"].is_string() && v["ipfs_id"].is_string();
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || format!("pings name the daemons: {:?}", ping_values()),
+        || {
+            let values = ping_values();
+            values.len() == 3 && values.iter().all(named)
+        },
+    )
+    .await;
     let tag = &via.fresh_metrics("tag:group")[0];
     assert_eq!((tag.value.as_str(), tag.partitionable), ("default", true));
 }
@@ -759,15 +749,13 @@ async fn added_blocks_go_to_the_allocated_members_and_the_pin_follows_them() {
         ..Default::default()
     };
     // Wait until every member's free space is known, so two are chosen.
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
-    while via.fresh_metrics("freespace").len() < 3 {
-        assert!(
-            cluster_rt::now() < deadline,
-            "metrics of all members; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || "metrics of all members".into(),
+        || via.fresh_metrics("freespace").len() >= 3,
+    )
+    .await;
     let destinations = via.add_destinations(&options, false).expect("two destinations");
     assert_eq!(destinations.len(), 2, "{destinations:?}");
     let blocks: Vec<(Cid, cluster_ipfs::Bytes)> = (0..3)
@@ -829,17 +817,15 @@ async fn a_silent_member_raises_one_alert_per_metric() {
     let watcher = (leader + 1) % 3;
     let victim = (leader + 2) % 3;
     let via = cluster.members[watcher].cluster().unwrap();
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
     let names = ["freespace", "ping", "pinqueue", "tag:group"];
     // Every metric of every member has arrived (a member sends them one after the other).
-    while names.iter().any(|name| via.fresh_metrics(name).len() < 3) {
-        assert!(
-            cluster_rt::now() < deadline,
-            "metrics of all members; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || "metrics of all members".into(),
+        || names.iter().all(|name| via.fresh_metrics(name).len() >= 3),
+    )
+    .await;
     assert!(via.alerts().is_empty(), "no alerts while everyone publishes");
 
     cluster.kill(&handle, victim);

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cluster_api::RestBackend;
-use cluster_sim::{replay_hint, SimCluster};
+use cluster_sim::{poll_until, replay_hint, SimCluster};
 use cluster_types::{Cid, TrackerStatus};
 use madsim::runtime::Handle;
 
@@ -77,15 +77,13 @@ async fn recover_all_reaches_every_member() {
         "the failing member's items are re-queued and reported; {}",
         replay_hint()
     );
-    let deadline = cluster_rt::now() + Duration::from_secs(20);
-    while cids.iter().any(|cid| !cluster.members[failing].ipfs.has_pin(cid)) {
-        assert!(
-            cluster_rt::now() < deadline,
-            "the failing member's daemon pins them once recovered; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || "the failing member's daemon pins them once recovered".into(),
+        || cids.iter().all(|cid| cluster.members[failing].ipfs.has_pin(cid)),
+    )
+    .await;
 }
 
 /// A daemon that takes 9 s to answer `repo/stat` slows the `freespace` metric only: `ping`

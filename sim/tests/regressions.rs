@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use cluster_ipfs::FakeIpfsKnobs;
-use cluster_sim::{replay_hint, SimCluster};
+use cluster_sim::{poll_until, SimCluster};
 use cluster_types::Cid;
 use madsim::runtime::Handle;
 
@@ -34,15 +34,13 @@ async fn unpin_lost_to_a_crash_while_the_daemon_was_down_is_finished_after_resta
         .await
         .expect("leader up")
         .expect("pin everywhere");
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
-    while !cluster.members[victim].ipfs.has_pin(&cid) {
-        assert!(
-            cluster_rt::now() < deadline,
-            "never pinned on the victim; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || "never pinned on the victim".into(),
+        || cluster.members[victim].ipfs.has_pin(&cid),
+    )
+    .await;
 
     tracing::info!("--- the victim's daemon goes down, the unpin commits, the victim crashes");
     cluster.members[victim].ipfs.update_knobs(|k| k.down = true);
@@ -57,15 +55,13 @@ async fn unpin_lost_to_a_crash_while_the_daemon_was_down_is_finished_after_resta
     tracing::info!("--- daemon back, member restarted: the unpin is finished");
     cluster.members[victim].ipfs.set_knobs(FakeIpfsKnobs::default());
     cluster.restart(&handle, victim);
-    let deadline = cluster_rt::now() + Duration::from_secs(60);
-    while cluster.members[victim].ipfs.has_pin(&cid) {
-        assert!(
-            cluster_rt::now() < deadline,
-            "the orphaned pin stayed on the daemon; {}",
-            replay_hint()
-        );
-        cluster_rt::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || "the orphaned pin stayed on the daemon".into(),
+        || !cluster.members[victim].ipfs.has_pin(&cid),
+    )
+    .await;
     let state = cluster.members[victim].cluster().expect("restarted").state().clone();
     assert!(
         state.tombstones(None, 10).unwrap().is_empty(),

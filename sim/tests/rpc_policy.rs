@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cluster_consensus::{node_id_of, Command, MemberNode, NodeId, TypeConfig};
 use cluster_rpc::{RpcRequest, RpcResponse, SimTransport, StatusRange, Transport};
-use cluster_sim::{replay_hint, SimCluster};
+use cluster_sim::{poll_until, replay_hint, SimCluster};
 use cluster_types::{Cid, Metric, PeerId, Pin, PinOptions};
 use madsim::runtime::Handle;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
@@ -122,16 +122,17 @@ async fn every_rpc_call_from_a_non_member_is_refused_and_changes_nothing() {
             .unwrap_or_else(|e| panic!("pin {i}: {e}; {}", replay_hint()));
     }
     // Every member has applied the pins and the daemons hold them.
-    let deadline = cluster_rt::now() + Duration::from_secs(30);
-    loop {
-        let snapshots = cluster.snapshots();
-        let daemon_pins: usize = snapshots.iter().map(|s| s.daemon_pins.len()).sum();
-        if snapshots.iter().all(|s| s.pins.len() == 5) && daemon_pins == 10 {
-            break;
-        }
-        assert!(cluster_rt::now() < deadline, "pins not placed; {}", replay_hint());
-        cluster_rt::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || "pins not placed".into(),
+        || {
+            let snapshots = cluster.snapshots();
+            let daemon_pins: usize = snapshots.iter().map(|s| s.daemon_pins.len()).sum();
+            snapshots.iter().all(|s| s.pins.len() == 5) && daemon_pins == 10
+        },
+    )
+    .await;
     let before = cluster.snapshots();
     let members: Vec<MemberNode> = cluster
         .members
