@@ -61,7 +61,7 @@ def measure(work):
                                                "-o", out, "--", "sleep", str(max(DURATION - 2, 1))],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     started = time.time()
-    output = subprocess.run(["wrk", "-t2", f"-c{CONNS}", f"-d{DURATION}s", "--latency", "-s",
+    output = subprocess.run(["wrk", f"-t{min(2, CONNS)}", f"-c{CONNS}", f"-d{DURATION}s", "--latency", "-s",
                              os.path.join(ROOT, "bench", "wrk-pins.lua"), url],
                             capture_output=True, text=True, env=dict(os.environ, CIDS_FILE=cids), timeout=DURATION + 60).stdout
     elapsed = time.time() - started
