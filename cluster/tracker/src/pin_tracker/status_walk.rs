@@ -184,11 +184,8 @@ impl Shared {
     ) -> Result<(Vec<PinInfo>, Option<Cid>), ClusterError> {
         let (items, stopped_at) = self.range_items(after, through, limit).await?;
         let infos = items.into_iter().map(|item| {
-            let pin = match &item.op {
-                Some(op) => op.pin(),
-                None => item.pin,
-            };
-            self.info(pin.cid, Some(&pin), item.short)
+            let pin = item.op.as_ref().map(|op| op.pin()).or(item.pin);
+            self.info(item.cid, pin.as_ref(), item.short)
         });
         Ok((infos.collect(), stopped_at))
     }
@@ -204,7 +201,7 @@ impl Shared {
     ) -> Result<(Vec<(Cid, PinInfoShort)>, Option<Cid>), ClusterError> {
         let (items, stopped_at) = self.range_items(after, through, limit).await?;
         Ok((
-            items.into_iter().map(|item| (item.pin.cid, item.short)).collect(),
+            items.into_iter().map(|item| (item.cid, item.short)).collect(),
             stopped_at,
         ))
     }
@@ -252,8 +249,9 @@ impl Shared {
         for (cid, op) in candidates {
             if !self.state.has(&cid).map_err(storage)? {
                 let item = RangeItem {
+                    cid,
                     short: op_short(&op),
-                    pin: op.pin(),
+                    pin: None,
                     op: Some(op),
                 };
                 others.push((cid.to_bytes(), item));
@@ -275,7 +273,12 @@ impl Shared {
                         items.push(other);
                     }
                 }
-                items.push(RangeItem { pin, short, op });
+                items.push(RangeItem {
+                    cid: pin.cid,
+                    short,
+                    pin: Some(pin),
+                    op,
+                });
             }
         }
         items.extend(others.map(|(_, item)| item));
@@ -283,10 +286,12 @@ impl Shared {
     }
 }
 
-/// One pin of a status range: the pin (the state's, or the operation's for a CID the state
-/// lacks), its status without the member's fields, and the operation that status came from.
+/// One pin of a status range: its CID, its status without the member's fields, the state's pin
+/// (none for a CID the state lacks) and the operation the status came from, if any (whose pin
+/// a full status shows; a short one needs neither).
 struct RangeItem {
-    pin: Pin,
+    cid: Cid,
     short: PinInfoShort,
+    pin: Option<Pin>,
     op: Option<Operation>,
 }
