@@ -6,7 +6,7 @@ per run, then the median ratio ours/etcd per level. Run by `just bench-ingest`.
 
 Env: RUNS [3], DURATION [10] seconds per level, LEVELS ["1 16 64"], MEMBERS [3].
 """
-import json, os, signal, socket, statistics, subprocess, sys, tempfile, time, http.client
+import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, http.client
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BENCH_BIN") or os.path.join(ROOT, "target", "release")
@@ -98,6 +98,19 @@ def stop_all():
     started.clear()
 
 
+def drop_all_but_wrk_output(work):
+    """The members' and etcd's data and the CID lists (half a gigabyte a run) go; the raw wrk
+    output that compare.sh prints the folder of stays."""
+    compare = os.path.join(work, "compare")
+    for folder, names in ((work, os.listdir(work)), (compare, os.listdir(compare))):
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and path != compare:
+                shutil.rmtree(path, ignore_errors=True)
+            elif name.startswith("cids"):
+                os.unlink(path)
+
+
 def main():
     ratios = {}
     for run in range(1, RUNS + 1):
@@ -110,6 +123,7 @@ def main():
                                 WORKDIR=os.path.join(work, "compare"))).stdout
         print(output, flush=True)
         stop_all()
+        drop_all_but_wrk_output(work)
         for line in output.splitlines():
             parts = line.split("|")
             if len(parts) == 4 and parts[0].strip().isdigit():
