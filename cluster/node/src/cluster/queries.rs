@@ -36,6 +36,10 @@ pub(super) const STATUS_RANGE_PAGE: usize = 4096;
 /// A cluster-wide status is sent to its stream in runs of lines of about this many bytes.
 const WRITTEN_RUN: usize = 64 * 1024;
 
+/// Runs buffered between a cluster-wide status and its writer (a megabyte; the stream's
+/// usual buffer of single items would hold 16 MB of runs).
+const RUNS_BUFFERED: usize = 16;
+
 /// Ranges of a cluster-wide status asked for at once, ahead of the one being merged and sent.
 const RANGES_AHEAD: usize = 2;
 
@@ -286,7 +290,7 @@ impl Cluster {
         page: usize,
     ) -> ResultStream<LineItem<GlobalPinInfo>> {
         let page = page.max(1);
-        spawn_stream(move |tx| {
+        spawn_stream_buffered(RUNS_BUFFERED, move |tx| {
             Box::pin(async move {
                 if !cids.is_empty() {
                     for cid in cids {
@@ -645,7 +649,15 @@ impl<T> Future for TaskOnLeash<T> {
 pub(super) fn spawn_stream<T: Send + 'static>(
     producer: impl FnOnce(mpsc::Sender<Result<T, ClusterError>>) -> futures::future::BoxFuture<'static, ()>,
 ) -> ResultStream<T> {
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    spawn_stream_buffered(STREAM_BUFFER, producer)
+}
+
+/// [`spawn_stream`] with `buffer` items between the producer and the writer.
+fn spawn_stream_buffered<T: Send + 'static>(
+    buffer: usize,
+    producer: impl FnOnce(mpsc::Sender<Result<T, ClusterError>>) -> futures::future::BoxFuture<'static, ()>,
+) -> ResultStream<T> {
+    let (tx, rx) = mpsc::channel(buffer);
     cluster_rt::spawn(producer(tx));
     rx
 }
