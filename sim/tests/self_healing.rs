@@ -304,6 +304,37 @@ async fn expired_pins_leave_the_pinset_and_every_daemon() {
     assert!(kept.iter().all(|c| left.contains(c)), "{}", replay_hint());
 }
 
+/// Found by seed 650847 of the self-healing workload: member 0, the member the others name
+/// first, left the cluster (`peers rm`); then member 2 lost its disk. Its operator starts it
+/// with `--bootstrap`: naming only member 0, the simulated operator waited on a departed member
+/// until liveness failed. Naming every member it knew, it rejoins through one still there.
+#[madsim::test]
+async fn a_wiped_member_rejoins_when_the_first_member_it_knew_has_left() {
+    cluster_sim::scenario!();
+    let handle = Handle::current();
+    let mut cluster = SimCluster::start_with(&handle, 4, |_| service(1000));
+    cluster.wait_leader(&[0, 1, 2, 3], Duration::from_secs(30)).await;
+    let removed = cluster.remove_member(1, 0).await.expect("member 1 is up");
+    assert!(removed.is_ok(), "peers rm 0: {removed:?}; {}", replay_hint());
+    cluster.depart(&handle, 0);
+    cluster_sim::poll_until(
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || "member 0 is still a member somewhere".into(),
+        || cluster.removed_by_consensus(0),
+    )
+    .await;
+    cluster.wipe(&handle, 2);
+    cluster.members[2].wait_up(Duration::from_secs(60)).await;
+    cluster_sim::poll_until(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || "the wiped member 2 does not vote again".into(),
+        || cluster.is_voter_everywhere(2),
+    )
+    .await;
+}
+
 /// A member whose disk is lost (one that joined with `--bootstrap`, and one of the initial
 /// members) is restarted as usual: it refuses to start a cluster of its own, its operator
 /// starts it with `--bootstrap`, and it rejoins empty, catches up and takes writes. Before the
