@@ -246,7 +246,8 @@ async fn start_cluster(
     cluster
 }
 
-/// One start of the member's daemon with `member`'s settings.
+/// One start of the member's daemon with `member`'s settings, joining through `bootstrap` (the
+/// members named with `--bootstrap`) if any.
 async fn start_once(
     member: &SimMemberConfig,
     bootstrap: &[([u8; 32], IpAddr)],

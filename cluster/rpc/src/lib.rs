@@ -207,20 +207,6 @@ impl StatusPage {
         }
         self
     }
-
-    /// The member's full status of one of its items.
-    pub fn short_of(&self, item: PinStatus) -> PinInfoShort {
-        PinInfoShort {
-            peername: self.peername.clone(),
-            ipfs_peer_id: self.ipfs_peer_id.clone(),
-            ipfs_peer_addresses: self.ipfs_peer_addresses.clone(),
-            status: item.status,
-            timestamp: item.timestamp,
-            error: item.error,
-            attempt_count: item.attempt_count,
-            priority_pin: item.priority_pin,
-        }
-    }
 }
 
 /// A block in an RPC: its CID and its bytes (base64 in the JSON frame).
