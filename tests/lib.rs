@@ -32,23 +32,38 @@ pub fn bin_path(name: &str) -> PathBuf {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine), never one
-/// this process was given before: the kernel may hand a just-released port out again, and one
-/// member's REST API and proxy once got the same.
+/// this process was given before, and below the kernel's ephemeral range. A port the kernel
+/// chose (a bind to port 0) is one it also gives to outgoing connections: between the probe and
+/// the member's own bind, a connection of another member or of `ctl` took one (CI: "binding the
+/// REST API: 127.0.0.1:38873: Address already in use"). Each process starts at its own place in
+/// the range, so that test processes running at once rarely probe the same ports.
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    for _ in 0..1000 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("bind 127.0.0.1:0")
-            .local_addr()
-            .expect("local addr")
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = (FIRST_TEST_PORT, ephemeral_ports_start());
+    let span = u32::from(high - low);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let port = low + ((start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no fresh loopback port in 1000 tries");
+    panic!("no free loopback port in {low}..{high}");
+}
+
+/// Test ports start here: above the ports our members use by default (9094 to 9096) and other
+/// well-known services.
+const FIRST_TEST_PORT: u16 = 10_000;
+
+/// The first port of the kernel's ephemeral range (`net.ipv4.ip_local_port_range`; 32768 when
+/// it cannot be read).
+fn ephemeral_ports_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().and_then(|low| low.parse().ok()))
+        .filter(|low: &u16| *low > FIRST_TEST_PORT + 1000)
+        .unwrap_or(32_768)
 }
 
 /// A child process that is killed (by its PID) and reaped when dropped.
@@ -684,5 +699,24 @@ impl UnixFront {
     /// `/unix/<path>` of the front.
     pub fn multiaddr(&self) -> String {
         format!("/unix{}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_fresh_and_outside_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "a port was given twice");
+        let ephemeral = ephemeral_ports_start();
+        assert!(
+            ports.iter().all(|p| (FIRST_TEST_PORT..ephemeral).contains(p)),
+            "ports outside {FIRST_TEST_PORT}..{ephemeral}: {ports:?}"
+        );
     }
 }
