@@ -272,6 +272,42 @@ impl FakeIpfs {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// `pin` after [`FakeIpfs::enter`]: the pin itself, with the `hang`, `repo_full` and
+    /// `lying` knobs.
+    async fn pin_entered(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError> {
+        let pin_type = if max_depth == 0 {
+            IpfsPinType::Direct
+        } else {
+            IpfsPinType::Recursive
+        };
+        let (knobs, pin_timeout, already, local) = {
+            let state = self.lock();
+            (
+                state.knobs.clone(),
+                state.pin_timeout,
+                state.pins.get(cid) == Some(&pin_type),
+                state.blocks.contains(cid),
+            )
+        };
+        if already {
+            return Ok(());
+        }
+        if knobs.hang && !local {
+            cluster_rt::sleep(pin_timeout).await;
+            return Err(IpfsError::Timeout {
+                path: "pin/add".into(),
+                message: format!("no pin progress for {pin_timeout:?}"),
+            });
+        }
+        if knobs.repo_full {
+            return Err(repo_full_error("pin/add"));
+        }
+        if !knobs.lying {
+            self.lock().pins.insert(*cid, pin_type);
+        }
+        Ok(())
+    }
+
     /// The common start of every call: count it, then apply `down`, `latency` and `error_rate`.
     async fn enter(&self, method: &'static str) -> Result<(), IpfsError> {
         let knobs = {
@@ -344,35 +380,15 @@ impl IpfsConnector for FakeIpfs {
 
     async fn pin(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError> {
         self.enter("pin").await?;
-        let pin_type = if max_depth == 0 {
-            IpfsPinType::Direct
-        } else {
-            IpfsPinType::Recursive
-        };
-        let (knobs, pin_timeout, already, local) = {
-            let state = self.lock();
-            (
-                state.knobs.clone(),
-                state.pin_timeout,
-                state.pins.get(cid) == Some(&pin_type),
-                state.blocks.contains(cid),
-            )
-        };
-        if already {
-            return Ok(());
-        }
-        if knobs.hang && !local {
-            cluster_rt::sleep(pin_timeout).await;
-            return Err(IpfsError::Timeout {
-                path: "pin/add".into(),
-                message: format!("no pin progress for {pin_timeout:?}"),
-            });
-        }
-        if knobs.repo_full {
-            return Err(repo_full_error("pin/add"));
-        }
-        if !knobs.lying {
-            self.lock().pins.insert(*cid, pin_type);
+        self.pin_entered(cid, max_depth).await
+    }
+
+    /// One call for all (one latency, one draw of the error rate), then each pinned in turn as
+    /// Kubo does: the first failure ends the call.
+    async fn pin_many(&self, cids: &[Cid], max_depth: i32) -> Result<(), IpfsError> {
+        self.enter("pin").await?;
+        for cid in cids {
+            self.pin_entered(cid, max_depth).await?;
         }
         Ok(())
     }

@@ -494,7 +494,11 @@ impl IpfsConnector for KuboConnector {
     /// what its daemon does not list: the extra request per pin was a third of the tracker's
     /// and the daemon's work under load.
     async fn pin(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError> {
-        self.pin_add(cid, max_depth).await
+        self.pin_add(std::slice::from_ref(cid), max_depth).await
+    }
+
+    async fn pin_many(&self, cids: &[Cid], max_depth: i32) -> Result<(), IpfsError> {
+        self.pin_add(cids, max_depth).await
     }
 
     async fn unpin(&self, cid: &Cid) -> Result<(), IpfsError> {

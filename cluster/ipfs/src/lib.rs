@@ -77,6 +77,17 @@ pub trait IpfsConnector: Send + Sync + 'static {
     /// Pins `cid` with `max_depth` (-1 recursive, 0 direct, N limited).
     async fn pin(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError>;
 
+    /// Pins every CID of `cids` with `max_depth` in one daemon call where the daemon takes
+    /// several (`pin/add` with one `arg` each; Kubo pins them one after the other, so one slow
+    /// CID delays the rest). `Ok` means all are pinned; after an error each may or may not be.
+    /// The default pins them one by one, stopping at the first failure.
+    async fn pin_many(&self, cids: &[Cid], max_depth: i32) -> Result<(), IpfsError> {
+        for cid in cids {
+            self.pin(cid, max_depth).await?;
+        }
+        Ok(())
+    }
+
     /// Unpins `cid`; succeeds if it was not pinned.
     async fn unpin(&self, cid: &Cid) -> Result<(), IpfsError>;
 

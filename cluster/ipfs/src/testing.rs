@@ -33,6 +33,7 @@ pub async fn run_conformance_suite(ipfs: &dyn IpfsConnector, tag: &str) {
     let (a, b, c, d) = (block(tag, "a"), block(tag, "b"), block(tag, "c"), block(tag, "d"));
     blocks_are_stored_only_under_their_own_cid(ipfs, &a, &b, &[b.clone(), c.clone(), d.clone()]).await;
     pins_are_typed_idempotent_and_listed(ipfs, &a.0, &b.0, &c.0).await;
+    pins_many_at_once(ipfs, &[c.0, d.0, a.0]).await;
     unpin_is_idempotent(ipfs, &a.0, &block(tag, "never stored").0).await;
     plain_paths_resolve(ipfs, &a.0).await;
     repository_reports(ipfs).await;
@@ -89,6 +90,21 @@ async fn pins_are_typed_idempotent_and_listed(ipfs: &dyn IpfsConnector, a: &Cid,
         !listed.iter().any(|cid| same_block(cid, b) || same_block(cid, c)),
         "pin_ls lists recursive pins only: {listed:?}"
     );
+}
+
+/// `cids` are stored; the last is pinned already. Leaves the others unpinned again.
+async fn pins_many_at_once(ipfs: &dyn IpfsConnector, cids: &[Cid]) {
+    ipfs.pin_many(cids, -1).await.expect("pin_many");
+    for cid in cids {
+        assert_eq!(
+            ipfs.pin_ls_cid(cid).await.expect("pin_ls_cid after pin_many"),
+            Some(IpfsPinType::Recursive),
+            "pin_many pinned {cid}"
+        );
+    }
+    for cid in &cids[..cids.len() - 1] {
+        ipfs.unpin(cid).await.expect("unpin after pin_many");
+    }
 }
 
 async fn unpin_is_idempotent(ipfs: &dyn IpfsConnector, a: &Cid, never_stored: &Cid) {

@@ -103,6 +103,28 @@ async fn pin_is_idempotent_and_unpin_of_unpinned_succeeds() {
 }
 
 #[tokio::test]
+async fn pin_many_sends_its_cids_in_one_request_of_bounded_length() {
+    let f = fixture().await;
+    let few: Vec<Cid> = (0..5).map(cid).collect();
+    f.connector.pin_many(&few, -1).await.unwrap();
+    assert_eq!(f.fake.requests("pin/add"), 1);
+    assert!(few.iter().all(|c| f.fake.pin_type(c) == Some(IpfsPinType::Recursive)));
+
+    // 300 CIDs of 59 characters: about 19 KB of arguments, sent in three requests of at most
+    // 8 KB each (js-ipfs, on Node, refuses request heads over 16 KB).
+    let many: Vec<Cid> = (100..400).map(cid).collect();
+    f.connector.pin_many(&many, 0).await.unwrap();
+    assert_eq!(f.fake.requests("pin/add"), 1 + 3);
+    assert!(many.iter().all(|c| f.fake.pin_type(c) == Some(IpfsPinType::Direct)));
+
+    // Kubo stops at the first CID it cannot pin and answers an error for the whole call.
+    f.fake.update_knobs(|k| k.repo_full = true);
+    let err = f.connector.pin_many(&[cid(500), cid(501)], -1).await.unwrap_err();
+    assert!(err.to_string().contains("no space left"), "{err}");
+    assert!(!f.fake.has_pin(&cid(500)));
+}
+
+#[tokio::test]
 async fn direct_and_depth_limited_pins() {
     let f = fixture().await;
     f.connector.pin(&cid(1), 0).await.unwrap();

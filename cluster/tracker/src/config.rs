@@ -1,6 +1,6 @@
 //! [`TrackerConfig`]: how many pins run at once, how queues are sized and prioritized, and how
 //! failed operations are retried. Mirrors the `pin_tracker.stateless` section of `service.json`
-//! plus Rust-only knobs: two for retries, one for status listings.
+//! plus Rust-only knobs: two for retries, one for status listings, two for pin batches.
 
 use std::time::Duration;
 
@@ -33,11 +33,25 @@ pub struct TrackerConfig {
     /// A listing that took long (a daemon with millions of pins) also serves a stream of ranges
     /// asked within this window of each other, for up to ten times the time it took.
     pub status_listing_reuse: Duration,
+    /// Most queued pins (of one depth) a worker sends to the daemon in one `pin/add` (default
+    /// 64; 1 sends each alone). Under load this saves a request per pin; a daemon pins a batch
+    /// one CID after the other, so a batch that fails or takes longer than
+    /// [`TrackerConfig::pin_batch_timeout`] hands its pins back to the queue and pins go one at
+    /// a time for a while (see [`crate::decision::pin_batch_pause`]).
+    pub pin_batch_max: usize,
+    /// How long a `pin/add` of several CIDs may take (default 10 s): pins of content the daemon
+    /// holds take milliseconds each, content fetched from the network takes longer and is
+    /// better pinned side by side.
+    pub pin_batch_timeout: Duration,
 }
 
 impl TrackerConfig {
     /// The longest wait between automatic retries.
     pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(60);
+    /// How long pins go one at a time after a pin batch failed.
+    pub const BATCH_PAUSE_MIN: Duration = Duration::from_secs(30);
+    /// The longest such pause, after several batches in a row failed.
+    pub const BATCH_PAUSE_MAX: Duration = Duration::from_secs(600);
 }
 
 impl Default for TrackerConfig {
@@ -50,6 +64,8 @@ impl Default for TrackerConfig {
             retry_limit: 3,
             retry_backoff_base: Duration::from_secs(1),
             status_listing_reuse: Duration::from_secs(30),
+            pin_batch_max: 64,
+            pin_batch_timeout: Duration::from_secs(10),
         }
     }
 }

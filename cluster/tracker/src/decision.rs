@@ -41,13 +41,14 @@ pub enum OpPhase {
 }
 
 /// Whether an operation may move from phase `from` to `to`: a worker takes a queued one, the
-/// daemon's failure (or a full queue) puts it in error, a retry or recover queues it again.
+/// daemon's failure (or a full queue) puts it in error, a retry or recover queues it again, and
+/// a pin batch that failed as a whole hands its pins back to the queue.
 /// Done operations leave the map instead of changing phase.
 pub fn phase_change_allowed(from: OpPhase, to: OpPhase) -> bool {
     use OpPhase::{Error, InProgress, Queued};
     matches!(
         (from, to),
-        (Queued, InProgress) | (Queued, Error) | (InProgress, Error) | (Error, Queued)
+        (Queued, InProgress) | (Queued, Error) | (InProgress, Error) | (Error, Queued) | (InProgress, Queued)
     )
 }
 
@@ -238,6 +239,26 @@ pub fn retry_backoff(attempt_count: u32, base: Duration) -> Duration {
         .min(TrackerConfig::RETRY_BACKOFF_MAX)
 }
 
+/// How many pins a worker may send to the daemon in one call at `now`: one while batching is
+/// paused (until `paused_until`) or configured off, else `pin_batch_max`.
+pub fn pin_batch_limit(config: &TrackerConfig, paused_until: Option<Timestamp>, now: Timestamp) -> usize {
+    match paused_until {
+        Some(until) if now < until => 1,
+        _ => config.pin_batch_max.max(1),
+    }
+}
+
+/// How long pins go to the daemon one at a time after the `failed_in_a_row`-th pin batch in a
+/// row failed or timed out (a daemon that must fetch the content over the network pins a batch
+/// one CID after the other, which is slower than pinning them side by side):
+/// [`TrackerConfig::BATCH_PAUSE_MIN`] doubling up to [`TrackerConfig::BATCH_PAUSE_MAX`].
+pub fn pin_batch_pause(failed_in_a_row: u32) -> Duration {
+    let exponent = failed_in_a_row.saturating_sub(1).min(31);
+    TrackerConfig::BATCH_PAUSE_MIN
+        .saturating_mul(1u32 << exponent)
+        .min(TrackerConfig::BATCH_PAUSE_MAX)
+}
+
 /// Statuses the operation map alone can report.
 ///
 /// `cluster_error` is included: locally it only comes from a failed per-CID daemon lookup, which
@@ -270,13 +291,50 @@ mod tests {
             (InProgress, Error, true),
             (Error, Queued, true),
             (Queued, Queued, false),
-            (InProgress, Queued, false),
+            (InProgress, Queued, true),
             (InProgress, InProgress, false),
             (Error, InProgress, false),
             (Error, Error, false),
         ];
         for (from, to, allowed) in table {
             assert_eq!(phase_change_allowed(from, to), allowed, "{from:?} -> {to:?}");
+        }
+    }
+
+    #[test]
+    fn pin_batches_pause_after_a_failure_and_back_off() {
+        let config = TrackerConfig::default();
+        let now = Timestamp::from_unix(1_800_000_000, 0);
+        let later = |secs: u64| now.add(Duration::from_secs(secs));
+        // (paused until, now, limit)
+        let table = [
+            (None, now, config.pin_batch_max),
+            (Some(later(30)), now, 1),
+            (Some(later(30)), later(29), 1),
+            (Some(later(30)), later(30), config.pin_batch_max),
+            (Some(now), later(1), config.pin_batch_max),
+        ];
+        for (paused_until, at, limit) in table {
+            assert_eq!(
+                pin_batch_limit(&config, paused_until, at),
+                limit,
+                "{paused_until:?} at {at:?}"
+            );
+        }
+        let off = TrackerConfig {
+            pin_batch_max: 0,
+            ..TrackerConfig::default()
+        };
+        assert_eq!(pin_batch_limit(&off, None, now), 1, "0 means one pin per call");
+
+        // (failed in a row, pause)
+        let table = [(0, 30), (1, 30), (2, 60), (3, 120), (5, 480), (6, 600), (40, 600)];
+        for (failed, secs) in table {
+            assert_eq!(
+                pin_batch_pause(failed),
+                Duration::from_secs(secs),
+                "after {failed} failures"
+            );
         }
     }
 

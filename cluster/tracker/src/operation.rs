@@ -371,6 +371,44 @@ impl OpTable {
         }
     }
 
+    /// Takes up to `max` live `kind` tickets in queue order, as [`OpTable::next_job`] does, for
+    /// one daemon call: all of one depth, so the batch ends before a pin of another depth
+    /// (which goes back to the head of its queue).
+    pub fn next_jobs(&mut self, kind: OpKind, now: Timestamp, max: usize) -> Vec<Job> {
+        let mut jobs: Vec<Job> = Vec::new();
+        while jobs.len() < max.max(1) {
+            let Some(job) = self.next_job(kind, now) else { break };
+            if jobs
+                .first()
+                .is_some_and(|first| first.pin.max_depth != job.pin.max_depth)
+            {
+                self.hand_back(&job, now);
+                break;
+            }
+            jobs.push(job);
+        }
+        jobs
+    }
+
+    /// Puts `job`'s operation back at the head of its queue as if it had not been taken (its
+    /// attempt is not counted): a batch that failed as a whole hands its pins back to be tried
+    /// one by one. Nothing happens when the operation was superseded meanwhile.
+    pub fn hand_back(&mut self, job: &Job, now: Timestamp) {
+        let Some(op) = self.ops.get_mut(&job.cid) else { return };
+        if op.generation != job.generation || op.phase != OpPhase::InProgress {
+            return;
+        }
+        op.set_phase(OpPhase::Queued, now);
+        op.attempt_count = op.attempt_count.saturating_sub(1);
+        op.cancel = None;
+        let ticket = (job.cid, job.generation);
+        match (op.kind, op.priority_pin) {
+            (OpKind::Pin, true) => self.priority.push_front(ticket),
+            (OpKind::Pin, false) => self.normal.push_front(ticket),
+            (OpKind::Unpin, _) => self.unpin.push_front(ticket),
+        }
+    }
+
     /// Records the daemon's answer for `job`; `Err` carries the daemon's error text.
     pub fn finish(&mut self, job: &Job, result: Result<(), String>, now: Timestamp) -> Finished {
         let current = match self.ops.get_mut(&job.cid) {
@@ -470,6 +508,64 @@ mod tests {
         assert_eq!(table.next_job(OpKind::Pin, now()).unwrap().cid, pin(1, false).cid);
         assert!(table.next_job(OpKind::Pin, now()).is_none());
         assert!(table.next_job(OpKind::Unpin, now()).is_none());
+    }
+
+    #[test]
+    fn a_batch_takes_tickets_in_order_and_stops_at_another_depth() {
+        let config = TrackerConfig::default();
+        let mut table = OpTable::new(10);
+        let mut direct = pin(3, false);
+        direct.max_depth = 0;
+        for p in [pin(1, true), pin(2, false), direct.clone(), pin(4, false)] {
+            table.enqueue(OpKind::Pin, p, now(), &config);
+        }
+        let batch = table.next_jobs(OpKind::Pin, now(), 10);
+        let cids: Vec<Cid> = batch.iter().map(|job| job.cid).collect();
+        assert_eq!(
+            cids,
+            vec![pin(1, true).cid, pin(2, false).cid],
+            "priority first, then up to the direct pin"
+        );
+        let op = table.get(&direct.cid).unwrap();
+        assert_eq!(
+            (op.status(), op.attempt_count),
+            (TrackerStatus::PinQueued, 0),
+            "handed back untried"
+        );
+        assert_eq!(
+            table.next_jobs(OpKind::Pin, now(), 10)[0].cid,
+            direct.cid,
+            "and taken next"
+        );
+        assert_eq!(table.next_jobs(OpKind::Pin, now(), 1).len(), 1, "max bounds the batch");
+        assert!(table.next_jobs(OpKind::Pin, now(), 10).is_empty());
+    }
+
+    #[test]
+    fn a_handed_back_batch_is_taken_again_in_its_order_without_counting_the_attempt() {
+        let config = TrackerConfig::default();
+        let mut table = OpTable::new(10);
+        for n in 1..=3 {
+            table.enqueue(OpKind::Pin, pin(n, false), now(), &config);
+        }
+        let batch = table.next_jobs(OpKind::Pin, now(), 2);
+        // Superseded meanwhile: an unpin replaces the second pin, whose hand-back does nothing.
+        table.enqueue(OpKind::Unpin, pin(2, false), now(), &config);
+        for job in batch.iter().rev() {
+            table.hand_back(job, now());
+        }
+        assert_eq!(
+            table.get(&pin(2, false).cid).unwrap().status(),
+            TrackerStatus::UnpinQueued
+        );
+        let again: Vec<(Cid, u32)> = table
+            .next_jobs(OpKind::Pin, now(), 1)
+            .iter()
+            .map(|job| (job.cid, table.get(&job.cid).unwrap().attempt_count))
+            .collect();
+        assert_eq!(again, vec![(pin(1, false).cid, 1)]);
+        assert_eq!(table.next_job(OpKind::Pin, now()).unwrap().cid, pin(3, false).cid);
+        assert!(table.next_job(OpKind::Pin, now()).is_none());
     }
 
     #[test]

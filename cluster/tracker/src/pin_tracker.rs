@@ -28,8 +28,8 @@ use cluster_types::{
 use crate::config::TrackerConfig;
 use crate::daemon_listing::{DaemonListing, ListingCursor, ListingError, ListingStore};
 use crate::decision::{
-    filter_is_op_only, local_status, needs_daemon, recover_action, retry_backoff, should_retry, track_action,
-    wants_pinned, DaemonView, LocalStatus, OpKind, TrackAction, QUEUE_FULL_ERROR,
+    filter_is_op_only, local_status, needs_daemon, pin_batch_limit, pin_batch_pause, recover_action, retry_backoff,
+    should_retry, track_action, wants_pinned, DaemonView, LocalStatus, OpKind, TrackAction, QUEUE_FULL_ERROR,
 };
 use crate::operation::{Enqueued, Finished, Job, OpTable, Operation};
 
@@ -78,6 +78,15 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// The listing the status ranges share, its mark and when it was taken.
     range_listing: cluster_rt::tokio::sync::Mutex<Option<SharedListing>>,
+    /// Whether pins may go to the daemon in batches now.
+    batching: Mutex<BatchGate>,
+}
+
+/// Pin batches pause after one fails, longer after each further failure in a row.
+#[derive(Debug, Default)]
+struct BatchGate {
+    paused_until: Option<Timestamp>,
+    failed_in_a_row: u32,
 }
 
 impl PinTracker {
@@ -109,6 +118,7 @@ impl PinTracker {
             ipfs_id_fetching: AtomicBool::new(false),
             shutdown,
             range_listing: cluster_rt::tokio::sync::Mutex::new(None),
+            batching: Mutex::new(BatchGate::default()),
         });
         Arc::new(PinTracker {
             shared,
@@ -328,21 +338,77 @@ impl Shared {
     /// A worker: takes tickets of `kind` forever (until aborted by shutdown).
     async fn worker(self: Arc<Self>, kind: OpKind) {
         loop {
-            let job = {
+            let now = Timestamp::now();
+            let max = match kind {
+                OpKind::Pin => pin_batch_limit(&self.config, lock(&self.batching).paused_until, now),
+                OpKind::Unpin => 1,
+            };
+            let mut jobs = {
                 let mut table = lock(&self.table);
-                let job = table.next_job(kind, Timestamp::now());
+                let jobs = table.next_jobs(kind, now, max);
                 // Pass the baton: a stored Notify permit wakes only one worker, so a worker that
                 // found work wakes another while work remains.
-                if job.is_some() && table.tickets(kind) > 0 {
+                if !jobs.is_empty() && table.tickets(kind) > 0 {
                     self.ready(kind).notify_one();
                 }
-                job
+                jobs
             };
-            match job {
-                Some(job) => self.run(job).await,
-                None => self.ready(kind).notified().await,
+            match jobs.len() {
+                0 => self.ready(kind).notified().await,
+                1 => self.run(jobs.remove(0)).await,
+                _ => self.run_batch(jobs).await,
             }
         }
+    }
+
+    /// Pins the jobs of one batch (all of one depth) with one daemon call. All done when it
+    /// succeeds; when it fails or takes longer than `pin_batch_timeout`, every pin goes back to
+    /// the head of the queue untried and batching pauses, so they are tried one by one. A pin
+    /// superseded meanwhile (an unpin) drops the call, since the daemon must not pin it after
+    /// the unpin; the others go back to the queue.
+    async fn run_batch(self: &Arc<Self>, jobs: Vec<Job>) {
+        let cids: Vec<Cid> = jobs.iter().map(|job| job.cid).collect();
+        let max_depth = jobs[0].pin.max_depth;
+        let call = cluster_rt::timeout(self.config.pin_batch_timeout, self.ipfs.pin_many(&cids, max_depth));
+        let superseded = futures::future::select_all(jobs.iter().map(|job| Box::pin(job.cancel.notified())));
+        // `biased`: check cancellation first, and keep the simulator's schedule deterministic.
+        let failure = cluster_rt::tokio::select! {
+            biased;
+            _ = superseded => None,
+            result = call => match result {
+                Ok(Ok(())) => {
+                    lock(&self.batching).failed_in_a_row = 0;
+                    self.refresh_ipfs_id();
+                    let now = Timestamp::now();
+                    let mut table = lock(&self.table);
+                    for job in &jobs {
+                        table.finish(job, Ok(()), now);
+                    }
+                    return;
+                }
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("no answer within {:?}", self.config.pin_batch_timeout)),
+            },
+        };
+        let now = Timestamp::now();
+        if let Some(error) = failure {
+            let mut gate = lock(&self.batching);
+            gate.failed_in_a_row = gate.failed_in_a_row.saturating_add(1);
+            let pause = pin_batch_pause(gate.failed_in_a_row);
+            gate.paused_until = Some(now.add(pause));
+            tracing::info!(
+                pins = jobs.len(),
+                ?pause,
+                "a pin batch failed ({error}); pinning one at a time"
+            );
+        }
+        {
+            let mut table = lock(&self.table);
+            for job in jobs.iter().rev() {
+                table.hand_back(job, now);
+            }
+        }
+        self.ready(OpKind::Pin).notify_one();
     }
 
     /// Makes the daemon call of `job` and records the outcome.

@@ -33,6 +33,10 @@ struct TestIpfsInner {
     in_flight: usize,
     in_flight_max: usize,
     pin_calls: Vec<Cid>,
+    /// The CIDs of each `pin_many` call, in order.
+    pin_batches: Vec<Vec<Cid>>,
+    /// How long a `pin_many` call takes when set (else `latency`): a daemon fetching a batch.
+    batch_latency: Option<Duration>,
     /// Calls of `pin/ls` without an argument (whole listings).
     listings: usize,
     /// How long a whole listing takes.
@@ -123,6 +127,28 @@ impl IpfsConnector for TestIpfs {
             IpfsPinType::Recursive
         };
         inner.pins.insert(*cid, pin_type);
+        Ok(())
+    }
+
+    /// One call for all, pinning in order and stopping at the first failure, as Kubo does.
+    async fn pin_many(&self, cids: &[Cid], max_depth: i32) -> Result<(), IpfsError> {
+        self.check_reachable("pin/add")?;
+        self.inner.lock().unwrap().pin_batches.push(cids.to_vec());
+        let (_guard, latency) = self.begin();
+        let latency = self.inner.lock().unwrap().batch_latency.unwrap_or(latency);
+        cluster_rt::sleep(latency).await;
+        let mut inner = self.inner.lock().unwrap();
+        let pin_type = if max_depth == 0 {
+            IpfsPinType::Direct
+        } else {
+            IpfsPinType::Recursive
+        };
+        for cid in cids {
+            if let Some(message) = inner.failing_pins.get(cid) {
+                return Err(daemon_error("pin/add", message));
+            }
+            inner.pins.insert(*cid, pin_type);
+        }
         Ok(())
     }
 
@@ -327,6 +353,7 @@ async fn pin_goes_queued_pinning_pinned() {
 async fn concurrent_pins_are_limited() {
     let config = TrackerConfig {
         concurrent_pins: 3,
+        pin_batch_max: 1,
         ..fast_config()
     };
     let f = Fixture::new(config, Duration::from_millis(30));
@@ -346,6 +373,7 @@ async fn concurrent_pins_are_limited() {
 async fn priority_pins_overtake_normal_ones() {
     let config = TrackerConfig {
         concurrent_pins: 1,
+        pin_batch_max: 1,
         ..fast_config()
     };
     let f = Fixture::new(config, Duration::from_millis(1));
@@ -390,6 +418,123 @@ async fn failed_pin_is_retried_automatically() {
     let pinned = f.wait_status(&p.cid, TrackerStatus::Pinned).await;
     assert_eq!(pinned.short.error, "");
     assert_eq!(f.ipfs.pin_calls().len(), 2);
+}
+
+/// One worker busy with a first pin while `count` more are committed: they queue up.
+async fn queue_behind_a_first_pin(f: &Fixture, count: u32) -> Vec<Pin> {
+    f.tracker.start();
+    let first = pin(1000, vec![me()], false);
+    f.commit(&first);
+    f.wait_status(&first.cid, TrackerStatus::Pinning).await;
+    let pins: Vec<Pin> = (0..count).map(|n| pin(n, vec![me()], false)).collect();
+    for p in &pins {
+        f.commit(p);
+    }
+    pins
+}
+
+fn one_worker(batch_max: usize) -> TrackerConfig {
+    TrackerConfig {
+        concurrent_pins: 1,
+        pin_batch_max: batch_max,
+        ..fast_config()
+    }
+}
+
+#[cluster_rt::tokio::test]
+async fn queued_pins_go_to_the_daemon_in_batches() {
+    let f = Fixture::new(one_worker(8), Duration::from_millis(50));
+    let pins = queue_behind_a_first_pin(&f, 12).await;
+    for p in &pins {
+        f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    }
+    let cids: Vec<Cid> = pins.iter().map(|p| p.cid).collect();
+    let batches = f.ipfs.inner.lock().unwrap().pin_batches.clone();
+    assert_eq!(
+        batches,
+        vec![cids[..8].to_vec(), cids[8..].to_vec()],
+        "in queue order, at most pin_batch_max"
+    );
+    assert_eq!(f.ipfs.pin_calls().len(), 1, "only the first pin went alone");
+    f.tracker.shutdown();
+}
+
+#[cluster_rt::tokio::test]
+async fn a_failed_batch_hands_its_pins_back_and_they_are_pinned_one_by_one() {
+    let f = Fixture::new(
+        TrackerConfig {
+            retry_limit: 1,
+            ..one_worker(64)
+        },
+        Duration::from_millis(20),
+    );
+    let bad = pin(3, vec![me()], false).cid;
+    f.ipfs.set(|i| {
+        i.failing_pins.insert(bad, "cannot fetch".into());
+    });
+    let pins = queue_behind_a_first_pin(&f, 6).await;
+    for p in pins.iter().filter(|p| p.cid != bad) {
+        f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    }
+    let info = f.wait_status(&bad, TrackerStatus::PinError).await;
+    assert!(info.short.error.contains("cannot fetch"), "{}", info.short.error);
+    assert_eq!(
+        f.ipfs.inner.lock().unwrap().pin_batches.len(),
+        1,
+        "batching pauses after a failure"
+    );
+    let alone: HashSet<Cid> = f.ipfs.pin_calls().into_iter().collect();
+    assert!(
+        pins.iter().all(|p| alone.contains(&p.cid)),
+        "each pin of the batch was tried alone"
+    );
+    let op_attempts = f.ipfs.pin_calls().iter().filter(|cid| **cid == bad).count();
+    assert_eq!(
+        op_attempts, 1,
+        "the failed batch did not count as an attempt (retry_limit 1)"
+    );
+    f.tracker.shutdown();
+}
+
+#[cluster_rt::tokio::test]
+async fn a_batch_slower_than_its_timeout_falls_back_to_single_pins() {
+    let f = Fixture::new(
+        TrackerConfig {
+            pin_batch_timeout: Duration::from_millis(50),
+            ..one_worker(64)
+        },
+        Duration::from_millis(5),
+    );
+    f.ipfs.set(|i| i.batch_latency = Some(Duration::from_secs(60)));
+    let pins = queue_behind_a_first_pin(&f, 5).await;
+    for p in &pins {
+        f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    }
+    assert_eq!(f.ipfs.inner.lock().unwrap().pin_batches.len(), 1);
+    assert_eq!(f.ipfs.pin_calls().len(), 6, "the first pin, then the five one by one");
+    f.tracker.shutdown();
+}
+
+#[cluster_rt::tokio::test]
+async fn an_unpin_during_a_batch_drops_the_call_and_the_rest_are_pinned() {
+    let f = Fixture::new(one_worker(64), Duration::from_millis(20));
+    f.ipfs.set(|i| i.batch_latency = Some(Duration::from_millis(300)));
+    let pins = queue_behind_a_first_pin(&f, 5).await;
+    f.wait_status(&pins[0].cid, TrackerStatus::Pinning).await;
+    f.remove(&pins[2].cid);
+    f.wait_status(&pins[2].cid, TrackerStatus::Unpinned).await;
+    for p in pins.iter().filter(|p| p.cid != pins[2].cid) {
+        f.wait_status(&p.cid, TrackerStatus::Pinned).await;
+    }
+    // The dropped batch pinned nothing; the next one held the other four.
+    let batches = f.ipfs.inner.lock().unwrap().pin_batches.clone();
+    assert_eq!(batches.len(), 2, "{batches:?}");
+    assert_eq!(batches[1].len(), 4);
+    assert!(
+        !f.ipfs.has(&pins[2].cid),
+        "the unpinned CID was not pinned by the dropped batch"
+    );
+    f.tracker.shutdown();
 }
 
 #[cluster_rt::tokio::test]

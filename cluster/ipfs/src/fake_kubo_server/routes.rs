@@ -329,10 +329,9 @@ async fn pin_add(fake: Arc<FakeIpfs>, query: &Query) -> Reply {
     };
     let args: Vec<String> = cids.iter().map(|(arg, _)| arg.clone()).collect();
     if !progress || cids.len() != 1 {
-        for (_, cid) in &cids {
-            if let Err(e) = fake.pin(cid, max_depth).await {
-                return fake_error(e);
-            }
+        let plain: Vec<Cid> = cids.iter().map(|(_, cid)| *cid).collect();
+        if let Err(e) = fake.pin_many(&plain, max_depth).await {
+            return fake_error(e);
         }
         return Ok(json_reply(&json!({"Pins": args})));
     }

@@ -23,14 +23,44 @@ const STREAM_VALUE_BYTES_MAX: usize = 256 << 20;
 /// The largest single JSON value of a `pin/add` progress reply (each is a few dozen bytes).
 const PIN_ADD_VALUE_BYTES_MAX: usize = 1 << 20;
 
+/// The most bytes of CIDs one `pin/add` request carries: its request line stays far below the
+/// daemons' header limits (Kubo 1 MB; js-ipfs, on Node, 16 KB).
+const PIN_ADD_ARGS_BYTES_MAX: usize = 8 * 1024;
+
 impl KuboConnector {
-    /// `pin/add` with progress: succeeds when the daemon reports the pins (or ends the reply
-    /// cleanly); fails with a timeout only when no *new* progress arrives for `pin_timeout`.
-    pub(super) async fn pin_add(&self, cid: &Cid, max_depth: i32) -> Result<(), IpfsError> {
+    /// `pin/add` of `cids` with progress, in as few requests as keep each request line below
+    /// [`PIN_ADD_ARGS_BYTES_MAX`], one after the other.
+    pub(super) async fn pin_add(&self, cids: &[Cid], max_depth: i32) -> Result<(), IpfsError> {
+        let args: Vec<String> = cids.iter().map(Cid::to_string).collect();
+        let mut rest = args.as_slice();
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let take = rest
+                .iter()
+                .take_while(|arg| {
+                    bytes += arg.len() + "&arg=".len();
+                    bytes <= PIN_ADD_ARGS_BYTES_MAX
+                })
+                .count()
+                .max(1);
+            self.pin_add_args(&rest[..take], max_depth).await?;
+            rest = &rest[take..];
+        }
+        Ok(())
+    }
+
+    /// `pin/add` of `args` (one `arg` each) with progress: succeeds when the daemon reports the
+    /// pins (or ends the reply cleanly); fails with a timeout only when no *new* progress
+    /// arrives for `pin_timeout`.
+    async fn pin_add_args(&self, args: &[String], max_depth: i32) -> Result<(), IpfsError> {
         let path = "pin/add";
-        let arg = cid.to_string();
+        let arg = match args {
+            [one] => one.clone(),
+            [first, ..] => format!("{} CIDs ({first}, ...)", args.len()),
+            [] => return Ok(()),
+        };
         let depth = max_depth.to_string();
-        let mut query = vec![("arg", arg.as_str())];
+        let mut query: Vec<(&str, &str)> = args.iter().map(|a| ("arg", a.as_str())).collect();
         match max_depth {
             0 => query.push(("recursive", "false")),
             d if d > 0 => query.extend([("recursive", "true"), ("max-depth", depth.as_str())]),

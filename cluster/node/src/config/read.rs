@@ -279,7 +279,8 @@ pub(super) fn proxy(r: &Reader, ipfs: &IpfsSettings) -> Result<ProxySettings, No
     })
 }
 
-/// The `pin_tracker.stateless` section; the retry knobs are not in `service.json`.
+/// The `pin_tracker.stateless` section, with two keys Go does not have (`pin_batch_max`,
+/// `pin_batch_timeout`); the retry knobs are not in `service.json`.
 pub(super) fn tracker(r: &Reader) -> Result<TrackerConfig, NodeError> {
     let d = TrackerConfig::default();
     let concurrent_pins = r.u64(TRACKER, "concurrent_pins", d.concurrent_pins as u64)?;
@@ -294,6 +295,8 @@ pub(super) fn tracker(r: &Reader) -> Result<TrackerConfig, NodeError> {
         pin_queue_size_max: r
             .u64(TRACKER, "max_pin_queue_size", d.pin_queue_size_max as u64)?
             .max(1) as usize,
+        pin_batch_max: r.u64(TRACKER, "pin_batch_max", d.pin_batch_max as u64)?.clamp(1, 1024) as usize,
+        pin_batch_timeout: r.positive_duration(TRACKER, "pin_batch_timeout", d.pin_batch_timeout)?,
         ..d
     })
 }

@@ -179,6 +179,8 @@ const SECTIONS: &[SectionKeys] = &[
             "priority_pin_max_age",
             "priority_pin_max_retries",
             "max_pin_queue_size",
+            "pin_batch_max",
+            "pin_batch_timeout",
         ],
         go_only: &[],
     },
@@ -269,6 +271,7 @@ impl ServiceConfig {
     pub fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) -> Result<Vec<String>, NodeError> {
         let mut applied = Vec::new();
         let vars: Vec<(String, String)> = vars.into_iter().filter(|(k, _)| k.starts_with("CLUSTER_")).collect();
+        let defaults = go_defaults();
         for section in SECTIONS {
             for key in section.used.iter().chain(section.go_only.iter()) {
                 let env_name = format!("{}{}", section.env_prefix, key.replace('_', "").to_uppercase());
@@ -276,7 +279,13 @@ impl ServiceConfig {
                     continue;
                 };
                 let object = section_object_mut(&mut self.json, section.path);
-                let value = env_value(object.get(*key), text);
+                // A key the file leaves out takes the type of Go's default; one Go does not
+                // have is read as JSON when it is a number or a boolean, else as a string.
+                let default = lookup(&defaults, section.path)
+                    .and_then(|d| d.get(*key))
+                    .cloned()
+                    .unwrap_or(Value::from(0));
+                let value = env_value(Some(object.get(*key).unwrap_or(&default)), text);
                 object.insert((*key).to_string(), value);
                 applied.push(env_name);
             }

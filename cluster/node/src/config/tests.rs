@@ -68,6 +68,35 @@ fn errors_name_file_and_key() {
 }
 
 #[test]
+fn pin_batches_are_configured_in_the_stateless_tracker_section() {
+    let config = parse(&ServiceConfig::default_json("p", SECRET)).unwrap();
+    assert_eq!(config.tracker.pin_batch_max, 64);
+    assert_eq!(config.tracker.pin_batch_timeout, Duration::from_secs(10));
+
+    let mut json = ServiceConfig::default_json("p", SECRET);
+    json["pin_tracker"]["stateless"]["pin_batch_max"] = json!(0);
+    json["pin_tracker"]["stateless"]["pin_batch_timeout"] = json!("2s");
+    let config = parse(&json).unwrap();
+    assert_eq!(config.tracker.pin_batch_max, 1, "0 sends pins one at a time, as 1 does");
+    assert_eq!(config.tracker.pin_batch_timeout, Duration::from_secs(2));
+    let warnings = ServiceConfig::parse(&json.to_string(), "f").unwrap().warnings();
+    assert!(warnings.is_empty(), "{warnings:?}");
+
+    json["pin_tracker"]["stateless"]["pin_batch_timeout"] = json!("0s");
+    assert!(parse(&json)
+        .unwrap_err()
+        .to_string()
+        .contains("pin_tracker.stateless.pin_batch_timeout"));
+
+    let mut config = ServiceConfig::parse(&ServiceConfig::default_json("p", SECRET).to_string(), "f").unwrap();
+    let applied = config
+        .apply_env([("CLUSTER_STATELESS_PINBATCHMAX".to_string(), "1".to_string())])
+        .unwrap();
+    assert_eq!(applied, vec!["CLUSTER_STATELESS_PINBATCHMAX".to_string()]);
+    assert_eq!(config.validate().unwrap().tracker.pin_batch_max, 1);
+}
+
+#[test]
 fn partial_or_corrupt_files_are_errors() {
     let text = ServiceConfig::default_json("p", SECRET).to_string();
     let err = ServiceConfig::parse(&text[..text.len() / 2], "/x/service.json")
