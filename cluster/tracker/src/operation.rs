@@ -373,7 +373,8 @@ impl OpTable {
 
     /// Takes up to `max` live `kind` tickets in queue order, as [`OpTable::next_job`] does, for
     /// one daemon call: all of one depth, so the batch ends before a pin of another depth
-    /// (which goes back to the head of its queue).
+    /// (which goes back to the head of its queue). The jobs of a batch share one cancel
+    /// [`Notify`]: superseding any of them drops the call.
     pub fn next_jobs(&mut self, kind: OpKind, now: Timestamp, max: usize) -> Vec<Job> {
         let mut jobs: Vec<Job> = Vec::new();
         while jobs.len() < max.max(1) {
@@ -386,6 +387,15 @@ impl OpTable {
                 break;
             }
             jobs.push(job);
+        }
+        if jobs.len() > 1 {
+            let cancel = jobs[0].cancel.clone();
+            for job in &mut jobs[1..] {
+                job.cancel = cancel.clone();
+                if let Some(op) = self.ops.get_mut(&job.cid) {
+                    op.cancel = Some(cancel.clone());
+                }
+            }
         }
         jobs
     }

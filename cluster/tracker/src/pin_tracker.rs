@@ -370,7 +370,8 @@ impl Shared {
         let cids: Vec<Cid> = jobs.iter().map(|job| job.cid).collect();
         let max_depth = jobs[0].pin.max_depth;
         let call = cluster_rt::timeout(self.config.pin_batch_timeout, self.ipfs.pin_many(&cids, max_depth));
-        let superseded = futures::future::select_all(jobs.iter().map(|job| Box::pin(job.cancel.notified())));
+        // The jobs of a batch share one cancel notification (`OpTable::next_jobs`).
+        let superseded = jobs[0].cancel.notified();
         // `biased`: check cancellation first, and keep the simulator's schedule deterministic.
         let failure = cluster_rt::tokio::select! {
             biased;
