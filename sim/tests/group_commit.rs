@@ -1,7 +1,8 @@
 //! Group commit under a crash: hundreds of writes share Raft entries on the leader, and the
 //! leader is killed while batches are in flight. Every write answered as committed is in every
 //! member's pinset afterwards, each caller got the answer for its own pin, and nothing that was
-//! never asked for was pinned.
+//! never asked for was pinned. And the pins of a burst reach each daemon in shared `pin/add`
+//! calls.
 #![cfg(madsim)]
 
 use std::collections::BTreeSet;
@@ -143,4 +144,53 @@ async fn a_leader_killed_in_the_middle_of_a_batch_loses_no_acknowledged_pin() {
         cluster_sim::seed(),
         acknowledged.len()
     );
+}
+
+#[madsim::test]
+async fn a_burst_of_pins_reaches_every_daemon_in_fewer_calls_than_pins() {
+    cluster_sim::scenario!();
+    let handle = Handle::current();
+    let cluster = SimCluster::start(&handle, 3);
+    let leader = cluster.wait_leader(&[0, 1, 2], Duration::from_secs(30)).await;
+    let member = cluster.members[leader].cluster().expect("up");
+    let writes: Vec<_> = (0..WRITES)
+        .map(|i| {
+            let member = member.clone();
+            let options = PinOptions {
+                replication_factor_min: 3,
+                replication_factor_max: 3,
+                ..Default::default()
+            };
+            cluster.members[leader]
+                .node()
+                .spawn(async move { member.pin(cid_of(i), options).await })
+        })
+        .collect();
+    for (i, write) in writes.into_iter().enumerate() {
+        if let Err(e) = write.await.expect("the write's task ran") {
+            panic!("write {i} failed: {e:?}; {}", replay_hint());
+        }
+    }
+    let asked: BTreeSet<Cid> = (0..WRITES).map(cid_of).collect();
+    for (i, sim_member) in cluster.members.iter().enumerate() {
+        let ipfs = &sim_member.ipfs;
+        let held = || asked.iter().filter(|cid| ipfs.has_pin(cid)).count();
+        poll_until(
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || format!("member {i}'s daemon holds {} of the {WRITES} pins", held()),
+            || held() == asked.len(),
+        )
+        .await;
+        let calls = ipfs.calls("pin");
+        assert!(
+            calls < WRITES,
+            "member {i}'s daemon got {calls} pin calls for {WRITES} pins: nothing was batched; {}",
+            replay_hint()
+        );
+        println!(
+            "seed={} member {i}: {WRITES} pins in {calls} daemon calls",
+            cluster_sim::seed()
+        );
+    }
 }
