@@ -175,12 +175,15 @@ impl SimCluster {
         !views.is_empty() && views.iter().all(|removed| *removed)
     }
 
-    /// Whether every running member sees member `i` as a voter (it has finished joining).
+    /// Whether every running member sees member `i` as a voter in every configuration (it has
+    /// finished joining, and no change under way takes it out of the voters).
     pub fn is_voter_everywhere(&self, i: usize) -> bool {
         let node = cluster_consensus::node_id_of(&self.members[i].identity.peer_id);
-        self.alive()
-            .into_iter()
-            .all(|j| self.members[j].cluster().is_some_and(|c| c.consensus().is_voter(node)))
+        self.alive().into_iter().all(|j| {
+            self.members[j]
+                .cluster()
+                .is_some_and(|c| c.consensus().votes_in_every_configuration(node))
+        })
     }
 
     /// Crashes member `i`.

@@ -335,6 +335,63 @@ async fn a_wiped_member_rejoins_when_the_first_member_it_knew_has_left() {
     .await;
 }
 
+/// Found by seed 650278 of the self-healing workload: the leader demotes a wiped member that
+/// asks to rejoin (the joint configuration keeps it in the old half only), the change cannot
+/// commit (the third member is cut off), and the joiner is killed and restarted without
+/// `--bootstrap`. The change is finished later as a `peers rm` would be, dropping the member,
+/// which took that for a removal and stopped. Its data folder says it was joining: it asks
+/// again and votes.
+#[madsim::test]
+async fn a_joiner_restarted_while_its_demotion_was_pending_rejoins() {
+    cluster_sim::scenario!();
+    let handle = Handle::current();
+    let mut cluster = SimCluster::start_with(&handle, 3, |_| service(1000));
+    let leader = cluster.wait_leader(&[0, 1, 2], Duration::from_secs(30)).await;
+    for n in 0..10u64 {
+        let pinned = cluster.pin_with(leader, cid_of(n), options_of(n)).await;
+        assert!(matches!(pinned, Some(Ok(_))), "pin {n}: {pinned:?}; {}", replay_hint());
+    }
+    cluster_rt::sleep(Duration::from_secs(5)).await;
+    let (wiped, cut_off) = ((leader + 1) % 3, (leader + 2) % 3);
+    let net = madsim::net::NetSim::current();
+    let (leader_node, cut_off_node) = (
+        cluster.members[leader].node().id(),
+        cluster.members[cut_off].node().id(),
+    );
+    net.clog_link(leader_node, cut_off_node);
+    net.clog_link(cut_off_node, leader_node);
+    cluster.wipe(&handle, wiped);
+    let wiped_id = cluster_consensus::node_id_of(&cluster.members[wiped].identity.peer_id);
+    // Seen on the leader (the joiner's member slot is filled only once its join succeeds);
+    // the joiner has the entry a moment later.
+    let demoted_pending = |cluster: &SimCluster| {
+        cluster.members[leader].cluster().is_some_and(|member| {
+            let consensus = member.consensus();
+            consensus.is_voter(wiped_id) && !consensus.votes_in_every_configuration(wiped_id)
+        })
+    };
+    cluster_sim::poll_until(
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || "the leader never began demoting the wiped member".into(),
+        || demoted_pending(&cluster),
+    )
+    .await;
+    cluster_rt::sleep(Duration::from_secs(1)).await;
+    cluster.restart(&handle, wiped);
+    // Longer than the leader waits for its change to commit: the change is left half done.
+    cluster_rt::sleep(Duration::from_secs(45)).await;
+    net.unclog_link(leader_node, cut_off_node);
+    net.unclog_link(cut_off_node, leader_node);
+    cluster_sim::poll_until(
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || "the restarted joiner does not vote again".into(),
+        || cluster.is_voter_everywhere(wiped),
+    )
+    .await;
+}
+
 /// A member whose disk is lost (one that joined with `--bootstrap`, and one of the initial
 /// members) is restarted as usual: it refuses to start a cluster of its own, its operator
 /// starts it with `--bootstrap`, and it rejoins empty, catches up and takes writes. Before the

@@ -54,6 +54,8 @@ pub struct Consensus {
     /// first reports (its metrics start empty, and a restarted voter must not take itself
     /// for a newcomer meanwhile).
     pub(crate) voters_at_start: BTreeSet<NodeId>,
+    /// The voter sets of that membership: two while a change was under way.
+    pub(crate) configs_at_start: Vec<BTreeSet<NodeId>>,
     /// Whether this member was a learner of its own log's membership at start: a join cut
     /// short after the learner step.
     pub(crate) learner_at_start: bool,
@@ -125,6 +127,7 @@ impl Consensus {
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         let membership_at_start = membership_at_start.effective().membership();
         let voters_at_start = membership_at_start.voter_ids().collect();
+        let configs_at_start = membership_at_start.get_joint_config().clone();
         let learner_at_start = membership_at_start.learner_ids().any(|id| id == node_id);
         let openraft_config = config.to_openraft("ipfs-cluster").map_err(ConsensusError::Raft)?;
         let state_repair_task = crate::state_repair::spawn(state_machine.clone());
@@ -161,6 +164,7 @@ impl Consensus {
             membership_turn: Arc::new(cluster_rt::tokio::sync::Mutex::new(())),
             health,
             voters_at_start,
+            configs_at_start,
             learner_at_start,
             batcher: Arc::new(WriteBatcher::new(max_append_entries)),
             election_watch,

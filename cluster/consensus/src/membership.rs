@@ -123,14 +123,14 @@ impl Consensus {
 
     /// Whether `node` votes in every configuration of the membership: a voter that a change
     /// under way (a joint configuration) takes out of the voters, to remove or demote it, does
-    /// not. Before openraft first reports, the voters read from the log at start answer.
+    /// not. Before openraft first reports, the configurations read from the log at start answer.
     pub fn votes_in_every_configuration(&self, node: NodeId) -> bool {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
-        if metrics.membership_config.log_id().is_none() {
-            return self.voters_at_start.contains(&node);
-        }
-        let configs = metrics.membership_config.membership().get_joint_config();
+        let configs = match metrics.membership_config.log_id() {
+            None => &self.configs_at_start,
+            Some(_) => metrics.membership_config.membership().get_joint_config(),
+        };
         !configs.is_empty() && configs.iter().all(|voters| voters.contains(&node))
     }
 

@@ -243,19 +243,34 @@ impl Cluster {
     /// already belongs to one. Call it once the transport serves this member's handler: the
     /// leader sends it the log (or a snapshot) before answering.
     pub async fn join(&self) -> Result<(), ClusterError> {
+        let me = self.consensus.node_id();
         if self.bootstrap.is_empty() {
-            // A join cut short after the learner step, restarted without --bootstrap: the
-            // member finishes it, else it would stay a learner for good (sim seed 7000710 of
-            // the self-healing workload).
-            if self.consensus.learner_at_start() {
-                tracing::info!(
-                    "this member is a learner of its cluster (its join was cut short): catching up before voting"
-                );
-                self.wait_promoted(&self.me_member, None).await?;
-                tracing::info!("caught up: this member votes now");
-                self.refusals.forget();
-                self.joining.store(false, std::sync::atomic::Ordering::Relaxed);
-                self.publish_metrics().await;
+            // A join cut short (the member was restarted without --bootstrap) after the learner
+            // step (sim seed 7000710 of the self-healing workload), or while the leader was
+            // demoting it to a learner (seed 650278): the member finishes it, else it would stay
+            // a learner for good, or be dropped when the demotion is finished the way a removal
+            // is. The `joining` file tells such a member from one `peers rm` is removing.
+            let marked = self.folder().is_some_and(|f| f.join(JOINING_MARKER_FILE).exists());
+            let demoted_mid_join = marked && !self.consensus.votes_in_every_configuration(me);
+            if self.consensus.learner_at_start() || demoted_mid_join {
+                tracing::info!("this member's join was cut short: catching up before voting");
+                match self.wait_promoted(&self.me_member, None).await {
+                    Ok(()) => self.joined().await,
+                    Err(ClusterError::InvalidArgument(why)) if marked => {
+                        let known: Vec<MemberNode> = self
+                            .consensus
+                            .members()
+                            .into_iter()
+                            .filter(|(id, _)| *id != me)
+                            .map(|(_, node)| node)
+                            .collect();
+                        tracing::warn!("{why}; asking again through the {} members it knew", known.len());
+                        return self.join_through(&known).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else if marked {
+                self.clear_joining_mark();
             }
             return Ok(());
         }
@@ -265,11 +280,23 @@ impl Cluster {
         // whose first join began a change the cluster could not commit (no quorum) is in the
         // joint configuration's old half only, and the leader that finishes the change drops it
         // (sim seed 201447 of the self-healing workload); it asks again.
-        if self.consensus.votes_in_every_configuration(self.consensus.node_id()) {
+        if self.consensus.votes_in_every_configuration(me) {
             tracing::info!("already a cluster member; --bootstrap ignored");
             self.joining.store(false, std::sync::atomic::Ordering::Relaxed);
+            self.clear_joining_mark();
             return Ok(());
         }
+        if let Some(folder) = self.folder() {
+            if let Err(e) = mark_joining(&folder) {
+                tracing::warn!("writing {}: {e}", folder.join(JOINING_MARKER_FILE).display());
+            }
+        }
+        let bootstrap = self.bootstrap.clone();
+        self.join_through(&bootstrap).await
+    }
+
+    /// Asks the members `through`, in order, to add this member, then waits until it votes.
+    async fn join_through(&self, through_members: &[MemberNode]) -> Result<(), ClusterError> {
         let rpc = self
             .rpc
             .as_ref()
@@ -282,7 +309,7 @@ impl Cluster {
         loop {
             let mut failures = Vec::new();
             let mut answered = false;
-            for through in &self.bootstrap {
+            for through in through_members {
                 tracing::info!("joining the cluster through {through}");
                 let answer = rpc
                     .call(through, RpcRequest::PeerAdd(self.me_member.clone()), MEMBERSHIP_TIMEOUT)
@@ -296,11 +323,7 @@ impl Cluster {
                             .wait_for_leader(self.config.raft.wait_for_leader_timeout)
                             .await?;
                         tracing::info!("joined the cluster through {through}");
-                        // Refused while a learner (sim seed 620090 of the frequent-snapshots
-                        // workload): not evidence that it was removed, now that it votes.
-                        self.refusals.forget();
-                        self.joining.store(false, std::sync::atomic::Ordering::Relaxed);
-                        self.publish_metrics().await;
+                        self.joined().await;
                         return Ok(());
                     }
                     Ok(RpcResponse::PeerAdd(Err(e))) => {
@@ -334,6 +357,34 @@ impl Cluster {
                 failures.join("; ")
             );
             cluster_rt::sleep(JOIN_RETRY).await;
+        }
+    }
+
+    /// This member votes now: what it was refused while a learner (sim seed 620090 of the
+    /// frequent-snapshots workload) is not evidence that it was removed, and it is no longer
+    /// joining.
+    async fn joined(&self) {
+        tracing::info!("caught up: this member votes now");
+        self.refusals.forget();
+        self.joining.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.clear_joining_mark();
+        self.publish_metrics().await;
+    }
+
+    /// The data folder's path, while the member holds it.
+    fn folder(&self) -> Option<std::path::PathBuf> {
+        self.data
+            .lock()
+            .expect("data folder lock")
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+    }
+
+    fn clear_joining_mark(&self) {
+        if let Some(folder) = self.folder() {
+            if let Err(e) = clear_joining(&folder) {
+                tracing::warn!("removing {}: {e}", folder.join(JOINING_MARKER_FILE).display());
+            }
         }
     }
 

@@ -73,8 +73,8 @@ use membership::{LEARNER_ALIVE_TIMEOUT, MEMBERSHIP_TIMEOUT, MEMBERSHIP_WATCH};
 use metrics::TrafficSample;
 pub use peerstore::PEERSTORE_FILE;
 use peerstore::{
-    bootstrap_members, mark_member, member_of_address, read_peerstore, refuse_to_fork, write_peerstore,
-    MEMBER_MARKER_FILE,
+    bootstrap_members, clear_joining, mark_joining, mark_member, member_of_address, read_peerstore, refuse_to_fork,
+    write_peerstore, JOINING_MARKER_FILE, MEMBER_MARKER_FILE,
 };
 use queries::{spawn_stream, STATE_PAGE, STATUS_TIMEOUT};
 use rpc_handler::{ClusterRpcHandler, OwnRpcHandler};
@@ -325,8 +325,11 @@ impl Cluster {
             initialize_unless_lost(&consensus, &config, &identity, &data, &me_member).await?;
         }
         tracker.start();
+        let me = consensus.node_id();
+        let join_cut_short =
+            data.path().join(JOINING_MARKER_FILE).exists() && !consensus.votes_in_every_configuration(me);
         let joining =
-            (!bootstrap.is_empty() && !consensus.is_voter(consensus.node_id())) || consensus.learner_at_start();
+            (!bootstrap.is_empty() && !consensus.is_voter(me)) || consensus.learner_at_start() || join_cut_short;
         let (shutdown_tx, _) = watch::channel(false);
         let cluster = Arc::new_cyclic(|me| Cluster {
             me: me.clone(),

@@ -56,6 +56,27 @@ pub(super) fn mark_member(folder: &std::path::Path) -> std::io::Result<()> {
     )
 }
 
+/// The file a member keeps while it joins with `--bootstrap`, until it votes: a member
+/// restarted half way (without `--bootstrap`) finishes its join, and asks again if the change
+/// that was demoting it for the join was finished the way a removal is.
+pub const JOINING_MARKER_FILE: &str = "joining";
+
+/// Writes [`JOINING_MARKER_FILE`] in `folder`.
+pub(super) fn mark_joining(folder: &std::path::Path) -> std::io::Result<()> {
+    std::fs::write(
+        folder.join(JOINING_MARKER_FILE),
+        "This member asked to join its cluster and does not vote yet; the file goes once it does.\n",
+    )
+}
+
+/// Removes [`JOINING_MARKER_FILE`] from `folder` (nothing to do when it is not there).
+pub(super) fn clear_joining(folder: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(folder.join(JOINING_MARKER_FILE)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses to start (or start a cluster) when this member's Raft state is gone but it
 /// belonged to a cluster: its data folder has [`MEMBER_MARKER_FILE`], or its peerstore names
 /// other members while no initial peer set does. Alone it would elect itself and take writes
