@@ -674,11 +674,13 @@ async fn serve_until_stopped(
         })));
     }
     tracing::info!("IPFS Cluster member is READY");
+    let trimmer = cluster_rt::spawn(crate::memory::trim_periodically());
     cluster_rt::tokio::select! {
         _ = wait_for_signal() => {}
         _ = cluster.removed() => tracing::warn!("removed from the cluster: shutting down"),
     }
     tracing::info!("shutting down");
+    trimmer.abort();
     let _ = stop_tx.send(true);
     for task in [server_task, proxy_task].into_iter().flatten() {
         let _ = task.await;

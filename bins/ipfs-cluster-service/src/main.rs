@@ -6,6 +6,7 @@
 mod commands;
 #[cfg(not(madsim))]
 mod logging;
+mod memory;
 
 #[cfg(not(madsim))]
 fn main() {
