@@ -33,32 +33,14 @@ test-unit:
 sim:
     MADSIM_TEST_SEED={{sim_seed_start}} MADSIM_TEST_NUM={{sim_seed_count}} {{sim_env}} cargo test -p cluster-sim -- --nocapture
 
-# N random seeds (prints the start seed; a failure prints the seed and the command that replays
-# it). One test at a time: a seed's run also depends on the runtimes its process started before
-# it (tokio seeds each runtime's random source from a process-wide counter), so a failure found
-# here replays exactly only in a process that runs the same seeds in the same order.
+# N random seeds of every scenario (prints the start seed, one line per test file; a failure
+# prints what broke and the command that replays it). Each test file runs in a process of its
+# own, its tests one at a time, two files at once (SIM_SEEDS_JOBS): a seed's run also depends on
+# the runtimes its process started before it (tokio seeds each runtime's random source from a
+# process-wide counter), so a failure replays exactly in a process that runs the same file's
+# seeds in the same order, which the printed command does.
 sim-seeds N="50":
-    #!/usr/bin/env bash
-    set -euo pipefail
-    start=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
-    echo "sim-seeds: seeds $start .. $((start + {{N}} - 1))"
-    out=$(mktemp); trap 'rm -f "$out"' EXIT
-    status=0
-    MADSIM_TEST_SEED=$start MADSIM_TEST_NUM={{N}} {{sim_env}} cargo test -p cluster-sim --release -- --test-threads=1 --nocapture >"$out" 2>&1 || status=$?
-    grep -vE '^\s*$' "$out" | tail -n 30
-    if [ "$status" -ne 0 ]; then
-        # The tail above may not hold the failure itself: each panic's message, fault plan and
-        # replay command come last.
-        echo "sim-seeds: FAILED (exit $status). What broke:"
-        grep -A3 'panicked at' "$out" | grep -vE '^\s*$|^stack backtrace' | cut -c1-2000 | head -n 40
-        # `just sim-replay` runs the seed alone, which may run differently; this reruns the
-        # failing test file's seeds as they ran here.
-        file=$(awk '/Running tests\//{file=$2} /panicked at/{print file; exit}' "$out")
-        if [ -n "$file" ]; then
-            echo "replay this run as it ran: MADSIM_TEST_SEED=$start MADSIM_TEST_NUM={{N}} RUSTFLAGS='--cfg madsim' RUSTDOCFLAGS='--cfg madsim' CARGO_TARGET_DIR=target-sim cargo test -p cluster-sim --release --test $(basename "$file" .rs) -- --test-threads=1 --nocapture"
-        fi
-    fi
-    exit "$status"
+    scripts/sim-seeds.sh {{N}}
 
 # The random-seed batch CI runs.
 sim-seeds-ci:
