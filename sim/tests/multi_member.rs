@@ -355,6 +355,29 @@ async fn five_members_replicate_and_survive_leader_loss() {
     replication_and_failover(5).await;
 }
 
+/// Found by seed 3833417450 of `five_members_replicate_and_survive_leader_loss` (in CI's
+/// random batch): after the leader's death several members called elections at once, and a
+/// write sent through a follower was forwarded to a member that had just lost the next
+/// election. It answered "not the leader", which went back to the client as the write's
+/// failure, although a leader was elected well within `wait_for_leader_timeout`. Forwarded
+/// writes refused that way are now sent again until the deadline.
+#[test]
+fn a_write_forwarded_to_a_member_that_lost_the_leadership_is_sent_again() {
+    // A fresh thread per run, as `#[madsim::test]` does: std's hash map keys are drawn once
+    // per thread, so a second simulation on the same thread would not replay the seed.
+    #[allow(clippy::disallowed_methods)]
+    let run = std::thread::spawn(|| {
+        let runtime = madsim::runtime::Runtime::with_seed_and_config(3833417450, madsim::Config::default());
+        runtime.block_on(async {
+            cluster_sim::scenario!();
+            replication_and_failover(5).await;
+        });
+    });
+    if let Err(panic) = run.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 #[madsim::test]
 async fn partitioned_minority_cannot_commit_and_heals() {
     cluster_sim::scenario!();
