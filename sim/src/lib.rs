@@ -62,6 +62,26 @@ pub async fn poll_until(
     }
 }
 
+/// Runs `scenario` under the simulator with `seed`, as `MADSIM_TEST_SEED=seed` runs a
+/// `#[madsim::test]`: the regression form of a scenario that failed at one seed. A fresh
+/// thread per run, as `#[madsim::test]` does: std's hash map keys are drawn once per thread,
+/// so a second simulation on the same thread would not replay the seed.
+#[cfg(madsim)]
+pub fn run_seed<F, Fut>(seed: u64, scenario: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    #[allow(clippy::disallowed_methods)]
+    let run = std::thread::spawn(move || {
+        let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+        runtime.block_on(scenario());
+    });
+    if let Err(panic) = run.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 thread_local! {
     /// The scenario this thread runs (madsim runs each seed on a thread of its own).
     static SCENARIO: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };

@@ -363,19 +363,10 @@ async fn five_members_replicate_and_survive_leader_loss() {
 /// writes refused that way are now sent again until the deadline.
 #[test]
 fn a_write_forwarded_to_a_member_that_lost_the_leadership_is_sent_again() {
-    // A fresh thread per run, as `#[madsim::test]` does: std's hash map keys are drawn once
-    // per thread, so a second simulation on the same thread would not replay the seed.
-    #[allow(clippy::disallowed_methods)]
-    let run = std::thread::spawn(|| {
-        let runtime = madsim::runtime::Runtime::with_seed_and_config(3833417450, madsim::Config::default());
-        runtime.block_on(async {
-            cluster_sim::scenario!();
-            replication_and_failover(5).await;
-        });
+    cluster_sim::run_seed(3833417450, || async {
+        cluster_sim::scenario!();
+        replication_and_failover(5).await;
     });
-    if let Err(panic) = run.join() {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 #[madsim::test]
