@@ -344,6 +344,27 @@ async fn a_wiped_member_rejoins_when_the_first_member_it_knew_has_left() {
 #[madsim::test]
 async fn a_joiner_restarted_while_its_demotion_was_pending_rejoins() {
     cluster_sim::scenario!();
+    joiner_restarted_while_its_demotion_was_pending().await;
+}
+
+/// Found by seeds 3447961555 and 3447961801 of the test above (CI's random batch). The
+/// restarted joiner, a voter in the joint configuration's old half, won an election once the
+/// cut-off member was back, finished the pending demotion as any new leader does (dropping
+/// itself from the member list), stepped down, and stayed named the leader with no one to
+/// tell it otherwise: its promotion requests were served by itself, which forwarded them to
+/// the leader, itself, until the stack overflowed. A member named the leader that does not
+/// lead now says so, and a joiner missing from its own membership asks to join again.
+#[test]
+fn a_joiner_that_removed_itself_while_leading_asks_to_join_again() {
+    for seed in [3447961555, 3447961801] {
+        cluster_sim::run_seed(seed, || async {
+            cluster_sim::scenario!();
+            joiner_restarted_while_its_demotion_was_pending().await;
+        });
+    }
+}
+
+async fn joiner_restarted_while_its_demotion_was_pending() {
     let handle = Handle::current();
     let mut cluster = SimCluster::start_with(&handle, 3, |_| service(1000));
     let leader = cluster.wait_leader(&[0, 1, 2], Duration::from_secs(30)).await;

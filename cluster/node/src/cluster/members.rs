@@ -63,6 +63,14 @@ impl Cluster {
     /// Sends a membership request to the leader (or serves it here when this member leads).
     pub(super) async fn to_leader(&self, request: RpcRequest, timeout: Duration) -> Result<RpcResponse, ClusterError> {
         let Some(leader) = self.leader_member().await? else {
+            if !self.consensus.is_leader() {
+                // openraft names this member the leader before it leads (or after it stopped):
+                // served here, the request would be forwarded back here, over and over, until
+                // the stack overflowed (sim seed 3447961555 of the restarted-joiner test).
+                return Err(ClusterError::NoLeader(
+                    "this member is named the leader but does not lead (yet); ask again".into(),
+                ));
+            }
             return Ok(Box::pin(ClusterRpcHandler::serve_membership(self, request)).await);
         };
         self.call_member(&leader, request, timeout).await.map_err(|e| match e {

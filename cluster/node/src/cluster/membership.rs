@@ -206,6 +206,14 @@ impl Cluster {
                     format!("caught up to {matched:?} of {last}")
                 }
                 Ok(RpcResponse::PeerPromote(Err(e @ ClusterError::InvalidArgument(_)))) => return Err(e),
+                Err(e) if through.is_none() && self.removed_while_joining(member) => {
+                    // No leader tells a member it removed (sim seed 3447961555: the restarted
+                    // joiner won an election, finished the pending demotion by removing
+                    // itself, and stayed named the leader with no one to ask).
+                    return Err(ClusterError::InvalidArgument(format!(
+                        "{member} is no longer in the cluster's membership ({e})"
+                    )));
+                }
                 Ok(RpcResponse::PeerPromote(Err(e))) | Err(e) => e.to_string(),
                 Ok(other) => format!("unexpected answer {other:?}"),
             };
@@ -218,6 +226,12 @@ impl Cluster {
             tracing::debug!("{member} is not a voter yet: {why}");
             cluster_rt::sleep(PROMOTION_POLL).await;
         }
+    }
+
+    /// Whether `member` is this member and its own log's membership no longer lists it.
+    fn removed_while_joining(&self, member: &MemberNode) -> bool {
+        let me = self.consensus.node_id();
+        member.peer_id == self.me_member.peer_id && !self.consensus.members().iter().any(|(id, _)| *id == me)
     }
 
     /// Removes `peer` from the cluster (Go `PeerRemove`): first moves the pins allocated to it
