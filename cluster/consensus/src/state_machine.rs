@@ -437,6 +437,8 @@ struct ApplyTurn {
 struct Pending {
     /// Pins changed earlier in this run: later commands must see them as "previous".
     overlay: HashMap<Cid, Option<Pin>>,
+    /// The stored pins the run's commands name, read together before the run.
+    stored: HashMap<Cid, Option<Pin>>,
     ops: Vec<StateOp>,
     changes: Vec<AppliedChange>,
 }
@@ -444,10 +446,35 @@ struct Pending {
 impl PinsetStateMachine {
     /// The pin `cid` as the commands applied so far leave it.
     fn current(&self, cid: &Cid, pending: &Pending) -> Result<Option<Pin>, StateError> {
-        match pending.overlay.get(cid) {
+        match pending.overlay.get(cid).or_else(|| pending.stored.get(cid)) {
             Some(pin) => Ok(pin.clone()),
             None => self.state.get(cid),
         }
+    }
+
+    /// Reads every pin the commands of `entries` name, in one read of the store.
+    fn read_named_pins(
+        &self,
+        entries: &[openraft::Entry<TypeConfig>],
+    ) -> Result<HashMap<Cid, Option<Pin>>, StateError> {
+        fn named(command: &Command, cids: &mut Vec<Cid>) {
+            match command {
+                Command::Pin(pin) | Command::Reallocate { pin, .. } => cids.push(pin.cid),
+                Command::Unpin(cid) => cids.push(*cid),
+                Command::Expire { previous } => cids.push(previous.cid),
+                Command::Batch(commands) => commands.iter().for_each(|command| named(command, cids)),
+            }
+        }
+        let mut cids = Vec::new();
+        for entry in entries {
+            if let EntryPayload::Normal(command) = &entry.payload {
+                named(command, &mut cids);
+            }
+        }
+        cids.sort_unstable();
+        cids.dedup();
+        let pins = self.state.get_many(&cids)?;
+        Ok(cids.into_iter().zip(pins).collect())
     }
 
     /// Applies `entries` to the state in one commit; returns each entry's response and what
@@ -476,7 +503,10 @@ impl PinsetStateMachine {
             responses.splice(0..0, done);
             return Ok((responses, changes));
         }
-        let mut pending = Pending::default();
+        let mut pending = Pending {
+            stored: self.read_named_pins(entries)?,
+            ..Pending::default()
+        };
         let mut responses = Vec::with_capacity(entries.len());
         for entry in entries {
             if let Some(last) = &meta.last_applied {

@@ -59,6 +59,13 @@ pub trait State: Send + Sync + 'static {
     /// The pin with this CID, if present.
     fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError>;
 
+    /// The pins with these CIDs, in the same order (`None` where absent), read together: a
+    /// store may read them all in one transaction (the state machine reads every pin a run of
+    /// entries names before applying it).
+    fn get_many(&self, cids: &[Cid]) -> Result<Vec<Option<Pin>>, StateError> {
+        cids.iter().map(|cid| self.get(cid)).collect()
+    }
+
     /// Whether the CID is in the pinset.
     fn has(&self, cid: &Cid) -> Result<bool, StateError> {
         Ok(self.get(cid)?.is_some())

@@ -68,9 +68,10 @@ type Check = fn(&dyn State);
 
 /// Runs every check below, each against a fresh, empty store from `make`.
 pub fn run_conformance_suite(make: &dyn Fn() -> Box<dyn State>) {
-    let checks: [(&str, Check); 15] = [
+    let checks: [(&str, Check); 16] = [
         ("empty", check_empty),
         ("add_then_get", check_add_then_get),
+        ("get_many", check_get_many),
         ("add_same_cid_replaces", check_add_same_cid_replaces),
         ("rm", check_rm),
         ("commit_applies_in_order", check_commit_applies_in_order),
@@ -122,6 +123,20 @@ pub fn check_add_then_get(state: &dyn State) {
     assert_eq!(state.get(&test_cid(2)).unwrap(), None);
     assert_eq!(state.len().unwrap(), 1);
     assert!(!state.is_empty().unwrap());
+}
+
+/// `get_many` answers as `get` would for each CID, in order, present or absent, repeated or not.
+pub fn check_get_many(state: &dyn State) {
+    assert_eq!(state.get_many(&[]).unwrap(), Vec::<Option<Pin>>::new());
+    add(state, [test_pin(1), test_pin(3), test_pin(4)]);
+    let cids: Vec<Cid> = [4, 2, 1, 4, 5, 3].into_iter().map(test_cid).collect();
+    let expected: Vec<Option<Pin>> = cids.iter().map(|cid| state.get(cid).unwrap()).collect();
+    assert_eq!(state.get_many(&cids).unwrap(), expected);
+    assert_eq!(
+        expected.iter().filter(|pin| pin.is_some()).count(),
+        4,
+        "pins 4, 1, 4 and 3 are present: {expected:?}"
+    );
 }
 
 /// Adding a pin whose CID is present replaces it (no duplicate).
