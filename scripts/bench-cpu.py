@@ -73,6 +73,9 @@ def measure(work):
         raise SystemExit(f"wrk printed no rate:\n{output}")
     writes = float(rate.group(1)) * DURATION
     print(f"{CONNS} connection(s), {DURATION} s: {float(rate.group(1)):.0f} writes/s")
+    percentiles = re.findall(r"^\s+(50|90|99)%\s+(\S+)", output, re.MULTILINE)
+    if percentiles:
+        print("  latency " + ", ".join(f"p{p} {v}" for p, v in percentiles))
     total = 0.0
     for name in processes:
         used = after[name][0] - before[name][0]

@@ -5,7 +5,7 @@ follower A; after 6 s the leader gets SIGKILL. Prints, per run, how long after t
 probe write started after it succeeded, and the median over RUNS runs.
 Run by `just bench-failover RUNS`; every process it starts is stopped by PID.
 """
-import base64, hashlib, http.client, importlib.util, os, signal, statistics, subprocess, sys, tempfile, threading, time
+import base64, hashlib, http.client, importlib.util, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 spec = importlib.util.spec_from_file_location("bench_ingest", os.path.join(ROOT, "scripts", "bench-ingest.py"))
@@ -23,6 +23,15 @@ def probe_cid(run, i):
 
 def one_run(run):
     work = tempfile.mkdtemp(prefix="bench-failover-")
+    try:
+        return measure(run, work)
+    finally:
+        bench.stop_all()
+        # A run leaves about 90 MB of logs and member data behind.
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(run, work):
     members, leader = bench.start_cluster(work)
     a, b = [i for i in range(len(members)) if i != leader][:2]
     cids = os.path.join(work, "cids.txt")

@@ -99,13 +99,7 @@ impl Cluster {
     /// Notes in the data folder that this member belongs to a cluster, and rewrites the
     /// `peerstore` file with `members`' addresses (this member left out; none: left as it is).
     fn save_membership(&self, members: &[MemberNode]) {
-        let Some(folder) = self
-            .data
-            .lock()
-            .expect("data folder lock")
-            .as_ref()
-            .map(|d| d.path().to_path_buf())
-        else {
+        let Some(folder) = self.folder() else {
             return;
         };
         if let Err(e) = mark_member(&folder) {

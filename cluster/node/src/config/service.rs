@@ -281,11 +281,11 @@ impl ServiceConfig {
                 let object = section_object_mut(&mut self.json, section.path);
                 // A key the file leaves out takes the type of Go's default; one Go does not
                 // have is read as JSON when it is a number or a boolean, else as a string.
-                let default = lookup(&defaults, section.path)
-                    .and_then(|d| d.get(*key))
-                    .cloned()
-                    .unwrap_or(Value::from(0));
-                let value = env_value(Some(object.get(*key).unwrap_or(&default)), text);
+                let default = lookup(&defaults, section.path).and_then(|d| d.get(*key));
+                let value = match object.get(*key).or(default) {
+                    Some(existing) => env_value(Some(existing), text),
+                    None => untyped_env_value(text),
+                };
                 object.insert((*key).to_string(), value);
                 applied.push(env_name);
             }
@@ -400,6 +400,15 @@ fn section_object_mut<'a>(json: &'a mut Value, path: &[&str]) -> &'a mut Map<Str
 }
 
 /// The JSON value of an environment override, shaped like the value it replaces.
+/// The value of an override for a key neither the file nor Go's defaults have: a number or a
+/// boolean when the text reads as one, else a string.
+fn untyped_env_value(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ (Value::Number(_) | Value::Bool(_))) => value,
+        _ => Value::String(text.into()),
+    }
+}
+
 fn env_value(existing: Option<&Value>, text: &str) -> Value {
     match existing {
         Some(Value::Bool(_)) => text

@@ -94,6 +94,22 @@ fn pin_batches_are_configured_in_the_stateless_tracker_section() {
         .unwrap();
     assert_eq!(applied, vec!["CLUSTER_STATELESS_PINBATCHMAX".to_string()]);
     assert_eq!(config.validate().unwrap().tracker.pin_batch_max, 1);
+
+    // Keys the file leaves out and Go does not have: a number stays a number, a duration a string.
+    let mut json = ServiceConfig::default_json("p", SECRET);
+    let stateless = json["pin_tracker"]["stateless"].as_object_mut().unwrap();
+    stateless.remove("pin_batch_max");
+    stateless.remove("pin_batch_timeout");
+    let mut config = ServiceConfig::parse(&json.to_string(), "f").unwrap();
+    config
+        .apply_env([
+            ("CLUSTER_STATELESS_PINBATCHMAX".to_string(), "8".to_string()),
+            ("CLUSTER_STATELESS_PINBATCHTIMEOUT".to_string(), "3s".to_string()),
+        ])
+        .unwrap();
+    let tracker = config.validate().unwrap().tracker;
+    assert_eq!(tracker.pin_batch_max, 8);
+    assert_eq!(tracker.pin_batch_timeout, Duration::from_secs(3));
 }
 
 #[test]
