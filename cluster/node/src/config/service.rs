@@ -279,8 +279,8 @@ impl ServiceConfig {
                     continue;
                 };
                 let object = section_object_mut(&mut self.json, section.path);
-                // A key the file leaves out takes the type of Go's default; one Go does not
-                // have is read as JSON when it is a number or a boolean, else as a string.
+                // A key the file leaves out takes the type of Go's default (see
+                // `untyped_env_value` for one Go does not have).
                 let default = lookup(&defaults, section.path).and_then(|d| d.get(*key));
                 let value = match object.get(*key).or(default) {
                     Some(existing) => env_value(Some(existing), text),
@@ -399,7 +399,6 @@ fn section_object_mut<'a>(json: &'a mut Value, path: &[&str]) -> &'a mut Map<Str
     value.as_object_mut().expect("just made an object")
 }
 
-/// The JSON value of an environment override, shaped like the value it replaces.
 /// The value of an override for a key neither the file nor Go's defaults have: a number or a
 /// boolean when the text reads as one, else a string.
 fn untyped_env_value(text: &str) -> Value {
@@ -409,6 +408,7 @@ fn untyped_env_value(text: &str) -> Value {
     }
 }
 
+/// The JSON value of an environment override, shaped like the value it replaces.
 fn env_value(existing: Option<&Value>, text: &str) -> Value {
     match existing {
         Some(Value::Bool(_)) => text
