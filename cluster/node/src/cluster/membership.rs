@@ -181,7 +181,12 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         let mut best = None;
         let mut progress_at = cluster_rt::now();
+        // Whether this member's own membership has listed it: only then does its absence mean
+        // a removal (a joiner restarted with an empty log hears the leader's vote before any
+        // membership).
+        let mut listed = false;
         loop {
+            listed |= self.listed_in_own_membership();
             let request = RpcRequest::PeerPromote(member.clone());
             let answer = match (through, &self.rpc) {
                 (Some(through), Some(rpc)) => rpc
@@ -200,7 +205,12 @@ impl Cluster {
                     format!("caught up to {matched:?} of {last}")
                 }
                 Ok(RpcResponse::PeerPromote(Err(e @ ClusterError::InvalidArgument(_)))) => return Err(e),
-                Err(e) if through.is_none() && self.removed_while_joining(member) => {
+                Err(e)
+                    if through.is_none()
+                        && listed
+                        && member.peer_id == self.me_member.peer_id
+                        && !self.listed_in_own_membership() =>
+                {
                     // No leader tells a member it removed (sim seed 3447961555: the restarted
                     // joiner won an election, finished the pending demotion by removing
                     // itself, and stayed named the leader with no one to ask).
@@ -222,10 +232,10 @@ impl Cluster {
         }
     }
 
-    /// Whether `member` is this member and its own log's membership no longer lists it.
-    fn removed_while_joining(&self, member: &MemberNode) -> bool {
+    /// Whether this member's own log's membership lists it (as a voter or a learner).
+    fn listed_in_own_membership(&self) -> bool {
         let me = self.consensus.node_id();
-        member.peer_id == self.me_member.peer_id && !self.consensus.members().iter().any(|(id, _)| *id == me)
+        self.consensus.members().iter().any(|(id, _)| *id == me)
     }
 
     /// Removes `peer` from the cluster (Go `PeerRemove`): first moves the pins allocated to it
@@ -272,6 +282,11 @@ impl Cluster {
                             .filter(|(id, _)| *id != me)
                             .map(|(_, node)| node)
                             .collect();
+                        if known.is_empty() {
+                            return Err(ClusterError::InvalidArgument(format!(
+                                "{why}; this member knows no other member to ask: start it with --bootstrap"
+                            )));
+                        }
                         tracing::warn!("{why}; asking again through the {} members it knew", known.len());
                         return self.join_through(&known).await;
                     }

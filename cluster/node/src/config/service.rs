@@ -399,13 +399,10 @@ fn section_object_mut<'a>(json: &'a mut Value, path: &[&str]) -> &'a mut Map<Str
     value.as_object_mut().expect("just made an object")
 }
 
-/// The value of an override for a key neither the file nor Go's defaults have: a number or a
-/// boolean when the text reads as one, else a string.
+/// The value of an override for a key neither the file nor Go's defaults have: the text as JSON
+/// when it reads as JSON (a number, a boolean, a list such as `["a","b"]`), else as a string.
 fn untyped_env_value(text: &str) -> Value {
-    match serde_json::from_str::<Value>(text) {
-        Ok(value @ (Value::Number(_) | Value::Bool(_))) => value,
-        _ => Value::String(text.into()),
-    }
+    serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.into()))
 }
 
 /// The JSON value of an environment override, shaped like the value it replaces.
