@@ -357,14 +357,23 @@ async fn a_joiner_restarted_while_its_demotion_was_pending_rejoins() {
 #[test]
 fn a_joiner_that_removed_itself_while_leading_asks_to_join_again() {
     for seed in [3447961555, 3447961801] {
-        cluster_sim::run_seed(seed, || async {
+        cluster_sim::run_seed(seed, move || async move {
             cluster_sim::scenario!();
-            joiner_restarted_while_its_demotion_was_pending().await;
+            let asked_again = joiner_restarted_while_its_demotion_was_pending().await;
+            // The seed still takes the path that broke: the joiner dropped itself, then asked
+            // to join again.
+            assert!(
+                asked_again >= 1,
+                "seed {seed}: the restarted joiner never asked to join again; the run no longer \
+                 reaches the state this regression is about (pin another seed); {}",
+                cluster_sim::replay_hint()
+            );
         });
     }
 }
 
-async fn joiner_restarted_while_its_demotion_was_pending() {
+/// Returns how many times the restarted joiner asked to join again.
+async fn joiner_restarted_while_its_demotion_was_pending() -> u64 {
     let handle = Handle::current();
     let mut cluster = SimCluster::start_with(&handle, 3, |_| service(1000));
     let leader = cluster.wait_leader(&[0, 1, 2], Duration::from_secs(30)).await;
@@ -411,6 +420,9 @@ async fn joiner_restarted_while_its_demotion_was_pending() {
         || cluster.is_voter_everywhere(wiped),
     )
     .await;
+    cluster.members[wiped]
+        .cluster()
+        .map_or(0, |member| member.joins_asked_again())
 }
 
 /// A member whose disk is lost (one that joined with `--bootstrap`, and one of the initial

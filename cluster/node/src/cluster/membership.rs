@@ -288,6 +288,8 @@ impl Cluster {
                             )));
                         }
                         tracing::warn!("{why}; asking again through the {} members it knew", known.len());
+                        self.joins_asked_again
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         return self.join_through(&known).await;
                     }
                     Err(e) => return Err(e),

@@ -264,6 +264,8 @@ pub struct Cluster {
     /// it a learner again; voting with an empty log it could elect a leader that lacks
     /// committed entries.
     joining: std::sync::atomic::AtomicBool,
+    /// How many times this member, its join cut short and then dropped, asked to join again.
+    joins_asked_again: std::sync::atomic::AtomicU64,
     bug_ack_before_commit: std::sync::atomic::AtomicBool,
     /// This cluster, for streams that outlive a `&self` call.
     me: std::sync::Weak<Cluster>,
@@ -351,6 +353,7 @@ impl Cluster {
             rpc,
             me_member,
             joining: std::sync::atomic::AtomicBool::new(joining),
+            joins_asked_again: Default::default(),
             bootstrap,
             bug_ack_before_commit: std::sync::atomic::AtomicBool::new(false),
         });
@@ -372,6 +375,13 @@ impl Cluster {
     /// Whether this member is still joining (started with `--bootstrap`, not yet a voter).
     pub fn is_joining(&self) -> bool {
         self.joining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many times this member, its join cut short and then dropped from the membership,
+    /// asked the members it knew to add it again (the simulator's regressions check they took
+    /// that path).
+    pub fn joins_asked_again(&self) -> u64 {
+        self.joins_asked_again.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether this member has been removed from the cluster.
