@@ -242,15 +242,3 @@ fn a_joiner_whose_promotion_was_not_committed_asks_again() {
 fn refusals_met_while_joining_are_not_taken_for_a_removal_once_it_votes() {
     println!("{}", cluster_sim::workload::run_with_frequent_snapshots_seed(620090));
 }
-
-/// Found by `just sim-seeds 10000` (seed 2359520668 of
-/// `random_workload_with_lost_and_wiped_members_heals`): member 0 was wiped, asked to join,
-/// and was killed while the leader replayed the log to it. Restarted, its own log held only the
-/// membership from before the leader demoted it, in which it votes, so it took its join for
-/// done, and then took the others' refusals of a voter they had demoted for its removal: it
-/// stopped for good ("the member needs a restart"). The `joining` file now keeps a member
-/// joining until the leader says it votes.
-#[test]
-fn a_wiped_member_killed_while_the_log_was_replayed_to_it_finishes_its_join() {
-    println!("{}", cluster_sim::workload::run_self_healing_seed(2359520668));
-}

@@ -262,18 +262,15 @@ impl Cluster {
     /// leader sends it the log (or a snapshot) before answering.
     pub async fn join(&self) -> Result<(), ClusterError> {
         let me = self.consensus.node_id();
-        let marked = self.folder().is_some_and(|f| f.join(JOINING_MARKER_FILE).exists());
         if self.bootstrap.is_empty() {
             // A join cut short (the member was restarted without --bootstrap) after the learner
             // step (sim seed 7000710 of the self-healing workload), or while the leader was
             // demoting it to a learner (seed 650278): the member finishes it, else it would stay
             // a learner for good, or be dropped when the demotion is finished the way a removal
             // is. The `joining` file tells such a member from one `peers rm` is removing.
-            // Marked, it waits for the leader to say it votes even when its own log says so: a
-            // member killed while the leader replayed the log to it holds the membership from
-            // before its demotion (sim seed 2359520668 of the self-healing workload); one that
-            // did finish but had not removed the file yet is told at once.
-            if self.consensus.learner_at_start() || marked {
+            let marked = self.folder().is_some_and(|f| f.join(JOINING_MARKER_FILE).exists());
+            let demoted_mid_join = marked && !self.consensus.votes_in_every_configuration(me);
+            if self.consensus.learner_at_start() || demoted_mid_join {
                 tracing::info!("this member's join was cut short: catching up before voting");
                 match self.wait_promoted(&self.me_member, None).await {
                     Ok(()) => self.joined().await,
@@ -297,6 +294,8 @@ impl Cluster {
                     }
                     Err(e) => return Err(e),
                 }
+            } else if marked {
+                self.clear_joining_mark();
             }
             return Ok(());
         }
@@ -306,8 +305,7 @@ impl Cluster {
         // whose first join began a change the cluster could not commit (no quorum) is in the
         // joint configuration's old half only, and the leader that finishes the change drops it
         // (sim seed 201447 of the self-healing workload); it asks again.
-        // Not while marked as joining (see above): it asks again.
-        if self.consensus.votes_in_every_configuration(me) && !marked {
+        if self.consensus.votes_in_every_configuration(me) {
             tracing::info!("already a cluster member; --bootstrap ignored");
             self.joining.store(false, std::sync::atomic::Ordering::Relaxed);
             self.clear_joining_mark();
