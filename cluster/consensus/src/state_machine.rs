@@ -1,5 +1,6 @@
 //! The Raft state machine: applies committed [`Command`]s to a [`State`] and tells an
-//! [`ApplyObserver`] (the tracker) what changed.
+//! [`ApplyObserver`] (the tracker) what changed. What each command does to the pinset is
+//! decided in `state_machine/apply.rs`; this file owns turns, syncs, the meta and snapshots.
 //!
 //! The last applied log id and the membership are stored in the State's meta blob, in the same
 //! atomic commit as the pins of the batch, so after a crash state and applied index agree and
@@ -56,7 +57,9 @@ const SYNC_EVERY_OPS: usize = 4096;
 const STORE: &str = "pinset";
 const SNAPSHOT_STORE: &str = "raft snapshot";
 
+mod apply;
 mod snapshot_body;
+use apply::Pending;
 use snapshot_body::{pin_of_snapshot_line, SnapshotWriteError};
 
 /// One change made to the pinset by an applied entry.
@@ -188,65 +191,6 @@ pub struct PinsetStateMachine {
 
 fn sm_write_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
-}
-
-/// Adds or replaces a pin in the batch being applied.
-fn apply_pin(pin: Pin, previous: Option<Pin>, pending: &mut Pending) -> CommandResponse {
-    check_allocations(&pin);
-    pending.overlay.insert(pin.cid, Some(pin.clone()));
-    pending.ops.push(StateOp::Add(pin.clone()));
-    if let Some(previous) = &previous {
-        // Allocations moved: a member that held it must unpin even if it crashes before doing
-        // so (its tracker re-queues tombstones at every state sync).
-        if previous.allocations != pin.allocations || previous.is_everywhere() != pin.is_everywhere() {
-            pending.ops.push(StateOp::Tombstone(pin.cid));
-        }
-    }
-    pending.changes.push(AppliedChange::Pinned {
-        pin: pin.clone(),
-        previous,
-    });
-    CommandResponse::Pinned(pin)
-}
-
-/// Removes a pin (if present) in the batch being applied.
-fn apply_unpin(cid: Cid, previous: Option<Pin>, pending: &mut Pending) -> CommandResponse {
-    pending.overlay.insert(cid, None);
-    if let Some(pin) = &previous {
-        pending.ops.push(StateOp::Rm(cid));
-        // Durable with the removal: the daemon unpin happens later and may be lost to a crash;
-        // the tombstone makes the tracker finish it.
-        pending.ops.push(StateOp::Tombstone(cid));
-        pending.changes.push(AppliedChange::Unpinned { pin: pin.clone() });
-    }
-    CommandResponse::Unpinned(previous)
-}
-
-/// A committed pin's allocations never repeat a member nor exceed its maximum (allocation
-/// checks both before proposing). Checked again here, where every member applies it: a debug
-/// build (the simulator, the tests) stops at once; a release build logs it and applies the
-/// entry, as every other member does, rather than stop the state machine on a log it cannot skip.
-fn check_allocations(pin: &Pin) {
-    let max = pin.options.replication_factor_max;
-    let over = max > 0 && pin.allocations.len() > max as usize;
-    let repeated = pin
-        .allocations
-        .iter()
-        .enumerate()
-        .any(|(i, peer)| pin.allocations[..i].contains(peer));
-    if over || repeated {
-        tracing::error!(
-            cid = %pin.cid,
-            "committed pin has allocations {:?} for a maximum of {max}",
-            pin.allocations
-        );
-        if cfg!(debug_assertions) {
-            panic!(
-                "committed pin {} has allocations {:?} for a maximum of {max}",
-                pin.cid, pin.allocations
-            );
-        }
-    }
 }
 
 fn sm_read_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
@@ -432,47 +376,13 @@ struct ApplyTurn {
     unsynced_cids: Vec<Cid>,
 }
 
-/// What applying a run of entries changes, written in one commit at the end of the run.
-#[derive(Default)]
-struct Pending {
-    /// Pins changed earlier in this run: later commands must see them as "previous".
-    overlay: HashMap<Cid, Option<Pin>>,
-    /// The stored pins the run's commands name, read together before the run.
-    stored: HashMap<Cid, Option<Pin>>,
-    ops: Vec<StateOp>,
-    changes: Vec<AppliedChange>,
-}
-
 impl PinsetStateMachine {
-    /// The pin `cid` as the commands applied so far leave it.
-    fn current(&self, cid: &Cid, pending: &Pending) -> Result<Option<Pin>, StateError> {
-        match pending.overlay.get(cid).or_else(|| pending.stored.get(cid)) {
-            Some(pin) => Ok(pin.clone()),
-            None => self.state.get(cid),
-        }
-    }
-
     /// Reads every pin the commands of `entries` name, in one read of the store.
     fn read_named_pins(
         &self,
         entries: &[openraft::Entry<TypeConfig>],
     ) -> Result<HashMap<Cid, Option<Pin>>, StateError> {
-        fn named(command: &Command, cids: &mut Vec<Cid>) {
-            match command {
-                Command::Pin(pin) | Command::Reallocate { pin, .. } => cids.push(pin.cid),
-                Command::Unpin(cid) => cids.push(*cid),
-                Command::Expire { previous } => cids.push(previous.cid),
-                Command::Batch(commands) => commands.iter().for_each(|command| named(command, cids)),
-            }
-        }
-        let mut cids = Vec::new();
-        for entry in entries {
-            if let EntryPayload::Normal(command) = &entry.payload {
-                named(command, &mut cids);
-            }
-        }
-        cids.sort_unstable();
-        cids.dedup();
+        let cids = apply::named_cids(entries);
         let pins = self.state.get_many(&cids)?;
         Ok(cids.into_iter().zip(pins).collect())
     }
@@ -503,75 +413,13 @@ impl PinsetStateMachine {
             responses.splice(0..0, done);
             return Ok((responses, changes));
         }
-        let mut pending = Pending {
-            stored: self.read_named_pins(entries)?,
-            ..Pending::default()
-        };
-        let mut responses = Vec::with_capacity(entries.len());
-        for entry in entries {
-            if let Some(last) = &meta.last_applied {
-                assert!(
-                    entry.log_id.index > last.index,
-                    "applied index must grow: {} after {}",
-                    entry.log_id,
-                    last
-                );
-            }
-            meta.last_applied = Some(entry.log_id);
-            let response = match &entry.payload {
-                EntryPayload::Blank => CommandResponse::Nothing,
-                EntryPayload::Membership(membership) => {
-                    meta.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
-                    CommandResponse::Nothing
-                }
-                EntryPayload::Normal(command) => self.apply_command(command.clone(), &mut pending)?,
-            };
-            responses.push(response);
-        }
-        let Pending { ops, changes, .. } = pending;
+        let stored = self.read_named_pins(entries)?;
+        let (responses, Pending { ops, changes, .. }) = apply::apply_run(entries, &mut meta, stored);
         let meta_bytes =
             serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
         self.state.commit_unsynced(&ops, Some(&meta_bytes))?;
         *self.meta_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta_bytes, meta));
         Ok((responses, changes))
-    }
-
-    fn apply_command(&self, command: Command, pending: &mut Pending) -> Result<CommandResponse, StateError> {
-        Ok(match command {
-            Command::Pin(pin) => {
-                let previous = self.current(&pin.cid, pending)?;
-                apply_pin(pin, previous, pending)
-            }
-            Command::Reallocate {
-                pin,
-                previous: expected,
-            } => {
-                let previous = self.current(&pin.cid, pending)?;
-                if previous.as_ref() == Some(&expected) {
-                    apply_pin(pin, previous, pending)
-                } else {
-                    CommandResponse::Unchanged
-                }
-            }
-            Command::Unpin(cid) => {
-                let previous = self.current(&cid, pending)?;
-                apply_unpin(cid, previous, pending)
-            }
-            Command::Expire { previous: expected } => {
-                let previous = self.current(&expected.cid, pending)?;
-                if previous.as_ref() == Some(&expected) {
-                    apply_unpin(expected.cid, previous, pending)
-                } else {
-                    CommandResponse::Unchanged
-                }
-            }
-            Command::Batch(commands) => CommandResponse::Batch(
-                commands
-                    .into_iter()
-                    .map(|command| self.apply_command(command, pending))
-                    .collect::<Result<_, _>>()?,
-            ),
-        })
     }
 }
 
