@@ -242,3 +242,25 @@ fn a_joiner_whose_promotion_was_not_committed_asks_again() {
 fn refusals_met_while_joining_are_not_taken_for_a_removal_once_it_votes() {
     println!("{}", cluster_sim::workload::run_with_frequent_snapshots_seed(620090));
 }
+
+/// Found by `just sim-seeds 10000` (seed 2359520668 of
+/// `random_workload_with_lost_and_wiped_members_heals`): member 0 was wiped, asked to join,
+/// and was killed while the leader replayed the log to it. Restarted, its own log held only the
+/// membership from before the leader demoted it, in which it votes, so it took its join for
+/// done, and then took the others' refusals of a voter they had demoted for its removal: it
+/// stopped for good ("the member needs a restart"). The `joining` file now keeps a member
+/// joining until the leader says it votes.
+#[test]
+fn a_wiped_member_killed_while_the_log_was_replayed_to_it_finishes_its_join() {
+    println!("{}", cluster_sim::workload::run_self_healing_seed(2359520668));
+}
+
+/// Found by CI's random batch against a first fix of the one above (seed 3474299295 of
+/// `random_workload_with_lost_and_wiped_members_heals`): member 6 joined through member 4,
+/// member 4 left, member 6 was wiped and started again with --bootstrap naming member 4 only.
+/// The leader had replayed the log to it meanwhile (it was still a voter), but the `joining`
+/// file sent it back to member 4 forever. With a log that says it votes, it asks the leader.
+#[test]
+fn a_marked_joiner_whose_bootstrap_member_left_asks_the_leader() {
+    println!("{}", cluster_sim::workload::run_self_healing_seed(3474299295));
+}

@@ -262,41 +262,51 @@ impl Cluster {
     /// leader sends it the log (or a snapshot) before answering.
     pub async fn join(&self) -> Result<(), ClusterError> {
         let me = self.consensus.node_id();
-        if self.bootstrap.is_empty() {
-            // A join cut short (the member was restarted without --bootstrap) after the learner
-            // step (sim seed 7000710 of the self-healing workload), or while the leader was
-            // demoting it to a learner (seed 650278): the member finishes it, else it would stay
-            // a learner for good, or be dropped when the demotion is finished the way a removal
-            // is. The `joining` file tells such a member from one `peers rm` is removing.
-            let marked = self.folder().is_some_and(|f| f.join(JOINING_MARKER_FILE).exists());
-            let demoted_mid_join = marked && !self.consensus.votes_in_every_configuration(me);
-            if self.consensus.learner_at_start() || demoted_mid_join {
-                tracing::info!("this member's join was cut short: catching up before voting");
-                match self.wait_promoted(&self.me_member, None).await {
-                    Ok(()) => self.joined().await,
-                    Err(ClusterError::InvalidArgument(why)) if marked => {
-                        let known: Vec<MemberNode> = self
-                            .consensus
+        let marked = self.folder().is_some_and(|f| f.join(JOINING_MARKER_FILE).exists());
+        let voter = self.consensus.votes_in_every_configuration(me);
+        let with_bootstrap = !self.bootstrap.is_empty();
+        // A join cut short: the member finishes it through the leader, else it would stay a
+        // learner for good, or be dropped when a demotion is finished the way a removal is.
+        // After the learner step (sim seed 7000710 of the self-healing workload); while the
+        // leader was demoting it (seed 650278); or while the leader replayed the log to it,
+        // whose membership from before its demotion says it votes (seed 2359520668), so the
+        // `joining` file, not its own log, says the join is not done. With --bootstrap and a
+        // log that says it votes, the leader says so too (seed 3474299295: the member it had
+        // joined through had left since, and only the leader could tell it).
+        let unfinished =
+            (!with_bootstrap && self.consensus.learner_at_start()) || (marked && (voter || !with_bootstrap));
+        if unfinished {
+            tracing::info!("this member's join was cut short: catching up before voting");
+            match self.wait_promoted(&self.me_member, None).await {
+                Ok(()) => {
+                    self.joined().await;
+                    return Ok(());
+                }
+                Err(ClusterError::InvalidArgument(why)) if marked => {
+                    let known: Vec<MemberNode> = if with_bootstrap {
+                        self.bootstrap.clone()
+                    } else {
+                        self.consensus
                             .members()
                             .into_iter()
                             .filter(|(id, _)| *id != me)
                             .map(|(_, node)| node)
-                            .collect();
-                        if known.is_empty() {
-                            return Err(ClusterError::InvalidArgument(format!(
-                                "{why}; this member knows no other member to ask: start it with --bootstrap"
-                            )));
-                        }
-                        tracing::warn!("{why}; asking again through the {} members it knew", known.len());
-                        self.joins_asked_again
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return self.join_through(&known).await;
+                            .collect()
+                    };
+                    if known.is_empty() {
+                        return Err(ClusterError::InvalidArgument(format!(
+                            "{why}; this member knows no other member to ask: start it with --bootstrap"
+                        )));
                     }
-                    Err(e) => return Err(e),
+                    tracing::warn!("{why}; asking again through {} members", known.len());
+                    self.joins_asked_again
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return self.join_through(&known).await;
                 }
-            } else if marked {
-                self.clear_joining_mark();
+                Err(e) => return Err(e),
             }
+        }
+        if !with_bootstrap {
             return Ok(());
         }
         // A voter in its own log's membership. Not openraft's `is_initialized`: that is true as
@@ -305,7 +315,7 @@ impl Cluster {
         // whose first join began a change the cluster could not commit (no quorum) is in the
         // joint configuration's old half only, and the leader that finishes the change drops it
         // (sim seed 201447 of the self-healing workload); it asks again.
-        if self.consensus.votes_in_every_configuration(me) {
+        if voter {
             tracing::info!("already a cluster member; --bootstrap ignored");
             self.joining.store(false, std::sync::atomic::Ordering::Relaxed);
             self.clear_joining_mark();

@@ -328,8 +328,9 @@ impl Cluster {
         }
         tracker.start();
         let me = consensus.node_id();
-        let join_cut_short =
-            data.path().join(JOINING_MARKER_FILE).exists() && !consensus.votes_in_every_configuration(me);
+        // Whatever its own log says: killed while the leader replayed the log to it, a member
+        // holds the membership from before its demotion, in which it votes (sim seed 2359520668).
+        let join_cut_short = data.path().join(JOINING_MARKER_FILE).exists();
         let joining =
             (!bootstrap.is_empty() && !consensus.is_voter(me)) || consensus.learner_at_start() || join_cut_short;
         let (shutdown_tx, _) = watch::channel(false);
