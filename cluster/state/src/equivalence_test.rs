@@ -1,9 +1,12 @@
-//! Model check: random commit sequences leave [`RedbState`] exactly like [`MemoryState`].
+//! Model check: random commit sequences leave [`RedbState`], and [`BufferedState`] over it, exactly
+//! like [`MemoryState`].
 
 use proptest::prelude::*;
 
 use crate::testing::{full_listing, test_cid, test_pin};
-use crate::{MemoryState, RedbState, State, StateOp};
+use std::sync::Arc;
+
+use crate::{BufferedState, MemoryState, RedbState, State, StateOp};
 
 /// Small CID space so adds, replaces and removes of the same pin collide often.
 const CID_SPACE: u64 = 12;
@@ -18,12 +21,20 @@ enum Op {
     Rm {
         index: u64,
     },
+    Tombstone {
+        index: u64,
+    },
+    ClearTombstone {
+        index: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0..CID_SPACE, any::<u8>()).prop_map(|(index, version)| Op::Add { index, version }),
         (0..CID_SPACE).prop_map(|index| Op::Rm { index }),
+        (0..CID_SPACE).prop_map(|index| Op::Tombstone { index }),
+        (0..CID_SPACE).prop_map(|index| Op::ClearTombstone { index }),
     ]
 }
 
@@ -42,6 +53,8 @@ fn to_state_op(op: &Op) -> StateOp {
             StateOp::Add(pin)
         }
         Op::Rm { index } => StateOp::Rm(test_cid(*index)),
+        Op::Tombstone { index } => StateOp::Tombstone(test_cid(*index)),
+        Op::ClearTombstone { index } => StateOp::ClearTombstone(test_cid(*index)),
     }
 }
 
@@ -65,5 +78,41 @@ proptest! {
         for index in 0..CID_SPACE {
             prop_assert_eq!(redb.get(&test_cid(index)).unwrap(), memory.get(&test_cid(index)).unwrap());
         }
+    }
+
+    /// Commits of three kinds (durable, unsynced, unsynced then a sync) through a buffer over
+    /// redb read the same as the model after each, in pages of every size, and reach the store.
+    #[test]
+    fn buffered_redb_state_matches_memory_state(
+        commits in prop::collection::vec((commit(), 0..3u8), 1..16),
+        page in 1..5usize,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let redb = Arc::new(RedbState::open(&dir.path().join("pinset.redb")).unwrap());
+        let buffered = BufferedState::new(redb.clone());
+        let memory = MemoryState::new();
+        for ((ops, meta), kind) in &commits {
+            let ops: Vec<StateOp> = ops.iter().map(to_state_op).collect();
+            memory.commit(&ops, meta.as_deref()).unwrap();
+            match kind {
+                0 => buffered.commit(&ops, meta.as_deref()).unwrap(),
+                1 => buffered.commit_unsynced(&ops, meta.as_deref()).unwrap(),
+                _ => {
+                    buffered.commit_unsynced(&ops, meta.as_deref()).unwrap();
+                    buffered.sync().unwrap();
+                }
+            }
+            prop_assert_eq!(buffered.len().unwrap(), memory.len().unwrap());
+            let paged: Vec<_> = crate::PinIter::new(&buffered, page).map(Result::unwrap).collect();
+            prop_assert_eq!(paged, full_listing(&memory));
+            prop_assert_eq!(buffered.tombstones(None, 100).unwrap(), memory.tombstones(None, 100).unwrap());
+            prop_assert_eq!(buffered.meta().unwrap(), memory.meta().unwrap());
+        }
+        for index in 0..CID_SPACE {
+            prop_assert_eq!(buffered.get(&test_cid(index)).unwrap(), memory.get(&test_cid(index)).unwrap());
+        }
+        buffered.sync().unwrap();
+        prop_assert_eq!(full_listing(redb.as_ref()), full_listing(&memory));
+        prop_assert_eq!(redb.tombstones(None, 100).unwrap(), memory.tombstones(None, 100).unwrap());
     }
 }

@@ -10,6 +10,7 @@
 //! member that crashes recovers a state and an applied index that agree.
 #![deny(missing_docs)]
 
+mod buffered;
 mod disk;
 #[cfg(test)]
 mod equivalence_test;
@@ -21,6 +22,7 @@ mod stored_pin;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use buffered::BufferedState;
 pub use disk::{Disk, DiskFile, MemoryDisk, RealDisk};
 pub use error::StateError;
 pub use memory_state::MemoryState;

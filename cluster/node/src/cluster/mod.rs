@@ -58,7 +58,7 @@ use cluster_rpc::{
     StatusRange, Traffic, Transport, WireBlock, MEMBER_STARTING, RECOVER_ALL_LISTED_MAX,
 };
 use cluster_rt::tokio::sync::{mpsc, watch};
-use cluster_state::{Disk, RedbState, State};
+use cluster_state::{BufferedState, Disk, RedbState, State};
 use cluster_tracker::{ListingStore, PinTracker};
 use cluster_types::{
     Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, Metric, PeerId, Pin,
@@ -145,11 +145,12 @@ fn consensus_links(
     }
 }
 
-/// Opens the redb pinset in the data folder.
+/// Opens the redb pinset in the data folder, with unsynced commits (the applies) buffered in
+/// memory until the state machine syncs it.
 pub(crate) fn open_state(data: &DataFolder, disk: Arc<dyn Disk>) -> Result<Arc<dyn State>, NodeError> {
     let file = data.state_file();
     create_parent(&file)?;
-    Ok(Arc::new(RedbState::open_on(disk, &file)?))
+    Ok(Arc::new(BufferedState::new(Arc::new(RedbState::open_on(disk, &file)?))))
 }
 
 /// Creates the folder `file` lives in (the real disk holds the simulator's folders too).
