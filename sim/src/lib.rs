@@ -67,19 +67,18 @@ pub async fn poll_until(
 /// thread per run, as `#[madsim::test]` does: std's hash map keys are drawn once per thread,
 /// so a second simulation on the same thread would not replay the seed.
 #[cfg(madsim)]
-pub fn run_seed<F, Fut>(seed: u64, scenario: F)
+pub fn run_seed<F, Fut, T>(seed: u64, scenario: F) -> T
 where
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+    T: Send + 'static,
 {
     #[allow(clippy::disallowed_methods)]
     let run = std::thread::spawn(move || {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-        runtime.block_on(scenario());
+        runtime.block_on(scenario())
     });
-    if let Err(panic) = run.join() {
-        std::panic::resume_unwind(panic);
-    }
+    run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 thread_local! {

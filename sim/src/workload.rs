@@ -563,16 +563,11 @@ pub fn run_with_frequent_snapshots_seed(seed: u64) -> String {
 }
 
 fn run_seed_of(seed: u64, self_healing: bool, frequent_snapshots: bool) -> String {
-    // A fresh thread per run, as `#[madsim::test]` does: std's hash map keys are drawn once
-    // per thread, so a second simulation on the same thread would not replay the seed.
-    #[allow(clippy::disallowed_methods)]
-    let run = std::thread::spawn(move || {
-        let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    crate::run_seed(seed, move || async move {
         match (self_healing, frequent_snapshots) {
-            (true, true) => runtime.block_on(run_with_frequent_snapshots()),
-            (true, false) => runtime.block_on(run_self_healing()),
-            (false, _) => runtime.block_on(run()),
+            (true, true) => run_with_frequent_snapshots().await,
+            (true, false) => run_self_healing().await,
+            (false, _) => run().await,
         }
-    });
-    run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
