@@ -34,7 +34,7 @@ pub struct BufferedState {
 }
 
 /// What the store does not hold yet.
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Buffer {
     /// `None`: removed. Hashed: the applies look up every pin they change.
     pins: HashMap<Cid, Option<Pin>>,
@@ -349,6 +349,8 @@ impl StateView for BufferedView {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+
     use super::*;
     use crate::testing::{self, full_listing, sorted_pins, test_cid, test_pin};
     use crate::MemoryState;
@@ -424,24 +426,70 @@ mod tests {
     /// store reopened at its last durable commit does.
     #[test]
     fn a_refused_sync_drops_the_buffer_and_counts_as_a_reopen() {
-        let (store, _dir) = testing::temp_redb_state();
-        let store = Arc::new(store);
+        let store = Arc::new(RefusingStore::default());
         let state = BufferedState::new(store.clone());
         state.commit(&[StateOp::Add(test_pin(1))], Some(b"durable")).unwrap();
         state
             .commit_unsynced(&[StateOp::Add(test_pin(2))], Some(b"unsynced"))
             .unwrap();
         let before = state.reopens();
-        // Poison the buffer with a write the store refuses: a meta of a failing store is not
-        // available here, so the refusal comes from a closure standing in for the store.
-        let mut buffer = state.write().unwrap();
-        let refused = state.flush(&mut buffer, |_, _| Err(StateError::Io("disk full".into())));
-        drop(buffer);
+        store.refuse.store(true, Ordering::Relaxed);
+        let refused = state.sync();
+        store.refuse.store(false, Ordering::Relaxed);
         assert!(refused.is_err());
         assert_eq!(state.reopens(), before + 1);
         assert_eq!(state.get(&test_cid(2)).unwrap(), None, "the unsynced pin is gone");
         assert_eq!(state.meta().unwrap().as_deref(), Some(&b"durable"[..]));
         assert_eq!(full_listing(&state), vec![test_pin(1)]);
+    }
+
+    /// A [`MemoryState`] whose commits fail while `refuse` is set, as a full disk's do.
+    #[derive(Default)]
+    struct RefusingStore {
+        store: MemoryState,
+        refuse: AtomicBool,
+    }
+
+    impl RefusingStore {
+        fn check(&self) -> Result<(), StateError> {
+            match self.refuse.load(Ordering::Relaxed) {
+                true => Err(StateError::Io("disk full".into())),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl State for RefusingStore {
+        fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError> {
+            self.store.get(cid)
+        }
+        fn len(&self) -> Result<u64, StateError> {
+            self.store.len()
+        }
+        fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
+            self.store.list_page(after, limit)
+        }
+        fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
+            self.check()?;
+            self.store.commit(ops, meta)
+        }
+        fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
+            self.store.meta()
+        }
+        fn replace_all(
+            &self,
+            pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
+            meta: &[u8],
+        ) -> Result<(), StateError> {
+            self.check()?;
+            self.store.replace_all(pins, meta)
+        }
+        fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {
+            self.store.tombstones(after, limit)
+        }
+        fn view(&self) -> Result<Box<dyn StateView>, StateError> {
+            self.store.view()
+        }
     }
 
     /// A buffer past [`BUFFER_MAX`] is written to the store without waiting for a sync.
