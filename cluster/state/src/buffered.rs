@@ -7,33 +7,46 @@
 //! holds them and openraft applies them again), so holding them in memory until the sync
 //! loses nothing a crash would not, and the sync writes each touched leaf once.
 //!
-//! Readers see the buffer over the store: a read after an unsynced commit sees it. A failed
-//! write to the store drops the buffer, as a reopen at the last durable commit drops unsynced
-//! commits, and counts as a reopen ([`State::reopens`]) so the state machine applies them again.
+//! Readers see the buffer over the store: a read after an unsynced commit sees it. The store
+//! only ever receives durable commits from here, so a write it refuses (it is opened again at
+//! its last durable commit) loses nothing: the buffer being written goes back under the one
+//! that filled meanwhile, and the next sync writes both.
+//!
+//! A sync swaps the buffer out and writes it while commits fill a new one: readers and
+//! unsynced commits never wait for the disk (the sync was the p99 of a loaded leader, since
+//! every read waited for it). Syncs and durable commits take turns.
 
 use std::collections::{BTreeMap, HashMap};
+use std::iter::Peekable;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cluster_types::{Cid, Pin};
 
 use crate::{State, StateError, StateOp, StateView};
 
 /// Buffered pins and tombstones past which an unsynced commit writes the buffer to the store
-/// (still unsynced): bounds memory when nobody syncs.
+/// (durably): bounds memory when nobody syncs.
 const BUFFER_MAX: usize = 16_384;
 
 /// A store whose unsynced commits wait in memory until a sync, a durable commit or
 /// [`BUFFER_MAX`].
 pub struct BufferedState {
     inner: Arc<dyn State>,
-    buffer: RwLock<Buffer>,
-    /// Buffers dropped because the store refused them.
-    dropped: AtomicU64,
+    buffers: RwLock<Buffers>,
+    /// Held while a buffer is written to the store: one write at a time, and the buffers' lock
+    /// is never held across one.
+    writing: Mutex<()>,
 }
 
-/// What the store does not hold yet.
+/// What the store does not hold yet: the buffer commits fill, over the one being written.
+#[derive(Default)]
+struct Buffers {
+    filling: Buffer,
+    writing: Option<Arc<Buffer>>,
+}
+
+/// One layer of changes.
 #[derive(Default)]
 struct Buffer {
     /// `None`: removed. Hashed: the applies look up every pin they change.
@@ -70,19 +83,41 @@ impl Buffer {
         }
     }
 
+    /// Puts `older` under this buffer: its keys that this one lacks join it.
+    fn put_under(&mut self, older: Buffer) {
+        for (cid, pin) in older.pins {
+            if !self.pins.contains_key(&cid) {
+                self.set_pin(cid, pin);
+            }
+        }
+        for (key, tombstone) in older.tombstones {
+            self.tombstones.entry(key).or_insert(tombstone);
+        }
+        if self.meta.is_none() {
+            self.meta = older.meta;
+        }
+    }
+
     /// The buffered pins after `after`, in the store's order.
     fn pins_after<'a>(&'a self, after: Option<&Cid>) -> impl Iterator<Item = (&'a [u8], Option<Pin>)> + 'a {
-        let start = match after {
-            Some(cid) => Bound::Excluded(cid.to_bytes()),
-            None => Bound::Unbounded,
-        };
         self.pin_order
-            .range((start, Bound::Unbounded))
+            .range((key_after(after), Bound::Unbounded))
             .map(|(key, cid)| (key.as_slice(), self.pins.get(cid).cloned().flatten()))
+    }
+
+    /// The buffered tombstones after `after`, in the store's order: `None` for a cleared one.
+    fn tombstones_after<'a>(&'a self, after: Option<&Cid>) -> impl Iterator<Item = (&'a [u8], Option<Cid>)> + 'a {
+        self.tombstones
+            .range((key_after(after), Bound::Unbounded))
+            .map(|(key, (cid, set))| (key.as_slice(), set.then_some(*cid)))
     }
 
     fn is_empty(&self) -> bool {
         self.pins.is_empty() && self.tombstones.is_empty() && self.meta.is_none()
+    }
+
+    fn keys(&self) -> usize {
+        self.pins.len() + self.tombstones.len()
     }
 
     /// One op per buffered key, in key order: the store ends as if every commit had reached it.
@@ -102,47 +137,165 @@ impl Buffer {
     }
 }
 
+fn key_after(after: Option<&Cid>) -> Bound<Vec<u8>> {
+    match after {
+        Some(cid) => Bound::Excluded(cid.to_bytes()),
+        None => Bound::Unbounded,
+    }
+}
+
+impl Buffers {
+    /// The pin the buffers hold for `cid`: `Some(None)` when they removed it, `None` when they
+    /// do not know it.
+    fn pin(&self, cid: &Cid) -> Option<Option<Pin>> {
+        match self.filling.pins.get(cid) {
+            Some(pin) => Some(pin.clone()),
+            None => self.writing.as_ref()?.pins.get(cid).cloned(),
+        }
+    }
+
+    fn meta(&self) -> Option<&Vec<u8>> {
+        self.filling
+            .meta
+            .as_ref()
+            .or_else(|| self.writing.as_ref()?.meta.as_ref())
+    }
+
+    /// Both layers as one buffer, the filling one over the other.
+    fn merged(&self) -> Buffer {
+        let mut merged = self.filling.copy();
+        if let Some(writing) = &self.writing {
+            merged.put_under(writing.copy());
+        }
+        merged
+    }
+}
+
+/// Two runs of (key, value) in key order as one, `upper`'s value where both hold a key.
+struct Layered<'a, T, U: Iterator<Item = (&'a [u8], T)>, L: Iterator<Item = (&'a [u8], T)>> {
+    upper: Peekable<U>,
+    lower: Peekable<L>,
+}
+
+impl<'a, T, U, L> Iterator for Layered<'a, T, U, L>
+where
+    U: Iterator<Item = (&'a [u8], T)>,
+    L: Iterator<Item = (&'a [u8], T)>,
+{
+    type Item = (&'a [u8], T);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match (self.upper.peek(), self.lower.peek()) {
+            (Some((upper, _)), Some((lower, _))) if lower < upper => self.lower.next(),
+            (Some((upper, _)), Some((lower, _))) if lower == upper => {
+                self.lower.next();
+                self.upper.next()
+            }
+            (Some(_), _) => self.upper.next(),
+            (None, _) => self.lower.next(),
+        }
+    }
+}
+
+fn layered<'a, T, U, L>(upper: U, lower: L) -> Layered<'a, T, U, L>
+where
+    U: Iterator<Item = (&'a [u8], T)>,
+    L: Iterator<Item = (&'a [u8], T)>,
+{
+    Layered {
+        upper: upper.peekable(),
+        lower: lower.peekable(),
+    }
+}
+
 impl BufferedState {
     /// `inner` with unsynced commits buffered in front of it.
     pub fn new(inner: Arc<dyn State>) -> BufferedState {
         BufferedState {
             inner,
-            buffer: RwLock::new(Buffer::default()),
-            dropped: AtomicU64::new(0),
+            buffers: RwLock::new(Buffers::default()),
+            writing: Mutex::new(()),
         }
     }
 
-    fn read(&self) -> Result<RwLockReadGuard<'_, Buffer>, StateError> {
-        self.buffer
+    fn read(&self) -> Result<RwLockReadGuard<'_, Buffers>, StateError> {
+        self.buffers
             .read()
             .map_err(|_| StateError::Storage("state buffer lock poisoned".into()))
     }
 
-    fn write(&self) -> Result<RwLockWriteGuard<'_, Buffer>, StateError> {
-        self.buffer
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Buffers>, StateError> {
+        self.buffers
             .write()
             .map_err(|_| StateError::Storage("state buffer lock poisoned".into()))
     }
 
-    /// Writes the buffer to the store with `write`, and empties it whether that worked or not:
-    /// a store that refused a write was opened again at its last durable commit.
-    fn flush(
-        &self,
-        buffer: &mut Buffer,
-        write: impl FnOnce(&[StateOp], Option<&[u8]>) -> Result<(), StateError>,
-    ) -> Result<(), StateError> {
-        let written = write(&buffer.ops(), buffer.meta.as_deref());
-        *buffer = Buffer::default();
+    fn writing_turn(&self) -> Result<MutexGuard<'_, ()>, StateError> {
+        self.writing
+            .lock()
+            .map_err(|_| StateError::Storage("state write lock poisoned".into()))
+    }
+
+    /// Writes every buffered change, then `commit`'s ops and meta, to the store in one durable
+    /// commit (`None`: a sync). Commits meanwhile fill a new buffer; a refused write puts the
+    /// one it took back under it.
+    fn write_through(&self, commit: Option<(&[StateOp], Option<&[u8]>)>) -> Result<(), StateError> {
+        let _turn = self.writing_turn()?;
+        let taken = {
+            let mut buffers = self.write()?;
+            if buffers.filling.is_empty() {
+                None
+            } else {
+                let taken = Arc::new(std::mem::take(&mut buffers.filling));
+                buffers.writing = Some(taken.clone());
+                Some(taken)
+            }
+        };
+        let Some(taken) = taken else {
+            return match commit {
+                Some((ops, meta)) => self.inner.commit(ops, meta),
+                None => self.inner.sync(),
+            };
+        };
+        let mut ops = taken.ops();
+        let mut meta = taken.meta.as_deref();
+        if let Some((more, more_meta)) = commit {
+            ops.extend_from_slice(more);
+            meta = more_meta.or(meta);
+        }
+        let written = self.inner.commit(&ops, meta);
+        drop(ops);
+        let mut buffers = self.write()?;
+        let was_writing = buffers.writing.take();
+        drop(taken);
         if written.is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some(was_writing) = was_writing {
+                let was_writing = Arc::try_unwrap(was_writing).unwrap_or_else(|shared| shared.copy());
+                buffers.filling.put_under(was_writing);
+            }
         }
         written
     }
 }
 
+impl Buffer {
+    fn copy(&self) -> Buffer {
+        Buffer {
+            pins: self.pins.clone(),
+            pin_order: self.pin_order.clone(),
+            tombstones: self.tombstones.clone(),
+            meta: self.meta.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for BufferedState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let buffered = self.buffer.read().map(|b| b.pins.len() + b.tombstones.len()).ok();
+        let buffered = self
+            .buffers
+            .read()
+            .map(|b| b.filling.keys() + b.writing.as_ref().map_or(0, |w| w.keys()))
+            .ok();
         f.debug_struct("BufferedState").field("buffered", &buffered).finish()
     }
 }
@@ -187,30 +340,31 @@ fn merged_page<'a, T>(
     Ok(out)
 }
 
-fn pin_page(
-    buffer: &Buffer,
+fn pin_page<'a>(
+    buffered: impl Iterator<Item = (&'a [u8], Option<Pin>)>,
     after: Option<&Cid>,
     limit: usize,
     page: impl Fn(Option<&Cid>, usize) -> Result<Vec<Pin>, StateError>,
 ) -> Result<Vec<Pin>, StateError> {
-    merged_page(buffer.pins_after(after), after, limit, |after, limit| {
+    merged_page(buffered, after, limit, |after, limit| {
         Ok(page(after, limit)?.into_iter().map(|pin| (pin.cid, pin)).collect())
     })
 }
 
 impl State for BufferedState {
     fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError> {
-        if let Some(pin) = self.read()?.pins.get(cid) {
-            return Ok(pin.clone());
+        if let Some(pin) = self.read()?.pin(cid) {
+            return Ok(pin);
         }
-        // Outside the lock: a flush meanwhile moves the pin to the store, where this finds it.
+        // Outside the lock: a write that ends meanwhile moves the pin to the store, where this
+        // finds it.
         self.inner.get(cid)
     }
 
     fn get_many(&self, cids: &[Cid]) -> Result<Vec<Option<Pin>>, StateError> {
         let mut found: Vec<Option<Option<Pin>>> = {
-            let buffer = self.read()?;
-            cids.iter().map(|cid| buffer.pins.get(cid).cloned()).collect()
+            let buffers = self.read()?;
+            cids.iter().map(|cid| buffers.pin(cid)).collect()
         };
         let missing: Vec<Cid> = cids
             .iter()
@@ -226,9 +380,11 @@ impl State for BufferedState {
     }
 
     fn len(&self) -> Result<u64, StateError> {
-        let buffer = self.read()?;
+        let buffers = self.read()?;
         let mut len = self.inner.len()?;
-        for (cid, pin) in &buffer.pins {
+        let writing = buffers.writing.iter().flat_map(|w| w.pins.iter());
+        let under = writing.filter(|(cid, _)| !buffers.filling.pins.contains_key(cid));
+        for (cid, pin) in buffers.filling.pins.iter().chain(under) {
             match (pin.is_some(), self.inner.has(cid)?) {
                 (true, false) => len += 1,
                 (false, true) => len -= 1,
@@ -239,42 +395,49 @@ impl State for BufferedState {
     }
 
     fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
-        let buffer = self.read()?;
-        pin_page(&buffer, after, limit, |after, limit| self.inner.list_page(after, limit))
+        let buffers = self.read()?;
+        let buffered = layered(
+            buffers.filling.pins_after(after),
+            buffers.writing.iter().flat_map(|w| w.pins_after(after)),
+        );
+        pin_page(buffered, after, limit, |after, limit| {
+            self.inner.list_page(after, limit)
+        })
     }
 
     fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
-        let mut buffer = self.write()?;
-        buffer.apply(ops, meta);
-        self.flush(&mut buffer, |ops, meta| self.inner.commit(ops, meta))
+        self.write_through(Some((ops, meta)))
     }
 
     fn commit_unsynced(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
-        let mut buffer = self.write()?;
-        buffer.apply(ops, meta);
-        if buffer.pins.len() + buffer.tombstones.len() > BUFFER_MAX {
-            return self.flush(&mut buffer, |ops, meta| self.inner.commit_unsynced(ops, meta));
+        let full = {
+            let mut buffers = self.write()?;
+            buffers.filling.apply(ops, meta);
+            buffers.filling.keys() > BUFFER_MAX
+        };
+        if full {
+            // The commit is in the buffer whether this write works or not: a refused one is
+            // tried again at the next sync.
+            if let Err(e) = self.write_through(None) {
+                tracing::warn!("writing a full state buffer to the store: {e}");
+            }
         }
         Ok(())
     }
 
     fn sync(&self) -> Result<(), StateError> {
-        let mut buffer = self.write()?;
-        if buffer.is_empty() {
-            return self.inner.sync();
-        }
-        self.flush(&mut buffer, |ops, meta| self.inner.commit(ops, meta))
+        self.write_through(None)
     }
 
     fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
-        if let Some(meta) = &self.read()?.meta {
+        if let Some(meta) = self.read()?.meta() {
             return Ok(Some(meta.clone()));
         }
         self.inner.meta()
     }
 
     fn reopens(&self) -> u64 {
-        self.inner.reopens() + self.dropped.load(Ordering::Relaxed)
+        self.inner.reopens()
     }
 
     fn replace_all(
@@ -282,24 +445,25 @@ impl State for BufferedState {
         pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
         meta: &[u8],
     ) -> Result<(), StateError> {
-        let mut buffer = self.write()?;
-        if !buffer.is_empty() {
-            // Tombstones are kept by a replace, and the pins it replaces decide new ones.
-            self.flush(&mut buffer, |ops, meta| self.inner.commit_unsynced(ops, meta))?;
+        let _turn = self.writing_turn()?;
+        // The buffers' lock is held throughout: no reader sees buffered pins over the new
+        // pinset. Tombstones are kept by a replace, and the pins it replaces decide new ones,
+        // so what is buffered reaches the store first.
+        let mut buffers = self.write()?;
+        if !buffers.filling.is_empty() {
+            self.inner
+                .commit(&buffers.filling.ops(), buffers.filling.meta.as_deref())?;
+            buffers.filling = Buffer::default();
         }
         self.inner.replace_all(pins, meta)
     }
 
     fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {
-        let buffer = self.read()?;
-        let start = match after {
-            Some(cid) => Bound::Excluded(cid.to_bytes()),
-            None => Bound::Unbounded,
-        };
-        let buffered = buffer
-            .tombstones
-            .range((start, Bound::Unbounded))
-            .map(|(key, (cid, set))| (key.as_slice(), set.then_some(*cid)));
+        let buffers = self.read()?;
+        let buffered = layered(
+            buffers.filling.tombstones_after(after),
+            buffers.writing.iter().flat_map(|w| w.tombstones_after(after)),
+        );
         merged_page(buffered, after, limit, |after, limit| {
             Ok(self
                 .inner
@@ -311,24 +475,22 @@ impl State for BufferedState {
     }
 
     fn view(&self) -> Result<Box<dyn StateView>, StateError> {
-        // Under the lock: no flush moves pins between the two halves while they are taken.
-        let buffer = self.read()?;
+        // Under the lock: no write moves pins from the buffers to the store while both are
+        // taken (a write that lands meanwhile changes nothing the copy does not hold).
+        let buffers = self.read()?;
+        let mut buffer = buffers.merged();
+        buffer.tombstones.clear();
         Ok(Box::new(BufferedView {
             stored: self.inner.view()?,
-            buffer: Buffer {
-                pins: buffer.pins.clone(),
-                pin_order: buffer.pin_order.clone(),
-                tombstones: BTreeMap::new(),
-                meta: buffer.meta.clone(),
-            },
+            buffer,
         }))
     }
 }
 
-/// A [`BufferedState::view`]: the store's view with a copy of the buffer over it.
+/// A [`BufferedState::view`]: the store's view with a copy of the buffers over it.
 struct BufferedView {
     stored: Box<dyn StateView>,
-    /// Its pins and meta.
+    /// Their pins and meta.
     buffer: Buffer,
 }
 
@@ -341,7 +503,7 @@ impl StateView for BufferedView {
     }
 
     fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
-        pin_page(&self.buffer, after, limit, |after, limit| {
+        pin_page(self.buffer.pins_after(after), after, limit, |after, limit| {
             self.stored.list_page(after, limit)
         })
     }
@@ -349,10 +511,10 @@ impl StateView for BufferedView {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::testing::{self, full_listing, sorted_pins, test_cid, test_pin};
+    use crate::testing::{self, full_listing, sorted_pins, test_cid, test_pin, RefusingStore};
     use crate::MemoryState;
 
     #[test]
@@ -422,44 +584,135 @@ mod tests {
         assert_eq!(full_listing(&state), expected);
     }
 
-    /// A store that refuses the write drops the buffer and says so through `reopens`, as a
-    /// store reopened at its last durable commit does.
+    /// A store that refuses the write loses nothing: the buffer stays readable, commits made
+    /// after the refusal sit over it, and the next sync writes both.
     #[test]
-    fn a_refused_sync_drops_the_buffer_and_counts_as_a_reopen() {
+    fn a_refused_sync_keeps_the_buffer_for_the_next_one() {
         let store = Arc::new(RefusingStore::default());
         let state = BufferedState::new(store.clone());
         state.commit(&[StateOp::Add(test_pin(1))], Some(b"durable")).unwrap();
         state
-            .commit_unsynced(&[StateOp::Add(test_pin(2))], Some(b"unsynced"))
+            .commit_unsynced(
+                &[StateOp::Add(test_pin(2)), StateOp::Tombstone(test_cid(7))],
+                Some(b"unsynced"),
+            )
             .unwrap();
-        let before = state.reopens();
         store.refuse.store(true, Ordering::Relaxed);
-        let refused = state.sync();
+        assert!(state.sync().is_err());
+        assert!(
+            state.commit(&[StateOp::Add(test_pin(3))], Some(b"refused")).is_err(),
+            "a refused durable commit fails"
+        );
+        state
+            .commit_unsynced(&[StateOp::Rm(test_cid(1))], Some(b"later"))
+            .unwrap();
         store.refuse.store(false, Ordering::Relaxed);
-        assert!(refused.is_err());
-        assert_eq!(state.reopens(), before + 1);
-        assert_eq!(state.get(&test_cid(2)).unwrap(), None, "the unsynced pin is gone");
-        assert_eq!(state.meta().unwrap().as_deref(), Some(&b"durable"[..]));
-        assert_eq!(full_listing(&state), vec![test_pin(1)]);
+        assert_eq!(
+            full_listing(&state),
+            vec![test_pin(2)],
+            "the refused commit changed nothing"
+        );
+        assert_eq!(state.meta().unwrap().as_deref(), Some(&b"later"[..]));
+        assert_eq!(store.meta().unwrap().as_deref(), Some(&b"durable"[..]));
+
+        state.sync().unwrap();
+        assert_eq!(full_listing(store.as_ref()), vec![test_pin(2)]);
+        assert_eq!(store.tombstones(None, 10).unwrap(), vec![test_cid(7)]);
+        assert_eq!(store.meta().unwrap().as_deref(), Some(&b"later"[..]));
     }
 
-    /// A [`MemoryState`] whose commits fail while `refuse` is set, as a full disk's do.
+    /// While a sync writes one buffer, commits fill another and readers see both over the
+    /// store without waiting for the write.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // A thread of its own: this test is not simulated.
+    fn commits_and_reads_go_on_while_a_sync_writes() {
+        let store = Arc::new(GatedStore::default());
+        let state = Arc::new(BufferedState::new(store.clone()));
+        state.commit(&[StateOp::Add(test_pin(1))], Some(b"m1")).unwrap();
+        state
+            .commit_unsynced(&[StateOp::Add(test_pin(2)), StateOp::Rm(test_cid(1))], Some(b"m2"))
+            .unwrap();
+        let gate = store.close();
+        let syncing = {
+            let state = state.clone();
+            std::thread::spawn(move || state.sync())
+        };
+        gate.wait_for_writer();
+        // The sync holds {+2, -1} in the store's commit; the store itself still has pin 1.
+        assert_eq!(full_listing(store.as_ref()), vec![test_pin(1)]);
+        let later = [StateOp::Add(test_pin(3)), StateOp::Tombstone(test_cid(9))];
+        state.commit_unsynced(&later, Some(b"m3")).unwrap();
+        assert_eq!(full_listing(state.as_ref()), sorted_pins([2, 3]));
+        assert_eq!(state.get(&test_cid(1)).unwrap(), None);
+        assert_eq!(
+            state.get_many(&[test_cid(2), test_cid(3)]).unwrap(),
+            vec![Some(test_pin(2)), Some(test_pin(3))]
+        );
+        assert_eq!(state.len().unwrap(), 2);
+        assert_eq!(state.meta().unwrap().as_deref(), Some(&b"m3"[..]));
+        assert_eq!(state.tombstones(None, 10).unwrap(), vec![test_cid(9)]);
+        let view = state.view().unwrap();
+        assert_eq!(
+            crate::PinIter::of_view(view.as_ref(), 1)
+                .map(Result::unwrap)
+                .collect::<Vec<_>>(),
+            sorted_pins([2, 3])
+        );
+
+        gate.open();
+        syncing.join().unwrap().unwrap();
+        assert_eq!(
+            full_listing(store.as_ref()),
+            vec![test_pin(2)],
+            "the sync wrote what it took"
+        );
+        assert_eq!(full_listing(state.as_ref()), sorted_pins([2, 3]));
+        state.sync().unwrap();
+        assert_eq!(full_listing(store.as_ref()), sorted_pins([2, 3]));
+        assert_eq!(store.meta().unwrap().as_deref(), Some(&b"m3"[..]));
+    }
+
+    /// A [`MemoryState`] whose commits wait, once closed, until the test opens the gate.
     #[derive(Default)]
-    struct RefusingStore {
+    struct GatedStore {
         store: MemoryState,
-        refuse: AtomicBool,
+        gate: Arc<Gate>,
     }
 
-    impl RefusingStore {
-        fn check(&self) -> Result<(), StateError> {
-            match self.refuse.load(Ordering::Relaxed) {
-                true => Err(StateError::Io("disk full".into())),
-                false => Ok(()),
-            }
+    #[derive(Default)]
+    struct Gate {
+        /// (closed, a writer waits)
+        state: Mutex<(bool, bool)>,
+        changed: std::sync::Condvar,
+    }
+
+    impl Gate {
+        fn wait_for_writer(&self) {
+            let guard = self.state.lock().unwrap();
+            drop(self.changed.wait_while(guard, |(_, waiting)| !*waiting).unwrap());
+        }
+
+        fn open(&self) {
+            self.state.lock().unwrap().0 = false;
+            self.changed.notify_all();
+        }
+
+        fn pass(&self) {
+            let mut guard = self.state.lock().unwrap();
+            guard.1 = true;
+            self.changed.notify_all();
+            drop(self.changed.wait_while(guard, |(closed, _)| *closed).unwrap());
         }
     }
 
-    impl State for RefusingStore {
+    impl GatedStore {
+        fn close(&self) -> Arc<Gate> {
+            *self.gate.state.lock().unwrap() = (true, false);
+            self.gate.clone()
+        }
+    }
+
+    impl State for GatedStore {
         fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError> {
             self.store.get(cid)
         }
@@ -470,7 +723,7 @@ mod tests {
             self.store.list_page(after, limit)
         }
         fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
-            self.check()?;
+            self.gate.pass();
             self.store.commit(ops, meta)
         }
         fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
@@ -481,7 +734,6 @@ mod tests {
             pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
             meta: &[u8],
         ) -> Result<(), StateError> {
-            self.check()?;
             self.store.replace_all(pins, meta)
         }
         fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::testing::{full_listing, test_cid, test_pin};
+use crate::testing::{full_listing, test_cid, test_pin, RefusingStore};
 use std::sync::Arc;
 
 use crate::{BufferedState, MemoryState, RedbState, State, StateOp};
@@ -114,5 +114,53 @@ proptest! {
         buffered.sync().unwrap();
         prop_assert_eq!(full_listing(redb.as_ref()), full_listing(&memory));
         prop_assert_eq!(redb.tombstones(None, 100).unwrap(), memory.tombstones(None, 100).unwrap());
+    }
+
+    /// The same over a store that refuses some writes, as a full disk does: a refused sync
+    /// loses nothing, a refused durable commit changes nothing, and what the buffer holds
+    /// reaches the store at the next sync that works.
+    #[test]
+    fn buffered_state_over_a_refusing_store_matches_memory_state(
+        commits in prop::collection::vec((commit(), 0..5u8), 1..24),
+        page in 1..5usize,
+    ) {
+        use std::sync::atomic::Ordering;
+        let store = Arc::new(RefusingStore::default());
+        let buffered = BufferedState::new(store.clone());
+        let memory = MemoryState::new();
+        for ((ops, meta), kind) in &commits {
+            let ops: Vec<StateOp> = ops.iter().map(to_state_op).collect();
+            match kind {
+                0 => buffered.commit(&ops, meta.as_deref()).unwrap(),
+                1 => buffered.commit_unsynced(&ops, meta.as_deref()).unwrap(),
+                2 => {
+                    buffered.commit_unsynced(&ops, meta.as_deref()).unwrap();
+                    buffered.sync().unwrap();
+                }
+                3 => {
+                    buffered.commit_unsynced(&ops, meta.as_deref()).unwrap();
+                    store.refuse.store(true, Ordering::Relaxed);
+                    // Refused unless nothing was buffered (the store then has nothing to write).
+                    let _ = buffered.sync();
+                    store.refuse.store(false, Ordering::Relaxed);
+                }
+                _ => {
+                    store.refuse.store(true, Ordering::Relaxed);
+                    prop_assert!(buffered.commit(&ops, meta.as_deref()).is_err());
+                    store.refuse.store(false, Ordering::Relaxed);
+                    continue;
+                }
+            }
+            memory.commit(&ops, meta.as_deref()).unwrap();
+            prop_assert_eq!(buffered.len().unwrap(), memory.len().unwrap());
+            let paged: Vec<_> = crate::PinIter::new(&buffered, page).map(Result::unwrap).collect();
+            prop_assert_eq!(paged, full_listing(&memory));
+            prop_assert_eq!(buffered.tombstones(None, 100).unwrap(), memory.tombstones(None, 100).unwrap());
+            prop_assert_eq!(buffered.meta().unwrap(), memory.meta().unwrap());
+        }
+        buffered.sync().unwrap();
+        prop_assert_eq!(full_listing(store.as_ref()), full_listing(&memory));
+        prop_assert_eq!(store.tombstones(None, 100).unwrap(), memory.tombstones(None, 100).unwrap());
+        prop_assert_eq!(store.meta().unwrap(), memory.meta().unwrap());
     }
 }

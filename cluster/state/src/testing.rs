@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use cluster_types::{Cid, PeerId, Pin, PinOptions, Timestamp};
 
-use crate::{PinIter, RedbState, State, StateError, StateOp};
+use crate::{PinIter, RedbState, State, StateError, StateOp, StateView};
 
 /// A distinct, deterministic pin for each `i`: CID `Cid::raw_sha256(&i.to_le_bytes())`, a name,
 /// metadata, allocations and a timestamp that depend on `i`, so encoding round trips are really
@@ -460,6 +460,56 @@ pub fn check_tombstones(state: &dyn State) {
         sorted[1..].to_vec(),
         "replace_all keeps tombstones"
     );
+}
+
+/// A [`crate::MemoryState`] whose commits fail while `refuse` is set, as a full disk's do.
+#[derive(Default)]
+pub struct RefusingStore {
+    store: crate::MemoryState,
+    /// Set: every commit and replace fails.
+    pub refuse: std::sync::atomic::AtomicBool,
+}
+
+impl RefusingStore {
+    fn check(&self) -> Result<(), StateError> {
+        match self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
+            true => Err(StateError::Io("disk full".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl State for RefusingStore {
+    fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError> {
+        self.store.get(cid)
+    }
+    fn len(&self) -> Result<u64, StateError> {
+        self.store.len()
+    }
+    fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
+        self.store.list_page(after, limit)
+    }
+    fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
+        self.check()?;
+        self.store.commit(ops, meta)
+    }
+    fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
+        self.store.meta()
+    }
+    fn replace_all(
+        &self,
+        pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
+        meta: &[u8],
+    ) -> Result<(), StateError> {
+        self.check()?;
+        self.store.replace_all(pins, meta)
+    }
+    fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {
+        self.store.tombstones(after, limit)
+    }
+    fn view(&self) -> Result<Box<dyn StateView>, StateError> {
+        self.store.view()
+    }
 }
 
 #[cfg(test)]
