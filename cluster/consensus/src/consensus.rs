@@ -70,6 +70,8 @@ pub struct Consensus {
     /// Applies again what the pinset lost to another writer's failed commit (see
     /// `state_repair`); stopped at shutdown or with the last handle.
     state_repair_task: Arc<crate::owned_task::OwnedTask>,
+    /// The pinset's periodic sync, waited for at shutdown.
+    background_sync: crate::state_machine::BackgroundSync,
 }
 
 /// What a member's consensus is built from.
@@ -131,6 +133,7 @@ impl Consensus {
         let learner_at_start = membership_at_start.learner_ids().any(|id| id == node_id);
         let openraft_config = config.to_openraft("ipfs-cluster").map_err(ConsensusError::Raft)?;
         let state_repair_task = crate::state_repair::spawn(state_machine.clone());
+        let background_sync = state_machine.background_sync();
         let voter_probe = crate::election_watch::VoterProbe {
             transport: transport.clone(),
             log: log_store.clone(),
@@ -170,6 +173,7 @@ impl Consensus {
             election_watch,
             election_watch_task: Arc::new(election_watch_task),
             state_repair_task: Arc::new(state_repair_task),
+            background_sync,
         })
     }
 
@@ -510,5 +514,6 @@ impl Consensus {
         }
         self.election_watch_task.stop().await;
         self.state_repair_task.stop().await;
+        self.background_sync.finish().await;
     }
 }

@@ -24,12 +24,13 @@
 //!
 //! Applies commit without an fsync of their own ([`State::commit_unsynced`]): the log holds
 //! every entry durably, and a crash only means openraft applies again what the state lost. The
-//! state is synced every [`SYNC_EVERY_OPS`] changes and before a snapshot is built, so the log
-//! is never purged past what the state holds durably. A sync the disk refused loses the
-//! unsynced applies (the database is opened again from its last durable commit); they are
-//! applied again from the log before anything else. Another writer's failed commit (the
-//! tracker's) loses them too: `state_repair` applies them again as soon as the store reports
-//! the reopen, rather than at the next entry.
+//! state is synced every [`SYNC_EVERY_OPS`] changes, in the background
+//! (`state_machine/background_sync.rs`), and before a snapshot is built, so the log is never
+//! purged past what the state holds durably. A store that loses unsynced applies when a write
+//! fails (the database is opened again from its last durable commit; the buffered store in
+//! front of it does not lose them) has them applied again from the log before anything else;
+//! when another writer's commit (the tracker's) failed, `state_repair` applies them again as
+//! soon as the store reports the reopen, rather than at the next entry.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};
@@ -51,13 +52,21 @@ use crate::snapshot_file::{SnapshotFile, SnapshotFolder, RECEIVING_FILE};
 use crate::{Command, CommandResponse, LogStore, MemberNode, NodeId, StorageHealth, TypeConfig};
 
 /// Changes applied without an fsync before the state is synced.
+#[cfg(not(madsim))]
 const SYNC_EVERY_OPS: usize = 4096;
+/// Small in the simulator, whose workloads are: syncs (and their failures on a full disk)
+/// then happen beside the applies in every scenario.
+#[cfg(madsim)]
+const SYNC_EVERY_OPS: usize = 64;
 
 /// How [`StorageHealth`] names the pinset store and the snapshot file.
 const STORE: &str = "pinset";
 const SNAPSHOT_STORE: &str = "raft snapshot";
 
 mod apply;
+mod background_sync;
+
+pub(crate) use background_sync::BackgroundSync;
 mod snapshot_body;
 use apply::Pending;
 use snapshot_body::{pin_of_snapshot_line, SnapshotWriteError};
@@ -187,6 +196,8 @@ pub struct PinsetStateMachine {
     /// The applied meta last read or written, with its bytes: every apply reads the meta twice
     /// and it is the same bytes almost always, so a compare replaces parsing it.
     meta_cache: Arc<Mutex<Option<CachedMeta>>>,
+    /// The periodic sync, run beside the applies.
+    background_sync: BackgroundSync,
 }
 
 fn sm_write_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
@@ -218,6 +229,7 @@ impl PinsetStateMachine {
             log: None,
             turn: Arc::default(),
             meta_cache: Arc::default(),
+            background_sync: BackgroundSync::default(),
         }
     }
 
@@ -260,6 +272,11 @@ impl PinsetStateMachine {
             turn.unsynced_ops = 0;
             turn.unsynced_cids.clear();
         }
+    }
+
+    /// Its periodic sync (shared by its clones).
+    pub(crate) fn background_sync(&self) -> BackgroundSync {
+        self.background_sync.clone()
     }
 
     /// How many times the pinset's store was opened again after a failed commit (see
@@ -446,6 +463,9 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             return Ok(Vec::new());
         };
         let (first, last) = (first.log_id.index, last.log_id.index);
+        if let Some(failure) = self.background_sync.take_failure() {
+            return Err(sm_write_error(format!("syncing the pinset: {failure}")));
+        }
         let turn_lock = self.turn.clone();
         let mut turn = turn_lock.lock().await;
         let (responses, changes) = loop {
@@ -483,13 +503,15 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             }));
         }
         turn.unsynced_ops += changes.len().max(1);
-        if self.log.is_none() || turn.unsynced_ops >= SYNC_EVERY_OPS {
+        if self.log.is_none() {
             self.write_state(|| self.state.sync()).await?;
             turn.unsynced_ops = 0;
-            turn.unsynced_cids.clear();
-            if self.log.is_some() {
-                self.catch_up(&mut turn, last).await?;
-            }
+        } else if turn.unsynced_ops >= SYNC_EVERY_OPS
+            && self
+                .background_sync
+                .start(&self.state, &self.health, STORE, &mut turn.unsynced_cids)
+        {
+            turn.unsynced_ops = 0;
         }
         Ok(responses)
     }
@@ -522,8 +544,14 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         // tombstoned first (sim seed 90051 of the frequent-snapshots workload).
         let turn_lock = self.turn.clone();
         let mut turn = turn_lock.lock().await;
-        if !turn.unsynced_cids.is_empty() {
-            let ops: Vec<StateOp> = turn.unsynced_cids.iter().map(|cid| StateOp::Tombstone(*cid)).collect();
+        let unsynced = turn
+            .unsynced_cids
+            .iter()
+            .chain(&self.background_sync.pending_cids())
+            .copied()
+            .collect::<Vec<_>>();
+        if !unsynced.is_empty() {
+            let ops: Vec<StateOp> = unsynced.iter().map(|cid| StateOp::Tombstone(*cid)).collect();
             self.write_state(|| self.state.commit(&ops, None)).await?;
             turn.unsynced_cids.clear();
         }

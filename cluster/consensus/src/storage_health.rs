@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
+use std::future::Future;
 use std::time::Duration;
 
 use cluster_rt::tokio::sync::watch;
@@ -89,9 +90,21 @@ impl StorageHealth {
         is_io_failure: impl Fn(&E) -> bool,
         mut attempt: impl FnMut() -> Result<T, E>,
     ) -> Result<T, E> {
+        self.retry_async(store, write, is_io_failure, || std::future::ready(attempt()))
+            .await
+    }
+
+    /// [`StorageHealth::retry`] of an attempt that awaits (one run off the runtime's threads).
+    pub async fn retry_async<T, E: Display, F: Future<Output = Result<T, E>>>(
+        &self,
+        store: &'static str,
+        write: bool,
+        is_io_failure: impl Fn(&E) -> bool,
+        mut attempt: impl FnMut() -> F,
+    ) -> Result<T, E> {
         let mut pause = RETRY_FIRST;
         loop {
-            match attempt() {
+            match attempt().await {
                 Ok(value) => {
                     if write {
                         self.clear(store);

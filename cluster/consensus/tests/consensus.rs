@@ -450,6 +450,9 @@ struct LosesUnsyncedOnFailedSync {
     fail_next_sync: std::sync::atomic::AtomicBool,
     /// How many times it lost what was not synced.
     reopens: std::sync::atomic::AtomicU64,
+    /// While set, a sync waits (a slow disk).
+    hold_syncs: std::sync::atomic::AtomicBool,
+    syncs_started: std::sync::atomic::AtomicU32,
 }
 
 impl LosesUnsyncedOnFailedSync {
@@ -459,6 +462,8 @@ impl LosesUnsyncedOnFailedSync {
             durable: Mutex::new((Vec::new(), None)),
             fail_next_sync: std::sync::atomic::AtomicBool::new(false),
             reopens: Default::default(),
+            hold_syncs: Default::default(),
+            syncs_started: Default::default(),
         }
     }
 
@@ -497,7 +502,12 @@ impl State for LosesUnsyncedOnFailedSync {
     ) -> Result<(), cluster_state::StateError> {
         self.live().commit(ops, meta)
     }
+    #[allow(clippy::disallowed_methods)] // The caller's thread: this test is not simulated.
     fn sync(&self) -> Result<(), cluster_state::StateError> {
+        self.syncs_started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        while self.hold_syncs.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         if self.fail_next_sync.swap(false, std::sync::atomic::Ordering::SeqCst) {
             self.lose_unsynced();
             return Err(cluster_state::StateError::Io("No space left on device".into()));
@@ -574,6 +584,63 @@ async fn applies_lost_by_a_failed_sync_are_applied_again_from_the_log() {
     );
     consensus.log_pin(pin(6000)).await.unwrap();
     assert_eq!(state.len().unwrap(), 5001);
+    consensus.shutdown().await;
+}
+
+/// The periodic sync runs beside the applies: while it writes (slowly here), writes are
+/// committed, applied and answered. It used to run inside an apply, and every write of a
+/// loaded leader waited for it every few thousand writes (the p99 of `just bench-ingest`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_answered_while_the_periodic_sync_writes() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(LosesUnsyncedOnFailedSync::new());
+    state.hold_syncs.store(true, Ordering::SeqCst);
+    // A failure below lets the held sync go, so that the test ends.
+    struct Release(Arc<LosesUnsyncedOnFailedSync>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.hold_syncs.store(false, Ordering::SeqCst);
+        }
+    }
+    let _release = Release(state.clone());
+    let consensus = start_over(dir.path(), state.clone(), Arc::new(Recorder::default())).await;
+    consensus
+        .wait_for_leader(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let batch = (0..5000).map(|i| Command::Pin(pin(i))).collect::<Vec<_>>();
+    consensus.log_batch(batch).await.unwrap();
+    for _ in 0..200 {
+        if state.syncs_started.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        state.syncs_started.load(Ordering::SeqCst),
+        1,
+        "5,000 changes start a sync"
+    );
+    for i in 0..20 {
+        tokio::time::timeout(std::time::Duration::from_secs(10), consensus.log_pin(pin(6000 + i)))
+            .await
+            .unwrap_or_else(|_| panic!("write {i} waited for the sync"))
+            .unwrap();
+    }
+    assert_eq!(state.len().unwrap(), 5020);
+    assert!(state.durable.lock().unwrap().0.is_empty(), "the sync is still waiting");
+    state.hold_syncs.store(false, Ordering::SeqCst);
+    for _ in 0..200 {
+        if !state.durable.lock().unwrap().0.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        state.durable.lock().unwrap().0.len() >= 5000,
+        "the sync wrote what it was started for"
+    );
     consensus.shutdown().await;
 }
 

@@ -79,6 +79,30 @@ where
     tokio::spawn(future)
 }
 
+/// Runs blocking work (a database commit, an fsync) off the runtime's worker threads, so that
+/// other tasks go on meanwhile. The simulator runs one thread and no real disk: there it runs
+/// in place, as one step of the calling task.
+pub async fn blocking<F, R>(work: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    #[cfg(madsim)]
+    {
+        work()
+    }
+    #[cfg(not(madsim))]
+    {
+        match tokio::task::spawn_blocking(work).await {
+            Ok(value) => value,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("blocking work did not finish: {e}"),
+            },
+        }
+    }
+}
+
 /// Runs `future` with a deadline; `Err(Elapsed)` when it fires first.
 pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
     tokio::time::timeout(duration, future)
