@@ -181,7 +181,9 @@ impl Drop for Waiting<'_> {
 
 /// Commits through `raft` as one entry.
 pub(crate) async fn commit_one(raft: &Raft<TypeConfig>, command: Command) -> WriteOutcome {
-    match raft.client_write(command).await {
+    // Boxed: openraft's future is 7 KB, and every future above this one (down to the REST
+    // handler's) would carry it and be copied whole when moved.
+    match Box::pin(raft.client_write(command)).await {
         Ok(written) => Ok(Committed {
             response: written.data,
             log_index: written.log_id.index,
