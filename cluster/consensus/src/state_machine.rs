@@ -434,7 +434,7 @@ impl PinsetStateMachine {
         let (responses, Pending { ops, changes, .. }) = apply::apply_run(entries, &mut meta, stored);
         let meta_bytes =
             serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
-        self.state.commit_unsynced(&ops, Some(&meta_bytes))?;
+        self.state.commit_unsynced_owned(ops, Some(&meta_bytes))?;
         *self.meta_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta_bytes, meta));
         Ok((responses, changes))
     }

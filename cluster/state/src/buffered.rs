@@ -77,6 +77,28 @@ impl Buffer {
         }
     }
 
+    /// [`Buffer::apply`] of ops it may keep.
+    fn apply_owned(&mut self, ops: Vec<StateOp>, meta: Option<&[u8]>) {
+        for op in ops {
+            match op {
+                StateOp::Add(pin) => self.set_pin(pin.cid, Some(pin)),
+                other => self.apply(std::slice::from_ref(&other), None),
+            }
+        }
+        if let Some(meta) = meta {
+            self.meta = Some(meta.to_vec());
+        }
+    }
+
+    /// An empty buffer with room for `pins` pins: one that fills does not grow (and move its
+    /// entries) a dozen times.
+    fn with_capacity(pins: usize) -> Buffer {
+        Buffer {
+            pins: HashMap::with_capacity(pins),
+            ..Buffer::default()
+        }
+    }
+
     fn set_pin(&mut self, cid: Cid, pin: Option<Pin>) {
         if self.pins.insert(cid, pin).is_none() {
             self.pin_order.insert(cid.to_bytes(), cid);
@@ -246,7 +268,8 @@ impl BufferedState {
             if buffers.filling.is_empty() {
                 None
             } else {
-                let taken = Arc::new(std::mem::take(&mut buffers.filling));
+                let room = buffers.filling.pins.len();
+                let taken = Arc::new(std::mem::replace(&mut buffers.filling, Buffer::with_capacity(room)));
                 buffers.writing = Some(taken.clone());
                 Some(taken)
             }
@@ -275,6 +298,20 @@ impl BufferedState {
             }
         }
         written
+    }
+}
+
+impl BufferedState {
+    /// After an unsynced commit: a buffer past [`BUFFER_MAX`] is written to the store. The
+    /// commit is in the buffer whether this write works or not: a refused one is tried again at
+    /// the next sync.
+    fn written_when_full(&self, full: bool) -> Result<(), StateError> {
+        if full {
+            if let Err(e) = self.write_through(None) {
+                tracing::warn!("writing a full state buffer to the store: {e}");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -415,14 +452,16 @@ impl State for BufferedState {
             buffers.filling.apply(ops, meta);
             buffers.filling.keys() > BUFFER_MAX
         };
-        if full {
-            // The commit is in the buffer whether this write works or not: a refused one is
-            // tried again at the next sync.
-            if let Err(e) = self.write_through(None) {
-                tracing::warn!("writing a full state buffer to the store: {e}");
-            }
-        }
-        Ok(())
+        self.written_when_full(full)
+    }
+
+    fn commit_unsynced_owned(&self, ops: Vec<StateOp>, meta: Option<&[u8]>) -> Result<(), StateError> {
+        let full = {
+            let mut buffers = self.write()?;
+            buffers.filling.apply_owned(ops, meta);
+            buffers.filling.keys() > BUFFER_MAX
+        };
+        self.written_when_full(full)
     }
 
     fn sync(&self) -> Result<(), StateError> {

@@ -80,7 +80,7 @@ proptest! {
         }
     }
 
-    /// Commits of three kinds (durable, unsynced, unsynced then a sync) through a buffer over
+    /// Commits of three kinds (durable, unsynced and owned, unsynced then a sync) through a buffer over
     /// redb read the same as the model after each, in pages of every size, and reach the store.
     #[test]
     fn buffered_redb_state_matches_memory_state(
@@ -96,7 +96,7 @@ proptest! {
             memory.commit(&ops, meta.as_deref()).unwrap();
             match kind {
                 0 => buffered.commit(&ops, meta.as_deref()).unwrap(),
-                1 => buffered.commit_unsynced(&ops, meta.as_deref()).unwrap(),
+                1 => buffered.commit_unsynced_owned(ops.clone(), meta.as_deref()).unwrap(),
                 _ => {
                     buffered.commit_unsynced(&ops, meta.as_deref()).unwrap();
                     buffered.sync().unwrap();

@@ -96,6 +96,12 @@ pub trait State: Send + Sync + 'static {
         self.commit(ops, meta)
     }
 
+    /// [`State::commit_unsynced`] of ops the caller gives up: a store that keeps them (the
+    /// buffer) takes their pins instead of copying them.
+    fn commit_unsynced_owned(&self, ops: Vec<StateOp>, meta: Option<&[u8]>) -> Result<(), StateError> {
+        self.commit_unsynced(&ops, meta)
+    }
+
     /// Makes every commit so far durable.
     fn sync(&self) -> Result<(), StateError> {
         Ok(())
