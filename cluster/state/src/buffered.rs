@@ -553,7 +553,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::testing::{self, full_listing, sorted_pins, test_cid, test_pin, RefusingStore};
+    use crate::testing::{self, full_listing, sorted_pins, test_cid, test_pin, TroubledStore};
     use crate::MemoryState;
 
     #[test]
@@ -627,7 +627,7 @@ mod tests {
     /// after the refusal sit over it, and the next sync writes both.
     #[test]
     fn a_refused_sync_keeps_the_buffer_for_the_next_one() {
-        let store = Arc::new(RefusingStore::default());
+        let store = Arc::new(TroubledStore::default());
         let state = BufferedState::new(store.clone());
         state.commit(&[StateOp::Add(test_pin(1))], Some(b"durable")).unwrap();
         state
@@ -665,7 +665,7 @@ mod tests {
     #[test]
     #[allow(clippy::disallowed_methods)] // A thread of its own: this test is not simulated.
     fn commits_and_reads_go_on_while_a_sync_writes() {
-        let store = Arc::new(GatedStore::default());
+        let store = Arc::new(TroubledStore::default());
         let state = Arc::new(BufferedState::new(store.clone()));
         state.commit(&[StateOp::Add(test_pin(1))], Some(b"m1")).unwrap();
         state
@@ -709,78 +709,6 @@ mod tests {
         state.sync().unwrap();
         assert_eq!(full_listing(store.as_ref()), sorted_pins([2, 3]));
         assert_eq!(store.meta().unwrap().as_deref(), Some(&b"m3"[..]));
-    }
-
-    /// A [`MemoryState`] whose commits wait, once closed, until the test opens the gate.
-    #[derive(Default)]
-    struct GatedStore {
-        store: MemoryState,
-        gate: Arc<Gate>,
-    }
-
-    #[derive(Default)]
-    struct Gate {
-        /// (closed, a writer waits)
-        state: Mutex<(bool, bool)>,
-        changed: std::sync::Condvar,
-    }
-
-    impl Gate {
-        fn wait_for_writer(&self) {
-            let guard = self.state.lock().unwrap();
-            drop(self.changed.wait_while(guard, |(_, waiting)| !*waiting).unwrap());
-        }
-
-        fn open(&self) {
-            self.state.lock().unwrap().0 = false;
-            self.changed.notify_all();
-        }
-
-        fn pass(&self) {
-            let mut guard = self.state.lock().unwrap();
-            guard.1 = true;
-            self.changed.notify_all();
-            drop(self.changed.wait_while(guard, |(closed, _)| *closed).unwrap());
-        }
-    }
-
-    impl GatedStore {
-        fn close(&self) -> Arc<Gate> {
-            *self.gate.state.lock().unwrap() = (true, false);
-            self.gate.clone()
-        }
-    }
-
-    impl State for GatedStore {
-        fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError> {
-            self.store.get(cid)
-        }
-        fn len(&self) -> Result<u64, StateError> {
-            self.store.len()
-        }
-        fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
-            self.store.list_page(after, limit)
-        }
-        fn commit(&self, ops: &[StateOp], meta: Option<&[u8]>) -> Result<(), StateError> {
-            self.gate.pass();
-            self.store.commit(ops, meta)
-        }
-        fn meta(&self) -> Result<Option<Vec<u8>>, StateError> {
-            self.store.meta()
-        }
-        fn replace_all(
-            &self,
-            pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
-            meta: &[u8],
-        ) -> Result<(), StateError> {
-            self.store.replace_all(pins, meta)
-        }
-        fn tombstones(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Cid>, StateError> {
-            self.store.tombstones(after, limit)
-        }
-        fn view(&self) -> Result<Box<dyn StateView>, StateError> {
-            self.store.view()
-        }
     }
 
     /// A buffer past [`BUFFER_MAX`] is written to the store without waiting for a sync.

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::testing::{full_listing, test_cid, test_pin, RefusingStore};
+use crate::testing::{full_listing, test_cid, test_pin, TroubledStore};
 use std::sync::Arc;
 
 use crate::{BufferedState, MemoryState, RedbState, State, StateOp};
@@ -125,7 +125,7 @@ proptest! {
         page in 1..5usize,
     ) {
         use std::sync::atomic::Ordering;
-        let store = Arc::new(RefusingStore::default());
+        let store = Arc::new(TroubledStore::default());
         let buffered = BufferedState::new(store.clone());
         let memory = MemoryState::new();
         for ((ops, meta), kind) in &commits {
