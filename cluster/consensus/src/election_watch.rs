@@ -26,7 +26,18 @@
 //! member's vote request, and this member, having voted for itself in that term, refuses the
 //! longer log's request in turn: a split vote, and the next term a whole patience later
 //! (`bench-failover`: 3 runs in 10 took 1.8 to 2.1 s instead of 0.9). So when another voter's
-//! log is longer, this member leaves that round to it, once.
+//! log is longer, this member leaves that round to it; again while that voter's term moves (it
+//! is campaigning), and no more once it stands still (it cannot stand: it left, or does not
+//! count itself a voter), or this member would wait for it forever.
+//!
+//! openraft 0.9 refuses a vote request from a shorter log without taking its term, so the
+//! voter with the longest log learns the others' terms only from the answers to its own
+//! requests, and calls its next election one term above its own: at or below the terms the
+//! shorter logs reached meanwhile, where it loses again. Voters with shorter logs that went on
+//! campaigning kept three live voters of four leaderless for the 120 s of the liveness bound,
+//! 400 terms (sim seeds 2141534599 and 2359521379). So a member whose election was taken by
+//! another candidate's vote, and whose log no voter's beats, calls the next one at once: one
+//! term above the highest it was just told.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -180,10 +191,10 @@ pub(crate) struct VoterProbe {
 
 impl VoterProbe {
     /// A voter of `raft`'s membership, other than `node_id`, whose last log id is above this
-    /// member's, if one answers within `timeout`. The request is a vote of term 0: below every
-    /// vote a member holds, so it changes nobody's vote, and every answer carries the
-    /// voter's last log id.
-    async fn longer_log(&self, raft: &Raft<TypeConfig>, node_id: NodeId, timeout: Duration) -> Option<NodeId> {
+    /// member's, with its term, if one answers within `timeout`. The request is a vote of term
+    /// 0: below every vote a member holds, so it changes nobody's vote, and every answer
+    /// carries the voter's vote and last log id.
+    async fn longer_log(&self, raft: &Raft<TypeConfig>, node_id: NodeId, timeout: Duration) -> Option<LongerLog> {
         let others: Vec<(NodeId, MemberNode)> = {
             let metrics = raft.metrics();
             let metrics = metrics.borrow();
@@ -201,13 +212,44 @@ impl VoterProbe {
             async move {
                 let answer = cluster_rt::timeout(timeout, self.transport.vote(*id, node, request, timeout)).await;
                 match answer {
-                    Ok(Ok(response)) if response.last_log_id > ours => Some(*id),
+                    Ok(Ok(response)) if response.last_log_id > ours => Some(LongerLog {
+                        voter: *id,
+                        term: response.vote.leader_id().term,
+                    }),
                     _ => None,
                 }
             }
         });
         futures::future::join_all(asks).await.into_iter().flatten().next()
     }
+}
+
+/// A voter whose log is longer than this member's, and its term when it said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LongerLog {
+    voter: NodeId,
+    term: u64,
+}
+
+/// Whether this member leaves the election it would call to `longer`, having last left one to
+/// `last` (since the last news from a leader): the first time, and again only while that
+/// voter's term moves, which it does when it campaigns.
+fn leave_to(longer: Option<LongerLog>, last: Option<LongerLog>) -> bool {
+    match (longer, last) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(now), Some(before)) => now.voter != before.voter || now.term > before.term,
+    }
+}
+
+/// Whether an election this member called for `called_term` was taken by another candidate's
+/// vote: no leader is known, and this member's vote is now another's, not committed, of that
+/// term or a later one. (Its vote still below `called_term` means the election never began.)
+fn taken_by_another_vote(called_term: u64, vote: &Vote<NodeId>, leader: Option<NodeId>, me: NodeId) -> bool {
+    leader.is_none()
+        && !vote.is_committed()
+        && vote.leader_id().term >= called_term
+        && vote.leader_id().voted_for() != Some(me)
 }
 
 /// What the watch shares with the member: when it last accepted an AppendEntries, and from
@@ -251,9 +293,9 @@ pub(crate) fn spawn(
     OwnedTask::new(cluster_rt::spawn(async move {
         let metrics = raft.metrics();
         let mut watch = LeaderlessWatch::new(timing);
-        // When this member last left an election to a voter with a longer log: it does so
-        // once until it hears from a leader again.
-        let mut deferred_at: Option<Instant> = None;
+        // When this member last left an election to a voter with a longer log, and to which
+        // (see `leave_to`); forgotten once it hears from a leader again.
+        let mut deferred: Option<(Instant, LongerLog)> = None;
         loop {
             let (leader, votes_among_others, term) = {
                 let m = metrics.borrow();
@@ -277,27 +319,29 @@ pub(crate) fn spawn(
                 (leader, votes && voters > 1, m.current_term)
             };
             let now = cluster_rt::now();
-            if let Some(at) = deferred_at {
+            if let Some((at, _)) = deferred {
                 let news = match leader {
                     Leader::Me => true,
                     Leader::Other { heard: Some(heard) } => heard > at,
                     _ => false,
                 };
                 if news {
-                    deferred_at = None;
+                    deferred = None;
                 }
             }
             match watch.step(now, leader, votes_among_others, cluster_rt::random_u64) {
                 Step::Idle => cluster_rt::sleep(timing.heartbeat).await,
                 Step::WaitUntil(at) => cluster_rt::sleep((at - now).min(timing.heartbeat)).await,
                 Step::Elect => {
-                    let defer = deferred_at.is_none()
-                        && voters.longer_log(&raft, node_id, timing.heartbeat / 2).await.is_some();
-                    if defer {
+                    let longer = voters.longer_log(&raft, node_id, timing.heartbeat / 2).await;
+                    if leave_to(longer, deferred.map(|(_, to)| to)) {
+                        let to = longer.expect("left only to a longer log");
                         tracing::info!(
-                            "no leader heard (term {term}), but another voter's log is longer: leaving this election to it"
+                            "no leader heard (term {term}), but voter {} has a longer log (term {}): leaving this election to it",
+                            to.voter,
+                            to.term
                         );
-                        deferred_at = Some(now);
+                        deferred = Some((now, to));
                         // The watch waits a new patience before it calls the next one.
                         cluster_rt::sleep(timing.heartbeat).await;
                         continue;
@@ -315,8 +359,27 @@ pub(crate) fn spawn(
                     if raft.trigger().elect().await.is_err() {
                         return;
                     }
-                    // Raft's core takes the election from here; look again a heartbeat later.
-                    cluster_rt::sleep(timing.heartbeat).await;
+                    // Raft's core takes the election from here. A vote round trip later, see
+                    // whether another candidate's vote took it.
+                    let glance = timing.heartbeat / 5;
+                    cluster_rt::sleep(glance).await;
+                    let taken = {
+                        let m = metrics.borrow();
+                        taken_by_another_vote(term + 1, &m.vote, m.current_leader, node_id).then_some(m.current_term)
+                    };
+                    if let Some(taken_at) = taken {
+                        if longer.is_none() && voters.longer_log(&raft, node_id, timing.heartbeat / 2).await.is_none() {
+                            tracing::info!(
+                                "election of term {} taken by another candidate's vote of term {taken_at}, and no voter's log is longer: calling the next one at once",
+                                term + 1
+                            );
+                            shared.elections_called.fetch_add(1, Ordering::Relaxed);
+                            if raft.trigger().elect().await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    cluster_rt::sleep(timing.heartbeat - glance).await;
                 }
             }
             // Raft's core has stopped (shutdown, or a fatal storage error).
@@ -375,6 +438,59 @@ mod tests {
         for (i, (at, leader, votes, random, expected)) in table.into_iter().enumerate() {
             let step = watch.step(t0 + ms(at), leader, votes, || random);
             assert_eq!(step, expected, "row {i} (at {at} ms)");
+        }
+    }
+
+    #[test]
+    fn an_election_is_left_to_a_longer_log_while_its_term_moves() {
+        let longer = |voter: NodeId, term: u64| Some(LongerLog { voter, term });
+        // (longer log found now, last one left to, leave this election to it)
+        let table = [
+            (None, None, false),
+            (None, longer(4, 10), false),
+            (longer(4, 10), None, true),
+            // It campaigned since: its term moved.
+            (longer(4, 11), longer(4, 10), true),
+            // It stands still: this member campaigns itself.
+            (longer(4, 10), longer(4, 10), false),
+            // Another voter, newly longer.
+            (longer(2, 10), longer(4, 12), true),
+        ];
+        for (i, (now, last, expected)) in table.into_iter().enumerate() {
+            assert_eq!(leave_to(now, last), expected, "row {i}: {now:?} after {last:?}");
+        }
+    }
+
+    #[test]
+    fn an_election_is_taken_by_another_vote_of_its_term_or_later_without_a_leader() {
+        let me = 4;
+        let vote = |term, node, committed| {
+            let mut vote = Vote::new(term, node);
+            if committed {
+                vote.commit();
+            }
+            vote
+        };
+        // (called for term, vote now, leader known, taken)
+        let table = [
+            // Another candidate's vote of the same term, or of a later one (the answers to
+            // this member's requests carried it).
+            (456, vote(456, 0, false), None, true),
+            (456, vote(458, 2, false), None, true),
+            // Still campaigning, or it won.
+            (456, vote(456, me, false), None, false),
+            (456, vote(456, me, true), Some(me), false),
+            // Another won: a leader.
+            (456, vote(457, 0, true), Some(0), false),
+            // The election never began: the vote is older than it.
+            (456, vote(455, 0, false), None, false),
+        ];
+        for (i, (called, vote, leader, expected)) in table.into_iter().enumerate() {
+            assert_eq!(
+                taken_by_another_vote(called, &vote, leader, me),
+                expected,
+                "row {i}: called for {called}, vote {vote}, leader {leader:?}"
+            );
         }
     }
 
