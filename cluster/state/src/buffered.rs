@@ -663,7 +663,6 @@ mod tests {
     /// While a sync writes one buffer, commits fill another and readers see both over the
     /// store without waiting for the write.
     #[test]
-    #[allow(clippy::disallowed_methods)] // A thread of its own: this test is not simulated.
     fn commits_and_reads_go_on_while_a_sync_writes() {
         let store = Arc::new(TroubledStore::default());
         let state = Arc::new(BufferedState::new(store.clone()));
@@ -671,35 +670,39 @@ mod tests {
         state
             .commit_unsynced(&[StateOp::Add(test_pin(2)), StateOp::Rm(test_cid(1))], Some(b"m2"))
             .unwrap();
-        let gate = store.close();
-        let syncing = {
-            let state = state.clone();
-            std::thread::spawn(move || state.sync())
-        };
-        gate.wait_for_writer();
-        // The sync holds {+2, -1} in the store's commit; the store itself still has pin 1.
-        assert_eq!(full_listing(store.as_ref()), vec![test_pin(1)]);
-        let later = [StateOp::Add(test_pin(3)), StateOp::Tombstone(test_cid(9))];
-        state.commit_unsynced(&later, Some(b"m3")).unwrap();
-        assert_eq!(full_listing(state.as_ref()), sorted_pins([2, 3]));
-        assert_eq!(state.get(&test_cid(1)).unwrap(), None);
-        assert_eq!(
-            state.get_many(&[test_cid(2), test_cid(3)]).unwrap(),
-            vec![Some(test_pin(2)), Some(test_pin(3))]
+        let checked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Inside the sync's write to the store, which holds {+2, -1}; the store itself still
+        // has pin 1.
+        store.during_next_write({
+            let (state, store, checked) = (state.clone(), store.clone(), checked.clone());
+            move || {
+                assert_eq!(full_listing(store.as_ref()), vec![test_pin(1)]);
+                let later = [StateOp::Add(test_pin(3)), StateOp::Tombstone(test_cid(9))];
+                state.commit_unsynced(&later, Some(b"m3")).unwrap();
+                assert_eq!(full_listing(state.as_ref()), sorted_pins([2, 3]));
+                assert_eq!(state.get(&test_cid(1)).unwrap(), None);
+                assert_eq!(
+                    state.get_many(&[test_cid(2), test_cid(3)]).unwrap(),
+                    vec![Some(test_pin(2)), Some(test_pin(3))]
+                );
+                assert_eq!(state.len().unwrap(), 2);
+                assert_eq!(state.meta().unwrap().as_deref(), Some(&b"m3"[..]));
+                assert_eq!(state.tombstones(None, 10).unwrap(), vec![test_cid(9)]);
+                let view = state.view().unwrap();
+                assert_eq!(
+                    crate::PinIter::of_view(view.as_ref(), 1)
+                        .map(Result::unwrap)
+                        .collect::<Vec<_>>(),
+                    sorted_pins([2, 3])
+                );
+                checked.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        state.sync().unwrap();
+        assert!(
+            checked.load(std::sync::atomic::Ordering::Relaxed),
+            "the store's write ran the reads"
         );
-        assert_eq!(state.len().unwrap(), 2);
-        assert_eq!(state.meta().unwrap().as_deref(), Some(&b"m3"[..]));
-        assert_eq!(state.tombstones(None, 10).unwrap(), vec![test_cid(9)]);
-        let view = state.view().unwrap();
-        assert_eq!(
-            crate::PinIter::of_view(view.as_ref(), 1)
-                .map(Result::unwrap)
-                .collect::<Vec<_>>(),
-            sorted_pins([2, 3])
-        );
-
-        gate.open();
-        syncing.join().unwrap().unwrap();
         assert_eq!(
             full_listing(store.as_ref()),
             vec![test_pin(2)],

@@ -463,54 +463,27 @@ pub fn check_tombstones(state: &dyn State) {
 }
 
 /// A [`crate::MemoryState`] on a troubled disk: its commits fail while `refuse` is set, as a
-/// full disk's do, and wait while its gate is closed ([`TroubledStore::close`]), as a slow
-/// disk's do.
+/// full disk's do, and the next one first runs what [`TroubledStore::during_next_write`] gave
+/// it, as if others went on while a slow disk wrote.
 #[derive(Default)]
 pub struct TroubledStore {
     store: crate::MemoryState,
     /// Set: every commit and replace fails.
     pub refuse: std::sync::atomic::AtomicBool,
-    gate: std::sync::Arc<Gate>,
-}
-
-/// Where a [`TroubledStore`]'s commits wait while it is closed.
-#[derive(Default)]
-pub struct Gate {
-    /// (closed, a commit waits at it)
-    state: std::sync::Mutex<(bool, bool)>,
-    changed: std::sync::Condvar,
-}
-
-impl Gate {
-    /// Returns once a commit waits at the gate.
-    pub fn wait_for_writer(&self) {
-        let guard = self.state.lock().unwrap();
-        drop(self.changed.wait_while(guard, |(_, waiting)| !*waiting).unwrap());
-    }
-
-    /// Lets every commit through.
-    pub fn open(&self) {
-        self.state.lock().unwrap().0 = false;
-        self.changed.notify_all();
-    }
-
-    fn pass(&self) {
-        let mut guard = self.state.lock().unwrap();
-        guard.1 = true;
-        self.changed.notify_all();
-        drop(self.changed.wait_while(guard, |(closed, _)| *closed).unwrap());
-    }
+    during_next_write: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl TroubledStore {
-    /// Holds the next commits at the gate until it is opened.
-    pub fn close(&self) -> std::sync::Arc<Gate> {
-        *self.gate.state.lock().unwrap() = (true, false);
-        self.gate.clone()
+    /// Runs `meanwhile` inside the next commit or replace, on its thread, before it writes.
+    pub fn during_next_write(&self, meanwhile: impl FnOnce() + Send + 'static) {
+        *self.during_next_write.lock().unwrap() = Some(Box::new(meanwhile));
     }
 
     fn check(&self) -> Result<(), StateError> {
-        self.gate.pass();
+        let meanwhile = self.during_next_write.lock().unwrap().take();
+        if let Some(meanwhile) = meanwhile {
+            meanwhile();
+        }
         match self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
             true => Err(StateError::Io("disk full".into())),
             false => Ok(()),
