@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the pinset store and the pin encoding (`just bench-store [PINS]`):
 //! encode and decode of a typical pin (binary and JSON), applies to a redb pinset in groups as
-//! consensus makes them, a full listing, random reads, and the file's bytes per pin. Prints
+//! consensus makes them, a full listing, random reads (of stored CIDs and of others), opening
+//! the file again, and the file's bytes per pin. Prints
 //! figures; asserts nothing.
 
 use std::time::Instant;
@@ -115,4 +116,18 @@ fn main() {
         std::hint::black_box(state.get(&cid).unwrap().expect("stored"));
     }
     rate("get one pin by CID", reads, began);
+
+    // What every new pin's lookups meet: a CID the pinset never held.
+    let began = Instant::now();
+    for i in 0..reads {
+        let cid = Cid::raw_sha256(&(pins + i).to_le_bytes());
+        assert!(std::hint::black_box(state.get(&cid).unwrap()).is_none());
+    }
+    rate("get a CID never stored", reads, began);
+
+    drop(state);
+    let began = Instant::now();
+    let state = RedbState::open(&path).unwrap();
+    let seconds = began.elapsed().as_secs_f64();
+    println!("open the pinset of {} pins again: {seconds:.3} s", state.len().unwrap());
 }

@@ -15,6 +15,7 @@ mod disk;
 #[cfg(test)]
 mod equivalence_test;
 mod error;
+mod key_filter;
 mod memory_state;
 mod redb_state;
 mod reopening;

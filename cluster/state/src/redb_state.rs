@@ -10,6 +10,10 @@
 //! `peers` (see [`crate::stored_pin`]): about a ninth of their JSON, and no text to parse on
 //! every read. Pins stored by earlier versions (plain binary, or JSON) are still read, so a
 //! pinset needs no migration; each is rewritten in the current form when next changed.
+//!
+//! Lookups first ask a filter of the keys in `pins` ([`KeyFilter`]), built when the file
+//! opens and added to before each commit that adds a key: a CID the table never held (every
+//! new pin) is answered without a read transaction.
 
 use std::fmt;
 use std::ops::Bound;
@@ -22,6 +26,7 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 
+use crate::key_filter::{self, KeyFilter};
 use crate::stored_pin::{decode_pin, read_peers, PeerTable, PinWriter, PEERS};
 use crate::{Disk, IoFailure, RealDisk, ReopeningDatabase, State, StateError, StateOp, StateView};
 
@@ -40,6 +45,11 @@ const META_KEY: &str = "applied";
 pub struct RedbState {
     db: ReopeningDatabase,
     peers: Arc<RwLock<PeerTable>>,
+    /// Every key `pins` holds, and some it does not. A key is added before the commit that
+    /// makes it visible, so no reader finds it in the table but not here; a commit that then
+    /// fails, or a reopen that loses it, leaves a key here the table does not hold: a lookup
+    /// the filter does not spare.
+    keys: KeyFilter,
 }
 
 impl RedbState {
@@ -57,6 +67,7 @@ impl RedbState {
         let mut state = RedbState {
             db,
             peers: Arc::default(),
+            keys: KeyFilter::with_capacity(0),
         };
         // Creating the tables up front lets read transactions open them without handling
         // "table does not exist" on a fresh file.
@@ -68,6 +79,7 @@ impl RedbState {
             Ok(())
         })?;
         state.peers = Arc::new(RwLock::new(state.read(PeerTable::load)?));
+        state.keys = state.read(filter_of_keys)?;
         tracing::debug!(path = %path.display(), "opened pinset state");
         Ok(state)
     }
@@ -106,11 +118,13 @@ impl RedbState {
             let mut pins = txn.open_table(PINS).map_err(storage)?;
             let mut tombstones = txn.open_table(TOMBSTONES).map_err(storage)?;
             let mut writer = PinWriter::new(txn, &self.peers)?;
+            let mut added = Vec::new();
             for op in ops {
                 match op {
                     StateOp::Add(pin) => {
-                        pins.insert(pin.cid.to_bytes().as_slice(), writer.encode(pin)?)
-                            .map_err(storage)?;
+                        let key = pin.cid.to_bytes();
+                        added.push(key_filter::hash(&key));
+                        pins.insert(key.as_slice(), writer.encode(pin)?).map_err(storage)?;
                     }
                     StateOp::Rm(cid) => {
                         pins.remove(cid.to_bytes().as_slice()).map_err(storage)?;
@@ -129,6 +143,8 @@ impl RedbState {
                     .insert(META_KEY, meta)
                     .map_err(storage)?;
             }
+            // Before the commit makes them visible.
+            self.keys.insert(added);
             Ok(())
         })
     }
@@ -148,6 +164,9 @@ impl fmt::Debug for RedbState {
 impl State for RedbState {
     fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError> {
         let key = cid.to_bytes();
+        if !self.keys.may_contain(key_filter::hash(&key)) {
+            return Ok(None);
+        }
         self.read(|txn| {
             let table = txn.open_table(PINS).map_err(storage)?;
             let value = table.get(key.as_slice()).map_err(storage)?;
@@ -158,16 +177,23 @@ impl State for RedbState {
     }
 
     fn get_many(&self, cids: &[Cid]) -> Result<Vec<Option<Pin>>, StateError> {
+        let keys: Vec<Option<Vec<u8>>> = cids
+            .iter()
+            .map(|cid| Some(cid.to_bytes()).filter(|key| self.keys.may_contain(key_filter::hash(key))))
+            .collect();
+        if keys.iter().all(Option::is_none) {
+            return Ok(vec![None; cids.len()]);
+        }
         // One read transaction and one table for all: per-pin transactions were half the cost
         // of the reads an apply makes.
         self.read(|txn| {
             let table = txn.open_table(PINS).map_err(storage)?;
             let peers = read_peers(&self.peers);
-            cids.iter()
-                .map(|cid| {
-                    let key = cid.to_bytes();
+            keys.iter()
+                .map(|key| {
+                    let Some(key) = key else { return Ok(None) };
                     let value = table.get(key.as_slice()).map_err(storage)?;
-                    value.map(|value| decode_pin(&key, value.value(), &peers)).transpose()
+                    value.map(|value| decode_pin(key, value.value(), &peers)).transpose()
                 })
                 .collect()
         })
@@ -176,6 +202,9 @@ impl State for RedbState {
     fn has(&self, cid: &Cid) -> Result<bool, StateError> {
         // Cheaper than the provided method: no decoding.
         let key = cid.to_bytes();
+        if !self.keys.may_contain(key_filter::hash(&key)) {
+            return Ok(false);
+        }
         self.read(|txn| {
             let table = txn.open_table(PINS).map_err(storage)?;
             Ok(table.get(key.as_slice()).map_err(storage)?.is_some())
@@ -234,12 +263,12 @@ impl State for RedbState {
                 for pin in pins {
                     // An error drops the transaction uncommitted.
                     let pin = pin?;
-                    table
-                        .insert(pin.cid.to_bytes().as_slice(), writer.encode(&pin)?)
-                        .map_err(storage)?;
+                    let key = pin.cid.to_bytes();
+                    self.keys.insert([key_filter::hash(&key)]);
+                    table.insert(key.as_slice(), writer.encode(&pin)?).map_err(storage)?;
                 }
             } else {
-                replace_tombstoning_changes(txn, &self.peers, pins)?;
+                replace_tombstoning_changes(txn, &self.peers, &self.keys, pins)?;
             }
             txn.open_table(META)
                 .map_err(storage)?
@@ -329,6 +358,7 @@ const REPLACING: TableDefinition<&[u8], ()> = TableDefinition::new("replacing");
 fn replace_tombstoning_changes(
     txn: &WriteTransaction,
     peers: &RwLock<PeerTable>,
+    keys: &KeyFilter,
     pins: &mut dyn Iterator<Item = Result<Pin, StateError>>,
 ) -> Result<(), StateError> {
     let mut table = txn.open_table(PINS).map_err(storage)?;
@@ -338,6 +368,7 @@ fn replace_tombstoning_changes(
     for pin in pins {
         let pin = pin?;
         let key = pin.cid.to_bytes();
+        keys.insert([key_filter::hash(&key)]);
         let previous = table
             .insert(key.as_slice(), writer.encode(&pin)?)
             .map_err(storage)?
@@ -364,6 +395,22 @@ fn replace_tombstoning_changes(
     drop(seen);
     txn.delete_table(REPLACING).map_err(storage)?;
     Ok(())
+}
+
+/// A filter of every key in `pins`, with room for as many again.
+fn filter_of_keys(txn: &ReadTransaction) -> Result<KeyFilter, StateError> {
+    let table = txn.open_table(PINS).map_err(storage)?;
+    let filter = KeyFilter::with_capacity(table.len().map_err(storage)?.saturating_mul(2));
+    let mut hashes = Vec::with_capacity(4096);
+    for item in table.iter().map_err(storage)? {
+        let (key, _) = item.map_err(storage)?;
+        hashes.push(key_filter::hash(key.value()));
+        if hashes.len() == hashes.capacity() {
+            filter.insert(hashes.drain(..));
+        }
+    }
+    filter.insert(hashes);
+    Ok(filter)
 }
 
 fn storage<E: Into<redb::Error>>(error: E) -> StateError {
@@ -495,6 +542,9 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+        // Opened again, as a file written elsewhere is: the key filter knows the records.
+        drop(state);
+        let state = RedbState::open(&path).unwrap();
         for n in [1, 2, 4, 6] {
             let result = state.get(&test_pin(n).cid);
             assert!(matches!(result, Err(StateError::Corrupt(_))), "pin {n}: {result:?}");
