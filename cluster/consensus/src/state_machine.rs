@@ -32,7 +32,7 @@
 //! when another writer's commit (the tracker's) failed, `state_repair` applies them again as
 //! soon as the store reports the reopen, rather than at the next entry.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -395,10 +395,7 @@ struct ApplyTurn {
 
 impl PinsetStateMachine {
     /// Reads every pin the commands of `entries` name, in one read of the store.
-    fn read_named_pins(
-        &self,
-        entries: &[openraft::Entry<TypeConfig>],
-    ) -> Result<HashMap<Cid, Option<Pin>>, StateError> {
+    fn read_named_pins(&self, entries: &[openraft::Entry<TypeConfig>]) -> Result<Vec<(Cid, Option<Pin>)>, StateError> {
         let cids = apply::named_cids(entries);
         let pins = self.state.get_many(&cids)?;
         Ok(cids.into_iter().zip(pins).collect())
@@ -431,7 +428,7 @@ impl PinsetStateMachine {
             return Ok((responses, changes));
         }
         let stored = self.read_named_pins(entries)?;
-        let (responses, Pending { ops, changes, .. }) = apply::apply_run(entries, &mut meta, stored);
+        let (responses, Pending { ops, changes, .. }) = apply::apply_run(entries, &mut meta, stored.into_iter());
         let meta_bytes =
             serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
         self.state.commit_unsynced_owned(ops, Some(&meta_bytes))?;

@@ -13,14 +13,26 @@ use super::{AppliedChange, AppliedMeta};
 use crate::{Command, CommandResponse, TypeConfig};
 
 /// What applying a run of entries changes, written in one commit at the end of the run.
-#[derive(Default)]
 pub(super) struct Pending {
-    /// Pins changed earlier in this run: later commands must see them as "previous".
-    overlay: HashMap<Cid, Option<Pin>>,
-    /// The stored pins the run's commands name, read together before the run.
-    stored: HashMap<Cid, Option<Pin>>,
+    /// Each CID the run's commands name: its pin as stored (read together before the run),
+    /// or as a command of this run left it, which later commands must see as "previous".
+    pins: HashMap<Cid, Current>,
     pub(super) ops: Vec<StateOp>,
     pub(super) changes: Vec<AppliedChange>,
+}
+
+/// A CID's pin as the commands applied so far leave it. A command that changes a pin takes the
+/// stored one (to report it as previous) rather than copy it, and points to its own op: a pin
+/// is copied only where it must be kept twice.
+// Boxing the stored pin would add an allocation for each pin a run reads.
+#[allow(clippy::large_enum_variant)]
+enum Current {
+    /// As stored.
+    Stored(Option<Pin>),
+    /// Added by the op at this index of [`Pending::ops`].
+    Added(usize),
+    /// Removed by this run.
+    Removed,
 }
 
 /// Every CID the commands of `entries` name, sorted, once each: what [`apply_run`] needs read.
@@ -53,12 +65,17 @@ pub(super) fn named_cids(entries: &[openraft::Entry<TypeConfig>]) -> Vec<Cid> {
 pub(super) fn apply_run(
     entries: &[openraft::Entry<TypeConfig>],
     meta: &mut AppliedMeta,
-    stored: HashMap<Cid, Option<Pin>>,
+    stored: impl ExactSizeIterator<Item = (Cid, Option<Pin>)>,
 ) -> (Vec<CommandResponse>, Pending) {
+    let named = stored.len();
     let mut pending = Pending {
-        stored,
-        ..Pending::default()
+        ops: Vec::with_capacity(named),
+        changes: Vec::with_capacity(named),
+        pins: HashMap::with_capacity(named),
     };
+    pending
+        .pins
+        .extend(stored.map(|(cid, pin)| (cid, Current::Stored(pin))));
     let mut responses = Vec::with_capacity(entries.len());
     for entry in entries {
         if let Some(last) = &meta.last_applied {
@@ -84,40 +101,59 @@ pub(super) fn apply_run(
 }
 
 impl Pending {
-    /// The pin `cid` as the commands applied so far leave it.
-    fn current(&self, cid: &Cid) -> Option<Pin> {
-        match self.overlay.get(cid).or_else(|| self.stored.get(cid)) {
-            Some(pin) => pin.clone(),
+    fn slot(&self, cid: &Cid) -> &Current {
+        match self.pins.get(cid) {
+            Some(current) => current,
             // `named_cids` names every CID a command touches; missing one is a bug here, and
             // taking it as absent would diverge from members that read it.
             None => panic!("pin {cid} was not read before the run that applies it"),
         }
     }
 
+    /// The pin `cid` as the commands applied so far leave it.
+    fn current(&self, cid: &Cid) -> Option<&Pin> {
+        match self.slot(cid) {
+            Current::Stored(pin) => pin.as_ref(),
+            Current::Added(op) => match &self.ops[*op] {
+                StateOp::Add(pin) => Some(pin),
+                other => unreachable!("a pin's current op is {other:?}"),
+            },
+            Current::Removed => None,
+        }
+    }
+
+    /// [`Pending::current`] for a command that changes it: the stored pin is moved out.
+    fn take_current(&mut self, cid: &Cid) -> Option<Pin> {
+        match self.pins.get_mut(cid) {
+            Some(Current::Stored(pin)) => pin.take(),
+            _ => self.current(cid).cloned(),
+        }
+    }
+
     fn apply_command(&mut self, command: Command) -> CommandResponse {
         match command {
             Command::Pin(pin) => {
-                let previous = self.current(&pin.cid);
+                let previous = self.take_current(&pin.cid);
                 self.apply_pin(pin, previous)
             }
             Command::Reallocate {
                 pin,
                 previous: expected,
             } => {
-                let previous = self.current(&pin.cid);
-                if previous.as_ref() == Some(&expected) {
+                if self.current(&pin.cid) == Some(&expected) {
+                    let previous = self.take_current(&pin.cid);
                     self.apply_pin(pin, previous)
                 } else {
                     CommandResponse::Unchanged
                 }
             }
             Command::Unpin(cid) => {
-                let previous = self.current(&cid);
+                let previous = self.take_current(&cid);
                 self.apply_unpin(cid, previous)
             }
             Command::Expire { previous: expected } => {
-                let previous = self.current(&expected.cid);
-                if previous.as_ref() == Some(&expected) {
+                if self.current(&expected.cid) == Some(&expected) {
+                    let previous = self.take_current(&expected.cid);
                     self.apply_unpin(expected.cid, previous)
                 } else {
                     CommandResponse::Unchanged
@@ -135,7 +171,7 @@ impl Pending {
     /// Adds or replaces a pin.
     fn apply_pin(&mut self, pin: Pin, previous: Option<Pin>) -> CommandResponse {
         check_allocations(&pin);
-        self.overlay.insert(pin.cid, Some(pin.clone()));
+        self.pins.insert(pin.cid, Current::Added(self.ops.len()));
         self.ops.push(StateOp::Add(pin.clone()));
         if let Some(previous) = &previous {
             // Allocations moved: a member that held it must unpin even if it crashes before
@@ -153,7 +189,7 @@ impl Pending {
 
     /// Removes a pin, if present.
     fn apply_unpin(&mut self, cid: Cid, previous: Option<Pin>) -> CommandResponse {
-        self.overlay.insert(cid, None);
+        self.pins.insert(cid, Current::Removed);
         if let Some(pin) = &previous {
             self.ops.push(StateOp::Rm(cid));
             // Durable with the removal: the daemon unpin happens later and may be lost to a
@@ -226,12 +262,12 @@ mod tests {
     /// Runs `payloads` over a store holding `stored`, as the state machine does.
     fn run(stored: &[Pin], payloads: Vec<EntryPayload<TypeConfig>>) -> (Vec<CommandResponse>, Pending, AppliedMeta) {
         let entries = entries(payloads);
-        let read = named_cids(&entries)
+        let read: Vec<_> = named_cids(&entries)
             .into_iter()
             .map(|cid| (cid, stored.iter().find(|pin| pin.cid == cid).cloned()))
             .collect();
         let mut meta = AppliedMeta::default();
-        let (responses, pending) = apply_run(&entries, &mut meta, read);
+        let (responses, pending) = apply_run(&entries, &mut meta, read.into_iter());
         (responses, pending, meta)
     }
 
@@ -362,7 +398,39 @@ mod tests {
                     pin: a_moved.clone(),
                     previous: Some(a.clone())
                 },
-                AppliedChange::Unpinned { pin: a_moved },
+                AppliedChange::Unpinned { pin: a_moved.clone() },
+            ]
+        );
+
+        // A stored pin changed twice: the second command sees the first one's pin.
+        let (responses, pending, _) = run(
+            std::slice::from_ref(&a),
+            vec![command(Command::Pin(a_moved.clone())), command(Command::Unpin(a.cid))],
+        );
+        assert_eq!(
+            responses,
+            vec![
+                CommandResponse::Pinned(a_moved.clone()),
+                CommandResponse::Unpinned(Some(a_moved.clone())),
+            ]
+        );
+        assert_eq!(
+            pending.changes,
+            vec![
+                AppliedChange::Pinned {
+                    pin: a_moved.clone(),
+                    previous: Some(a.clone())
+                },
+                AppliedChange::Unpinned { pin: a_moved.clone() },
+            ]
+        );
+        assert_eq!(
+            pending.ops,
+            vec![
+                StateOp::Add(a_moved),
+                StateOp::Tombstone(a.cid),
+                StateOp::Rm(a.cid),
+                StateOp::Tombstone(a.cid)
             ]
         );
     }
@@ -395,6 +463,6 @@ mod tests {
             last_applied: Some(entries[0].log_id),
             ..AppliedMeta::default()
         };
-        apply_run(&entries, &mut meta, HashMap::new());
+        apply_run(&entries, &mut meta, std::iter::empty());
     }
 }
