@@ -272,9 +272,10 @@ fn a_marked_joiner_whose_bootstrap_member_left_asks_the_leader() {
 /// refuses a shorter log's vote request without taking its term, so the longer log called each
 /// election one term above its own, at or below the terms the other two had reached by
 /// campaigning, and lost it on the vote; the two others, leaving only one election to the
-/// longer log, campaigned on: no leader for 120 s, 450 terms. Fixed in `election_watch`: a
-/// member whose election another candidate's vote took, and whose log no voter's beats, calls
-/// the next one at once; a shorter log leaves elections to a longer one while its term moves.
+/// longer log, campaigned on: no leader for 120 s, about 440 terms. Fixed in `election_watch`:
+/// a member whose election another candidate's vote took, and whose log no voter's beats,
+/// calls the next one at once; a shorter log leaves elections to a longer one while its term
+/// moves.
 #[test]
 fn a_longer_log_outvoted_on_term_by_shorter_ones_campaigns_above_their_terms() {
     println!("{}", cluster_sim::workload::run_self_healing_seed(2141534599));

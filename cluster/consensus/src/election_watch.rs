@@ -35,8 +35,8 @@
 //! requests, and calls its next election one term above its own: at or below the terms the
 //! shorter logs reached meanwhile, where it loses again. Voters with shorter logs that went on
 //! campaigning kept three live voters of four leaderless for the 120 s of the liveness bound,
-//! 400 terms (sim seeds 2141534599 and 2359521379). So a member whose election was taken by
-//! another candidate's vote, and whose log no voter's beats, calls the next one at once: one
+//! about 440 terms (sim seeds 2141534599 and 2359521379). So a member whose election was taken
+//! by another candidate's vote, and whose log no voter's beats, calls the next one at once: one
 //! term above the highest it was just told.
 
 use std::sync::atomic::{AtomicU64, Ordering};
