@@ -395,10 +395,13 @@ struct ApplyTurn {
 
 impl PinsetStateMachine {
     /// Reads every pin the commands of `entries` name, in one read of the store.
-    fn read_named_pins(&self, entries: &[openraft::Entry<TypeConfig>]) -> Result<Vec<(Cid, Option<Pin>)>, StateError> {
+    fn read_named_pins(
+        &self,
+        entries: &[openraft::Entry<TypeConfig>],
+    ) -> Result<impl ExactSizeIterator<Item = (Cid, Option<Pin>)>, StateError> {
         let cids = apply::named_cids(entries);
         let pins = self.state.get_many(&cids)?;
-        Ok(cids.into_iter().zip(pins).collect())
+        Ok(cids.into_iter().zip(pins))
     }
 
     /// Applies `entries` to the state in one commit; returns each entry's response and what
@@ -428,7 +431,7 @@ impl PinsetStateMachine {
             return Ok((responses, changes));
         }
         let stored = self.read_named_pins(entries)?;
-        let (responses, Pending { ops, changes, .. }) = apply::apply_run(entries, &mut meta, stored.into_iter());
+        let (responses, Pending { ops, changes, .. }) = apply::apply_run(entries, &mut meta, stored);
         let meta_bytes =
             serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
         self.state.commit_unsynced_owned(ops, Some(&meta_bytes))?;

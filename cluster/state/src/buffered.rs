@@ -695,14 +695,11 @@ mod tests {
                         .collect::<Vec<_>>(),
                     sorted_pins([2, 3])
                 );
-                checked.store(true, std::sync::atomic::Ordering::Relaxed);
+                checked.store(true, Ordering::Relaxed);
             }
         });
         state.sync().unwrap();
-        assert!(
-            checked.load(std::sync::atomic::Ordering::Relaxed),
-            "the store's write ran the reads"
-        );
+        assert!(checked.load(Ordering::Relaxed), "the store's write ran the reads");
         assert_eq!(
             full_listing(store.as_ref()),
             vec![test_pin(2)],
