@@ -51,8 +51,8 @@ struct Buffers {
 struct Buffer {
     /// `None`: removed. Hashed: the applies look up every pin they change.
     pins: HashMap<Cid, Option<Pin>>,
-    /// The keys of `pins` by the CID's binary form: the store's order, for listings.
-    pin_order: BTreeMap<Vec<u8>, Cid>,
+    /// The keys of `pins` in the store's order, sorted when a listing or a write asks.
+    pin_order: Mutex<KeyOrder>,
     /// `false`: cleared.
     tombstones: BTreeMap<Vec<u8>, (Cid, bool)>,
     meta: Option<Vec<u8>>,
@@ -101,8 +101,13 @@ impl Buffer {
 
     fn set_pin(&mut self, cid: Cid, pin: Option<Pin>) {
         if self.pins.insert(cid, pin).is_none() {
-            self.pin_order.insert(cid.to_bytes(), cid);
+            key_order(self.pin_order.get_mut()).added.push(cid);
         }
+    }
+
+    /// The keys of the buffered pins in the store's order.
+    fn sorted_keys(&self) -> Arc<SortedKeys> {
+        key_order(self.pin_order.lock()).sorted()
     }
 
     /// Puts `older` under this buffer: its keys that this one lacks join it.
@@ -120,11 +125,23 @@ impl Buffer {
         }
     }
 
-    /// The buffered pins after `after`, in the store's order.
-    fn pins_after<'a>(&'a self, after: Option<&Cid>) -> impl Iterator<Item = (&'a [u8], Option<Pin>)> + 'a {
-        self.pin_order
-            .range((key_after(after), Bound::Unbounded))
-            .map(|(key, cid)| (key.as_slice(), self.pins.get(cid).cloned().flatten()))
+    /// The buffered pins after `after`, in the store's order: `keys` are this buffer's
+    /// [`Buffer::sorted_keys`].
+    fn pins_after<'a>(
+        &'a self,
+        keys: &'a SortedKeys,
+        after: Option<&Cid>,
+    ) -> impl Iterator<Item = (&'a [u8], Option<Pin>)> + 'a {
+        let start = match after {
+            Some(cid) => {
+                let after = cid.to_bytes();
+                keys.partition_point(|(key, _)| **key <= *after)
+            }
+            None => 0,
+        };
+        keys[start..]
+            .iter()
+            .map(|(key, cid)| (&**key, self.pins.get(cid).cloned().flatten()))
     }
 
     /// The buffered tombstones after `after`, in the store's order: `None` for a cleared one.
@@ -144,19 +161,75 @@ impl Buffer {
 
     /// One op per buffered key, in key order: the store ends as if every commit had reached it.
     fn ops(&self) -> Vec<StateOp> {
-        let pins = self
-            .pin_order
-            .values()
-            .map(|cid| match self.pins.get(cid).cloned().flatten() {
-                Some(pin) => StateOp::Add(pin),
-                None => StateOp::Rm(*cid),
-            });
+        let keys = self.sorted_keys();
+        let pins = keys.iter().map(|(_, cid)| match self.pins.get(cid).cloned().flatten() {
+            Some(pin) => StateOp::Add(pin),
+            None => StateOp::Rm(*cid),
+        });
         let tombstones = self.tombstones.values().map(|(cid, set)| match set {
             true => StateOp::Tombstone(*cid),
             false => StateOp::ClearTombstone(*cid),
         });
         pins.chain(tombstones).collect()
     }
+}
+
+/// Keys (a CID's binary form) and their CIDs, in key order.
+type SortedKeys = Vec<(Box<[u8]>, Cid)>;
+
+/// A buffer's keys in the store's order, sorted only when asked: a tree kept in order on every
+/// new key was a fifth of a follower's applies, and only listings and writes read the order.
+#[derive(Default, Clone)]
+struct KeyOrder {
+    /// Shared with the listings reading it; copied only when one still holds it as new keys
+    /// merge in.
+    sorted: Arc<SortedKeys>,
+    /// Keys not in `sorted` yet, as they came.
+    added: Vec<Cid>,
+}
+
+impl KeyOrder {
+    /// Every key in order: the added ones sorted and merged in.
+    fn sorted(&mut self) -> Arc<SortedKeys> {
+        if !self.added.is_empty() {
+            let mut added: SortedKeys = self
+                .added
+                .drain(..)
+                .map(|cid| (cid.to_bytes().into_boxed_slice(), cid))
+                .collect();
+            added.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let sorted = Arc::make_mut(&mut self.sorted);
+            *sorted = merge_sorted(std::mem::take(sorted), added);
+        }
+        self.sorted.clone()
+    }
+}
+
+/// Two runs in key order (no key in both) as one.
+fn merge_sorted(older: SortedKeys, newer: SortedKeys) -> SortedKeys {
+    if older.is_empty() {
+        return newer;
+    }
+    let mut merged = Vec::with_capacity(older.len() + newer.len());
+    let mut older = older.into_iter().peekable();
+    let mut newer = newer.into_iter().peekable();
+    loop {
+        let next = match (older.peek(), newer.peek()) {
+            (Some(o), Some(n)) if o.0 < n.0 => older.next(),
+            (Some(_), Some(_)) => newer.next(),
+            (Some(_), None) => older.next(),
+            (None, _) => newer.next(),
+        };
+        match next {
+            Some(key) => merged.push(key),
+            None => return merged,
+        }
+    }
+}
+
+/// The order behind a lock nobody panics under (its work is sorting and copying).
+fn key_order<G: std::ops::DerefMut<Target = KeyOrder>>(locked: std::sync::LockResult<G>) -> G {
+    locked.unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn key_after(after: Option<&Cid>) -> Bound<Vec<u8>> {
@@ -319,7 +392,7 @@ impl Buffer {
     fn copy(&self) -> Buffer {
         Buffer {
             pins: self.pins.clone(),
-            pin_order: self.pin_order.clone(),
+            pin_order: Mutex::new(key_order(self.pin_order.lock()).clone()),
             tombstones: self.tombstones.clone(),
             meta: self.meta.clone(),
         }
@@ -433,9 +506,11 @@ impl State for BufferedState {
 
     fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
         let buffers = self.read()?;
+        let filling = buffers.filling.sorted_keys();
+        let writing = buffers.writing.as_ref().map(|w| (w, w.sorted_keys()));
         let buffered = layered(
-            buffers.filling.pins_after(after),
-            buffers.writing.iter().flat_map(|w| w.pins_after(after)),
+            buffers.filling.pins_after(&filling, after),
+            writing.iter().flat_map(|(w, keys)| w.pins_after(keys, after)),
         );
         pin_page(buffered, after, limit, |after, limit| {
             self.inner.list_page(after, limit)
@@ -542,7 +617,8 @@ impl StateView for BufferedView {
     }
 
     fn list_page(&self, after: Option<&Cid>, limit: usize) -> Result<Vec<Pin>, StateError> {
-        pin_page(self.buffer.pins_after(after), after, limit, |after, limit| {
+        let keys = self.buffer.sorted_keys();
+        pin_page(self.buffer.pins_after(&keys, after), after, limit, |after, limit| {
             self.stored.list_page(after, limit)
         })
     }
@@ -621,6 +697,55 @@ mod tests {
         assert_eq!(store.tombstones(None, 10).unwrap(), vec![test_cid(0)]);
         assert_eq!(store.meta().unwrap().as_deref(), Some(&b"second"[..]));
         assert_eq!(full_listing(&state), expected);
+    }
+
+    /// Keys that arrive between the pages of a listing, before and after where it stands, join
+    /// the buffer's order; a view taken earlier keeps the order it saw.
+    #[test]
+    fn listings_between_commits_see_the_keys_in_the_stores_order() {
+        let store = Arc::new(MemoryState::new());
+        let state = BufferedState::new(store.clone());
+        state
+            .commit(&(0..10).map(test_pin).map(StateOp::Add).collect::<Vec<_>>(), None)
+            .unwrap();
+        let commit = |numbers: std::ops::Range<u64>| {
+            let ops: Vec<StateOp> = numbers.map(test_pin).map(StateOp::Add).collect();
+            state.commit_unsynced(&ops, None).unwrap();
+        };
+        commit(10..30);
+        let earlier = state.view().unwrap();
+        let mut listed = Vec::new();
+        let mut after = None;
+        for (round, more) in [30..40, 40..41, 41..60, 60..60].into_iter().enumerate() {
+            let page = state.list_page(after.as_ref(), 7).unwrap();
+            assert_eq!(page.len(), 7, "page {round}");
+            after = page.last().map(|pin| pin.cid);
+            listed.extend(page);
+            commit(more);
+        }
+        let expected = sorted_pins(0..60);
+        let stand = listed.last().unwrap().cid.to_bytes();
+        let mut rest = state.list_page(after.as_ref(), 100).unwrap();
+        assert!(
+            rest.iter().all(|pin| pin.cid.to_bytes() > stand),
+            "the listing goes on from where it stood"
+        );
+        listed.append(&mut rest);
+        let mut seen = listed.iter().map(|pin| pin.cid.to_bytes()).collect::<Vec<_>>();
+        seen.dedup();
+        assert_eq!(seen.len(), listed.len(), "no pin listed twice");
+        assert!(listed.windows(2).all(|w| w[0].cid.to_bytes() < w[1].cid.to_bytes()));
+        assert!(listed.iter().all(|pin| expected.contains(pin)));
+        assert_eq!(full_listing(&state), expected);
+        assert_eq!(
+            crate::PinIter::of_view(earlier.as_ref(), 4)
+                .map(Result::unwrap)
+                .collect::<Vec<_>>(),
+            sorted_pins(0..30),
+            "the view lists what was there when it was taken"
+        );
+        state.sync().unwrap();
+        assert_eq!(full_listing(store.as_ref()), expected);
     }
 
     /// A store that refuses the write loses nothing: the buffer stays readable, commits made
