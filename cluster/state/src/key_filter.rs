@@ -13,6 +13,8 @@
 use std::hash::Hasher;
 use std::sync::RwLock;
 
+use cluster_types::Cid;
+
 /// Bits of filter a key, in the part sized for it.
 const BITS_PER_KEY: u64 = 10;
 
@@ -37,6 +39,16 @@ pub(crate) fn hash(key: &[u8]) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     hasher.write(key);
     hasher.finish()
+}
+
+/// [`hash`] of a CID's binary form (its key), without allocating it: most keys asked about on
+/// the write path are new, and the filter answers them without the key itself.
+pub(crate) fn hash_of_cid(cid: &Cid) -> u64 {
+    let mut bytes = [0u8; 128];
+    match cid.0.write_bytes(&mut &mut bytes[..]) {
+        Ok(len) => hash(&bytes[..len]),
+        Err(_) => hash(&cid.to_bytes()),
+    }
 }
 
 /// Which keys a store may hold. Shared by readers and the writer.
@@ -134,6 +146,20 @@ mod tests {
         key.extend_from_slice(&i.to_be_bytes());
         key.extend_from_slice(&[0; 24]);
         key
+    }
+
+    #[test]
+    fn a_cid_hashes_as_its_binary_form() {
+        let cids = [
+            Cid::raw_sha256(b"one"),
+            // A CIDv0 (its binary form is the bare multihash) and a sha2-512 CIDv1 (a 64-byte
+            // digest, the longest this type holds).
+            "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG".parse().unwrap(),
+            Cid::from_bytes(&[[0x01, 0x70, 0x13, 0x40].as_slice(), &[9; 64]].concat()).unwrap(),
+        ];
+        for cid in cids {
+            assert_eq!(hash_of_cid(&cid), hash(&cid.to_bytes()), "{cid}");
+        }
     }
 
     #[test]

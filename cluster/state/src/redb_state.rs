@@ -178,10 +178,10 @@ impl fmt::Debug for RedbState {
 
 impl State for RedbState {
     fn get(&self, cid: &Cid) -> Result<Option<Pin>, StateError> {
-        let key = cid.to_bytes();
-        if !self.keys.may_contain(key_filter::hash(&key)) {
+        if !self.keys.may_contain(key_filter::hash_of_cid(cid)) {
             return Ok(None);
         }
+        let key = cid.to_bytes();
         self.read(|txn| {
             let table = txn.open_table(PINS).map_err(storage)?;
             let value = table.get(key.as_slice()).map_err(storage)?;
@@ -194,7 +194,11 @@ impl State for RedbState {
     fn get_many(&self, cids: &[Cid]) -> Result<Vec<Option<Pin>>, StateError> {
         let keys: Vec<Option<Vec<u8>>> = cids
             .iter()
-            .map(|cid| Some(cid.to_bytes()).filter(|key| self.keys.may_contain(key_filter::hash(key))))
+            .map(|cid| {
+                self.keys
+                    .may_contain(key_filter::hash_of_cid(cid))
+                    .then(|| cid.to_bytes())
+            })
             .collect();
         if keys.iter().all(Option::is_none) {
             return Ok(vec![None; cids.len()]);
@@ -216,10 +220,10 @@ impl State for RedbState {
 
     fn has(&self, cid: &Cid) -> Result<bool, StateError> {
         // Cheaper than the provided method: no decoding.
-        let key = cid.to_bytes();
-        if !self.keys.may_contain(key_filter::hash(&key)) {
+        if !self.keys.may_contain(key_filter::hash_of_cid(cid)) {
             return Ok(false);
         }
+        let key = cid.to_bytes();
         self.read(|txn| {
             let table = txn.open_table(PINS).map_err(storage)?;
             Ok(table.get(key.as_slice()).map_err(storage)?.is_some())
