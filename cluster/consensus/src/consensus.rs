@@ -72,6 +72,8 @@ pub struct Consensus {
     state_repair_task: Arc<crate::owned_task::OwnedTask>,
     /// The pinset's periodic sync, waited for at shutdown.
     background_sync: crate::state_machine::BackgroundSync,
+    /// What the state machine applied: a write through this member returns once it is.
+    applied: crate::state_machine::AppliedIndex,
 }
 
 /// What a member's consensus is built from.
@@ -134,6 +136,7 @@ impl Consensus {
         let openraft_config = config.to_openraft("ipfs-cluster").map_err(ConsensusError::Raft)?;
         let state_repair_task = crate::state_repair::spawn(state_machine.clone());
         let background_sync = state_machine.background_sync();
+        let applied = state_machine.applied_index();
         let voter_probe = crate::election_watch::VoterProbe {
             transport: transport.clone(),
             log: log_store.clone(),
@@ -174,6 +177,7 @@ impl Consensus {
             election_watch_task: Arc::new(election_watch_task),
             state_repair_task: Arc::new(state_repair_task),
             background_sync,
+            applied,
         })
     }
 
@@ -275,6 +279,10 @@ impl Consensus {
     /// takes longer than the network timeout, returns anyway: the write is committed.
     async fn write(&self, command: Command) -> Result<CommandResponse, ClusterError> {
         let committed = self.write_with(command, true).await?;
+        // Always so on the leader, which answers after applying.
+        if self.applied.reached(committed.log_index) {
+            return Ok(committed.response);
+        }
         let applied = self
             .raft
             .wait(Some(self.config.network_timeout))

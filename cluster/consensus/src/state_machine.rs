@@ -198,6 +198,27 @@ pub struct PinsetStateMachine {
     meta_cache: Arc<Mutex<Option<CachedMeta>>>,
     /// The periodic sync, run beside the applies.
     background_sync: BackgroundSync,
+    applied: AppliedIndex,
+}
+
+/// The index of the last entry applied to the pinset (reads see it), shared with the writers
+/// that wait for their entry: openraft answers a write once it is applied but reports that in
+/// its metrics only later, and waiting on those clones them and sets a timer every write.
+#[derive(Clone, Default)]
+pub(crate) struct AppliedIndex(Arc<std::sync::atomic::AtomicU64>);
+
+impl AppliedIndex {
+    /// The index plus one: 0 before anything is known applied.
+    fn advance(&self, applied: Option<LogId<NodeId>>) {
+        if let Some(log_id) = applied {
+            self.0.fetch_max(log_id.index + 1, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Whether the entry at `index` is applied here. `false` may be stale: ask openraft then.
+    pub(crate) fn reached(&self, index: u64) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire) > index
+    }
 }
 
 fn sm_write_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
@@ -230,6 +251,7 @@ impl PinsetStateMachine {
             turn: Arc::default(),
             meta_cache: Arc::default(),
             background_sync: BackgroundSync::default(),
+            applied: AppliedIndex::default(),
         }
     }
 
@@ -275,6 +297,11 @@ impl PinsetStateMachine {
     }
 
     /// Its periodic sync (shared by its clones).
+    /// The index of the last entry applied, as it moves.
+    pub(crate) fn applied_index(&self) -> AppliedIndex {
+        self.applied.clone()
+    }
+
     pub(crate) fn background_sync(&self) -> BackgroundSync {
         self.background_sync.clone()
     }
@@ -435,6 +462,7 @@ impl PinsetStateMachine {
         let meta_bytes =
             serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
         self.state.commit_unsynced_owned(ops, Some(&meta_bytes))?;
+        self.applied.advance(meta.last_applied);
         *self.meta_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta_bytes, meta));
         Ok((responses, changes))
     }
@@ -577,6 +605,7 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             .await
             .map_err(sm_write_error)?;
         turn.applied_through = meta.last_log_id.map(|log_id| log_id.index);
+        self.applied.advance(meta.last_log_id);
         drop(file);
         self.snapshot_io(|| self.snapshots.keep_deferred(meta)).await?;
         self.observer.snapshot_installed();
@@ -632,6 +661,25 @@ mod tests {
 
     fn listing(state: &MemoryState) -> Vec<Pin> {
         PinIter::new(state, 100).map(Result::unwrap).collect()
+    }
+
+    /// The applied index a write waits for moves with every apply run, to its last entry.
+    #[cfg(not(madsim))]
+    #[tokio::test]
+    async fn the_applied_index_is_the_last_entry_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, mut machine) = machine(dir.path(), 0..0);
+        let applied = machine.applied_index();
+        assert!(!applied.reached(0), "nothing applied yet");
+        let entry = |index: u64, n: u8| openraft::Entry::<TypeConfig> {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: openraft::EntryPayload::Normal(Command::Pin(pin(n))),
+        };
+        machine.apply([entry(1, 1), entry(2, 2), entry(3, 3)]).await.unwrap();
+        assert!(applied.reached(3) && !applied.reached(4));
+        assert_eq!(listing(&state).len(), 3, "applied when reached");
+        machine.apply([entry(4, 4)]).await.unwrap();
+        assert!(applied.reached(4) && !applied.reached(5));
     }
 
     /// What openraft does with a snapshot: the leader builds it and reads it in chunks, the
