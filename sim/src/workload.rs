@@ -171,7 +171,7 @@ impl Run {
                 let options = PinOptions {
                     replication_factor_min: replication,
                     replication_factor_max: replication,
-                    pin_update: Some(from),
+                    pin_update: Some(Box::new(from)),
                     ..Default::default()
                 };
                 let result = self.cluster.pin_with(via, cid, options).await;

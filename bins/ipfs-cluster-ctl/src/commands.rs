@@ -294,7 +294,7 @@ async fn pin_update<W: Write>(client: &Client, out: &mut Output<W>, args: &PinUp
     let options = PinOptions {
         name: args.name.clone(),
         expire_at: expire_at(args.expire_in.as_deref(), Timestamp::now())?,
-        pin_update: Some(from),
+        pin_update: Some(Box::new(from)),
         user_allocations: Some(Vec::new()),
         ..PinOptions::default()
     };

@@ -242,7 +242,13 @@ impl Consensus {
     /// Commits `pin` in place of `previous` if the pinset still holds exactly `previous`;
     /// returns whether it did.
     pub async fn log_reallocation(&self, pin: Pin, previous: Pin) -> Result<bool, ClusterError> {
-        match self.write(Command::Reallocate { pin, previous }).await? {
+        match self
+            .write(Command::Reallocate {
+                pin,
+                previous: Box::new(previous),
+            })
+            .await?
+        {
             CommandResponse::Pinned(_) => Ok(true),
             CommandResponse::Unchanged => Ok(false),
             other => Err(ClusterError::unexpected_answer("Reallocate", other)),

@@ -25,8 +25,8 @@ pub enum Command {
         #[serde(with = "pin_codec::wire")]
         pin: Pin,
         /// The pin as read before re-allocating.
-        #[serde(with = "pin_codec::wire")]
-        previous: Pin,
+        #[serde(with = "pin_codec::wire::boxed")]
+        previous: Box<Pin>,
     },
     /// Remove `previous` only if the pinset still holds exactly it: an expired pin that was
     /// pinned again meanwhile (with a new `expire_at`) stays.
@@ -115,7 +115,7 @@ mod tests {
                 Command::Pin(pin(1)),
                 Command::Reallocate {
                     pin: pin(2),
-                    previous: pin(3),
+                    previous: Box::new(pin(3)),
                 },
                 Command::Expire { previous: pin(4) },
             ])),

@@ -194,7 +194,7 @@ async fn a_batch_applies_in_order_and_an_expiry_only_to_the_pin_it_read() {
         .log_batch(vec![
             Command::Reallocate {
                 pin: moved.clone(),
-                previous: first.clone(),
+                previous: Box::new(first.clone()),
             },
             // Sees the re-allocation just before it in the same entry: not the pin it read.
             Command::Expire {

@@ -45,7 +45,10 @@ fn command() -> BoxedStrategy<Command> {
     let single = prop_oneof![
         pin_strategy().prop_map(Command::Pin),
         cid_strategy().prop_map(Command::Unpin),
-        (pin_strategy(), pin_strategy()).prop_map(|(pin, previous)| Command::Reallocate { pin, previous }),
+        (pin_strategy(), pin_strategy()).prop_map(|(pin, previous)| Command::Reallocate {
+            pin,
+            previous: Box::new(previous)
+        }),
         pin_strategy().prop_map(|previous| Command::Expire { previous }),
     ];
     prop_oneof![

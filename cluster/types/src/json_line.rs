@@ -198,7 +198,7 @@ impl JsonLine for Pin {
         out.extend_from_slice(b",\"metadata\":");
         write_metadata(out, &options.metadata)?;
         out.extend_from_slice(b",\"pin_update\":");
-        write_optional_cid(out, options.pin_update.as_ref())?;
+        write_optional_cid(out, options.pin_update.as_deref())?;
         out.extend_from_slice(b",\"origins\":");
         write_texts(out, &options.origins)?;
         out.extend_from_slice(b",\"cid\":");
@@ -210,7 +210,7 @@ impl JsonLine for Pin {
         out.extend_from_slice(b",\"max_depth\":");
         write_integer(out, self.max_depth);
         out.extend_from_slice(b",\"reference\":");
-        write_optional_cid(out, self.reference.as_ref())?;
+        write_optional_cid(out, self.reference.as_deref())?;
         out.extend_from_slice(b",\"timestamp\":");
         write_timestamp(out, &self.timestamp)?;
         out.push(b'}');
@@ -347,12 +347,12 @@ mod tests {
                 user_allocations: Some(vec![peer, peer]),
                 expire_at: Timestamp::from_unix(-62_135_596_801, 5),
                 metadata: BTreeMap::from([("k\\".into(), "v\t".into()), ("".into(), "".into())]),
-                pin_update: Some(cid),
+                pin_update: Some(Box::new(cid)),
                 origins: vec!["/ip4/127.0.0.1/tcp/4001".into(), "</script>".into()],
             },
         );
         full.allocations = vec![peer];
-        full.reference = Some(v0);
+        full.reference = Some(Box::new(v0));
         full.timestamp = Timestamp::from_unix(253_402_300_800, 999_999_999);
         for pin_type in [
             PinType::Bad,

@@ -141,7 +141,7 @@ pub struct PinOptions {
     pub metadata: BTreeMap<String, String>,
     /// The CID this pin replaces (pin update), `null` if none.
     #[serde(default)]
-    pub pin_update: Option<Cid>,
+    pub pin_update: Option<Box<Cid>>,
     /// Multiaddrs (with `/p2p/`) of peers that have the content.
     #[serde(default, deserialize_with = "null_as_default")]
     pub origins: Vec<String>,
@@ -223,7 +223,7 @@ impl PinOptions {
                     let cid = value
                         .parse::<Cid>()
                         .map_err(|e| PinOptionsError(format!("error decoding pin-update Cid: {e}")))?;
-                    options.pin_update = Some(cid);
+                    options.pin_update = Some(Box::new(cid));
                 }
                 "origins" if !value.is_empty() => {
                     for text in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
@@ -323,7 +323,7 @@ pub struct Pin {
     pub max_depth: i32,
     /// Related CID for sharded/meta pins, `null` otherwise.
     #[serde(default)]
-    pub reference: Option<Cid>,
+    pub reference: Option<Box<Cid>>,
     /// When the pin was committed.
     #[serde(default)]
     pub timestamp: Timestamp,
@@ -470,7 +470,7 @@ mod tests {
             ..Default::default()
         };
         options.metadata.insert("k".into(), "v".into());
-        options.pin_update = Some(cid());
+        options.pin_update = Some(Box::new(cid()));
         options.expire_at = Timestamp::from_unix(5, 0);
         let query = options.to_query();
         let back =

@@ -197,7 +197,7 @@ pub fn decode_pin(bytes: &[u8], cid: Option<Cid>) -> Result<Pin, PinCodecError> 
         }
     }
     let pin_update = if has(PIN_UPDATE) {
-        Some(r.cid("pin_update")?)
+        Some(Box::new(r.cid("pin_update")?))
     } else {
         None
     };
@@ -214,7 +214,7 @@ pub fn decode_pin(bytes: &[u8], cid: Option<Cid>) -> Result<Pin, PinCodecError> 
         Vec::new()
     };
     let reference = if has(REFERENCE) {
-        Some(r.cid("reference")?)
+        Some(Box::new(r.cid("reference")?))
     } else {
         None
     };
@@ -440,6 +440,24 @@ pub mod wire {
 
         fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Pin, M::Error> {
             Pin::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+
+    /// For `#[serde(with = "pin_codec::wire::boxed")]`: a pin kept out of line (an enum that
+    /// holds two pins in one variant is twice as large in all of them).
+    pub mod boxed {
+        use serde::{Deserializer, Serializer};
+
+        use crate::Pin;
+
+        /// Writes the pin in its binary form.
+        pub fn serialize<S: Serializer>(pin: &Pin, serializer: S) -> Result<S::Ok, S::Error> {
+            super::serialize(pin, serializer)
+        }
+
+        /// Reads a pin as [`super::deserialize`] does.
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Box<Pin>, D::Error> {
+            super::deserialize(deserializer).map(Box::new)
         }
     }
 

@@ -58,7 +58,7 @@ pub fn options_strategy() -> impl Strategy<Value = PinOptions> {
                     user_allocations,
                     expire_at,
                     metadata,
-                    pin_update,
+                    pin_update: pin_update.map(Box::new),
                     origins,
                 }
             },
@@ -148,7 +148,7 @@ pub fn pin_strategy() -> impl Strategy<Value = Pin> {
                 pin_type,
                 allocations,
                 max_depth,
-                reference,
+                reference: reference.map(Box::new),
                 timestamp,
             },
         )

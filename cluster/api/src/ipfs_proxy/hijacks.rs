@@ -149,7 +149,7 @@ pub(super) async fn pin_update(shared: &Shared, args: &[String], unpin: bool) ->
         .await
         .map_err(|e| KuboError::new(e.to_string()))?;
     let options = PinOptions {
-        pin_update: Some(from_cid),
+        pin_update: Some(Box::new(from_cid)),
         ..PinOptions::default()
     };
     let pin = shared.backend.pin_path(ipfs_path(to), options).await?;

@@ -316,7 +316,7 @@ mod tests {
                 vec![a.clone()],
                 Command::Reallocate {
                     pin: a_moved.clone(),
-                    previous: a.clone(),
+                    previous: Box::new(a.clone()),
                 },
                 CommandResponse::Pinned(a_moved.clone()),
                 vec![StateOp::Add(a_moved.clone()), StateOp::Tombstone(a.cid)],
@@ -326,7 +326,7 @@ mod tests {
                 vec![a_moved.clone()],
                 Command::Reallocate {
                     pin: a_moved.clone(),
-                    previous: a.clone(),
+                    previous: Box::new(a.clone()),
                 },
                 CommandResponse::Unchanged,
                 vec![],
@@ -372,7 +372,7 @@ mod tests {
                 command(Command::Pin(a.clone())),
                 command(Command::Reallocate {
                     pin: a_moved.clone(),
-                    previous: a.clone(),
+                    previous: Box::new(a.clone()),
                 }),
                 command(Command::Unpin(a.cid)),
                 command(Command::Expire { previous: a.clone() }),

@@ -118,7 +118,7 @@ impl Cluster {
                 if let Some(pin) = self.repaired(&existing, &members, down, &excluded) {
                     batch.push(Command::Reallocate {
                         pin,
-                        previous: existing,
+                        previous: Box::new(existing),
                     });
                     if batch.is_full() {
                         batch.commit(&self.consensus).await?;
@@ -291,7 +291,7 @@ impl Cluster {
             .map_err(|e| ClusterError::storage("reading the pinset", e))?;
         // A pin update starts from the allocations of the pin it replaces.
         let allocation_base = match &options.pin_update {
-            Some(from) if *from != cid && existing.is_none() => self
+            Some(from) if **from != cid && existing.is_none() => self
                 .state
                 .get(from)
                 .map_err(|e| ClusterError::storage("reading the pinset", e))?,
