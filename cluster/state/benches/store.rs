@@ -26,6 +26,16 @@ fn typical(i: u64, peers: &[PeerId]) -> Pin {
     pin
 }
 
+/// `pins` typical pins as the state machine applies them: 64 a commit (a batched entry), and
+/// whether to sync after it (every 4,096 changes, and at the end).
+fn applies(pins: u64, peers: &[PeerId]) -> impl Iterator<Item = (Vec<StateOp>, bool)> + '_ {
+    (0..pins).step_by(64).map(move |start| {
+        let end = (start + 64).min(pins);
+        let ops = (start..end).map(|i| StateOp::Add(typical(i, peers))).collect();
+        (ops, end % 4096 == 0 || end == pins)
+    })
+}
+
 fn rate(what: &str, count: u64, began: Instant) {
     let seconds = began.elapsed().as_secs_f64();
     println!(
@@ -75,21 +85,13 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pinset.redb");
     let state = RedbState::open(&path).unwrap();
-    // Applies come in groups (a batched entry); every 4,096 changes the state machine syncs.
     let began = Instant::now();
-    let mut since_sync = 0;
-    for start in (0..pins).step_by(64) {
-        let ops: Vec<StateOp> = (start..(start + 64).min(pins))
-            .map(|i| StateOp::Add(typical(i, &peers)))
-            .collect();
-        since_sync += ops.len();
+    for (ops, sync) in applies(pins, &peers) {
         state.commit_unsynced(&ops, Some(b"meta")).unwrap();
-        if since_sync >= 4096 {
+        if sync {
             state.sync().unwrap();
-            since_sync = 0;
         }
     }
-    state.sync().unwrap();
     rate("apply pins, 64 per commit, synced every 4,096", pins, began);
     let bytes = std::fs::metadata(&path).unwrap().len();
     println!(
@@ -103,20 +105,14 @@ fn main() {
         RedbState::open(&buffered_dir.path().join("pinset.redb")).unwrap(),
     ));
     let (mut committing, mut syncing) = (Duration::ZERO, Duration::ZERO);
-    let mut since_sync = 0;
-    for start in (0..pins).step_by(64) {
-        let ops: Vec<StateOp> = (start..(start + 64).min(pins))
-            .map(|i| StateOp::Add(typical(i, &peers)))
-            .collect();
-        since_sync += ops.len();
+    for (ops, sync) in applies(pins, &peers) {
         let began = Instant::now();
         buffered.commit_unsynced_owned(ops, Some(b"meta")).unwrap();
         committing += began.elapsed();
-        if since_sync >= 4096 || start + 64 >= pins {
+        if sync {
             let began = Instant::now();
             buffered.sync().unwrap();
             syncing += began.elapsed();
-            since_sync = 0;
         }
     }
     let each = |spent: Duration| spent.as_nanos() as f64 / pins as f64;
