@@ -198,6 +198,7 @@ pub struct PinsetStateMachine {
     meta_cache: Arc<Mutex<Option<CachedMeta>>>,
     /// The periodic sync, run beside the applies.
     background_sync: BackgroundSync,
+    /// Moved by each apply run and snapshot install; read by the writes waiting for their entry.
     applied: AppliedIndex,
 }
 
@@ -296,12 +297,12 @@ impl PinsetStateMachine {
         }
     }
 
-    /// Its periodic sync (shared by its clones).
-    /// The index of the last entry applied, as it moves.
+    /// The index of the last entry applied, as it moves (shared by its clones).
     pub(crate) fn applied_index(&self) -> AppliedIndex {
         self.applied.clone()
     }
 
+    /// Its periodic sync (shared by its clones).
     pub(crate) fn background_sync(&self) -> BackgroundSync {
         self.background_sync.clone()
     }

@@ -95,6 +95,10 @@ impl Buffer {
     fn with_capacity(pins: usize) -> Buffer {
         Buffer {
             pins: HashMap::with_capacity(pins),
+            pin_order: Mutex::new(KeyOrder {
+                sorted: Arc::default(),
+                added: Vec::with_capacity(pins),
+            }),
             ..Buffer::default()
         }
     }
@@ -178,7 +182,8 @@ impl Buffer {
 type SortedKeys = Vec<(Box<[u8]>, Cid)>;
 
 /// A buffer's keys in the store's order, sorted only when asked: a tree kept in order on every
-/// new key was a fifth of a follower's applies, and only listings and writes read the order.
+/// new key was most of what a buffered commit cost (4.7 % of a loaded follower's CPU), and only
+/// listings and the sync's write read the order.
 #[derive(Default, Clone)]
 struct KeyOrder {
     /// Shared with the listings reading it; copied only when one still holds it as new keys
@@ -731,10 +736,10 @@ mod tests {
             "the listing goes on from where it stood"
         );
         listed.append(&mut rest);
-        let mut seen = listed.iter().map(|pin| pin.cid.to_bytes()).collect::<Vec<_>>();
-        seen.dedup();
-        assert_eq!(seen.len(), listed.len(), "no pin listed twice");
-        assert!(listed.windows(2).all(|w| w[0].cid.to_bytes() < w[1].cid.to_bytes()));
+        assert!(
+            listed.windows(2).all(|w| w[0].cid.to_bytes() < w[1].cid.to_bytes()),
+            "in the store's order, none twice"
+        );
         assert!(listed.iter().all(|pin| expected.contains(pin)));
         assert_eq!(full_listing(&state), expected);
         assert_eq!(

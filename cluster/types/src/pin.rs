@@ -139,7 +139,7 @@ pub struct PinOptions {
     /// Free-form key/values.
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: BTreeMap<String, String>,
-    /// The CID this pin replaces (pin update), `null` if none.
+    /// The CID this pin replaces (pin update), `null` if none. Boxed, as `Pin::reference`.
     #[serde(default)]
     pub pin_update: Option<Box<Cid>>,
     /// Multiaddrs (with `/p2p/`) of peers that have the content.
@@ -321,7 +321,8 @@ pub struct Pin {
     /// -1 recursive, 0 direct, N limited depth.
     #[serde(default = "recursive_depth")]
     pub max_depth: i32,
-    /// Related CID for sharded/meta pins, `null` otherwise.
+    /// Related CID for sharded/meta pins, `null` otherwise. Boxed: nearly always `None`, and a
+    /// pin is moved whole many times on the write path (a CID inline is 96 bytes).
     #[serde(default)]
     pub reference: Option<Box<Cid>>,
     /// When the pin was committed.
