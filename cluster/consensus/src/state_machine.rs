@@ -198,13 +198,15 @@ pub struct PinsetStateMachine {
     meta_cache: Arc<Mutex<Option<CachedMeta>>>,
     /// The periodic sync, run beside the applies.
     background_sync: BackgroundSync,
-    /// Moved by each apply run and snapshot install; read by the writes waiting for their entry.
+    /// Moved at the end of each apply and snapshot install; read by the writes waiting for
+    /// their entry.
     applied: AppliedIndex,
 }
 
-/// The index of the last entry applied to the pinset (reads see it), shared with the writers
-/// that wait for their entry: openraft answers a write once it is applied but reports that in
-/// its metrics only later, and waiting on those clones them and sets a timer every write.
+/// The index of the last entry applied to the pinset (reads see it, the tracker was told),
+/// shared with the writers that wait for their entry: openraft answers a write once it is
+/// applied but reports that in its metrics only later, and waiting on those clones them and
+/// sets a timer every write.
 #[derive(Clone, Default)]
 pub(crate) struct AppliedIndex(Arc<std::sync::atomic::AtomicU64>);
 
@@ -463,7 +465,6 @@ impl PinsetStateMachine {
         let meta_bytes =
             serde_json::to_vec(&meta).map_err(|e| StateError::Storage(format!("encoding the applied meta: {e}")))?;
         self.state.commit_unsynced_owned(ops, Some(&meta_bytes))?;
-        self.applied.advance(meta.last_applied);
         *self.meta_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta_bytes, meta));
         Ok((responses, changes))
     }
@@ -525,6 +526,8 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
         if !changes.is_empty() {
             self.observer.applied(&changes);
         }
+        // After the tracker heard of it: a write through this member returns at this point.
+        self.applied.advance(entries.last().map(|entry| entry.log_id));
         turn.applied_through = Some(last);
         if self.log.is_some() {
             turn.unsynced_cids.extend(changes.iter().map(|change| match change {
@@ -606,10 +609,10 @@ impl RaftStateMachine<TypeConfig> for PinsetStateMachine {
             .await
             .map_err(sm_write_error)?;
         turn.applied_through = meta.last_log_id.map(|log_id| log_id.index);
-        self.applied.advance(meta.last_log_id);
         drop(file);
         self.snapshot_io(|| self.snapshots.keep_deferred(meta)).await?;
         self.observer.snapshot_installed();
+        self.applied.advance(meta.last_log_id);
         Ok(())
     }
 
@@ -664,13 +667,35 @@ mod tests {
         PinIter::new(state, 100).map(Result::unwrap).collect()
     }
 
-    /// The applied index a write waits for moves with every apply run, to its last entry.
+    /// Tells, at each apply it hears of, which indexes the applied index had reached then.
+    struct ReachedWhenTold {
+        index: std::sync::OnceLock<AppliedIndex>,
+        told: Mutex<Vec<Vec<bool>>>,
+    }
+    impl ApplyObserver for ReachedWhenTold {
+        fn applied(&self, _: &[AppliedChange]) {
+            let index = self.index.get().expect("set before the applies");
+            let reached = (1..=4).map(|n| index.reached(n)).collect();
+            self.told.lock().unwrap().push(reached);
+        }
+        fn snapshot_installed(&self) {}
+    }
+
+    /// The applied index a write waits for moves with every apply, to its last entry, once the
+    /// tracker was told of it (a write returns at that point).
     #[cfg(not(madsim))]
     #[tokio::test]
-    async fn the_applied_index_is_the_last_entry_applied() {
+    async fn the_applied_index_is_the_last_entry_applied_once_the_tracker_heard() {
         let dir = tempfile::tempdir().unwrap();
-        let (state, mut machine) = machine(dir.path(), 0..0);
+        let state = Arc::new(MemoryState::new());
+        let observer = Arc::new(ReachedWhenTold {
+            index: Default::default(),
+            told: Default::default(),
+        });
+        let mut machine =
+            PinsetStateMachine::new(state.clone(), observer.clone(), dir.path(), StorageHealth::default());
         let applied = machine.applied_index();
+        observer.index.set(applied.clone()).ok().unwrap();
         assert!(!applied.reached(0), "nothing applied yet");
         let entry = |index: u64, n: u8| openraft::Entry::<TypeConfig> {
             log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
@@ -681,6 +706,11 @@ mod tests {
         assert_eq!(listing(&state).len(), 3, "applied when reached");
         machine.apply([entry(4, 4)]).await.unwrap();
         assert!(applied.reached(4) && !applied.reached(5));
+        assert_eq!(
+            *observer.told.lock().unwrap(),
+            [[false; 4], [true, true, true, false]],
+            "each apply reached only after the tracker was told"
+        );
     }
 
     /// What openraft does with a snapshot: the leader builds it and reads it in chunks, the
