@@ -17,13 +17,18 @@
 //! every read waited for it). Syncs and durable commits take turns.
 
 use std::collections::{BTreeMap, HashMap};
-use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cluster_types::{Cid, Pin};
 
 use crate::{State, StateError, StateOp, StateView};
+
+mod key_order;
+mod merge;
+
+use key_order::{key_order, KeyOrder, SortedKeys};
+use merge::{layered, merged_page, pin_page};
 
 /// Buffered pins and tombstones past which an unsynced commit writes the buffer to the store
 /// (durably): bounds memory when nobody syncs.
@@ -178,65 +183,6 @@ impl Buffer {
     }
 }
 
-/// Keys (a CID's binary form) and their CIDs, in key order.
-type SortedKeys = Vec<(Box<[u8]>, Cid)>;
-
-/// A buffer's keys in the store's order, sorted only when asked: a tree kept in order on every
-/// new key was most of what a buffered commit cost (4.7 % of a loaded follower's CPU), and only
-/// listings and the sync's write read the order.
-#[derive(Default, Clone)]
-struct KeyOrder {
-    /// Shared with the listings reading it; copied only when one still holds it as new keys
-    /// merge in.
-    sorted: Arc<SortedKeys>,
-    /// Keys not in `sorted` yet, as they came.
-    added: Vec<Cid>,
-}
-
-impl KeyOrder {
-    /// Every key in order: the added ones sorted and merged in.
-    fn sorted(&mut self) -> Arc<SortedKeys> {
-        if !self.added.is_empty() {
-            let mut added: SortedKeys = self
-                .added
-                .drain(..)
-                .map(|cid| (cid.to_bytes().into_boxed_slice(), cid))
-                .collect();
-            added.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            let sorted = Arc::make_mut(&mut self.sorted);
-            *sorted = merge_sorted(std::mem::take(sorted), added);
-        }
-        self.sorted.clone()
-    }
-}
-
-/// Two runs in key order (no key in both) as one.
-fn merge_sorted(older: SortedKeys, newer: SortedKeys) -> SortedKeys {
-    if older.is_empty() {
-        return newer;
-    }
-    let mut merged = Vec::with_capacity(older.len() + newer.len());
-    let mut older = older.into_iter().peekable();
-    let mut newer = newer.into_iter().peekable();
-    loop {
-        let next = match (older.peek(), newer.peek()) {
-            (Some(o), Some(n)) if o.0 < n.0 => older.next(),
-            (Some(_), Some(_)) => newer.next(),
-            (Some(_), None) => older.next(),
-            (None, _) => newer.next(),
-        };
-        match next {
-            Some(key) => merged.push(key),
-            None => return merged,
-        }
-    }
-}
-
-/// The order behind a lock nobody panics under (its work is sorting and copying).
-fn key_order<G: std::ops::DerefMut<Target = KeyOrder>>(locked: std::sync::LockResult<G>) -> G {
-    locked.unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn key_after(after: Option<&Cid>) -> Bound<Vec<u8>> {
     match after {
         Some(cid) => Bound::Excluded(cid.to_bytes()),
@@ -268,43 +214,6 @@ impl Buffers {
             merged.put_under(writing.copy());
         }
         merged
-    }
-}
-
-/// Two runs of (key, value) in key order as one, `upper`'s value where both hold a key.
-struct Layered<'a, T, U: Iterator<Item = (&'a [u8], T)>, L: Iterator<Item = (&'a [u8], T)>> {
-    upper: Peekable<U>,
-    lower: Peekable<L>,
-}
-
-impl<'a, T, U, L> Iterator for Layered<'a, T, U, L>
-where
-    U: Iterator<Item = (&'a [u8], T)>,
-    L: Iterator<Item = (&'a [u8], T)>,
-{
-    type Item = (&'a [u8], T);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        match (self.upper.peek(), self.lower.peek()) {
-            (Some((upper, _)), Some((lower, _))) if lower < upper => self.lower.next(),
-            (Some((upper, _)), Some((lower, _))) if lower == upper => {
-                self.lower.next();
-                self.upper.next()
-            }
-            (Some(_), _) => self.upper.next(),
-            (None, _) => self.lower.next(),
-        }
-    }
-}
-
-fn layered<'a, T, U, L>(upper: U, lower: L) -> Layered<'a, T, U, L>
-where
-    U: Iterator<Item = (&'a [u8], T)>,
-    L: Iterator<Item = (&'a [u8], T)>,
-{
-    Layered {
-        upper: upper.peekable(),
-        lower: lower.peekable(),
     }
 }
 
@@ -413,57 +322,6 @@ impl std::fmt::Debug for BufferedState {
             .ok();
         f.debug_struct("BufferedState").field("buffered", &buffered).finish()
     }
-}
-
-/// The first `limit` items after `after` of the store's pages (`page`) with the `buffered`
-/// items after `after` (in the store's order) over them: a buffered item replaces or (`None`)
-/// hides the store's.
-fn merged_page<'a, T>(
-    buffered: impl Iterator<Item = (&'a [u8], Option<T>)>,
-    after: Option<&Cid>,
-    limit: usize,
-    page: impl Fn(Option<&Cid>, usize) -> Result<Vec<(Cid, T)>, StateError>,
-) -> Result<Vec<T>, StateError> {
-    let mut buffered = buffered.peekable();
-    let mut out = Vec::with_capacity(limit.min(4096));
-    let mut stored_after = after.copied();
-    while out.len() < limit {
-        let stored = page(stored_after.as_ref(), limit)?;
-        let last_page = stored.len() < limit;
-        for (cid, item) in stored {
-            let key = cid.to_bytes();
-            while let Some((_, value)) = buffered.next_if(|(k, _)| *k < key.as_slice()) {
-                out.extend(value);
-                if out.len() == limit {
-                    return Ok(out);
-                }
-            }
-            match buffered.next_if(|(k, _)| *k == key.as_slice()) {
-                Some((_, value)) => out.extend(value),
-                None => out.push(item),
-            }
-            if out.len() == limit {
-                return Ok(out);
-            }
-            stored_after = Some(cid);
-        }
-        if last_page {
-            out.extend(buffered.filter_map(|(_, value)| value).take(limit - out.len()));
-            break;
-        }
-    }
-    Ok(out)
-}
-
-fn pin_page<'a>(
-    buffered: impl Iterator<Item = (&'a [u8], Option<Pin>)>,
-    after: Option<&Cid>,
-    limit: usize,
-    page: impl Fn(Option<&Cid>, usize) -> Result<Vec<Pin>, StateError>,
-) -> Result<Vec<Pin>, StateError> {
-    merged_page(buffered, after, limit, |after, limit| {
-        Ok(page(after, limit)?.into_iter().map(|pin| (pin.cid, pin)).collect())
-    })
 }
 
 impl State for BufferedState {
