@@ -565,8 +565,10 @@ async fn applies_lost_by_a_failed_sync_are_applied_again_from_the_log() {
     // committed); it was, and the member heals on its own.
     let written = consensus.log_batch(batch(2000..5000)).await;
     assert!(matches!(&written, Ok(_) | Err(ClusterError::Timeout(_))), "{written:?}");
+    // The sync that makes them durable again runs beside the applies: wait for it too.
     for _ in 0..200 {
-        if consensus.storage_failure().is_none() && state.len().unwrap() == 5000 {
+        let synced = state.durable.lock().unwrap().0.len();
+        if consensus.storage_failure().is_none() && state.len().unwrap() == 5000 && synced == 5000 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
