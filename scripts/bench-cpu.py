@@ -3,10 +3,13 @@
 fake IPFS daemons, loopback), loads the leader with wrk (bench/wrk-pins.lua, CONNS connections
 for DURATION seconds) and prints, per member and daemon, its CPU (utime+stime from /proc) and
 context switches per write. PERF=DIR also records `perf record --call-graph dwarf` of each
-member and daemon into DIR for the same window. Every process it starts is stopped by PID.
+member and daemon into DIR for the same window; SYSCALLS=1 counts each process's system calls
+of the kinds in `SYSCALL_KINDS` (`perf stat` on their tracepoints) and prints them per write.
+Every process it starts is stopped by PID.
 Run by `just bench-cpu CONNS`.
 
-Env: CONNS [64], DURATION [10] seconds, PERF [unset], PERF_FREQ [199] samples per second.
+Env: CONNS [64], DURATION [10] seconds, PERF [unset], PERF_FREQ [199] samples per second,
+SYSCALLS [unset].
 """
 import importlib.util, os, re, shutil, subprocess, tempfile, time
 
@@ -17,6 +20,8 @@ spec.loader.exec_module(bench)
 CONNS = int(os.environ.get("CONNS", "64"))
 DURATION = int(os.environ.get("DURATION", "10"))
 TICK = os.sysconf("SC_CLK_TCK")
+SYSCALL_KINDS = ["fdatasync", "pwrite64", "write", "writev", "sendto", "sendmsg", "recvfrom", "read", "readv",
+                 "futex", "epoll_wait"]
 
 
 def cpu_seconds(pid):
@@ -60,6 +65,13 @@ def measure(work):
             recorders.append(subprocess.Popen(["perf", "record", "-F", os.environ.get("PERF_FREQ", "199"), "--call-graph", "dwarf,16384", "-p", str(pid),
                                                "-o", out, "--", "sleep", str(max(DURATION - 2, 1))],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    counters = {}
+    if os.environ.get("SYSCALLS"):
+        events = ",".join(f"syscalls:sys_enter_{kind}" for kind in SYSCALL_KINDS)
+        for name, pid in processes.items():
+            counters[name] = subprocess.Popen(["perf", "stat", "-x", ",", "-e", events, "-p", str(pid), "--", "sleep",
+                                               str(max(DURATION - 2, 1))], stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.PIPE, text=True)
     started = time.time()
     output = subprocess.run(["wrk", f"-t{min(2, CONNS)}", f"-c{CONNS}", f"-d{DURATION}s", "--latency", "-s",
                              os.path.join(ROOT, "bench", "wrk-pins.lua"), url],
@@ -67,6 +79,13 @@ def measure(work):
     elapsed = time.time() - started
     for recorder in recorders:
         recorder.wait(timeout=DURATION + 60)
+    syscalls = {}
+    for name, counter in counters.items():
+        _, errors = counter.communicate(timeout=DURATION + 60)
+        for line in errors.splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2].startswith("syscalls:sys_enter_") and fields[0].isdigit():
+                syscalls.setdefault(name, {})[fields[2].removeprefix("syscalls:sys_enter_")] = int(fields[0])
     after = {name: (cpu_seconds(pid), context_switches(pid)) for name, pid in processes.items()}
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if not rate:
@@ -83,6 +102,13 @@ def measure(work):
         switches = after[name][1] - before[name][1]
         print(f"  {name:18s} CPU {used / elapsed * 100:5.1f} %  {used / writes * 1e6:6.0f} us/write  "
               f"{switches / writes:5.1f} context switches/write")
+    if syscalls:
+        # The counters ran for DURATION - 2 seconds of the load, at its rate.
+        window_writes = float(rate.group(1)) * max(DURATION - 2, 1)
+        print("  system calls per write:")
+        for name, counts in syscalls.items():
+            shown = ", ".join(f"{kind} {counts[kind] / window_writes:.2f}" for kind in SYSCALL_KINDS if counts.get(kind))
+            print(f"    {name:18s} {shown}")
     # Percentages are of one core, as top shows them: the machine has os.cpu_count() * 100 %.
     print(f"  all six: {total / elapsed * 100:.0f} % of one core (the machine has {os.cpu_count()}), "
           f"{total / writes * 1e6:.0f} us/write")
