@@ -9,6 +9,12 @@
 //! checksum cover kind and payload). Opening replays every segment in order. A record that is
 //! cut short or fails its checksum ends the newest segment (a write a crash interrupted; no
 //! caller was told it was durable) and is cut off; in an older segment it is corruption.
+//!
+//! The active segment is lengthened ahead of its records, [`PREALLOCATE`] bytes at a time: an
+//! fdatasync after a write that changes a file's length commits the length too (ext4 on this
+//! project's 2-core machine: 112-140 us, against 82-88 us for a write inside the file), and
+//! every log write is on a write's path. Zeros after the last record are that room, not a torn
+//! write.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -37,6 +43,8 @@ const RECORD_MAX: usize = 1 << 30;
 const ENTRY_PREFIX: usize = 24;
 /// More than a checkpoint record can take (its JSON is a few hundred bytes).
 const CHECKPOINT_MAX: usize = 4096;
+/// How far past its records the active segment is lengthened when a write would pass its end.
+const PREALLOCATE: u64 = if cfg!(madsim) { 16 << 10 } else { 1 << 20 };
 
 /// The meta values a segment starts with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -67,6 +75,8 @@ pub(crate) struct Wal {
     active: u64,
     /// Where the next record goes in the active segment: everything before it is durable.
     end: u64,
+    /// The active segment's length: past `end`, zeros (or what a failed write left).
+    allocated: u64,
     /// The end of the active segment's checkpoint: a segment holding no more never gives way.
     head: u64,
     /// Records written to no file yet: the newest commit hint, waiting for the next durable
@@ -145,6 +155,7 @@ impl Wal {
             segments: BTreeMap::new(),
             active: 0,
             end: 0,
+            allocated: 0,
             head: 0,
             pending: Vec::new(),
             entries: BTreeMap::new(),
@@ -185,7 +196,8 @@ impl Wal {
                 head = offset as u64;
             }
         }
-        if offset < bytes.len() {
+        let preallocated = offset > 0 && bytes[offset..].iter().all(|byte| *byte == 0);
+        if offset < bytes.len() && !preallocated {
             // A crash while starting a segment leaves at most a cut checkpoint; more bytes
             // behind a bad first record held records written after it: corruption.
             if !newest || (offset == 0 && bytes.len() > CHECKPOINT_MAX) {
@@ -202,6 +214,7 @@ impl Wal {
             );
             file.set_len(offset as u64)?;
             file.sync_data()?;
+            bytes.truncate(offset);
         }
         if offset == 0 {
             // Only the newest segment can lack its checkpoint (see above).
@@ -213,6 +226,7 @@ impl Wal {
         self.segments.insert(number, file);
         self.active = number;
         self.end = offset as u64;
+        self.allocated = bytes.len() as u64;
         self.head = head;
         Ok(())
     }
@@ -283,6 +297,7 @@ impl Wal {
         self.segments.insert(number, file);
         self.active = number;
         self.end = record.len() as u64;
+        self.allocated = self.end;
         self.head = self.end;
         self.pending.clear();
         Ok(())
@@ -300,6 +315,11 @@ impl Wal {
         }
         let file = &self.segments[&self.active];
         let start = self.end + self.pending.len() as u64;
+        let needed = start + records.len() as u64;
+        if needed > self.allocated {
+            file.set_len(needed + PREALLOCATE)?;
+            self.allocated = needed + PREALLOCATE;
+        }
         if !self.pending.is_empty() {
             file.write_at(self.end, &self.pending)?;
         }
@@ -511,6 +531,53 @@ mod tests {
         wal.read(..).unwrap().iter().map(|(id, _)| id.index).collect()
     }
 
+    /// The bytes of the segment at `path` up to the end of its last whole record.
+    fn written(path: &Path) -> Vec<u8> {
+        let mut bytes = std::fs::read(path).unwrap();
+        let mut offset = 0;
+        while let Some((_, _, len)) = next_record(&bytes, offset) {
+            offset += len;
+        }
+        assert!(
+            bytes[offset..].iter().all(|byte| *byte == 0),
+            "only zeros after the records"
+        );
+        bytes.truncate(offset);
+        bytes
+    }
+
+    #[test]
+    fn the_active_segment_is_lengthened_ahead_of_its_records_and_reopens_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment_name(1));
+        let mut wal = open(dir.path(), 4 << 20);
+        wal.append(&entries(1, 1..=3)).unwrap();
+        let length = std::fs::metadata(&path).unwrap().len();
+        assert!(length >= written(&path).len() as u64 + PREALLOCATE, "{length} bytes");
+        wal.append(&entries(1, 4..=6)).unwrap();
+        wal.save_vote(&Vote::new(2, 7)).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            length,
+            "written inside the file"
+        );
+        drop(wal);
+        let mut wal = open(dir.path(), 4 << 20);
+        assert_eq!(indexes(&wal), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(wal.vote(), Some(Vote::new(2, 7)));
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            length,
+            "the zeros are no torn write"
+        );
+        let before = written(&path).len();
+        wal.append(&entries(2, [7])).unwrap();
+        assert!(written(&path).len() > before, "the next record follows the last one");
+        let wal = open_again(wal, dir.path());
+        assert_eq!(indexes(&wal), [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(wal.read(7..).unwrap()[0].1, b"entry 7 of term 2");
+    }
+
     #[test]
     fn crc32c_matches_the_standard_check_value() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
@@ -554,7 +621,7 @@ mod tests {
         wal.append(&entries(1, 1..=3)).unwrap();
         drop(wal);
         let path = dir.path().join(segment_name(1));
-        let full = std::fs::read(&path).unwrap();
+        let full = written(&path);
         for cut in [1, 5, 9, 20] {
             std::fs::write(&path, &full[..full.len() - cut]).unwrap();
             let mut wal = open(dir.path(), 1 << 20);
@@ -562,7 +629,7 @@ mod tests {
             wal.append(&entries(1, [3])).unwrap();
             drop(wal);
             assert_eq!(indexes(&open(dir.path(), 1 << 20)), [1, 2, 3]);
-            assert_eq!(std::fs::read(&path).unwrap(), full);
+            assert_eq!(written(&path), full);
         }
         // A flipped bit in the last record: the same.
         let mut flipped = full.clone();
@@ -685,7 +752,7 @@ mod tests {
             wal.append(&entries(1, [i])).unwrap();
         }
         drop(wal);
-        let pristine = std::fs::read(&path).unwrap();
+        let pristine = written(&path);
         let mut ends = Vec::new();
         let mut offset = 0;
         while let Some((_, _, len)) = next_record(&pristine, offset) {
