@@ -9,7 +9,8 @@ Every process it starts is stopped by PID.
 Run by `just bench-cpu CONNS`.
 
 Env: CONNS [64], DURATION [10] seconds, PERF [unset], PERF_FREQ [199] samples per second,
-SYSCALLS [unset].
+SYSCALLS [unset], WARMUP [0] seconds of the same load before the measured window (a cluster
+that already holds pins: ingest slows as the pinset grows).
 """
 import importlib.util, os, re, shutil, subprocess, tempfile, time
 
@@ -50,8 +51,17 @@ def measure(work):
     members, leader = bench.start_cluster(work)
     url = f"http://127.0.0.1:{members[leader]['rest']}"
     cids = os.path.join(work, "cids.txt")
+    warmup = int(os.environ.get("WARMUP", "0"))
     subprocess.run(["python3", os.path.join(ROOT, "bench", "gen-cids.py"), str(max(CONNS, 1) * 4000 + 200000), cids,
                     "--prefix", f"cpu-{time.time_ns()}-"], check=True, capture_output=True)
+    if warmup > 0:
+        warm_cids = os.path.join(work, "warm-cids.txt")
+        subprocess.run(["python3", os.path.join(ROOT, "bench", "gen-cids.py"), str(20000 * warmup), warm_cids,
+                        "--prefix", f"warm-{time.time_ns()}-"], check=True, capture_output=True)
+        subprocess.run(["wrk", f"-t{min(2, CONNS)}", f"-c{CONNS}", f"-d{warmup}s", "-s",
+                        os.path.join(ROOT, "bench", "wrk-pins.lua"), url], check=True, capture_output=True,
+                       env=dict(os.environ, CIDS_FILE=warm_cids, CIDS_PER_THREAD=str(10000 * warmup)),
+                       timeout=warmup + 60)
     processes = {}
     for i, member in enumerate(members):
         processes[f"member {i}{' (leader)' if i == leader else ''}"] = member["process"].pid

@@ -42,7 +42,7 @@ pub use membership::{Promotion, PROMOTION_LAG_MAX};
 pub use network::{NoTransport, RaftTransport, TransportNetworkFactory};
 pub use snapshot_file::SnapshotFile;
 pub use state_machine::{
-    applied_index_in, applied_members, import_pinset, AppliedChange, ApplyObserver, PinsetStateMachine,
+    applied_index_in, applied_members, import_pinset, AppliedChange, ApplyObserver, PinsetStateMachine, SYNC_EVERY_OPS,
 };
 pub use storage_health::StorageHealth;
 pub use type_config::{node_id_of, Command, CommandResponse, Committed, NodeId, TypeConfig};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use cluster_consensus::{
     node_id_of, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, ConsensusDeps, LogStore, MemberNode,
-    NoTransport, PinsetStateMachine, RaftConfig, TypeConfig,
+    NoTransport, PinsetStateMachine, RaftConfig, TypeConfig, SYNC_EVERY_OPS,
 };
 use cluster_state::{MemoryState, RedbState, State};
 use cluster_types::{ClusterError, PeerId, Pin, PinOptions};
@@ -554,38 +554,40 @@ async fn applies_lost_by_a_failed_sync_are_applied_again_from_the_log() {
         .await
         .unwrap();
     let batch = |range: std::ops::Range<u64>| range.map(|i| Command::Pin(pin(i))).collect::<Vec<_>>();
-    consensus.log_batch(batch(0..2000)).await.unwrap();
+    // Half the sync interval, then past it.
+    let (half, total) = (SYNC_EVERY_OPS as u64 / 2, SYNC_EVERY_OPS as u64 * 5 / 4);
+    consensus.log_batch(batch(0..half)).await.unwrap();
     assert!(
         state.durable.lock().unwrap().0.is_empty(),
         "applies were not synced one by one"
     );
-    // The next apply passes the sync threshold; that sync fails and loses 2,000 pins and more.
+    // The next apply passes the sync threshold; that sync fails and loses every pin.
     state.fail_next_sync.store(true, std::sync::atomic::Ordering::SeqCst);
     // Its writer hears that the disk failed while it waited (the write may or may not be
     // committed); it was, and the member heals on its own.
-    let written = consensus.log_batch(batch(2000..5000)).await;
+    let written = consensus.log_batch(batch(half..total)).await;
     assert!(matches!(&written, Ok(_) | Err(ClusterError::Timeout(_))), "{written:?}");
     // The sync that makes them durable again runs beside the applies: wait for it too.
     for _ in 0..200 {
         let synced = state.durable.lock().unwrap().0.len();
-        if consensus.storage_failure().is_none() && state.len().unwrap() == 5000 && synced == 5000 {
+        if consensus.storage_failure().is_none() && state.len().unwrap() == total && synced as u64 == total {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(consensus.storage_failure(), None, "the disk failure is over");
-    assert_eq!(state.len().unwrap(), 5000, "every committed pin is in the pinset");
+    assert_eq!(state.len().unwrap(), total, "every committed pin is in the pinset");
     assert_eq!(
-        state.durable.lock().unwrap().0.len(),
-        5000,
+        state.durable.lock().unwrap().0.len() as u64,
+        total,
         "and synced once the disk took it"
     );
     assert!(
         reconciled.load(std::sync::atomic::Ordering::SeqCst) >= 1,
         "the tracker reconciles"
     );
-    consensus.log_pin(pin(6000)).await.unwrap();
-    assert_eq!(state.len().unwrap(), 5001);
+    consensus.log_pin(pin(total + 1000)).await.unwrap();
+    assert_eq!(state.len().unwrap(), total + 1);
     consensus.shutdown().await;
 }
 
@@ -611,7 +613,8 @@ async fn writes_are_answered_while_the_periodic_sync_writes() {
         .wait_for_leader(std::time::Duration::from_secs(10))
         .await
         .unwrap();
-    let batch = (0..5000).map(|i| Command::Pin(pin(i))).collect::<Vec<_>>();
+    let total = SYNC_EVERY_OPS as u64 * 5 / 4;
+    let batch = (0..total).map(|i| Command::Pin(pin(i))).collect::<Vec<_>>();
     consensus.log_batch(batch).await.unwrap();
     for _ in 0..200 {
         if state.syncs_started.load(Ordering::SeqCst) > 0 {
@@ -622,15 +625,18 @@ async fn writes_are_answered_while_the_periodic_sync_writes() {
     assert_eq!(
         state.syncs_started.load(Ordering::SeqCst),
         1,
-        "5,000 changes start a sync"
+        "more changes than the sync interval start a sync"
     );
     for i in 0..20 {
-        tokio::time::timeout(std::time::Duration::from_secs(10), consensus.log_pin(pin(6000 + i)))
-            .await
-            .unwrap_or_else(|_| panic!("write {i} waited for the sync"))
-            .unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            consensus.log_pin(pin(total + 1000 + i)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("write {i} waited for the sync"))
+        .unwrap();
     }
-    assert_eq!(state.len().unwrap(), 5020);
+    assert_eq!(state.len().unwrap(), total + 20);
     assert!(state.durable.lock().unwrap().0.is_empty(), "the sync is still waiting");
     state.hold_syncs.store(false, Ordering::SeqCst);
     for _ in 0..200 {
@@ -640,7 +646,7 @@ async fn writes_are_answered_while_the_periodic_sync_writes() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(
-        state.durable.lock().unwrap().0.len() >= 5000,
+        state.durable.lock().unwrap().0.len() as u64 >= total,
         "the sync wrote what it was started for"
     );
     consensus.shutdown().await;

@@ -31,8 +31,9 @@ use key_order::{key_order, KeyOrder, SortedKeys};
 use merge::{layered, merged_page, pin_page};
 
 /// Buffered pins and tombstones past which an unsynced commit writes the buffer to the store
-/// (durably): bounds memory when nobody syncs.
-const BUFFER_MAX: usize = 16_384;
+/// (durably): bounds memory when nobody syncs. Twice the consensus' sync interval, so that
+/// commits fill a buffer while the last one is written.
+const BUFFER_MAX: usize = 65_536;
 
 /// A store whose unsynced commits wait in memory until a sync, a durable commit or
 /// [`BUFFER_MAX`].
