@@ -35,9 +35,9 @@ pub(crate) enum WriteFailure {
 
 /// Batches of commands in flight at once. One: the next batch fills while one is committed,
 /// and grows with the load. With two, on 2 cores, three members and 64 connections
-/// (`scripts/bench-cpu.py`), batches held about 22 writes and every member fsynced its log for
-/// 0.04-0.05 writes; with one, about 33 writes, 0.03, and 5-10 % less CPU a write on every
-/// member (16 connections: 5,400-5,550 -> 5,890-5,990 writes/s).
+/// (`scripts/bench-cpu.py`), batches held about 22 writes and each member's log took 0.04-0.05
+/// fsyncs a write; with one, about 33 writes and 0.03 fsyncs, and 5-10 % less CPU a write on
+/// every member (16 connections: 5,400-5,550 -> 5,890-5,990 writes/s).
 const COMMITTERS_MAX: usize = 1;
 
 /// A queued caller is either answered or given the committing slot (with its command back).
