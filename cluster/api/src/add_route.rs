@@ -541,7 +541,7 @@ mod client_gone_tests {
         async fn unpin_path(&self, _: String) -> Result<Pin, ClusterError> {
             unreachable!("an add unpins nothing")
         }
-        async fn allocations(&self, _: u32) -> ResultStream<Pin> {
+        async fn allocations(&self, _: u32) -> crate::PageStream<Pin> {
             unreachable!("an add lists nothing")
         }
         async fn allocation(&self, _: Cid) -> Result<Pin, ClusterError> {

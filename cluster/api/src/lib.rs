@@ -71,6 +71,11 @@ pub struct TlsFiles {
 /// which the REST layer reports in the `X-Stream-Error` trailer (or as a 500 before the first item).
 pub type ResultStream<T> = mpsc::Receiver<Result<T, ClusterError>>;
 
+/// A [`ResultStream`] of pages: for listings of the whole pinset, where one channel send per item
+/// would cost more than writing the item (a `Pin` is ~300 bytes, moved at every hop). Empty pages
+/// are allowed and skipped.
+pub type PageStream<T> = mpsc::Receiver<Result<Vec<T>, ClusterError>>;
+
 /// What the REST API needs from the cluster.
 ///
 /// To ensure correctness:
@@ -108,8 +113,9 @@ pub trait RestBackend: Send + Sync + 'static {
     /// `DELETE /pins/{ipfs|ipns|ipld}/{path}`: resolves the path, then unpins.
     async fn unpin_path(&self, path: String) -> Result<Pin, ClusterError>;
 
-    /// `GET /allocations`: every pin in the shared state whose type flag is in `type_mask`.
-    async fn allocations(&self, type_mask: u32) -> ResultStream<Pin>;
+    /// `GET /allocations`: every pin in the shared state whose type flag is in `type_mask`, a
+    /// page at a time.
+    async fn allocations(&self, type_mask: u32) -> PageStream<Pin>;
 
     /// `GET /allocations/{cid}`: the pin from the shared state.
     async fn allocation(&self, cid: Cid) -> Result<Pin, ClusterError>;

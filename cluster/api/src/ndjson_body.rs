@@ -29,7 +29,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
-use crate::ResultStream;
+use crate::{PageStream, ResultStream};
 
 /// At most this many `X-Stream-Error` values are kept per stream; clients (hyper among them) reject
 /// trailer sections over 16 KiB, and a stream may fail on every item.
@@ -44,6 +44,9 @@ const MAX_ITEMS_PER_POLL: usize = 256;
 
 /// A streamed body's frame is cut once it holds this many bytes of lines.
 const FRAME_TARGET: usize = 64 * 1024;
+
+/// A frame's first allocation: a full frame plus one long line, so that filling it seldom grows it.
+const FRAME_BUFFER: usize = FRAME_TARGET + 4 * 1024;
 
 /// The trailer that carries errors met after a stream started.
 const STREAM_ERROR_TRAILER: &str = "x-stream-error";
@@ -155,6 +158,28 @@ impl<T: JsonLine + Send> LineSource for ChannelSource<T> {
     }
 }
 
+/// The items of a [`PageStream`], the rest of the current page first.
+struct PageSource<T> {
+    pages: PageStream<T>,
+    page: std::vec::IntoIter<T>,
+}
+
+impl<T: JsonLine + Send> LineSource for PageSource<T> {
+    fn poll_line_into(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<Option<Result<(), String>>> {
+        loop {
+            if let Some(value) = self.page.next() {
+                return Poll::Ready(Some(append_line(out, &value)));
+            }
+            match self.pages.poll_recv(cx) {
+                Poll::Ready(Some(Ok(page))) => self.page = page.into_iter(),
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error.to_string()))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
 /// An NDJSON body: one line per item, produced as the backend yields them (never buffered), then
 /// the `X-Stream-Error` trailer.
 pub(crate) struct NdjsonBody {
@@ -207,7 +232,7 @@ impl NdjsonBody {
         if self.finished {
             return Poll::Ready(None);
         }
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(FRAME_BUFFER);
         let mut waiting = false;
         for _ in 0..MAX_ITEMS_PER_POLL {
             match self.source.poll_line_into(cx, &mut batch) {
@@ -252,9 +277,23 @@ pub(crate) fn ndjson<T: JsonLine + Send + 'static>(
     items: ResultStream<T>,
     trailers: bool,
 ) -> ResponseBody {
+    ndjson_from(first, Box::new(ChannelSource(items)), trailers)
+}
+
+/// An NDJSON body: `first`, then the rest of `page`, then a line per item of the later `pages`.
+pub(crate) fn ndjson_pages<T: JsonLine + Send + 'static>(
+    first: Bytes,
+    page: std::vec::IntoIter<T>,
+    pages: PageStream<T>,
+    trailers: bool,
+) -> ResponseBody {
+    ndjson_from(Some(first), Box::new(PageSource { pages, page }), trailers)
+}
+
+fn ndjson_from(first: Option<Bytes>, source: Box<dyn LineSource>, trailers: bool) -> ResponseBody {
     ResponseBody::Stream(Box::new(NdjsonBody {
         first,
-        source: Box::new(ChannelSource(items)),
+        source,
         errors: Vec::new(),
         omitted_errors: 0,
         trailers,

@@ -26,12 +26,12 @@ use crate::conn_limits::HttpLimits;
 use crate::cors::CorsConfig;
 use crate::http_server::{serve_http, Handler};
 use crate::listen::{BoundListener, Listeners, TunnelConnection};
-use crate::ndjson_body::{encode_line, first_line, ndjson, ResponseBody};
+use crate::ndjson_body::{encode_line, first_line, ndjson, ndjson_pages, ResponseBody};
 use crate::rest_request::{
     allocation_filter, parse_cid, parse_peer, path_segments, route, Failure, NoRoute, Query, Route,
 };
 use crate::TlsFiles;
-use crate::{RestBackend, ResultStream};
+use crate::{PageStream, RestBackend, ResultStream};
 
 /// Where the REST API listens and what it adds to every response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,7 +410,7 @@ async fn dispatch(
         Route::UnpinPath(path) => shared.json(StatusCode::OK, &backend.unpin_path(path).await?),
         Route::Allocations => {
             let mask = allocation_filter(query.get("filter"))?;
-            shared.stream(backend.allocations(mask).await, trailers).await
+            shared.stream_pages(backend.allocations(mask).await, trailers).await
         }
         Route::Allocation(cid) => {
             let cid = parse_cid(&cid)?;
@@ -560,19 +560,47 @@ impl Shared {
         mut items: ResultStream<T>,
         trailers: bool,
     ) -> Response<ResponseBody> {
-        let mut response = match items.recv().await {
+        let first = items.recv().await.map(|item| {
+            item.map_err(|error| error.to_string())
+                .and_then(|item| first_line(&item))
+        });
+        self.stream_opening(first, |line| ndjson(Some(line), items, trailers))
+    }
+
+    /// [`Self::stream`] for a stream of pages; empty pages do not count as the first item.
+    async fn stream_pages<T: JsonLine + Send + 'static>(
+        &self,
+        mut pages: PageStream<T>,
+        trailers: bool,
+    ) -> Response<ResponseBody> {
+        let mut page = Vec::new().into_iter();
+        let first = loop {
+            match pages.recv().await {
+                Some(Ok(items)) if items.is_empty() => continue,
+                Some(Ok(items)) => {
+                    page = items.into_iter();
+                    break page.next().map(|item| first_line(&item));
+                }
+                Some(Err(error)) => break Some(Err(error.to_string())),
+                None => break None,
+            }
+        };
+        self.stream_opening(first, |line| ndjson_pages(line, page, pages, trailers))
+    }
+
+    /// The response of a stream whose first line is `first` (`None`: the stream is empty).
+    fn stream_opening(
+        &self,
+        first: Option<Result<Bytes, String>>,
+        body: impl FnOnce(Bytes) -> ResponseBody,
+    ) -> Response<ResponseBody> {
+        let mut response = match first {
             None => self.response(StatusCode::NO_CONTENT, ResponseBody::Empty),
-            Some(Err(error)) => self.failure(Failure {
+            Some(Err(message)) => self.failure(Failure {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: error.to_string(),
+                message,
             }),
-            Some(Ok(item)) => match first_line(&item) {
-                Ok(first) => self.response(StatusCode::OK, ndjson(Some(first), items, trailers)),
-                Err(message) => self.failure(Failure {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message,
-                }),
-            },
+            Some(Ok(line)) => self.response(StatusCode::OK, body(line)),
         };
         response
             .headers_mut()

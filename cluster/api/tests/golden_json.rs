@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cluster_api::{Credentials, HttpAddress, RestBackend, RestServer, RestServerConfig, ResultStream};
+use cluster_api::{Credentials, HttpAddress, PageStream, RestBackend, RestServer, RestServerConfig, ResultStream};
 use cluster_rt::tokio;
 use cluster_types::{
     Alert, Bandwidth, Cid, ClusterError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, IpfsId, LineItem, Metric,
@@ -284,8 +284,10 @@ impl RestBackend for Fixed {
     async fn unpin_path(&self, _: String) -> Result<Pin, ClusterError> {
         Ok(pin(0))
     }
-    async fn allocations(&self, _: u32) -> ResultStream<Pin> {
-        one(pin(1))
+    async fn allocations(&self, _: u32) -> PageStream<Pin> {
+        let (tx, rx) = mpsc::channel(1);
+        tx.try_send(Ok(vec![pin(1)])).unwrap();
+        rx
     }
     async fn allocation(&self, _: Cid) -> Result<Pin, ClusterError> {
         Ok(pin(1))

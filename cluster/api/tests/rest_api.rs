@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cluster_api::{
-    CorsConfig, Credentials, HttpAddress, RestBackend, RestServer, RestServerConfig, ResultStream, TunnelConnection,
+    CorsConfig, Credentials, HttpAddress, PageStream, RestBackend, RestServer, RestServerConfig, ResultStream,
+    TunnelConnection,
 };
 use cluster_rt::tokio;
 use cluster_types::{
@@ -109,6 +110,43 @@ impl Mock {
                 if tx.send(Ok(make(i))).await.is_err() {
                     return;
                 }
+            }
+        });
+        rx
+    }
+
+    /// [`Self::stream`] in pages: an empty one first, then pages of up to [`PAGE`] items.
+    fn pages<T: Send + 'static>(&self, make: fn(usize) -> T) -> PageStream<T> {
+        const PAGE: usize = 2;
+        let mut items = self.stream(make);
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            if tx.send(Ok(Vec::new())).await.is_err() {
+                return;
+            }
+            let mut page = Vec::new();
+            while let Some(item) = items.recv().await {
+                let full = match item {
+                    Ok(item) => {
+                        page.push(item);
+                        page.len() == PAGE
+                    }
+                    Err(error) => {
+                        if !page.is_empty() && tx.send(Ok(std::mem::take(&mut page))).await.is_err() {
+                            return;
+                        }
+                        if tx.send(Err(error)).await.is_err() {
+                            return;
+                        }
+                        false
+                    }
+                };
+                if full && tx.send(Ok(std::mem::take(&mut page))).await.is_err() {
+                    return;
+                }
+            }
+            if !page.is_empty() {
+                let _ = tx.send(Ok(page)).await;
             }
         });
         rx
@@ -309,9 +347,9 @@ impl RestBackend for Mock {
         self.pins.lock().unwrap().remove(&key).ok_or(ClusterError::NotFound)
     }
 
-    async fn allocations(&self, type_mask: u32) -> ResultStream<Pin> {
+    async fn allocations(&self, type_mask: u32) -> PageStream<Pin> {
         self.record(format!("allocations {type_mask}"));
-        self.stream(make_pin)
+        self.pages(make_pin)
     }
 
     async fn allocation(&self, cid: Cid) -> Result<Pin, ClusterError> {
@@ -804,7 +842,8 @@ async fn ndjson_streams_every_item_with_an_empty_trailer() {
     }
     assert_eq!(stream_error_trailer(&reply), vec![String::new()]);
 
-    server.mock.set_plan(Plan::Items(2));
+    // Three pages after an empty one, the last one short.
+    server.mock.set_plan(Plan::Items(5));
     let reply = send_te(server.addr, Method::GET, "/allocations?filter=pin,shard-pin").await;
     assert_eq!(reply.status, StatusCode::OK);
     let pins: Vec<Pin> = reply
@@ -812,7 +851,7 @@ async fn ndjson_streams_every_item_with_an_empty_trailer() {
         .into_iter()
         .map(|v| serde_json::from_value(v).unwrap())
         .collect();
-    assert_eq!(pins, vec![make_pin(0), make_pin(1)]);
+    assert_eq!(pins, (0..5).map(make_pin).collect::<Vec<_>>());
 
     server.mock.set_plan(Plan::Items(4));
     let reply = send_te(server.addr, Method::GET, "/peers").await;

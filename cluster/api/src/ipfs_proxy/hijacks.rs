@@ -73,15 +73,21 @@ pub(super) async fn pin_ls(shared: &Shared, args: &[String], stream: bool) -> Hi
             {
                 return;
             }
-            while let Some(pin) = all.recv().await {
-                let Ok(pin) = pin else {
+            while let Some(page) = all.recv().await {
+                let Ok(page) = page else {
                     // The body is already under way: end it without the closing brace, so the
                     // client sees broken JSON rather than a short list.
                     return;
                 };
-                let piece = pin_ls_piece(&pin, stream, first);
-                first = false;
-                if tx.send(Ok(Frame::data(Bytes::from(piece)))).await.is_err() {
+                if page.is_empty() {
+                    continue;
+                }
+                let mut pieces = String::new();
+                for pin in &page {
+                    pieces.push_str(&pin_ls_piece(pin, stream, first));
+                    first = false;
+                }
+                if tx.send(Ok(Frame::data(Bytes::from(pieces)))).await.is_err() {
                     return;
                 }
             }

@@ -45,7 +45,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster_api::{RestBackend, ResultStream};
+use cluster_api::{PageStream, RestBackend, ResultStream};
 use cluster_consensus::{
     node_id_of, raft_error, AppliedChange, ApplyObserver, Command, CommandResponse, Consensus, ConsensusDeps,
     LeaderForwarder, MemberNode, NoTransport, NodeId, Promotion, RaftTransport, TransportFailure,
@@ -76,7 +76,7 @@ use peerstore::{
     bootstrap_members, clear_joining, mark_joining, mark_member, member_of_address, read_peerstore, refuse_to_fork,
     write_peerstore, JOINING_MARKER_FILE, MEMBER_MARKER_FILE,
 };
-use queries::{spawn_stream, STATE_PAGE, STATUS_TIMEOUT};
+use queries::{spawn_stream, spawn_stream_buffered, PAGES_BUFFER, STATE_PAGE, STATUS_TIMEOUT};
 use rpc_handler::{ClusterRpcHandler, OwnRpcHandler};
 
 /// What a member is built from.

@@ -11,6 +11,10 @@ use cluster_types::{LineItem, WrittenLines};
 /// Items buffered between a stream's producer and the REST writer.
 pub(super) const STREAM_BUFFER: usize = 256;
 
+/// Pages of [`STATE_PAGE`] pins buffered between a listing's reader and the REST writer: the
+/// next page is read while one is written.
+pub(super) const PAGES_BUFFER: usize = 2;
+
 /// Deadline of one member's status answer (Go: 15 s).
 pub(super) const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -653,7 +657,7 @@ pub(super) fn spawn_stream<T: Send + 'static>(
 }
 
 /// [`spawn_stream`] with `buffer` items between the producer and the writer.
-fn spawn_stream_buffered<T: Send + 'static>(
+pub(super) fn spawn_stream_buffered<T: Send + 'static>(
     buffer: usize,
     producer: impl FnOnce(mpsc::Sender<Result<T, ClusterError>>) -> futures::future::BoxFuture<'static, ()>,
 ) -> ResultStream<T> {

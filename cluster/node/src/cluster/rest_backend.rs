@@ -144,13 +144,13 @@ impl RestBackend for Cluster {
         Cluster::resolve_path(self, &path).await
     }
 
-    async fn allocations(&self, type_mask: u32) -> ResultStream<Pin> {
+    async fn allocations(&self, type_mask: u32) -> PageStream<Pin> {
         let state = self.state.clone();
-        spawn_stream(move |tx| {
+        spawn_stream_buffered(PAGES_BUFFER, move |tx| {
             Box::pin(async move {
                 let mut after: Option<Cid> = None;
                 loop {
-                    let page = match state.list_page(after.as_ref(), STATE_PAGE) {
+                    let mut page = match state.list_page(after.as_ref(), STATE_PAGE) {
                         Ok(page) => page,
                         Err(e) => {
                             let _ = tx.send(Err(ClusterError::storage("reading the pinset", e))).await;
@@ -159,10 +159,9 @@ impl RestBackend for Cluster {
                     };
                     let done = page.len() < STATE_PAGE;
                     after = page.last().map(|p| p.cid);
-                    for pin in page {
-                        if pin.pin_type.flag() & type_mask != 0 && tx.send(Ok(pin)).await.is_err() {
-                            return;
-                        }
+                    page.retain(|pin| pin.pin_type.flag() & type_mask != 0);
+                    if !page.is_empty() && tx.send(Ok(page)).await.is_err() {
+                        return;
                     }
                     if done {
                         return;
