@@ -358,8 +358,8 @@ fn list_page_in(
     };
     let table = txn.open_table(PINS).map_err(storage)?;
     let range = table.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?;
-    // Capped so a huge `limit` does not allocate up front.
-    let mut page = Vec::with_capacity(limit.min(1024));
+    // Capped so a huge `limit` does not allocate up front; a cluster-wide status reads 4,096.
+    let mut page = Vec::with_capacity(limit.min(4096));
     let peers = read_peers(peers);
     for entry in range.take(limit) {
         let (key, value) = entry.map_err(storage)?;

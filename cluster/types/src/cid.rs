@@ -18,6 +18,9 @@ pub struct CidError(pub String);
 impl Cid {
     /// Decodes a CID from its binary form.
     pub fn from_bytes(bytes: &[u8]) -> Result<Cid, CidError> {
+        if let Some(cid) = Cid::from_sha256_bytes(bytes) {
+            return Ok(cid);
+        }
         let mut rest = bytes;
         let cid = cid::Cid::read_bytes(&mut rest).map_err(|e| CidError(e.to_string()))?;
         // Refused, as go-cid does: a prefix that parses is another, shorter CID.
@@ -28,6 +31,23 @@ impl Cid {
             )));
         }
         Ok(Cid(cid))
+    }
+
+    /// The shapes nearly every pin has, decoded without the generic reader (which reads each
+    /// varint a byte at a time through `io::Read`; a listing decodes a key per pin): a sha2-256
+    /// CIDv0, and a CIDv1 with a one-byte codec and a sha2-256 digest. `None` for anything else.
+    fn from_sha256_bytes(bytes: &[u8]) -> Option<Cid> {
+        const SHA2_256: u64 = 0x12;
+        let cid = match bytes {
+            [0x12, 0x20, digest @ ..] if digest.len() == 32 => {
+                cid::Cid::new_v0(multihash::Multihash::wrap(SHA2_256, digest).ok()?).ok()?
+            }
+            [0x01, codec, 0x12, 0x20, digest @ ..] if *codec < 0x80 && digest.len() == 32 => {
+                cid::Cid::new_v1(u64::from(*codec), multihash::Multihash::wrap(SHA2_256, digest).ok()?)
+            }
+            _ => return None,
+        };
+        Some(Cid(cid))
     }
 
     /// The binary form (used as the state key: sorts by version, codec, multihash).
@@ -45,7 +65,11 @@ impl Cid {
 
 impl fmt::Display for Cid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        // The cid crate's Display allocates twice per CID; daemons and listings write millions.
+        match self.write_v1_text(&mut [0; 160]) {
+            Some(text) => f.write_str(text),
+            None => fmt::Display::fmt(&self.0, f),
+        }
     }
 }
 
@@ -76,10 +100,41 @@ impl FromStr for Cid {
         if s.len() == 46 && s.starts_with("Qm") {
             return cid::Cid::try_from(s).map(Cid).map_err(|e| CidError(e.to_string()));
         }
+        if let Some(base32) = s.strip_prefix('b') {
+            if let Some(bytes) = decode_base32_lower(base32.as_bytes(), &mut [0; 96]) {
+                return Cid::from_bytes(bytes);
+            }
+        }
         // Decoded here, not by `cid::Cid::try_from`, which ignores bytes after the CID.
         let (_, bytes) = multibase::decode(s).map_err(|e| CidError(e.to_string()))?;
         Cid::from_bytes(&bytes)
     }
+}
+
+/// `text` as unpadded lowercase base32 (multibase `b`, what daemons list pins in), decoded into
+/// `out` without allocating. `None` for anything else, even a near miss (left over bits set, an
+/// impossible length, another alphabet): multibase's decoder then gives its answer.
+fn decode_base32_lower<'o>(text: &[u8], out: &'o mut [u8; 96]) -> Option<&'o [u8]> {
+    if text.len() * 5 / 8 > out.len() || matches!(text.len() % 8, 1 | 3 | 6) {
+        return None;
+    }
+    let (mut bits, mut pending, mut written) = (0u32, 0u32, 0);
+    for &character in text {
+        let value = match character {
+            b'a'..=b'z' => character - b'a',
+            b'2'..=b'7' => character - b'2' + 26,
+            _ => return None,
+        };
+        bits = (bits << 5) | u32::from(value);
+        pending += 5;
+        if pending >= 8 {
+            pending -= 8;
+            out[written] = (bits >> pending) as u8;
+            written += 1;
+            bits &= (1 << pending) - 1;
+        }
+    }
+    (bits == 0).then_some(&out[..written])
 }
 
 impl Cid {
@@ -219,7 +274,8 @@ mod tests {
                 let mh = multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
                 let cid = Cid(cid::Cid::new_v1(codec, mh));
                 let fast = cid.write_v1_text(&mut [0; 160]).expect("a CIDv1").to_string();
-                assert_eq!(fast, cid.to_string(), "codec {codec:#x}, digest of {length} bytes");
+                assert_eq!(fast, cid.0.to_string(), "codec {codec:#x}, digest of {length} bytes");
+                assert_eq!(cid.to_string(), fast);
                 assert_eq!(serde_json::to_string(&cid).unwrap(), format!("\"{fast}\""));
                 assert_eq!(fast.parse::<Cid>().unwrap(), cid);
             }
@@ -230,6 +286,68 @@ mod tests {
             serde_json::to_string(&v0).unwrap(),
             "\"QmVaUYQRqkBqYoBxokHPmrACbzn8WsiJKKkNZK45NCmEA9\""
         );
+    }
+
+    /// The short cut for sha2-256 keys decodes what the generic reader decodes, and leaves every
+    /// other shape (and every malformed one) to it.
+    #[test]
+    fn sha256_keys_decode_as_the_generic_reader_decodes_them() {
+        let digest: Vec<u8> = (0..32u8).collect();
+        let v0 = cid::Cid::new_v0(multihash::Multihash::wrap(0x12, &digest).unwrap()).unwrap();
+        let mut cases: Vec<(Vec<u8>, bool)> = vec![(v0.to_bytes(), true)];
+        for codec in [0x00u64, 0x55, 0x70, 0x71, 0x7f, 0x80, 0x0129] {
+            let v1 = cid::Cid::new_v1(codec, multihash::Multihash::wrap(0x12, &digest).unwrap());
+            cases.push((v1.to_bytes(), codec < 0x80));
+            let sha512 = cid::Cid::new_v1(codec, multihash::Multihash::wrap(0x13, &[7; 64]).unwrap());
+            cases.push((sha512.to_bytes(), false));
+        }
+        for (bytes, fast) in cases.clone() {
+            let mut longer = bytes.clone();
+            longer.push(0);
+            cases.push((longer, false));
+            cases.push((bytes[..bytes.len() - 1].to_vec(), false));
+            assert_eq!(Cid::from_sha256_bytes(&bytes).is_some(), fast, "{bytes:02x?}");
+        }
+        for (bytes, _) in cases {
+            let mut rest = bytes.as_slice();
+            let generic = cid::Cid::read_bytes(&mut rest).ok().filter(|_| rest.is_empty());
+            assert_eq!(Cid::from_bytes(&bytes).ok().map(|cid| cid.0), generic, "{bytes:02x?}");
+        }
+    }
+
+    /// Base32 text parses without multibase as it parses with it; every near miss is left to
+    /// multibase and gets its answer.
+    #[test]
+    fn base32_text_parses_as_multibase_parses_it() {
+        let generic = |text: &str| {
+            multibase::decode(text)
+                .map_err(|e| CidError(e.to_string()))
+                .and_then(|(_, bytes)| Cid::from_bytes(&bytes))
+        };
+        let mut texts = Vec::new();
+        for length in [0usize, 1, 20, 32, 33, 64] {
+            for codec in [0x55u64, 0x70, 0x0129] {
+                let digest: Vec<u8> = (0..length).map(|i| (i * 29 + codec as usize) as u8).collect();
+                let cid = cid::Cid::new_v1(codec, multihash::Multihash::<64>::wrap(0x12, &digest).unwrap());
+                let text = cid.to_string();
+                assert!(Cid::from_str(&text).is_ok_and(|parsed| parsed.0 == cid), "{text}");
+                assert!(
+                    decode_base32_lower(&text.as_bytes()[1..], &mut [0; 96]).is_some(),
+                    "{text}"
+                );
+                texts.push(text.to_uppercase().replacen('B', "b", 1));
+                texts.push(format!("{text}a"));
+                texts.push(format!("{text}aa"));
+                texts.push(text[..text.len() - 1].to_string());
+                texts.push(format!("{}{}", &text[..text.len() - 1], 'z'));
+                texts.push(text.replace('a', "1"));
+                texts.push(text);
+            }
+        }
+        texts.extend(["b", "ba", "baa", "b=", "bafy!"].map(String::from));
+        for text in texts {
+            assert_eq!(Cid::from_str(&text), generic(&text), "{text}");
+        }
     }
 
     #[test]

@@ -243,11 +243,16 @@ impl Shared {
                 && upper_key.as_ref().is_none_or(|upper| key <= upper.as_slice())
         };
         // Operations in the range for CIDs the state does not have (unpins in flight or failed).
-        let in_state: HashSet<Cid> = pins.iter().map(|pin| pin.cid).collect();
-        let candidates = lock(&self.table).matching(|cid| !in_state.contains(cid) && in_range(&cid.to_bytes()));
+        // Usually there are none: the set of the page's CIDs is built only when there are.
+        let candidates = lock(&self.table).matching(|cid| in_range(&cid.to_bytes()));
+        let in_state: HashSet<Cid> = if candidates.is_empty() {
+            HashSet::new()
+        } else {
+            pins.iter().map(|pin| pin.cid).collect()
+        };
         let mut others = Vec::with_capacity(candidates.len());
         for (cid, op) in candidates {
-            if !self.state.has(&cid).map_err(storage)? {
+            if !in_state.contains(&cid) && !self.state.has(&cid).map_err(storage)? {
                 let item = RangeItem {
                     cid,
                     short: op_short(&op),
