@@ -231,6 +231,21 @@ impl PinTracker {
         self.shared.status_range_short(after, through, limit).await
     }
 
+    /// As [`PinTracker::status_range_short`] for a range whose pins the caller has read from
+    /// the state: `pins` are all of the state's pins in `(after, through]` (`through: None`: to
+    /// the end), in CID byte order. The member that serves a cluster-wide status has read them
+    /// already, and need not read them twice.
+    ///
+    /// Errors: the daemon cannot list its pins, or the state cannot be read.
+    pub async fn status_of_pins_short(
+        &self,
+        after: Option<Cid>,
+        through: Option<Cid>,
+        pins: &[Pin],
+    ) -> Result<Vec<(Cid, PinInfoShort)>, ClusterError> {
+        self.shared.status_of_pins_short(after, through, pins).await
+    }
+
     /// This member's own fields of every status it reports (peername, its daemon's identity),
     /// the rest left at their defaults.
     pub fn member_fields(&self) -> PinInfoShort {

@@ -794,6 +794,15 @@ async fn ranges(f: &Fixture, after: Option<Cid>, through: Option<Cid>, limit: us
         assert!(short
             .iter()
             .all(|(_, s)| s.peername.is_empty() && s.ipfs_peer_addresses.is_empty()));
+        // The same range with the state's pins in it read by the caller.
+        let upper = stopped_at.or(through);
+        let mut pins = f.state.list_page(after.as_ref(), usize::MAX).unwrap();
+        pins.retain(|pin| upper.is_none_or(|upper| pin.cid.to_bytes() <= upper.to_bytes()));
+        let of_pins = f.tracker.status_of_pins_short(after, upper, &pins).await.unwrap();
+        assert_eq!(
+            of_pins.iter().map(|(cid, s)| comparable(*cid, s)).collect::<Vec<_>>(),
+            short.iter().map(|(cid, s)| comparable(*cid, s)).collect::<Vec<_>>(),
+        );
         assert!(page.iter().all(|i| i.short.peername == member.peername));
         items.extend(page);
         match stopped_at {

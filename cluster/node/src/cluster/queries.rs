@@ -337,7 +337,7 @@ impl Cluster {
         let ask = |pins: Vec<Pin>, after: Option<Cid>, through: Option<Cid>, failed: BTreeMap<PeerId, String>| {
             let me = self.clone();
             TaskOnLeash(cluster_rt::spawn(async move {
-                let answers = me.ask_status_range(after, through, page, &failed).await;
+                let answers = me.ask_status_range(after, through, page, &failed, &pins).await;
                 Ok((pins, answers))
             }))
         };
@@ -415,14 +415,16 @@ impl Cluster {
         }
     }
 
-    /// Every member's statuses of the range `(after, through]` (`through: None`: to the end);
-    /// members in `failed` are not asked again.
+    /// Every member's statuses of the range `(after, through]` (`through: None`: to the end),
+    /// whose pins in this member's state are `own_pins`; members in `failed` are not asked
+    /// again.
     async fn ask_status_range(
         &self,
         after: Option<Cid>,
         through: Option<Cid>,
         page: usize,
         failed: &BTreeMap<PeerId, String>,
+        own_pins: &[Pin],
     ) -> Vec<(PeerId, RangeAnswer)> {
         let members = self.members();
         let asks = members.iter().map(|member| {
@@ -430,7 +432,7 @@ impl Cluster {
             async move {
                 let answer = match known_failure {
                     Some(error) => RangeAnswer::Failed(error),
-                    None => match self.status_range_of(member, after, through, page).await {
+                    None => match self.status_range_of(member, after, through, page, own_pins).await {
                         Ok(statuses) => RangeAnswer::Statuses(statuses),
                         Err(e) => RangeAnswer::Failed(e.to_string()),
                     },
@@ -442,33 +444,34 @@ impl Cluster {
     }
 
     /// One member's statuses of `(after, through]`, asked `page` pins at a time until its
-    /// answer covers the range (its state may hold more of it than this member's).
+    /// answer covers the range (its state may hold more of it than this member's). This
+    /// member's own answer walks `own_pins`, the range's pins already read from its state.
     async fn status_range_of(
         &self,
         member: &MemberNode,
         after: Option<Cid>,
         through: Option<Cid>,
         page: usize,
+        own_pins: &[Pin],
     ) -> Result<StatusPage, ClusterError> {
+        if member.peer_id == self.me_member.peer_id {
+            let items = self.tracker.status_of_pins_short(after, through, own_pins).await?;
+            return Ok(StatusPage::of_shorts(self.tracker.member_fields(), items, None));
+        }
         let mut statuses: Option<StatusPage> = None;
         let mut after = after;
         loop {
-            let answer = if member.peer_id == self.me_member.peer_id {
-                let (items, stopped_at) = self.tracker.status_range_short(after, through, page).await?;
-                StatusPage::of_shorts(self.tracker.member_fields(), items, stopped_at)
-            } else {
-                let range = StatusRange {
-                    after,
-                    through,
-                    limit: page as u32,
-                    packed: true,
-                };
-                let request = || RpcRequest::StatusPage(range);
-                match self.call_member(member, request(), STATUS_RANGE_TIMEOUT).await {
-                    Ok(RpcResponse::StatusPage(answer)) => answer?.unpack(),
-                    Ok(other) => return Err(ClusterError::unexpected_answer(request(), other)),
-                    Err(e) => return Err(e.into_error(member.peer_id)),
-                }
+            let range = StatusRange {
+                after,
+                through,
+                limit: page as u32,
+                packed: true,
+            };
+            let request = || RpcRequest::StatusPage(range);
+            let answer = match self.call_member(member, request(), STATUS_RANGE_TIMEOUT).await {
+                Ok(RpcResponse::StatusPage(answer)) => answer?.unpack(),
+                Ok(other) => return Err(ClusterError::unexpected_answer(request(), other)),
+                Err(e) => return Err(e.into_error(member.peer_id)),
             };
             let stopped_at = answer.stopped_at;
             match &mut statuses {

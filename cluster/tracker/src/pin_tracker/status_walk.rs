@@ -2,6 +2,8 @@
 //! the pinset beside the daemon's listing), and ranges of it for a cluster-wide status, which
 //! share one listing of the daemon.
 
+use std::borrow::Borrow;
+
 use super::*;
 
 /// A daemon listing shared by consecutive [`PinTracker::status_range`] calls.
@@ -206,12 +208,25 @@ impl Shared {
         ))
     }
 
+    /// As [`Shared::status_range_short`] for a range whose pins the caller has read from the
+    /// state: `pins` are all of the state's pins in `(after, through]`, in CID byte order.
+    pub(super) async fn status_of_pins_short(
+        self: &Arc<Self>,
+        after: Option<Cid>,
+        through: Option<Cid>,
+        pins: &[Pin],
+    ) -> Result<Vec<(Cid, PinInfoShort)>, ClusterError> {
+        let upper_key = through.map(|cid| cid.to_bytes());
+        let items = self.walk_range(after, upper_key, pins.iter().collect()).await?;
+        Ok(items.into_iter().map(|item| (item.cid, item.short)).collect())
+    }
+
     async fn range_items(
         self: &Arc<Self>,
         after: Option<Cid>,
         through: Option<Cid>,
         limit: usize,
-    ) -> Result<(Vec<RangeItem>, Option<Cid>), ClusterError> {
+    ) -> Result<(Vec<RangeItem<Pin>>, Option<Cid>), ClusterError> {
         let limit = limit.clamp(1, STATUS_RANGE_MAX);
         let storage = |e| ClusterError::storage("reading the pinset", e);
         let after_key = after.map(|cid| cid.to_bytes());
@@ -238,6 +253,20 @@ impl Shared {
             _ => None,
         };
         let upper_key = stopped_at.map(|cid| cid.to_bytes()).or(through_key);
+        Ok((self.walk_range(after, upper_key, pins).await?, stopped_at))
+    }
+
+    /// The statuses of `pins`, the state's pins in the range from `after` (excluded) to the key
+    /// `upper_key` (included; `None`: to the end), with the operations in that range for CIDs
+    /// the state lacks, in CID byte order.
+    async fn walk_range<P: Borrow<Pin>>(
+        self: &Arc<Self>,
+        after: Option<Cid>,
+        upper_key: Option<Vec<u8>>,
+        pins: Vec<P>,
+    ) -> Result<Vec<RangeItem<P>>, ClusterError> {
+        let storage = |e| ClusterError::storage("reading the pinset", e);
+        let after_key = after.map(|cid| cid.to_bytes());
         let in_range = |key: &[u8]| {
             after_key.as_ref().is_none_or(|after| key > after.as_slice())
                 && upper_key.as_ref().is_none_or(|upper| key <= upper.as_slice())
@@ -248,7 +277,7 @@ impl Shared {
         let in_state: HashSet<Cid> = if candidates.is_empty() {
             HashSet::new()
         } else {
-            pins.iter().map(|pin| pin.cid).collect()
+            pins.iter().map(|pin| pin.borrow().cid).collect()
         };
         let mut others = Vec::with_capacity(candidates.len());
         for (cid, op) in candidates {
@@ -270,16 +299,17 @@ impl Shared {
             let (listing, mark) = self.range_listing().await?;
             let mut listed = listing.cursor_after(after.as_ref());
             for pin in pins {
-                let (short, op) = self.walked_short(&pin, &mut listed, mark).await?;
+                let cid = pin.borrow().cid;
+                let (short, op) = self.walked_short(pin.borrow(), &mut listed, mark).await?;
                 // Both lists are sorted and disjoint: merged in CID byte order.
                 if others.peek().is_some() {
-                    let key = pin.cid.to_bytes();
+                    let key = cid.to_bytes();
                     while let Some((_, other)) = others.next_if(|(other_key, _)| *other_key < key) {
                         items.push(other);
                     }
                 }
                 items.push(RangeItem {
-                    cid: pin.cid,
+                    cid,
                     short,
                     pin: Some(pin),
                     op,
@@ -287,16 +317,16 @@ impl Shared {
             }
         }
         items.extend(others.map(|(_, item)| item));
-        Ok((items, stopped_at))
+        Ok(items)
     }
 }
 
 /// One pin of a status range: its CID, its status without the member's fields, the state's pin
 /// (none for a CID the state lacks) and the operation the status came from, if any (whose pin
-/// a full status shows; a short one needs neither).
-struct RangeItem {
+/// a full status shows; a short one needs neither). `P`: the pin, owned or borrowed.
+struct RangeItem<P> {
     cid: Cid,
     short: PinInfoShort,
-    pin: Option<Pin>,
+    pin: Option<P>,
     op: Option<Operation>,
 }
