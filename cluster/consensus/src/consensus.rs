@@ -386,7 +386,19 @@ impl Consensus {
                     cluster_types::duration::format(self.config.wait_for_leader_timeout)
                 )));
             }
-            cluster_rt::sleep(LEADER_POLL).await;
+            // Tried again as soon as this member's view of the leader changes (after a
+            // leader's death: first none, then the new one), at the latest after LEADER_POLL: a
+            // write waiting for a new leader does not wait out a poll after the election. Only a
+            // change seen while waiting counts: openraft's metrics may lag its answers, and an
+            // attempt must not follow another at once on a difference between the two.
+            let mut metrics = self.raft.metrics();
+            let known = metrics.borrow_and_update().current_leader;
+            let stopped = cluster_rt::timeout(LEADER_POLL, metrics.wait_for(|metrics| metrics.current_leader != known))
+                .await
+                .is_ok_and(|changed| changed.is_err());
+            if stopped {
+                cluster_rt::sleep(LEADER_POLL).await;
+            }
         }
     }
 
