@@ -232,7 +232,7 @@ impl NdjsonBody {
         if self.finished {
             return Poll::Ready(None);
         }
-        let mut batch = Vec::with_capacity(FRAME_BUFFER);
+        let mut batch = Vec::new();
         let mut waiting = false;
         for _ in 0..MAX_ITEMS_PER_POLL {
             match self.source.poll_line_into(cx, &mut batch) {
@@ -243,6 +243,10 @@ impl NdjsonBody {
                 Poll::Ready(Some(Ok(()))) => {
                     if batch.len() >= FRAME_TARGET {
                         break;
+                    }
+                    // Lines are ready: room for a frame at once, but not for a poll that finds none.
+                    if batch.capacity() < FRAME_BUFFER {
+                        batch.reserve(FRAME_BUFFER - batch.len());
                     }
                 }
                 // Later items still go out; the error is reported at the end.
